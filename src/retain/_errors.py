@@ -1,0 +1,80 @@
+"""One rooted exception tree: every error retain raises is a `RetainError`.
+
+Each specific error also inherits the built-in exception a caller would naturally catch, so
+`except ValueError` keeps working for code that does not know about retain.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChangedDefaultsError",
+    "ChangedDefaultsWarning",
+    "CodecError",
+    "ConfigError",
+    "FileMissingError",
+    "IdentityError",
+    "ImmutableError",
+    "InterfaceNotFoundError",
+    "ModuleResolutionError",
+    "RecordError",
+    "RetainError",
+    "StorageError",
+    "UnsafePathError",
+    "VersionError",
+]
+
+
+class RetainError(Exception):
+    """Root of every error raised by retain."""
+
+
+class ConfigError(RetainError, ValueError):
+    """A configuration update is invalid: an unknown key, a wrong type, a bad shape."""
+
+
+class VersionError(RetainError, ValueError):
+    """A version is malformed, or names a version method the class does not have."""
+
+
+class IdentityError(RetainError, TypeError):
+    """A configuration value cannot be part of an identity (it has no canonical JSON form)."""
+
+
+class ModuleResolutionError(RetainError, ImportError):
+    """A module reference does not lead to exactly one Interface class."""
+
+
+class RecordError(RetainError, ValueError):
+    """A stored record is missing, corrupted, or not a retain record."""
+
+
+class InterfaceNotFoundError(RetainError, LookupError):
+    """No committed interface matches an id or prefix, or a prefix matches several."""
+
+
+class UnsafePathError(RetainError, ValueError):
+    """A file name would leave the interface's directory or collide with retain's own files."""
+
+
+class FileMissingError(RetainError, FileNotFoundError):
+    """`load_file` was asked for a file that does not exist and no default was given."""
+
+
+class ImmutableError(RetainError, RuntimeError):
+    """An operation would change a committed interface's identity."""
+
+
+class StorageError(RetainError, OSError):
+    """Storage could not be read or written (permissions, space, unreachable)."""
+
+
+class ChangedDefaultsError(RetainError, RuntimeError):
+    """`get` found a stored result computed with defaults that differ from today's code."""
+
+
+class ChangedDefaultsWarning(UserWarning):
+    """`get` found a stored result computed with defaults that differ from today's code."""
+
+
+class CodecError(RetainError, ValueError):
+    """No codec is registered for a file's extension, or a value does not fit its codec."""

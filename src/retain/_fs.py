@@ -1,0 +1,114 @@
+"""The one path by which bytes reach disk: a unique temporary file beside the target, then an
+atomic rename (or an exclusive hard link when the first writer must win)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from typing import BinaryIO
+
+from ._errors import StorageError
+
+TEMP_PREFIX = ".retain-tmp-"
+
+
+def temp_path_for(path: str) -> str:
+    directory, name = os.path.split(path)
+    # pid + random token: unique across processes and across hosts sharing one file system.
+    return os.path.join(directory, f"{TEMP_PREFIX}{name[:64]}.{os.getpid()}.{os.urandom(5).hex()}")
+
+
+def fsync_directory(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # some platforms cannot open directories; nothing more we can do
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(
+    path: str,
+    write: Callable[[BinaryIO], object],
+    *,
+    durable: bool = False,
+    exclusive: bool = False,
+) -> bool:
+    """Write `path` so that readers see either nothing (or the old file) or the complete file.
+
+    Args:
+        path: the final path; its directory must exist.
+        write: called with a binary file open on a temporary name beside `path`.
+        durable: fsync the file and its directory (survives power loss, not only a kill).
+        exclusive: publish only if `path` does not exist yet (first writer wins).
+
+    Returns:
+        False when `exclusive` and another writer published `path` first; True otherwise.
+
+    Raises:
+        StorageError: the file system refused (no space, no permission, read-only).
+    """
+    tmp = temp_path_for(path)
+    try:
+        with open(tmp, "xb") as handle:
+            write(handle)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        if exclusive:
+            published = _link_exclusive(tmp, path)
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
+            published = True
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+            raise StorageError(
+                exc.errno or 0, f"could not write {path}: {exc.strerror or exc}"
+            ) from exc
+        raise
+    if durable:
+        fsync_directory(os.path.dirname(path) or ".")
+    return published
+
+
+def _link_exclusive(tmp: str, path: str) -> bool:
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+    # File systems without hard links: an O_EXCL marker decides the winner; the record is
+    # then renamed into place whole, so readers still never see a partial record.
+    marker = path + ".claim"
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    if os.path.exists(path):
+        return False
+    os.replace(tmp, path)
+    with open(tmp, "wb"):
+        pass  # recreated so the caller's unlink succeeds
+    return True
+
+
+def makedirs(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            exc.errno or 0, f"could not create directory {path}: {exc.strerror or exc}"
+        ) from exc

@@ -1,0 +1,173 @@
+"""`get`: retrieval identical to instantiation."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from typing import Any, TypeVar, overload
+
+from . import _settings
+from ._errors import (
+    ChangedDefaultsError,
+    ChangedDefaultsWarning,
+    InterfaceNotFoundError,
+    ModuleResolutionError,
+)
+from .element import Element, normalize_json
+from .identity import REF_KEY, is_id, remove_paths, same_value
+from .interface import Interface, adopt_record, decode_references, load_record
+from .modules import resolve_class
+from .storage.layout import RECORD_FILE, decode_record
+from .versions import Version
+
+__all__ = ["Get", "get"]
+
+E = TypeVar("E", bound=Element)
+
+_HEX = frozenset("0123456789abcdef")
+_resolved_modules: dict[str, tuple[Any, type]] = {}
+
+
+def _resolve(target: Any) -> type[Element]:
+    if isinstance(target, type):
+        if issubclass(target, Element):
+            return target
+        raise ModuleResolutionError(
+            f"get() takes an Element or Interface subclass or a module name; got class "
+            f"{target.__qualname__}, which is neither"
+        )
+    if isinstance(target, str):
+        cached = _resolved_modules.get(target)
+        module_name = target.partition(":")[0]
+        if cached is not None and sys.modules.get(module_name) is cached[0]:
+            return cached[1]
+        cls = resolve_class(target, Interface)
+        _resolved_modules[target] = (sys.modules.get(module_name), cls)
+        return cls
+    raise ModuleResolutionError(
+        f"get() takes a class or a module name such as 'evolution.simulate_offspring'; got "
+        f"{type(target).__name__} {target!r}"
+    )
+
+
+class Get:
+    """Find a committed interface by its configuration, or make a new one."""
+
+    @overload
+    def __call__(self, target: type[E], version: Version = None, *, storage: Any = None) -> E: ...
+
+    @overload
+    def __call__(self, target: str, version: Version = None, *, storage: Any = None) -> Interface: ...
+
+    def __call__(self, target: Any, version: Version = None, *, storage: Any = None) -> Any:
+        """The committed interface of `target` with `version` if storage has it, else a new,
+        uncommitted one. Never writes. Equivalent to ``target(version)`` plus the lookup.
+
+        Args:
+            target: an Interface (or Element) subclass, a module name whose one Interface
+                class is meant (``"evolution.simulate_offspring"``), or ``"module:Class"``.
+            version: a dict update, a ``"~name(args)"`` string, or a list of these.
+            storage: where to look (a path, URL or Storage); default: see `retain.storage`.
+
+        Raises:
+            ConfigError, VersionError, IdentityError: the version is invalid.
+            ModuleResolutionError: the target cannot be found.
+            ChangedDefaultsError: with ``changed_defaults="error"``, the stored result was
+                computed with defaults that differ from today's.
+        """
+        cls = _resolve(target)
+        if storage is not None:
+            token = _settings._storage.set(_settings.current_storage(storage))
+            try:
+                instance = cls(version)
+            finally:
+                _settings._storage.reset(token)
+        else:
+            instance = cls(version)
+        if not isinstance(instance, Interface):
+            return instance
+        state = instance._retain_resolve()
+        store = instance.storage
+        data = store.read_record(state.id)
+        if data is None:
+            return instance
+        record = decode_record(data, os.path.join(store.local_directory(state.id), RECORD_FILE), state.id)
+        _check_changed_defaults(instance, record, state.json)
+        adopt_record(instance, record, decode_references(record["config"], store))
+        return instance
+
+    def by_id(self, id: str, *, storage: Any = None) -> Interface:
+        """The committed interface with this id, or the only one whose id starts with it.
+
+        Raises:
+            InterfaceNotFoundError: nothing matches, or a prefix matches several (listed).
+        """
+        store = _settings.current_storage(storage)
+        prefix = id.strip().lower() if isinstance(id, str) else ""
+        if not prefix or not _HEX.issuperset(prefix) or len(prefix) > 32:
+            raise InterfaceNotFoundError(
+                f"{id!r} is not an id or id prefix (up to 32 hex characters, e.g. '29f034')"
+            )
+        if is_id(prefix):
+            data = store.read_record(prefix)
+            if data is None:
+                raise InterfaceNotFoundError(f"no interface {prefix} in {store.url}")
+            matches = [prefix]
+        else:
+            matches = sorted(store.iter_ids(prefix))
+            if not matches:
+                raise InterfaceNotFoundError(f"no interface id starts with {prefix!r} in {store.url}")
+            if len(matches) > 1:
+                shown = ", ".join(matches[:10]) + (f" and {len(matches) - 10} more" if len(matches) > 10 else "")
+                raise InterfaceNotFoundError(
+                    f"id prefix {prefix!r} is ambiguous in {store.url}: it matches {shown}; "
+                    "give more characters"
+                )
+            data = store.read_record(matches[0])
+            if data is None:
+                raise InterfaceNotFoundError(f"interface {matches[0]} was removed while loading")
+        where = os.path.join(store.local_directory(matches[0]), RECORD_FILE)
+        return load_record(Interface, decode_record(data, where, matches[0]), store)
+
+
+def _check_changed_defaults(instance: Interface, record: dict[str, Any], current: dict[str, Any]) -> None:
+    policy = _settings.changed_defaults_policy()
+    if policy == "accept":
+        return
+    paths = tuple(type(instance).non_identifying)
+    stored = normalize_json(remove_paths(record["config"], paths))
+    now = normalize_json(remove_paths(current, paths))
+    if same_value(stored, now):
+        return
+    changes = list(_differences(stored, now, ""))
+    shown = "; ".join(f"{path}: stored {old}, now {new}" for path, old, new in changes)
+    message = (
+        f"{instance!r} was committed when the defaults of {type(instance).__qualname__} were "
+        f"different ({shown}). The stored result was computed with the stored values, which "
+        "this instance carries. Pass the values explicitly to pin them, or set "
+        "retain.settings(changed_defaults='accept'|'error') (or RETAIN_CHANGED_DEFAULTS)."
+    )
+    if policy == "error":
+        raise ChangedDefaultsError(message)
+    warnings.warn(message, ChangedDefaultsWarning, stacklevel=3)
+
+
+_ABSENT = "(absent)"
+
+
+def _differences(stored: Any, now: Any, path: str) -> Any:
+    if isinstance(stored, dict) and isinstance(now, dict) and REF_KEY not in stored:
+        for key in sorted(set(stored) | set(now)):
+            sub = f"{path}.{key}" if path else key
+            if key not in stored:
+                yield sub, _ABSENT, repr(now[key])
+            elif key not in now:
+                yield sub, repr(stored[key]), _ABSENT
+            elif not same_value(stored[key], now[key]):
+                yield from _differences(stored[key], now[key], sub)
+    else:
+        yield path or "(config)", repr(stored), repr(now)
+
+
+get = Get()

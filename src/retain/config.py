@@ -1,0 +1,335 @@
+"""Configurations: defaults from a class's `Config` (a dict or a pydantic model), strict
+updates, and the read-only view that `element.config` returns."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ._errors import ConfigError, ImmutableError
+
+__all__ = ["ConfigList", "ConfigSpec", "ConfigView", "config_spec"]
+
+# Shapes describe which keys an update may use: a dict of child shapes (strict), OPEN (any
+# key, from an empty-dict default or a dict-typed field), or LEAF (a plain value).
+OPEN = "open"
+LEAF = "leaf"
+Shape = Any  # dict[str, Shape] | str
+
+
+def copy_tree(value: Any) -> Any:
+    """Copy dicts and lists (not the leaves): cheaper than `copy.deepcopy` by an order."""
+    kind = type(value)
+    if kind is dict:
+        return {k: copy_tree(v) for k, v in value.items()}
+    if kind is list or kind is tuple or kind is ConfigList:
+        return [copy_tree(v) for v in value]
+    if kind is ConfigView:
+        return value.to_dict()
+    if isinstance(value, Mapping) and not hasattr(value, "__retain_reference__"):
+        return {k: copy_tree(v) for k, v in value.items()}
+    return value
+
+
+class ConfigList(tuple):  # type: ignore[type-arg]
+    """A read-only list inside a config; compares equal to the list it came from."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, list):
+            return list(self) == other
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = tuple.__hash__
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
+def _wrap(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return ConfigView(value)
+    if kind is list:
+        return ConfigList(_wrap(v) for v in value)
+    return value
+
+
+class ConfigView(Mapping[str, Any]):
+    """Read-only access to a configuration, by attribute (`config.lr`) or item
+    (`config["lr"]`, `config["model.depth"]`)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        object.__setattr__(self, "_data", data)
+
+    def __getitem__(self, key: str) -> Any:
+        data = self._data
+        if key in data:
+            return _wrap(data[key])
+        if isinstance(key, str) and "." in key:
+            node: Any = data
+            for part in key.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    raise KeyError(key)
+                node = node[part]
+            return _wrap(node)
+        raise KeyError(key)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return _wrap(self._data[name])
+        except KeyError:
+            if name.startswith("__"):
+                raise AttributeError(name) from None
+            raise AttributeError(
+                f"config has no key {name!r}; keys: {', '.join(sorted(self._data)) or '(none)'}"
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise ImmutableError(
+            f"config is read-only (tried to set {name!r}); pass a version to change it, "
+            f"e.g. get(Class, {{{name!r}: ...}})"
+        )
+
+    __setitem__ = __setattr__
+
+    def __delattr__(self, name: str) -> None:
+        raise ImmutableError(f"config is read-only (tried to delete {name!r})")
+
+    __delitem__ = __delattr__
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ConfigView):
+            return bool(self._data == other._data)
+        if isinstance(other, Mapping):
+            return bool(self._data == dict(other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *(k for k in self._data if k.isidentifier())]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, mutable deep copy."""
+        return copy_tree(self._data)  # type: ignore[no-any-return]
+
+
+def _is_pydantic_model(obj: Any) -> bool:
+    if "pydantic" not in sys.modules or not isinstance(obj, type):
+        return False
+    from pydantic import BaseModel
+
+    return issubclass(obj, BaseModel)
+
+
+class ConfigSpec:
+    """What a class's `Config` declares: defaults, the shape updates must fit, validation."""
+
+    __slots__ = ("source", "owner", "model", "defaults", "shape", "defaults_json")
+
+    def __init__(self, owner: type, source: Any) -> None:
+        self.owner = owner
+        self.source = source
+        self.model: Any = None
+        #: normalised JSON of the defaults, by the non-identifying paths left out (a cache)
+        self.defaults_json: dict[tuple[str, ...], dict[str, Any]] = {}
+        if source is None:
+            source = {}
+        if isinstance(source, Mapping):
+            from .identity import to_json
+
+            to_json(source, path="")  # reject defaults that could never be identified
+            self.defaults: dict[str, Any] = copy_tree(dict(source))
+            self.shape: Shape = _dict_shape(self.defaults)
+        elif _is_pydantic_model(source):
+            self.model = source
+            self.defaults = _model_defaults(source)
+            self.shape = _model_shape(source)
+        else:
+            raise ConfigError(
+                f"{owner.__qualname__}.Config must be a dict or a pydantic BaseModel class; "
+                f"got {type(source).__name__}"
+            )
+
+    @property
+    def is_pydantic(self) -> bool:
+        return self.model is not None
+
+    def apply(self, merged: dict[str, Any], update: Mapping[str, Any]) -> None:
+        """Merge `update` (dotted keys allowed) into `merged` in place, strictly."""
+        _apply(merged, update, self.shape, "", self.owner)
+
+    def validate(self, merged: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """The resolved config (and the pydantic model, if any) from merged updates."""
+        if self.model is None:
+            return merged, None
+        from pydantic import ValidationError
+
+        try:
+            model = self.model.model_validate(merged)
+        except ValidationError as exc:
+            raise ConfigError(_format_validation_error(self.owner, exc)) from None
+        return _model_dump(model), model
+
+    def json_fallback(self) -> Any:
+        if self.model is None:
+            return None
+        from pydantic_core import to_jsonable_python
+
+        return to_jsonable_python
+
+
+def config_spec(cls: type) -> ConfigSpec:
+    """The (cached) spec of `cls.Config`."""
+    spec: ConfigSpec | None = cls.__dict__.get("_retain_config_spec")
+    source = getattr(cls, "Config", None)
+    if spec is None or spec.source is not source:
+        spec = ConfigSpec(cls, source)
+        type.__setattr__(cls, "_retain_config_spec", spec)
+    return spec
+
+
+def _dict_shape(defaults: Mapping[str, Any]) -> Shape:
+    if not defaults:
+        return OPEN
+    return {k: _dict_shape(v) if type(v) is dict else LEAF for k, v in defaults.items()}
+
+
+def _model_type(annotation: Any) -> Any:
+    """The BaseModel class inside `annotation` (also `Model | None`), else None."""
+    import types
+    from typing import Union, get_args, get_origin
+
+    if _is_pydantic_model(annotation):
+        return annotation
+    origin = get_origin(annotation)
+    if origin is Union or origin is types.UnionType:
+        models = [a for a in get_args(annotation) if _is_pydantic_model(a)]
+        if len(models) == 1:
+            return models[0]
+    return None
+
+
+def _is_open_annotation(annotation: Any) -> bool:
+    from typing import get_origin
+
+    target = get_origin(annotation) or annotation
+    return annotation is Any or (isinstance(target, type) and issubclass(target, Mapping))
+
+
+def _model_shape(model: Any) -> Shape:
+    shape: dict[str, Shape] = {}
+    for name, field in model.model_fields.items():
+        nested = _model_type(field.annotation)
+        if nested is not None:
+            shape[name] = _model_shape(nested)
+        elif _is_open_annotation(field.annotation):
+            shape[name] = OPEN
+        else:
+            shape[name] = LEAF
+    return shape
+
+
+def _model_defaults(model: Any) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if field.is_required():
+            nested = _model_type(field.annotation)
+            if nested is not None and not any(f.is_required() for f in nested.model_fields.values()):
+                defaults[name] = _model_defaults(nested)
+            continue
+        value = field.get_default(call_default_factory=True)
+        defaults[name] = _model_dump(value) if hasattr(type(value), "model_dump") else value
+    return defaults
+
+
+def _model_dump(model: Any) -> dict[str, Any]:
+    # Python mode keeps Interfaces and other declared types as objects for `config` access.
+    return model.model_dump(mode="python")  # type: ignore[no-any-return]
+
+
+def _format_validation_error(owner: type, exc: Any) -> str:
+    lines = [f"invalid config for {owner.__qualname__}:"]
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error.get("loc", ())) or "(root)"
+        received = error.get("input")
+        lines.append(f"  {loc}: {error.get('msg')} (got {received!r})")
+    return "\n".join(lines)
+
+
+def _apply(merged: dict[str, Any], update: Mapping[str, Any], shape: Shape, prefix: str, owner: type) -> None:
+    for key, value in update.items():
+        if type(key) is not str:
+            raise ConfigError(
+                f"config keys must be strings; got {type(key).__name__} {key!r} in an update "
+                f"for {owner.__qualname__}"
+            )
+        parts = key.split(".")
+        target = merged
+        node_shape = shape
+        path = prefix
+        for part in parts[:-1]:
+            node_shape = _child_shape(node_shape, part, path, owner)
+            path = f"{path}.{part}" if path else part
+            child = target.get(part)
+            if child is None and part not in target and node_shape == OPEN:
+                child = target[part] = {}
+            if type(child) is not dict:
+                raise ConfigError(
+                    f"cannot set {prefix + '.' if prefix else ''}{key!r} for "
+                    f"{owner.__qualname__}: {path!r} is not a mapping (it is {child!r})"
+                )
+            target = child
+        last = parts[-1]
+        child_shape = _child_shape(node_shape, last, path, owner)
+        full = f"{path}.{last}" if path else last
+        current = target.get(last)
+        if isinstance(value, Mapping) and type(current) is dict and not hasattr(value, "__retain_reference__"):
+            _apply(current, value, child_shape, full, owner)
+        else:
+            target[last] = copy_tree(value)
+
+
+def _child_shape(shape: Shape, key: str, path: str, owner: type) -> Shape:
+    if shape == OPEN:
+        return OPEN
+    if shape == LEAF:
+        raise ConfigError(
+            f"cannot set a key below {path!r} for {owner.__qualname__}: {path!r} is a plain "
+            "value, not a mapping"
+        )
+    if key not in shape:
+        full = f"{path}.{key}" if path else key
+        valid = ", ".join(sorted(shape)) or "(none)"
+        where = f" under {path!r}" if path else ""
+        hint = ""
+        import difflib
+
+        close = difflib.get_close_matches(key, list(shape), n=1)
+        if close:
+            hint = f"; did you mean {close[0]!r}?"
+        raise ConfigError(
+            f"unknown config key {full!r} for {owner.__qualname__}; valid keys{where}: "
+            f"{valid}{hint} (declare the key in Config to add it)"
+        )
+    return shape[key]

@@ -1,0 +1,199 @@
+"""Content identity: the canonical form of a configuration and the id derived from it.
+
+The id is `sha256(canonical JSON of {scheme, module, class, config})`, hex, first 32 characters.
+Changing anything here changes every id: the golden test in `tests/test_identity_golden.py`
+pins a set of them, and a change to the scheme must bump `SCHEME`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._errors import IdentityError
+
+__all__ = [
+    "ID_LENGTH",
+    "REF_KEY",
+    "SCHEME",
+    "SHORT_ID_LENGTH",
+    "canonical_json",
+    "compute_id",
+    "drop_defaults",
+    "is_id",
+    "same_value",
+    "to_json",
+]
+
+SCHEME = 1
+ID_LENGTH = 32
+SHORT_ID_LENGTH = 6
+#: Key of the JSON object that stands for an interface used as a configuration value.
+REF_KEY = "$interface"
+
+_HEX = frozenset("0123456789abcdef")
+_MISSING = object()
+
+JSON = Any  # None | bool | int | float | str | list[JSON] | dict[str, JSON]
+
+
+def canonical_json(value: JSON) -> str:
+    """Serialise `value` to its one canonical JSON spelling."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def compute_id(module: str, qualname: str, canonical_config: Mapping[str, JSON]) -> str:
+    """The content id of a class (by module and qualified name) with a canonical config."""
+    payload = {"class": qualname, "config": canonical_config, "module": module, "scheme": SCHEME}
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()[:ID_LENGTH]
+
+
+def is_id(text: str) -> bool:
+    return len(text) == ID_LENGTH and _HEX.issuperset(text)
+
+
+def to_json(
+    value: Any,
+    path: str = "",
+    *,
+    normalize: bool = False,
+    fallback: Callable[[Any], Any] | None = None,
+) -> JSON:
+    """Convert a configuration value to plain JSON, or raise `IdentityError` naming the key.
+
+    Interfaces become references ``{"$interface": id, "module": ..., "class": ...}``; tuples
+    become lists; numpy scalars their Python value. With `normalize`, integral floats become
+    ints so that ``1 == 1.0`` (booleans stay booleans). `fallback` converts other types (used
+    for pydantic configs, whose field types define a JSON form); without it they are rejected.
+    """
+    kind = type(value)
+    if value is None or kind is str or kind is bool:
+        return value
+    if kind is int:
+        return value
+    if kind is float:
+        return _number(value, path, normalize)
+    if kind is dict or isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise IdentityError(
+                    f"config key {_where(path)}: mapping keys must be strings, got "
+                    f"{type(key).__name__} {key!r}; convert the key to a string"
+                )
+            out[key] = to_json(
+                item, f"{path}.{key}" if path else key, normalize=normalize, fallback=fallback
+            )
+        return out
+    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        return [
+            to_json(item, f"{path}[{i}]", normalize=normalize, fallback=fallback)
+            for i, item in enumerate(value)
+        ]
+    reference = getattr(value, "__retain_reference__", None)
+    if reference is not None:
+        return reference()  # type: ignore[no-any-return]
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _number(float(value), path, normalize)
+    if isinstance(value, str):
+        return str(value)
+    if kind.__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return to_json(value.item(), path, normalize=normalize, fallback=fallback)
+    if "pydantic" in sys.modules and hasattr(kind, "model_dump"):
+        return to_json(value.model_dump(), path, normalize=normalize, fallback=fallback)
+    if fallback is not None:
+        try:
+            converted = fallback(value)
+        except Exception as exc:
+            raise _unsupported(value, path) from exc
+        if type(converted) is not kind:
+            return to_json(converted, path, normalize=normalize)
+    raise _unsupported(value, path)
+
+
+def _number(value: float, path: str, normalize: bool) -> float | int:
+    if not math.isfinite(value):
+        raise IdentityError(
+            f"config key {_where(path)}: {value!r} has no JSON form and cannot be part of an "
+            "identity; use None or a finite number instead"
+        )
+    if normalize:
+        if value == 0.0:
+            return 0  # also folds -0.0
+        if value.is_integer() and abs(value) < 2**63:
+            return int(value)
+    return value
+
+
+def _unsupported(value: Any, path: str) -> IdentityError:
+    return IdentityError(
+        f"config key {_where(path)}: a value of type {type(value).__qualname__} cannot be part "
+        "of an identity; use JSON values (str, int, float, bool, None, list, dict) or an "
+        "Interface"
+    )
+
+
+def _where(path: str) -> str:
+    return repr(path) if path else "(root)"
+
+
+def same_value(a: JSON, b: JSON) -> bool:
+    """Equality of normalised JSON values in which ``True != 1``."""
+    if type(a) is bool or type(b) is bool:
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
+        return False
+    return bool(a == b)
+
+
+def drop_defaults(value: dict[str, JSON], defaults: Mapping[str, JSON]) -> dict[str, JSON]:
+    """The keys of `value` that differ from `defaults`, recursively (both normalised JSON)."""
+    out = _drop(value, defaults)
+    return {} if out is _MISSING else out  # type: ignore[return-value]
+
+
+def _drop(value: JSON, default: JSON) -> JSON:
+    if isinstance(value, dict) and isinstance(default, dict) and REF_KEY not in value:
+        out = {}
+        for key, item in value.items():
+            if key in default:
+                kept = _drop(item, default[key])
+                if kept is not _MISSING:
+                    out[key] = kept
+            else:
+                out[key] = item
+        if not out and value.keys() == default.keys():
+            return _MISSING
+        return out
+    return _MISSING if same_value(value, default) else value
+
+
+def remove_paths(value: dict[str, JSON], paths: tuple[str, ...]) -> dict[str, JSON]:
+    """A copy of `value` without the dotted `paths` (the non-identifying fields)."""
+    if not paths:
+        return value
+    out = dict(value)
+    for path in paths:
+        head, _, rest = path.partition(".")
+        if head not in out:
+            continue
+        if rest:
+            if isinstance(out[head], dict):
+                out[head] = remove_paths(out[head], (rest,))
+        else:
+            del out[head]
+    return out

@@ -1,0 +1,325 @@
+"""Interface: an Element that is committed to storage, found again by `get`, and carries files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any, ClassVar, TypeVar
+
+from . import _settings
+from ._errors import ImmutableError, RecordError, UnsafePathError
+from ._fs import atomic_write, makedirs
+from ._provenance import provenance
+from ._sentinel import NOT_GIVEN, NotGiven
+from .codecs import codec_for
+from .config import config_spec
+from .element import Element, Resolved, _classes, resolved_from_record
+from .identity import REF_KEY, SCHEME, is_id, to_json
+from .modules import class_reference, resolve_class
+from .storage import Storage, make_storage
+from .storage.layout import RECORD_FILE, RECORD_FORMAT, RESERVED_PREFIX, decode_record, encode_record
+from .versions import Version
+
+__all__ = ["Interface"]
+
+Self = TypeVar("Self", bound="Interface")
+
+
+class Interface(Element):
+    """An Element that can be committed, reloaded, found again by `get`, and carries files.
+
+    Its identity is its content: equal configurations of one class are one interface,
+    wherever and whenever they are made. It lives in ``<storage>/<id>/``.
+
+    Example:
+        >>> class MnistData(Interface):
+        ...     Config = {"batch_size": 8, "name": "mnist"}
+        >>> mnist = get(MnistData, {"batch_size": 8}).commit()
+        >>> get(MnistData, {"batch_size": 8}) == mnist
+        True
+    """
+
+    kind: ClassVar[str] = "Interface"
+
+    _retain_storage: Storage | None = None
+    _retain_record: dict[str, Any] | None = None
+
+    def __init__(self, version: Version = None) -> None:
+        """Create an uncommitted interface bound to the storage in force (see `retain.storage`)."""
+        super().__init__(version)
+        self._retain_storage = _settings.current_storage()
+        self._retain_record = None
+
+    # -- where it lives ------------------------------------------------------------------
+
+    @property
+    def storage(self) -> Storage:
+        """The storage this interface commits to (bound when it was created)."""
+        storage = self._retain_storage
+        if storage is None:
+            storage = self._retain_storage = _settings.current_storage()
+        return storage
+
+    def local_directory(self, *parts: str, create: bool = False) -> str:
+        """The path of this interface's directory (joined with `parts`), the same before and
+        after commit. With `create`, the directory at that path is created."""
+        directory = self.storage.local_directory(self.id)
+        path = os.path.join(directory, *_safe_parts(parts, reserved_ok=True)) if parts else directory
+        if create:
+            makedirs(path)
+        return path
+
+    # -- commit --------------------------------------------------------------------------
+
+    def is_committed(self) -> bool:
+        """Whether this identity is committed in this interface's storage."""
+        if self._retain_record is not None:
+            return True
+        return self.storage.has_record(self.id)
+
+    def commit(self: Self) -> Self:
+        """Persist this interface, atomically; idempotent and safe under concurrency.
+
+        Interfaces in the config are committed first. Files saved before the commit are part
+        of it. If another process commits the same identity first, this instance adopts that
+        commit. Returns self.
+        """
+        if self._retain_record is not None:
+            return self
+        state = self._retain_resolve()  # an invalid config fails here, before any write
+        for dependency in _interfaces_in(state.config):
+            dependency.commit()
+        storage = self.storage
+        where = os.path.join(storage.local_directory(state.id), RECORD_FILE)
+        existing = storage.read_record(state.id)
+        if existing is None:
+            data = encode_record(self._retain_new_record(state))
+            if storage.publish_record(state.id, data, durable=_settings.durable()):
+                self._retain_record = decode_record(data, where, state.id)
+                return self
+            existing = storage.read_record(state.id)
+            if existing is None:
+                raise RecordError(f"the record {where!r} vanished while it was being committed")
+        self._retain_record = decode_record(existing, where, state.id)
+        return self
+
+    def _retain_new_record(self, state: Resolved) -> dict[str, Any]:
+        from datetime import datetime, timezone
+
+        cls = type(self)
+        module, qualname = class_reference(cls)
+        return {
+            "format": RECORD_FORMAT,
+            "scheme": SCHEME,
+            "id": state.id,
+            "module": module,
+            "class": qualname,
+            "kind": cls.kind,
+            "version": to_json(self._retain_versions, fallback=config_spec(cls).json_fallback()),
+            "config": state.json,
+            "canonical_config": state.canonical,
+            "non_identifying": list(cls.non_identifying),
+            "inputs": sorted({d.id for d in _interfaces_in(state.config)}),
+            "created": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "provenance": provenance(cls.__module__),
+        }
+
+    def _retain_before_change(self) -> None:
+        if self.is_committed():
+            raise ImmutableError(
+                f"{self!r} is committed; changing its versions would change its identity. "
+                "Create a new instance instead: get(Class, new_version)"
+            )
+        self._retain_record = None
+
+    @property
+    def record(self) -> dict[str, Any] | None:
+        """The stored record (module, config, created time, provenance...), or None."""
+        record = self._retain_record
+        if record is None and self.storage.has_record(self.id):
+            data = self.storage.read_record(self.id)
+            if data is not None:
+                record = self._retain_record = decode_record(
+                    data, os.path.join(self.local_directory(), RECORD_FILE), self.id
+                )
+        return None if record is None else dict(record)
+
+    @property
+    def created(self) -> str | None:
+        """When it was committed (ISO 8601, UTC), or None."""
+        record = self.record
+        return None if record is None else record["created"]
+
+    def __retain_reference__(self) -> dict[str, Any]:
+        module, qualname = class_reference(type(self))
+        return {REF_KEY: self.id, "class": qualname, "module": module}
+
+    # -- files ---------------------------------------------------------------------------
+
+    def save_file(self, name: str | os.PathLike[str], value: Any) -> str:
+        """Save `value` to `name` in this interface's directory, by extension (see
+        `retain.register_codec`); atomic. Works before and after commit. Returns the path."""
+        relative = _safe_parts((name,))
+        codec = codec_for(relative[-1])
+        directory = self.local_directory()
+        path = os.path.join(directory, *relative)
+        makedirs(os.path.dirname(path))
+        _check_inside(directory, path)
+        atomic_write(path, lambda handle: codec.write(handle, value), durable=_settings.durable())
+        return path
+
+    def load_file(self, name: str | os.PathLike[str], default: Any = NOT_GIVEN) -> Any:
+        """Load a file saved with `save_file`; `default` if it does not exist, else raises
+        `FileMissingError`."""
+        relative = _safe_parts((name,), reserved_ok=True)
+        codec = codec_for(relative[-1])
+        directory = self.local_directory()
+        path = os.path.join(directory, *relative)
+        if not os.path.isfile(path):
+            if default is not NOT_GIVEN:
+                return default
+            from ._errors import FileMissingError
+
+            raise FileMissingError(
+                f"{self!r} has no file {'/'.join(relative)!r} in {directory}; pass default=... "
+                "to load_file to get a value instead"
+            )
+        _check_inside(directory, path)
+        return codec.read(path)
+
+    # -- reloading -----------------------------------------------------------------------
+
+    @classmethod
+    def from_directory(cls: type[Self], path: str | os.PathLike[str]) -> Self:
+        """Reload the committed interface in directory `path`, as its own class.
+
+        Raises:
+            RecordError: the directory holds no record, a corrupted one, or one of a class
+                that is not `cls` (or a subclass).
+        """
+        directory = os.path.abspath(os.fspath(path)).rstrip(os.sep)
+        where = os.path.join(directory, RECORD_FILE)
+        try:
+            with open(where, "rb") as handle:
+                data = handle.read()
+        except (FileNotFoundError, NotADirectoryError):
+            reason = (
+                f"{RECORD_FILE} is missing (an uncommitted interface, or an interrupted "
+                "commit, leaves such a directory)"
+                if os.path.isdir(directory)
+                else "it does not exist"
+            )
+            raise RecordError(f"{directory!r} holds no committed interface: {reason}") from None
+        record = decode_record(data, where, os.path.basename(directory))
+        return load_record(cls, record, make_storage(os.path.dirname(directory)))
+
+
+def load_record(base: type[Self], record: dict[str, Any], storage: Storage) -> Self:
+    """An instance of the record's class, bound to `storage`, with the stored state."""
+    module, qualname = record["module"], record["class"]
+    klass = _classes.get((module, qualname)) or resolve_class(f"{module}:{qualname}", Interface)
+    if not issubclass(klass, base):
+        raise RecordError(
+            f"{record['id']} is a {qualname} ({module}), not a {base.__qualname__}; load it "
+            f"with Interface.from_directory or {qualname}.from_directory"
+        )
+    versions = decode_references(record["version"], storage)
+    config = decode_references(record["config"], storage)
+    token = _settings._storage.set(storage)
+    try:
+        instance = klass(versions)
+    finally:
+        _settings._storage.reset(token)
+    adopt_record(instance, record, config)
+    return instance  # type: ignore[return-value]
+
+
+def adopt_record(instance: Interface, record: dict[str, Any], config: dict[str, Any]) -> None:
+    instance._retain_state = resolved_from_record(type(instance), record, config)
+    instance._retain_record = record
+
+
+def decode_references(value: Any, storage: Storage) -> Any:
+    """`value` with interface references replaced by the interfaces, reloaded from storage."""
+    kind = type(value)
+    if kind is dict:
+        if REF_KEY in value:
+            return _load_reference(value, storage)
+        return {k: decode_references(v, storage) for k, v in value.items()}
+    if kind is list:
+        return [decode_references(v, storage) for v in value]
+    return value
+
+
+def _load_reference(reference: dict[str, Any], storage: Storage) -> Interface:
+    id = reference.get(REF_KEY)
+    data = storage.read_record(id) if isinstance(id, str) and is_id(id) else None
+    if data is None:
+        raise RecordError(
+            f"input {reference.get('class')} [{str(id)[:6]}] ({id}) is not committed in "
+            f"{storage.url}; it may have been removed, or committed to another storage"
+        )
+    where = os.path.join(storage.local_directory(id), RECORD_FILE)
+    return load_record(Interface, decode_record(data, where, id), storage)
+
+
+def _interfaces_in(value: Any) -> Iterator[Interface]:
+    if isinstance(value, Interface):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _interfaces_in(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _interfaces_in(item)
+
+
+_MAX_NAME_BYTES = 255
+
+
+def _safe_parts(parts: tuple[Any, ...], reserved_ok: bool = False) -> list[str]:
+    """The components of a relative path that stays inside an interface's directory."""
+    out: list[str] = []
+    for part in parts:
+        if isinstance(part, os.PathLike):
+            part = os.fspath(part)
+        if not isinstance(part, str):
+            raise UnsafePathError(f"file names must be strings, got {type(part).__name__} {part!r}")
+        if "\x00" in part:
+            raise UnsafePathError(f"file name {part!r} contains a NUL character")
+        if part.startswith(("/", "\\")) or os.path.isabs(part) or (len(part) > 1 and part[1] == ":"):
+            raise UnsafePathError(
+                f"file name {part!r} is absolute; give a path relative to the interface's "
+                "directory, e.g. 'results/metrics.json'"
+            )
+        for piece in part.replace("\\", "/").split("/"):
+            if piece in ("", "."):
+                continue
+            if piece == "..":
+                raise UnsafePathError(
+                    f"file name {part!r} leaves the interface's directory ('..'); files stay "
+                    "inside local_directory()"
+                )
+            if len(piece.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+                raise UnsafePathError(
+                    f"file name component {piece[:40]!r}... is longer than {_MAX_NAME_BYTES} bytes"
+                )
+            out.append(piece)
+    if not out:
+        raise UnsafePathError(f"empty file name {'/'.join(map(str, parts))!r}; name the file")
+    if not reserved_ok and (out[0] == RECORD_FILE or out[0].startswith(RESERVED_PREFIX)):
+        raise UnsafePathError(
+            f"{out[0]!r} is reserved for retain's own record; choose another file name"
+        )
+    return out
+
+
+def _check_inside(directory: str, path: str) -> None:
+    # A symlinked sub-directory could otherwise carry a write outside the interface.
+    real_directory = os.path.realpath(directory)
+    real_parent = os.path.realpath(os.path.dirname(path))
+    if real_parent != real_directory and not real_parent.startswith(real_directory + os.sep):
+        raise UnsafePathError(
+            f"{path!r} resolves to {real_parent!r}, outside the interface's directory "
+            "(through a symbolic link); files stay inside local_directory()"
+        )
