@@ -36,7 +36,6 @@ from .interface import Interface
 from .storage import LocalStorage, Storage
 
 __all__ = [
-    "NOT_GIVEN",
     "ChangedDefaultsError",
     "ChangedDefaultsWarning",
     "Codec",
@@ -51,6 +50,7 @@ __all__ = [
     "InterfaceNotFoundError",
     "LocalStorage",
     "ModuleResolutionError",
+    "NOT_GIVEN",
     "RecordError",
     "RetainError",
     "Storage",

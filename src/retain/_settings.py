@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import TYPE_CHECKING, Literal, Union
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 from ._errors import ConfigError
 
@@ -73,7 +73,7 @@ def settings(
         durable: fsync every file and directory a commit writes, so a commit survives a power
             loss, not only a killed process. Also ``RETAIN_DURABLE=1``.
     """
-    tokens = []
+    tokens: list[tuple[ContextVar[Any], Token[Any]]] = []
     if changed_defaults is not None:
         tokens.append((_changed_defaults, _changed_defaults.set(_check_policy(changed_defaults))))
     if durable is not None:
@@ -82,7 +82,7 @@ def settings(
         yield
     finally:
         for var, token in reversed(tokens):
-            var.reset(token)  # type: ignore[attr-defined]
+            var.reset(token)
 
 
 def _check_policy(value: str) -> str:

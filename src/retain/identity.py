@@ -98,7 +98,7 @@ def to_json(
         ]
     reference = getattr(value, "__retain_reference__", None)
     if reference is not None:
-        return reference()  # type: ignore[no-any-return]
+        return reference()
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
@@ -163,7 +163,7 @@ def same_value(a: JSON, b: JSON) -> bool:
 def drop_defaults(value: dict[str, JSON], defaults: Mapping[str, JSON]) -> dict[str, JSON]:
     """The keys of `value` that differ from `defaults`, recursively (both normalised JSON)."""
     out = _drop(value, defaults)
-    return {} if out is _MISSING else out  # type: ignore[return-value]
+    return {} if out is _MISSING else out
 
 
 def _drop(value: JSON, default: JSON) -> JSON:

@@ -231,7 +231,7 @@ def load_record(base: type[Self], record: dict[str, Any], storage: Storage) -> S
     finally:
         _settings._storage.reset(token)
     adopt_record(instance, record, config)
-    return instance  # type: ignore[return-value]
+    return instance
 
 
 def adopt_record(instance: Interface, record: dict[str, Any], config: dict[str, Any]) -> None:
@@ -254,7 +254,7 @@ def decode_references(value: Any, storage: Storage) -> Any:
 def _load_reference(reference: dict[str, Any], storage: Storage) -> Interface:
     id = reference.get(REF_KEY)
     data = storage.read_record(id) if isinstance(id, str) and is_id(id) else None
-    if data is None:
+    if data is None or not isinstance(id, str):
         raise RecordError(
             f"input {reference.get('class')} [{str(id)[:6]}] ({id}) is not committed in "
             f"{storage.url}; it may have been removed, or committed to another storage"

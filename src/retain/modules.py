@@ -25,10 +25,11 @@ def main_module_name() -> str:
     main = sys.modules.get(_MAIN)
     spec = getattr(main, "__spec__", None)
     if spec is not None and spec.name and spec.name != _MAIN:
-        return str(spec.name.removesuffix(".__main__"))
+        name: str = spec.name
+        return name.removesuffix(".__main__")
     path = getattr(main, "__file__", None)
-    if path:
-        stem = os.path.splitext(os.path.basename(path))[0]
+    if isinstance(path, str):
+        stem: str = os.path.splitext(os.path.basename(path))[0]
         if stem.isidentifier():
             return stem
     return _MAIN

@@ -1,0 +1,584 @@
+"""Performance figures of retain, each against its target and, where there is one, a baseline
+measured in the same run on the same disk.
+
+Usage (from the repository root):
+
+    .venv/bin/python benchmarks/run.py            # full run, writes benchmarks/RESULTS.md
+    .venv/bin/python benchmarks/run.py --quick    # smaller storages and fewer repetitions;
+                                                  # writes RESULTS.md only with --write-results
+
+Prints one JSON line per figure on stdout: name, values, baseline, ratio, target, pass.
+Progress goes to stderr. The exit status is 0 even when figures miss (read `pass`).
+
+Method: every time is measured with `time.perf_counter_ns` around one call, over many
+repetitions, and reported as the median (µs). Where a figure compares retain with a baseline,
+the two are measured in alternating rounds, in directories of the same file system
+(`<repo>/.bench-tmp/`, removed at the end), so that drift and caching affect both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
+
+import retain  # noqa: E402
+from retain import Interface, get, settings, storage  # noqa: E402
+
+TMP_ROOT = os.path.join(REPO, ".bench-tmp")
+RESULTS = os.path.join(HERE, "RESULTS.md")
+NS_PER_US = 1000.0
+
+
+class BenchItem(Interface):
+    """The small interface every figure uses: one integer of configuration."""
+
+    Config = {"i": 0}
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def median_us(samples: list[int]) -> float:
+    return statistics.median(samples) / NS_PER_US
+
+
+def pct_us(samples: list[int], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / NS_PER_US
+
+
+def time_each(fn: Callable[[Any], object], items: Iterable[Any]) -> list[int]:
+    """Time `fn(item)` for each item separately, in ns."""
+    clock = time.perf_counter_ns
+    out = []
+    append = out.append
+    for item in items:
+        t0 = clock()
+        fn(item)
+        append(clock() - t0)
+    return out
+
+
+def r(x: float | None, digits: int = 2) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+FIGURES: list[dict[str, Any]] = []
+
+
+def figure(
+    name: str,
+    values: dict[str, Any],
+    baseline: Any,
+    ratio: float | None,
+    target: str,
+    passed: bool,
+    summary: str,
+    baseline_summary: str = "-",
+) -> None:
+    entry = {
+        "name": name,
+        "values": values,
+        "baseline": baseline,
+        "ratio": r(ratio, 3),
+        "target": target,
+        "pass": bool(passed),
+    }
+    print(json.dumps(entry), flush=True)
+    FIGURES.append({**entry, "_summary": summary, "_baseline_summary": baseline_summary})
+
+
+def ids_for(keys: Iterable[int]) -> list[str]:
+    return [BenchItem({"i": k}).id for k in keys]
+
+
+# -- 1. population, get of a committed interface, get of an absent one, from_directory ------
+
+
+def populate(root: str, n: int) -> float:
+    """Commit `n` interfaces {"i": 0..n-1} into `root`; seconds taken."""
+    t0 = time.perf_counter()
+    with storage(root):
+        for k in range(n):
+            BenchItem({"i": k}).commit()
+    return time.perf_counter() - t0
+
+
+def bench_get(small: str, n_small: int, large: str, n_large: int, reps: int, rounds: int) -> None:
+    rng = random.Random(1)
+    per_round = reps // rounds
+    samples: dict[str, list[int]] = {"small": [], "large": [], "absent_small": [], "absent_large": []}
+    absent_start = n_large + 1_000_000  # configurations committed nowhere
+    absent_keys = iter(range(absent_start, absent_start + 4 * reps + 4000))
+
+    def timed(root: str, keys: list[int]) -> list[int]:
+        with storage(root):  # the usual way: a storage in force, not a path per call
+            return time_each(lambda k: get(BenchItem, {"i": k}), keys)
+
+    # Warm up both (imports, caches, code paths) before anything is timed.
+    for root, n in ((small, n_small), (large, n_large)):
+        timed(root, [rng.randrange(n) for _ in range(500)])
+        timed(root, [next(absent_keys) for _ in range(500)])
+    for _ in range(rounds):
+        gc.collect()
+        for label, root, n in (("small", small, n_small), ("large", large, n_large)):
+            keys = [rng.randrange(n) for _ in range(per_round)]
+            samples[label] += timed(root, keys)
+            samples["absent_" + label] += timed(root, [next(absent_keys) for _ in range(per_round)])
+
+    # Sanity: what was timed did find the committed interfaces, and did not find absent ones.
+    assert get(BenchItem, {"i": n_large - 1}, storage=large).is_committed()
+    assert not get(BenchItem, {"i": absent_start}, storage=large).is_committed()
+
+    m_small, m_large = median_us(samples["small"]), median_us(samples["large"])
+    scaling = m_large / m_small
+    figure(
+        "get_committed",
+        {
+            f"median_us_{n_small}": r(m_small),
+            f"median_us_{n_large}": r(m_large),
+            f"p90_us_{n_small}": r(pct_us(samples["small"], 0.9)),
+            f"p90_us_{n_large}": r(pct_us(samples["large"], 0.9)),
+            "repetitions_each": len(samples["small"]),
+        },
+        {f"median_us_{n_small}": r(m_small)},
+        scaling,
+        f"median <= 100 us at {n_small} and {n_large}; {n_large}/{n_small} ratio <= 1.3",
+        m_small <= 100 and m_large <= 100 and scaling <= 1.3,
+        f"{m_small:.1f} us ({n_small:,}); {m_large:.1f} us ({n_large:,})",
+        f"{n_small:,} interfaces (scaling)",
+    )
+    a_small, a_large = median_us(samples["absent_small"]), median_us(samples["absent_large"])
+    figure(
+        "get_absent",
+        {
+            f"median_us_{n_small}": r(a_small),
+            f"median_us_{n_large}": r(a_large),
+            f"p90_us_{n_large}": r(pct_us(samples["absent_large"], 0.9)),
+            "repetitions_each": len(samples["absent_small"]),
+        },
+        None,
+        None,
+        "median <= 100 us",
+        a_small <= 100 and a_large <= 100,
+        f"{a_small:.1f} us ({n_small:,}); {a_large:.1f} us ({n_large:,})",
+    )
+
+
+def bench_from_directory(root: str, n: int, reps: int) -> None:
+    rng = random.Random(2)
+    keys = [rng.randrange(n) for _ in range(reps + 500)]
+    paths = [os.path.join(root, i) for i in ids_for(keys)]
+    time_each(Interface.from_directory, paths[:500])  # warm-up
+    gc.collect()
+    samples = time_each(Interface.from_directory, paths[500:])
+    loaded = Interface.from_directory(paths[-1])
+    assert type(loaded) is BenchItem and loaded.config.i == keys[-1]
+    m = median_us(samples)
+    figure(
+        "from_directory",
+        {"median_us": r(m), "p90_us": r(pct_us(samples, 0.9)), "repetitions": len(samples), "storage_size": n},
+        None,
+        None,
+        "median <= 100 us",
+        m <= 100,
+        f"{m:.1f} us",
+    )
+
+
+# -- 3. commit vs the bare file-system operations it needs ------------------------------------
+
+
+def bench_commit(work: str, reps: int, rounds: int, durable: bool, key_base: int) -> None:
+    label = "commit_durable" if durable else "commit"
+    root = os.path.join(work, label + "-retain")
+    bare = os.path.join(work, label + "-bare")
+    os.makedirs(root)
+    os.makedirs(bare)
+    with storage(root):
+        probe = BenchItem({"i": key_base - 1}).commit()
+    with open(os.path.join(probe.local_directory(), "interface.json"), "rb") as handle:
+        record = handle.read()  # a real record: the baseline writes the same number of bytes
+    per_round = max(1, reps // rounds)
+    retain_ns: list[int] = []
+    bare_ns: list[int] = []
+    key = key_base
+    clock = time.perf_counter_ns
+
+    def bare_commit(directory: str) -> None:
+        os.mkdir(directory)
+        final = os.path.join(directory, "interface.json")
+        tmp = final + ".tmp"
+        with open(tmp, "xb") as handle:
+            handle.write(record)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.rename(tmp, final)
+        if durable:
+            fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    with settings(durable=durable), storage(root):
+        for round_ in range(rounds + 1):  # round 0 warms up and is not kept
+            gc.collect()
+            items = [BenchItem({"i": key + j}) for j in range(per_round)]  # built, not resolved
+            key += per_round
+            names = [os.path.join(bare, uuid.uuid4().hex) for _ in range(per_round)]
+            order = (0, 1) if round_ % 2 else (1, 0)
+            for which in order:
+                if which == 0:
+                    got = []
+                    for item in items:
+                        t0 = clock()
+                        item.commit()
+                        got.append(clock() - t0)
+                    if round_:
+                        retain_ns += got
+                else:
+                    got = time_each(bare_commit, names)
+                    if round_:
+                        bare_ns += got
+    assert items[-1].is_committed() and os.path.isfile(os.path.join(root, items[-1].id, "interface.json"))
+    m, b = median_us(retain_ns), median_us(bare_ns)
+    limit = 1.5 if durable else 3.0
+    what = "mkdir + write + fsync(file) + rename + fsync(dir)" if durable else "mkdir + write tmp + rename"
+    figure(
+        label,
+        {"median_us": r(m), "p90_us": r(pct_us(retain_ns, 0.9)), "repetitions": len(retain_ns), "record_bytes": len(record)},
+        {"ops": what, "median_us": r(b), "p90_us": r(pct_us(bare_ns, 0.9))},
+        m / b,
+        f"ratio <= {limit}x",
+        m / b <= limit,
+        f"{m:.1f} us",
+        f"{b:.1f} us ({what})",
+    )
+
+
+# -- 5. save_file / load_file of a 100 MB .npy vs np.save / np.load ----------------------------
+
+
+def bench_npy(work: str, reps: int) -> None:
+    import numpy as np
+
+    nbytes = 100_000_000
+    arr = np.random.default_rng(0).random(nbytes // 8)  # float64, 100 MB
+    root = os.path.join(work, "npy-retain")
+    bare_dir = os.path.join(work, "npy-bare")
+    os.makedirs(bare_dir)
+    with storage(root):
+        item = BenchItem({"i": -7}).commit()
+    retain_path = os.path.join(item.local_directory(), "x.npy")
+    bare_path = os.path.join(bare_dir, "x.npy")
+    clock = time.perf_counter_ns
+
+    def retain_save() -> None:
+        item.save_file("x.npy", arr)
+
+    def bare_save() -> None:
+        np.save(bare_path, arr)
+
+    def retain_load() -> object:
+        return item.load_file("x.npy")
+
+    def bare_load() -> object:
+        return np.load(bare_path)
+
+    save = {"retain": [], "bare": []}
+    load = {"retain": [], "bare": []}
+    for rep in range(reps + 1):  # rep 0 warms up and is not kept
+        order = ("retain", "bare") if rep % 2 else ("bare", "retain")
+        for who in order:
+            # Alike starting state: no old file to replace, no dirty pages left by the other.
+            for path in (retain_path, bare_path):
+                if os.path.exists(path):
+                    os.unlink(path)
+            os.sync()
+            t0 = clock()
+            (retain_save if who == "retain" else bare_save)()
+            took = clock() - t0
+            if rep:
+                save[who].append(took)
+            os.sync()  # write-back outside the timed region; the file stays in the page cache
+            gc.collect()
+            t0 = clock()
+            loaded = (retain_load if who == "retain" else bare_load)()
+            took = clock() - t0
+            if rep:
+                load[who].append(took)
+            assert loaded.shape == arr.shape  # type: ignore[attr-defined]
+            del loaded
+    retain_save()
+    assert np.array_equal(item.load_file("x.npy"), arr)
+    for kind, data in (("save", save), ("load", load)):
+        mb_s = {who: nbytes / (statistics.median(ns) / 1e9) / 1e6 for who, ns in data.items()}
+        best = {who: nbytes / (min(ns) / 1e9) / 1e6 for who, ns in data.items()}
+        ratio = mb_s["retain"] / mb_s["bare"]
+        plain = "np.save" if kind == "save" else "np.load"
+        figure(
+            f"npy_{kind}_100MB",
+            {"median_MB_s": r(mb_s["retain"], 1), "best_MB_s": r(best["retain"], 1), "repetitions": len(data["retain"])},
+            {"ops": plain, "median_MB_s": r(mb_s["bare"], 1), "best_MB_s": r(best["bare"], 1)},
+            ratio,
+            "throughput ratio >= 0.9x",
+            ratio >= 0.9,
+            f"{mb_s['retain']:.0f} MB/s",
+            f"{mb_s['bare']:.0f} MB/s ({plain})",
+        )
+
+
+# -- 6. import time -------------------------------------------------------------------------
+
+
+def bench_import(reps: int) -> None:
+    python = sys.executable
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "RETAIN_"))}
+    commands = {"retain": "from retain import Interface, get", "bare": "pass"}
+
+    def run(code: str) -> int:
+        t0 = time.perf_counter_ns()
+        subprocess.run([python, "-c", code], check=True, env=env, cwd=REPO)
+        return time.perf_counter_ns() - t0
+
+    # The installed package must be this working tree, else the figure measures another retain.
+    where = subprocess.run(
+        [python, "-c", "import retain, os; print(os.path.realpath(retain.__file__))"],
+        check=True, env=env, cwd=REPO, capture_output=True, text=True,
+    ).stdout.strip()
+    for code in commands.values():
+        run(code)  # warm-up
+    samples: dict[str, list[int]] = {"retain": [], "bare": []}
+    for i in range(reps):
+        for who in (("retain", "bare") if i % 2 else ("bare", "retain")):
+            samples[who].append(run(commands[who]))
+    # What the import loads, for diagnosis: cumulative µs of `import retain` and its modules.
+    trace = subprocess.run(
+        [python, "-X", "importtime", "-c", commands["retain"]],
+        check=True, env=env, cwd=REPO, capture_output=True, text=True,
+    ).stderr
+    retain_cumulative = None
+    modules = 0
+    for line in trace.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        parts = [p.strip() for p in line[len("import time:"):].split("|")]
+        if not parts[0].isdigit():
+            continue
+        modules += 1
+        if parts[2] == "retain":
+            retain_cumulative = int(parts[1])
+    m, b = median_us(samples["retain"]) / 1000, median_us(samples["bare"]) / 1000
+    figure(
+        "import",
+        {
+            "median_ms": r(m),
+            "repetitions": reps,
+            "importtime_retain_cumulative_ms": r(retain_cumulative / 1000 if retain_cumulative else None),
+            "modules_imported": modules,
+            "retain_file": where,
+        },
+        {"ops": 'python -c "pass"', "median_ms": r(b)},
+        m / b,
+        "ratio <= 2x",
+        m / b <= 2.0,
+        f"{m:.1f} ms",
+        f"{b:.1f} ms (python -c pass)",
+    )
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    fs = "?"
+    try:
+        best = ""
+        with open("/proc/mounts") as handle:
+            for line in handle:
+                fields = line.split()
+                if len(fields) > 2 and TMP_ROOT.startswith(fields[1]) and len(fields[1]) >= len(best):
+                    best, fs = fields[1], f"{fields[2]} on {fields[0]} (mounted at {fields[1]})"
+    except OSError:
+        pass
+    try:
+        import numpy
+
+        np_version = numpy.__version__
+    except ImportError:
+        np_version = "-"
+    return {
+        "cores": str(os.cpu_count()),
+        "cpu": cpu,
+        "python": f"{platform.python_version()} ({sys.executable})",
+        "os": platform.platform(),
+        "fs": fs,
+        "retain": retain.__version__,
+        "numpy": np_version,
+    }
+
+
+def write_results(mode: str, params: dict[str, Any], seconds: float, info: dict[str, Any]) -> None:
+    m = machine()
+    now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    lines = [
+        "# Benchmark results",
+        "",
+        "Latest run of `benchmarks/run.py` (rewritten by every full run; `--quick` runs only with",
+        "`--write-results`). Medians over many repetitions; baselines measured in the same run,",
+        "alternating with retain, on the same file system.",
+        "",
+        f"- Date: {now}",
+        f"- Machine: {m['cores']} cores, {m['cpu']}; {m['os']}",
+        f"- Disk: {m['fs']}",
+        f"- Python {m['python']}; retain {m['retain']}; numpy {m['numpy']}",
+        f"- Mode: {mode} ({', '.join(f'{k}={v}' for k, v in params.items())}); run took {seconds:.0f} s",
+        f"- Population: {info['populate']}",
+        "",
+        "| Figure | Measured | Baseline | Ratio | Target | Pass |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in FIGURES:
+        ratio = "-" if f["ratio"] is None else f"{f['ratio']:.2f}x"
+        lines.append(
+            f"| {f['name']} | {f['_summary']} | {f['_baseline_summary']} | {ratio} | {f['target']} | "
+            f"{'yes' if f['pass'] else '**no**'} |"
+        )
+    lines += [
+        "",
+        "Figures:",
+        "",
+        "- get_committed: `get(BenchItem, {'i': k})` for random committed k, in storages holding "
+        "the two sizes; ratio = large/small median.",
+        "- get_absent: `get` of configurations committed nowhere (returns a new, uncommitted interface).",
+        "- commit / commit_durable: `.commit()` of a fresh one-key interface (config resolved inside "
+        "the timing) vs the bare operations on a record of the same size; durable = "
+        "`settings(durable=True)` vs the same operations with fsync of the file and its directory.",
+        "- from_directory: `Interface.from_directory(path)` of random committed interfaces.",
+        "- npy_save/npy_load: `save_file`/`load_file` of a 100 MB float64 array vs `np.save`/`np.load` "
+        "in a sibling directory; old file removed and `os.sync()` before each timed save, loads from "
+        "the page cache for both.",
+        "- import: wall time of a fresh `python -c` process, same interpreter, alternating.",
+        "",
+        "Raw JSON lines of this run:",
+        "",
+        "```",
+        *(json.dumps({k: v for k, v in f.items() if not k.startswith("_")}) for f in FIGURES),
+        "```",
+        "",
+    ]
+    with open(RESULTS + ".tmp", "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
+    os.replace(RESULTS + ".tmp", RESULTS)
+    log(f"wrote {RESULTS}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small storages, fewer repetitions")
+    parser.add_argument("--write-results", action="store_true", help="write RESULTS.md in quick mode too")
+    parser.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary storages (debugging)")
+    parser.add_argument(
+        "--only", default="", help="comma-separated subset: get,from_directory,commit,npy,import"
+    )
+    args = parser.parse_args(argv)
+    only = set(filter(None, args.only.split(",")))
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
+    if args.quick:
+        p = dict(n_small=2_000, n_large=20_000, get_reps=4_000, commit_reps=600, durable_reps=60, npy_reps=3, import_reps=10)
+    else:
+        p = dict(n_small=10_000, n_large=100_000, get_reps=20_000, commit_reps=4_000, durable_reps=400, npy_reps=7, import_reps=40)
+    start = time.perf_counter()
+    os.makedirs(TMP_ROOT, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="run-", dir=TMP_ROOT)
+    info: dict[str, Any] = {"populate": "-"}
+    log(f"mode={'quick' if args.quick else 'full'} work={work} {p}")
+    try:
+        if wanted("get") or wanted("from_directory"):
+            small = os.path.join(work, "small")
+            large = os.path.join(work, "large")
+            s_small = populate(small, p["n_small"])
+            log(f"populated {p['n_small']:,} in {s_small:.1f} s")
+            s_large = populate(large, p["n_large"])
+            log(f"populated {p['n_large']:,} in {s_large:.1f} s")
+            info["populate"] = (
+                f"{p['n_small']:,} commits in {s_small:.1f} s, {p['n_large']:,} in {s_large:.1f} s "
+                f"({p['n_large'] / s_large:,.0f} commits/s, one process)"
+            )
+            print(json.dumps({"name": "populate", "values": {
+                f"seconds_{p['n_small']}": r(s_small), f"seconds_{p['n_large']}": r(s_large),
+                "commits_per_s": r(p["n_large"] / s_large, 0)}}), flush=True)
+            if wanted("get"):
+                bench_get(small, p["n_small"], large, p["n_large"], p["get_reps"], rounds=10)
+                log("get done")
+            if wanted("from_directory"):
+                bench_from_directory(large, p["n_large"], p["get_reps"])
+                log("from_directory done")
+        if wanted("commit"):
+            bench_commit(work, p["commit_reps"], rounds=10, durable=False, key_base=10_000_000)
+            log("commit done")
+            bench_commit(work, p["durable_reps"], rounds=10, durable=True, key_base=20_000_000)
+            log("durable commit done")
+        if wanted("npy"):
+            bench_npy(work, p["npy_reps"])
+            log("npy done")
+        if wanted("import"):
+            bench_import(p["import_reps"])
+            log("import done")
+    finally:
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            t0 = time.perf_counter()
+            shutil.rmtree(work, ignore_errors=True)
+            try:
+                os.rmdir(TMP_ROOT)
+            except OSError:
+                pass
+            log(f"cleaned up in {time.perf_counter() - t0:.1f} s")
+    seconds = time.perf_counter() - start
+    log(f"total {seconds:.0f} s; {sum(f['pass'] for f in FIGURES)}/{len(FIGURES)} figures pass")
+    if not args.no_results and (not args.quick or args.write_results) and not only:
+        write_results("quick" if args.quick else "full", p, seconds, info)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Identity: content-addressed, canonical, stable across spellings; the payload and its rules."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from retain import Element, IdentityError, Interface
+from retain.identity import SCHEME, canonical_json, compute_id
+
+
+class Model(Interface):
+    Config = {"lr": 0.1, "depth": 2, "flag": False, "opt": {"name": "adam", "beta": 0.9}, "tags": {}}
+    non_identifying = ("verbose", "opt.log_every")
+
+
+class Verbose(Interface):
+    Config = {"lr": 0.1, "verbose": False, "opt": {"log_every": 10}}
+    non_identifying = ("verbose", "opt.log_every")
+
+
+def test_id_is_sha256_of_the_canonical_payload() -> None:
+    model = Model({"lr": 0.5})
+    payload = {
+        "class": "Model",
+        "config": {"lr": 0.5},
+        "module": Model.__module__,
+        "scheme": SCHEME,
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert model.id == hashlib.sha256(text.encode()).hexdigest()[:32]
+    assert model.short_id == model.id[:6]
+    assert len(model.id) == 32
+
+
+def test_spellings_of_one_configuration_are_one_identity() -> None:
+    ids = {
+        Model({"lr": 0.5, "opt": {"name": "sgd"}}).id,
+        Model({"opt.name": "sgd", "lr": 0.5}).id,
+        Model([{"lr": 0.5}, {"opt": {"name": "sgd", "beta": 0.9}}]).id,
+        Model([{"lr": 0.7}, {"lr": 0.5, "opt.name": "sgd", "depth": 2}]).id,
+    }
+    assert len(ids) == 1
+
+
+def test_numbers_are_normalised_but_booleans_are_not_numbers() -> None:
+    assert Model({"depth": 3}).id == Model({"depth": 3.0}).id
+    assert Model({"depth": 2.0}).id == Model().id
+    assert Model({"flag": 0}).id != Model().id  # 0 is not False
+    assert Model({"tags": {"x": True}}).id != Model({"tags": {"x": 1}}).id
+    assert Model({"tags": {"x": -0.0}}).id == Model({"tags": {"x": 0}}).id
+
+
+def test_explicit_defaults_do_not_change_identity() -> None:
+    assert Model({"lr": 0.1, "opt.beta": 0.9}).id == Model().id
+    assert Model().canonical_config == {}
+
+
+def test_adding_a_field_with_a_default_keeps_old_ids() -> None:
+    class Grows(Interface):
+        Config = {"a": 1}
+
+    before = Grows({"a": 2}).id
+    Grows.Config = {"a": 1, "b": "new"}
+    try:
+        assert Grows({"a": 2}).id == before
+        assert Grows({"a": 2, "b": "other"}).id != before
+    finally:
+        Grows.Config = {"a": 1}
+
+
+def test_non_identifying_fields_do_not_enter_identity() -> None:
+    assert Verbose({"verbose": True, "opt.log_every": 1}).id == Verbose().id
+    assert Verbose({"verbose": True}).config.verbose is True
+    assert Verbose({"lr": 0.2}).id != Verbose().id
+
+
+def test_class_and_module_enter_identity() -> None:
+    class A(Interface):
+        Config = {"x": 1}
+
+    class B(Interface):
+        Config = {"x": 1}
+
+    assert A().id != B().id
+    assert A() != B()
+
+
+def test_every_value_that_matters_changes_identity() -> None:
+    variants = [
+        {}, {"lr": 0.2}, {"lr": "0.2"}, {"lr": None}, {"depth": 3}, {"flag": True},
+        {"opt.name": "sgd"}, {"tags": {"a": 1}}, {"tags": {"a": [1, 2]}}, {"tags": {"a": [2, 1]}},
+        {"tags": {"a": {"b": 1}}}, {"tags": {"a.b": 1}}, {"tags": {"a": "1"}},
+    ]
+    ids = [Model(v).id for v in variants]
+    # {"tags": {"a": {"b": 1}}} and {"tags.a.b": ...} style nesting are the same configuration
+    assert len(set(ids)) == len(ids) - 1
+    assert Model({"tags": {"a": {"b": 1}}}).id == Model({"tags": {"a.b": 1}}).id
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (float("nan"), "'tags.bad'.*no JSON form"),
+        (float("inf"), "'tags.bad'.*no JSON form"),
+        (object(), "'tags.bad'.*type object cannot be part of an identity"),
+        ({1: 2}, "'tags.bad'.*keys must be strings"),
+        ({1, 2}, "'tags.bad'.*type set"),
+        (b"bytes", "'tags.bad'.*type bytes"),
+    ],
+)
+def test_values_without_canonical_form_are_rejected_naming_the_key(value: object, match: str) -> None:
+    model = Model({"tags": {"bad": value}})
+    with pytest.raises(IdentityError, match=match):
+        model.id
+
+
+def test_tuples_and_numpy_scalars_are_canonical() -> None:
+    np = pytest.importorskip("numpy")
+    assert Model({"tags": {"a": (1, 2)}}).id == Model({"tags": {"a": [1, 2]}}).id
+    assert Model({"depth": np.int64(3)}).id == Model({"depth": 3}).id
+    assert Model({"lr": np.float32(0.5)}).id == Model({"lr": 0.5}).id
+
+
+def test_interfaces_enter_identity_by_reference() -> None:
+    class Data(Interface):
+        Config = {"n": 1}
+
+    a = Model({"tags": {"data": Data({"n": 2})}})
+    b = Model({"tags": {"data": Data({"n": 2})}})
+    c = Model({"tags": {"data": Data({"n": 3})}})
+    assert a.id == b.id != c.id
+    reference = a.canonical_config["tags"]["data"]
+    assert reference == {"$interface": Data({"n": 2}).id, "class": "test_interfaces_enter_identity_by_reference.<locals>.Data", "module": Data.__module__}
+
+
+def test_elements_have_identity_too() -> None:
+    class Plain(Element):
+        Config = {"a": 1}
+
+    assert Plain({"a": 1}).id == Plain().id != Plain({"a": 2}).id
+
+
+def test_canonical_json_is_compact_sorted_and_strict() -> None:
+    assert canonical_json({"b": 1, "a": "é"}) == '{"a":"é","b":1}'
+    with pytest.raises(ValueError):
+        canonical_json({"a": float("nan")})
+    assert compute_id("m", "C", {}) != compute_id("m", "D", {})

@@ -1,0 +1,47 @@
+"""The front door: exports, import cost, typing, examples."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import retain
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert retain.__all__ == sorted(retain.__all__)
+    public = {name for name in vars(retain) if not name.startswith("_")}
+    modules = {name for name, value in vars(retain).items() if type(value) is type(retain)}
+    assert public - modules - {"annotations"} == set(retain.__all__) - {"__version__"}
+    for name in retain.__all__:
+        assert getattr(retain, name) is not None
+
+
+def test_import_loads_only_the_standard_library() -> None:
+    code = (
+        "import sys; before = set(sys.modules)\n"
+        "from retain import Interface, get\n"
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        "print(sorted(m for m in new if m not in sys.stdlib_module_names and m != 'retain'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_typed_package() -> None:
+    assert (Path(retain.__file__).parent / "py.typed").exists()
+
+
+def test_quickstart_example_runs(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
+    for run in (1, 2):
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+            cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+        )
+        assert "reloaded" in out.stdout, out.stdout
+    assert (tmp_path / "storage").is_dir()
