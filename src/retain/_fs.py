@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
-from typing import BinaryIO
 
 from ._errors import StorageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import BinaryIO
 
 TEMP_PREFIX = ".retain-tmp-"
 

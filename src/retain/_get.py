@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import Any, TypeVar, overload
 
 from . import _settings
 from ._errors import (
@@ -19,11 +18,20 @@ from .identity import REF_KEY, is_id, remove_paths, same_value
 from .interface import Interface, adopt_record, decode_references, load_record
 from .modules import resolve_class
 from .storage.layout import RECORD_FILE, decode_record
-from .versions import Version
+
+TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, overload
+
+    from .versions import Version
+
+    E = TypeVar("E", bound=Element)
+else:
+
+    def overload(function):
+        return function
 
 __all__ = ["Get", "get"]
-
-E = TypeVar("E", bound=Element)
 
 _HEX = frozenset("0123456789abcdef")
 _resolved_modules: dict[str, tuple[Any, type]] = {}

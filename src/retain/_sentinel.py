@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import enum
-from typing import Final, Literal
 
+class NotGivenType:
+    """The type of `NOT_GIVEN`: an argument that was not passed (where None means something)."""
 
-class _NotGiven(enum.Enum):
-    NOT_GIVEN = "NOT_GIVEN"
+    _instance: NotGivenType | None = None
+
+    def __new__(cls) -> NotGivenType:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
 
     def __repr__(self) -> str:
         return "NOT_GIVEN"
 
-    def __bool__(self) -> Literal[False]:
+    def __bool__(self) -> bool:
         return False
 
+    def __reduce__(self) -> str:
+        return "NOT_GIVEN"
 
-#: Marks an argument that was not passed (where `None` is a meaningful value).
-NOT_GIVEN: Final = _NotGiven.NOT_GIVEN
-NotGiven = Literal[_NotGiven.NOT_GIVEN]
+
+NOT_GIVEN = NotGivenType()

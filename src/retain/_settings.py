@@ -8,43 +8,54 @@ Context variables keep nested and threaded uses independent.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any, Literal, Union
+from contextvars import ContextVar
 
 from ._errors import ConfigError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from contextvars import Token
+    from typing import Any, Literal, Union
+
     from .storage.base import Storage
 
-ChangedDefaultsPolicy = Literal["warn", "error", "accept"]
-StorageLike = Union["Storage", str, "os.PathLike[str]"]
+    ChangedDefaultsPolicy = Literal["warn", "error", "accept"]
+    StorageLike = Union[Storage, str, os.PathLike[str]]
 
 _POLICIES = ("warn", "error", "accept")
 DEFAULT_STORAGE = "./storage"
 
-_storage: ContextVar[StorageLike | None] = ContextVar("retain_storage", default=None)
+_storage: ContextVar[Storage | None] = ContextVar("retain_storage", default=None)
 _changed_defaults: ContextVar[str | None] = ContextVar("retain_changed_defaults", default=None)
 _durable: ContextVar[bool | None] = ContextVar("retain_durable", default=None)
 
 
-@contextmanager
-def storage(location: StorageLike) -> Iterator[Storage]:
+class _Scope:
+    """Sets context variables on entry and restores them on exit; nests, and is reusable."""
+
+    def __init__(self, values: list[tuple[ContextVar[Any], Any]]) -> None:
+        self._values = values
+        self._tokens: list[list[tuple[ContextVar[Any], Token[Any]]]] = []
+
+    def __enter__(self) -> Any:
+        self._tokens.append([(var, var.set(value)) for var, value in self._values])
+        return self._values[0][1] if self._values else None
+
+    def __exit__(self, *exc: object) -> None:
+        for var, token in reversed(self._tokens.pop()):
+            var.reset(token)
+
+
+def storage(location: StorageLike) -> _Scope:
     """Use `location` (a path, a URL or a Storage) for interfaces created inside the block.
 
     Example:
-        >>> with retain.storage("/tmp/results"):
+        >>> with retain.storage("/tmp/results") as results:
         ...     mnist = get(MnistData)
     """
     from .storage import make_storage
 
-    resolved = make_storage(location)
-    token = _storage.set(resolved)
-    try:
-        yield resolved
-    finally:
-        _storage.reset(token)
+    return _Scope([(_storage, make_storage(location))])
 
 
 def current_storage(explicit: StorageLike | None = None) -> Storage:
@@ -55,34 +66,30 @@ def current_storage(explicit: StorageLike | None = None) -> Storage:
         return make_storage(explicit)
     scoped = _storage.get()
     if scoped is not None:
-        return make_storage(scoped)
+        return scoped
     return make_storage(os.environ.get("RETAIN_STORAGE") or DEFAULT_STORAGE)
 
 
-@contextmanager
 def settings(
     *,
     changed_defaults: ChangedDefaultsPolicy | None = None,
     durable: bool | None = None,
-) -> Iterator[None]:
-    """Override settings inside a block.
+) -> _Scope:
+    """Override settings inside a ``with`` block.
 
     Args:
         changed_defaults: what `get` does when a stored result was computed with defaults that
             differ from today's code: ``"warn"`` (default), ``"error"`` or ``"accept"``.
+            Also ``RETAIN_CHANGED_DEFAULTS``.
         durable: fsync every file and directory a commit writes, so a commit survives a power
             loss, not only a killed process. Also ``RETAIN_DURABLE=1``.
     """
-    tokens: list[tuple[ContextVar[Any], Token[Any]]] = []
+    values: list[tuple[ContextVar[Any], Any]] = []
     if changed_defaults is not None:
-        tokens.append((_changed_defaults, _changed_defaults.set(_check_policy(changed_defaults))))
+        values.append((_changed_defaults, _check_policy(changed_defaults)))
     if durable is not None:
-        tokens.append((_durable, _durable.set(bool(durable))))
-    try:
-        yield
-    finally:
-        for var, token in reversed(tokens):
-            var.reset(token)
+        values.append((_durable, bool(durable)))
+    return _Scope(values)
 
 
 def _check_policy(value: str) -> str:

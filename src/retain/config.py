@@ -4,8 +4,9 @@ updates, and the read-only view that `element.config` returns."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
-from typing import Any
+# `collections.abc` re-exports these from `_collections_abc`, which the interpreter has
+# already loaded; importing the public name would load all of `collections` (~2 ms).
+from _collections_abc import Mapping
 
 from ._errors import ConfigError, ImmutableError
 
@@ -15,7 +16,15 @@ __all__ = ["ConfigList", "ConfigSpec", "ConfigView", "config_spec"]
 # key, from an empty-dict default or a dict-typed field), or LEAF (a plain value).
 OPEN = "open"
 LEAF = "leaf"
-Shape = Any  # dict[str, Shape] | str
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    Shape = Any  # dict[str, Shape] | str
+    _MappingBase = Mapping[str, Any]
+else:
+    _MappingBase = Mapping
 
 
 def copy_tree(value: Any) -> Any:
@@ -60,7 +69,7 @@ def _wrap(value: Any) -> Any:
     return value
 
 
-class ConfigView(Mapping[str, Any]):
+class ConfigView(_MappingBase):
     """Read-only access to a configuration, by attribute (`config.lr`) or item
     (`config["lr"]`, `config["model.depth"]`)."""
 
@@ -231,7 +240,7 @@ def _model_type(annotation: Any) -> Any:
 
 
 def _is_open_annotation(annotation: Any) -> bool:
-    from typing import get_origin
+    from typing import Any, get_origin
 
     target = get_origin(annotation) or annotation
     return annotation is Any or (isinstance(target, type) and issubclass(target, Mapping))

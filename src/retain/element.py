@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Mapping
-from typing import Any, ClassVar
+# `collections.abc` re-exports these from `_collections_abc`, which the interpreter has
+# already loaded; importing the public name would load all of `collections` (~2 ms).
+from _collections_abc import Mapping
 
 from ._errors import ConfigError, RetainError, VersionError
-from ._sentinel import NOT_GIVEN, NotGiven
+from ._sentinel import NOT_GIVEN, NotGivenType
 from .config import ConfigSpec, ConfigView, config_spec, copy_tree
 from .identity import SHORT_ID_LENGTH, compute_id, drop_defaults, remove_paths, to_json
 from .modules import class_reference
-from .versions import Version, flatten_versions, parse_version_call
+from .versions import flatten_versions, parse_version_call
+
+TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
+    from .versions import Version
 
 __all__ = ["Element"]
 
@@ -19,7 +25,8 @@ _MAX_VERSION_DEPTH = 50
 
 #: Every Element subclass by (module, qualname), so records can name classes that are not
 #: importable (defined in a notebook, a test function) as long as they exist in this process.
-_classes: weakref.WeakValueDictionary[tuple[str, str], type] = weakref.WeakValueDictionary()
+#: A redefinition replaces its entry, so this grows with the number of class names only.
+_classes: dict[tuple[str, str], type] = {}
 
 
 class Resolved:
@@ -124,7 +131,7 @@ class Element:
         return ConfigView(copy_tree(config_spec(cls).defaults))
 
     def version(
-        self, version: Version | NotGiven = NOT_GIVEN, overwrite: bool = False
+        self, version: Version | NotGivenType = NOT_GIVEN, overwrite: bool = False
     ) -> list[str | dict[str, Any]]:
         """Inspect or change the versions.
 
@@ -135,7 +142,7 @@ class Element:
         if version is NOT_GIVEN and not overwrite:
             return copy_tree(self._retain_versions)  # type: ignore[no-any-return]
         self._retain_before_change()
-        added = flatten_versions(None if version is NOT_GIVEN else version)
+        added = flatten_versions(None if isinstance(version, NotGivenType) else version)
         for item in added:
             if isinstance(item, str):
                 parse_version_call(item)

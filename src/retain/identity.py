@@ -7,12 +7,11 @@ pins a set of them, and a change to the scheme must bump `SCHEME`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any
+# `collections.abc` re-exports these from `_collections_abc`, which the interpreter has
+# already loaded; importing the public name would load all of `collections` (~2 ms).
+from _collections_abc import Mapping
 
 from ._errors import IdentityError
 
@@ -38,11 +37,17 @@ REF_KEY = "$interface"
 _HEX = frozenset("0123456789abcdef")
 _MISSING = object()
 
-JSON = Any  # None | bool | int | float | str | list[JSON] | dict[str, JSON]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    JSON = Any  # None | bool | int | float | str | list[JSON] | dict[str, JSON]
 
 
 def canonical_json(value: JSON) -> str:
     """Serialise `value` to its one canonical JSON spelling."""
+    import json
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
@@ -50,6 +55,8 @@ def canonical_json(value: JSON) -> str:
 
 def compute_id(module: str, qualname: str, canonical_config: Mapping[str, JSON]) -> str:
     """The content id of a class (by module and qualified name) with a canonical config."""
+    import hashlib
+
     payload = {"class": qualname, "config": canonical_config, "module": module, "scheme": SCHEME}
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()[:ID_LENGTH]
 

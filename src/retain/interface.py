@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from typing import Any, ClassVar, TypeVar
 
 from . import _settings
 from ._errors import ImmutableError, RecordError, UnsafePathError
 from ._fs import atomic_write, makedirs
-from ._provenance import provenance
-from ._sentinel import NOT_GIVEN, NotGiven
+from ._sentinel import NOT_GIVEN
 from .codecs import codec_for
 from .config import config_spec
 from .element import Element, Resolved, _classes, resolved_from_record
@@ -18,11 +15,17 @@ from .identity import REF_KEY, SCHEME, is_id, to_json
 from .modules import class_reference, resolve_class
 from .storage import Storage, make_storage
 from .storage.layout import RECORD_FILE, RECORD_FORMAT, RESERVED_PREFIX, decode_record, encode_record
-from .versions import Version
+
+TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, ClassVar, TypeVar
+
+    from .versions import Version
+
+    Self = TypeVar("Self", bound="Interface")
 
 __all__ = ["Interface"]
-
-Self = TypeVar("Self", bound="Interface")
 
 
 class Interface(Element):
@@ -105,6 +108,8 @@ class Interface(Element):
 
     def _retain_new_record(self, state: Resolved) -> dict[str, Any]:
         from datetime import datetime, timezone
+
+        from ._provenance import provenance
 
         cls = type(self)
         module, qualname = class_reference(cls)

@@ -6,8 +6,11 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from types import ModuleType
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any
 
 from ._errors import ModuleResolutionError
 

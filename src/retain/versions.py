@@ -7,17 +7,20 @@ arguments of a call are Python literals, parsed, never evaluated.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from functools import lru_cache
-from typing import Any, Union
+# `collections.abc` re-exports these from `_collections_abc`, which the interpreter has
+# already loaded; importing the public name would load all of `collections` (~2 ms).
+from _collections_abc import Mapping
 
 from ._errors import VersionError
 from .config import copy_tree
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Union
+
+    Version = Union[None, str, Mapping[str, Any], list["Version"], tuple["Version", ...]]
+
 __all__ = ["Version", "VersionCall", "flatten_versions", "parse_version_call"]
-
-Version = Union[None, str, Mapping[str, Any], list["Version"], tuple["Version", ...]]
-
 
 class VersionCall:
     """A parsed ``"~name(args)"`` version."""
@@ -44,8 +47,19 @@ def parse_version_call(text: str) -> VersionCall:
     return VersionCall(name, copy_tree(args), copy_tree(dict(kwargs)))
 
 
-@lru_cache(maxsize=1024)
+_parsed: dict[str, tuple[str, tuple[Any, ...], tuple[tuple[str, Any], ...]]] = {}
+
+
 def _parse(text: str) -> tuple[str, tuple[Any, ...], tuple[tuple[str, Any], ...]]:
+    found = _parsed.get(text)
+    if found is None:
+        found = _parse_uncached(text)
+        if len(_parsed) < 4096:
+            _parsed[text] = found
+    return found
+
+
+def _parse_uncached(text: str) -> tuple[str, tuple[Any, ...], tuple[tuple[str, Any], ...]]:
     import ast
 
     body = text.strip()
