@@ -135,7 +135,7 @@ def test_from_directory_errors(tmp_path: Path, store: Storage) -> None:
         (b'{"hello": "world"}', "not a retain record"),
         (original.replace(b'"kind"', b'"kinds"'), "'kind' is missing"),
         (original.replace(b'"scheme": 1', b'"scheme": "1"'), "'scheme' should be an integer"),
-        (original.replace(b'"batch_size": 2\n', b'"batch_size": 3\n'), "hashes to"),
+        (original.replace(b'"canonical_config": {"batch_size": 2}', b'"canonical_config": {"batch_size": 3}'), "hashes to"),
         (original.replace(b'"scheme": 1', b'"scheme": 99'), "upgrade retain"),
     ]:
         record_path.write_bytes(content)

@@ -108,10 +108,35 @@ def _link_exclusive(tmp: str, path: str) -> bool:
     return True
 
 
-def makedirs(path: str) -> None:
+def makedirs(path: str, *, durable: bool = False) -> None:
+    """Create directory `path` and its missing parents; with `durable`, fsync the parent of
+    each directory created so that the new entries survive a power loss."""
     try:
-        os.makedirs(path, exist_ok=True)
+        _makedirs(path, durable)
     except OSError as exc:
+        if isinstance(exc, StorageError):
+            raise
         raise StorageError(
             exc.errno or 0, f"could not create directory {path}: {exc.strerror or exc}"
         ) from exc
+
+
+def _makedirs(path: str, durable: bool) -> None:
+    # One mkdir in the common case, where os.makedirs would stat every ancestor first.
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+        return
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if not parent or parent == path:
+            raise
+        _makedirs(parent, durable)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            return
+    if durable:
+        fsync_directory(os.path.dirname(path) or ".")

@@ -90,23 +90,23 @@ class Interface(Element):
         if self._retain_record is not None:
             return self
         state = self._retain_resolve()  # an invalid config fails here, before any write
-        for dependency in _interfaces_in(state.config):
+        inputs = list(_interfaces_in(state.config))
+        for dependency in inputs:
             dependency.commit()
         storage = self.storage
+        record = self._retain_new_record(state, inputs)
+        if storage.publish_record(state.id, encode_record(record), durable=_settings.durable()):
+            self._retain_record = record
+            return self
+        # Another commit of this identity won (another process, or an earlier run): adopt it.
         where = os.path.join(storage.local_directory(state.id), RECORD_FILE)
         existing = storage.read_record(state.id)
         if existing is None:
-            data = encode_record(self._retain_new_record(state))
-            if storage.publish_record(state.id, data, durable=_settings.durable()):
-                self._retain_record = decode_record(data, where, state.id)
-                return self
-            existing = storage.read_record(state.id)
-            if existing is None:
-                raise RecordError(f"the record {where!r} vanished while it was being committed")
+            raise RecordError(f"the record {where!r} vanished while it was being committed")
         self._retain_record = decode_record(existing, where, state.id)
         return self
 
-    def _retain_new_record(self, state: Resolved) -> dict[str, Any]:
+    def _retain_new_record(self, state: Resolved, inputs: list[Interface]) -> dict[str, Any]:
         from datetime import datetime, timezone
 
         from ._provenance import provenance
@@ -124,7 +124,7 @@ class Interface(Element):
             "config": state.json,
             "canonical_config": state.canonical,
             "non_identifying": list(cls.non_identifying),
-            "inputs": sorted({d.id for d in _interfaces_in(state.config)}),
+            "inputs": sorted({dependency.id for dependency in inputs}),
             "created": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "provenance": provenance(cls.__module__),
         }
@@ -168,9 +168,10 @@ class Interface(Element):
         codec = codec_for(relative[-1])
         directory = self.local_directory()
         path = os.path.join(directory, *relative)
-        makedirs(os.path.dirname(path))
+        durable = _settings.durable()
+        makedirs(os.path.dirname(path), durable=durable)
         _check_inside(directory, path)
-        atomic_write(path, lambda handle: codec.write(handle, value), durable=_settings.durable())
+        atomic_write(path, lambda handle: codec.write(handle, value), durable=durable)
         return path
 
     def load_file(self, name: str | os.PathLike[str], default: Any = NOT_GIVEN) -> Any:
