@@ -116,26 +116,49 @@ def run_kill(args: argparse.Namespace) -> None:
             item.commit()
 
 
+def _rendezvous(arrivals: Any, me: int, value: int, timeout: float = 20.0) -> None:
+    """Post `value` and spin until the other process posted at least as much."""
+    arrivals[me] = value
+    other = 1 - me
+    spins = 0
+    deadline = time.monotonic() + timeout
+    while arrivals[other] < value:
+        spins += 1
+        if spins % 1000 == 0:
+            time.sleep(0)  # let the other process run on a busy machine
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the other race worker never reached step {value}")
+
+
 def race_worker(storage_path: str, count: int, salt: str, arrivals: Any, me: int, out: str) -> None:
     """multiprocessing target: commit RaceItem 0..count-1 in lockstep with one other process.
 
-    `arrivals` is a shared array of two ints: each process posts the index it reached and
-    spins until the other one reached it too, so both call `commit` within microseconds.
+    `arrivals` is a shared array of two ints. Before each commit both processes meet, so both
+    call `commit` within microseconds (a natural race). For even indices they meet a second
+    time as they enter `publish_record`, so both surely try to publish (a forced race: exactly
+    one must win and the other adopt its record). Nobody can publish before that meeting, so
+    a correct `commit` of a fresh identity always reaches it.
     """
     publishes = instrument()
     results: dict[str, Any] = {}
-    other = 1 - me
+    forced: list[int] = []  # the index whose publish must wait for the other process
+    instrumented_publish = LocalStorage.publish_record
+
+    def publish_record(self: LocalStorage, id: str, data: bytes, *, durable: bool = False) -> bool:
+        if forced:
+            _rendezvous(arrivals, me, 2 * forced.pop() + 2)
+        return instrumented_publish(self, id, data, durable=durable)
+
+    LocalStorage.publish_record = publish_record  # type: ignore[method-assign]
     with storage(storage_path):
         for index in range(count):
             item = RaceItem({"index": index, "salt": salt})
-            item._retain_resolve()  # identity computed before the rendezvous: tighten the race
-            arrivals[me] = index + 1
-            spins = 0
-            while arrivals[other] < index + 1:
-                spins += 1
-                if spins % 10_000 == 0:
-                    time.sleep(0)  # yield on a busy machine
+            item._retain_resolve()  # identity computed before the meeting: tighten the race
+            _rendezvous(arrivals, me, 2 * index + 1)
+            if index % 2 == 0:
+                forced.append(index)
             item.commit()
+            assert not forced, f"commit of fresh identity {index} never tried to publish"
             results[str(index)] = {"id": item.id, "created": item.created}
     write_json(out, {"results": results, "publishes": publishes})
 

@@ -16,6 +16,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,7 +72,7 @@ def interface_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir())
 
 
-def read_record_json(directory: Path) -> dict:
+def read_record_json(directory: Path) -> Any:
     # Never a partial record: whatever exists must decode completely.
     return json.loads((directory / RECORD_FILE).read_bytes())
 
@@ -216,7 +217,7 @@ def test_sigkill_mid_commit_leaves_only_whole_commits(tmp_path: Path) -> None:
     runs = 24
     committed_total = 0
     left_uncommitted = 0
-    began = time.monotonic()
+    killed_pids: set[int] = set()
     for run in range(1, runs + 1):
         ready = tmp_path / f"kill-ready-{run}"
         proc = spawn_worker(
@@ -224,6 +225,7 @@ def test_sigkill_mid_commit_leaves_only_whole_commits(tmp_path: Path) -> None:
         )
         try:
             wait_for_files([ready], [proc])
+            killed_pids.add(proc.pid)
             time.sleep(rng.uniform(0.0, 0.25))
             proc.send_signal(signal.SIGKILL)
         finally:
@@ -239,13 +241,15 @@ def test_sigkill_mid_commit_leaves_only_whole_commits(tmp_path: Path) -> None:
     for directory in interface_dirs(root):
         assert Interface.from_directory(directory).id == directory.name
     assert [p.name for p in root.iterdir() if not p.is_dir()] == []
+    # Leftover temporaries are only those of killed workers (named with their pid), directly
+    # inside interface directories; the commits that ran to completion cleaned up after them.
     for path in temp_files(root):
-        assert path.is_file() and path.name.startswith(TEMP_PREFIX)
+        assert path.is_file() and path.parent.parent == root, path
+        assert int(path.name.rsplit(".", 2)[1]) in killed_pids, path
     assert not list(root.rglob("*.claim"))
     # The kills did land while commits were in progress (not only between them).
     assert committed_total > runs
     assert left_uncommitted >= 1
-    assert time.monotonic() - began < 30
 
 
 # -- 3. two processes racing on the same identity ----------------------------------------------
@@ -265,7 +269,7 @@ def test_two_processes_race_on_each_identity(tmp_path: Path) -> None:
     for proc in procs:
         proc.start()
     for proc in procs:
-        proc.join(120)
+        proc.join(60)
     for proc in procs:
         if proc.is_alive():
             proc.kill()
@@ -284,10 +288,13 @@ def test_two_processes_race_on_each_identity(tmp_path: Path) -> None:
     # Exactly one winner per identity; the other process adopted its record.
     wins = Counter(id for report in (first, second) for id, won in report["publishes"] if won)
     assert wins == Counter({id: 1 for id in ids})
-    # Both processes reached the publish step for the same identity: the race was real.
+    # For the forced half both processes surely reached the publish step: one lost and
+    # adopted. (The natural half is contested as often as the scheduler allows.)
     attempted = [Counter(id for id, _ in report["publishes"]) for report in (first, second)]
     contested = set(attempted[0]) & set(attempted[1])
-    assert len(contested) >= count // 10, f"only {len(contested)} identities were contested"
+    forced = {first["results"][str(i)]["id"] for i in range(0, count, 2)}
+    assert forced <= contested
+    assert all(n == 1 for counts in attempted for n in counts.values())  # one publish each
 
     assert sorted(d.name for d in interface_dirs(root)) == sorted(ids)
     with storage(root):

@@ -380,3 +380,18 @@ def test_unwritable_storage_fails_clearly_and_keeps_what_is_stored(tmp_path: Pat
     assert blocked.read_text().startswith("a file")
     with retain.storage(tmp_path / "good"):
         assert get(MnistData) == committed and get(MnistData).is_committed()
+
+
+def test_commit_without_hard_links(monkeypatch: pytest.MonkeyPatch, store: Storage) -> None:
+    """File systems that refuse os.link still commit whole records, once."""
+    import errno
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refuse)
+    first = MnistData({"batch_size": 77}).commit()
+    second = MnistData({"batch_size": 77}).commit()
+    assert second.created == first.created
+    assert sorted(os.listdir(first.local_directory())) == ["interface.json"]
+    assert get(MnistData, {"batch_size": 77}).is_committed()

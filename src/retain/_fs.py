@@ -64,8 +64,7 @@ def atomic_write(
                 handle.flush()
                 os.fsync(handle.fileno())
         if exclusive:
-            published = _link_exclusive(tmp, path)
-            os.unlink(tmp)
+            published = _publish_exclusive(tmp, path)
         else:
             os.replace(tmp, path)
             published = True
@@ -84,27 +83,26 @@ def atomic_write(
     return published
 
 
-def _link_exclusive(tmp: str, path: str) -> bool:
+def _publish_exclusive(tmp: str, path: str) -> bool:
+    """Move complete file `tmp` to `path` unless `path` exists; `tmp` is gone afterwards."""
     try:
         os.link(tmp, path)
+        os.unlink(tmp)
         return True
     except FileExistsError:
+        os.unlink(tmp)
         return False
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
             raise
-    # File systems without hard links: an O_EXCL marker decides the winner; the record is
-    # then renamed into place whole, so readers still never see a partial record.
-    marker = path + ".claim"
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-    except FileExistsError:
-        return False
+    # File systems without hard links (some FUSE and SMB mounts): rename the complete file
+    # into place unless a record is already there. Two committers racing inside this window
+    # may both rename; each record is complete and of the same identity, so readers still
+    # never see a partial record; only "first writer wins" weakens to "one writer wins".
     if os.path.exists(path):
+        os.unlink(tmp)
         return False
     os.replace(tmp, path)
-    with open(tmp, "wb"):
-        pass  # recreated so the caller's unlink succeeds
     return True
 
 
