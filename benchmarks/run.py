@@ -212,22 +212,36 @@ def bench_from_directory(root: str, n: int, reps: int) -> None:
 
 
 def bench_commit(work: str, reps: int, rounds: int, durable: bool, key_base: int) -> None:
+    """`.commit()` of fresh interfaces vs the bare operations, in alternating rounds.
+
+    Durable mode has a second, informational baseline that also fsyncs the parent (storage
+    root) after the mkdir, which POSIX needs for the new directory entry to survive a crash.
+    """
     label = "commit_durable" if durable else "commit"
     root = os.path.join(work, label + "-retain")
-    bare = os.path.join(work, label + "-bare")
+    bare_dirs = {"bare": os.path.join(work, label + "-bare")}
+    if durable:
+        bare_dirs["bare_parent"] = os.path.join(work, label + "-bare-parent")
     os.makedirs(root)
-    os.makedirs(bare)
+    for directory in bare_dirs.values():
+        os.makedirs(directory)
     with storage(root):
         probe = BenchItem({"i": key_base - 1}).commit()
     with open(os.path.join(probe.local_directory(), "interface.json"), "rb") as handle:
-        record = handle.read()  # a real record: the baseline writes the same number of bytes
+        record = handle.read()  # a real record: the baselines write the same number of bytes
     per_round = max(1, reps // rounds)
-    retain_ns: list[int] = []
-    bare_ns: list[int] = []
+    samples: dict[str, list[int]] = {"retain": [], **{arm: [] for arm in bare_dirs}}
     key = key_base
     clock = time.perf_counter_ns
 
-    def bare_commit(directory: str) -> None:
+    def fsync_dir(directory: str) -> None:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def bare_commit(directory: str, parent: bool = False) -> None:
         os.mkdir(directory)
         final = os.path.join(directory, "interface.json")
         tmp = final + ".tmp"
@@ -238,45 +252,58 @@ def bench_commit(work: str, reps: int, rounds: int, durable: bool, key_base: int
                 os.fsync(handle.fileno())
         os.rename(tmp, final)
         if durable:
-            fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_dir(directory)
+            if parent:
+                fsync_dir(os.path.dirname(directory))
 
+    arms = list(samples)
     with settings(durable=durable), storage(root):
         for round_ in range(rounds + 1):  # round 0 warms up and is not kept
             gc.collect()
             items = [BenchItem({"i": key + j}) for j in range(per_round)]  # built, not resolved
             key += per_round
-            names = [os.path.join(bare, uuid.uuid4().hex) for _ in range(per_round)]
-            order = (0, 1) if round_ % 2 else (1, 0)
-            for which in order:
-                if which == 0:
-                    got = []
+            shift = round_ % len(arms)
+            for arm in arms[shift:] + arms[:shift]:  # rotate which arm goes first
+                got: list[int] = []
+                if arm == "retain":
                     for item in items:
                         t0 = clock()
                         item.commit()
                         got.append(clock() - t0)
-                    if round_:
-                        retain_ns += got
                 else:
-                    got = time_each(bare_commit, names)
-                    if round_:
-                        bare_ns += got
+                    parent = arm == "bare_parent"
+                    names = [os.path.join(bare_dirs[arm], uuid.uuid4().hex) for _ in range(per_round)]
+                    for name in names:
+                        t0 = clock()
+                        bare_commit(name, parent)
+                        got.append(clock() - t0)
+                if round_:
+                    samples[arm] += got
     assert items[-1].is_committed() and os.path.isfile(os.path.join(root, items[-1].id, "interface.json"))
-    m, b = median_us(retain_ns), median_us(bare_ns)
+    m, b = median_us(samples["retain"]), median_us(samples["bare"])
     limit = 1.5 if durable else 3.0
     what = "mkdir + write + fsync(file) + rename + fsync(dir)" if durable else "mkdir + write tmp + rename"
+    baseline: dict[str, Any] = {"ops": what, "median_us": r(b), "p90_us": r(pct_us(samples["bare"], 0.9))}
+    summary_extra = ""
+    if durable:
+        bp = median_us(samples["bare_parent"])
+        baseline["with_fsync_parent_median_us"] = r(bp)
+        baseline["ratio_vs_with_fsync_parent"] = r(m / bp, 3)
+        summary_extra = f"; {bp:.0f} us with fsync(parent) too, ratio {m / bp:.2f}x"
     figure(
         label,
-        {"median_us": r(m), "p90_us": r(pct_us(retain_ns, 0.9)), "repetitions": len(retain_ns), "record_bytes": len(record)},
-        {"ops": what, "median_us": r(b), "p90_us": r(pct_us(bare_ns, 0.9))},
+        {
+            "median_us": r(m),
+            "p90_us": r(pct_us(samples["retain"], 0.9)),
+            "repetitions": len(samples["retain"]),
+            "record_bytes": len(record),
+        },
+        baseline,
         m / b,
         f"ratio <= {limit}x",
         m / b <= limit,
         f"{m:.1f} us",
-        f"{b:.1f} us ({what})",
+        f"{b:.1f} us ({what}){summary_extra}",
     )
 
 
@@ -338,17 +365,23 @@ def bench_npy(work: str, reps: int) -> None:
     for kind, data in (("save", save), ("load", load)):
         mb_s = {who: nbytes / (statistics.median(ns) / 1e9) / 1e6 for who, ns in data.items()}
         best = {who: nbytes / (min(ns) / 1e9) / 1e6 for who, ns in data.items()}
-        ratio = mb_s["retain"] / mb_s["bare"]
+        # Best of n: interference (other processes, write-back) only ever slows a repetition.
+        ratio = best["retain"] / best["bare"]
         plain = "np.save" if kind == "save" else "np.load"
         figure(
             f"npy_{kind}_100MB",
-            {"median_MB_s": r(mb_s["retain"], 1), "best_MB_s": r(best["retain"], 1), "repetitions": len(data["retain"])},
-            {"ops": plain, "median_MB_s": r(mb_s["bare"], 1), "best_MB_s": r(best["bare"], 1)},
+            {
+                "best_MB_s": r(best["retain"], 1),
+                "median_MB_s": r(mb_s["retain"], 1),
+                "median_ratio": r(mb_s["retain"] / mb_s["bare"], 3),
+                "repetitions": len(data["retain"]),
+            },
+            {"ops": plain, "best_MB_s": r(best["bare"], 1), "median_MB_s": r(mb_s["bare"], 1)},
             ratio,
-            "throughput ratio >= 0.9x",
+            "throughput ratio (best of n) >= 0.9x",
             ratio >= 0.9,
-            f"{mb_s['retain']:.0f} MB/s",
-            f"{mb_s['bare']:.0f} MB/s ({plain})",
+            f"{best['retain']:.0f} MB/s best, {mb_s['retain']:.0f} median",
+            f"{best['bare']:.0f} MB/s best, {mb_s['bare']:.0f} median ({plain})",
         )
 
 
@@ -357,6 +390,8 @@ def bench_npy(work: str, reps: int) -> None:
 
 def bench_import(reps: int) -> None:
     python = sys.executable
+    # Without PYTHON* variables: PYTHONDONTWRITEBYTECODE would make every run compile retain
+    # from source, which is not what an installed package does.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "RETAIN_"))}
     commands = {"retain": "from retain import Interface, get", "bare": "pass"}
 
@@ -451,6 +486,40 @@ def machine() -> dict[str, str]:
     }
 
 
+def cpu_check_us() -> float:
+    """Median time of a fixed pure-Python loop: compare start and end of a run (and across
+    runs) to see whether other processes competed for the CPU."""
+    samples = []
+    for _ in range(15):
+        t0 = time.perf_counter_ns()
+        total = 0
+        for k in range(20_000):
+            total += k
+        samples.append(time.perf_counter_ns() - t0)
+    return statistics.median(samples) / NS_PER_US
+
+
+def git_head() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", REPO, "status", "--porcelain", "--", "src"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return f"commit {head}" + (" (src/ modified)" if dirty else "")
+
+
+def loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as handle:
+            return " ".join(handle.read().split()[:3])
+    except OSError:
+        return "?"
+
+
 def write_results(mode: str, params: dict[str, Any], seconds: float, info: dict[str, Any]) -> None:
     m = machine()
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
@@ -464,9 +533,13 @@ def write_results(mode: str, params: dict[str, Any], seconds: float, info: dict[
         f"- Date: {now}",
         f"- Machine: {m['cores']} cores, {m['cpu']}; {m['os']}",
         f"- Disk: {m['fs']}",
-        f"- Python {m['python']}; retain {m['retain']}; numpy {m['numpy']}",
+        f"- Python {m['python']}; retain {m['retain']} at {git_head()}; numpy {m['numpy']}",
         f"- Mode: {mode} ({', '.join(f'{k}={v}' for k, v in params.items())}); run took {seconds:.0f} s",
         f"- Population: {info['populate']}",
+        f"- Load average (1/5/15 min) at start: {info['load_start']}; at end: {info['load_end']}. "
+        f"CPU check (fixed loop, lower is better): {info['cpu_start']:.0f} us at start, "
+        f"{info['cpu_end']:.0f} us at end. Other processes on the machine perturb the figures; "
+        "ratios, measured alternating with their baselines, are the robust part",
         "",
         "| Figure | Measured | Baseline | Ratio | Target | Pass |",
         "|---|---|---|---|---|---|",
@@ -490,7 +563,7 @@ def write_results(mode: str, params: dict[str, Any], seconds: float, info: dict[
         "- from_directory: `Interface.from_directory(path)` of random committed interfaces.",
         "- npy_save/npy_load: `save_file`/`load_file` of a 100 MB float64 array vs `np.save`/`np.load` "
         "in a sibling directory; old file removed and `os.sync()` before each timed save, loads from "
-        "the page cache for both.",
+        "the page cache for both; ratio of best-of-n throughputs (medians in the JSON).",
         "- import: wall time of a fresh `python -c` process, same interpreter, alternating.",
         "",
         "Raw JSON lines of this run:",
@@ -524,12 +597,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         p = dict(n_small=2_000, n_large=20_000, get_reps=4_000, commit_reps=600, durable_reps=60, npy_reps=3, import_reps=10)
     else:
-        p = dict(n_small=10_000, n_large=100_000, get_reps=20_000, commit_reps=4_000, durable_reps=400, npy_reps=7, import_reps=40)
+        p = dict(n_small=10_000, n_large=100_000, get_reps=20_000, commit_reps=4_000, durable_reps=600, npy_reps=11, import_reps=40)
     start = time.perf_counter()
     os.makedirs(TMP_ROOT, exist_ok=True)
     work = tempfile.mkdtemp(prefix="run-", dir=TMP_ROOT)
-    info: dict[str, Any] = {"populate": "-"}
-    log(f"mode={'quick' if args.quick else 'full'} work={work} {p}")
+    info: dict[str, Any] = {"populate": "-", "load_start": loadavg(), "cpu_start": cpu_check_us()}
+    log(f"mode={'quick' if args.quick else 'full'} work={work} {p} load={info['load_start']}")
     try:
         if wanted("get") or wanted("from_directory"):
             small = os.path.join(work, "small")
@@ -574,6 +647,11 @@ def main(argv: list[str] | None = None) -> int:
                 pass
             log(f"cleaned up in {time.perf_counter() - t0:.1f} s")
     seconds = time.perf_counter() - start
+    info["load_end"] = loadavg()
+    info["cpu_end"] = cpu_check_us()
+    print(json.dumps({"name": "environment", "values": {
+        "load_start": info["load_start"], "load_end": info["load_end"],
+        "cpu_check_us_start": r(info["cpu_start"]), "cpu_check_us_end": r(info["cpu_end"])}}), flush=True)
     log(f"total {seconds:.0f} s; {sum(f['pass'] for f in FIGURES)}/{len(FIGURES)} figures pass")
     if not args.no_results and (not args.quick or args.write_results) and not only:
         write_results("quick" if args.quick else "full", p, seconds, info)
