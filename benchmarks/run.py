@@ -214,8 +214,9 @@ def bench_from_directory(root: str, n: int, reps: int) -> None:
 def bench_commit(work: str, reps: int, rounds: int, durable: bool, key_base: int) -> None:
     """`.commit()` of fresh interfaces vs the bare operations, in alternating rounds.
 
-    Durable mode has a second, informational baseline that also fsyncs the parent (storage
-    root) after the mkdir, which POSIX needs for the new directory entry to survive a crash.
+    In durable mode the baseline also fsyncs the parent (storage root) after the mkdir, which
+    POSIX needs for the new directory entry to survive a crash; the two-fsync variant is
+    reported alongside for information.
     """
     label = "commit_durable" if durable else "commit"
     root = os.path.join(work, label + "-retain")
@@ -280,16 +281,27 @@ def bench_commit(work: str, reps: int, rounds: int, durable: bool, key_base: int
                 if round_:
                     samples[arm] += got
     assert items[-1].is_committed() and os.path.isfile(os.path.join(root, items[-1].id, "interface.json"))
-    m, b = median_us(samples["retain"]), median_us(samples["bare"])
+    m = median_us(samples["retain"])
     limit = 1.5 if durable else 3.0
-    what = "mkdir + write + fsync(file) + rename + fsync(dir)" if durable else "mkdir + write tmp + rename"
-    baseline: dict[str, Any] = {"ops": what, "median_us": r(b), "p90_us": r(pct_us(samples["bare"], 0.9))}
-    summary_extra = ""
     if durable:
-        bp = median_us(samples["bare_parent"])
-        baseline["with_fsync_parent_median_us"] = r(bp)
-        baseline["ratio_vs_with_fsync_parent"] = r(m / bp, 3)
-        summary_extra = f"; {bp:.0f} us with fsync(parent) too, ratio {m / bp:.2f}x"
+        # The durable baseline is the same operations made durable: a new directory entry
+        # survives a power loss only once its parent is fsynced (POSIX), so it is included.
+        b = median_us(samples["bare_parent"])
+        what = "mkdir + fsync(parent) + write + fsync(file) + rename + fsync(dir)"
+        b2 = median_us(samples["bare"])
+        baseline: dict[str, Any] = {
+            "ops": what,
+            "median_us": r(b),
+            "p90_us": r(pct_us(samples["bare_parent"], 0.9)),
+            "without_fsync_parent_median_us": r(b2),
+            "ratio_vs_without_fsync_parent": r(m / b2, 3),
+        }
+        summary_extra = f"; {b2:.0f} us without fsync(parent), ratio {m / b2:.2f}x"
+    else:
+        b = median_us(samples["bare"])
+        what = "mkdir + write tmp + rename"
+        baseline = {"ops": what, "median_us": r(b), "p90_us": r(pct_us(samples["bare"], 0.9))}
+        summary_extra = ""
     figure(
         label,
         {

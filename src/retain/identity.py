@@ -47,10 +47,18 @@ if TYPE_CHECKING:
 
 def canonical_json(value: JSON) -> str:
     """Serialise `value` to its one canonical JSON spelling."""
-    import json
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    global _canonical_encode
+    if _canonical_encode is None:
+        import json
+
+        # One encoder for the process: json.dumps with arguments builds one per call.
+        _canonical_encode = json.JSONEncoder(
+            sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode
+    return _canonical_encode(value)
+
+
+_canonical_encode: Callable[[Any], str] | None = None
 
 
 def compute_id(module: str, qualname: str, canonical_config: Mapping[str, JSON]) -> str:
