@@ -80,6 +80,7 @@ def module_file(module_name: str) -> str | None:
     return os.path.abspath(path) if path else None
 
 
+@lru_cache(maxsize=None)
 def provenance(module_name: str) -> dict[str, Any]:
     """What is known of the code of `module_name` and of this machine."""
     path = module_file(module_name)

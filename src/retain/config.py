@@ -313,7 +313,10 @@ def _apply(merged: dict[str, Any], update: Mapping[str, Any], shape: Shape, pref
         child_shape = _child_shape(node_shape, last, path, owner)
         full = f"{path}.{last}" if path else last
         current = target.get(last)
-        if isinstance(value, Mapping) and type(current) is dict and not hasattr(value, "__retain_reference__"):
+        if type(current) is dict and (
+            type(value) is dict
+            or (isinstance(value, Mapping) and not hasattr(value, "__retain_reference__"))
+        ):
             _apply(current, value, child_shape, full, owner)
         else:
             target[last] = copy_tree(value)

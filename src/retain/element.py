@@ -235,7 +235,9 @@ class Element:
             finally:
                 self._retain_partial = None
             self._retain_apply(spec, merged, update, depth + 1)
-        elif isinstance(version, Mapping) and not hasattr(version, "__retain_reference__"):
+        elif type(version) is dict or (
+            isinstance(version, Mapping) and not hasattr(version, "__retain_reference__")
+        ):
             spec.apply(merged, version)
         elif isinstance(version, (list, tuple)):
             for item in version:

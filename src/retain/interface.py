@@ -69,7 +69,7 @@ class Interface(Element):
         directory = self.storage.local_directory(self.id)
         path = os.path.join(directory, *_safe_parts(parts, reserved_ok=True)) if parts else directory
         if create:
-            makedirs(path)
+            makedirs(path, durable=_settings.durable())
         return path
 
     # -- commit --------------------------------------------------------------------------

@@ -121,7 +121,9 @@ def _flatten(version: Any, out: list[str | dict[str, Any]]) -> None:
         return
     if isinstance(version, str):
         out.append(version)
-    elif isinstance(version, Mapping) and not hasattr(version, "__retain_reference__"):
+    elif type(version) is dict or (
+        isinstance(version, Mapping) and not hasattr(version, "__retain_reference__")
+    ):
         out.append(copy_tree(dict(version)))
     elif isinstance(version, (list, tuple)):
         for item in version:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from .._errors import StorageError
-from .._fs import atomic_write, makedirs
+from .._fs import atomic_write, fsync_directory, makedirs
 from ..identity import ID_LENGTH, is_id
 from .base import Storage
 from .layout import RECORD_FILE
@@ -49,7 +49,11 @@ class LocalStorage(Storage):
 
     def publish_record(self, id: str, data: bytes, *, durable: bool = False) -> bool:
         directory = self.local_directory(id)
-        makedirs(directory, durable=durable)
+        makedirs(directory)
+        if durable:
+            # Whoever created the directory (save_file before commit, perhaps not durably),
+            # its entry in the root must be on disk before the record that makes it visible.
+            fsync_directory(self.root)
         return atomic_write(
             os.path.join(directory, RECORD_FILE),
             lambda handle: handle.write(data),
