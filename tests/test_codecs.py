@@ -23,6 +23,7 @@ class Holder(Interface):
     ("name", "value"),
     [
         ("prediction.txt", "a string ✓\nsecond line"),
+        ("windows.txt", "line\r\nother\rlast"),
         ("notes.md", "# title"),
         ("settings.json", {"neurons": [1, 2], "name": "x", "none": None}),
         ("rows.jsonl", [{"a": 1}, [2, 3], "x", None]),

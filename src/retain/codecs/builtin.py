@@ -33,7 +33,7 @@ class TextCodec(Codec):
         handle.write(value.encode("utf-8"))
 
     def read(self, path: str) -> Any:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8", newline="") as handle:  # keep "\r\n" as written
             return handle.read()
 
 
