@@ -16,9 +16,10 @@ from .config import copy_tree
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any, Union
 
-    Version = Union[None, str, Mapping[str, Any], list["Version"], tuple["Version", ...]]
+    Version = Union[None, str, Mapping[str, Any], Sequence["Version"]]
 
 __all__ = ["Version", "VersionCall", "flatten_versions", "parse_version_call"]
 
