@@ -585,8 +585,15 @@ def write_results(mode: str, params: dict[str, Any], seconds: float, info: dict[
         "```",
         "",
     ]
+    # Keep the "## ..." sections that other benchmark scripts maintain (bench_index.py...).
+    try:
+        with open(RESULTS, encoding="utf-8") as handle:
+            old = handle.read()
+    except FileNotFoundError:
+        old = ""
+    kept = old[old.find("\n## ") + 1:] if "\n## " in old else ""
     with open(RESULTS + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
+        handle.write("\n".join(lines) + ("\n" + kept if kept else ""))
     os.replace(RESULTS + ".tmp", RESULTS)
     log(f"wrote {RESULTS}")
 

@@ -69,7 +69,7 @@ def wait_for_files(paths: list[Path], procs: list[subprocess.Popen[bytes]], time
 
 
 def interface_dirs(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir())
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name != ".retain")  # .retain: the index
 
 
 def read_record_json(directory: Path) -> Any:

@@ -35,31 +35,62 @@ from .element import Element
 from .interface import Interface
 from .storage import LocalStorage, Storage
 
+# The index: get.all, collections, filters (sqlite3 loads when the index is first used).
+from . import index
+from ._errors import IndexDatabaseError, IndexWarning
+from .collection import Collection
+from .query import between, ge, gt, le, lt, one_of
+
+# Components and executions (light: the backends and their threads load when first used).
+from ._errors import AlreadyRunningError, ComponentDefinitionError, LaunchError, NotImportableError
+from ._sweep import ExecutionStatus, StatusReport, launch, status
+from .component import Component
+from .execution import Execution
+
 __all__ = [
+    "AlreadyRunningError",
     "ChangedDefaultsError",
     "ChangedDefaultsWarning",
     "Codec",
     "CodecError",
+    "Collection",
+    "Component",
+    "ComponentDefinitionError",
     "ConfigError",
     "ConfigView",
     "Element",
+    "Execution",
+    "ExecutionStatus",
     "FileMissingError",
     "IdentityError",
     "ImmutableError",
+    "IndexDatabaseError",
+    "IndexWarning",
     "Interface",
     "InterfaceNotFoundError",
+    "LaunchError",
     "LocalStorage",
     "ModuleResolutionError",
     "NOT_GIVEN",
+    "NotImportableError",
     "RecordError",
     "RetainError",
+    "StatusReport",
     "Storage",
     "StorageError",
     "UnsafePathError",
     "VersionError",
     "__version__",
+    "between",
+    "ge",
     "get",
+    "gt",
+    "launch",
+    "le",
+    "lt",
+    "one_of",
     "register_codec",
     "settings",
+    "status",
     "storage",
 ]

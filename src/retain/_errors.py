@@ -6,16 +6,26 @@ Each specific error also inherits the built-in exception a caller would naturall
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 __all__ = [
+    "AlreadyRunningError",
     "ChangedDefaultsError",
     "ChangedDefaultsWarning",
     "CodecError",
+    "ComponentDefinitionError",
     "ConfigError",
     "FileMissingError",
     "IdentityError",
     "ImmutableError",
+    "IndexDatabaseError",
+    "IndexWarning",
     "InterfaceNotFoundError",
+    "LaunchError",
     "ModuleResolutionError",
+    "NotImportableError",
     "RecordError",
     "RetainError",
     "StorageError",
@@ -64,6 +74,16 @@ class ImmutableError(RetainError, RuntimeError):
     """An operation would change a committed interface's identity."""
 
 
+class IndexDatabaseError(RetainError, RuntimeError):
+    """The index cannot be used: its database is corrupt, from a newer schema, busy beyond its
+    timeout, or on a file system where it would be unsafe. The index is a cache: deleting it
+    and running `retain.index.rebuild()` loses nothing."""
+
+
+class IndexWarning(UserWarning):
+    """The index could not be updated (a commit still succeeded); the next query repairs it."""
+
+
 class StorageError(RetainError, OSError):
     """Storage could not be read or written (permissions, space, unreachable)."""
 
@@ -78,3 +98,26 @@ class ChangedDefaultsWarning(UserWarning):
 
 class CodecError(RetainError, ValueError):
     """No codec is registered for a file's extension, or a value does not fit its codec."""
+
+
+class ComponentDefinitionError(RetainError, TypeError):
+    """A Component class cannot run as defined (for example, it has no ``__call__``)."""
+
+
+class NotImportableError(ModuleResolutionError):
+    """A component must run in another process, which reloads its class by import, and the
+    class cannot be imported there (defined in ``__main__`` of a session, or in a function)."""
+
+
+class AlreadyRunningError(RetainError, RuntimeError):
+    """A component is running elsewhere (its claim is alive) and the launcher was told not to
+    wait, or waited longer than it was allowed to."""
+
+
+class LaunchError(RetainError, RuntimeError):
+    """Components failed in a launch. `failures` holds one `Outcome` per failed component
+    (with ``.component`` and ``.error``: type, message, traceback); the others ran."""
+
+    def __init__(self, message: str, failures: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.failures: list[Any] = list(failures or [])

@@ -23,9 +23,11 @@ TYPE_CHECKING = False  # typing is not imported at run time: `import retain` sta
 if TYPE_CHECKING:
     from typing import Any, TypeVar, overload
 
+    from .collection import Collection
     from .versions import Version
 
     E = TypeVar("E", bound=Element)
+    I = TypeVar("I", bound=Interface)
 else:
 
     def overload(function):
@@ -104,6 +106,38 @@ class Get:
         _check_changed_defaults(instance, record, state.json)
         adopt_record(instance, record, decode_references(record["config"], store))
         return instance
+
+    @overload
+    def all(self, target: type[I], where: Any = None, *, storage: Any = None, index: Any = None) -> Collection[I]: ...
+
+    @overload
+    def all(self, target: str, where: Any = None, *, storage: Any = None, index: Any = None) -> Collection[Interface]: ...
+
+    def all(self, target: Any, where: Any = None, *, storage: Any = None, index: Any = None) -> Any:
+        """Every committed interface of `target` that passes `where`, newest first, from the
+        index: a `Collection` whose interfaces load from storage only when accessed.
+
+        Args:
+            target: an Interface subclass, or a module name as for `get`. ``Interface`` itself
+                means every interface; another base class of retain (``Component``), every
+                interface of its kind. Subclasses of `target` are not included.
+            where: a dict of field -> value (equality: ``{"batch_size": 8}``, dotted keys for
+                nested values: ``{"model.depth": 4}``) or filter (``{"lr": retain.lt(0.01)}``,
+                also `le`, `gt`, `ge`, `between`, `one_of`), run in the index; fields are config
+                keys, ``"summary.<name>"``, or ``id``, ``created``, ``module``, ``class``,
+                ``kind``. Or a function of the config, run over the indexed configs
+                (``lambda c: c.lr < 0.01``).
+            storage: where to look (default: see `retain.storage`).
+            index: the index to ask (default: the storage's own; see `retain.index.make_index`).
+
+        Raises:
+            ConfigError: `where` names a config key that `target.Config` does not declare, or
+                is malformed.
+            IndexDatabaseError: the index cannot be used (the message says how to fix it).
+        """
+        from .collection import query_all
+
+        return query_all(_resolve(target), where, storage=storage, index=index)
 
     def by_id(self, id: str, *, storage: Any = None) -> Interface:
         """The committed interface with this id, or the only one whose id starts with it.

@@ -28,6 +28,13 @@ DEFAULT_STORAGE = "./storage"
 _storage: ContextVar[Storage | None] = ContextVar("retain_storage", default=None)
 _changed_defaults: ContextVar[str | None] = ContextVar("retain_changed_defaults", default=None)
 _durable: ContextVar[bool | None] = ContextVar("retain_durable", default=None)
+_heartbeat: ContextVar[float | None] = ContextVar("retain_heartbeat", default=None)
+_lease: ContextVar[float | None] = ContextVar("retain_lease", default=None)
+
+#: Seconds between two heartbeats of a running component, and how long a claim stays valid
+#: without one (a component whose heartbeat is older than its lease is taken over).
+DEFAULT_HEARTBEAT = 10.0
+DEFAULT_LEASE = 90.0
 
 
 class _Scope:
@@ -74,6 +81,8 @@ def settings(
     *,
     changed_defaults: ChangedDefaultsPolicy | None = None,
     durable: bool | None = None,
+    heartbeat: float | None = None,
+    lease: float | None = None,
 ) -> _Scope:
     """Override settings inside a ``with`` block.
 
@@ -83,13 +92,28 @@ def settings(
             Also ``RETAIN_CHANGED_DEFAULTS``.
         durable: fsync every file and directory a commit writes, so a commit survives a power
             loss, not only a killed process. Also ``RETAIN_DURABLE=1``.
+        heartbeat: seconds between two heartbeats of a running component (default 10). Also
+            ``RETAIN_HEARTBEAT``.
+        lease: seconds a component's claim stays valid without a heartbeat (default 90, at
+            least twice the heartbeat); after that, another launcher takes it over. Also
+            ``RETAIN_LEASE``.
     """
     values: list[tuple[ContextVar[Any], Any]] = []
     if changed_defaults is not None:
         values.append((_changed_defaults, _check_policy(changed_defaults)))
     if durable is not None:
         values.append((_durable, bool(durable)))
+    if heartbeat is not None:
+        values.append((_heartbeat, _check_seconds("heartbeat", heartbeat)))
+    if lease is not None:
+        values.append((_lease, _check_seconds("lease", lease)))
     return _Scope(values)
+
+
+def _check_seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds; got {value!r}")
+    return float(value)
 
 
 def _check_policy(value: str) -> str:
@@ -118,3 +142,28 @@ def durable() -> bool:
     if value is not None:
         return value
     return os.environ.get("RETAIN_DURABLE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _seconds(var: ContextVar[float | None], env: str, default: float) -> float:
+    value = var.get()
+    if value is not None:
+        return value
+    text = os.environ.get(env, "").strip()
+    if not text:
+        return default
+    try:
+        return _check_seconds(env, float(text))
+    except ValueError:
+        raise ConfigError(f"{env} must be a positive number of seconds; got {text!r}") from None
+
+
+def heartbeat_lease() -> tuple[float, float]:
+    """(heartbeat interval, lease) in seconds; the lease is at least twice the interval."""
+    heartbeat = _seconds(_heartbeat, "RETAIN_HEARTBEAT", DEFAULT_HEARTBEAT)
+    lease = _seconds(_lease, "RETAIN_LEASE", DEFAULT_LEASE)
+    if lease < 2 * heartbeat:
+        raise ConfigError(
+            f"the lease ({lease:g} s) must be at least twice the heartbeat interval "
+            f"({heartbeat:g} s), or live components would be taken over; raise the lease"
+        )
+    return heartbeat, lease

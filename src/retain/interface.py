@@ -15,10 +15,12 @@ from .identity import REF_KEY, SCHEME, is_id, to_json
 from .modules import class_reference, resolve_class
 from .storage import Storage, make_storage
 from .storage.layout import RECORD_FILE, RECORD_FORMAT, RESERVED_PREFIX, decode_record, encode_record
+from .index import _hooks as _index_hooks  # light: sqlite3 loads when the index is first used
+from .storage.layout import JOURNAL_COMMIT, JOURNAL_SUMMARY, SUMMARY_FILE, decode_summary, encode_summary
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
     from typing import Any, ClassVar, TypeVar
 
     from .versions import Version
@@ -46,6 +48,7 @@ class Interface(Element):
 
     _retain_storage: Storage | None = None
     _retain_record: dict[str, Any] | None = None
+    _retain_summary_saved: bool = False
 
     def __init__(self, version: Version = None) -> None:
         """Create an uncommitted interface bound to the storage in force (see `retain.storage`)."""
@@ -95,8 +98,13 @@ class Interface(Element):
             dependency.commit()
         storage = self.storage
         record = self._retain_new_record(state, inputs)
-        if storage.publish_record(state.id, encode_record(record), durable=_settings.durable()):
+        durable = _settings.durable()
+        # Journal first: an index that misses the update below (a killed process) finds the id.
+        _index_hooks.journal(storage, state.id, JOURNAL_COMMIT, durable)
+        if storage.publish_record(state.id, encode_record(record), durable=durable):
             self._retain_record = record
+            # Never raises: the index is a cache.
+            _index_hooks.after_publish(storage, record, self._retain_summary_saved)
             return self
         # Another commit of this identity won (another process, or an earlier run): adopt it.
         where = os.path.join(storage.local_directory(state.id), RECORD_FILE)
@@ -192,6 +200,53 @@ class Interface(Element):
             )
         _check_inside(directory, path)
         return codec.read(path)
+
+    # -- summary values ------------------------------------------------------------------
+
+    def save_summary(self, values: Mapping[str, Any] | None = None, /, **named: Any) -> dict[str, Any]:
+        """Save scalar results (a final loss, an accuracy...) with this interface, merged with
+        those saved before; they appear in `get.all(...).to_table()` without reading records.
+
+        Works before commit (the commit indexes them) and after (the index is updated at once).
+        Written atomically to ``summary.json`` in the interface's directory; concurrent savers of
+        one interface each write a complete file, the last one wins.
+
+        Args:
+            values: names -> values; also as keywords: ``save_summary(loss=0.1)``. Values are
+                None, bool, int, float (NaN and infinities too) or str; numpy scalars convert.
+
+        Returns:
+            The whole summary after the merge.
+
+        Raises:
+            CodecError: a name is not a non-empty string, or a value is not a scalar.
+        """
+        update = _check_summary({**(values or {}), **named})
+        storage = self.storage
+        directory = self.local_directory()
+        durable = _settings.durable()
+        makedirs(directory, durable=durable)
+        merged = {**self.load_summary(), **update}
+        _index_hooks.journal(storage, self.id, JOURNAL_SUMMARY, durable)
+        data = encode_summary(merged)
+        atomic_write(os.path.join(directory, SUMMARY_FILE), lambda handle: handle.write(data), durable=durable)
+        self._retain_summary_saved = True
+        record = self._retain_record
+        if record is None and storage.has_record(self.id):
+            record = self.record
+        if record is not None:
+            _index_hooks.after_summary(storage, record, merged)
+        return merged
+
+    def load_summary(self) -> dict[str, Any]:
+        """The summary values saved with `save_summary` ({} if none)."""
+        path = os.path.join(self.local_directory(), SUMMARY_FILE)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return {}
+        return decode_summary(data, path)
 
     # -- reloading -----------------------------------------------------------------------
 
@@ -313,10 +368,30 @@ def _safe_parts(parts: tuple[Any, ...], reserved_ok: bool = False) -> list[str]:
             out.append(piece)
     if not out:
         raise UnsafePathError(f"empty file name {'/'.join(map(str, parts))!r}; name the file")
-    if not reserved_ok and (out[0] == RECORD_FILE or out[0].startswith(RESERVED_PREFIX)):
+    if not reserved_ok and (out[0] in (RECORD_FILE, SUMMARY_FILE) or out[0].startswith(RESERVED_PREFIX)):
         raise UnsafePathError(
             f"{out[0]!r} is reserved for retain's own record; choose another file name"
         )
+    return out
+
+
+def _check_summary(values: dict[str, Any]) -> dict[str, Any]:
+    from ._errors import CodecError
+
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if type(name) is not str or not name:
+            raise CodecError(f"summary names are non-empty strings; got {name!r}")
+        kind = type(value)
+        if kind.__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+            value = value.item()
+            kind = type(value)
+        if not (value is None or kind in (bool, int, float, str)):
+            raise CodecError(
+                f"summary value {name!r} must be a scalar (None, bool, int, float, str); got "
+                f"{kind.__name__}. Save larger results with save_file"
+            )
+        out[name] = value
     return out
 
 

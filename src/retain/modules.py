@@ -44,7 +44,7 @@ def class_reference(cls: type) -> tuple[str, str]:
     if cached is not None:
         return cached  # type: ignore[no-any-return]
     module = cls.__module__
-    if module == _MAIN:
+    if module == _MAIN or module == "__mp_main__":  # multiprocessing's re-import of the script
         module = main_module_name()
     reference = (module, cls.__qualname__)
     type.__setattr__(cls, "_retain_reference", reference)

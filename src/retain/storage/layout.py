@@ -8,24 +8,44 @@ A storage is a directory tree::
 
 `<id>` is the 32-hex content id. A directory without `interface.json` is not committed: it is
 what an uncommitted interface's `save_file` or a crashed commit leaves, and is invisible.
+
+The index (see "Index files" below) adds::
+
+    <root>/<id>/summary.json      summary values (scalars) of an interface, written atomically
+    <root>/.retain/index.sqlite   the default index: a cache, rebuilt from the records at will
+    <root>/.retain/journal        one line per commit or summary, appended before it is published
 """
 
 from __future__ import annotations
 
 
 from .._errors import RecordError
-from ..identity import SCHEME, compute_id, is_id
+from ..identity import ID_LENGTH, SCHEME, compute_id, is_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "INDEX_FILE",
+    "JOURNAL_COMMIT",
+    "JOURNAL_FILE",
+    "JOURNAL_SUMMARY",
     "RECORD_FILE",
     "RECORD_FORMAT",
     "RESERVED_PREFIX",
+    "STORAGE_META_DIR",
+    "SUMMARY_FILE",
+    "decode_journal",
     "decode_record",
+    "decode_summary",
+    "encode_journal_line",
     "encode_record",
+    "encode_summary",
+    "index_fields",
+    "index_path",
+    "journal_path",
+    "summary_text",
 ]
 
 RECORD_FILE = "interface.json"
@@ -126,3 +146,235 @@ def decode_record(data: bytes, where: str, expected_id: str | None = None) -> di
 def _json_type(kind: type | tuple[type, ...]) -> str:
     names: dict[object, str] = {str: "a string", int: "an integer", list: "a list", dict: "an object"}
     return names.get(kind, str(kind))
+
+
+# -- Index files ------------------------------------------------------------------------------
+#
+# Everything the index keeps lives in `<root>/.retain/`, a name that is not an id, so listing
+# ids never sees it. The journal is the index's safety net: a commit appends its id *before*
+# publishing the record (and `save_summary` before writing the summary), so an index that
+# missed an update (a killed process) finds the id by reading the journal past the offset it
+# recorded. Lines are short appends with O_APPEND (atomic on local file systems); a reader
+# ignores anything that is not a complete, well-formed line.
+
+#: Directory of the storage's own files (index, journal), beside the interface directories.
+STORAGE_META_DIR = ".retain"
+INDEX_FILE = "index.sqlite"
+JOURNAL_FILE = "journal"
+#: Summary values of an interface, in its directory; reserved (not writable with `save_file`).
+SUMMARY_FILE = "summary.json"
+#: Journal line kinds: a commit, or a summary saved.
+JOURNAL_COMMIT = "c"
+JOURNAL_SUMMARY = "s"
+
+
+def index_path(root: str) -> str:
+    """The default SQLite index of the storage at `root`."""
+    return f"{root}/{STORAGE_META_DIR}/{INDEX_FILE}"
+
+
+def journal_path(root: str) -> str:
+    """The journal of the storage at `root`."""
+    return f"{root}/{STORAGE_META_DIR}/{JOURNAL_FILE}"
+
+
+def encode_journal_line(id: str, kind: str, time_ns: int) -> bytes:
+    """One journal line: ``<id> <kind> <unix time in ns>\\n`` (54 bytes); kind is
+    `JOURNAL_COMMIT` or `JOURNAL_SUMMARY`."""
+    return f"{id} {kind} {time_ns}\n".encode("ascii")
+
+
+def decode_journal(data: bytes) -> tuple[list[tuple[str, str]], int]:
+    """The ``(id, kind)`` pairs in journal bytes, and how many bytes were consumed: up to the
+    last complete line (a line being appended is left for the next read). Malformed lines, such
+    as a torn write on a file system without atomic appends, are skipped."""
+    end = data.rfind(b"\n") + 1
+    out = []
+    for line in data[:end].split(b"\n"):
+        if len(line) < ID_LENGTH + 3 or line[ID_LENGTH:ID_LENGTH + 1] != b" ":
+            continue
+        try:
+            text = line[:ID_LENGTH + 2].decode("ascii")
+        except UnicodeDecodeError:
+            continue
+        id, kind = text[:ID_LENGTH], text[ID_LENGTH + 1:]
+        if is_id(id) and kind in (JOURNAL_COMMIT, JOURNAL_SUMMARY):
+            out.append((id, kind))
+    return out, end
+
+
+# The start of each line the index reads, in a record written by `encode_record`.
+_INDEXED = ("canonical_config", "class", "config", "created", "format", "id", "kind", "module", "scheme")
+_NEEDLES = tuple(f'\n  "{name}": ' for name in _INDEXED)
+
+
+def index_fields(data: bytes, where: str, expected_id: str) -> dict[str, Any]:
+    """What the index needs from a record: ``id``, ``module``, ``class``, ``kind``,
+    ``created``, ``config`` (parsed), and ``config_text``/``canonical_text`` (JSON as stored).
+
+    A record in the layout `encode_record` writes (one top-level field per line) is read by
+    slicing out those lines and parsing only the config: several times faster than parsing
+    it whole, and most of the time of `retain.index.rebuild()`. Format, scheme, field types
+    and the id of the directory are checked, not the content hash (reloading the interface
+    checks it). Anything unusual (another layout, escapes in names) goes through
+    `decode_record`.
+
+    Raises:
+        RecordError: as `decode_record`.
+    """
+    fields = _fast_index_fields(data, expected_id)
+    if fields is not None:
+        return fields
+    record = decode_record(data, where, expected_id)
+    encode = _value_encoder()
+    out = {name: record[name] for name in ("id", "module", "class", "kind", "created", "config")}
+    out["config_text"] = encode(record["config"])
+    out["canonical_text"] = encode(record["canonical_config"])
+    return out
+
+
+def _fast_index_fields(data: bytes, expected_id: str) -> dict[str, Any] | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text.startswith("{\n"):
+        return None
+    find = text.find
+    values = []
+    for needle in _NEEDLES:
+        start = find(needle)
+        if start < 0:
+            return None
+        start += len(needle)
+        values.append(text[start:find("\n", start)].rstrip(","))
+    canonical, klass, config, created, format, id, kind, module, scheme = values
+    for value in (klass, created, format, id, kind, module):
+        if len(value) < 2 or value[0] != '"' or value[-1] != '"' or "\\" in value:
+            return None  # not a plain string: the full parser decides
+    if (
+        format[1:-1] != RECORD_FORMAT
+        or id[1:-1] != expected_id
+        or not scheme.isdigit()
+        or int(scheme) > SCHEME
+        or not config.startswith("{")
+        or not canonical.startswith("{")
+    ):
+        return None
+    import json
+
+    try:
+        parsed = json.loads(config)
+    except ValueError:
+        return None
+    if type(parsed) is not dict:
+        return None
+    return {
+        "id": expected_id,
+        "module": module[1:-1],
+        "class": klass[1:-1],
+        "kind": kind[1:-1],
+        "created": created[1:-1],
+        "config": parsed,
+        "config_text": config,
+        "canonical_text": canonical,
+    }
+
+
+def encode_summary(values: dict[str, Any]) -> bytes:
+    """The bytes of `summary.json`: one sorted key per line. NaN and infinities are kept
+    (as JavaScript's `NaN`, `Infinity`), since a diverged run's loss is a result too."""
+    import json
+
+    return (json.dumps(values, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def summary_text(data: bytes) -> str | None:
+    """`summary.json` as JSON text for the index, without parsing it (None if it is plainly
+    not a JSON object); whoever reads the index parses it, and treats a damaged one as absent."""
+    text = data.strip()
+    if not (text.startswith(b"{") and text.endswith(b"}")):
+        return None
+    try:
+        # Newlines in JSON text are only ever formatting (in strings they are escaped).
+        return text.replace(b"\n", b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def decode_summary(data: bytes, where: str) -> dict[str, Any]:
+    """Parse `summary.json`.
+
+    Raises:
+        RecordError: it is not a JSON object.
+    """
+    import json
+
+    try:
+        values = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(
+            f"summary {where!r} is corrupted: not valid JSON ({exc}); delete it and save the "
+            "summary again"
+        ) from None
+    if not isinstance(values, dict):
+        raise RecordError(f"summary {where!r} is corrupted: expected a JSON object")
+    return values
+
+
+# -- Component runtime files ------------------------------------------------------------------
+#
+# A Component's runs live beside its record, under names reserved for retain (save_file refuses
+# top-level names starting with ".retain"):
+#
+#   <root>/<id>/output.log                   everything its runs printed (stdout and stderr,
+#                                            child processes too), appended as it happens, a
+#                                            header line per run
+#   <root>/<id>/.retain.claim-000001.json    run 1's claim, created exclusively (one creator
+#                                            wins): host, pid, lease, versions, command line,
+#                                            execution settings, what it resumes or takes over
+#   <root>/<id>/.retain.heartbeat-000001.json  run 1's latest heartbeat, replaced by its owner
+#   <root>/<id>/.retain.end-000001.json      how run 1 ended: finished | failed | died, created
+#                                            exclusively (by its owner, or by whoever took over)
+#   <root>/<id>/.retain.finished.json        the component is finished (launch() is a no-op);
+#                                            a hard link to the end of the run that finished it
+#   <root>/<id>/.retain.events.jsonl         append-only: claimed, resumed, takeover, finished...
+#   <root>/<id>/.retain.failures.jsonl       append-only: every failure (type, message,
+#                                            traceback, time, run, host, pid)
+#
+# Runs are numbered 1, 2, 3... without gaps. Run n+1 may be claimed only when run n has ended,
+# or its claim is dead (its heartbeat is older than the lease the claim declares, or its
+# process is gone from this host); the exclusive create of claim n+1 is what makes exactly one
+# launcher win. Times are ISO 8601 UTC ("...Z"). These are files, not a directory: creating a
+# directory costs more than a whole run's bookkeeping on some file systems.
+
+__all__ += [
+    "EVENTS_FILE",
+    "FAILURES_FILE",
+    "FINISHED_FILE",
+    "OUTPUT_LOG",
+    "RUN_FORMAT",
+    "RUNTIME_PREFIX",
+    "claim_file",
+    "end_file",
+    "heartbeat_file",
+]
+
+RUNTIME_PREFIX = RESERVED_PREFIX + "."  # ".retain."
+OUTPUT_LOG = "output.log"
+FINISHED_FILE = RUNTIME_PREFIX + "finished.json"
+EVENTS_FILE = RUNTIME_PREFIX + "events.jsonl"
+FAILURES_FILE = RUNTIME_PREFIX + "failures.jsonl"
+RUN_FORMAT = "retain.run"
+
+
+def claim_file(run: int) -> str:
+    return f"{RUNTIME_PREFIX}claim-{run:06d}.json"
+
+
+def heartbeat_file(run: int) -> str:
+    return f"{RUNTIME_PREFIX}heartbeat-{run:06d}.json"
+
+
+def end_file(run: int) -> str:
+    return f"{RUNTIME_PREFIX}end-{run:06d}.json"

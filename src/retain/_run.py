@@ -1,0 +1,222 @@
+"""One run of one component, in the process that executes it: claim, capture, seed, call,
+hooks, record. Every execution backend ends up here (in process, or in a worker)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from . import _settings
+from ._runfiles import RunFiles, now_iso
+from .storage.layout import FAILURES_FILE, end_file
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .component import Component
+
+__all__ = ["Outcome", "RunOptions", "describe_error", "run_component"]
+
+
+class RunOptions:
+    """How a run is made; recorded in its claim, never part of the component's identity.
+
+    Plain data, so it crosses process boundaries.
+    """
+
+    __slots__ = ("wait", "heartbeat", "lease", "durable", "echo", "execution", "argv", "launcher", "packages")
+
+    def __init__(
+        self,
+        *,
+        wait: bool | float = True,
+        echo: bool = True,
+        execution: dict[str, Any] | None = None,
+        heartbeat: float | None = None,
+        lease: float | None = None,
+        durable: bool | None = None,
+    ) -> None:
+        from ._claim import host_facts, packages
+
+        default_heartbeat, default_lease = _settings.heartbeat_lease()
+        self.wait = wait
+        self.echo = echo
+        self.execution = execution
+        self.heartbeat = default_heartbeat if heartbeat is None else heartbeat
+        self.lease = default_lease if lease is None else lease
+        self.durable = _settings.durable() if durable is None else durable
+        self.argv = list(sys.argv)
+        facts = host_facts()
+        self.launcher = {"host": facts["host"], "pid": facts["pid"]}
+        self.packages = packages()  # what the launcher imported: the code that matters
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name in self.__slots__:
+            setattr(self, name, state[name])
+
+
+class Outcome:
+    """How one component's launch ended: ``status`` is ``"finished"`` (it ran now),
+    ``"cached"`` (it was finished already, perhaps by a launcher this one waited for) or
+    ``"failed"``; then ``error`` holds type, message, traceback and time."""
+
+    __slots__ = ("id", "status", "run", "error", "exception", "component")
+
+    def __init__(
+        self,
+        id: str,
+        status: str,
+        run: int | None = None,
+        error: dict[str, Any] | None = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        self.id = id
+        self.status = status
+        self.run = run
+        self.error = error
+        self.exception = exception  # in the process that ran it only; never pickled
+        self.component: Component | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "status": self.status, "run": self.run, "error": self.error}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Outcome:
+        return cls(data["id"], data["status"], data.get("run"), data.get("error"))
+
+    def __repr__(self) -> str:
+        what = f"{self.component!r}" if self.component is not None else self.id[:6]
+        extra = f": {self.error['type']}: {self.error['message']}" if self.error else ""
+        return f"<Outcome {what} {self.status}{extra}>"
+
+
+def describe_error(exc: BaseException, **extra: Any) -> dict[str, Any]:
+    """A failure as plain data: type, message, traceback, time (and `extra`)."""
+    import traceback
+
+    kind = type(exc)
+    module = kind.__module__
+    name = kind.__qualname__ if module in ("builtins", "__main__") else f"{module}.{kind.__qualname__}"
+    return {
+        "type": name,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+        "time": now_iso(),
+        **extra,
+    }
+
+
+_numpy: Any = None
+
+
+def apply_seed(seed: int) -> None:
+    """Seed `random`, and numpy's global generator when numpy is installed."""
+    global _numpy
+    import random
+
+    random.seed(seed)
+    if _numpy is None:
+        try:
+            import numpy
+        except ImportError:
+            _numpy = False
+        else:
+            _numpy = numpy
+    if _numpy is not False:
+        _numpy.random.seed(seed % 2**32)
+
+
+def run_component(component: Component, options: RunOptions) -> Outcome:
+    """Run `component` here, exactly once across every launcher sharing its storage.
+
+    Returns ``cached`` when it is finished (now, or by the launcher it waited for).
+
+    Raises:
+        AlreadyRunningError: it runs elsewhere and `options.wait` does not allow waiting.
+    """
+    from ._capture import Capture
+    from ._claim import FailedElsewhere, acquire
+
+    files = RunFiles(component.local_directory())
+    record = {
+        "component": component.id,
+        "argv": options.argv,
+        "cwd": os.getcwd(),
+        "launcher": options.launcher,
+        "execution": options.execution,
+        "packages": options.packages,
+    }
+    try:
+        claim = acquire(
+            files, repr(component), record, wait=options.wait, heartbeat=options.heartbeat,
+            lease=options.lease, durable=options.durable,
+        )
+    except FailedElsewhere as failed:
+        return Outcome(component.id, "failed", failed.error.get("run"), failed.error)
+    if claim is None:
+        return Outcome(component.id, "cached")
+    run, durable = claim.run, options.durable
+    error: dict[str, Any] | None = None
+    exception: BaseException | None = None
+    started = time.monotonic()
+    capture = Capture(
+        files.output_log,
+        f"----- retain: run {run} of {component!r} ({component.nickname}) on "
+        f"{claim.data['host']} pid {os.getpid()}, {claim.data['started']} -----\n",
+        options.echo,
+    )
+    trailer = ""
+    try:
+        with capture:
+            try:
+                apply_seed(component.seed)
+                component()
+                component.on_success()
+            except BaseException as exc:
+                exception = exc
+                error = describe_error(exc, run=run)
+                capture.write(error["traceback"])
+                try:
+                    component.on_failure(exc)
+                except Exception as hook_exc:
+                    capture.write(f"retain: on_failure raised too:\n{describe_error(hook_exc)['traceback']}")
+            try:
+                component.on_finish()
+            except Exception as exc:
+                if error is None:
+                    exception, error = exc, describe_error(exc, run=run)
+                    capture.write(error["traceback"])
+        seconds = round(time.monotonic() - started, 6)
+        if error is None:
+            trailer = f"----- retain: run {run} finished after {seconds:.3f} s -----\n"
+            end = {"run": run, "status": "finished", "time": now_iso(), "seconds": seconds}
+            # Taken over while it ran (its heartbeat lapsed): the newer run owns the outcome.
+            if not claim.check_superseded() and files.create(end_file(run), end, durable):
+                files.mark_finished(run, durable)
+            else:
+                files.event("finished_superseded", run, durable, seconds=seconds)
+        else:
+            trailer = f"----- retain: run {run} failed after {seconds:.3f} s: {error['type']} -----\n"
+            facts = claim.data
+            files.append(FAILURES_FILE, {**error, "host": facts["host"], "pid": facts["pid"]}, durable)
+            files.create(
+                end_file(run),
+                {"run": run, "status": "failed", "time": error["time"], "seconds": seconds,
+                 "error": {"type": error["type"], "message": error["message"]}},
+                durable,
+            )
+    finally:
+        capture.close(trailer)
+        claim.release()
+    if error is not None:
+        return Outcome(component.id, "failed", run, error, exception)
+    return Outcome(component.id, "finished", run)

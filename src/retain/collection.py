@@ -1,0 +1,424 @@
+"""`Collection`: the committed interfaces a query found, loaded only when touched.
+
+A collection holds index rows (id, class, created time, config and summary as JSON), so its
+length, tables, groups and plucked values never read a record; an interface is loaded from
+storage when it is accessed (``runs[0]``, iteration) and kept for later accesses.
+"""
+
+from __future__ import annotations
+
+from ._errors import ConfigError, InterfaceNotFoundError
+from .query import MISSING, compile_where, field_value, matches_all, resolve_field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any, Generic, TypeVar
+
+    from .index.base import Index, IndexRow
+    from .interface import Interface
+    from .storage.base import Storage
+
+    I = TypeVar("I", bound=Interface)
+    R = TypeVar("R")
+
+    class _Generic(Generic[I]):
+        pass
+
+else:
+    # `typing` is not imported at run time (`import retain` stays cheap); `Collection[X]`
+    # still works, as the class itself.
+    I = None
+
+    class _Generic:
+        __slots__ = ()
+
+        def __class_getitem__(cls, item):
+            return cls
+
+
+__all__ = ["Collection", "query_all"]
+
+
+class _Shared:
+    """What the collections derived from one query share: parsed JSON and loaded instances."""
+
+    __slots__ = ("storage", "index", "cls", "configs", "summaries", "instances")
+
+    def __init__(self, storage: Storage, index: Index | None, cls: type | None) -> None:
+        self.storage = storage
+        self.index = index
+        self.cls = cls
+        self.configs: dict[str, Any] = {}
+        self.summaries: dict[str, Any] = {}
+        self.instances: dict[str, Any] = {}
+
+
+class Collection(_Generic[I]):
+    """Committed interfaces, newest first unless sorted; instances load lazily.
+
+    Indexing gives an interface (``runs[0]``, ``runs[-1]``), slicing a collection
+    (``runs[:10]``); iteration loads each interface in turn. Methods that take a *field* (a
+    config key such as ``"lr"`` or ``"model.depth"``, ``"summary.<name>"``, or ``"id"``,
+    ``"created"``, ``"module"``, ``"class"``, ``"kind"``) work from the index rows alone.
+
+    Example:
+        >>> runs = get.all(Train, where={"batch_size": 32})
+        >>> len(runs), runs.pluck("lr")[:3]
+        (12, [0.01, 0.001, 0.1])
+        >>> best = runs.sort("summary.loss").first()
+    """
+
+    __slots__ = ("_rows", "_shared")
+
+    def __init__(self, rows: list[IndexRow], shared: _Shared) -> None:
+        self._rows = rows
+        self._shared = shared
+
+    # -- sequence -----------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __bool__(self) -> bool:
+        return bool(self._rows)
+
+    def __iter__(self) -> Iterator[I]:
+        for row in self._rows:
+            yield self._load(row)
+
+    def __getitem__(self, item: Any) -> Any:
+        if isinstance(item, slice):
+            return self._derive(self._rows[item])
+        if isinstance(item, int) or hasattr(item, "__index__"):
+            return self._load(self._rows[item])
+        raise TypeError(f"a Collection is indexed by position or slice, not {type(item).__name__}")
+
+    def __contains__(self, item: object) -> bool:
+        id = getattr(item, "id", item)
+        return any(row[0] == id for row in self._rows)
+
+    def __repr__(self) -> str:
+        cls = self._shared.cls
+        name = cls.__qualname__ if cls is not None else "Interface"
+        return f"<Collection of {len(self._rows)} {name}>"
+
+    def ids(self) -> list[str]:
+        """The ids, in order."""
+        return [row[0] for row in self._rows]
+
+    def first(self) -> I | None:
+        """The first interface (the newest, unless sorted), or None when empty."""
+        return self._load(self._rows[0]) if self._rows else None
+
+    def last(self) -> I | None:
+        """The last interface (the oldest, unless sorted), or None when empty."""
+        return self._load(self._rows[-1]) if self._rows else None
+
+    # -- derived collections ------------------------------------------------------------------
+
+    def filter(self, predicate: Callable[[I], object] | dict[str, Any]) -> Collection[I]:
+        """The interfaces that pass `predicate`, in order.
+
+        Args:
+            predicate: a dict of field -> value or filter, as `where` of `get.all`, evaluated
+                over the index rows (nothing is loaded); or a function of the interface
+                (each one is loaded).
+        """
+        if isinstance(predicate, dict):
+            native, summary, _ = compile_where(self._shared.cls, predicate)
+            conditions = native + summary
+            return self._derive([row for row in self._rows if self._row_matches(row, conditions)])
+        if not callable(predicate):
+            raise ConfigError(
+                f"filter takes a function of the interface or a dict of field -> value; got "
+                f"{type(predicate).__name__}"
+            )
+        return self._derive([row for row in self._rows if predicate(self._load(row))])
+
+    def sort(self, key: str | Callable[[I], Any], reverse: bool = False) -> Collection[I]:
+        """Sorted by a field (no loading; missing values last) or by a function of the interface.
+
+        Values of different types sort by type (numbers, then strings, then others)."""
+        if callable(key):
+            loaded = [(key(self._load(row)), row) for row in self._rows]
+            loaded.sort(key=lambda pair: _order(pair[0]), reverse=reverse)
+            return self._derive([row for _, row in loaded])
+        field = resolve_field(key, self._shared.cls)
+        present: list[tuple[Any, IndexRow]] = []
+        missing: list[tuple[Any, IndexRow]] = []
+        for row in self._rows:
+            value = self._field(row, field)
+            (missing if value is MISSING or value is None else present).append((value, row))
+        present.sort(key=lambda pair: _order(pair[0]), reverse=reverse)
+        return self._derive([row for _, row in present] + [row for _, row in missing])
+
+    def group_by(self, key: str) -> dict[Any, Collection[I]]:
+        """Collections by the value of a field, in order of first appearance. Lists become
+        tuples (to be dict keys); interfaces in a config are grouped by id; a missing value
+        is None."""
+        field = resolve_field(key, self._shared.cls)
+        groups: dict[Any, list[IndexRow]] = {}
+        for row in self._rows:
+            groups.setdefault(_hashable(self._field(row, field)), []).append(row)
+        return {value: self._derive(rows) for value, rows in groups.items()}
+
+    def pluck(self, key: str) -> list[Any]:
+        """The value of a field for each interface, in order (None where missing)."""
+        field = resolve_field(key, self._shared.cls)
+        values = []
+        for row in self._rows:
+            value = self._field(row, field)
+            values.append(None if value is MISSING else _plain(value))
+        return values
+
+    def map(self, function: Callable[[I], R]) -> list[R]:
+        """``[function(interface) for interface in self]`` (each one is loaded)."""
+        return [function(self._load(row)) for row in self._rows]
+
+    # -- tables -------------------------------------------------------------------------------
+
+    def to_table(self) -> list[dict[str, Any]]:
+        """One flat dict per interface, from the index alone: ``id``, ``module``, ``class``,
+        ``created``, then ``config.<dotted key>`` for every config leaf and
+        ``summary.<name>`` for every summary value. Interfaces in a config appear as ids."""
+        from .index.base import parse_summary
+
+        scan = _decoder()
+        names: dict[tuple[str, str], str] = {}
+        table = []
+        for id, module, qualname, _, created, config_text, summary_text in self._rows:
+            row: dict[str, Any] = {"id": id, "module": module, "class": qualname, "created": created}
+            try:
+                # One parse for both: the fixed cost per call dominates for small texts.
+                config, summary = scan(f"[{config_text},{summary_text or 'null'}]")[0]
+            except ValueError:  # a damaged summary text
+                config, summary = scan(config_text)[0], parse_summary(summary_text)
+            _flatten(row, config, "config.", names)
+            if type(summary) is dict:
+                for key, value in summary.items():
+                    name = names.get(("summary.", key))
+                    if name is None:
+                        name = names["summary.", key] = "summary." + key
+                    row[name] = value
+            table.append(row)
+        return table
+
+    def to_dataframe(self) -> Any:
+        """`to_table` as a pandas DataFrame (``created`` as UTC datetimes).
+
+        Raises:
+            ImportError: pandas is not installed (``pip install 'retain[pandas]'``).
+        """
+        try:
+            import pandas
+        except ImportError as exc:
+            raise ImportError(
+                "Collection.to_dataframe needs pandas: pip install 'retain[pandas]'"
+            ) from exc
+        table = self.to_table()
+        frame = pandas.DataFrame(table, columns=_columns(table))
+        if len(frame):
+            frame["created"] = pandas.to_datetime(frame["created"], utc=True, format="ISO8601")
+        return frame
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _derive(self, rows: list[IndexRow]) -> Collection[I]:
+        return Collection(rows, self._shared)
+
+    def _config(self, row: IndexRow) -> Any:
+        configs = self._shared.configs
+        config = configs.get(row[0])
+        if config is None:
+            from json import loads
+
+            config = configs[row[0]] = loads(row[5])
+        return config
+
+    def _summary(self, row: IndexRow) -> Any:
+        if not row[6]:
+            return None
+        summaries = self._shared.summaries
+        summary = summaries.get(row[0])
+        if summary is None:
+            from .index.base import parse_summary
+
+            summary = summaries[row[0]] = parse_summary(row[6]) or {}
+        return summary
+
+    def _field(self, row: IndexRow, field: Any) -> Any:
+        source = field.source
+        if source == "column":
+            return _column(row, field.path)
+        return field_value(
+            field,
+            self._config(row) if source == "config" else None,
+            self._summary(row) if source == "summary" else None,
+            {},
+        )
+
+    def _row_matches(self, row: IndexRow, conditions: list[Any]) -> bool:
+        columns = {name: _column(row, name) for name in ("id", "module", "class", "kind", "created")}
+        return matches_all(conditions, self._config(row), self._summary(row), columns)
+
+    def _load(self, row: IndexRow) -> Any:
+        shared = self._shared
+        instance = shared.instances.get(row[0])
+        if instance is None:
+            instance = shared.instances[row[0]] = _load(row, shared)
+        return instance
+
+
+def _load(row: IndexRow, shared: _Shared) -> Any:
+    import os
+
+    from .interface import Interface, load_record
+    from .storage.layout import RECORD_FILE, decode_record
+
+    id, storage = row[0], shared.storage
+    data = storage.read_record(id)
+    if data is None:
+        if shared.index is not None:
+            try:
+                shared.index.remove([id])
+            except Exception:
+                pass
+        raise InterfaceNotFoundError(
+            f"{row[2]} [{id[:6]}] ({id}) was removed from {storage.url} after it was listed; "
+            "query again for the current contents"
+        )
+    where = os.path.join(storage.local_directory(id), RECORD_FILE)
+    return load_record(Interface, decode_record(data, where, id), storage)
+
+
+_raw_decode: Any = None
+
+
+def _decoder() -> Any:
+    # JSONDecoder.raw_decode: `json.loads` without its per-call checks, for many small texts.
+    global _raw_decode
+    if _raw_decode is None:
+        from json import JSONDecoder
+
+        _raw_decode = JSONDecoder().raw_decode
+    return _raw_decode
+
+
+def _flatten(row: dict[str, Any], value: dict[str, Any], prefix: str, names: dict[tuple[str, str], str]) -> None:
+    """Config leaves into `row` as dotted columns (`names` caches the column names)."""
+    from .identity import REF_KEY
+
+    for key, item in value.items():
+        if type(item) is dict:
+            if item and REF_KEY not in item:
+                _flatten(row, item, f"{prefix}{key}.", names)
+                continue
+            item = _plain(item)
+        name = names.get((prefix, key))
+        if name is None:
+            name = names[prefix, key] = prefix + key
+        row[name] = item
+
+
+_COLUMN_POSITIONS = {"id": 0, "module": 1, "class": 2, "kind": 3, "created": 4}
+
+
+def _column(row: IndexRow, name: str) -> Any:
+    return row[_COLUMN_POSITIONS[name]]
+
+
+def _order(value: Any) -> tuple[int, Any]:
+    kind = type(value)
+    if kind is bool:
+        return (1, value)
+    if kind is int or kind is float:
+        return (0, value)
+    if kind is str:
+        return (2, value)
+    if value is None or value is MISSING:
+        return (4, 0)
+    from .identity import canonical_json
+
+    return (3, canonical_json(value))
+
+
+def _plain(value: Any) -> Any:
+    """A config value for a table or a list: interface references as their ids."""
+    from .identity import REF_KEY
+
+    if type(value) is dict and REF_KEY in value:
+        return value[REF_KEY]
+    return value
+
+
+def _hashable(value: Any) -> Any:
+    if value is MISSING:
+        return None
+    value = _plain(value)
+    if type(value) is list:
+        return tuple(_hashable(v) for v in value)
+    if type(value) is dict:
+        from .identity import canonical_json
+
+        return canonical_json(value)
+    return value
+
+
+def _columns(table: list[dict[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {"id": None, "module": None, "class": None, "created": None}
+    for row in table:
+        for key in row:
+            if key not in seen:
+                seen[key] = None
+    config = sorted(k for k in seen if k.startswith("config."))
+    summary = sorted(k for k in seen if k.startswith("summary."))
+    return ["id", "module", "class", "created", *config, *summary]
+
+
+def query_all(
+    cls: type,
+    where: Any = None,
+    *,
+    storage: Any = None,
+    index: Any = None,
+) -> Collection[Any]:
+    """What `get.all` does: the committed interfaces of `cls` that pass `where`."""
+    from ._errors import ModuleResolutionError
+    from ._settings import current_storage
+    from .config import ConfigView
+    from .index import make_index
+    from .index._hooks import flush
+    from .interface import Interface
+    from .modules import class_reference
+    from .query import Query
+
+    if not (isinstance(cls, type) and issubclass(cls, Interface)):
+        raise ModuleResolutionError(
+            f"get.all lists committed interfaces; {getattr(cls, '__qualname__', cls)!r} is not "
+            "an Interface subclass"
+        )
+    native, summary, predicate = compile_where(cls, where)
+    if cls is Interface:
+        query = Query(None, None, native, summary)
+    elif cls.__module__.split(".")[0] == "retain":  # a base class of retain: all of its kind
+        query = Query(None, getattr(cls, "kind", None), native, summary)
+    else:
+        query = Query([class_reference(cls)], None, native, summary)
+    store = current_storage(storage)
+    idx = make_index(index, store)
+    flush()  # what this process committed is written before the query
+    idx.sync(store)
+    rows = idx.query(query)
+    shared = _Shared(store, idx, cls if cls is not Interface else None)
+    if predicate is not None:
+        from json import loads
+
+        kept = []
+        configs = shared.configs
+        for row in rows:
+            config = configs[row[0]] = loads(row[5])
+            if predicate(ConfigView(config)):
+                kept.append(row)
+        rows = kept
+    return Collection(rows, shared)

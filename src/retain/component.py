@@ -1,0 +1,158 @@
+"""Component: an Interface that runs. `launch()` executes `__call__` once, then is cached."""
+
+from __future__ import annotations
+
+import os
+
+from ._errors import ComponentDefinitionError
+from .interface import Interface
+from .storage.layout import FINISHED_FILE
+
+TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, TypeVar
+
+    from ._sweep import ExecutionStatus
+
+    Self = TypeVar("Self", bound="Component")
+
+__all__ = ["Component"]
+
+
+class Component(Interface):
+    """An Interface that runs: `launch()` commits it and executes `__call__` once.
+
+    After success, `launch()` does nothing (`cached()` is true). After a failure, `launch()`
+    runs it again in the same directory (a resume); the failure stays on record. Exactly one
+    launcher runs it at a time, across processes and machines sharing the storage.
+
+    Example:
+        >>> class EstimatePi(Component):
+        ...     Config = {"samples": 100}
+        ...     def __call__(self):
+        ...         inside = sum(random.random() ** 2 + random.random() ** 2 < 1
+        ...                      for _ in range(self.config.samples))
+        ...         self.save_file("result.json", {"pi": 4 * inside / self.config.samples})
+        >>> get(EstimatePi, {"samples": 150}).launch().load_file("result.json")
+        {'pi': 3.12}
+
+    Hooks (override any; they do nothing by default), in this order:
+
+    1. ``on_before_dispatch()``: in the launching process, after the commit, before the
+       component is handed to its execution (not called when it is cached).
+    2. ``__call__()``: in the process that runs it, after seeding.
+    3. ``on_success()`` after ``__call__`` returned, or ``on_failure(exception)`` after
+       ``__call__`` or ``on_success`` raised.
+    4. ``on_finish()``: always, after 3. An exception in it fails a run that had succeeded.
+    5. ``on_after_dispatch()``: in the launching process, once the run ended (whatever the
+       outcome; also when another launcher ran it while this one waited).
+
+    2 to 4 run inside the run: their output is captured in ``output.log``, and with a process
+    pool they run in the component's fresh process, on an instance reloaded from storage.
+    """
+
+    kind: ClassVar[str] = "Component"
+
+    def __call__(self) -> Any:
+        """The work. Override it; save results with `save_file`."""
+        raise ComponentDefinitionError(
+            f"{type(self).__qualname__} does not define __call__; a Component subclass must "
+            "define `def __call__(self):` with the work that launch() runs"
+        )
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def on_before_dispatch(self) -> None:
+        """Called in the launching process before the component is handed to its execution."""
+
+    def on_success(self) -> None:
+        """Called in the running process after `__call__` returned."""
+
+    def on_failure(self, exception: BaseException) -> None:
+        """Called in the running process after `__call__` (or `on_success`) raised `exception`."""
+
+    def on_finish(self) -> None:
+        """Called in the running process after `on_success` or `on_failure`, always."""
+
+    def on_after_dispatch(self) -> None:
+        """Called in the launching process once the run ended, whatever its outcome."""
+
+    # -- running -------------------------------------------------------------------------
+
+    def launch(self: Self, *, wait: bool | float = True) -> Self:
+        """Commit, then run `__call__` unless it is finished; returns self.
+
+        Inside ``with execution:`` the component is queued, and runs when the block exits
+        without an exception. Otherwise it runs now, in this process. A failure is recorded
+        and re-raised; launching again resumes.
+
+        Args:
+            wait: when another process is running this component: True waits for it to end,
+                False raises `AlreadyRunningError`, a number waits at most that many seconds.
+                If the run it waited for fails, that failure is raised (`LaunchError`) rather
+                than running it again; a later launch resumes.
+
+        Raises:
+            ConfigError, VersionError: the configuration is invalid (nothing is written).
+            ComponentDefinitionError: the class does not define ``__call__``.
+            AlreadyRunningError: it runs elsewhere and `wait` does not allow waiting.
+            LaunchError: the run failed elsewhere (see `wait`).
+            Exception: whatever ``__call__`` raised, when it ran here (recorded first).
+        """
+        check_runnable(type(self))
+        self.commit()
+        if self.cached():
+            return self
+        from .execution.base import current_batch, run_now
+
+        batch = current_batch()
+        if batch is not None:
+            batch.add(self, wait)
+        else:
+            run_now(self, wait)
+        return self
+
+    def cached(self) -> bool:
+        """Whether it is committed and finished: `launch()` would not run it again."""
+        return self.is_committed() and os.path.exists(os.path.join(self.local_directory(), FINISHED_FILE))
+
+    @property
+    def execution(self) -> ExecutionStatus:
+        """The state of its runs, read from its directory: started, active, finished, failed,
+        output."""
+        from ._sweep import ExecutionStatus
+
+        return ExecutionStatus(self)
+
+    # -- identity-derived names ----------------------------------------------------------
+
+    @property
+    def seed(self) -> int:
+        """The seed applied to `random` (and numpy) before `__call__`: the config's ``seed``
+        when the Config declares one and it is not None, else derived from the id (so the
+        same configuration always gets the same seed)."""
+        config = self.config
+        value = config.get("seed") if "seed" in config else None
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ComponentDefinitionError(
+                    f"{self!r}: config 'seed' must be an integer or None, got {value!r}"
+                )
+            return value
+        return int(self.id[:8], 16)
+
+    @property
+    def nickname(self) -> str:
+        """A memorable name derived from the id (``brisk-otter``); not unique, unlike the id."""
+        from ._words import nickname
+
+        return nickname(self.id)
+
+
+def check_runnable(cls: type[Component]) -> None:
+    """Raise `ComponentDefinitionError` if `cls` cannot run."""
+    if cls.__call__ is Component.__call__:
+        raise ComponentDefinitionError(
+            f"{cls.__qualname__} does not define __call__; a Component subclass must define "
+            "`def __call__(self):` with the work that launch() runs"
+        )

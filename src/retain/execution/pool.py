@@ -1,0 +1,347 @@
+"""Process pool: each component runs in a fresh process, several at once.
+
+A fresh process per component isolates runs (memory, global state, a crash), but starting an
+interpreter costs ~50 ms, and even a `multiprocessing` process forked from a forkserver pays
+~10 ms of bootstrapping (it runs the main script again, among others). So the pool is a
+`concurrent.futures.ProcessPoolExecutor` of ``processes`` long-lived, single-threaded workers
+(started from a forkserver that has imported retain and numpy), and each worker *forks* one
+child per component and waits for it: a clean copy of a process that has only imported the
+components' modules, for about a millisecond. The executor does all the scheduling. A child
+that dies (killed, out of memory, a segfault) fails only its own component; the workers, and
+so the executor, carry on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .base import Execution, prepare_payload, run_prepared
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from multiprocessing.context import BaseContext
+    from typing import Any, ClassVar
+
+    from .._run import Outcome
+    from .base import Job
+
+__all__ = ["PoolExecution"]
+
+#: Imported by the forkserver, so that a new worker starts with them.
+_PRELOAD = (
+    "retain",
+    "retain._capture",
+    "retain._claim",
+    "retain._get",
+    "retain._run",
+    "retain._runfiles",
+    "retain._sweep",
+    "retain._words",
+    "retain.component",
+    "retain.execution.pool",
+    "concurrent.futures",
+    "datetime",
+    "json",
+    "pickle",
+    "platform",
+    "random",
+    "runpy",
+    "pkgutil",
+    "select",
+    "socket",
+    "threading",
+    "traceback",
+)
+
+
+class PoolExecution(Execution):
+    """Runs each component in a fresh process, ``processes`` at a time.
+
+    Component classes must be importable by name (the process reloads the component from
+    storage by id); a class defined in a notebook or inside a function is refused before
+    anything runs. A failing component does not stop the others; the dispatch then raises one
+    `LaunchError` listing every failure. Scripts that use it must launch under
+    ``if __name__ == '__main__':``, as with any `multiprocessing` code.
+
+    Config:
+        processes: how many run at once (default: the number of CPUs).
+        start_method: how the workers start: ``"forkserver"`` (default where available) or
+            ``"spawn"``. Each component's process is forked from a worker in both cases.
+        preload: more modules for the workers to import once (heavy libraries).
+        echo: also copy each run's output to this process's terminal (default: only to the
+            component's ``output.log``).
+    """
+
+    Config: ClassVar[Any] = {"processes": None, "start_method": None, "preload": [], "echo": False}
+    supports_unimportable_classes: ClassVar[bool] = False
+
+    @property
+    def concurrency(self) -> int:
+        processes = self.config.processes
+        if processes is None:
+            return os.cpu_count() or 1
+        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+            from .._errors import ConfigError
+
+            raise ConfigError(f"processes must be a positive integer or None; got {processes!r}")
+        return processes
+
+    def run(self, jobs: list[Job]) -> Iterator[tuple[Job, Outcome]]:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        from .._run import Outcome, describe_error
+
+        if not jobs:
+            return
+        if not hasattr(os, "fork"):
+            from .._errors import LaunchError
+
+            raise LaunchError(
+                "PoolExecution forks a fresh process per component, which this platform cannot "
+                "(no os.fork); launch in process, or use an execution for your cluster"
+            )
+        context = self._context(jobs)
+        preload = [str(name) for name in self.config.preload]
+        pool = ProcessPoolExecutor(
+            min(self.concurrency, len(jobs)), mp_context=context, initializer=_init_worker,
+            initargs=(preload,),
+        )
+        futures = {pool.submit(_fork_and_run, job.payload()): job for job in jobs}
+        try:
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    outcome = Outcome.from_dict(future.result())
+                except Exception as exc:  # the worker itself failed (it should not)
+                    error = describe_error(exc)
+                    if type(exc).__name__ == "BrokenProcessPool":
+                        error["message"] += (
+                            " (a worker process of the pool died: killed, or the main script "
+                            "failed when the worker imported it; see the messages above)"
+                        )
+                    outcome = Outcome(job.component.id, "failed", None, error, exc)
+                yield job, outcome
+        finally:
+            # Normally everything ended; when interrupted (Ctrl-C), start nothing more and let
+            # the running components end (a terminal's Ctrl-C interrupts them too: they record
+            # it as their failure).
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _context(self, jobs: list[Job]) -> BaseContext:
+        import multiprocessing
+
+        method = self.config.start_method
+        if method is None:
+            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            # Takes effect when the forkserver starts (the first pool of this process).
+            context.set_forkserver_preload(self._preload())
+        return context  # type: ignore[no-any-return]
+
+    def _preload(self) -> list[str]:
+        from importlib.util import find_spec
+
+        modules = set(_PRELOAD)
+        modules.update(str(name) for name in self.config.preload)
+        if "numpy" in sys.modules or find_spec("numpy") is not None:
+            modules.update(("numpy", "numpy.random"))  # every run seeds numpy: import it once
+        # Each worker runs the main script again (multiprocessing does, so scripts guard their
+        # launching code with `if __name__ == '__main__':`); its standard-library imports are
+        # cheap to preload and were imported here already.
+        stdlib = sys.stdlib_module_names
+        modules.update(
+            name for name, module in list(sys.modules.items())
+            if name.partition(".")[0] in stdlib and not name.startswith(("_", "idlelib", "tkinter"))
+            and getattr(module, "__spec__", None) is not None
+        )
+        return sorted(modules)
+
+
+# -- in the workers ------------------------------------------------------------------------
+
+
+def _init_worker(preload: list[str]) -> None:
+    import importlib
+    import signal
+
+    # Ctrl-C reaches the components (the children), which record it; the worker keeps going
+    # so that it can report how they ended.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in preload:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    # Compute here, once, what every run would otherwise compute again in its forked child
+    # (each first use writes to memory the child shares with the worker, copying pages).
+    from .._claim import host_facts
+    from .._run import apply_seed
+    from .._runfiles import now_iso, parse_iso
+
+    host_facts()
+    parse_iso(now_iso())
+    apply_seed(0)
+    from multiprocessing.util import Finalize
+
+    Finalize(None, _end_worker, exitpriority=10)
+
+
+def _end_worker() -> None:
+    """Let the spare child go and reap every child (nobody else may: in a container, the
+    process that adopts orphans does not always reap them)."""
+    global _spare
+    if _spare is not None:
+        pid, command, results = _spare
+        _spare = None
+        os.close(command)  # the spare reads the end of the pipe and exits
+        os.close(results)
+        _exited.append(pid)
+    _reap(block=True)
+
+
+def _fork_and_run(payload: dict[str, Any]) -> dict[str, Any]:
+    """In a worker: run the component in a fresh child (a spare forked ahead of time, so the
+    fork is not on the component's way), fork the next spare, and return the outcome."""
+    import pickle
+
+    from .._run import describe_error
+
+    global _spare
+    try:
+        prepare_payload(payload)  # imports the class here, once per worker: spares inherit it
+    except BaseException as exc:
+        return {"id": payload["id"], "status": "failed", "run": None, "error": describe_error(exc)}
+    blob = pickle.dumps(payload)
+    while True:
+        spare, _spare = _spare or _fork_spare(), None
+        pid, command, results = spare
+        try:
+            _write_all(command, blob)
+            break
+        except OSError:  # the spare died while it waited (killed): fork another
+            os.close(command)
+            os.close(results)
+            os.waitpid(pid, 0)
+    os.close(command)  # the end of the payload: the child starts
+    _spare = _fork_spare()  # while the child runs
+    chunks = []
+    with os.fdopen(results, "rb") as reader:
+        while chunk := reader.read(65536):
+            chunks.append(chunk)
+    if chunks:
+        try:
+            result: dict[str, Any] = pickle.loads(b"".join(chunks))
+        except Exception:
+            pass
+        else:
+            _exited.append(pid)  # reaped later: its exit (freeing memory) takes a while
+            _reap(block=len(_exited) > 8)
+            return result
+    _, status = os.waitpid(pid, 0)
+    return {"id": payload["id"], "status": "failed", "run": None, "error": _died(status, payload)}
+
+
+_spare: tuple[int, int, int] | None = None  # (pid, payload pipe, result pipe) of the next child
+_exited: list[int] = []  # children that reported and are exiting
+
+
+def _fork_spare() -> tuple[int, int, int]:
+    """Fork a child that waits for a payload, runs it, and writes back the outcome."""
+    import gc
+
+    command_read, command_write = os.pipe()
+    result_read, result_write = os.pipe()
+    gc.freeze()  # the child's collections then skip (and do not copy) the worker's objects
+    pid = os.fork()
+    if pid == 0:
+        os.close(command_write)
+        os.close(result_read)
+        _child(command_read, result_write)  # never returns
+    os.close(command_read)
+    os.close(result_write)
+    return pid, command_write, result_read
+
+
+def _child(command: int, results: int) -> None:
+    """A fresh process: read a payload, run it, report, and leave without running any of the
+    worker's code (os._exit)."""
+    import pickle
+
+    from .._run import describe_error
+
+    code = 0
+    try:
+        chunks = []
+        while chunk := os.read(command, 65536):
+            chunks.append(chunk)
+        os.close(command)
+        if not chunks:  # the worker ended without work for this spare
+            os._exit(0)
+        import atexit
+        import signal
+        from multiprocessing import util
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # Exit functions are the worker's, not this run's: the run's own ones (a logger that
+        # flushes, a tracker that uploads) run before this process leaves.
+        atexit._clear()
+        getattr(util, "_finalizer_registry", {}).clear()
+        payload = pickle.loads(b"".join(chunks))
+        try:
+            prepare_payload(payload)  # usually done in the worker already: nothing to do
+            data = run_prepared(payload)
+        except BaseException as exc:
+            data = {"id": payload["id"], "status": "failed", "run": None, "error": describe_error(exc)}
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        _write_all(results, pickle.dumps(data))
+        os.close(results)  # the worker reads the outcome now, not after our exit
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _reap(block: bool) -> None:
+    for pid in list(_exited):
+        try:
+            done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _exited.remove(pid)
+
+
+def _died(status: int, payload: dict[str, Any]) -> dict[str, Any]:
+    import signal
+
+    from .._runfiles import now_iso
+    from ..storage.layout import OUTPUT_LOG
+
+    how = f"exit status {os.waitstatus_to_exitcode(status)}"
+    if os.WIFSIGNALED(status):
+        try:
+            how = f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+        except ValueError:
+            how = f"killed by signal {os.WTERMSIG(status)}"
+    hint = " (out of memory?)" if how.endswith("SIGKILL") else ""
+    log = os.path.join(payload["storage"], payload["id"], OUTPUT_LOG)
+    return {
+        "type": "ProcessDied",
+        "message": f"its process ended without a result: {how}{hint}; see {log}",
+        "traceback": "",
+        "time": now_iso(),
+    }

@@ -1,0 +1,250 @@
+"""What commits and summaries do to the index: journal first, publish, then index.
+
+Kept cheap, because it is on the commit path: one append to the journal (open, write, close:
+a few µs) before the record is published, and after it an append to an in-memory queue that a
+background thread writes to the index, many commits per transaction, on a connection the
+process keeps open. Failures never fail a commit: the index is a cache, and the next query
+repairs it from the journal.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextvars import ContextVar
+
+from ..storage.layout import encode_journal_line, index_path, journal_path
+from ..storage.local import LocalStorage
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..storage.base import Storage
+    from .base import Index
+
+__all__ = ["after_publish", "after_summary", "default_index", "deferred", "flush", "journal", "updates"]
+
+#: "on": commits update the index; "deferred": journal only (the next query indexes in one
+#: batch); "off": neither (benchmarks and tests of what a crash leaves).
+_mode: ContextVar[str] = ContextVar("retain_index_updates", default="on")
+_defaults: dict[Storage, Index] = {}
+#: How long the index writer lets commits accumulate before writing them in one transaction.
+LINGER_S = 0.05
+
+
+class _Mode:
+    def __init__(self, mode: str) -> None:
+        self._mode = mode
+        self._tokens: list[Any] = []
+
+    def __enter__(self) -> None:
+        self._tokens.append(_mode.set(self._mode))
+
+    def __exit__(self, *exc: object) -> None:
+        _mode.reset(self._tokens.pop())
+
+
+def deferred() -> _Mode:
+    """Inside the block, commits skip the index update and only append to the journal; the
+    next query indexes them all in one transaction. Useful for large imports.
+
+    Example:
+        >>> with retain.index.deferred():
+        ...     for i in range(100_000):
+        ...         Item({"i": i}).commit()
+    """
+    return _Mode("deferred")
+
+
+def updates(mode: str) -> _Mode:
+    """Set how commits treat the index in a block: ``"on"``, ``"deferred"`` or ``"off"``.
+
+    ``"off"`` skips the journal too, so a commit in the block is found only by a scan of the
+    storage (for a new directory) or by `retain.index.rebuild()`: meant for benchmarks and
+    tests, not for use.
+    """
+    if mode not in ("on", "deferred", "off"):
+        from .._errors import ConfigError
+
+        raise ConfigError(f"index updates are 'on', 'deferred' or 'off'; got {mode!r}")
+    return _Mode(mode)
+
+
+def default_index(storage: Storage) -> Index:
+    """The storage's own index (``<root>/.retain/index.sqlite``), one per storage and process."""
+    index = _defaults.get(storage)
+    if index is None:
+        if not isinstance(storage, LocalStorage):
+            from .._errors import IndexDatabaseError
+
+            raise IndexDatabaseError(
+                f"{storage!r} has no default index (it has no local directory); pass index=..."
+            )
+        from .sqlite import SqliteIndex
+
+        # setdefault: the writer thread and a query may get here at once; one instance wins.
+        index = _defaults.setdefault(storage, SqliteIndex(index_path(storage.root)))
+    return index
+
+
+def journal(storage: Storage, id: str, kind: str, durable: bool = False) -> None:
+    """Append `id` to the storage's journal (before the change it announces is published)."""
+    if _mode.get() == "off" or not isinstance(storage, LocalStorage):
+        return
+    path = journal_path(storage.root)
+    line = encode_journal_line(id, kind, time.time_ns())
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    try:
+        try:
+            fd = os.open(path, flags, 0o666)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, flags, 0o666)
+        try:
+            os.write(fd, line)
+            if durable:
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if not os.path.isdir(storage.root):
+            return  # the storage itself is unusable: the publish that follows says so
+        _warn(f"could not append to the index journal {path} ({exc.strerror or exc}); the index "
+              "may miss interfaces committed now until retain.index.rebuild()")
+
+
+def after_publish(storage: Storage, record: dict[str, Any], with_summary: bool = False) -> None:
+    """Queue a record just published for the index (with the summary saved before the commit,
+    if `with_summary`: a summary saved by another instance is found through the journal).
+    Never raises."""
+    if _mode.get() == "on":
+        _writer.put(storage, record, with_summary, None)
+
+
+def after_summary(storage: Storage, record: dict[str, Any], summary: dict[str, Any]) -> None:
+    """Queue new summary values of a committed interface for the index; never raises."""
+    if _mode.get() == "on":
+        _writer.put(storage, record, False, summary)
+
+
+def flush(timeout: float = 60.0) -> None:
+    """Wait until this process's queued index updates are written (queries call this first,
+    so a process always finds what it committed)."""
+    _writer.flush(timeout)
+
+
+class _Writer:
+    """Writes queued index updates from a background thread, many commits per transaction.
+
+    A commit only appends to a list (about a µs) instead of waiting for an SQLite transaction:
+    the writer takes whatever has accumulated, in one transaction. Updates still queued when
+    the process is killed are repaired from the journal by the next query; at a normal exit
+    they are written (atexit). After a fork, the child starts with an empty queue (the parent
+    writes its own).
+    """
+
+    def __init__(self) -> None:
+        self._items: list[tuple[Storage, dict[str, Any], bool, dict[str, Any] | None]] = []
+        self._cond: Any = None
+        self._thread: Any = None
+        self._busy = False
+        self._flushing = 0
+
+    def put(self, storage: Storage, record: dict[str, Any], with_summary: bool, summary: dict[str, Any] | None) -> None:
+        cond = self._cond
+        if cond is None:
+            cond = self._start()
+        with cond:
+            self._items.append((storage, record, with_summary, summary))
+            if len(self._items) == 1:
+                cond.notify()
+
+    def _start(self) -> Any:
+        import atexit
+        import threading
+
+        self._cond = threading.Condition(threading.Lock())
+        self._thread = threading.Thread(target=self._run, name="retain-index-writer", daemon=True)
+        self._thread.start()
+        if not _Writer._registered:
+            _Writer._registered = True
+            atexit.register(flush, 10.0)
+        return self._cond
+
+    _registered = False
+
+    def flush(self, timeout: float) -> None:
+        cond = self._cond
+        if cond is None:
+            return
+        deadline = time.monotonic() + timeout
+        with cond:
+            self._flushing += 1
+            cond.notify_all()
+            try:
+                while self._items or self._busy:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._thread.is_alive():
+                        return  # the journal repairs what is left
+                    cond.wait(min(left, 0.5))
+            finally:
+                self._flushing -= 1
+
+    def _run(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._items:
+                    cond.wait()
+                if not self._flushing:
+                    # Let a burst of commits accumulate: one transaction for all of them costs
+                    # about what one costs alone. `flush` cuts the wait short.
+                    cond.wait(LINGER_S)
+                batch, self._items = self._items, []
+                self._busy = True
+            try:
+                _write(batch)
+            finally:
+                with cond:
+                    self._busy = False
+                    cond.notify_all()
+
+    def reset_after_fork(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+def _write(batch: list[tuple[Storage, dict[str, Any], bool, dict[str, Any] | None]]) -> None:
+    from ._repair import read_summary
+    from .base import IndexEntry
+
+    by_storage: dict[Storage, list[IndexEntry]] = {}
+    for storage, record, with_summary, summary in batch:
+        if with_summary and summary is None and isinstance(storage, LocalStorage):
+            try:
+                summary = read_summary(os.path.join(storage.root, record["id"]))
+            except Exception:
+                summary = None  # a damaged summary must not keep the record out of the index
+        by_storage.setdefault(storage, []).append(IndexEntry.from_record(record, summary))
+    for storage, entries in by_storage.items():
+        if isinstance(storage, LocalStorage) and not os.path.isdir(storage.root):
+            continue  # the storage was deleted meanwhile: do not bring its directory back
+        try:
+            default_index(storage).upsert(entries)
+        except Exception as exc:
+            _warn(f"the index of {storage.url} was not updated ({exc}); what was committed is "
+                  "safe, and the next query repairs the index")
+
+
+_writer = _Writer()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_writer.reset_after_fork)
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    from .._errors import IndexWarning
+
+    # No per-commit details in the message: the warnings filter then shows it once per place.
+    warnings.warn(message, IndexWarning, stacklevel=3)

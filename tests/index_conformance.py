@@ -1,0 +1,214 @@
+"""What every index backend must do: subclass `IndexConformance` and provide an `index` fixture
+that returns a fresh, empty `retain.index.Index` (see tests/test_index.py for SQLite).
+
+Filter semantics are checked against the reference in Python (`retain.query.Filter.matches`),
+so a backend's query language cannot drift from what `Collection.filter` does.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from retain.index import Index, IndexEntry
+from retain.query import (
+    MISSING,
+    Condition,
+    Field,
+    Filter,
+    Query,
+    between,
+    equal,
+    field_value,
+    ge,
+    gt,
+    le,
+    lt,
+    one_of,
+)
+
+CLASS = ("pkg.train", "Train")
+OTHER = ("pkg.data", "Data")
+REF = {"$interface": "ab" * 16, "class": "Data", "module": "pkg.data"}
+
+# Config values chosen to meet at type boundaries: 1 == 1.0, True != 1, None, "", lists.
+VALUES: list[Any] = [0, 1, 1.0, 2, 2.5, -3, 10**20, True, False, None, "", "1", "a", "b", "ab",
+                     [1, 2], [1.0, 2], [], {}, REF]
+
+
+def entry(n: int, config: dict[str, Any], *, klass: tuple[str, str] = CLASS, kind: str = "Interface",
+          summary: dict[str, Any] | None = None, created: str | None = None) -> IndexEntry:
+    return IndexEntry(
+        id=f"{n:032x}",
+        module=klass[0],
+        qualname=klass[1],
+        kind=kind,
+        created=created or f"2026-01-01T00:00:{n // 1000:02d}.{n % 1000:06d}Z",
+        config=config,
+        canonical=config,
+        summary=summary,
+    )
+
+
+def ids(rows: list[Any]) -> list[str]:
+    return [row[0] for row in rows]
+
+
+def cond(path: str, filter: Filter, source: str = "config") -> Condition:
+    return Condition(Field(source, path, path), filter)
+
+
+class IndexConformance:
+    """Behaviour every `Index` backend shares."""
+
+    @pytest.fixture
+    def index(self) -> Index:  # pragma: no cover - provided by subclasses
+        raise NotImplementedError
+
+    # -- primitives -------------------------------------------------------------------------
+
+    def test_empty(self, index: Index) -> None:
+        assert index.ids() == set()
+        assert index.count(Query()) == 0
+        assert index.select(Query([CLASS])) == []
+        assert index.get_meta() == {}
+
+    def test_upsert_select_newest_first(self, index: Index) -> None:
+        index.upsert([entry(1, {"x": 1}), entry(3, {"x": 3}), entry(2, {"x": 2})])
+        index.upsert([entry(4, {"x": 4}, klass=OTHER)])
+        rows = index.select(Query([CLASS]))
+        assert ids(rows) == [f"{n:032x}" for n in (3, 2, 1)]
+        id, module, qualname, kind, created, config, summary = rows[0]
+        assert (module, qualname, kind, summary) == (*CLASS, "Interface", None)
+        assert '"x"' in config and created.endswith("Z")
+        assert index.count(Query([CLASS])) == 3
+        assert index.count(Query()) == 4
+        assert index.ids() == {f"{n:032x}" for n in (1, 2, 3, 4)}
+
+    def test_upsert_keeps_one_row_and_takes_new_summaries(self, index: Index) -> None:
+        index.upsert([entry(1, {"x": 1})])
+        index.upsert([entry(1, {"x": 1}, summary={"loss": 0.5})])
+        index.upsert([entry(1, {"x": 1})])  # no summary: keeps the one stored
+        rows = index.select(Query([CLASS]))
+        assert len(rows) == 1 and rows[0][6] is not None and "0.5" in rows[0][6]
+        assert len(index.select(Query([CLASS], conditions=[cond("x", equal(1, "x"))]))) == 1
+
+    def test_remove(self, index: Index) -> None:
+        index.upsert([entry(n, {"x": n, "tag": "t"}) for n in range(5)])
+        index.remove([f"{1:032x}", f"{3:032x}", "f" * 32])
+        assert index.ids() == {f"{n:032x}" for n in (0, 2, 4)}
+        found = index.select(Query([CLASS], conditions=[cond("tag", equal("t", "tag"))]))
+        assert sorted(ids(found)) == [f"{n:032x}" for n in (0, 2, 4)]
+        assert index.select(Query([CLASS], conditions=[cond("x", equal(1, "x"))])) == []
+        index.remove([])
+
+    def test_replace_all_swaps_contents_and_meta(self, index: Index) -> None:
+        index.upsert([entry(n, {"x": n}) for n in range(3)])
+        index.set_meta({"keep": "old", "a": "1"})
+        count = index.replace_all([entry(10 + n, {"x": n}) for n in range(4)], {"a": "2"})
+        assert count == 4
+        assert index.ids() == {f"{10 + n:032x}" for n in range(4)}
+        assert index.get_meta()["a"] == "2"
+        assert len(index.select(Query([CLASS], conditions=[cond("x", equal(2, "x"))]))) == 1
+
+    def test_meta(self, index: Index) -> None:
+        index.set_meta({"a": "1", "b": "x"})
+        index.set_meta({"a": "2"})
+        assert index.get_meta() == {"a": "2", "b": "x"}
+
+    def test_present(self, index: Index) -> None:
+        index.upsert([entry(n, {}) for n in range(3)])
+        wanted = [f"{n:032x}" for n in range(6)]
+        assert index.present(wanted) == set(wanted[:3])
+
+    def test_reset_starts_empty(self, index: Index) -> None:
+        index.upsert([entry(1, {"x": 1})])
+        index.reset()
+        assert index.ids() == set()
+        index.upsert([entry(2, {"x": 2})])
+        assert index.ids() == {f"{2:032x}"}
+
+    def test_threads_share_an_index(self, index: Index) -> None:
+        def work(t: int) -> None:
+            for n in range(25):
+                index.upsert([entry(t * 100 + n, {"t": t})])
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(index.ids()) == 100
+        assert index.count(Query([CLASS], conditions=[cond("t", equal(3, "t"))])) == 25
+
+    # -- filters agree with the Python reference --------------------------------------------
+
+    def _mixed(self, index: Index) -> list[IndexEntry]:
+        entries = [entry(n, {"v": value, "nested": {"v": value}}) for n, value in enumerate(VALUES)]
+        entries.append(entry(len(VALUES), {"other": 1}))  # no "v" at all
+        index.upsert(entries)
+        return entries
+
+    @pytest.mark.parametrize(
+        "filter",
+        [
+            *(equal(v, "v") for v in VALUES),
+            lt(1), le(1), gt(1), ge(1), lt(2.5), gt(-3), ge(10**20), lt("ab"), le("a"), gt(""),
+            ge("b"), gt("1"), between(0, 2), between(1.0, 1), between("a", "b"), between(2, 1),
+            one_of([1, "a", None]), one_of([True]), one_of([[1, 2], REF]), one_of([]),
+        ],
+        ids=repr,
+    )
+    def test_filter_matches_python_reference(self, index: Index, filter: Filter) -> None:
+        entries = self._mixed(index)
+        for path in ("v", "nested.v"):
+            query = Query([CLASS], conditions=[cond(path, filter)])
+            expected = {
+                e.id for e in entries
+                if filter.matches(field_value(Field("config", path, path), e.config, None, {}))
+            }
+            assert set(ids(index.select(query))) == expected, (path, filter)
+            assert index.count(query) == len(expected)
+
+    def test_conditions_combine_with_and(self, index: Index) -> None:
+        index.upsert([entry(n, {"a": n % 3, "b": n % 2, "s": f"k{n % 4}"}) for n in range(24)])
+        query = Query([CLASS], conditions=[cond("a", equal(1, "a")), cond("b", equal(0, "b")),
+                                           cond("s", one_of(["k0", "k2"]))])
+        expected = {f"{n:032x}" for n in range(24) if n % 3 == 1 and n % 2 == 0 and n % 4 in (0, 2)}
+        assert set(ids(index.select(query))) == expected
+
+    def test_columns_kind_and_classes(self, index: Index) -> None:
+        index.upsert([
+            entry(1, {"x": 1}, created="2026-01-01T00:00:00.000001Z"),
+            entry(2, {"x": 1}, created="2026-02-01T00:00:00.000001Z", kind="Component"),
+            entry(3, {"x": 1}, klass=OTHER, created="2026-03-01T00:00:00.000001Z"),
+        ])
+        assert ids(index.select(Query(None, "Component"))) == [f"{2:032x}"]
+        assert ids(index.select(Query([CLASS, OTHER]))) == [f"{n:032x}" for n in (3, 2, 1)]
+        late = Query(None, None, [cond("created", ge("2026-02-01"), "column")])
+        assert ids(index.select(late)) == [f"{n:032x}" for n in (3, 2)]
+        by_class = Query(None, None, [cond("class", equal("Data", "class"), "column")])
+        assert ids(index.select(by_class)) == [f"{3:032x}"]
+        by_id = Query(None, None, [cond("id", equal(f"{1:032x}", "id"), "column")])
+        assert ids(index.select(by_id)) == [f"{1:032x}"]
+        mixed = Query(None, None, [cond("x", equal(1, "x")), cond("module", equal("pkg.data", "m"), "column")])
+        assert ids(index.select(mixed)) == [f"{3:032x}"]
+        assert index.select(Query([("no.such", "Class")])) == []
+
+    def test_summary_conditions_in_query(self, index: Index) -> None:
+        index.upsert([entry(n, {"x": n}, summary={"loss": n / 10, "ok": n % 2 == 0}) for n in range(6)])
+        index.upsert([entry(9, {"x": 9}, summary={"loss": float("nan")})])
+        query = Query([CLASS], summary_conditions=[cond("loss", lt(0.25), "summary")])
+        assert sorted(ids(index.query(query))) == [f"{n:032x}" for n in range(3)]
+        both = Query([CLASS], conditions=[cond("x", ge(1))],
+                     summary_conditions=[cond("ok", equal(True, "ok"), "summary")])
+        assert sorted(ids(index.query(both))) == [f"{n:032x}" for n in (2, 4)]
+
+    def test_keys_that_collide_when_dotted_do_not_break_writes(self, index: Index) -> None:
+        index.upsert([entry(1, {"a.b": 1, "a": {"b": 1}})])
+        assert index.count(Query([CLASS], conditions=[cond("a.b", equal(1, "a.b"))])) == 1
+        index.remove([f"{1:032x}"])
+        assert index.ids() == set()
+

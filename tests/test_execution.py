@@ -1,0 +1,323 @@
+"""Executions with real processes: exactly-once claims across processes, takeover of dead
+claims, the process pool, progress.
+
+Launchers in other processes run ``python -m component_worker launch ...``
+(tests/component_worker.py); pool workers import the same module to reload its components.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import retain
+from retain import Component, LaunchError, NotImportableError, Storage, get
+from retain._runfiles import RunFiles, now_iso
+from retain.execution._progress import Progress
+from retain.storage.layout import OUTPUT_LOG, claim_file
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+if TESTS_DIR not in sys.path:  # tests/ is not a package; make the worker importable here too
+    sys.path.insert(0, TESTS_DIR)
+
+from component_worker import Work  # noqa: E402
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
+
+
+@pytest.fixture(autouse=True)
+def fast_leases() -> Any:
+    with retain.settings(heartbeat=0.1, lease=0.6):
+        yield
+
+
+def worker_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS_DIR, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def launcher(store: Storage, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "component_worker", "launch", "--storage", store.url, *args],
+        cwd=TESTS_DIR, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def finish(procs: list[subprocess.Popen[bytes]], timeout: float = 60) -> None:
+    for proc in procs:
+        _, err = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, err.decode()
+
+
+def wait_for(path: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.005)
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+# -- exactly once across processes ---------------------------------------------------------------------
+
+
+def test_four_processes_launching_one_component_run_it_exactly_once(store: Storage, tmp_path: Path) -> None:
+    counter, start, salt = tmp_path / "counter", tmp_path / "start", os.urandom(6).hex()
+    outs = [tmp_path / f"out-{n}.json" for n in range(4)]
+    procs = [
+        launcher(store, "--counter", str(counter), "--sleep", "0.4", "--salt", salt, "--start", str(start),
+                 "--out", str(out))
+        for out in outs
+    ]
+    time.sleep(0.5)  # let the interpreters start, so that they launch together
+    start.touch()
+    finish(procs)
+    results = [json.loads(out.read_text()) for out in outs]
+    assert [r.get("state") for r in results] == ["finished"] * 4, results
+    assert len(lines(counter)) == 1  # __call__ ran once, across four processes
+    work = get(Work, {"counter": str(counter), "sleep": 0.4, "salt": salt})
+    assert work.cached() and len(work.execution.runs()) == 1
+    assert [e["event"] for e in work.execution.events()] == ["started", "finished"]
+    assert sorted(p.name for p in Path(work.local_directory()).glob(".retain.claim-*")) == [claim_file(1)]
+
+
+def test_a_killed_run_is_taken_over_and_finished(store: Storage, tmp_path: Path) -> None:
+    counter, marker, release = tmp_path / "counter", tmp_path / "started", tmp_path / "release"
+    salt = os.urandom(6).hex()
+    args = ["--counter", str(counter), "--sleep", "30", "--salt", salt, "--marker", str(marker),
+            "--release", str(release)]
+    proc = launcher(store, *args)
+    try:
+        wait_for(marker)
+        work = get(Work, {"counter": str(counter), "sleep": 30.0, "salt": salt, "marker": str(marker),
+                          "release": str(release)})
+        assert work.execution.is_active()
+        refused = tmp_path / "refused.json"
+        finish([launcher(store, *args, "--wait", "false", "--out", str(refused))])
+        assert json.loads(refused.read_text())["error"] == "AlreadyRunningError"
+        assert "running elsewhere" in json.loads(refused.read_text())["message"]
+        proc.send_signal(signal.SIGKILL)  # mid-run: no chance to record anything
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert work.execution.state() == "died" and "is gone" in work.execution.error()["message"]  # type: ignore[index]
+    release.touch()  # the next run of the same identity ends at once
+    started = time.monotonic()
+    finish([launcher(store, *args)])
+    assert time.monotonic() - started < 20  # the process was gone: no need to wait for the lease
+    assert work.cached() and work.execution.is_finished() and len(lines(counter)) == 2
+    runs = work.execution.runs()
+    assert len(runs) == 2 and runs[0]["end"]["status"] == "died" and runs[1]["end"]["status"] == "finished"
+    assert runs[1]["takeover"]["run"] == 1 and runs[1]["takeover"]["pid"] == proc.pid
+    assert runs[1]["resumes"] == {"run": 1, "status": "died"}
+    assert "takeover" in [e["event"] for e in work.execution.events()]
+    output = work.execution.output()
+    assert "run 1 of Work" in output and "run 2 of Work" in output and "run 2 finished" in output
+
+
+def test_a_stopped_run_loses_its_lease(store: Storage, tmp_path: Path) -> None:
+    """A process that stops beating (here: SIGSTOP; alive, so only the lease tells) is taken
+    over after its lease; when it wakes up it sees it and does not mark itself finished."""
+    counter, marker, salt = tmp_path / "counter", tmp_path / "started", os.urandom(6).hex()
+    proc = launcher(store, "--counter", str(counter), "--sleep", "1.0", "--salt", salt, "--marker", str(marker),
+                    "--heartbeat", "0.1", "--lease", "0.6")
+    try:
+        wait_for(marker)
+        proc.send_signal(signal.SIGSTOP)
+        work = get(Work, {"counter": str(counter), "sleep": 1.0, "salt": salt, "marker": str(marker)})
+        started = time.monotonic()
+        work.launch()  # waits while the claim is alive, then takes it over
+        waited = time.monotonic() - started
+        assert 0.3 < waited, waited
+        assert work.cached() and len(lines(counter)) == 2
+        runs = work.execution.runs()
+        assert runs[0]["end"]["status"] == "died" and "heartbeat" in runs[1]["takeover"]["reason"]
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    finish([proc])
+    events = [e["event"] for e in work.execution.events()]
+    assert "finished_superseded" in events and events.count("finished") == 1
+    assert work.execution.runs()[0]["end"]["status"] == "died"  # the stopped run did not rewrite it
+
+
+def test_only_one_of_several_takers_wins_a_dead_claim(store: Storage, tmp_path: Path) -> None:
+    counter, start, salt = tmp_path / "counter", tmp_path / "start", os.urandom(6).hex()
+    work = get(Work, {"counter": str(counter), "sleep": 0.3, "salt": salt}).commit()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    from retain._claim import host_facts
+
+    files = RunFiles(work.local_directory())
+    files.ensure()
+    facts = host_facts()
+    files.create(claim_file(1), {"run": 1, "started": now_iso(), "lease": 60.0, "heartbeat": 10.0,
+                                 "host": facts["host"], "pidns": facts["pidns"], "pid": dead.pid})
+    assert work.execution.state() == "died"
+    outs = [tmp_path / f"out-{n}.json" for n in range(3)]
+    procs = [launcher(store, "--counter", str(counter), "--sleep", "0.3", "--salt", salt, "--start", str(start),
+                      "--out", str(out)) for out in outs]
+    time.sleep(0.5)
+    start.touch()
+    finish(procs)
+    assert [json.loads(out.read_text()).get("state") for out in outs] == ["finished"] * 3
+    assert len(lines(counter)) == 1
+    runs = work.execution.runs()
+    assert [r["run"] for r in runs] == [1, 2] and runs[0]["end"]["status"] == "died"
+    assert [e["event"] for e in work.execution.events()].count("takeover") == 1
+
+
+# -- the process pool --------------------------------------------------------------------------------
+
+
+def test_pool_runs_each_component_in_a_fresh_process(store: Storage, tmp_path: Path) -> None:
+    counter = tmp_path / "counter"
+    works = [get(Work, {"index": i, "counter": str(counter), "sleep": 0.05}) for i in range(5)]
+    works.append(get(Work, {"index": 5, "counter": str(counter), "sleep": 0.05, "atexit": str(tmp_path / "exit")}))
+    with get("retain.execution.pool", {"processes": 3}) as pool:
+        for work in works:
+            work.launch()
+        assert lines(counter) == [] and all(w.is_committed() for w in works)  # queued only
+    assert all(w.cached() for w in works)
+    pids = {int(line.split()[1]) for line in lines(counter)}
+    assert len(lines(counter)) == 6 and len(pids) == 6 and os.getpid() not in pids  # fresh processes
+    # Exit functions the run registered ran when its process ended (and only those).
+    assert lines(tmp_path / "exit") == [f"atexit {works[5].execution.runs()[0]['pid']}"]
+    for work in works:
+        assert work.load_file("result.json")["index"] == work.config.index
+        output = work.execution.output()
+        assert f"work {work.config.index} in" in output and f"work {work.config.index} to stderr" in output
+        assert f"child process of work {work.config.index}" in output
+        [run] = work.execution.runs()
+        assert run["execution"]["class"] == "PoolExecution" and run["execution"]["config"]["processes"] == 3
+        assert run["launcher"]["pid"] == os.getpid() and run["pid"] != os.getpid()
+    assert pool.concurrency == 3
+    # Execution settings are not part of the identity.
+    assert works[0].id == Work({"index": 0, "counter": str(counter), "sleep": 0.05}).id
+
+
+def test_pool_failures_and_crashes_do_not_stop_the_others(store: Storage, tmp_path: Path) -> None:
+    counter = tmp_path / "counter"
+    ok = [get(Work, {"index": i, "counter": str(counter)}) for i in range(3)]
+    failing = get(Work, {"index": 10, "counter": str(counter), "fail": "broken on purpose"})
+    killed = get(Work, {"index": 11, "counter": str(counter), "kill": True})
+    with pytest.raises(LaunchError) as raised:
+        retain.launch([ok[0], failing, ok[1], killed, ok[2]], execution="retain.execution.pool")
+    assert all(w.cached() for w in ok) and len(lines(counter)) == 5
+    error = raised.value
+    assert "2 of 5 component(s) failed" in str(error)
+    by_id = {o.id: o for o in error.failures}
+    assert by_id[failing.id].error["type"] == "ValueError" and "broken on purpose" in str(error)
+    assert by_id[killed.id].error["type"] == "ProcessDied" and "SIGKILL" in by_id[killed.id].error["message"]
+    report = retain.status([*ok, failing, killed])
+    assert report.failed == [failing] and report.died == [killed] and report.finished == ok
+    assert "Traceback" in failing.execution.failures()[0]["traceback"]
+    assert "ValueError: broken on purpose" in failing.execution.output()
+
+
+def test_pool_hooks_run_in_the_launcher_and_in_the_fresh_process(store: Storage, tmp_path: Path) -> None:
+    from component_worker import Hooked
+
+    ok, bad = tmp_path / "ok", tmp_path / "bad"
+    with pytest.raises(LaunchError, match="hooked failure"):
+        with get("retain.execution.pool", {"processes": 2}):
+            get(Hooked, {"trace": str(ok)}).launch()
+            get(Hooked, {"trace": str(bad), "fail": True}).launch()
+    me = os.getpid()
+    names = [line.split()[0] for line in lines(ok)]
+    assert names == ["before", "call", "success", "finish", "after"]
+    pids = [int(line.split()[1]) for line in lines(ok)]
+    assert pids[0] == pids[4] == me and pids[1] == pids[2] == pids[3] != me
+    assert [line.split()[0] for line in lines(bad)] == ["before", "call", "failure", "finish", "after"]
+    assert lines(bad)[2].endswith("RuntimeError") and lines(bad)[4] == f"after {me} failed"
+
+
+def test_pool_refuses_classes_it_cannot_import(store: Storage) -> None:
+    class Local(Component):
+        def __call__(self) -> None:
+            pass
+
+    local = Local().commit()
+    with pytest.raises(NotImportableError, match="inside a function") as raised:
+        with get("retain.execution.pool", {"processes": 2}):
+            local.launch()
+            get(Work, {"index": 99}).launch()
+    assert "Move the class into a module" in str(raised.value)
+    assert not Path(local.local_directory(), claim_file(1)).exists()  # nothing ran
+    assert not get(Work, {"index": 99}).execution.is_started()
+
+
+def test_unguarded_script_gets_a_clear_error(tmp_path: Path, store: Storage) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from retain import get, storage\n"
+        "from component_worker import Work\n"
+        f"with storage({store.url!r}), get('retain.execution.pool', {{'processes': 1}}):\n"
+        "    get(Work, {'index': 5}).launch()\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=worker_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "if __name__ == '__main__':" in done.stderr and "LaunchError" in done.stderr
+
+
+# -- progress --------------------------------------------------------------------------------------------
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_on_a_terminal_only() -> None:
+    terminal = FakeTerminal()
+    progress = Progress(4, 2, terminal)
+    progress.update(failed=False)
+    progress.update(failed=True)
+    progress.close()
+    text = terminal.getvalue()
+    assert text.startswith("\r") and text.endswith("\n")
+    last = text.rstrip("\n").split("\r")[-1]
+    assert last.startswith("retain: [############------------] 1/4 done, 1 failed, 2 running, ")
+    quiet = io.StringIO()
+    Progress(4, 2, quiet).close()
+    assert quiet.getvalue() == ""
+    single = FakeTerminal()
+    Progress(1, 1, single).close()  # one component: no progress line
+    assert single.getvalue() == ""
+
+
+def test_no_progress_noise_when_stderr_is_not_a_terminal(store: Storage, tmp_path: Path,
+                                                         capfd: pytest.CaptureFixture[str]) -> None:
+    works = [get(Work, {"index": i, "counter": str(tmp_path / "c")}) for i in range(3)]
+    retain.launch(works, execution="retain.execution.pool")
+    assert all(w.cached() for w in works)
+    captured = capfd.readouterr()
+    assert "retain: [" not in captured.err and "work 0" not in captured.out  # not echoed by the pool
+    assert "work 0 in" in Path(works[0].local_directory(OUTPUT_LOG)).read_text()  # logged instead
+
+
+def test_components_example_runs_twice(tmp_path: Path) -> None:
+    example = Path(TESTS_DIR).parent / "examples" / "estimate_pi.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
+    first, second = (
+        subprocess.run([sys.executable, str(example)], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=120, check=True)
+        for _ in range(2)
+    )
+    assert "points inside" in first.stdout and "cached: True" in first.stdout
+    assert "points inside" not in second.stdout  # everything was finished: nothing ran again
+    assert "4 finished" in second.stdout and first.stdout.count("samples=") == 3

@@ -1,0 +1,641 @@
+"""The index: get.all, filters, collections, summaries, self-repair, rebuild, concurrency."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, Field
+
+import retain
+from retain import (
+    CodecError,
+    Collection,
+    ConfigError,
+    IndexDatabaseError,
+    IndexWarning,
+    Interface,
+    InterfaceNotFoundError,
+    ModuleResolutionError,
+    Storage,
+    UnsafePathError,
+    between,
+    ge,
+    get,
+    gt,
+    le,
+    lt,
+    one_of,
+)
+from retain.index import SqliteIndex, make_index
+from retain.index import sqlite as sqlite_backend
+from retain.modules import class_reference
+from retain.query import MISSING, Query, equal
+from retain.storage.local import LocalStorage
+
+from conftest import write_module
+from index_conformance import IndexConformance
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+if TESTS_DIR not in sys.path:
+    sys.path.insert(0, TESTS_DIR)
+
+
+class Train(Interface):
+    Config = {"lr": 0.1, "batch_size": 32, "model": {"depth": 2, "act": "relu"}, "tags": [], "note": None}
+
+
+class Data(Interface):
+    Config = {"name": "mnist"}
+
+
+class Uses(Interface):
+    Config = {"data": None, "k": 0}
+
+
+class Open(Interface):
+    Config = {"params": {}}
+
+
+def sweep(n: int = 12) -> list[Train]:
+    runs = []
+    for i in range(n):
+        runs.append(Train({"lr": [0.1, 0.01, 0.001][i % 3], "batch_size": [16, 32][i % 2],
+                           "model.depth": i, "tags": ["a"] if i % 4 == 0 else []}).commit())
+    return runs
+
+
+def default_index(store: Storage) -> SqliteIndex:
+    index = make_index(None, store)
+    assert isinstance(index, SqliteIndex)
+    return index
+
+
+def indexed_ids(store: Storage) -> set[str]:
+    """The ids in the index as it is, without the repair a query would do."""
+    retain.index._hooks.flush()
+    return default_index(store).ids()
+
+
+def corrupt_index(store: Storage) -> SqliteIndex:
+    """Overwrite the storage's index file with garbage (after this process's queued updates)."""
+    retain.index._hooks.flush()
+    index = default_index(store)
+    index.close()
+    Path(index.path).write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        Path(index.path + suffix).unlink(missing_ok=True)
+    return index
+
+
+def worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS_DIR, env.get("PYTHONPATH")) if p)
+    for name in ("RETAIN_STORAGE", "RETAIN_DURABLE"):
+        env.pop(name, None)
+    return env
+
+
+def age_root(store: Storage) -> int:
+    """Make the storage root look unchanged for a while (so the next query trusts its mtime)."""
+    root = Path(store.url)
+    old = time.time_ns() - 3_600 * 10**9
+    os.utime(root, ns=(old, old))
+    return old
+
+
+# -- the conformance suite --------------------------------------------------------------------
+
+
+class TestSqliteIndexConformance(IndexConformance):
+    @pytest.fixture
+    def index(self, tmp_path: Path) -> SqliteIndex:
+        return SqliteIndex(tmp_path / "conformance" / "index.sqlite")
+
+
+def test_missing_values_never_match() -> None:
+    for filter in (equal(None, "x"), lt(1), one_of([None]), between("a", "z")):
+        assert not filter.matches(MISSING)
+
+
+# -- get.all and where ------------------------------------------------------------------------
+
+
+def test_commit_indexes_and_get_all_lists_newest_first(store: Storage) -> None:
+    runs = sweep(5)
+    Data().commit()
+    assert indexed_ids(store) == {r.id for r in runs} | {Data().id}
+    found = get.all(Train)
+    assert isinstance(found, Collection) and len(found) == 5
+    assert found.ids() == [r.id for r in reversed(runs)]
+    assert found[0] == runs[-1] and found[-1] == runs[0]
+    assert type(found[0]) is Train and found[0].is_committed()
+    assert len(get.all(Interface)) == 6
+    assert len(get.all(Data)) == 1
+
+
+def test_len_and_table_read_no_record(store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    sweep(6)
+
+    def refuse(self: LocalStorage, id: str) -> bytes | None:
+        raise AssertionError("a record was read")
+
+    monkeypatch.setattr(LocalStorage, "read_record", refuse)
+    runs = get.all(Train)
+    assert len(runs) == 6 and len(runs.to_table()) == 6
+    assert runs.pluck("lr")[:3] == [0.001, 0.01, 0.1]  # newest first
+    assert sorted(runs.group_by("batch_size")) == [16, 32]
+    assert len(runs.filter({"lr": lt(0.05)})) == 4 and len(runs[1:3]) == 2
+    with pytest.raises(AssertionError, match="a record was read"):
+        runs.first()
+
+
+def test_where_equality_dotted_and_nested(store: Storage) -> None:
+    sweep(12)
+    assert len(get.all(Train, where={"batch_size": 16})) == 6
+    assert len(get.all(Train, where={"batch_size": 16.0})) == 6  # 16 == 16.0
+    assert get.all(Train, where={"model.depth": 4}).pluck("model.depth") == [4]
+    assert len(get.all(Train, where={"model": {"depth": 4, "act": "relu"}})) == 1
+    assert len(get.all(Train, where={"model": {"act": "tanh"}})) == 0
+    assert len(get.all(Train, where={"config.lr": 0.01, "batch_size": 16})) == 2
+    assert len(get.all(Train, where={"tags": ["a"]})) == 3
+    assert len(get.all(Train, where={"tags": []})) == 9
+    assert len(get.all(Train, where={"note": None})) == 12
+    assert len(get.all(Train, where={})) == 12
+
+
+def test_where_ranges_and_membership(store: Storage) -> None:
+    sweep(12)
+    depths = lambda where: sorted(get.all(Train, where=where).pluck("model.depth"))  # noqa: E731
+    assert depths({"model.depth": lt(3)}) == [0, 1, 2]
+    assert depths({"model.depth": le(3)}) == [0, 1, 2, 3]
+    assert depths({"model.depth": gt(9)}) == [10, 11]
+    assert depths({"model.depth": ge(9.5)}) == [10, 11]
+    assert depths({"model.depth": between(4, 6)}) == [4, 5, 6]
+    assert depths({"model.depth": one_of([1, 5, 99])}) == [1, 5]
+    assert depths({"lr": lt(0.05), "batch_size": 32, "model.depth": gt(2)}) == [5, 7, 11]
+    assert depths({"model.act": gt("a")}) == list(range(12))
+    assert depths({"model.act": lt("a")}) == []  # strings compare with strings only
+    assert depths({"model.depth": gt("a")}) == []  # and numbers with numbers
+
+
+def test_where_booleans_are_not_numbers(store: Storage) -> None:
+    Open({"params": {"flag": True}}).commit()
+    Open({"params": {"flag": 1}}).commit()
+    assert [r.config.params.flag for r in get.all(Open, where={"params.flag": True})] == [True]
+    assert [r.config.params.flag for r in get.all(Open, where={"params.flag": 1})] == [1]
+    assert len(get.all(Open, where={"params.flag": ge(1)})) == 1
+
+
+def test_where_predicate_summary_and_columns(store: Storage) -> None:
+    runs = sweep(6)
+    for i, run in enumerate(runs):
+        run.save_summary(loss=i / 10)
+    assert len(get.all(Train, where=lambda c: c.lr < 0.05 and c.model.depth > 1)) == 3
+    assert sorted(get.all(Train, where={"summary.loss": le(0.2)}).pluck("summary.loss")) == [0, 0.1, 0.2]
+    assert get.all(Train, where={"id": runs[2].id}).ids() == [runs[2].id]
+    later = get.all(Train, where={"created": gt(runs[3].created)})
+    assert later.ids() == [runs[5].id, runs[4].id]
+    assert len(get.all(Train, where={"class": "Train", "module": Train.__module__})) == 6
+
+
+def test_where_interface_input_by_reference(store: Storage) -> None:
+    mnist, cifar = Data().commit(), Data({"name": "cifar"}).commit()
+    for k in range(3):
+        Uses({"data": mnist, "k": k}).commit()
+    Uses({"data": cifar}).commit()
+    assert len(get.all(Uses, where={"data": mnist})) == 3
+    assert get.all(Uses, where={"data": cifar}).to_table()[0]["config.data"] == cifar.id
+    assert get.all(Uses).group_by("data").keys() == {mnist.id, cifar.id}
+
+
+def test_unknown_keys_name_the_valid_ones() -> None:
+    with pytest.raises(ConfigError, match=r"unknown config key 'lrr' for Train.*batch_size.*lr.*did you mean 'lr'"):
+        get.all(Train, where={"lrr": 0.1})
+    with pytest.raises(ConfigError, match=r"'model.dept'.*under 'model': act, depth"):
+        get.all(Train, where={"model.dept": 1})
+    with pytest.raises(ConfigError, match="plain value"):
+        get.all(Train, where={"lr.x": 1})
+    with pytest.raises(ConfigError, match="unknown config key"):
+        get.all(Train).pluck("nope")
+    assert len(get.all(Open, where={"params.anything.deep": 1})) == 0  # open mappings take any key
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: get.all(Train, where=5), "where must be a dict"),
+        (lambda: get.all(Train, where={"lr": lambda: 1}), "is a function"),
+        (lambda: get.all(Train, where={"": 1}), "a field is a config key"),
+        (lambda: get.all(Train, where={"lr": float("nan")}), "nothing can equal"),
+        (lambda: lt([1]), "compares with a number or a string"),
+        (lambda: gt(True), "use equality for booleans"),
+        (lambda: le(float("nan")), "NaN"),
+        (lambda: get.all(Train, where={"lr": float("inf")}), "nothing can equal"),
+        (lambda: between(1, "z"), "two numbers or two strings"),
+        (lambda: one_of("abc"), "takes a list"),
+        (lambda: one_of([{"a": 1}]), "not dicts"),
+    ],
+)
+def test_malformed_filters_raise_config_error(make: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make()
+
+
+def test_get_all_by_module_name_and_bad_targets(project: Path) -> None:
+    write_module(project, "sweeps.train", "from retain import Interface\n"
+                 "class Run(Interface):\n    Config = {'lr': 0.1}\n")
+    run = get("sweeps.train", {"lr": 0.5}).commit()
+    assert get.all("sweeps.train").ids() == [run.id]
+    assert get.all("sweeps.train", where={"lr": 0.5})[0] == run
+    with pytest.raises(ModuleResolutionError):
+        get.all(retain.Element)
+    with pytest.raises(ModuleResolutionError):
+        get.all(42)  # type: ignore[call-overload]
+
+
+class Opt(BaseModel):
+    lr: float = 0.1
+
+
+class FitConfig(BaseModel):
+    opt: Opt = Field(default_factory=Opt)
+    epochs: int = 1
+
+
+class Fit(Interface):
+    Config = FitConfig
+
+
+def test_pydantic_config_keys_are_checked() -> None:
+    Fit({"opt": {"lr": 0.5}}).commit()
+    assert len(get.all(Fit, where={"opt.lr": 0.5})) == 1
+    with pytest.raises(ConfigError, match="valid keys under 'opt': lr"):
+        get.all(Fit, where={"opt.rate": 1})
+
+
+# -- collections ------------------------------------------------------------------------------
+
+
+def test_collection_methods(store: Storage) -> None:
+    runs = sweep(8)
+    for i, run in enumerate(runs[:5]):
+        run.save_summary(loss=5 - i)
+    found = get.all(Train)
+    assert repr(found) == "<Collection of 8 Train>"
+    assert runs[0] in found and Data() not in found
+    assert found.first() == runs[-1] and found.last() == runs[0]
+    assert get.all(Train, where={"lr": 99}).first() is None
+    assert not get.all(Train, where={"lr": 99}) and found
+    assert isinstance(found[2:5], Collection) and found[2:5].ids() == found.ids()[2:5]
+    assert found[::-1].ids() == found.ids()[::-1]
+    by_loss = found.sort("summary.loss")
+    assert by_loss.pluck("summary.loss") == [1, 2, 3, 4, 5, None, None, None]
+    assert found.sort("summary.loss", reverse=True).pluck("summary.loss")[:2] == [5, 4]
+    assert found.sort("model.depth").pluck("model.depth") == list(range(8))
+    assert found.sort(lambda r: -r.config.model.depth).pluck("model.depth") == list(range(7, -1, -1))
+    assert found.filter(lambda r: r.config.batch_size == 16).pluck("batch_size") == [16] * 4
+    assert found.filter({"summary.loss": ge(4)}).pluck("summary.loss") == [4, 5]
+    assert found.map(lambda r: r.config.model.depth) == list(range(7, -1, -1))
+    groups = found.group_by("lr")
+    assert list(groups) == [0.01, 0.1, 0.001] and sum(len(g) for g in groups.values()) == 8
+    assert all(isinstance(g, Collection) for g in groups.values())
+    assert found.group_by("tags").keys() == {(), ("a",)}
+    assert found.pluck("id") == found.ids() and found.pluck("class") == ["Train"] * 8
+    assert [r.id for r in found] == found.ids()
+    assert found[0] is found[0]  # loaded once
+    with pytest.raises(IndexError):
+        found[8]
+    with pytest.raises(TypeError):
+        found["lr"]
+    with pytest.raises(ConfigError):
+        found.filter(3)  # type: ignore[arg-type]
+
+
+def test_to_table_columns(store: Storage) -> None:
+    run = Train({"lr": 0.5, "tags": ["x"]}).commit()
+    run.save_summary({"loss": 0.25, "status": "ok"})
+    table = get.all(Train).to_table()
+    assert table == [{
+        "id": run.id, "module": Train.__module__, "class": "Train", "created": run.created,
+        "config.lr": 0.5, "config.batch_size": 32, "config.model.depth": 2,
+        "config.model.act": "relu", "config.tags": ["x"], "config.note": None,
+        "summary.loss": 0.25, "summary.status": "ok",
+    }]
+
+
+def test_to_dataframe(store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    pandas = pytest.importorskip("pandas")
+    for i, run in enumerate(sweep(3)):
+        run.save_summary(loss=float(i))
+    frame = get.all(Train).to_dataframe()
+    assert list(frame.columns[:4]) == ["id", "module", "class", "created"]
+    assert "config.model.depth" in frame.columns and "summary.loss" in frame.columns
+    assert frame["summary.loss"].tolist() == [2.0, 1.0, 0.0]
+    assert str(frame["created"].dtype).startswith("datetime64")
+    assert len(get.all(Train, where={"lr": 9}).to_dataframe()) == 0
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match=r"pip install 'retain\[pandas\]'"):
+        get.all(Train).to_dataframe()
+    assert pandas is not None
+
+
+# -- summaries --------------------------------------------------------------------------------
+
+
+def test_summary_before_and_after_commit(store: Storage) -> None:
+    run = Train({"lr": 0.3})
+    assert run.load_summary() == {}
+    assert run.save_summary(loss=1.0, epochs=3) == {"loss": 1.0, "epochs": 3}
+    run.commit()
+    assert get.all(Train).pluck("summary.loss") == [1.0]
+    merged = run.save_summary({"loss": float("nan"), "best": True})
+    assert math.isnan(merged["loss"]) and merged["epochs"] == 3 and merged["best"] is True
+    again = get(Train, {"lr": 0.3})
+    assert again.load_summary().keys() == {"loss", "epochs", "best"}
+    table = get.all(Train).to_table()[0]
+    assert math.isnan(table["summary.loss"]) and table["summary.best"] is True
+    text = Path(run.local_directory(), "summary.json").read_text()
+    assert '"epochs": 3' in text  # readable, one value per line
+    numpy = pytest.importorskip("numpy")
+    assert run.save_summary(acc=numpy.float32(0.5))["acc"] == 0.5
+
+
+def test_summary_validation(store: Storage) -> None:
+    run = Train()
+    with pytest.raises(CodecError, match="must be a scalar"):
+        run.save_summary(values=[1, 2])
+    with pytest.raises(CodecError, match="non-empty strings"):
+        run.save_summary({"": 1})
+    with pytest.raises(UnsafePathError, match="reserved"):
+        run.save_file("summary.json", {"loss": 1})
+    assert run.load_summary() == {}
+
+
+# -- self-repair ------------------------------------------------------------------------------
+
+
+def test_repair_after_a_process_killed_between_publish_and_index(store: Storage) -> None:
+    get.all(Train)  # the index exists and has scanned the storage
+    old = age_root(store)
+    get.all(Train)  # ... and trusts the (old) root time from now on
+    proc = subprocess.run(
+        [sys.executable, "-m", "index_worker", "kill-after-publish", store.url, "7"],
+        cwd=TESTS_DIR, env=worker_env(), capture_output=True, timeout=60,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    import index_worker
+
+    run = get(index_worker.Run, {"i": 7})
+    assert run.is_committed() and run.id not in indexed_ids(store)
+    os.utime(store.url, ns=(old, old))  # only the journal can tell now
+    assert get.all(index_worker.Run).ids() == [run.id]
+    assert run.id in indexed_ids(store)
+
+
+def test_repair_after_cp_r_from_another_storage(store: Storage, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    with retain.storage(other):
+        runs = sweep(3)
+        runs[0].save_summary(loss=0.5)
+    Train({"lr": 0.9}).commit()
+    assert len(get.all(Train)) == 1
+    for run in runs:
+        shutil.copytree(other / run.id, Path(store.url) / run.id)  # copies times too, like cp -a
+    found = get.all(Train)
+    assert set(found.ids()) == {r.id for r in runs} | {Train({"lr": 0.9}).id}
+    assert found.filter({"id": runs[0].id}).pluck("summary.loss") == [0.5]
+
+
+def test_repair_after_deleting_a_directory(store: Storage) -> None:
+    runs = sweep(3)
+    assert len(get.all(Train)) == 3
+    shutil.rmtree(runs[1].local_directory())
+    assert set(get.all(Train).ids()) == {runs[0].id, runs[2].id}
+    assert runs[1].id not in indexed_ids(store)
+
+
+def test_record_removed_after_listing(store: Storage) -> None:
+    runs = sweep(2)
+    found = get.all(Train)
+    os.unlink(Path(runs[0].local_directory(), "interface.json"))
+    with pytest.raises(InterfaceNotFoundError, match="removed .* after it was listed"):
+        found[-1]
+    assert runs[0].id not in indexed_ids(store)
+
+
+def test_copy_in_progress_is_found_when_complete(store: Storage, tmp_path: Path) -> None:
+    with retain.storage(tmp_path / "other"):
+        run = Train({"lr": 0.7}).commit()
+    target = Path(store.url) / run.id
+    target.mkdir(parents=True)  # the copy has made the directory, not yet the record
+    assert len(get.all(Train)) == 0
+    age_root(store)
+    shutil.copy2(Path(run.local_directory(), "interface.json"), target / "interface.json")
+    assert get.all(Train).ids() == [run.id]  # pending directories are checked on every query
+
+
+def test_deferred_commits_are_indexed_by_the_next_query(store: Storage) -> None:
+    with retain.index.deferred():
+        runs = sweep(4)
+    assert indexed_ids(store) == set()
+    assert len(get.all(Train)) == 4
+    assert indexed_ids(store) == {r.id for r in runs}
+
+
+def test_a_broken_index_never_fails_a_commit(store: Storage) -> None:
+    sweep(1)
+    corrupt_index(store)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = Train({"lr": 0.42}).commit()
+        retain.index._hooks.flush()
+    assert run.is_committed()
+    assert any(issubclass(w.category, IndexWarning) and "next query repairs" in str(w.message) for w in caught)
+
+
+# -- rebuild, corruption, schema --------------------------------------------------------------
+
+
+def test_rebuild_with_progress(store: Storage) -> None:
+    runs = sweep(5)
+    runs[2].save_summary(loss=0.1)
+    Data().commit()
+    before = sorted(map(tuple, get.all(Interface).to_table()), key=str)  # type: ignore[arg-type]
+    calls: list[tuple[int, int]] = []
+    assert retain.index.rebuild(progress=lambda done, total: calls.append((done, total))) == 6
+    assert calls[-1] == (6, 6)
+    assert sorted(map(tuple, get.all(Interface).to_table()), key=str) == before  # type: ignore[arg-type]
+    assert get.all(Train, where={"summary.loss": 0.1}).ids() == [runs[2].id]
+
+
+def test_rebuild_prints_progress_and_skips_damaged_records(store: Storage, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = sweep(3)
+    Path(runs[1].local_directory(), "interface.json").write_text("{ not json")
+    with pytest.warns(IndexWarning, match=rf"(?s)skipped 1 damaged record.*{runs[1].id}"):
+        assert retain.index.rebuild(store, progress=True) == 2
+    assert "rebuilding index: 3/3 records" in capsys.readouterr().err
+    assert set(get.all(Train).ids()) == {runs[0].id, runs[2].id}
+
+
+def test_corrupt_index_gives_a_clear_error_and_rebuild_loses_nothing(store: Storage) -> None:
+    runs = sweep(4)
+    index = corrupt_index(store)
+    with pytest.raises(IndexDatabaseError, match=r"is corrupt.*retain.index.rebuild\(\).*nothing is lost"):
+        get.all(Train)
+    assert retain.index.rebuild() == 4
+    assert set(get.all(Train).ids()) == {r.id for r in runs}
+    assert index.integrity_check() == "ok"
+
+
+def test_index_deleted_by_hand_is_recreated(store: Storage) -> None:
+    runs = sweep(3)
+    retain.index._hooks.flush()
+    index = default_index(store)
+    for suffix in ("", "-wal", "-shm"):
+        Path(index.path + suffix).unlink(missing_ok=True)
+    index._inode_checked = 0.0  # as after INODE_CHECK_S
+    assert set(get.all(Train).ids()) == {r.id for r in runs}
+
+
+def test_newer_schema_gives_a_clear_error(store: Storage) -> None:
+    runs = sweep(2)
+    retain.index._hooks.flush()
+    index = default_index(store)
+    index.close()
+    with sqlite3.connect(index.path) as conn:
+        conn.execute(f"PRAGMA user_version = {sqlite_backend.SCHEMA_VERSION + 1}")
+    with pytest.raises(IndexDatabaseError, match=r"schema version 2, newer than this retain.*rebuild"):
+        get.all(Train)
+    assert retain.index.rebuild() == 2
+    assert set(get.all(Train).ids()) == {r.id for r in runs}
+    with sqlite3.connect(index.path) as conn:
+        assert conn.execute("SELECT version FROM migrations").fetchall() == [(1,)]
+
+
+def test_index_lives_in_the_storage(store: Storage) -> None:
+    run = Train().commit()
+    assert get.all(Train).ids() == [run.id]
+    meta = Path(store.url) / ".retain"
+    assert (meta / "index.sqlite").is_file() and (meta / "journal").is_file()
+    assert list(store.iter_ids()) == [run.id]
+    assert get.by_id(run.id[:6]) == run
+
+
+def test_network_file_systems_are_refused_with_a_pointer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"/dev/vda / ext4 rw 0 0\nserver:/export {tmp_path} nfs4 rw 0 0\n")
+    monkeypatch.setattr(sqlite_backend, "MOUNTS_FILE", str(mounts))
+    monkeypatch.setattr(sqlite_backend.filesystem_type, "__defaults__", (str(mounts),))
+    assert sqlite_backend.filesystem_type(str(tmp_path / "x")) == "nfs4"
+    monkeypatch.delenv("RETAIN_INDEX_ALLOW_NETWORK_FS", raising=False)
+    index = SqliteIndex(tmp_path / "nfs" / "index.sqlite")
+    with pytest.raises(IndexDatabaseError, match=r"nfs4 file system.*PostgreSQL"):
+        index.ids()
+    assert SqliteIndex(tmp_path / "nfs2" / "i.sqlite", allow_network_fs=True).ids() == set()
+    mounts.write_text("/dev/vda / ext4 rw 0 0\nhost:/a\\040b /mnt/a\\040b fuse.sshfs rw 0 0\n")
+    assert sqlite_backend.filesystem_type("/mnt/a b/c") == "fuse.sshfs"
+
+
+def test_make_index(store: Storage, tmp_path: Path) -> None:
+    own = make_index()
+    assert own is make_index(None, store) and isinstance(own, SqliteIndex)
+    assert make_index(own) is own
+    url = f"sqlite:///{tmp_path / 'elsewhere.sqlite'}"
+    elsewhere = make_index(url)
+    assert elsewhere is make_index(url) and elsewhere.url == url
+    runs = sweep(2)
+    assert set(get.all(Train, index=url).ids()) == {r.id for r in runs}  # catches up by itself
+    with pytest.raises(IndexDatabaseError, match=r"PostgreSQL index \(postgresql://me:\*\*\*@db/x\) is not available"):
+        make_index("postgresql://me:secret@db/x")
+    for bad in ("mysql://x", "sqlite:///", 3):
+        with pytest.raises(IndexDatabaseError, match="index must be an Index"):
+            make_index(bad)  # type: ignore[arg-type]
+
+
+def test_updates_mode_is_checked() -> None:
+    with pytest.raises(ConfigError, match="'on', 'deferred' or 'off'"):
+        retain.index.updates("sometimes")
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+def test_processes_commit_and_query_at_once(store: Storage) -> None:
+    workers, each = 4, 30
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "index_worker", "commit-and-query", store.url, str(w), str(each)],
+            cwd=TESTS_DIR, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        for w in range(workers)
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        assert int(out) >= each  # its own commits, at least
+    import index_worker
+
+    expected = {index_worker.Run({"i": i, "worker": w}).id for w in range(workers) for i in range(each)}
+    assert indexed_ids(store) == expected  # every commit indexed by its own process, none lost
+    index = default_index(store)
+    assert index.integrity_check() == "ok"
+    assert set(get.all(index_worker.Run).ids()) == expected
+    query = Query([class_reference(index_worker.Run)], conditions=[])
+    assert index.count(query) == workers * each
+
+
+def test_import_does_not_load_sqlite3() -> None:
+    code = "import sys, retain; print('sqlite3' in sys.modules, 'retain.index' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
+
+
+def test_summary_file_survives_json_round_trip(store: Storage) -> None:
+    run = Train().commit()
+    run.save_summary(a=1, b="x", c=None)
+    assert json.loads(Path(run.local_directory(), "summary.json").read_text()) == {"a": 1, "b": "x", "c": None}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_uses_the_index_safely(store: Storage) -> None:
+    """Locks and connections do not cross a fork; the child commits and queries normally."""
+    sweep(2)
+    index = default_index(store)
+    index._lock.acquire()  # as if another thread of the parent held it at the fork
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                Train({"lr": 0.77}).commit()
+                code = 0 if len(get.all(Train)) == 3 else 2
+            finally:
+                os._exit(code)
+    finally:
+        index._lock.release()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(get.all(Train)) == 3
+
+
+def test_a_damaged_summary_reads_as_none(store: Storage) -> None:
+    runs = sweep(2)
+    runs[0].save_summary(loss=0.5)
+    Path(runs[0].local_directory(), "summary.json").write_text("{not json}")
+    assert retain.index.rebuild() == 2
+    found = get.all(Train)
+    assert [row.get("summary.loss") for row in found.to_table()] == [None, None]
+    assert found.pluck("summary.loss") == [None, None]
+    assert len(found.filter({"summary.loss": 0.5})) == 0
