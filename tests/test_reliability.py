@@ -1,0 +1,253 @@
+"""Reliability: a stateful model of storage, full and read-only disks, and fuzzed bad input.
+
+Each test here checks an invariant of ../shared/DESIGN.md: nothing committed is lost or
+silently replaced, a failed operation leaves storage as it was, bad input gets a clear error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+import retain
+from retain import Interface, RetainError, get
+from retain.cli import main as cli_main
+
+
+class Item(Interface):
+    Config = {"k": 0, "tag": "x"}
+
+
+# -- a stateful model: commit / get / save_file / delete / rebuild ---------------------------
+
+
+class StorageModel(RuleBasedStateMachine):
+    """Drives storage in random order against a dict of what should be there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.committed: dict[int, str] = {}  # k -> id
+        self.files: dict[tuple[int, str], Any] = {}
+        self.scope: contextlib.ExitStack | None = None
+
+    @initialize()
+    def open_storage(self) -> None:
+        import tempfile
+
+        self.root = tempfile.mkdtemp(prefix="retain-model-")
+        self.scope = contextlib.ExitStack()
+        self.scope.enter_context(retain.storage(self.root))
+
+    def teardown(self) -> None:
+        if self.scope is not None:
+            self.scope.close()
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    @rule(k=st.integers(0, 6))
+    def commit(self, k: int) -> None:
+        item = get(Item, {"k": k}).commit()
+        assert self.committed.setdefault(k, item.id) == item.id
+
+    @rule(k=st.integers(0, 6))
+    def get_agrees(self, k: int) -> None:
+        assert get(Item, {"k": k}).is_committed() == (k in self.committed)
+
+    @rule(k=st.integers(0, 6), name=st.sampled_from(["a.json", "b.txt", "sub/c.p"]), value=st.integers())
+    def save_file(self, k: int, name: str, value: int) -> None:
+        item = get(Item, {"k": k})
+        item.save_file(name, value if not name.endswith(".txt") else str(value))
+        self.files[(k, name)] = value
+
+    @rule(k=st.integers(0, 6))
+    def delete_by_hand(self, k: int) -> None:
+        directory = Item({"k": k}).local_directory()
+        shutil.rmtree(directory, ignore_errors=True)
+        self.committed.pop(k, None)
+        for key in [key for key in self.files if key[0] == k]:
+            del self.files[key]
+
+    @rule()
+    def rebuild(self) -> None:
+        assert retain.index.rebuild() == len(self.committed)
+
+    @invariant()
+    def index_agrees(self) -> None:
+        if self.scope is None:
+            return
+        assert {item.id for item in get.all(Item)} == set(self.committed.values())
+
+    @invariant()
+    def files_agree(self) -> None:
+        if self.scope is None:
+            return
+        for (k, name), value in self.files.items():
+            loaded = get(Item, {"k": k}).load_file(name)
+            assert loaded == (value if not name.endswith(".txt") else str(value))
+        for k, id in self.committed.items():
+            assert Interface.from_directory(os.path.join(self.root, id)) == Item({"k": k})
+
+
+StorageModel.TestCase.settings = settings(
+    max_examples=25, stateful_step_count=25, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+test_storage_agrees_with_its_model = StorageModel.TestCase
+
+
+# -- full and read-only disks ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A small file system of our own, so that filling it harms nothing else."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".retain" not in p.relative_to(root).parts
+    }
+
+
+def test_disk_full_leaves_storage_as_it_was(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "small", "256k") as root, retain.storage(root / "s"):
+        kept = get(Item, {"k": 1}).commit()
+        kept.save_file("a.json", {"ok": True})
+        before = _snapshot(root / "s")
+        filler = root / "filler"
+        with open(filler, "wb", buffering=0) as handle:  # fill the disk to the last block
+            with contextlib.suppress(OSError):
+                while True:
+                    handle.write(b"\0" * 4096)
+                    handle.flush()
+        item = get(Item, {"k": 2})
+        with pytest.raises(retain.StorageError, match="No space left|could not") as info:
+            item.save_file("big.npy", [0.0] * 100_000)
+            item.commit()
+        assert isinstance(info.value, OSError)
+        with pytest.raises(retain.StorageError):
+            item.commit()
+        after = _snapshot(root / "s")
+        assert {k: v for k, v in after.items() if k in before} == before
+        assert not any(name.endswith("interface.json") for name in set(after) - set(before))
+        assert not list((root / "s").rglob(".retain-tmp-*"))
+        filler.unlink()
+        assert get(Item, {"k": 1}).load_file("a.json") == {"ok": True}
+        assert get(Item, {"k": 2}).commit().is_committed()  # space again: it works
+
+
+def test_read_only_storage_says_why_and_keeps_what_is_stored(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "ro", "1m") as root, retain.storage(root / "s"):
+        kept = get(Item, {"k": 1}).commit()
+        subprocess.run(["mount", "-o", "remount,ro", str(root)], check=True)
+        try:
+            with pytest.raises(retain.StorageError, match="Read-only file system"):
+                get(Item, {"k": 2}).commit()
+            with pytest.raises(retain.StorageError, match="Read-only file system"):
+                kept.save_file("x.json", 1)
+            assert get(Item, {"k": 1}) == kept and get(Item, {"k": 1}).is_committed()
+            assert not get(Item, {"k": 2}).is_committed()
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(root)], check=True)
+
+
+# -- fuzzed bad input -----------------------------------------------------------------------
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FUZZ
+@given(text=st.text(max_size=30).map(lambda s: "~" + s) | st.text(max_size=30))
+def test_malformed_versions_get_clear_errors(text: str) -> None:
+    try:
+        get(Item, text).id
+    except RetainError as exc:
+        assert str(exc)
+    except Exception as exc:  # anything else is a crash, whatever its type
+        raise AssertionError(f"{text!r} raised {type(exc).__name__}: {exc}") from exc
+
+
+@FUZZ
+@given(update=st.dictionaries(st.text(max_size=8), st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5) | st.binary(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6), max_size=4))
+def test_fuzzed_configs_get_clear_errors(update: dict[str, Any]) -> None:
+    try:
+        get(Item, update).id
+    except RetainError as exc:
+        assert str(exc)
+
+
+RECORD_DAMAGE = st.one_of(
+    st.binary(max_size=200),
+    st.text(max_size=200).map(str.encode),
+    st.recursive(st.none() | st.integers() | st.text(max_size=5), lambda i: st.lists(i) | st.dictionaries(st.text(max_size=5), i), max_leaves=8).map(lambda v: json.dumps(v).encode()),
+)
+
+
+@FUZZ
+@given(damage=RECORD_DAMAGE, cut=st.integers(0, 400))
+def test_damaged_records_get_clear_errors(damage: bytes, cut: int, tmp_path_factory: Any) -> None:
+    with retain.storage(tmp_path_factory.mktemp("s")):
+        item = get(Item, {"k": 5}).commit()
+        path = Path(item.local_directory(), "interface.json")
+        original = path.read_bytes()
+        for content in (damage, original[:cut], original[:cut] + damage):
+            if content == original:
+                continue
+            path.write_bytes(content)
+            for attempt in (lambda: Interface.from_directory(item.local_directory()), lambda: get(Item, {"k": 5})):
+                with pytest.raises(retain.RecordError):
+                    attempt()
+            with pytest.warns(retain.IndexWarning, match="damaged record"):
+                retain.index.rebuild()  # a damaged record is reported, never a crash
+            assert all(i.id != item.id for i in get.all(Item))
+
+
+@FUZZ
+@given(name=st.text(max_size=40) | st.sampled_from(["..", "../x.txt", "/x.txt", "a/../../x.txt", "\x00.txt", "x" * 300 + ".txt", "interface.json", "summary.json"]))
+def test_hostile_file_names_never_escape(name: str, tmp_path_factory: Any) -> None:
+    base = tmp_path_factory.mktemp("h")
+    with retain.storage(base / "s"):
+        item = get(Item)
+        try:
+            path = item.save_file(name, "x")
+        except (retain.UnsafePathError, retain.CodecError) as exc:
+            assert str(exc)
+        else:
+            directory = os.path.realpath(item.local_directory())
+            assert os.path.realpath(path).startswith(directory + os.sep)
+            assert item.load_file(name) == "x"
+    outside = [p for p in base.rglob("*") if not str(p).startswith(str(base / "s"))]
+    assert outside == []
+
+
+@FUZZ
+@given(words=st.lists(st.text(max_size=12) | st.sampled_from(["--json", "--commit", "~", "ls", "show", "find", "x=1", "--storage"]), max_size=5))
+def test_fuzzed_command_lines_exit_with_a_code(words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    if "--debug" in words:
+        return
+    code = cli_main(["--storage", os.environ.get("TMPDIR", "/tmp") + "/retain-fuzz-cli", *words])
+    capsys.readouterr()
+    assert isinstance(code, int) and code in (0, 1, 2)
