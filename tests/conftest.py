@@ -15,10 +15,24 @@ from retain import Storage
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Storage]:
     """Every test runs in its own directory with its own storage."""
     monkeypatch.chdir(tmp_path)
-    for name in ("RETAIN_STORAGE", "RETAIN_CHANGED_DEFAULTS", "RETAIN_DURABLE"):
+    for name in ("RETAIN_STORAGE", "RETAIN_CHANGED_DEFAULTS", "RETAIN_DURABLE", "RETAIN_INDEX"):
         monkeypatch.delenv(name, raising=False)
     with retain.storage(tmp_path / "storage") as storage:
         yield storage
+    close_default_indexes()
+
+
+def close_default_indexes() -> None:
+    """Close the storages' own indexes opened by a test (three descriptors each: a whole run
+    would otherwise exceed the 1,024 that `select` takes)."""
+    from retain.index import _hooks
+
+    _hooks.flush()
+    for index in list(_hooks._defaults.values()):
+        close = getattr(index, "close", None)
+        if close is not None:
+            close()
+    _hooks._defaults.clear()
 
 
 @pytest.fixture

@@ -95,6 +95,11 @@ class IndexConformance:
         assert len(rows) == 1 and rows[0][6] is not None and "0.5" in rows[0][6]
         assert len(index.select(Query([CLASS], conditions=[cond("x", equal(1, "x"))]))) == 1
 
+    def test_one_upsert_may_name_an_id_twice(self, index: Index) -> None:
+        index.upsert([entry(1, {"x": 1}), entry(1, {"x": 1}, summary={"loss": 0.5})])
+        rows = index.select(Query([CLASS], conditions=[cond("x", equal(1, "x"))]))
+        assert len(rows) == 1 and rows[0][6] is not None and "0.5" in rows[0][6]
+
     def test_remove(self, index: Index) -> None:
         index.upsert([entry(n, {"x": n, "tag": "t"}) for n in range(5)])
         index.remove([f"{1:032x}", f"{3:032x}", "f" * 32])

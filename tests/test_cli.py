@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -11,10 +12,14 @@ from pathlib import Path
 
 import pytest
 
+import retain
 from conftest import write_module
-from retain import get
-from retain.cli import COMMANDS, main
-from retain.cli.parse import format_value, parse_value
+from retain import get, lt
+from retain._words import nickname
+from retain.cli import COMMANDS, PARSERS, Parser, main
+from retain.cli.browse import where_groups
+from retain.cli.output import ProgressBar, fit_widths, print_table
+from retain.cli.parse import execution_module, format_value, parse_value, parse_where
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,11 +37,73 @@ class EstimatePi(Interface):
 """
 
 
+MC_PI = """
+import random
+from retain import Component
+
+class McPi(Component):
+    Config = {"samples": 100, "lr": 0.1, "fail": False}
+
+    def __call__(self):
+        if self.config.fail:
+            raise ValueError("boom\\nmore detail")
+        print("estimating")
+        inside = sum(random.random() ** 2 + random.random() ** 2 < 1 for _ in range(self.config.samples))
+        self.save_summary(pi=4 * inside / self.config.samples)
+
+    def pi(self):
+        return self.load_summary()["pi"]
+"""
+
+TYPED_PI = """
+import pydantic
+from retain import Component
+
+class Config(pydantic.BaseModel):
+    samples: int = 100
+
+class TypedPi(Component):
+    Config = Config
+
+    def __call__(self):
+        pass
+"""
+
+TAGGED_EXECUTION = """
+from retain.execution.local import LocalExecution
+
+class Tagged(LocalExecution):
+    Config = {"echo": False, "tag": "none"}
+"""
+
+
+class Tty(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 @pytest.fixture
 def pi(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     write_module(project, "estimate_pi", ESTIMATE_PI)
+    write_module(project, "mc_pi", MC_PI)
+    write_module(project, "typed_pi", TYPED_PI)
     monkeypatch.chdir(project)
     return project
+
+
+def run(capsys: pytest.CaptureFixture[str], *words: str) -> tuple[int, str, str]:
+    """main(words): the exit code, stdout and stderr."""
+    code = main(list(words))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_error_line(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("retain: error:"), err
+    return lines[0]
 
 
 @pytest.mark.parametrize(
@@ -118,6 +185,33 @@ def test_show_and_recreate(pi: Path, capsys: pytest.CaptureFixture[str]) -> None
         (["estimate_pi", "-x"], 2, "unknown option"),
         (["show", "abcdef"], 1, "no interface id starts with 'abcdef'"),
         (["show", "zz"], 1, "not an id"),
+        (["find", "estimate_pi", "samples=12345"], 1, "is not committed"),
+        (["estimate_pi", "--launch"], 2, "not a Component"),
+        (["mc_pi", "--dry-run"], 2, "--dry-run goes with --launch"),
+        (["mc_pi", "--launch", "--dry-run", "--commit"], 2, "cannot go with --commit"),
+        (["mc_pi", "--execution", "pool"], 2, "add --launch"),
+        (["mc_pi", "--launch", "--execution"], 2, "--execution needs a name"),
+        (["mc_pi", "--launch", "--execution", "no_such_backend"], 2, "no module named 'no_such_backend'"),
+        (["mc_pi", "--launch", "--execution", "estimate_pi"], 2, "not an Execution"),
+        (["mc_pi", "--launch", "--execution", "pool", "procesez=2"], 2, "unknown config key 'procesez'"),
+        (["typed_pi", "samples=many", "--launch"], 2, "samples"),
+        (["ls", "no_such_module"], 2, "no module named 'no_such_module'"),
+        (["ls", "mc_pi", "--where", "lx<1"], 2, "unknown config key 'lx'"),
+        (["ls", "--where", "lr!=1"], 2, "'!=' is not supported"),
+        (["ls", "--where", "lr"], 2, "expected KEY OP VALUE"),
+        (["ls", "--where", "lr<[1]"], 2, "lr<[1]"),
+        (["ls", "--limit", "0"], 2, "positive whole number"),
+        (["ls", "--bogus"], 2, "unrecognized arguments: --bogus"),
+        (["ls"], 1, "no committed interface in"),
+        (["ls", "mc_pi", "--where", "lr<0.5"], 1, "no committed mc_pi with lr<0.5"),
+        (["status", "mc_pi"], 1, "no committed mc_pi"),
+        (["status", "estimate_pi"], 2, "not a Component"),
+        (["status", "estimate_pi", "samples=3"], 2, "not a Component"),
+        (["status", "mc_pi", "samplez=3"], 2, "unknown config key 'samplez'"),
+        (["status"], 2, "the following arguments are required: module"),
+        (["stale", "no_such_module"], 2, "no module named 'no_such_module'"),
+        (["index"], 2, "required: ACTION"),
+        (["index", "rebuilt"], 2, "invalid choice: 'rebuilt'"),
         ([], 2, "usage"),
     ],
 )
@@ -147,20 +241,368 @@ def test_debug_shows_the_traceback(pi: Path) -> None:
         main(["--debug", "estimate_pi", "samplez=3"])
 
 
+
+
+# -- parsing --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "key", "condition"),
+    [
+        ("lr<0.01", "lr", lt(0.01)),
+        ("lr <= 1", "lr", retain.le(1)),
+        ("summary.loss>0.5", "summary.loss", retain.gt(0.5)),
+        ("model.depth>=4", "model.depth", retain.ge(4)),
+        ("batch_size=8", "batch_size", 8),
+        ("batch_size==8", "batch_size", 8),
+        ("name=a<b", "name", "a<b"),
+        ("name=", "name", ""),
+        ("created>2024-05", "created", retain.gt("2024-05")),
+        ("flag=true", "flag", True),
+    ],
+)
+def test_where_expressions_become_index_filters(expression: str, key: str, condition: object) -> None:
+    parsed = parse_where(expression)
+    assert parsed == (key, condition) and type(parsed[1]) is type(condition)
+
+
+def test_conditions_on_one_key_go_to_successive_groups() -> None:
+    assert where_groups(["lr>0.001", "batch=8", "lr<0.1"]) == [
+        {"lr": retain.gt(0.001), "batch": 8},
+        {"lr": lt(0.1)},
+    ]
+
+
+def test_execution_names() -> None:
+    assert execution_module("pool") == "retain.execution.pool"
+    assert execution_module("local") == "retain.execution.local"
+    assert execution_module("my_cluster") == "my_cluster"
+    assert execution_module("pkg.slurm:Slurm") == "pkg.slurm:Slurm"
+
+
+def test_tables_fit_a_terminal_and_stay_whole_when_piped(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert fit_widths([40, 10, 5], 50, gap=2) == [31, 10, 5]
+    assert fit_widths([40, 40], 10, gap=2) == [8, 8]
+    assert fit_widths([3, 4], 100, gap=2) == [3, 4]
+    rows = [{"a": "x" * 50, "b": 1.5, "c": None}, {"a": "tab\there", "b": [1, 2], "c": "new\nline"}]
+    piped = io.StringIO()
+    print_table(rows, ["a", "b", "c"], piped)
+    assert piped.getvalue().splitlines() == ["a\tb\tc", "x" * 50 + "\t1.5\t", "tab\\there\t[1,2]\tnew\\nline"]
+    monkeypatch.setattr("retain.cli.output._terminal_width", lambda: 30)
+    terminal = Tty()
+    print_table(rows, ["a", "b", "c"], terminal)
+    lines = terminal.getvalue().splitlines()
+    assert lines[0].split() == ["a", "b", "c"] and set(lines[1]) == {"-", " "}
+    assert all(len(line) <= 30 for line in lines)
+    assert lines[2].startswith("x" * 12 + "…  1.5") and lines[3].startswith("tab here")
+
+
+def test_progress_bar_only_on_a_terminal() -> None:
+    terminal = Tty()
+    bar = ProgressBar("rebuilding", terminal)
+    bar(1000, 4000)
+    bar(4000, 4000)
+    bar.close()
+    text = terminal.getvalue()
+    assert "rebuilding [#######-----------------------] 1,000/4,000" in text
+    assert text.endswith("rebuilding [" + "#" * 30 + "] 4,000/4,000\x1b[K\n")
+    piped = io.StringIO()
+    quiet = ProgressBar("rebuilding", piped)
+    quiet(1, 2)
+    quiet.close()
+    assert not quiet.enabled and piped.getvalue() == ""
+
+
+# -- launch ---------------------------------------------------------------------------------------
+
+
+def test_launch_runs_once_then_is_cached(pi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "mc_pi", "samples=150", "--launch", "--pi")
+    import mc_pi  # type: ignore[import-not-found]
+
+    component = get(mc_pi.McPi, {"samples": 150})
+    assert code == 0 and component.cached()
+    line = next(line for line in out.splitlines() if line.startswith("ran "))
+    assert line == f"ran {component!r} (id {component.id}, run 1) in {component.local_directory()}"
+    assert float(out.strip().splitlines()[-1]) == component.load_summary()["pi"]  # --pi after the run
+    code, out, _ = run(capsys, "mc_pi", "samples=150", "--launch")
+    assert code == 0 and out == f"cached {component!r} (id {component.id}) in {component.local_directory()}\n"
+    assert component.execution.runs()[0]["end"]["run"] == 1 and len(component.execution.runs()) == 1
+    code, out, _ = run(capsys, "--json", "mc_pi", "samples=151", "--launch")
+    launched = json.loads(out)["results"]["launch"]  # JSON only: the run's own output is not echoed
+    assert code == 0 and launched["did"] == "ran" and launched["run"] == 1 and launched["id"] == json.loads(out)["id"]
+
+
+def test_dry_run_says_what_would_run_and_writes_nothing(pi: Path, capsys: pytest.CaptureFixture[str], store: object) -> None:
+    code, out, _ = run(capsys, "mc_pi", "samples=5", "--launch", "--dry-run")
+    assert code == 0 and out.startswith("would run McPi [") and "(missing; id " in out
+    assert not os.path.exists(store.url)  # type: ignore[attr-defined]
+    assert run(capsys, "mc_pi", "fail=true", "--launch")[0] == 1
+    code, out, _ = run(capsys, "mc_pi", "fail=true", "--launch", "--dry-run")
+    assert code == 0 and out.startswith("would resume McPi [") and "(failed: ValueError: boom; id" in out
+    run(capsys, "mc_pi", "samples=5", "--launch")
+    before = sorted(os.listdir(store.url))  # type: ignore[attr-defined]
+    code, out, _ = run(capsys, "--json", "mc_pi", "samples=5", "--launch", "--dry-run", "--execution", "pool")
+    result = json.loads(out)["results"]["launch"]
+    assert code == 0 and result["state"] == "finished" and result["would_run"] is False
+    assert sorted(os.listdir(store.url)) == before  # type: ignore[attr-defined]
+
+
+def test_failing_launch_exits_1_with_the_error_on_one_line(pi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "mc_pi", "fail=true", "--launch")
+    import mc_pi
+
+    component = get(mc_pi.McPi, {"fail": True})
+    line = one_error_line(err)
+    assert code == 1 and "ran " not in out
+    assert f"{component!r} failed: ValueError: boom (id {component.id}; output: {component.local_directory('output.log')})" in line
+    assert component.execution.state() == "failed"
+    code, out, err = run(capsys, "--json", "mc_pi", "fail=true", "--launch")
+    assert code == 1 and out == "" and "ValueError: boom" in one_error_line(err)
+
+
+def test_execution_words_configure_the_execution(pi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_module(pi, "tagged", TAGGED_EXECUTION)
+    code, out, _ = run(capsys, "mc_pi", "samples=7", "--launch", "--execution", "tagged", "tag=x", "--pi")
+    import mc_pi
+
+    component = get(mc_pi.McPi, {"samples": 7})
+    execution = component.execution.runs()[0]["execution"]
+    assert code == 0 and execution["module"] == "tagged" and execution["config"]["tag"] == "x"
+    assert float(out.splitlines()[-1]) == component.pi()  # --pi is an action, not an execution word
+    assert run(capsys, "mc_pi", "samples=8", "--launch", "--execution", "local", "echo=false")[0] == 0
+    execution = get(mc_pi.McPi, {"samples": 8}).execution.runs()[0]["execution"]
+    assert execution["module"] == "retain.execution.local" and execution["config"] == {"echo": False}
+
+
+# -- show, status, ls, stale, index ---------------------------------------------------------------
+
+
+def test_show_includes_the_status_of_a_component(pi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "mc_pi", "fail=true", "--launch")
+    run(capsys, "mc_pi", "--launch")
+    import mc_pi
+
+    failed, done = get(mc_pi.McPi, {"fail": True}), get(mc_pi.McPi)
+    assert "  status:    failed (ValueError: boom)" in run(capsys, "show", failed.id)[1].splitlines()
+    assert "  status:    finished" in run(capsys, "show", done.id[:8])[1].splitlines()
+    shown = json.loads(run(capsys, "--json", "show", failed.id)[1])
+    assert shown["status"] == "failed" and shown["error"]["message"] == "boom\nmore detail"
+    plain = get("estimate_pi").commit()
+    assert "  status:" not in run(capsys, "show", plain.id)[1]
+    assert "status" not in json.loads(run(capsys, "--json", "show", plain.id)[1])
+
+
+def test_status_of_a_configuration_or_of_every_committed_one(
+    pi: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(capsys, "mc_pi", "samples=3", "--launch")
+    run(capsys, "mc_pi", "fail=true", "--launch")
+    import mc_pi
+
+    get(mc_pi.McPi, {"samples": 4}).commit()
+    code, out, _ = run(capsys, "--json", "status", "mc_pi")
+    states = {row["id"]: (row["state"], row["error"] and row["error"]["message"]) for row in json.loads(out)}
+    assert code == 0 and states == {
+        get(mc_pi.McPi, {"samples": 3}).id: ("finished", None),
+        get(mc_pi.McPi, {"fail": True}).id: ("failed", "boom\nmore detail"),
+        get(mc_pi.McPi, {"samples": 4}).id: ("missing", None),
+    }
+    code, out, _ = run(capsys, "status", "mc_pi", "samples=99")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split("\t") == ["id", "class", "state", "nickname", "error", "directory"]
+    assert len(lines) == 2 and lines[1].split("\t")[:3] == [get(mc_pi.McPi, {"samples": 99}).id, "McPi", "missing"]
+    code, out, _ = run(capsys, "status", "mc_pi", "fail=true")
+    assert code == 0 and out.splitlines()[1].split("\t")[2:5] == ["failed", get(mc_pi.McPi, {"fail": True}).nickname, "ValueError: boom"]
+    monkeypatch.setattr(sys, "stdout", Tty())
+    assert main(["status", "mc_pi"]) == 0
+    assert "3 component(s): 1 missing, 1 failed, 1 finished" in sys.stdout.getvalue()  # type: ignore[attr-defined]
+
+
+def test_ls_filters_in_the_index(pi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import mc_pi
+
+    made = [get(mc_pi.McPi, {"samples": n, "lr": lr}).commit() for n, lr in [(10, 0.1), (20, 0.01), (30, 0.001)]]
+    made[0].save_summary(pi=3.0)
+    made[1].save_summary(pi=3.2)
+    get("estimate_pi").commit()
+
+    def ids(*words: str) -> list[str]:
+        code, out, _ = run(capsys, "--json", "ls", *words)
+        assert code == 0
+        return [row["id"] for row in json.loads(out)]
+
+    assert ids("mc_pi") == [c.id for c in reversed(made)]  # newest first
+    assert len(ids()) == 4  # every class
+    assert ids("mc_pi", "--where", "lr<0.05") == [made[2].id, made[1].id]
+    assert ids("mc_pi", "--where", "lr>0.0005", "--where", "lr<=0.01") == [made[2].id, made[1].id]
+    assert ids("mc_pi", "--where", "samples=20") == [made[1].id]
+    assert ids("mc_pi", "--where", "summary.pi>=3.1") == [made[1].id]
+    assert ids("mc_pi", "--limit", "1") == [made[2].id]
+    code, out, _ = run(capsys, "ls", "mc_pi", "--where", "samples>=20")  # piped: tab-separated, whole values
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert lines[0] == ["id", "class", "created", "fail", "lr", "samples", "summary.pi"]
+    assert lines[1] == [made[2].id, "McPi", made[2].created, "false", "0.001", "30", ""]
+    assert lines[2][:6] == [made[1].id, "McPi", made[1].created, "false", "0.01", "20"] and len(lines) == 3
+    row = json.loads(run(capsys, "--json", "ls", "mc_pi", "--limit", "1")[1])[0]
+    assert row["config.lr"] == 0.001 and row["module"] == "mc_pi"
+
+
+def test_ls_on_a_terminal_is_an_aligned_table(pi: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mc_pi
+
+    first = get(mc_pi.McPi, {"samples": 10}).commit()
+    first.save_summary(pi=3.0)
+    monkeypatch.setattr(sys, "stdout", Tty())
+    assert main(["ls", "mc_pi"]) == 0
+    header, rule, line = sys.stdout.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert header.split() == ["id", "class", "created", "fail", "lr", "samples", "summary.pi"]
+    assert line.split()[:2] == [first.id[:6], "McPi"] and line.split()[-1] == "3.0"
+    assert line.split()[2:4] == first.created[:19].split("T")  # to the second
+    assert [match.start() for match in re.finditer(r"-+", rule)] == [header.index(name) for name in header.split()]
+
+
+def test_stale_finds_changed_code_and_changed_defaults(project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+
+    path = write_module(project, "mc_stale", MC_PI)
+    monkeypatch.chdir(project)
+    run(capsys, "mc_stale", "samples=5", "--launch")
+    run(capsys, "mc_stale", "samples=5", "lr=0.1", "--commit")  # the same identity
+    run(capsys, "mc_stale", "samples=6", "lr=0.5", "--commit")
+    code, out, err = run(capsys, "stale")
+    assert code == 0 and out == "" and err.startswith("nothing stale in ")
+    assert json.loads(run(capsys, "--json", "stale", "mc_stale")[1]) == []
+    path.write_text(MC_PI.replace('"lr": 0.1', '"lr": 0.25'))
+    del sys.modules["mc_stale"]  # as a new process would see it
+    importlib.invalidate_caches()
+    code, out, _ = run(capsys, "--json", "stale", "mc_stale")
+    import mc_stale  # type: ignore[import-not-found]
+
+    found = {row["id"]: [reason["kind"] for reason in row["reasons"]] for row in json.loads(out)}
+    with pytest.warns(retain.ChangedDefaultsWarning, match="lr: stored 0.1, now 0.25"):
+        default_lr = get(mc_stale.McPi, {"samples": 5})
+    explicit_lr = get(mc_stale.McPi, {"samples": 6, "lr": 0.5})
+    assert code == 0 and found == {default_lr.id: ["source", "defaults"], explicit_lr.id: ["source"]}
+    code, out, _ = run(capsys, "stale")
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert rows[0] == ["id", "class", "created", "why", "details"] and len(rows) == 3
+    assert "defaults changed since (lr: 0.1 then, 0.25 now)" in out and f"{path} changed since" in out
+    code, out, err = run(capsys, "mc_stale", "samples=5", "--launch")  # get warns, on one line
+    assert code == 0 and out.startswith("cached ")
+    assert err.count("\n") == 1 and err.startswith("retain: warning:") and "lr: stored 0.1, now 0.25" in err
+
+
+def test_stale_counts_git_commits_when_asked(project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(project), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "first")
+    write_module(project, "mc_git", MC_PI)
+    monkeypatch.chdir(project)
+    assert run(capsys, "mc_git", "--commit")[0] == 0
+    import mc_git  # type: ignore[import-not-found]
+
+    assert get(mc_git.McPi).record["provenance"]["git"]["root"] == str(project)  # type: ignore[index]
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "second")
+    assert json.loads(run(capsys, "--json", "stale", "mc_git")[1]) == []  # its source is unchanged
+    found = json.loads(run(capsys, "--json", "stale", "mc_git", "--git")[1])
+    assert [reason["kind"] for reason in found[0]["reasons"]] == ["git"]
+
+
+def test_index_rebuild_reports_the_count_with_a_bar_on_a_terminal(
+    pi: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, store: object
+) -> None:
+    import mc_pi
+
+    for n in range(3):
+        get(mc_pi.McPi, {"samples": n}).commit()
+    import shutil
+
+    shutil.rmtree(os.path.join(store.url, ".retain"))  # type: ignore[attr-defined]
+    code, out, err = run(capsys, "index", "rebuild")
+    assert code == 0 and out == f"indexed 3 interface(s) in {store.url}\n" and err == ""  # type: ignore[attr-defined]
+    assert json.loads(run(capsys, "--json", "index", "rebuild")[1])["indexed"] == 3
+    monkeypatch.setattr(sys, "stderr", Tty())
+    assert main(["index", "rebuild"]) == 0
+    assert sys.stderr.getvalue() == "\rrebuilding index [" + "#" * 30 + "] 3/3\x1b[K\n"  # type: ignore[attr-defined]
+    assert capsys.readouterr().out.startswith("indexed 3 ")
+    assert len(json.loads(run(capsys, "--json", "ls", "mc_pi")[1])) == 3
+
+
+# -- every command, help, docs, the console script ------------------------------------------------
+
+EVERY_COMMAND = {  # name: (words, what stdout holds); ID stands for the id of mc_pi samples=2
+    "run": (["mc_pi", "samples=2", "--launch"], "ran McPi [ID6] (id ID, run 1)"),
+    "find": (["find", "mc_pi", "samples=2"], "ID\n"),
+    "show": (["show", "ID"], "  status:    finished\n"),
+    "ls": (["ls", "mc_pi"], "\nID\tMcPi\t"),
+    "status": (["status", "mc_pi"], "\nID\tMcPi\tfinished\t"),
+    "stale": (["--json", "stale", "mc_pi"], "[]\n"),
+    "index": (["index", "rebuild"], "indexed 1 interface(s)"),
+}
+
+
+def test_every_command_is_run_by_a_test() -> None:
+    assert set(EVERY_COMMAND) == set(COMMANDS)
+
+
+def test_every_command_runs(pi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import mc_pi
+
+    id = get(mc_pi.McPi, {"samples": 2}).id
+    for name, (words, expected) in EVERY_COMMAND.items():
+        code, out, err = run(capsys, *(id if word == "ID" else word for word in words))
+        assert code == 0 and expected.replace("ID6", id[:6]).replace("ID", id) in out, (name, out, err)
+
+
+@pytest.mark.parametrize(
+    "words",
+    [["--help"], ["mc_pi", "--help"], *([name, "--help"] for name in COMMANDS if name != "run"), ["index", "rebuild", "--help"]],
+)
+def test_help_everywhere(pi: Path, capsys: pytest.CaptureFixture[str], words: list[str]) -> None:
+    code, out, err = run(capsys, *words)
+    assert code == 0 and "usage:" in out and err == ""
+
+
 def test_storage_option_and_console_script(pi: Path, tmp_path: Path) -> None:
+    """Through the installed `retain` script: a pool launch, then ls and status when piped."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
     script = Path(sys.executable).parent / "retain"
-    command = [str(script), "--storage", str(tmp_path / "elsewhere"), "estimate_pi", "samples=3", "--commit"]
-    done = subprocess.run(command, cwd=pi, env=env, capture_output=True, text=True, check=True)
-    assert str(tmp_path / "elsewhere") in done.stdout
-    done = subprocess.run([str(script), "--help"], cwd=pi, env=env, capture_output=True, text=True, check=True)
-    for name in COMMANDS:
-        assert name in done.stdout
+    elsewhere = str(tmp_path / "elsewhere")
+
+    def retain_(*words: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(script), "--storage", elsewhere, *words], cwd=pi, env=env, capture_output=True, text=True, check=check)
+
+    done = retain_("mc_pi", "samples=3", "--launch", "--execution", "pool", "processes=2")
+    assert done.stdout.startswith("ran McPi [") and elsewhere in done.stdout, done.stderr
+    done = retain_("ls")
+    assert done.stdout.splitlines()[0] == "id\tclass\tcreated\tfail\tlr\tsamples\tsummary.pi"
+    listed_id = done.stdout.splitlines()[1].split("\t")[0]
+    assert json.loads(retain_("--json", "status", "mc_pi").stdout)[0] == {
+        "id": listed_id, "class": "McPi", "state": "finished", "nickname": nickname(listed_id),
+        "error": None, "directory": os.path.join(elsewhere, listed_id),
+    }
+    failed = retain_("mc_pi", "fail=true", "--launch", "--execution", "pool", check=False)
+    assert failed.returncode == 1 and "ValueError: boom" in one_error_line(failed.stderr)
+    text = retain_("--help").stdout
+    listed = [line.split()[0] for line in text[text.index("commands:"):].splitlines() if line.startswith("  ")]
+    assert listed == ["MODULE", *sorted(name for name in COMMANDS if name != "run")]
 
 
-def test_docs_describe_every_command() -> None:
+def test_docs_describe_every_command_and_option() -> None:
     text = (ROOT / "docs" / "cli.md").read_text()
     for name in COMMANDS:
         if name != "run":
-            assert f"retain {name}" in text, f"docs/cli.md does not document `retain {name}`"
-    assert "retain MODULE" in text
+            assert f"## `retain {name}" in text, f"docs/cli.md does not document `retain {name}`"
+        parser = Parser(prog=name)
+        PARSERS[name](parser)
+        for action in parser._actions:
+            for option in action.option_strings:
+                if option not in ("-h", "--help"):
+                    assert option in text, f"docs/cli.md does not mention {option} of `retain {name}`"
+    for word in ("retain MODULE", "--launch", "--dry-run", "--execution", "index rebuild", "--storage", "--debug"):
+        assert word in text
+    readme = (ROOT / "README.md").read_text()
+    assert "## Command line" in readme and "docs/cli.md" in readme

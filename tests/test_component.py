@@ -463,7 +463,7 @@ def test_status_of_a_list_and_of_a_class(store: Storage, tmp_path: Path) -> None
     report = retain.status([done, failed, missing, committed, running, died])
     assert report.finished == [done] and report.failed == [failed] and report.running == [running]
     assert report.missing == [missing, committed] and report.died == [died]
-    assert report.counts() == {"missing": 2, "running": 1, "failed": 1, "died": 1, "finished": 1}
+    assert report.counts() == {"missing": 2, "queued": 0, "running": 1, "failed": 1, "died": 1, "finished": 1}
     assert report.errors[failed.id]["type"] == "ValueError" and "Traceback" in report.errors[failed.id]["traceback"]
     assert "no heartbeat" in report.errors[died.id]["message"]
     text = repr(report)

@@ -321,3 +321,22 @@ def test_components_example_runs_twice(tmp_path: Path) -> None:
     assert "points inside" in first.stdout and "cached: True" in first.stdout
     assert "points inside" not in second.stdout  # everything was finished: nothing ran again
     assert "4 finished" in second.stdout and first.stdout.count("samples=") == 3
+
+
+# -- the conformance suite of executions (tests/execution_conformance.py) -------------------------
+
+from execution_conformance import ExecutionConformance  # noqa: E402
+
+
+class TestLocalExecutionConformance(ExecutionConformance):
+    runs_elsewhere = False
+
+    @pytest.fixture
+    def execution(self) -> Any:
+        return get("retain.execution.local", {"echo": False})
+
+
+class TestPoolExecutionConformance(ExecutionConformance):
+    @pytest.fixture
+    def execution(self) -> Any:
+        return get("retain.execution.pool", {"processes": 2})

@@ -335,6 +335,16 @@ def test_to_table_columns(store: Storage) -> None:
     }]
 
 
+def test_to_table_flattens_nested_configs_in_order(store: Storage) -> None:
+    data = Data().commit()
+    Open({"params": {"b": {"c": 1, "d": {}}, "a.x": [1, 2], "ref": data, "z": None}}).commit()
+    row = get.all(Open).to_table()[0]
+    assert list(row.items())[4:] == [
+        ("config.params.a.x", [1, 2]), ("config.params.b.c", 1), ("config.params.b.d", {}),
+        ("config.params.ref", data.id), ("config.params.z", None),
+    ]
+
+
 def test_to_dataframe(store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
     pandas = pytest.importorskip("pandas")
     for i, run in enumerate(sweep(3)):
@@ -416,6 +426,42 @@ def test_repair_after_cp_r_from_another_storage(store: Storage, tmp_path: Path) 
     found = get.all(Train)
     assert set(found.ids()) == {r.id for r in runs} | {Train({"lr": 0.9}).id}
     assert found.filter({"id": runs[0].id}).pluck("summary.loss") == [0.5]
+
+
+def test_directory_copied_in_just_after_a_commit_is_found(store: Storage, tmp_path: Path) -> None:
+    """The scan after a commit is cheap (the index's ids are cached) and still finds a directory
+    copied in by hand right after this process's own commit, and one removed by hand."""
+    with retain.storage(tmp_path / "other"):
+        copied = Train({"lr": 0.33}).commit()
+    runs = sweep(3)
+    assert len(get.all(Train)) == 3
+    index = default_index(store)
+    assert index._ids is not None  # the scan filled the cache
+    run = Train({"lr": 0.44}).commit()
+    shutil.copytree(Path(copied.local_directory()), Path(store.url) / copied.id)
+    assert set(get.all(Train).ids()) == {r.id for r in runs} | {run.id, copied.id}
+    shutil.rmtree(runs[0].local_directory())
+    Train({"lr": 0.55}).commit()
+    assert runs[0].id not in get.all(Train).ids() and len(get.all(Train)) == 5
+
+
+def test_cached_ids_follow_other_connections(store: Storage) -> None:
+    """Another process's writes (another connection) are seen: the cache is checked against
+    SQLite's data_version."""
+    runs = sweep(3)
+    retain.index._hooks.flush()
+    index = default_index(store)
+    assert index.ids() == {r.id for r in runs}
+    other = SqliteIndex(index.path)
+    other.remove([runs[0].id])
+    assert index.ids() == {runs[1].id, runs[2].id}
+    entry = retain.index._repair.read_entry(store, runs[0].id)
+    assert entry is not None
+    other.upsert([entry])
+    other.close()
+    assert index.ids() == {r.id for r in runs}
+    index.remove([runs[1].id])  # this connection's own writes keep the cache
+    assert index.ids() == {runs[0].id, runs[2].id}
 
 
 def test_repair_after_deleting_a_directory(store: Storage) -> None:
@@ -557,8 +603,9 @@ def test_make_index(store: Storage, tmp_path: Path) -> None:
     assert elsewhere is make_index(url) and elsewhere.url == url
     runs = sweep(2)
     assert set(get.all(Train, index=url).ids()) == {r.id for r in runs}  # catches up by itself
-    with pytest.raises(IndexDatabaseError, match=r"PostgreSQL index \(postgresql://me:\*\*\*@db/x\) is not available"):
-        make_index("postgresql://me:secret@db/x")
+    postgres = make_index("postgresql://me:secret@db/x")  # connects on first use
+    assert postgres is make_index("postgresql://me:secret@db/x") and postgres.supports_multiple_hosts
+    assert "secret" not in repr(postgres) and "me:***@db/x" in repr(postgres)
     for bad in ("mysql://x", "sqlite:///", 3):
         with pytest.raises(IndexDatabaseError, match="index must be an Index"):
             make_index(bad)  # type: ignore[arg-type]

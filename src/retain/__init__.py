@@ -42,8 +42,15 @@ from .collection import Collection
 from .query import between, ge, gt, le, lt, one_of
 
 # Components and executions (light: the backends and their threads load when first used).
-from ._errors import AlreadyRunningError, ComponentDefinitionError, LaunchError, NotImportableError
+from ._errors import (
+    AlreadyRunningError,
+    ComponentDefinitionError,
+    ExecutionError,
+    LaunchError,
+    NotImportableError,
+)
 from ._sweep import ExecutionStatus, StatusReport, launch, status
+from ._stale import stale
 from .component import Component
 from .execution import Execution
 
@@ -60,6 +67,7 @@ __all__ = [
     "ConfigView",
     "Element",
     "Execution",
+    "ExecutionError",
     "ExecutionStatus",
     "FileMissingError",
     "IdentityError",
@@ -91,6 +99,7 @@ __all__ = [
     "one_of",
     "register_codec",
     "settings",
+    "stale",
     "status",
     "storage",
 ]

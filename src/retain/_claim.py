@@ -114,14 +114,19 @@ def packages() -> dict[str, str]:
     global _packages
     if _packages[0] == len(sys.modules):
         return _packages[1]
+    import warnings
+
     found: dict[str, str] = {}
     stdlib = sys.stdlib_module_names
-    for name, module in list(sys.modules.items()):
-        if "." in name or name in stdlib or name.startswith("_"):
-            continue
-        version = getattr(module, "__version__", None)
-        if isinstance(version, str):
-            found[name] = version
+    with warnings.catch_warnings():
+        # Some packages deprecate `__version__` with a warning (click, markupsafe).
+        warnings.simplefilter("ignore")
+        for name, module in list(sys.modules.items()):
+            if "." in name or name in stdlib or name.startswith("_"):
+                continue
+            version = getattr(module, "__version__", None)
+            if isinstance(version, str):
+                found[name] = version
     _packages = (len(sys.modules), found)
     return found
 

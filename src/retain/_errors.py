@@ -17,6 +17,7 @@ __all__ = [
     "CodecError",
     "ComponentDefinitionError",
     "ConfigError",
+    "ExecutionError",
     "FileMissingError",
     "IdentityError",
     "ImmutableError",
@@ -112,6 +113,12 @@ class NotImportableError(ModuleResolutionError):
 class AlreadyRunningError(RetainError, RuntimeError):
     """A component is running elsewhere (its claim is alive) and the launcher was told not to
     wait, or waited longer than it was allowed to."""
+
+
+class ExecutionError(RetainError, RuntimeError):
+    """An execution backend could not do its part: a Dask scheduler that cannot be reached, a
+    batch system that refuses a submission. The message names what was tried; components that
+    were not handed over did not run."""
 
 
 class LaunchError(RetainError, RuntimeError):

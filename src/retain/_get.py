@@ -33,7 +33,7 @@ else:
     def overload(function):
         return function
 
-__all__ = ["Get", "get"]
+__all__ = ["Get", "changed_defaults", "get"]
 
 _HEX = frozenset("0123456789abcdef")
 _resolved_modules: dict[str, tuple[Any, type]] = {}
@@ -128,7 +128,8 @@ class Get:
                 ``kind``. Or a function of the config, run over the indexed configs
                 (``lambda c: c.lr < 0.01``).
             storage: where to look (default: see `retain.storage`).
-            index: the index to ask (default: the storage's own; see `retain.index.make_index`).
+            index: the index to ask (default: ``retain.settings(index=...)`` or
+                ``RETAIN_INDEX``, else the storage's own; see `retain.index.make_index`).
 
         Raises:
             ConfigError: `where` names a config key that `target.Config` does not declare, or
@@ -177,12 +178,9 @@ def _check_changed_defaults(instance: Interface, record: dict[str, Any], current
     policy = _settings.changed_defaults_policy()
     if policy == "accept":
         return
-    paths = tuple(type(instance).non_identifying)
-    stored = normalize_json(remove_paths(record["config"], paths))
-    now = normalize_json(remove_paths(current, paths))
-    if same_value(stored, now):
+    changes = changed_defaults(type(instance), record["config"], current)
+    if not changes:
         return
-    changes = list(_differences(stored, now, ""))
     shown = "; ".join(f"{path}: stored {old}, now {new}" for path, old, new in changes)
     message = (
         f"{instance!r} was committed when the defaults of {type(instance).__qualname__} were "
@@ -193,6 +191,21 @@ def _check_changed_defaults(instance: Interface, record: dict[str, Any], current
     if policy == "error":
         raise ChangedDefaultsError(message)
     warnings.warn(message, ChangedDefaultsWarning, stacklevel=3)
+
+
+def changed_defaults(cls: type[Interface], stored: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """How a stored resolved config differs from today's resolution of the same versions:
+    ``(dotted path, stored repr, current repr)`` per difference, empty when they agree.
+
+    Non-identifying keys are ignored. This is the comparison behind the changed-defaults
+    warning of `get` and behind `retain.stale`.
+    """
+    paths = tuple(cls.non_identifying)
+    old = normalize_json(remove_paths(stored, paths))
+    now = normalize_json(remove_paths(current, paths))
+    if same_value(old, now):
+        return []
+    return list(_differences(old, now, ""))
 
 
 _ABSENT = "(absent)"

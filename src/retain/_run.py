@@ -63,9 +63,11 @@ class RunOptions:
 class Outcome:
     """How one component's launch ended: ``status`` is ``"finished"`` (it ran now),
     ``"cached"`` (it was finished already, perhaps by a launcher this one waited for) or
-    ``"failed"``; then ``error`` holds type, message, traceback and time."""
+    ``"failed"``; then ``error`` holds type, message, traceback and time. A batch system's
+    execution (Slurm) hands components over and returns: ``"submitted"`` (``job`` names the
+    scheduler's job), or ``"dry_run"`` (``job`` names the script it wrote, unsubmitted)."""
 
-    __slots__ = ("id", "status", "run", "error", "exception", "component")
+    __slots__ = ("id", "status", "run", "error", "exception", "component", "job")
 
     def __init__(
         self,
@@ -81,21 +83,31 @@ class Outcome:
         self.error = error
         self.exception = exception  # in the process that ran it only; never pickled
         self.component: Component | None = None
+        self.job: dict[str, Any] | None = None
 
     @property
     def failed(self) -> bool:
         return self.status == "failed"
 
+    @property
+    def ended(self) -> bool:
+        """Whether the run is over (not merely handed to a batch system)."""
+        return self.status not in ("submitted", "dry_run")
+
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "status": self.status, "run": self.run, "error": self.error}
+        return {"id": self.id, "status": self.status, "run": self.run, "error": self.error, "job": self.job}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Outcome:
-        return cls(data["id"], data["status"], data.get("run"), data.get("error"))
+        outcome = cls(data["id"], data["status"], data.get("run"), data.get("error"))
+        outcome.job = data.get("job")
+        return outcome
 
     def __repr__(self) -> str:
         what = f"{self.component!r}" if self.component is not None else self.id[:6]
         extra = f": {self.error['type']}: {self.error['message']}" if self.error else ""
+        if self.job:
+            extra += f" (job {self.job.get('id') or self.job.get('script')})"
         return f"<Outcome {what} {self.status}{extra}>"
 
 
@@ -146,6 +158,9 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
     from ._capture import Capture
     from ._claim import FailedElsewhere, acquire
 
+    from .component import check_storage_runs
+
+    check_storage_runs(component.storage)
     files = RunFiles(component.local_directory())
     record = {
         "component": component.id,

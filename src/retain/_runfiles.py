@@ -16,16 +16,23 @@ from .storage.layout import (
     FAILURES_FILE,
     FINISHED_FILE,
     OUTPUT_LOG,
+    RUNTIME_PREFIX,
     claim_file,
     end_file,
     heartbeat_file,
 )
 
+#: Append-only: each hand-over of the component to a batch system (Slurm), one JSON line:
+#: time, execution (module, class), job (the scheduler's id, ``123`` or ``123_4``), script,
+#: log. Written by the launcher at submission; `retain.status` asks the scheduler about the
+#: latest. (Belongs with the other runtime names in `storage/layout.py`.)
+SUBMISSIONS_FILE = RUNTIME_PREFIX + "submissions.jsonl"
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["RunFiles", "now_iso", "parse_iso"]
+__all__ = ["SUBMISSIONS_FILE", "RunFiles", "now_iso", "parse_iso"]
 
 
 def now_iso() -> str:
@@ -154,6 +161,11 @@ class RunFiles:
 
     def failures(self) -> list[dict[str, Any]]:
         return self.read_lines(FAILURES_FILE)
+
+    def submission(self) -> dict[str, Any] | None:
+        """The latest hand-over to a batch system (see `SUBMISSIONS_FILE`), or None."""
+        entries = self.read_lines(SUBMISSIONS_FILE)
+        return entries[-1] if entries else None
 
     # -- writing -------------------------------------------------------------------------
 

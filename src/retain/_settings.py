@@ -1,7 +1,8 @@
 """Process-wide settings, scoped by context managers and environment variables.
 
 Precedence, innermost first: an explicit argument, the innermost `with` block, the
-environment (`RETAIN_STORAGE`, `RETAIN_CHANGED_DEFAULTS`, `RETAIN_DURABLE`), the default.
+environment (`RETAIN_STORAGE`, `RETAIN_CHANGED_DEFAULTS`, `RETAIN_DURABLE`, `RETAIN_INDEX`), the
+default.
 Context variables keep nested and threaded uses independent.
 """
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from contextvars import Token
     from typing import Any, Literal, Union
 
+    from .index.base import Index
     from .storage.base import Storage
 
     ChangedDefaultsPolicy = Literal["warn", "error", "accept"]
@@ -30,6 +32,7 @@ _changed_defaults: ContextVar[str | None] = ContextVar("retain_changed_defaults"
 _durable: ContextVar[bool | None] = ContextVar("retain_durable", default=None)
 _heartbeat: ContextVar[float | None] = ContextVar("retain_heartbeat", default=None)
 _lease: ContextVar[float | None] = ContextVar("retain_lease", default=None)
+_index: ContextVar[Index | None] = ContextVar("retain_index", default=None)
 
 #: Seconds between two heartbeats of a running component, and how long a claim stays valid
 #: without one (a component whose heartbeat is older than its lease is taken over).
@@ -83,6 +86,7 @@ def settings(
     durable: bool | None = None,
     heartbeat: float | None = None,
     lease: float | None = None,
+    index: Index | str | None = None,
 ) -> _Scope:
     """Override settings inside a ``with`` block.
 
@@ -97,6 +101,9 @@ def settings(
         lease: seconds a component's claim stays valid without a heartbeat (default 90, at
             least twice the heartbeat); after that, another launcher takes it over. Also
             ``RETAIN_LEASE``.
+        index: the index that commits update and queries ask, instead of each storage's own
+            SQLite index: an `Index` or a URL (``"postgresql://user@host:5432/db"``, see
+            `retain.index.make_index`). Also ``RETAIN_INDEX``.
     """
     values: list[tuple[ContextVar[Any], Any]] = []
     if changed_defaults is not None:
@@ -107,6 +114,10 @@ def settings(
         values.append((_heartbeat, _check_seconds("heartbeat", heartbeat)))
     if lease is not None:
         values.append((_lease, _check_seconds("lease", lease)))
+    if index is not None:
+        from .index import make_index
+
+        values.append((_index, make_index(index)))
     return _Scope(values)
 
 
@@ -167,3 +178,12 @@ def heartbeat_lease() -> tuple[float, float]:
             f"({heartbeat:g} s), or live components would be taken over; raise the lease"
         )
     return heartbeat, lease
+
+
+def index_setting() -> Index | str | None:
+    """The index set by `settings(index=...)` (innermost block) or ``RETAIN_INDEX``; None when
+    neither is set (each storage then uses its own SQLite index)."""
+    value = _index.get()
+    if value is not None:
+        return value
+    return os.environ.get("RETAIN_INDEX", "").strip() or None

@@ -20,43 +20,123 @@ if TYPE_CHECKING:
 __all__ = ["STATES", "ExecutionStatus", "StatusReport", "components_of", "launch", "status"]
 
 #: Every state a component is in, as `ExecutionStatus.state()` and `status()` report it.
-STATES = ("missing", "running", "failed", "died", "finished")
+#: ``queued``: handed to a batch system (Slurm) whose job has not started its run yet.
+STATES = ("missing", "queued", "running", "failed", "died", "finished")
 
 
 def component_state(component: Component) -> tuple[str, dict[str, Any] | None]:
     """(state, error): error describes the failure of a ``failed`` or ``died`` component."""
+    state, error, _ = _state(component, None)
+    return state, error
+
+
+class _JobLookup:
+    """Asks each batch system once about the jobs of many components (see
+    `Execution.job_states`); remembers the answers."""
+
+    def __init__(self) -> None:
+        self.known: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self.asked: dict[tuple[str, str], set[str]] = {}
+
+    @staticmethod
+    def _key(submission: dict[str, Any]) -> tuple[str, str] | None:
+        execution = submission.get("execution")
+        job = submission.get("job")
+        if not isinstance(execution, dict) or not isinstance(job, str):
+            return None
+        return str(execution.get("module")), str(execution.get("class"))
+
+    def prefetch(self, submissions: Iterable[dict[str, Any]]) -> None:
+        wanted: dict[tuple[str, str], set[str]] = {}
+        for submission in submissions:
+            key = self._key(submission)
+            if key is not None:
+                wanted.setdefault(key, set()).add(submission["job"])
+        for key, jobs in wanted.items():
+            self._query(key, sorted(jobs - self.asked.get(key, set())))
+
+    def state(self, submission: dict[str, Any]) -> dict[str, Any] | None:
+        key = self._key(submission)
+        if key is None:
+            return None
+        job = submission["job"]
+        if job not in self.asked.get(key, set()):
+            self._query(key, [job])
+        found = self.known.get(key, {}).get(job)
+        return None if found is None else {"id": job, **found}
+
+    def _query(self, key: tuple[str, str], jobs: list[str]) -> None:
+        from .execution.base import Execution
+        from .modules import resolve_class
+
+        self.asked.setdefault(key, set()).update(jobs)
+        if not jobs:
+            return
+        try:
+            cls = resolve_class(f"{key[0]}:{key[1]}", Execution)
+            states = cls.job_states(jobs) if issubclass(cls, Execution) and cls.supports_job_states else {}
+        except Exception:  # no scheduler here (another machine's submission): states unknown
+            states = {}
+        self.known.setdefault(key, {}).update(states)
+
+
+def _state(
+    component: Component, lookup: _JobLookup | None
+) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
+    """(state, error, job): job is the batch system's view of the latest submission."""
     from ._claim import judge
+    from ._runfiles import parse_iso
 
     if not component.is_committed():
-        return "missing", None
+        return "missing", None, None
     files = RunFiles(component.local_directory())
     if files.is_finished():
-        return "finished", None
+        return "finished", None, None
     latest = files.latest_run()
-    if not latest:
-        return "missing", None
-    end = files.end(latest)
-    if end is None:
-        claim = files.claim(latest) or {}
+    claim = files.claim(latest) if latest else None
+    end = files.end(latest) if latest else None
+    reason = None
+    if latest and end is None:
         reason = judge(files, latest, claim) if claim else "its claim cannot be read"
         if reason is None:
-            return "running", None
-        return "died", {"type": "died", "message": f"run {latest} died: {reason}", "run": latest}
+            return "running", None, None
+    job = None
+    submission = files.submission()
+    if submission is not None:
+        job = (lookup or _JobLookup()).state(submission)
+    if job is not None:
+        started = parse_iso(claim["started"]) if claim and isinstance(claim.get("started"), str) else None
+        start = job.get("start")
+        # A claim made before the job's current start is not this job's run (a requeued job
+        # has a new start): the job has yet to run the component.
+        not_run_by_job = started is None or start is None or started < float(start) - 1
+        if job.get("active") and (job.get("pending") or not_run_by_job):
+            return "queued", None, job
+        if not job.get("active") and not_run_by_job and job.get("state") != "COMPLETED":
+            message = f"job {job['id']} ended {job.get('state')} before it ran the component"
+            return "died", {"type": "died", "message": message, "job": job, "run": latest or None}, job
+    suffix = f" (job {job['id']}: {job.get('state')})" if job is not None else ""
+    if not latest:
+        return "missing", None, job
+    if end is None:
+        return "died", {"type": "died", "message": f"run {latest} died: {reason}{suffix}", "run": latest}, job
     if end.get("status") == "finished":
-        return "finished", None
+        return "finished", None, job
     if end.get("status") == "died":
-        return "died", {"type": "died", "message": f"run {latest} died: {end.get('reason')}", "run": latest}
+        message = f"run {latest} died: {end.get('reason')}{suffix}"
+        return "died", {"type": "died", "message": message, "run": latest}, job
     for failure in reversed(files.failures()):
         if failure.get("run") == latest:
-            return "failed", failure
-    return "failed", {"run": latest, **(end.get("error") or {"type": "?", "message": "(not recorded)"})}
+            return "failed", failure, job
+    return "failed", {"run": latest, **(end.get("error") or {"type": "?", "message": "(not recorded)"})}, job
 
 
 class ExecutionStatus:
     """The state of a component's runs, read from its directory at each question.
 
-    `Component.execution` returns one. States: ``missing`` (never ran), ``running``,
-    ``failed``, ``died`` (its process stopped without recording an end), ``finished``.
+    `Component.execution` returns one. States: ``missing`` (never ran), ``queued`` (a batch
+    system's job will run it), ``running``, ``failed``, ``died`` (its process stopped without
+    recording an end, or its job ended before running it), ``finished``.
     """
 
     def __init__(self, component: Component) -> None:
@@ -91,9 +171,31 @@ class ExecutionStatus:
         """Whether its latest run's process stopped without recording how it ended."""
         return self.state() == "died"
 
+    def is_queued(self) -> bool:
+        """Whether a batch system's job (Slurm) is queued to run it and has not started yet."""
+        return self.state() == "queued"
+
     def error(self) -> dict[str, Any] | None:
         """The failure of a ``failed`` or ``died`` component: type, message, traceback, time."""
         return component_state(self.component)[1]
+
+    def job(self) -> dict[str, Any] | None:
+        """The batch system's view of the latest job it was submitted in (None when it was
+        never submitted, or the scheduler no longer knows the job): ``id``, ``state``
+        (``PENDING``, ``RUNNING``, ``COMPLETED``, ``TIMEOUT``...), ``active``, ``pending``,
+        ``reason``, ``start``; ``submission`` is what the launcher recorded (time, script,
+        log)."""
+        submission = self._files.submission()
+        if submission is None:
+            return None
+        found = _JobLookup().state(submission)
+        return None if found is None else {**found, "submission": submission}
+
+    def submissions(self) -> list[dict[str, Any]]:
+        """Every hand-over to a batch system, oldest first: time, execution, job, script, log."""
+        from ._runfiles import SUBMISSIONS_FILE
+
+        return self._files.read_lines(SUBMISSIONS_FILE)
 
     def failures(self) -> list[dict[str, Any]]:
         """Every failure on record, oldest first (they stay after a successful resume)."""
@@ -124,19 +226,32 @@ class ExecutionStatus:
             return ""
 
     def __repr__(self) -> str:
-        state, error = component_state(self.component)
+        state, error, job = _state(self.component, None)
         detail = f": {error['type']}: {error['message']}" if error else ""
+        if state == "queued" and job is not None:
+            detail = f": {_describe_job(job)}"
         return f"<ExecutionStatus of {self.component!r}: {state}{detail}>"
+
+
+def _describe_job(job: dict[str, Any]) -> str:
+    reason = f" ({job['reason']})" if job.get("reason") else ""
+    return f"job {job['id']} {job.get('state')}{reason}"
 
 
 class StatusReport:
     """The states of many components: ``report.failed`` (a list), ``report.errors[id]``,
     ``report.counts()``, and a readable ``repr``."""
 
-    def __init__(self, entries: list[tuple[Component, str, dict[str, Any] | None]]) -> None:
+    def __init__(
+        self,
+        entries: list[tuple[Component, str, dict[str, Any] | None]],
+        jobs: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.components = [component for component, _, _ in entries]
         self.states = {component.id: state for component, state, _ in entries}
         self.errors = {component.id: error for component, _, error in entries if error is not None}
+        #: The batch system's view of each submitted component's latest job, by id.
+        self.jobs: dict[str, dict[str, Any]] = dict(jobs or {})
 
     def __getitem__(self, state: str) -> list[Component]:
         if state not in STATES:
@@ -146,6 +261,10 @@ class StatusReport:
     @property
     def missing(self) -> list[Component]:
         return self["missing"]
+
+    @property
+    def queued(self) -> list[Component]:
+        return self["queued"]
 
     @property
     def running(self) -> list[Component]:
@@ -182,13 +301,16 @@ class StatusReport:
         counts = self.counts()
         lines = [
             f"StatusReport of {len(self)} component(s): "
-            + ", ".join(f"{counts[state]} {state}" for state in STATES)
+            + ", ".join(f"{counts[state]} {state}" for state in STATES if state != "queued" or counts[state])
         ]
-        for state in ("failed", "died", "running", "missing"):
+        for state in ("failed", "died", "running", "queued", "missing"):
             chosen = self[state]
             for component in chosen[:20]:
                 error = self.errors.get(component.id)
                 message = f"  {error['type']}: {error['message']}".splitlines()[0][:160] if error else ""
+                job = self.jobs.get(component.id)
+                if state == "queued" and job is not None:
+                    message = f"  {_describe_job(job)}"
                 lines.append(f"  {state:<8} {component!r} {component.nickname}{message}")
             if len(chosen) > 20:
                 lines.append(f"  {state:<8} ... and {len(chosen) - 20} more")
@@ -196,8 +318,8 @@ class StatusReport:
 
 
 def status(targets: Any, *, storage: Any = None) -> StatusReport:
-    """The state of every component in `targets`: missing, running, failed (with the error),
-    died, finished.
+    """The state of every component in `targets`: missing, queued (in a batch system's
+    queue), running, failed (with the error), died, finished.
 
     Args:
         targets: a Component, a list of them, or a Component subclass (or its module name,
@@ -208,7 +330,25 @@ def status(targets: Any, *, storage: Any = None) -> StatusReport:
         >>> report = retain.status(EstimatePi)
         >>> report.failed, report.errors
     """
-    return StatusReport([(c, *component_state(c)) for c in _components(targets, storage)])
+    components = _components(targets, storage)
+    lookup = _JobLookup()
+    submissions = []
+    for component in components:
+        if component.is_committed():
+            files = RunFiles(component.local_directory())
+            if not files.is_finished():
+                submission = files.submission()
+                if submission is not None:
+                    submissions.append(submission)
+    lookup.prefetch(submissions)  # one question per batch system, not one per component
+    entries = []
+    jobs = {}
+    for component in components:
+        state, error, job = _state(component, lookup)
+        entries.append((component, state, error))
+        if job is not None:
+            jobs[component.id] = job
+    return StatusReport(entries, jobs)
 
 
 def launch(

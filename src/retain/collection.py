@@ -8,6 +8,7 @@ storage when it is accessed (``runs[0]``, iteration) and kept for later accesses
 from __future__ import annotations
 
 from ._errors import ConfigError, InterfaceNotFoundError
+from .identity import REF_KEY
 from .query import MISSING, compile_where, field_value, matches_all, resolve_field
 
 TYPE_CHECKING = False
@@ -185,8 +186,13 @@ class Collection(_Generic[I]):
         from .index.base import parse_summary
 
         scan = _decoder()
-        names: dict[tuple[str, str], str] = {}
-        table = []
+        # Column names by config key (top level) and by nested path, built once per call: a
+        # cached name also has its hash cached, which makes filling 100,000 rows cheaper.
+        top: dict[str, str] = {}
+        nested: dict[str, dict[str, str]] = {}
+        summary_names: dict[str, str] = {}
+        table: list[dict[str, Any]] = []
+        append = table.append
         for id, module, qualname, _, created, config_text, summary_text in self._rows:
             row: dict[str, Any] = {"id": id, "module": module, "class": qualname, "created": created}
             try:
@@ -194,14 +200,24 @@ class Collection(_Generic[I]):
                 config, summary = scan(f"[{config_text},{summary_text or 'null'}]")[0]
             except ValueError:  # a damaged summary text
                 config, summary = scan(config_text)[0], parse_summary(summary_text)
-            _flatten(row, config, "config.", names)
+            # The top level inline (most leaves are there), nested dicts through _flatten.
+            for key, item in config.items():
+                if type(item) is dict:
+                    if item and REF_KEY not in item:
+                        _flatten(row, item, key, nested)
+                        continue
+                    item = _plain(item)
+                name = top.get(key)
+                if name is None:
+                    name = top[key] = "config." + key
+                row[name] = item
             if type(summary) is dict:
                 for key, value in summary.items():
-                    name = names.get(("summary.", key))
+                    name = summary_names.get(key)
                     if name is None:
-                        name = names["summary.", key] = "summary." + key
+                        name = summary_names[key] = "summary." + key
                     row[name] = value
-            table.append(row)
+            append(row)
         return table
 
     def to_dataframe(self) -> Any:
@@ -305,19 +321,21 @@ def _decoder() -> Any:
     return _raw_decode
 
 
-def _flatten(row: dict[str, Any], value: dict[str, Any], prefix: str, names: dict[tuple[str, str], str]) -> None:
-    """Config leaves into `row` as dotted columns (`names` caches the column names)."""
-    from .identity import REF_KEY
-
+def _flatten(row: dict[str, Any], value: dict[str, Any], path: str, nested: dict[str, dict[str, str]]) -> None:
+    """The leaves of the config dict at dotted `path` into `row` as ``config.<path>.<key>``
+    columns (`nested` caches the column names by path)."""
+    names = nested.get(path)
+    if names is None:
+        names = nested[path] = {}
     for key, item in value.items():
         if type(item) is dict:
             if item and REF_KEY not in item:
-                _flatten(row, item, f"{prefix}{key}.", names)
+                _flatten(row, item, f"{path}.{key}", nested)
                 continue
             item = _plain(item)
-        name = names.get((prefix, key))
+        name = names.get(key)
         if name is None:
-            name = names[prefix, key] = prefix + key
+            name = names[key] = f"config.{path}.{key}"
         row[name] = item
 
 
@@ -345,8 +363,6 @@ def _order(value: Any) -> tuple[int, Any]:
 
 def _plain(value: Any) -> Any:
     """A config value for a table or a list: interface references as their ids."""
-    from .identity import REF_KEY
-
     if type(value) is dict and REF_KEY in value:
         return value[REF_KEY]
     return value

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from typing import Any, ClassVar, TypeVar
 
     from ._sweep import ExecutionStatus
+    from .storage import Storage
 
     Self = TypeVar("Self", bound="Component")
 
@@ -100,6 +101,7 @@ class Component(Interface):
             Exception: whatever ``__call__`` raised, when it ran here (recorded first).
         """
         check_runnable(type(self))
+        check_storage_runs(self.storage)
         self.commit()
         if self.cached():
             return self
@@ -147,6 +149,18 @@ class Component(Interface):
         from ._words import nickname
 
         return nickname(self.id)
+
+
+def check_storage_runs(storage: Storage) -> None:
+    """Raise `StorageError` if components cannot run on `storage` (an object store, for now)."""
+    if not storage.supports_runs:
+        from ._errors import StorageError
+
+        raise StorageError(
+            f"components cannot run on {storage.url} yet: their exactly-once claims, heartbeats "
+            "and logs need a local or shared file system. Launch them with a local (or NFS) "
+            "storage; interfaces, their files and summaries can live in the object store"
+        )
 
 
 def check_runnable(cls: type[Component]) -> None:

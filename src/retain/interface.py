@@ -13,7 +13,7 @@ from .config import config_spec
 from .element import Element, Resolved, _classes, resolved_from_record
 from .identity import REF_KEY, SCHEME, is_id, to_json
 from .modules import class_reference, resolve_class
-from .storage import Storage, make_storage
+from .storage import Storage, storage_of_directory
 from .storage.layout import RECORD_FILE, RECORD_FORMAT, RESERVED_PREFIX, decode_record, encode_record
 from .index import _hooks as _index_hooks  # light: sqlite3 loads when the index is first used
 from .storage.layout import JOURNAL_COMMIT, JOURNAL_SUMMARY, SUMMARY_FILE, decode_summary, encode_summary
@@ -180,6 +180,9 @@ class Interface(Element):
         makedirs(os.path.dirname(path), durable=durable)
         _check_inside(directory, path)
         atomic_write(path, lambda handle: codec.write(handle, value), durable=durable)
+        storage = self.storage
+        if storage.is_remote and self.is_committed():  # before commit, the commit uploads it
+            storage.upload_file(self.id, "/".join(relative))
         return path
 
     def load_file(self, name: str | os.PathLike[str], default: Any = NOT_GIVEN) -> Any:
@@ -189,7 +192,8 @@ class Interface(Element):
         codec = codec_for(relative[-1])
         directory = self.local_directory()
         path = os.path.join(directory, *relative)
-        if not os.path.isfile(path):
+        storage = self.storage
+        if not os.path.isfile(path) and not (storage.is_remote and storage.fetch_file(self.id, "/".join(relative))):
             if default is not NOT_GIVEN:
                 return default
             from ._errors import FileMissingError
@@ -235,6 +239,8 @@ class Interface(Element):
         if record is None and storage.has_record(self.id):
             record = self.record
         if record is not None:
+            if storage.is_remote:
+                storage.upload_file(self.id, SUMMARY_FILE)
             _index_hooks.after_summary(storage, record, merged)
         return merged
 
@@ -245,7 +251,10 @@ class Interface(Element):
             with open(path, "rb") as handle:
                 data = handle.read()
         except (FileNotFoundError, NotADirectoryError):
-            return {}
+            storage = self.storage
+            if not (storage.is_remote and storage.fetch_file(self.id, SUMMARY_FILE)):
+                return {}
+            return self.load_summary()
         return decode_summary(data, path)
 
     # -- reloading -----------------------------------------------------------------------
@@ -260,10 +269,15 @@ class Interface(Element):
         """
         directory = os.path.abspath(os.fspath(path)).rstrip(os.sep)
         where = os.path.join(directory, RECORD_FILE)
+        storage = storage_of_directory(directory)
         try:
             with open(where, "rb") as handle:
                 data = handle.read()
         except (FileNotFoundError, NotADirectoryError):
+            id = os.path.basename(directory)
+            found = storage.read_record(id) if storage.is_remote and is_id(id) else None
+            if found is not None:
+                return load_record(cls, decode_record(found, where, id), storage)
             reason = (
                 f"{RECORD_FILE} is missing (an uncommitted interface, or an interrupted "
                 "commit, leaves such a directory)"
@@ -272,7 +286,7 @@ class Interface(Element):
             )
             raise RecordError(f"{directory!r} holds no committed interface: {reason}") from None
         record = decode_record(data, where, os.path.basename(directory))
-        return load_record(cls, record, make_storage(os.path.dirname(directory)))
+        return load_record(cls, record, storage)
 
 
 def load_record(base: type[Self], record: dict[str, Any], storage: Storage) -> Self:

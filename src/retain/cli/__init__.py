@@ -10,14 +10,15 @@ import argparse
 import os
 import sys
 
-from .._errors import InterfaceNotFoundError, RetainError
+from .._errors import InterfaceNotFoundError, LaunchError, RetainError
+from .parse import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import Any
+    from typing import Any, NoReturn
 
-__all__ = ["main"]
+__all__ = ["EXIT_NOT_FOUND", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1  # nothing found, or a launched component failed
@@ -26,10 +27,6 @@ EXIT_USAGE = 2  # bad input: unknown module, unknown key, bad value, ambiguous i
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 PARSERS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
 HELP: dict[str, str] = {}
-
-
-class UsageError(RetainError, ValueError):
-    """The words on the command line do not form a command."""
 
 
 def command(name: str, help: str) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
@@ -43,26 +40,60 @@ def command(name: str, help: str) -> Callable[[Callable[[argparse.Namespace], in
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    import warnings
+
     words = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in words
     try:
-        return _run(words)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return _run(words)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else EXIT_OK if exc.code is None else EXIT_USAGE
     except (RetainError, ImportError, ValueError, TypeError, OSError) as exc:
         if debug:
             raise
         code = EXIT_USAGE
         if isinstance(exc, InterfaceNotFoundError) and "ambiguous" not in str(exc):
             code = EXIT_NOT_FOUND
-        message = str(exc).strip().replace("\n", "\n  ")
-        print(f"retain: error: {message} (--debug shows the traceback)", file=sys.stderr)
+        if isinstance(exc, LaunchError):
+            code = EXIT_NOT_FOUND
+        print(f"retain: error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
         return code
 
 
+def _one_line(exc: BaseException) -> str:
+    """The error as one line: a failed launch by its components' errors; other messages with
+    their lines joined."""
+    if isinstance(exc, LaunchError) and exc.failures:
+        parts = []
+        for outcome in exc.failures:
+            error = outcome.error or {}
+            component = outcome.component
+            what = repr(component) if component is not None else outcome.id[:6]
+            message = str(error.get("message", "")).strip().splitlines()
+            detail = f"{error.get('type', '?')}: {message[0] if message else ''}".rstrip(": ")
+            where = f"; output: {component.local_directory('output.log')}" if component is not None else ""
+            parts.append(f"{what} failed: {detail} (id {outcome.id}{where})")
+        return "; ".join(parts) + "; launch again to resume"
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    text = ""
+    for line in lines:
+        text += ("" if not text else " " if text.endswith(":") else "; ") + line
+    return text or type(exc).__name__
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """Warnings as one line each: ``retain: warning: ...``."""
+    text = " ".join(str(message).split())
+    print(f"retain: warning: {text}", file=sys.stderr)
+
+
 def _global_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--storage", help="storage path or URL (default: $RETAIN_STORAGE or ./storage)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -70,9 +101,9 @@ def _global_parser() -> argparse.ArgumentParser:
 
 
 def _run(words: list[str]) -> int:
-    from . import commands  # registers the commands
+    from . import browse, commands  # register the commands
 
-    del commands
+    del browse, commands
     known, rest = _global_parser().parse_known_args(words)
     if known.storage:
         os.environ["RETAIN_STORAGE"] = known.storage
@@ -83,7 +114,7 @@ def _run(words: list[str]) -> int:
         _print_help()
         return EXIT_OK if rest else EXIT_USAGE
     name = rest[0] if rest[0] in COMMANDS and rest[0] != "run" else "run"
-    parser = argparse.ArgumentParser(prog=f"retain {'' if name == 'run' else name}".strip(), description=HELP[name])
+    parser = Parser(prog=f"retain {'' if name == 'run' else name}".strip(), description=HELP[name])
     PARSERS[name](parser)
     args_words = rest if name == "run" else rest[1:]
     args, unknown = parser.parse_known_args(args_words) if name == "run" else (parser.parse_args(args_words), [])
@@ -92,15 +123,28 @@ def _run(words: list[str]) -> int:
     return COMMANDS[name](args)
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are `UsageError`s (one line, exit code 2, in `main`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
 def _print_help() -> None:
     lines = [
-        "usage: retain [--storage PATH] [--json] [--debug] MODULE [key=value ...] [~version ...] [--method ...]",
+        "usage: retain [--storage PATH] [--json] [--debug] MODULE [key=value ...] [~version ...]",
+        "              [--commit] [--launch [--dry-run] [--execution NAME [key=value ...]]] [--METHOD ...]",
         "       retain [--storage PATH] [--json] [--debug] COMMAND ...",
         "",
         "commands:",
     ]
-    for name in sorted(COMMANDS):
-        lines.append(f"  {name:<8} {HELP[name]}")
+    for name in sorted(COMMANDS, key=lambda name: (name != "run", name)):
+        shown = "MODULE" if name == "run" else name
+        lines.append(f"  {shown:<8} {HELP[name]}")
     lines.append("")
     lines.append("`retain COMMAND --help` describes each command; docs/cli.md has examples.")
     print("\n".join(lines))

@@ -6,14 +6,15 @@ import argparse
 import shlex
 
 from .._errors import ConfigError, InterfaceNotFoundError
-from . import EXIT_NOT_FOUND, EXIT_OK, PARSERS, UsageError, command
-from .output import print_json, print_table, to_jsonable
-from .parse import format_value, parse_versions
+from . import EXIT_NOT_FOUND, EXIT_OK, PARSERS, command
+from .output import print_json, to_jsonable
+from .parse import UsageError, execution_module, format_value, parse_versions, split_run_words
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..execution import Execution
     from ..interface import Interface
 
 
@@ -21,51 +22,50 @@ if TYPE_CHECKING:
 
 
 def _run_parser(parser: argparse.ArgumentParser) -> None:
-    parser.usage = "retain MODULE [key=value ...] [~version ...] [--commit] [--METHOD ...]"
+    parser.usage = (
+        "retain MODULE [key=value ...] [~version ...] [--commit] [--launch [--dry-run] "
+        "[--execution NAME [key=value ...]]] [--METHOD ...]"
+    )
     parser.add_argument("module", help="a module (its one Interface class) or module:Class")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
-        "key=value words change the configuration (dotted keys nest; values are typed: 1, 1.0, "
-        "true, null, [1,2], '\"quoted\"' strings, @ID for a committed interface); ~name(args) "
-        "calls a version method; --commit commits; any other --NAME calls method NAME on the "
-        "interface and prints what it returns, in the order given."
+        "key=value words change the configuration (dotted keys nest; values are typed: 1, 1.0,\n"
+        "true, null, [1,2], '\"quoted\"' strings, @ID for a committed interface); ~name(args)\n"
+        "calls a version method. Actions, in the order given:\n"
+        "  --commit                 commit it\n"
+        "  --launch                 commit and run a component (unless finished); prints ran,\n"
+        "                           cached, or fails with exit code 1\n"
+        "  --dry-run                with --launch: say what would run, write nothing\n"
+        "  --execution NAME k=v...  with --launch: how to run it (pool processes=4; NAME is\n"
+        "                           retain.execution.NAME or a module of yours)\n"
+        "  --NAME                   call method NAME and print what it returns"
     )
 
 
 PARSERS["run"] = _run_parser
 
 
-def _split_run_words(words: list[str]) -> tuple[list[str], list[str]]:
-    versions: list[str] = []
-    actions: list[str] = []
-    for word in words:
-        if word.startswith("--"):
-            name = word[2:].replace("-", "_")
-            if not name.isidentifier():
-                raise UsageError(f"{word!r} is not an option or a method name")
-            actions.append(name)
-        elif word.startswith("-") and not word.startswith("-="):
-            raise UsageError(f"unknown option {word!r}; methods are called with --NAME")
-        else:
-            versions.append(word)
-    return versions, actions
-
-
-@command("run", "get an interface by module and configuration; commit it or call its methods")
+@command("run", "get an interface by module and configuration; commit, launch, or call its methods")
 def run(args: argparse.Namespace) -> int:
     from .._get import get
 
-    versions, actions = _split_run_words(list(args.extra))
-    interface = get(args.module, parse_versions(versions))
-    if not actions:
+    words = split_run_words(list(args.extra))
+    execution = _execution(words.execution, args.json) if "launch" in words.actions else None
+    interface = get(args.module, parse_versions(words.versions))
+    if not words.actions:
         _describe(interface, args.json)
         return EXIT_OK
     results: dict[str, Any] = {}
-    for name in actions:
+    for name in words.actions:
         if name == "commit":
             interface.commit()
             results[name] = {"id": interface.id, "directory": interface.local_directory()}
             if not args.json:
                 print(f"committed {interface!r} in {interface.local_directory()}")
+            continue
+        if name == "launch":
+            assert execution is not None
+            results[name] = _launch(interface, execution, words.dry_run, args.json)
             continue
         method = getattr(interface, name, None)
         if name.startswith("_") or not callable(method):
@@ -79,6 +79,66 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"id": interface.id, "results": results})
     return EXIT_OK
+
+
+def _execution(spec: tuple[str, list[str]] | None, as_json: bool) -> Execution:
+    """The execution of ``--execution NAME key=value...``; by default in process, echoing the
+    run's output unless the output is JSON."""
+    from .._get import get
+    from ..execution import Execution
+
+    if spec is None:
+        return get("retain.execution.local", {"echo": not as_json})  # type: ignore[return-value]
+    name, words = spec
+    execution = get(execution_module(name), parse_versions(words))
+    if not isinstance(execution, Execution):
+        raise UsageError(
+            f"--execution {name}: {type(execution).__qualname__} is a {execution.kind}, not an "
+            "Execution (try pool, or a module of yours that defines one Execution subclass)"
+        )
+    return execution
+
+
+_DRY_RUN = {
+    "missing": "would run",
+    "failed": "would resume",
+    "died": "would resume",
+    "running": "running elsewhere; would wait for",
+    "finished": "cached",
+}
+
+
+def _launch(interface: Interface, execution: Execution, dry_run: bool, as_json: bool) -> dict[str, Any]:
+    """``--launch``: one dispatch (or, with ``--dry-run``, one status); what happened."""
+    from ..component import Component, check_runnable
+
+    if not isinstance(interface, Component):
+        raise UsageError(
+            f"{interface!r} is an {interface.kind}, not a Component: --launch runs a component's "
+            "__call__; use --commit to commit it"
+        )
+    directory = interface.local_directory()
+    if dry_run:
+        from .._sweep import status
+
+        check_runnable(type(interface))
+        report = status(interface)
+        state = report.state(interface)
+        error = report.errors.get(interface.id)
+        detail = f": {error.get('type')}: {_first_line(error.get('message'))}" if error else ""
+        if not as_json:
+            print(f"{_DRY_RUN[state]} {interface!r} ({state}{detail}; id {interface.id}) in {directory}")
+        return {
+            "dry_run": True, "state": state, "would_run": state in ("missing", "failed", "died"),
+            "id": interface.id, "directory": directory,
+            "error": None if error is None else {"type": error.get("type"), "message": error.get("message")},
+        }
+    outcome = execution.dispatch([interface])[0]
+    did = "ran" if outcome.status == "finished" else outcome.status
+    run = f", run {outcome.run}" if outcome.run else ""
+    if not as_json:
+        print(f"{did} {interface!r} (id {interface.id}{run}) in {directory}")
+    return {"did": did, "id": interface.id, "run": outcome.run, "directory": directory}
 
 
 def _plain(value: Any) -> str:
@@ -127,7 +187,8 @@ def find(args: argparse.Namespace) -> int:
     if not interface.is_committed():
         if args.json:
             print_json({"id": None, "committed": False})
-        return EXIT_NOT_FOUND
+            return EXIT_NOT_FOUND
+        raise InterfaceNotFoundError(f"{interface!r} is not committed in {interface.storage.url}")
     if args.json:
         print_json({"id": interface.id, "committed": True, "directory": interface.local_directory()})
     else:
@@ -146,7 +207,7 @@ def _show_parser(parser: argparse.ArgumentParser) -> None:
 PARSERS["show"] = _show_parser
 
 
-@command("show", "show a committed interface: record, config, files (by id or prefix)")
+@command("show", "show a committed interface: record, config, status, files (by id or prefix)")
 def show(args: argparse.Namespace) -> int:
     import os
 
@@ -165,8 +226,10 @@ def show(args: argparse.Namespace) -> int:
         for name in names
         if not name.startswith(".retain") and ".retain" not in os.path.relpath(root, directory).split(os.sep)
     )
+    state, error = _status(interface)
     if args.json:
-        print_json({**record, "directory": directory, "files": files})
+        extra = {} if state is None else {"status": state, "error": error}
+        print_json({**record, "directory": directory, "files": files, **extra})
         return EXIT_OK
     print(f"{interface!r}  {record.get('module')}:{record.get('class')}  ({record.get('kind')})")
     print(f"  id:        {interface.id}")
@@ -177,8 +240,28 @@ def show(args: argparse.Namespace) -> int:
     git = (record.get("provenance") or {}).get("git")
     if git:
         print(f"  git:       {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}")
+    if state is not None:
+        detail = f" ({error['type']}: {_first_line(error.get('message'))})" if error else ""
+        print(f"  status:    {state}{detail}")
     print(f"  files:     {', '.join(files) if files else '(none)'}")
     return EXIT_OK
+
+
+def _status(interface: Interface) -> tuple[str | None, dict[str, Any] | None]:
+    """A component's state and error (None, None for other interfaces)."""
+    from .._sweep import status
+    from ..component import Component
+
+    if not isinstance(interface, Component):
+        return None, None
+    report = status(interface)
+    error = report.errors.get(interface.id)
+    return report.state(interface), error
+
+
+def _first_line(text: Any) -> str:
+    lines = str(text or "").strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def recreate_command(interface: Interface) -> str:
@@ -214,4 +297,4 @@ def _word(value: Any) -> str:
     return format_value(value)
 
 
-__all__ = ["find", "recreate_command", "run", "show", "print_table"]
+__all__ = ["find", "recreate_command", "run", "show"]

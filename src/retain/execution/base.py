@@ -174,10 +174,13 @@ class Execution(Interface):
         supports_unimportable_classes: whether it can run classes that cannot be imported
             by name (defined in a notebook or a function): True when it runs them in this
             process.
+        supports_job_states: whether it submits to a batch system whose jobs `job_states`
+            reports (then `retain.status` shows ``queued`` components and their jobs).
     """
 
     kind: ClassVar[str] = "Execution"
     supports_unimportable_classes: ClassVar[bool] = True
+    supports_job_states: ClassVar[bool] = False
 
     _retain_tokens: list[Token[Batch | None]]
 
@@ -197,9 +200,21 @@ class Execution(Interface):
         The one method a backend implements. A job runs in this process with ``job.run()``;
         in another process, ship ``job.payload()`` (plain data) and call `run_payload` there,
         then ``Outcome.from_dict`` here. A failure of a component is an outcome, not an
-        exception: only a failure of the backend itself should raise.
+        exception: only a failure of the backend itself should raise. A batch system's backend
+        yields ``submitted`` outcomes and returns (`on_after_dispatch` is then not called).
         """
         raise NotImplementedError(f"{type(self).__qualname__} must implement run(jobs)")
+
+    @classmethod
+    def job_states(cls, jobs: list[str]) -> dict[str, dict[str, Any]]:
+        """The scheduler's view of jobs this backend submitted, by the job ids it recorded in
+        the components' submission logs; only for backends with `supports_job_states`.
+
+        Returns, for each job the scheduler still knows: ``state`` (its word: ``PENDING``,
+        ``RUNNING``, ``TIMEOUT``...), ``active`` (queued or running), ``pending`` (not started),
+        ``reason`` and ``start`` (seconds since the epoch, or None). Unknown jobs are left out.
+        """
+        return {}
 
     # -- queueing ------------------------------------------------------------------------
 
@@ -294,6 +309,8 @@ class Execution(Interface):
                 outcome.component = job.component
                 outcomes[job.component.id] = outcome
                 progress.update(outcome.failed)
+                if not outcome.ended:  # handed to a batch system: the run has not happened yet
+                    continue
                 try:
                     job.component.on_after_dispatch()
                 except Exception as exc:

@@ -202,9 +202,18 @@ def _end_worker() -> None:
     _reap(block=True)
 
 
-def _fork_and_run(payload: dict[str, Any]) -> dict[str, Any]:
+class OwnerGone(Exception):
+    """The process that asked for a run went away while it ran (see `_fork_and_run`)."""
+
+
+def _fork_and_run(payload: dict[str, Any], watch: int | None = None) -> dict[str, Any]:
     """In a worker: run the component in a fresh child (a spare forked ahead of time, so the
-    fork is not on the component's way), fork the next spare, and return the outcome."""
+    fork is not on the component's way), fork the next spare, and return the outcome.
+
+    `watch`: a descriptor that becomes readable (end of file) when the owner of this worker
+    dies; the child is then killed with it (raises `OwnerGone`), as a pool's child dies with
+    its pool. Its claim is then dead, so the component can be resumed elsewhere at once.
+    """
     import pickle
 
     from .._run import describe_error
@@ -228,9 +237,22 @@ def _fork_and_run(payload: dict[str, Any]) -> dict[str, Any]:
     os.close(command)  # the end of the payload: the child starts
     _spare = _fork_spare()  # while the child runs
     chunks = []
-    with os.fdopen(results, "rb") as reader:
-        while chunk := reader.read(65536):
+    try:
+        while True:
+            if watch is not None:
+                ready = _wait_readable(results, watch)
+                if ready == watch:
+                    import signal
+
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    raise OwnerGone(f"the owner of this worker went away; run of {payload['id']} killed")
+            chunk = os.read(results, 65536)
+            if not chunk:
+                break
             chunks.append(chunk)
+    finally:
+        os.close(results)
     if chunks:
         try:
             result: dict[str, Any] = pickle.loads(b"".join(chunks))
@@ -309,6 +331,18 @@ def _child(command: int, results: int) -> None:
         os._exit(code)
 
 
+def _wait_readable(first: int, second: int) -> int:
+    """Wait until `first` or `second` is readable; which one (`first` when both are)."""
+    import select
+
+    while True:
+        try:
+            ready, _, _ = select.select([first, second], [], [])
+        except InterruptedError:
+            continue
+        return first if first in ready else second
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -338,7 +372,12 @@ def _died(status: int, payload: dict[str, Any]) -> dict[str, Any]:
         except ValueError:
             how = f"killed by signal {os.WTERMSIG(status)}"
     hint = " (out of memory?)" if how.endswith("SIGKILL") else ""
-    log = os.path.join(payload["storage"], payload["id"], OUTPUT_LOG)
+    try:
+        from ..storage import make_storage
+
+        log = os.path.join(make_storage(payload["storage"]).local_directory(payload["id"]), OUTPUT_LOG)
+    except Exception:
+        log = os.path.join(payload["storage"], payload["id"], OUTPUT_LOG)
     return {
         "type": "ProcessDied",
         "message": f"its process ended without a result: {how}{hint}; see {log}",

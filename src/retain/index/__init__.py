@@ -3,7 +3,9 @@
 Every storage has its own SQLite index in ``<root>/.retain/index.sqlite``, created on first
 use and kept up to date by commits; it repairs itself when storage is ahead of it (a process
 killed mid-commit, directories copied in by hand) and can be rebuilt from storage at any time
-with `rebuild`. Backends implement the narrow `Index` contract (see `retain.index.base`);
+with `rebuild`. Machines that share a storage share a PostgreSQL index instead
+(`PostgresIndex`, ``index="postgresql://..."``, ``retain.settings(index=...)`` or
+``RETAIN_INDEX``). Backends implement the narrow `Index` contract (see `retain.index.base`);
 `make_index` is the one place an ``index=`` argument becomes an `Index`.
 """
 
@@ -22,32 +24,51 @@ if TYPE_CHECKING:
     from typing import Any, Union
 
     from .._settings import StorageLike
+    from .postgres import PostgresIndex
 
     IndexLike = Union[Index, str, None]
 
-__all__ = ["Index", "IndexEntry", "SqliteIndex", "deferred", "make_index", "rebuild", "updates"]
+__all__ = [
+    "Index", "IndexEntry", "PostgresIndex", "SqliteIndex", "deferred", "make_index", "rebuild", "updates",
+]
 
 _by_url: dict[str, Index] = {}
-_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+
+
+def __getattr__(name: str) -> Any:
+    # PostgresIndex is imported when first named, so that `import retain` stays light.
+    if name == "PostgresIndex":
+        from .postgres import PostgresIndex
+
+        return PostgresIndex
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_index(index: IndexLike = None, storage: StorageLike | None = None) -> Index:
-    """An Index from an instance, a URL, or None (the storage's own SQLite index).
+    """An Index from an instance, a URL, or None (the index in force for `storage`).
 
     Args:
         index: an `Index`; ``"sqlite:///relative/path.sqlite"`` or
-            ``"sqlite:////absolute/path.sqlite"``; or None for ``<storage>/.retain/index.sqlite``.
+            ``"sqlite:////absolute/path.sqlite"``; ``"postgresql://user:password@host:5432/db"``
+            (optionally ``?schema=name``; see `PostgresIndex`); or None for the index set by
+            ``retain.settings(index=...)`` or ``RETAIN_INDEX``, else the storage's own
+            ``<storage>/.retain/index.sqlite``. One instance per URL and process.
         storage: the storage whose default index None means (default: see `retain.storage`).
 
     Raises:
         IndexDatabaseError: the URL names no available backend.
+        ImportError: the backend's driver is not installed (the message says what to install).
     """
     if isinstance(index, Index):
         return index
     if index is None:
-        from .._settings import current_storage
+        from .._settings import current_storage, index_setting
         from ._hooks import default_index
 
+        configured = index_setting()
+        if configured is not None:
+            return make_index(configured)
         return default_index(current_storage(storage))
     if isinstance(index, str):
         scheme = index.split("://", 1)[0].lower() if "://" in index else ""
@@ -58,22 +79,20 @@ def make_index(index: IndexLike = None, storage: StorageLike | None = None) -> I
                 found = _by_url[path] = SqliteIndex(path)
             return found
         if scheme in _POSTGRES_SCHEMES:
-            raise IndexDatabaseError(
-                f"the PostgreSQL index ({_hide_password(index)}) is not available in this version "
-                "of retain yet; use the storage's own SQLite index (index=None) on one machine"
-            )
+            found = _by_url.get(index)
+            if found is None:
+                from .postgres import PostgresIndex
+
+                found = _by_url.setdefault(index, PostgresIndex(index))
+            return found
+    from .postgres import hide_password
+
+    shown = repr(hide_password(index)) if isinstance(index, str) else repr(index)
     raise IndexDatabaseError(
-        "index must be an Index, a URL such as 'sqlite:////path/to/index.sqlite', or None for "
-        f"the storage's own index; got {index!r}"
+        "index must be an Index, a URL such as 'sqlite:////path/to/index.sqlite' or "
+        "'postgresql://user@host:5432/dbname', or None for the storage's own index; got "
+        f"{shown}"
     )
-
-
-def _hide_password(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if at and ":" in credentials:
-        credentials = credentials.split(":", 1)[0] + ":***"
-    return f"{scheme}://{credentials}{at}{host}"
 
 
 def rebuild(

@@ -13,8 +13,8 @@ import os
 import time
 from contextvars import ContextVar
 
+from .._settings import index_setting
 from ..storage.layout import encode_journal_line, index_path, journal_path
-from ..storage.local import LocalStorage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
     from ..storage.base import Storage
     from .base import Index
+
+    #: (storage, record, with_summary, summary, index setting)
+    _Item = tuple[Storage, dict[str, Any], bool, "dict[str, Any] | None", "Index | str | None"]
 
 __all__ = ["after_publish", "after_summary", "default_index", "deferred", "flush", "journal", "updates"]
 
@@ -75,7 +78,10 @@ def default_index(storage: Storage) -> Index:
     """The storage's own index (``<root>/.retain/index.sqlite``), one per storage and process."""
     index = _defaults.get(storage)
     if index is None:
-        if not isinstance(storage, LocalStorage):
+        # An object store's index lives in its local cache (<cache>/.retain/): a cache per
+        # machine, refreshed from the store's listing (see _repair.sync).
+        root = storage.local_root()
+        if root is None:
             from .._errors import IndexDatabaseError
 
             raise IndexDatabaseError(
@@ -84,15 +90,18 @@ def default_index(storage: Storage) -> Index:
         from .sqlite import SqliteIndex
 
         # setdefault: the writer thread and a query may get here at once; one instance wins.
-        index = _defaults.setdefault(storage, SqliteIndex(index_path(storage.root)))
+        index = _defaults.setdefault(storage, SqliteIndex(index_path(root)))
     return index
 
 
 def journal(storage: Storage, id: str, kind: str, durable: bool = False) -> None:
     """Append `id` to the storage's journal (before the change it announces is published)."""
-    if _mode.get() == "off" or not isinstance(storage, LocalStorage):
+    if _mode.get() == "off":
         return
-    path = journal_path(storage.root)
+    root = storage.local_root()
+    if root is None:
+        return
+    path = journal_path(root)
     line = encode_journal_line(id, kind, time.time_ns())
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
     try:
@@ -108,7 +117,7 @@ def journal(storage: Storage, id: str, kind: str, durable: bool = False) -> None
         finally:
             os.close(fd)
     except OSError as exc:
-        if not os.path.isdir(storage.root):
+        if not os.path.isdir(root):
             return  # the storage itself is unusable: the publish that follows says so
         _warn(f"could not append to the index journal {path} ({exc.strerror or exc}); the index "
               "may miss interfaces committed now until retain.index.rebuild()")
@@ -119,13 +128,13 @@ def after_publish(storage: Storage, record: dict[str, Any], with_summary: bool =
     if `with_summary`: a summary saved by another instance is found through the journal).
     Never raises."""
     if _mode.get() == "on":
-        _writer.put(storage, record, with_summary, None)
+        _writer.put(storage, record, with_summary, None, index_setting())
 
 
 def after_summary(storage: Storage, record: dict[str, Any], summary: dict[str, Any]) -> None:
     """Queue new summary values of a committed interface for the index; never raises."""
     if _mode.get() == "on":
-        _writer.put(storage, record, False, summary)
+        _writer.put(storage, record, False, summary, index_setting())
 
 
 def flush(timeout: float = 60.0) -> None:
@@ -145,23 +154,33 @@ class _Writer:
     """
 
     def __init__(self) -> None:
-        self._items: list[tuple[Storage, dict[str, Any], bool, dict[str, Any] | None]] = []
+        self._items: list[_Item] = []
         self._cond: Any = None
         self._thread: Any = None
         self._busy = False
         self._flushing = 0
 
-    def put(self, storage: Storage, record: dict[str, Any], with_summary: bool, summary: dict[str, Any] | None) -> None:
+    def put(
+        self,
+        storage: Storage,
+        record: dict[str, Any],
+        with_summary: bool,
+        summary: dict[str, Any] | None,
+        index: Index | str | None = None,
+    ) -> None:
+        """Queue an update for `index` (the setting in force where the commit ran; None: the
+        storage's own index)."""
         cond = self._cond
         if cond is None:
             cond = self._start()
         with cond:
-            self._items.append((storage, record, with_summary, summary))
+            self._items.append((storage, record, with_summary, summary, index))
             if len(self._items) == 1:
                 cond.notify()
 
     def _start(self) -> Any:
         import atexit
+        import sqlite3  # noqa: F401  (here, not in the thread: a test may swap sys.path meanwhile)
         import threading
 
         self._cond = threading.Condition(threading.Lock())
@@ -214,23 +233,30 @@ class _Writer:
         self.__init__()  # type: ignore[misc]
 
 
-def _write(batch: list[tuple[Storage, dict[str, Any], bool, dict[str, Any] | None]]) -> None:
+def _write(batch: list[_Item]) -> None:
     from ._repair import read_summary
     from .base import IndexEntry
 
-    by_storage: dict[Storage, list[IndexEntry]] = {}
-    for storage, record, with_summary, summary in batch:
-        if with_summary and summary is None and isinstance(storage, LocalStorage):
+    by_storage: dict[tuple[Storage, Index | str | None], list[IndexEntry]] = {}
+    for storage, record, with_summary, summary, index in batch:
+        if with_summary and summary is None and storage.supports_local_files:
             try:
-                summary = read_summary(os.path.join(storage.root, record["id"]))
+                # Saved before the commit: in the local directory (an object store's cache too).
+                summary = read_summary(storage.local_directory(record["id"]))
             except Exception:
                 summary = None  # a damaged summary must not keep the record out of the index
-        by_storage.setdefault(storage, []).append(IndexEntry.from_record(record, summary))
-    for storage, entries in by_storage.items():
-        if isinstance(storage, LocalStorage) and not os.path.isdir(storage.root):
+        by_storage.setdefault((storage, index), []).append(IndexEntry.from_record(record, summary))
+    for (storage, index), entries in by_storage.items():
+        root = storage.local_root() if index is None else ""
+        if index is None and (root is None or (not storage.is_remote and not os.path.isdir(root))):
             continue  # the storage was deleted meanwhile: do not bring its directory back
         try:
-            default_index(storage).upsert(entries)
+            if index is None:
+                default_index(storage).upsert(entries)
+            else:
+                from . import make_index
+
+                make_index(index).upsert(entries)
         except Exception as exc:
             _warn(f"the index of {storage.url} was not updated ({exc}); what was committed is "
                   "safe, and the next query repairs the index")

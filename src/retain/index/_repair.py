@@ -6,12 +6,17 @@ two `stat` calls and one read of the index's bookkeeping. It finds
 - ids committed by a process that died before updating the index (or whose update failed):
   commit appends the id to the storage's journal *before* publishing the record, and `sync`
   reads the journal past the offset it recorded;
-- directories copied in by hand (rsync, ``cp -r``) or deleted: when the storage root's
-  modification time differs from the one recorded at the last scan (or that scan was too
-  close to the recorded time to trust a coarse clock), the root's names are compared with the
-  index's ids;
+- directories copied in by hand (rsync, ``cp -r``) or deleted: when the storage's listing
+  token (`Storage.listing_state`: the root's modification time; with a sharded layout, those
+  of the shard directories too) differs from the one recorded at the last scan (or that scan
+  was too close to the recorded time to trust a coarse clock), the storage's listing
+  (`Storage.iter_directories`) is compared with the index's ids;
 - directories seen without a record (a commit in flight, a copy in progress): they are kept
   as *pending* and checked on every `sync` until their record appears or they vanish.
+
+An object store has no cheap change token: it is listed again when its last listing is older
+than `RELIST_NS` (its pending directories are looked at then too), while the journal in its
+local cache brings this machine's commits at once.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import os
 import time
 
 from .._errors import IndexDatabaseError, RecordError
-from ..identity import ID_LENGTH, is_id
 from ..storage.layout import (
     JOURNAL_COMMIT,
     RECORD_FILE,
@@ -31,7 +35,6 @@ from ..storage.layout import (
     journal_path,
     summary_text,
 )
-from ..storage.local import LocalStorage
 from .base import IndexEntry
 
 TYPE_CHECKING = False
@@ -50,43 +53,50 @@ SETTLE_NS = 2_000_000_000
 PENDING_WITHOUT_DIRECTORY_NS = 120_000_000_000
 #: Records read per transaction while catching up (bounds memory and lock time).
 BATCH = 5_000
+#: A storage without a cheap change token (an object store) is listed again by a query when
+#: its last listing is older than this; commits made on this machine are found at once (the
+#: journal in its local cache), commits from other machines within this delay.
+RELIST_NS = 10_000_000_000
 
 
-def read_entry(storage: LocalStorage, id: str) -> IndexEntry | None:
+def read_entry(storage: Storage, id: str) -> IndexEntry | None:
     """The entry of `id` from its record and summary; None without a record.
 
     Raises:
         RecordError: the record or summary is corrupted.
     """
-    directory = f"{storage.root}/{id}"
-    where = f"{directory}/{RECORD_FILE}"
-    data = _read(where)
+    data = storage.read_file(id, RECORD_FILE)
     if data is None:
         return None
-    entry = IndexEntry.from_fields(index_fields(data, where, id))
-    summary = _read(f"{directory}/{SUMMARY_FILE}")
+    return _entry(storage, id, data, storage.read_file(id, SUMMARY_FILE))
+
+
+def _entry(storage: Storage, id: str, record: bytes, summary: bytes | None) -> IndexEntry:
+    entry = IndexEntry.from_fields(index_fields(record, _where(storage, id), id))
     if summary is not None:
         entry.summary_text = summary_text(summary)
     return entry
 
 
-def _read(path: str) -> bytes | None:
-    """The bytes of a small file, or None if it does not exist. Half the time of
-    ``open(path, "rb").read()``, which matters when reading every record of a storage."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    try:
-        data = os.read(fd, 16384)
-        if len(data) == 16384:
-            chunks = [data]
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            data = b"".join(chunks)
-        return data
-    finally:
-        os.close(fd)
+def _where(storage: Storage, id: str) -> str:
+    if storage.is_remote:
+        return f"{storage.url}/{id}/{RECORD_FILE}"
+    return os.path.join(storage.local_directory(id), RECORD_FILE)
+
+
+def _read_entries(storage: Storage, ids: list[str]) -> Iterator[tuple[str, IndexEntry | None, RecordError | None]]:
+    """``(id, entry or None, error)`` for each id, reading records and summaries in one batch
+    (concurrently on an object store)."""
+    found = storage.read_files([(id, name) for id in ids for name in (RECORD_FILE, SUMMARY_FILE)])
+    for id in ids:
+        record = found.get((id, RECORD_FILE))
+        if record is None:
+            yield id, None, None
+            continue
+        try:
+            yield id, _entry(storage, id, record, found.get((id, SUMMARY_FILE))), None
+        except RecordError as exc:
+            yield id, None, exc
 
 
 def read_summary(directory: str) -> dict[str, Any] | None:
@@ -99,46 +109,37 @@ def read_summary(directory: str) -> dict[str, Any] | None:
     return decode_summary(data, where)
 
 
-def _names(root: str, check: bool = True) -> set[str]:
-    """The names in `root` that are ids (with `check`; else merely id-long, a superset that is
-    much cheaper to build: check only the ones that matter)."""
+def _journal_info(local: str | None) -> os.stat_result | None:
+    if local is None:
+        return None
     try:
-        names = os.listdir(root)
+        return os.stat(journal_path(local))
     except FileNotFoundError:
-        return set()
-    if not check:
-        return {name for name in names if len(name) == ID_LENGTH}
-    return {name for name in names if len(name) == ID_LENGTH and is_id(name)}
+        return None
 
 
 def sync(index: Index, storage: Storage) -> None:
     """Bring `index` up to date with `storage` (see the module docstring)."""
-    if not isinstance(storage, LocalStorage):
-        return  # remote storages have no journal or directory times; rebuild() still works
     import json
 
-    root = storage.root
+    local = storage.local_root()  # where the journal is (an object store's: its local cache)
     meta = index.get_meta()
     updates: dict[str, str] = {}
-    fresh = meta.get("storage") != root
+    fresh = meta.get("storage") != storage.url
     if fresh:
-        updates["storage"] = root
+        updates["storage"] = storage.url
     now = time.time_ns()
     committed: set[str] = set()  # journaled commits: indexed unless already present
     reread: set[str] = set()  # ids whose record or summary must be read again
 
-    path = journal_path(root)
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        info = None
-    if info is not None:
+    info = _journal_info(local)
+    if info is not None and local is not None:
         inode = str(info.st_ino)
         offset = int(meta.get("journal_offset", "0")) if meta.get("journal_inode") == inode and not fresh else 0
         if offset > info.st_size:
             offset = 0  # the journal was truncated or replaced: read it again
         if info.st_size > offset:
-            with open(path, "rb") as handle:
+            with open(journal_path(local), "rb") as handle:
                 handle.seek(offset)
                 data = handle.read(info.st_size - offset)
             lines, used = decode_journal(data)
@@ -147,53 +148,52 @@ def sync(index: Index, storage: Storage) -> None:
             updates["journal_inode"] = inode
             updates["journal_offset"] = str(offset + used)
 
-    try:
-        root_mtime = os.stat(root).st_mtime_ns
-    except FileNotFoundError:
-        root_mtime = 0
+    state = storage.listing_state()
+    scanned = int(meta.get("root_scanned_ns", "0"))
+    if state is None:
+        # No cheap change token (an object store): list again once the last listing is old.
+        settled = not fresh and now - scanned < RELIST_NS
+    else:
+        token, newest = state
+        settled = not fresh and meta.get("root_mtime_ns") == token and scanned - newest >= SETTLE_NS
     removed: set[str] = set()
-    stored = meta.get("root_mtime_ns")
-    settled = (
-        not fresh
-        and stored == str(root_mtime)
-        and int(meta.get("root_scanned_ns", "0")) - root_mtime >= SETTLE_NS
-    )
+    names: set[str] | None = None
     if not settled:
-        names = _names(root, check=False)
+        names = set(storage.iter_directories())
         known = index.ids()
-        reread |= {name for name in names - known if is_id(name)}
+        reread |= names - known
         removed = known - names
         committed -= names  # the scan decided about these already
-        updates["root_mtime_ns"] = str(root_mtime)
+        updates["root_mtime_ns"] = state[0] if state is not None else ""
         updates["root_scanned_ns"] = str(now)
 
     pending_text = meta.get("pending", "{}")
     pending: dict[str, int] = json.loads(pending_text) if pending_text != "{}" else {}
     if committed:
         reread |= committed - index.present(committed)
-    reread |= pending.keys()
+    if state is not None or not settled:
+        # Remote pending directories (a commit in flight, or one that crashed) are looked at
+        # with each listing, not at every query.
+        reread |= pending.keys()
     reread -= removed
 
-    new_pending: dict[str, int] = {}
+    new_pending: dict[str, int] = {} if state is not None or not settled else dict(pending)
     entries: list[IndexEntry] = []
-    for id in reread:
-        try:
-            entry = read_entry(storage, id)
-        except RecordError:
-            entry = None  # a copy in progress, or a damaged record: look again next time
-        if entry is None:
-            since = pending.get(id, now)
-            if os.path.isdir(os.path.join(root, id)) or now - since < PENDING_WITHOUT_DIRECTORY_NS:
-                new_pending[id] = since
-            elif id not in removed:
-                removed.add(id)
-            continue
-        entries.append(entry)
-        if len(entries) >= BATCH:
+    ordered = sorted(reread)
+    for start in range(0, len(ordered), BATCH):
+        for id, entry, _ in _read_entries(storage, ordered[start:start + BATCH]):
+            if entry is None:  # no record yet (a copy in progress), or a damaged one: look again
+                since = pending.get(id, now)
+                exists = id in names if names is not None else storage.has_directory(id)
+                if exists or now - since < PENDING_WITHOUT_DIRECTORY_NS:
+                    new_pending[id] = since
+                elif id not in removed:
+                    removed.add(id)
+                continue
+            entries.append(entry)
+        if entries:
             index.upsert(entries)
             entries = []
-    if entries:
-        index.upsert(entries)
     if removed:
         index.remove(removed)
     if new_pending != pending:
@@ -208,37 +208,27 @@ def rebuild(index: Index, storage: Storage, progress: Callable[[int, int], objec
     Records that cannot be read are skipped with a warning that names them (they stay pending,
     so the index takes them once repaired).
     """
-    if not isinstance(storage, LocalStorage):
-        raise IndexDatabaseError(
-            f"rebuild needs a storage with a local directory; {storage!r} has none"
-        )
     import json
     import warnings
 
     from .._errors import IndexWarning
+    from ._bulk import paused_gc, read_chunks
 
-    root = storage.root
     # Observed before listing: anything that changes during the rebuild changes these too,
     # and the next sync looks again.
     now = time.time_ns()
-    try:
-        info: os.stat_result | None = os.stat(journal_path(root))
-    except FileNotFoundError:
-        info = None
-    try:
-        root_mtime = os.stat(root).st_mtime_ns
-    except FileNotFoundError:
-        root_mtime = 0
-    names = sorted(_names(root))
+    info = _journal_info(storage.local_root())
+    state = storage.listing_state()
+    names = sorted(storage.iter_directories())
     total = len(names)
     report = _progress_reporter(progress, total)
     pending: dict[str, int] = {}
     damaged: list[str] = []
     meta = {
-        "storage": root,
+        "storage": storage.url,
         "journal_inode": str(info.st_ino) if info is not None else "",
         "journal_offset": str(info.st_size) if info is not None else "0",
-        "root_mtime_ns": str(root_mtime),
+        "root_mtime_ns": state[0] if state is not None else "",
         "root_scanned_ns": str(now),
     }
     try:
@@ -247,14 +237,11 @@ def rebuild(index: Index, storage: Storage, progress: Callable[[int, int], objec
         # Corrupt, or from a newer schema: the index is only a cache, start it afresh.
         index.reset()
 
-    def read(chunk: list[str]) -> list[IndexEntry]:
+    def read(chunk: list[tuple[str, IndexEntry | None, str | None]]) -> list[IndexEntry]:
         entries = []
-        for id in chunk:
-            try:
-                entry = read_entry(storage, id)
-            except RecordError as exc:
-                damaged.append(f"{id}: {exc}")
-                entry = None
+        for id, entry, error in chunk:
+            if error is not None:
+                damaged.append(f"{id}: {error}")
             if entry is None:
                 pending[id] = now
             else:
@@ -263,8 +250,9 @@ def rebuild(index: Index, storage: Storage, progress: Callable[[int, int], objec
 
     def entries() -> Iterator[IndexEntry]:
         done = 0
-        for start in range(0, total, 1000):
-            yield from read(names[start:start + 1000])
+        # Read in worker processes when there are many (see _bulk), written here.
+        for chunk in read_chunks(storage, names, 1000):
+            yield from read(chunk)
             done += 1000
             if report is not None:
                 report(min(done, total))
@@ -273,12 +261,13 @@ def rebuild(index: Index, storage: Storage, progress: Callable[[int, int], objec
         # Known only now; replace_all sets the meta after the last entry.
         meta["pending"] = json.dumps(pending, sort_keys=True)
 
-    count = index.replace_all(entries(), meta)
+    with paused_gc():
+        count = index.replace_all(entries(), meta)
     if damaged:
         shown = "\n  ".join(damaged[:20]) + (f"\n  and {len(damaged) - 20} more" if len(damaged) > 20 else "")
         warnings.warn(
-            f"rebuild skipped {len(damaged)} damaged record(s) in {root}; they are indexed once "
-            f"repaired:\n  {shown}",
+            f"rebuild skipped {len(damaged)} damaged record(s) in {storage.url}; they are indexed "
+            f"once repaired:\n  {shown}",
             IndexWarning,
             stacklevel=3,
         )

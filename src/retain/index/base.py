@@ -32,8 +32,8 @@ class IndexEntry:
     """What an index stores about one committed interface (taken from its record)."""
 
     __slots__ = (
-        "id", "module", "qualname", "kind", "created", "config", "canonical", "summary",
-        "config_text", "canonical_text", "summary_text",
+        "id", "module", "qualname", "kind", "created", "_config", "canonical", "summary",
+        "config_text", "canonical_text", "summary_text", "leaves",
     )
 
     def __init__(
@@ -43,20 +43,23 @@ class IndexEntry:
         qualname: str,
         kind: str,
         created: str,
-        config: dict[str, Any],
+        config: dict[str, Any] | None,
         canonical: dict[str, Any],
         summary: dict[str, Any] | None = None,
         *,
         config_text: str | None = None,
         canonical_text: str | None = None,
         summary_text: str | None = None,
+        leaves: list[tuple[str, Any]] | None = None,
     ) -> None:
         self.id = id
         self.module = module
         self.qualname = qualname
         self.kind = kind
         self.created = created
-        self.config = config
+        #: None: parsed from `config_text` when first used (`rebuild` sends entries between
+        #: processes as text and leaves, which is what most backends write).
+        self._config = config
         self.canonical = canonical
         self.summary = summary
         #: The configs as JSON text, when already at hand (saves encoding them again).
@@ -64,6 +67,22 @@ class IndexEntry:
         self.canonical_text = canonical_text
         #: The summary as JSON text, instead of `summary` (as read from ``summary.json``).
         self.summary_text = summary_text
+        #: ``config_leaves(config)``, when already at hand (`rebuild` computes them in the
+        #: processes that read the records).
+        self.leaves = leaves
+
+    @property
+    def config(self) -> dict[str, Any]:
+        config = self._config
+        if config is None:
+            from json import loads
+
+            config = self._config = loads(self.config_text or "{}")
+        return config
+
+    @config.setter
+    def config(self, value: dict[str, Any]) -> None:
+        self._config = value
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], summary: dict[str, Any] | None = None) -> IndexEntry:

@@ -108,6 +108,7 @@ def _after_fork() -> None:
         index._lock = threading.RLock()
         index._conn = None  # not closed: it belongs to the parent
         index._class_ids.clear()
+        index._ids = None
 
 
 def filesystem_type(path: str, mounts_file: str = MOUNTS_FILE) -> str | None:
@@ -163,6 +164,12 @@ class SqliteIndex(Index):
         self._inode = 0
         self._inode_checked = 0.0
         self._class_ids: dict[tuple[str, str, str], int] = {}
+        #: Every id in the index as of `_ids_version` (``PRAGMA data_version`` of the
+        #: connection, which changes when another connection commits), kept up to date with
+        #: this instance's own writes: a storage scan then lists the storage without reading
+        #: every id from the database. None: read them again.
+        self._ids: set[str] | None = None
+        self._ids_version = 0
         self._checked_fs = False
 
     @property
@@ -194,6 +201,7 @@ class SqliteIndex(Index):
     def _drop_connection(self, close: bool = True) -> None:
         conn, self._conn = self._conn, None
         self._class_ids.clear()
+        self._ids = None  # data_version is per connection
         if conn is not None and close:
             try:
                 conn.close()
@@ -239,8 +247,9 @@ class SqliteIndex(Index):
             raise IndexDatabaseError(
                 f"the index {self.path} would be on a {kind} file system, where SQLite's file "
                 "locking is unreliable: processes on several machines would corrupt it. Use a "
-                "PostgreSQL index for storages shared between machines (not available in this "
-                "version yet), or, if only one machine uses this storage, set "
+                "PostgreSQL index for storages shared between machines (RETAIN_INDEX="
+                "postgresql://user@host/db, see docs/scale-out.md), or, if only one machine uses "
+                "this storage, set "
                 "RETAIN_INDEX_ALLOW_NETWORK_FS=1 (or SqliteIndex(path, allow_network_fs=True))"
             )
 
@@ -407,15 +416,17 @@ class SqliteIndex(Index):
     def upsert(self, entries: Sequence[IndexEntry]) -> None:
         prepared = [_prepare(entry) for entry in entries]
 
-        def work(conn: sqlite3.Connection) -> None:
+        def work(conn: sqlite3.Connection) -> list[str]:
             insert = (
                 "INSERT OR IGNORE INTO interfaces (id, class, created, config, canonical, summary)"
                 " VALUES (?, ?, ?, ?, ?, ?)"
             )
+            added = []
             for entry, config, canonical, summary, leaves in prepared:
                 klass = self._class_id(conn, entry.module, entry.qualname, entry.kind)
                 cursor = conn.execute(insert, (entry.id, klass, entry.created, config, canonical, summary))
                 if cursor.rowcount == 1:
+                    added.append(entry.id)
                     if leaves:
                         row = cursor.lastrowid
                         args: list[Any] = []
@@ -424,11 +435,16 @@ class SqliteIndex(Index):
                         conn.execute(_insert_values(len(leaves)), args)
                 elif summary is not None:
                     conn.execute("UPDATE interfaces SET summary = ? WHERE id = ?", (summary, entry.id))
+            return added
 
-        self._write(work)
+        with self._lock:
+            added = self._write(work)
+            if self._ids is not None:
+                self._ids.update(added)
 
     def remove(self, ids: Iterable[str]) -> None:
-        chunks = _chunks(list(ids), 500)
+        wanted = list(ids)
+        chunks = _chunks(wanted, 500)
         if not chunks:
             return
 
@@ -451,30 +467,43 @@ class SqliteIndex(Index):
                 )
                 conn.execute(f"DELETE FROM interfaces WHERE id IN ({marks})", chunk)
 
-        self._write(work)
+        with self._lock:
+            self._write(work)
+            if self._ids is not None:
+                self._ids.difference_update(wanted)
 
     def replace_all(self, entries: Iterable[IndexEntry], meta: Mapping[str, str]) -> int:
         def work(conn: sqlite3.Connection) -> int:
             conn.execute("DELETE FROM config_values")
             conn.execute("DELETE FROM interfaces")
+            # The secondary indexes of `interfaces` are built once, after the rows (one sort
+            # instead of a B-tree insert per row), in the same transaction: readers still see
+            # the old contents or the new. Taken from the schema, so migrations need not care.
+            indexes = conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+                " AND tbl_name = 'interfaces' AND sql IS NOT NULL"
+            ).fetchall()
+            for name, _ in indexes:
+                conn.execute(f'DROP INDEX "{name}"')
+            bulk = _BulkInsert(conn)
             number = 0
-            rows: list[tuple[Any, ...]] = []
-            values: list[tuple[int, str, Any, int]] = []
+            class_ids = self._class_ids
             # Consumed as it comes (rebuild reads storage lazily), written in chunks.
             for entry in entries:
                 number += 1
-                _, config, canonical, summary, leaves = _prepare(entry)
-                klass = self._class_id(conn, entry.module, entry.qualname, entry.kind)
-                rows.append((number, entry.id, klass, entry.created, config, canonical, summary))
-                values += [(klass, key, value, number) for key, value in leaves]
-                if len(rows) >= 2000:
-                    _insert_all(conn, rows, values)
-                    rows, values = [], []
-            _insert_all(conn, rows, values)
+                klass = class_ids.get((entry.module, entry.qualname, entry.kind))
+                if klass is None:
+                    klass = self._class_id(conn, entry.module, entry.qualname, entry.kind)
+                bulk.add(entry, number, klass)
+            bulk.flush()
+            for _, sql in indexes:
+                conn.execute(sql)
             _set_meta(conn, meta)
             return number
 
-        count = self._write(work)
+        with self._lock:
+            count = self._write(work)
+            self._ids = None  # rebuilt: read again on next use
         try:
             self._read(lambda conn: conn.execute("PRAGMA optimize"))
         except IndexDatabaseError:
@@ -512,7 +541,16 @@ class SqliteIndex(Index):
         return self._read(work)
 
     def ids(self) -> set[str]:
-        return self._read(lambda conn: {row[0] for row in conn.execute("SELECT id FROM interfaces")})
+        def work(conn: sqlite3.Connection) -> set[str]:
+            # The version first: a commit by another connection after it makes the next call
+            # read again, even if this read already saw it.
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if self._ids is None or version != self._ids_version:
+                self._ids = {row[0] for row in conn.execute("SELECT id FROM interfaces")}
+                self._ids_version = version
+            return set(self._ids)
+
+        return self._read(work)
 
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check``: ``"ok"``, or what is wrong."""
@@ -564,15 +602,56 @@ def _set_meta(conn: sqlite3.Connection, values: Mapping[str, str]) -> None:
     conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items()))
 
 
-def _insert_all(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], values: list[tuple[int, str, Any, int]]) -> None:
-    conn.executemany(
-        "INSERT INTO interfaces (row, id, class, created, config, canonical, summary)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
-    conn.executemany(
-        "INSERT OR IGNORE INTO config_values (class, key, value, row) VALUES (?, ?, ?, ?)", values
-    )
+class _BulkInsert:
+    """Rows for `interfaces` and `config_values`, written many per statement: a statement of
+    a few hundred rows costs a third of binding them one by one with `executemany`."""
+
+    #: Parameters per statement (SQLite has allowed 32,766 since 3.32; older builds 999).
+    PARAMETERS = 999
+    #: Interfaces accumulated before they are written.
+    CHUNK = 2000
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.rows: list[Any] = []  # flat: 7 values per interface
+        self.values: list[Any] = []  # flat: 4 values per config leaf
+
+    def add(self, entry: IndexEntry, number: int, klass: int) -> None:
+        config, canonical, summary = _texts(entry)
+        self.rows += (number, entry.id, klass, entry.created, config, canonical, summary)
+        values = self.values
+        leaves = entry.leaves if entry.leaves is not None else config_leaves(entry.config)
+        for key, value in leaves:
+            kind = type(value)
+            if not (kind is str or kind is float or (kind is int and -(2**63) <= value < 2**63)):
+                value = sql_value(value)
+            values += (klass, key, value, number)
+        if len(self.rows) >= 7 * self.CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        _insert_flat(self.conn, _INSERT_ROWS, 7, self.rows)
+        # OR IGNORE: keys that collide once dotted ({"a.b": 1, "a": {"b": 1}}) give one leaf.
+        _insert_flat(self.conn, _INSERT_VALUES, 4, self.values)
+        self.rows, self.values = [], []
+
+
+_INSERT_ROWS = "INSERT INTO interfaces (row, id, class, created, config, canonical, summary) VALUES "
+_INSERT_VALUES = "INSERT OR IGNORE INTO config_values (class, key, value, row) VALUES "
+_statements: dict[tuple[str, int], str] = {}
+
+
+def _insert_flat(conn: sqlite3.Connection, head: str, width: int, flat: list[Any]) -> None:
+    """Insert `flat` (`width` values per row) with statements of many rows each."""
+    per = _BulkInsert.PARAMETERS // width * width
+    for start in range(0, len(flat), per):
+        part = flat[start:start + per]
+        count = len(part) // width
+        sql = _statements.get((head, count))
+        if sql is None:
+            marks = "(" + ",".join("?" * width) + ")"
+            sql = _statements[head, count] = head + ",".join([marks] * count)
+        conn.execute(sql, part)
 
 
 _insert_sql: dict[int, str] = {}
@@ -598,16 +677,21 @@ _canonical: Any = None
 
 
 def _prepare(entry: IndexEntry) -> tuple[IndexEntry, str, str, str | None, list[tuple[str, Any]]]:
+    leaves = entry.leaves if entry.leaves is not None else config_leaves(entry.config)
+    return entry, *_texts(entry), [(key, sql_value(value)) for key, value in leaves]
+
+
+def _texts(entry: IndexEntry) -> tuple[str, str, str | None]:
+    """The config, canonical config and summary of `entry` as stored (JSON text)."""
     global _dumps
     if _dumps is None:
         import json
 
         _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
     summary = entry.summary_text if entry.summary is None else _dumps(entry.summary)
-    leaves = [(key, sql_value(value)) for key, value in config_leaves(entry.config)]
     config = entry.config_text if entry.config_text is not None else _dumps(entry.config)
     canonical = entry.canonical_text if entry.canonical_text is not None else _dumps(entry.canonical)
-    return entry, config, canonical, summary, leaves
+    return config, canonical, summary
 
 
 _TRUE = b"\x01"

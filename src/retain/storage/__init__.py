@@ -12,16 +12,27 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["LocalStorage", "Storage", "make_storage"]
+    from .fsspec import FsspecStorage
 
-_local_cache: dict[str, LocalStorage] = {}
+__all__ = ["FsspecStorage", "LocalStorage", "Storage", "make_storage", "storage_of_directory"]
+
+_cache: dict[Any, Storage] = {}
 
 
 def make_storage(location: Any) -> Storage:
-    """A Storage from an instance, a local path, or a ``file://`` URL.
+    """A Storage from an instance, a local path, or a URL.
+
+    - a path, or ``file:///path`` (``file:///path?shard=2`` creates a sharded storage; see
+      `LocalStorage`): a `LocalStorage`. A path that is the local cache of an object store
+      means that store.
+    - ``s3://bucket/prefix``, ``gs://bucket/prefix``, ``memory://name`` or any other fsspec
+      URL: an `FsspecStorage` (``pip install 'retain[s3]'`` for S3).
+
+    One instance per location and process.
 
     Raises:
-        StorageError: the location is of a kind no installed backend serves.
+        StorageError: the location is malformed, or of a kind no backend serves.
+        ImportError: the backend of that URL is not installed (says which extra to install).
     """
     if isinstance(location, Storage):
         return location
@@ -31,15 +42,70 @@ def make_storage(location: Any) -> Storage:
         raise StorageError(
             f"storage must be a path, a URL or a Storage instance; got {location!r}"
         )
+    shard: int | None = None
     if location.startswith("file://"):
-        location = location[len("file://"):]
+        location, shard = _file_url(location)
     elif "://" in location:
-        scheme = location.split("://", 1)[0]
-        raise StorageError(
-            f"no storage backend for {scheme!r} URLs ({location}); use a local path for now"
-        )
+        from .fsspec import FsspecStorage, default_cache_dir
+
+        key = (location, default_cache_dir())
+        found = _cache.get(key)
+        if found is None:
+            found = _cache[key] = FsspecStorage(location)
+        return found
     root = os.path.abspath(location)
-    storage = _local_cache.get(root)
-    if storage is None:
-        storage = _local_cache[root] = LocalStorage(root)
+    storage = _cache.get(root)
+    if storage is None or (shard is not None and shard != getattr(storage, "shard", None)):
+        from .layout import read_marker
+
+        marker = read_marker(root)
+        if marker is not None and "cache_of" in marker:
+            from .fsspec import storage_from_cache
+
+            storage = storage_from_cache(root)
+        else:
+            storage = LocalStorage(root, shard=shard)
+        assert storage is not None
+        _cache[root] = storage
     return storage
+
+
+def storage_of_directory(directory: str) -> Storage:
+    """The storage that holds the interface directory `directory` (its parent, or, in a
+    sharded storage, its grandparent)."""
+    parent = os.path.dirname(directory)
+    name = os.path.basename(parent)
+    if 0 < len(name) <= 3 and os.path.basename(directory).startswith(name):
+        from .layout import read_marker
+
+        grandparent = os.path.dirname(parent)
+        try:
+            marker = read_marker(grandparent)
+        except Exception:
+            marker = None
+        if marker is not None and marker.get("shard") == len(name):
+            return make_storage(grandparent)
+    return make_storage(parent)
+
+
+def _file_url(url: str) -> tuple[str, int | None]:
+    from urllib.parse import parse_qsl, unquote
+
+    # file:///absolute/path, or file://relative/path as earlier versions took it.
+    path, _, query = url[len("file://"):].partition("?")
+    if path.startswith("localhost/"):
+        path = path[len("localhost"):]
+    shard = None
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key != "shard" or not value.isdigit():
+            raise StorageError(f"file URLs accept one option, shard=1|2|3; got {key}={value!r} in {url!r}")
+        shard = int(value)
+    return unquote(path) or "/", shard
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FsspecStorage":  # its module loads nothing heavy, but only when asked for
+        from .fsspec import FsspecStorage
+
+        return FsspecStorage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

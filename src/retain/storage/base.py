@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
 __all__ = ["Storage"]
 
@@ -14,12 +15,27 @@ __all__ = ["Storage"]
 class Storage(ABC):
     """Where committed interfaces live: one directory of files and one record per id.
 
-    A backend implements the primitives; everything else in retain is built on them. The
-    record is the commit: `publish_record` must make it visible atomically and only once.
+    A backend implements the primitives (`url`, `local_directory`, `read_record`,
+    `publish_record`, `iter_ids`); everything else in retain is built on them. The record is
+    the commit: `publish_record` must make it visible atomically and only once.
+
+    The other methods have defaults that suit a storage whose directories are local (or
+    mounted) paths; a remote backend (an object store) overrides them. Abilities are the
+    boolean ``supports_*`` attributes, and `is_remote`.
     """
 
     #: Files of an interface can be read and written through a local path.
     supports_local_files: bool = True
+    #: `publish_record` is atomic first-writer-wins, also between machines. Where False, two
+    #: committers racing on one identity may both believe they won: each record is complete
+    #: and of the same identity, and one of them stays.
+    supports_exclusive_create: bool = True
+    #: Components can run on this storage (claims, heartbeats and logs in their directory).
+    supports_runs: bool = True
+    #: The interface directories live elsewhere and `local_directory()` is a local cache of
+    #: them: files written there are sent with `upload_file`, missing ones got with
+    #: `fetch_file`, and a commit uploads the directory before publishing the record.
+    is_remote: bool = False
 
     @property
     @abstractmethod
@@ -36,7 +52,10 @@ class Storage(ABC):
 
     @abstractmethod
     def publish_record(self, id: str, data: bytes, *, durable: bool = False) -> bool:
-        """Make the record of `id` visible, atomically; False if it already was (first wins)."""
+        """Make the record of `id` visible, atomically; False if it already was (first wins).
+
+        A remote storage uploads the files in ``local_directory(id)`` first: the record is
+        always the last thing written."""
 
     @abstractmethod
     def iter_ids(self, prefix: str = "") -> Iterator[str]:
@@ -45,6 +64,57 @@ class Storage(ABC):
     def has_record(self, id: str) -> bool:
         """Whether `id` is committed."""
         return self.read_record(id) is not None
+
+    # -- files of a remote storage (no-ops where local_directory() is the storage) ---------
+
+    def upload_file(self, id: str, name: str) -> None:
+        """Send file `name` (relative, ``/``-separated) of ``local_directory(id)`` to the store."""
+
+    def fetch_file(self, id: str, name: str) -> bool:
+        """Get file `name` of `id` from the store into ``local_directory(id)``; False when the
+        store has no such file (or the local directory is the store)."""
+        return False
+
+    # -- what the index reads --------------------------------------------------------------
+
+    def local_root(self) -> str | None:
+        """The local directory that holds the storage's own files (``.retain/``: the default
+        index and its journal): the root of a local storage, the cache of a remote one; None
+        when there is none (then there is no default index)."""
+        return None
+
+    def iter_directories(self, prefix: str = "") -> Iterator[str]:
+        """The ids that start with `prefix` and have a directory, committed or not (a commit
+        in flight, a save before commit): a listing, without reading records."""
+        return self.iter_ids(prefix)
+
+    def has_directory(self, id: str) -> bool:
+        """Whether `id` has a directory (committed or not)."""
+        return os.path.isdir(self.local_directory(id))
+
+    def listing_state(self) -> tuple[str, int] | None:
+        """A token that changes whenever a directory is added or removed, and the time (ns) of
+        the newest such change; None when the storage cannot tell cheaply (the index then
+        lists it again after a while)."""
+        return None
+
+    def read_file(self, id: str, name: str) -> bytes | None:
+        """The bytes of file `name` of `id` as the storage holds it, or None if missing."""
+        try:
+            with open(os.path.join(self.local_directory(id), name), "rb") as handle:
+                return handle.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def read_files(self, items: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        """`read_file` of many ``(id, name)`` pairs (concurrently where the store can); the
+        missing ones are left out."""
+        out = {}
+        for id, name in items:
+            data = self.read_file(id, name)
+            if data is not None:
+                out[(id, name)] = data
+        return out
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"

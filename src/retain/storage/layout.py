@@ -9,6 +9,15 @@ A storage is a directory tree::
 `<id>` is the 32-hex content id. A directory without `interface.json` is not committed: it is
 what an uncommitted interface's `save_file` or a crashed commit leaves, and is invisible.
 
+With the sharded layout (``LocalStorage(root, shard=2)``, for file systems that slow down with
+huge directories), each interface directory sits one level down, under the first `shard`
+characters of its id (see "Storage marker" below)::
+
+    <root>/<id[:shard]>/<id>/...      e.g. <root>/29/29f034.../interface.json
+
+An object store (`FsspecStorage`) has the same layout under its URL (``s3://bucket/prefix/<id>/``);
+its files are used through a local cache directory with the same layout, marked as a cache.
+
 The index (see "Index files" below) adds::
 
     <root>/<id>/summary.json      summary values (scalars) of an interface, written atomically
@@ -31,9 +40,12 @@ __all__ = [
     "JOURNAL_COMMIT",
     "JOURNAL_FILE",
     "JOURNAL_SUMMARY",
+    "MARKER_FILE",
+    "MARKER_FORMAT",
     "RECORD_FILE",
     "RECORD_FORMAT",
     "RESERVED_PREFIX",
+    "SHARD_WIDTHS",
     "STORAGE_META_DIR",
     "SUMMARY_FILE",
     "decode_journal",
@@ -44,7 +56,10 @@ __all__ = [
     "encode_summary",
     "index_fields",
     "index_path",
+    "interface_directory",
     "journal_path",
+    "marker_path",
+    "read_marker",
     "summary_text",
 ]
 
@@ -148,6 +163,64 @@ def _json_type(kind: type | tuple[type, ...]) -> str:
     return names.get(kind, str(kind))
 
 
+# -- Storage marker ---------------------------------------------------------------------------
+#
+# `<root>/.retain/storage.json` records what every process must agree on before it reads or
+# writes a storage directory: the sharded layout (``{"format": "retain.storage", "shard": 2}``),
+# or that the directory is the local cache of an object store
+# (``{"format": "retain.storage", "cache_of": "s3://bucket/prefix"}``), so that
+# `Interface.from_directory` of a cached directory finds its store. No marker: a plain
+# `<root>/<id>/` storage. Written once, exclusively, when the storage is created.
+
+MARKER_FILE = "storage.json"
+MARKER_FORMAT = "retain.storage"
+#: Shard widths (characters of the id) that `LocalStorage(shard=...)` accepts: 16, 256 or 4,096
+#: sub-directories.
+SHARD_WIDTHS = (1, 2, 3)
+
+
+def marker_path(root: str) -> str:
+    """The storage marker of the storage (or cache) directory `root`."""
+    return f"{root}/.retain/{MARKER_FILE}"
+
+
+def interface_directory(root: str, id: str, shard: int = 0) -> str:
+    """The directory of interface `id` in the storage directory `root`."""
+    if shard:
+        return f"{root}/{id[:shard]}/{id}"
+    return f"{root}/{id}"
+
+
+def read_marker(root: str) -> dict[str, Any] | None:
+    """The storage marker of `root`, or None when there is none.
+
+    Raises:
+        RecordError: the marker is not a retain storage marker (damaged, or foreign).
+    """
+    import json
+
+    path = marker_path(root)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        marker = json.loads(data)
+    except ValueError:
+        marker = None
+    if not isinstance(marker, dict) or marker.get("format") != MARKER_FORMAT:
+        raise RecordError(
+            f"{path!r} is not a retain storage marker (expected a JSON object with "
+            f"\"format\": \"{MARKER_FORMAT}\"); it records the storage's layout: restore it "
+            "from a backup, or write {\"format\": \"retain.storage\"} for a plain layout"
+        )
+    shard = marker.get("shard", 0)
+    if isinstance(shard, bool) or (shard != 0 and shard not in SHARD_WIDTHS):
+        raise RecordError(f"{path!r} names an unknown layout (shard={shard!r}); upgrade retain")
+    return marker
+
+
 # -- Index files ------------------------------------------------------------------------------
 #
 # Everything the index keeps lives in `<root>/.retain/`, a name that is not an id, so listing
@@ -242,12 +315,17 @@ def _fast_index_fields(data: bytes, expected_id: str) -> dict[str, Any] | None:
         return None
     find = text.find
     values = []
+    end = 0
+    # `encode_record` sorts the fields, as `_NEEDLES` is: each is searched after the previous.
     for needle in _NEEDLES:
-        start = find(needle)
+        start = find(needle, end)
         if start < 0:
             return None
         start += len(needle)
-        values.append(text[start:find("\n", start)].rstrip(","))
+        end = find("\n", start)
+        if end < 0:
+            return None
+        values.append(text[start:end].rstrip(","))
     canonical, klass, config, created, format, id, kind, module, scheme = values
     for value in (klass, created, format, id, kind, module):
         if len(value) < 2 or value[0] != '"' or value[-1] != '"' or "\\" in value:
@@ -261,13 +339,12 @@ def _fast_index_fields(data: bytes, expected_id: str) -> dict[str, Any] | None:
         or not canonical.startswith("{")
     ):
         return None
-    import json
-
     try:
-        parsed = json.loads(config)
+        # raw_decode: json.loads without its per-call overhead (a third of the parse here).
+        parsed, stop = _raw_decoder()(config)
     except ValueError:
         return None
-    if type(parsed) is not dict:
+    if stop != len(config) or type(parsed) is not dict:
         return None
     return {
         "id": expected_id,
@@ -279,6 +356,18 @@ def _fast_index_fields(data: bytes, expected_id: str) -> dict[str, Any] | None:
         "config_text": config,
         "canonical_text": canonical,
     }
+
+
+_decoder: Any = None
+
+
+def _raw_decoder() -> Any:
+    global _decoder
+    if _decoder is None:
+        import json
+
+        _decoder = json.JSONDecoder().raw_decode
+    return _decoder
 
 
 def encode_summary(values: dict[str, Any]) -> bytes:

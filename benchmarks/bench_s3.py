@@ -1,0 +1,241 @@
+"""Object-store storage (issue 5): round trips and times of `get` and `commit` on S3, against the
+local S3-compatible test server (SeaweedFS on 127.0.0.1, started by scripts/services/s3.sh).
+
+Usage (from the repository root):
+
+    .venv/bin/python benchmarks/bench_s3.py                 # updates "## S3 storage" of RESULTS.md
+    .venv/bin/python benchmarks/bench_s3.py --no-results    # prints only
+
+Prints one JSON line per figure on stdout (name, values, baseline, ratio, target, pass), like
+`benchmarks/run.py`; progress goes to stderr. The exit status is 0 even when figures miss.
+
+Method: requests are counted with a handler on the S3 client's ``before-send`` event, so each
+HTTP request the storage sends is one round trip (retries included). Times are medians of
+`time.perf_counter_ns` around one call; the baseline of each is the bare S3 operation it
+cannot avoid (a GET of the record object; a conditional PUT of it), through the same client,
+alternating with retain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
+
+import retain  # noqa: E402
+from retain import Interface, get  # noqa: E402
+from retain.index._hooks import flush  # noqa: E402
+
+RESULTS = os.path.join(HERE, "RESULTS.md")
+SECTION = "## S3 storage"
+FIGURES: list[dict[str, Any]] = []
+
+
+class BenchItem(Interface):
+    Config = {"i": 0}
+
+
+def log(message: str) -> None:
+    print(f"[bench-s3 {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def figure(name: str, values: dict[str, Any], baseline: Any, ratio: float | None, target: str,
+           passed: bool, summary: str, baseline_summary: str = "-") -> None:
+    entry = {"name": name, "values": values, "baseline": baseline,
+             "ratio": None if ratio is None else round(ratio, 3), "target": target, "pass": bool(passed)}
+    print(json.dumps(entry), flush=True)
+    FIGURES.append({**entry, "_summary": summary, "_baseline_summary": baseline_summary})
+
+
+def server() -> dict[str, str]:
+    found = {k: os.environ.get(k, "") for k in ("RETAIN_TEST_S3_ENDPOINT", "RETAIN_TEST_S3_BUCKET",
+                                                 "RETAIN_TEST_S3_KEY", "RETAIN_TEST_S3_SECRET")}
+    if not all(found.values()):
+        out = subprocess.run(["bash", os.path.join(REPO, "scripts", "services", "s3.sh")],
+                             capture_output=True, text=True, check=True)
+        for line in out.stdout.splitlines():
+            name, _, value = line.partition("=")
+            if name in found:
+                found[name] = value
+    return found
+
+
+def median_us(samples: list[int]) -> float:
+    return round(statistics.median(samples) / 1000, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=200, help="timed repetitions of each operation")
+    parser.add_argument("--no-results", action="store_true", help="do not touch RESULTS.md")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    s3 = server()
+    os.environ["AWS_ACCESS_KEY_ID"] = s3["RETAIN_TEST_S3_KEY"]
+    os.environ["AWS_SECRET_ACCESS_KEY"] = s3["RETAIN_TEST_S3_SECRET"]
+    os.environ["RETAIN_CACHE_DIR"] = tempfile.mkdtemp(prefix="retain-bench-s3-cache-")
+    prefix = f"bench-{uuid.uuid4().hex[:10]}"
+    url = f"s3://{s3['RETAIN_TEST_S3_BUCKET']}/{prefix}?endpoint_url={s3['RETAIN_TEST_S3_ENDPOINT']}"
+    storage: Any = retain.storage(url).__enter__()
+    log(f"storage {url}, cache {storage.cache}")
+    storage._check()
+    calls: list[tuple[str, str]] = []
+    storage.fs.s3.meta.events.register("before-send.s3", lambda request, **_: calls.append((request.method, request.url)))
+    client = storage.fs
+    bucket = s3["RETAIN_TEST_S3_BUCKET"]
+    clock = time.perf_counter_ns
+    reps = args.reps
+
+    # -- commit: retain vs the bare conditional PUT of a record-sized object ------------------
+    BenchItem({"i": -1}).commit()  # first use: the session and the bucket check
+    commit_ns, bare_put_ns, commit_requests = [], [], []
+    record_bytes = len(storage.read_record(BenchItem({"i": -1}).id) or b"")
+    payload = b"x" * record_bytes
+    for i in range(reps):
+        item = BenchItem({"i": i})
+        calls.clear()
+        t0 = clock()
+        item.commit()
+        commit_ns.append(clock() - t0)
+        commit_requests.append(len(calls))
+        key = f"{prefix}-bare/{uuid.uuid4().hex}/interface.json"
+        t0 = clock()
+        client.call_s3("put_object", Bucket=bucket, Key=key, Body=payload, IfNoneMatch="*")
+        bare_put_ns.append(clock() - t0)
+    flush()
+    # with a file saved before the commit
+    file_requests = []
+    for i in range(20):
+        item = BenchItem({"i": 10_000 + i})
+        item.save_file("result.json", {"value": i})
+        calls.clear()
+        item.commit()
+        file_requests.append(len(calls))
+    worst = max(commit_requests)
+    figure(
+        "s3_commit",
+        {"median_us": median_us(commit_ns), "requests_max": worst, "requests_median": statistics.median(commit_requests),
+         "requests_with_one_file_max": max(file_requests), "repetitions": reps, "record_bytes": record_bytes},
+        {"ops": "conditional PUT of a record-sized object", "median_us": median_us(bare_put_ns)},
+        statistics.median(commit_ns) / statistics.median(bare_put_ns),
+        "at most 4 round trips",
+        worst <= 4 and max(file_requests) <= 4,
+        f"{median_us(commit_ns)} us; {worst} request(s), {max(file_requests)} with one file",
+        f"{median_us(bare_put_ns)} us (conditional PUT)",
+    )
+
+    # -- get: retain (hit and miss) vs the bare GET of the record object ---------------------
+    get_ns, bare_get_ns, get_requests, miss_requests = [], [], [], []
+    for i in range(reps):
+        calls.clear()
+        t0 = clock()
+        found = get(BenchItem, {"i": i})
+        get_ns.append(clock() - t0)
+        get_requests.append(len(calls))
+        assert found.is_committed()
+        t0 = clock()
+        client.cat_file(f"{storage.root}/{found.id}/interface.json", max_concurrency=1)
+        bare_get_ns.append(clock() - t0)
+        calls.clear()
+        get(BenchItem, {"i": -2 - i})
+        miss_requests.append(len(calls))
+    worst = max(get_requests)
+    figure(
+        "s3_get_hit",
+        {"median_us": median_us(get_ns), "requests_max": worst, "miss_requests_max": max(miss_requests),
+         "repetitions": reps},
+        {"ops": "GET of the record object", "median_us": median_us(bare_get_ns)},
+        statistics.median(get_ns) / statistics.median(bare_get_ns),
+        "at most 3 round trips",
+        worst <= 3,
+        f"{median_us(get_ns)} us; {worst} request(s) (a miss: {max(miss_requests)})",
+        f"{median_us(bare_get_ns)} us (GET)",
+    )
+
+    # -- a query on a fresh machine: list and read every record -----------------------------
+    flush()
+    from retain.storage.fsspec import FsspecStorage
+
+    fresh = FsspecStorage(url, cache_dir=tempfile.mkdtemp(prefix="retain-bench-s3-other-"))
+    t0 = clock()
+    count = retain.index.rebuild(fresh)
+    rebuild_ms = (clock() - t0) / 1e6
+    figure(
+        "s3_rebuild",
+        {"ms": round(rebuild_ms, 1), "interfaces": count},
+        None, None, "informational: a new machine's index, from the listing and concurrent reads",
+        True, f"{rebuild_ms:.0f} ms for {count} interfaces",
+    )
+
+    try:
+        client.rm(f"{bucket}/{prefix}", recursive=True)
+        client.rm(f"{bucket}/{prefix}-bare", recursive=True)
+    except Exception as exc:  # the test server's data directory is disposable anyway
+        log(f"cleanup: {exc}")
+    seconds = time.perf_counter() - started
+    if not args.no_results:
+        write_results(seconds, reps, s3["RETAIN_TEST_S3_ENDPOINT"])
+    return 0
+
+
+def write_results(seconds: float, reps: int, endpoint: str) -> None:
+    lines = [
+        SECTION,
+        "",
+        f"Latest run of `benchmarks/bench_s3.py` ({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+        f"SeaweedFS `weed server -s3` on {endpoint}, loopback; {reps} repetitions; run took {seconds:.0f} s).",
+        "",
+        "| Figure | Measured | Baseline | Ratio | Target | Pass |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in FIGURES:
+        ratio = "-" if f["ratio"] is None else f"{f['ratio']:.2f}x"
+        lines.append(f"| {f['name']} | {f['_summary']} | {f['_baseline_summary']} | {ratio} | {f['target']} | "
+                     f"{'yes' if f['pass'] else '**no**'} |")
+    lines += [
+        "",
+        "- Round trips are HTTP requests counted on the S3 client (`before-send` events). A commit "
+        "without files is one conditional PUT of the record (`If-None-Match: *`); with files, a HEAD "
+        "of the record (committed already? then its files are left alone), a PUT per file, then the "
+        "record. A `get` is one GET of the record (404 when absent). The first use of a storage in "
+        "a process adds a connection check and a HEAD of the bucket, once.",
+        "- s3_rebuild: `retain.index.rebuild()` from a new cache directory (another machine): one "
+        "listing, then records and summaries read concurrently.",
+        "",
+        "```",
+        *(json.dumps({k: v for k, v in f.items() if not k.startswith("_")}) for f in FIGURES),
+        "```",
+        "",
+    ]
+    section = "\n".join(lines)
+    try:
+        with open(RESULTS, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        text = "# Benchmark results\n"
+    start = text.find("\n" + SECTION + "\n")
+    if start >= 0:
+        end = text.find("\n## ", start + len(SECTION) + 2)
+        text = text[:start + 1] + section + (text[end + 1:] if end >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    with open(RESULTS + ".tmp", "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(RESULTS + ".tmp", RESULTS)
+    log(f"updated the {SECTION!r} section of {RESULTS}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

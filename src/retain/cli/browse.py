@@ -1,0 +1,277 @@
+"""Commands over many committed interfaces: ``ls``, ``status``, ``stale``, ``index rebuild``.
+
+Each parses, makes one library call, and formats: a table on a terminal, tab-separated lines
+when piped, JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .._errors import InterfaceNotFoundError
+from . import EXIT_OK, PARSERS, command
+from .output import ProgressBar, is_terminal, print_json, print_table
+from .parse import UsageError, parse_versions, parse_where
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["index", "ls", "stale", "status"]
+
+_JSON_HELP = "print JSON (also accepted before the command)"
+
+
+def _storage_url() -> str:
+    from .._settings import current_storage
+
+    return current_storage().url
+
+
+def _short(row: dict[str, Any], terminal: bool) -> dict[str, Any]:
+    """On a terminal, ids as their first 6 characters and times to the second."""
+    if not terminal:
+        return row
+    out = dict(row)
+    if isinstance(out.get("id"), str):
+        out["id"] = out["id"][:6]
+    created = out.get("created")
+    if isinstance(created, str) and len(created) >= 19:
+        out["created"] = created[:19].replace("T", " ")
+    return out
+
+
+# -- retain ls [MODULE] [--where EXPR] [--limit N] -----------------------------------------------
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _ls_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("module", nargs="?", help="a module (its one Interface class) or module:Class; default: every class")
+    parser.add_argument(
+        "--where", action="append", default=[], metavar="EXPR",
+        help="a condition KEY OP VALUE, OP one of = < <= > >= (e.g. 'lr<0.01', 'batch_size=8', "
+        "'summary.loss<=0.2', 'created>2024-05'); repeat for more (all must hold)",
+    )
+    parser.add_argument("--limit", type=_positive, metavar="N", help="only the N newest")
+    parser.add_argument("--json", action="store_true", help=_JSON_HELP)
+    parser.epilog = (
+        "Columns: id, class, created, then each config key and each summary.<name>. Newest "
+        "first. Exits 1 when nothing matches."
+    )
+
+
+PARSERS["ls"] = _ls_parser
+
+
+def where_groups(expressions: list[str]) -> list[dict[str, Any]]:
+    """``--where`` expressions as `where` dicts: the first holds one condition per key, the
+    next ones the conditions on keys already used (``lr>0.1`` and ``lr<0.5``)."""
+    groups: list[dict[str, Any]] = []
+    for expression in expressions:
+        key, condition = parse_where(expression)
+        for group in groups:
+            if key not in group:
+                group[key] = condition
+                break
+        else:
+            groups.append({key: condition})
+    return groups
+
+
+@command("ls", "a table of committed interfaces from the index, filtered with --where")
+def ls(args: argparse.Namespace) -> int:
+    from .._get import get
+    from ..interface import Interface
+
+    groups = where_groups(args.where)
+    runs = get.all(args.module or Interface, where=groups[0] if groups else None)
+    for more in groups[1:]:
+        runs = runs.filter(more)
+    if args.limit:
+        runs = runs[: args.limit]
+    table = runs.to_table()
+    if not table:
+        what = f"committed {args.module}" if args.module else "committed interface"
+        condition = f" with {' and '.join(args.where)}" if args.where else ""
+        raise InterfaceNotFoundError(f"no {what}{condition} in {_storage_url()}")
+    if args.json:
+        print_json(table)
+        return EXIT_OK
+    terminal = is_terminal(sys.stdout)
+    names = _column_names(table)
+    rows = [{names.get(key, key): value for key, value in _short(row, terminal).items()} for row in table]
+    print_table(rows, _columns(list(names.values())))
+    return EXIT_OK
+
+
+def _column_names(table: list[dict[str, Any]]) -> dict[str, str]:
+    """Table keys -> column names: ``config.lr`` is shown as ``lr`` unless that would clash
+    with another column."""
+    keys: dict[str, None] = {}
+    for row in table:
+        keys.update(dict.fromkeys(row))
+    taken = {key for key in keys if not key.startswith("config.")}
+    names = {}
+    for key in keys:
+        short = key[len("config."):] if key.startswith("config.") else key
+        names[key] = short if key.startswith("config.") and short not in taken else key
+    return names
+
+
+def _columns(names: list[str]) -> list[str]:
+    fixed = ["id", "class", "created"]
+    summary = sorted(name for name in names if name.startswith("summary."))
+    config = sorted(name for name in names if name not in fixed and name != "module" and name not in summary)
+    return fixed + config + summary
+
+
+# -- retain status MODULE [key=value ...] ---------------------------------------------------------
+
+
+def _status_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("module", help="a module (its one Component class) or module:Class")
+    parser.add_argument(
+        "words", nargs="*", metavar="key=value|~version",
+        help="one configuration; without any, every committed component of the class",
+    )
+    parser.add_argument("--json", action="store_true", help=_JSON_HELP)
+    parser.epilog = (
+        "States: missing (never ran), running, failed (with its error), died (its process "
+        "stopped without recording an end), finished. Exits 1 when the class has no committed "
+        "component."
+    )
+
+
+PARSERS["status"] = _status_parser
+
+
+@command("status", "missing / running / failed / died / finished, for components")
+def status(args: argparse.Namespace) -> int:
+    from .._get import get
+    from .._sweep import status as library_status
+    from ..component import Component
+
+    target: Any = args.module
+    if args.words:
+        target = get(args.module, parse_versions(args.words))
+        if not isinstance(target, Component):
+            raise UsageError(
+                f"{target!r} is an {target.kind}, not a Component: status is about a component's runs"
+            )
+    report = library_status(target)
+    if not len(report):
+        raise InterfaceNotFoundError(f"no committed {args.module} in {_storage_url()}")
+    rows: list[dict[str, Any]] = []
+    for component, state in report:
+        error = report.errors.get(component.id)
+        message = str(error.get("message") or "").strip().splitlines() if error else []
+        rows.append({
+            "id": component.id,
+            "class": type(component).__qualname__,
+            "state": state,
+            "nickname": component.nickname,
+            "error": f"{error.get('type')}: {message[0] if message else ''}" if error else None,
+            "directory": component.local_directory(),
+        })
+    if args.json:
+        for row, (component, _) in zip(rows, report):
+            error = report.errors.get(component.id)
+            row["error"] = None if error is None else {k: error.get(k) for k in ("type", "message", "run", "time")}
+        print_json(rows)
+        return EXIT_OK
+    terminal = is_terminal(sys.stdout)
+    columns = ["id", "class", "state", "nickname", "error"] + ([] if terminal else ["directory"])
+    print_table([_short(row, terminal) for row in rows], columns)
+    if terminal:
+        counts = report.counts()
+        print(f"{len(report)} component(s): " + ", ".join(f"{n} {state}" for state, n in counts.items() if n))
+    return EXIT_OK
+
+
+# -- retain stale [MODULE] ------------------------------------------------------------------------
+
+
+def _stale_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("module", nargs="?", help="a module or module:Class; default: every class")
+    parser.add_argument(
+        "--git", action="store_true",
+        help="also count results computed at another git commit, even if their module is unchanged",
+    )
+    parser.add_argument("--json", action="store_true", help=_JSON_HELP)
+    parser.epilog = (
+        "A result is stale when its module's source file changed since it was computed (its "
+        "recorded sha256; the git commit when no hash was recorded), when its defaults changed "
+        "(today's code resolves its versions to another configuration), or when its class or "
+        "versions no longer load."
+    )
+
+
+PARSERS["stale"] = _stale_parser
+
+
+@command("stale", "committed results older than their module's code, or whose defaults changed")
+def stale(args: argparse.Namespace) -> int:
+    from .._stale import stale as library_stale
+
+    results = library_stale(args.module, git=args.git)
+    if args.json:
+        print_json([result.to_dict() for result in results])
+        return EXIT_OK
+    if not results:
+        print(f"nothing stale in {_storage_url()}", file=sys.stderr)
+        return EXIT_OK
+    terminal = is_terminal(sys.stdout)
+    rows = [
+        _short({
+            "id": result.id,
+            "class": result.qualname,
+            "created": result.created,
+            "why": ",".join(result.kinds),
+            "details": "; ".join(reason["message"] for reason in result.reasons),
+        }, terminal)
+        for result in results
+    ]
+    print_table(rows, ["id", "class", "created", "why", "details"])
+    return EXIT_OK
+
+
+# -- retain index rebuild -------------------------------------------------------------------------
+
+
+def _index_parser(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    rebuild = actions.add_parser(
+        "rebuild", help="rebuild the index from the records in storage",
+        description="Rebuild the index of the storage from its records alone (a progress bar "
+        "on a terminal); prints how many interfaces it indexed. Nothing in storage changes.",
+    )
+    rebuild.add_argument("--json", action="store_true", help=_JSON_HELP)
+
+
+PARSERS["index"] = _index_parser
+
+
+@command("index", "maintain the index: `retain index rebuild` rebuilds it from storage")
+def index(args: argparse.Namespace) -> int:
+    from ..index import rebuild
+
+    bar = ProgressBar("rebuilding index")
+    try:
+        count = rebuild(progress=bar if bar.enabled else None)
+    finally:
+        bar.close()
+    if args.json:
+        print_json({"indexed": count, "storage": _storage_url()})
+    else:
+        print(f"indexed {count:,} interface(s) in {_storage_url()}")
+    return EXIT_OK

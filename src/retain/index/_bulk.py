@@ -1,0 +1,231 @@
+"""Reading every record of a storage for `rebuild`, in worker processes when there are many.
+
+A rebuild reads two small files per interface and parses the record: most of its time, and
+independent from one interface to the next, while the index takes the rows from one writer.
+With more than one CPU and many records, worker processes read chunks of ids and send back the
+entries (with their config leaves, which the index would otherwise compute here), encoded with
+`marshal` (the cheapest encoding of plain values), while this process writes the rows.
+
+Workers are forked when this process has a single thread (nothing can hold a lock the children
+need) and come from a fork server otherwise; without either, or below `PARALLEL_MIN` records,
+or when the pool cannot start or breaks, reading happens here, with the same results.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+from .base import IndexEntry, config_leaves
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from typing import Any
+
+    from ..storage.base import Storage
+
+    #: (id, entry or None when there is no record or it is damaged, error message or None)
+    Read = tuple[str, "IndexEntry | None", "str | None"]
+
+__all__ = ["PARALLEL_MIN", "paused_gc", "read_chunks"]
+
+#: Records below which reading in this process is faster than starting forked workers.
+PARALLEL_MIN = 10_000
+#: The same for workers from a fork server (slower to start: they import retain).
+PARALLEL_MIN_FORKSERVER = 100_000
+#: At most this many workers (reading is bound by the one writer beyond that).
+MAX_WORKERS = 4
+
+
+def read_chunks(storage: Storage, ids: list[str], size: int) -> Iterator[list[Read]]:
+    """For each chunk of `size` ids in turn, ``(id, entry, error)`` for each of its ids: the
+    entry is None when the record is missing or damaged (then `error` says why)."""
+    chunks = [ids[start:start + size] for start in range(0, len(ids), size)]
+    pool, workers = _pool(storage, len(ids))
+    if pool is None:
+        for chunk in chunks:
+            yield _read_here(storage, chunk)
+        return
+    from collections import deque
+    from concurrent.futures.process import BrokenProcessPool
+
+    ahead: deque[Future[bytes]] = deque()
+    submitted = done = 0
+    try:
+        try:
+            while done < len(chunks):
+                # A few chunks ahead of the writer: bounds memory when the writer is slower.
+                while submitted < len(chunks) and len(ahead) < 4 * workers:
+                    ahead.append(pool.submit(_read_in_worker, chunks[submitted]))
+                    submitted += 1
+                data = ahead.popleft().result()
+                done += 1
+                yield _unpack(data)
+        except (BrokenProcessPool, OSError):
+            # The workers could not start or one died (out of memory?): read the rest here
+            # (an error reading a record comes back here too, and is raised again).
+            for chunk in chunks[done:]:
+                yield _read_here(storage, chunk)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector in the block. A rebuild makes millions of short-lived
+    objects and no cycles; the collector would walk them again and again (a fifth of the time
+    of a rebuild). Reference counting still frees everything meanwhile."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _read_here(storage: Storage, chunk: list[str]) -> list[Read]:
+    from ._repair import _read_entries
+
+    return [
+        (id, entry, None if error is None else str(error))
+        for id, entry, error in _read_entries(storage, chunk)
+    ]
+
+
+def _pool(storage: Storage, count: int) -> tuple[ProcessPoolExecutor | None, int]:
+    """A process pool to read `count` records of `storage` with and its number of workers, or
+    None to read here."""
+    from ..storage.local import LocalStorage
+
+    if type(storage) is not LocalStorage or count < PARALLEL_MIN:
+        return None, 0
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    method = _start_method(count) if cpus > 1 else None
+    if method is None:
+        return None, 0
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(cpus, MAX_WORKERS)
+    try:
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context(method),
+            initializer=_start_worker,
+            initargs=(storage,),
+        )
+    except (OSError, ImportError, NotImplementedError, ValueError):
+        return None, 0  # no working semaphores (some sandboxes), or no such start method
+    return pool, workers
+
+
+def _start_method(count: int) -> str | None:
+    """How to start workers to read `count` records: ``"fork"`` from a process with one
+    thread on Linux (a thread of this process cannot hold a lock the children need then),
+    else ``"forkserver"`` for many records; None to read here."""
+    import multiprocessing
+    import sys
+    import threading
+
+    methods = multiprocessing.get_all_start_methods()
+    if sys.platform.startswith("linux") and "fork" in methods and threading.active_count() == 1:
+        return "fork"
+    if "forkserver" in methods and count >= PARALLEL_MIN_FORKSERVER:
+        return "forkserver"
+    return None
+
+
+_storage: Storage | None = None
+
+
+def _start_worker(storage: Storage) -> None:
+    import gc
+
+    global _storage
+    _storage = storage
+    gc.disable()  # a worker only makes short-lived objects without cycles (see paused_gc)
+
+
+def _read_in_worker(chunk: list[str]) -> bytes:
+    """A chunk read in a worker, marshalled: entries as tuples (`_pack`), and ``(id, error)``
+    for ids without an entry. What `_read_here` does for a `LocalStorage`, with fewer steps
+    (no IndexEntry on this side, one directory path per id)."""
+    import marshal
+
+    from .._errors import RecordError
+    from ..storage.layout import RECORD_FILE, SUMMARY_FILE, index_fields, summary_text
+
+    assert _storage is not None
+    directory = _storage.local_directory
+    share = _shared.setdefault
+    out: list[tuple[Any, ...]] = []
+    for id in chunk:
+        base = directory(id)
+        where = f"{base}/{RECORD_FILE}"
+        record = _read_file(where)
+        if record is None:
+            out.append((id, None))
+            continue
+        try:
+            fields = index_fields(record, where, id)
+        except RecordError as exc:
+            out.append((id, str(exc)))
+            continue
+        summary = _read_file(f"{base}/{SUMMARY_FILE}")
+        module, qualname, kind = fields["module"], fields["class"], fields["kind"]
+        out.append((
+            id, share(module, module), share(qualname, qualname), share(kind, kind),
+            fields["created"], fields["config_text"], None, None, None, fields["canonical_text"],
+            None if summary is None else summary_text(summary),
+            [(share(key, key), value) for key, value in config_leaves(fields["config"])],
+        ))
+    return marshal.dumps(out)
+
+
+def _read_file(path: str) -> bytes | None:
+    """The bytes of a small file, or None if it does not exist (as `LocalStorage.read_file`)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        data = os.read(fd, 16384)
+        if len(data) == 16384:
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        return data
+    finally:
+        os.close(fd)
+
+
+#: Strings that repeat from one entry to the next (config keys, class names), one object each:
+#: marshal writes a repeated object once, and the writer then makes fewer objects.
+_shared: dict[str, str] = {}
+
+
+def _unpack(data: bytes) -> list[Read]:
+    import marshal
+
+    out: list[Read] = []
+    for item in marshal.loads(data):
+        if len(item) == 2:
+            out.append((item[0], None, item[1]))
+            continue
+        (id, module, qualname, kind, created, config_text, config, canonical, summary,
+         canonical_text, summary_text, leaves) = item
+        out.append((id, IndexEntry(
+            id, module, qualname, kind, created, config, canonical or {}, summary,
+            config_text=config_text, canonical_text=canonical_text, summary_text=summary_text,
+            leaves=leaves,
+        ), None))
+    return out

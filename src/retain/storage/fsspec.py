@@ -1,0 +1,522 @@
+"""Storage in an object store through fsspec: ``s3://bucket/prefix``, ``gs://``, ``memory://``.
+
+The layout is the local one under the URL (``<url>/<id>/interface.json`` and the files beside
+it). Files are used through a local cache directory with the same layout, so that
+`local_directory()`, `save_file` and user code work with local paths:
+
+- before commit, files are written to the cache only;
+- a commit uploads every file of the interface's cache directory, then writes the record with
+  the store's conditional write (S3 ``If-None-Match: *``, GCS ``ifGenerationMatch=0``): the
+  record is the last thing written and exactly one committer of an identity wins;
+- after commit, `save_file` uploads at once; `load_file` fetches a missing file into the cache.
+
+A commit killed before its record is written leaves files without a record: invisible, like a
+directory without a record on local storage, and overwritten by the next commit of the
+identity. fsspec and the store's own package (s3fs, gcsfs) are imported when a storage is made.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from .._errors import StorageError
+from .._fs import TEMP_PREFIX, atomic_write, makedirs, temp_path_for
+from ..identity import ID_LENGTH, is_id
+from .base import Storage
+from .layout import MARKER_FORMAT, RECORD_FILE, STORAGE_META_DIR, interface_directory, marker_path, read_marker
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from typing import Any
+
+__all__ = ["FsspecStorage", "default_cache_dir"]
+
+#: Stores whose fsspec backend makes ``pipe_file(..., mode="create")`` an atomic put-if-absent:
+#: S3 (s3fs >= 2024.12, ``If-None-Match: *``) and GCS (gcsfs >= 2024.12,
+#: ``ifGenerationMatch=0``). The in-memory store is made atomic here with a lock (it lives in
+#: one process).
+CONDITIONAL_WRITE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "memory"})
+_OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs"})
+#: Which extra installs the backend of a protocol.
+_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
+#: Query parameters of a storage URL that are passed to the fsspec backend (never secrets:
+#: the URL is written into payloads and logs; credentials come from the environment).
+URL_OPTIONS = ("endpoint_url", "region_name", "anon", "requester_pays", "project")
+#: How many candidates `iter_ids` checks one by one before it lists the whole store instead.
+_CHECK_ONE_BY_ONE = 8
+_memory_lock = threading.Lock()
+
+
+def default_cache_dir() -> str:
+    """Where object stores are cached: ``$RETAIN_CACHE_DIR``, else ``$XDG_CACHE_HOME/retain``,
+    else ``~/.cache/retain``."""
+    explicit = os.environ.get("RETAIN_CACHE_DIR")
+    if explicit:
+        return os.path.abspath(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "retain")
+
+
+class FsspecStorage(Storage):
+    """Interfaces in an object store (any fsspec URL), used through a local cache.
+
+    Args:
+        url: ``s3://bucket/prefix``, ``gs://bucket/prefix``, ``memory://name``... Query
+            parameters in `URL_OPTIONS` go to the backend
+            (``s3://bucket/prefix?endpoint_url=http://127.0.0.1:8333``); credentials come from
+            the environment (``AWS_ACCESS_KEY_ID``...), or from `storage_options`.
+        cache_dir: the directory of local caches (default `default_cache_dir()`); this
+            storage's cache is a sub-directory named after the URL and endpoint.
+        exclusive_create: whether the store's conditional write is atomic (default: known
+            for S3, GCS and memory); where False, a commit checks for the record and then
+            writes it, so two committers racing on one identity may both write it (each a
+            complete record of the same identity; one of them stays).
+        storage_options: passed to the fsspec backend (``key``, ``secret``...).
+
+    Raises:
+        ImportError: fsspec or the store's backend is not installed (the message says which
+            extra to install).
+    """
+
+    supports_runs = False
+    is_remote = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        exclusive_create: bool | None = None,
+        **storage_options: Any,
+    ) -> None:
+        from urllib.parse import parse_qsl, urlsplit
+
+        if "://" not in url:
+            raise StorageError(f"an object store URL looks like 's3://bucket/prefix'; got {url!r}")
+        parts = urlsplit(url)
+        protocol = parts.scheme.lower()
+        options = {}
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key not in URL_OPTIONS:
+                raise StorageError(
+                    f"unknown option {key!r} in storage URL {url!r}; the URL accepts "
+                    f"{', '.join(URL_OPTIONS)} (credentials come from the environment)"
+                )
+            options[key] = {"true": True, "false": False}.get(value.lower(), value)
+        path = (parts.netloc + parts.path).rstrip("/")
+        query = "&".join(f"{k}={options[k] if not isinstance(options[k], bool) else str(options[k]).lower()}"
+                         for k in sorted(options))
+        self._url = f"{protocol}://{path}" + (f"?{query}" if query else "")
+        self.protocol = protocol
+        self.fs = _filesystem(protocol, self._url, {**_defaults(protocol), **options, **storage_options})
+        self.root = self.fs._strip_protocol(f"{protocol}://{path}").rstrip("/")
+        self.bucket = self.root.split("/", 1)[0] if protocol in _OBJECT_STORES else ""
+        self.endpoint = _endpoint(self.fs, options)
+        if protocol in _OBJECT_STORES and not self.bucket:
+            raise StorageError(f"storage URL {url!r} names no bucket; use {protocol}://bucket/prefix")
+        self.supports_exclusive_create = (
+            exclusive_create if exclusive_create is not None else protocol in CONDITIONAL_WRITE_PROTOCOLS
+        )
+        self.cache_dir = os.path.abspath(os.fspath(cache_dir)) if cache_dir is not None else default_cache_dir()
+        self.cache = os.path.join(self.cache_dir, _cache_name(protocol, path, self.endpoint))
+        self._checked = False
+        self._s3 = protocol in ("s3", "s3a")
+        # Small objects in one request (s3fs otherwise asks for the size first).
+        self._small: dict[str, Any] = {"max_concurrency": 1} if self._s3 else {}
+
+    # -- naming ----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def __repr__(self) -> str:
+        where = f", endpoint {self.endpoint}" if self.endpoint else ""
+        return f"FsspecStorage({self._url!r}{where})"
+
+    def _key(self, id: str, name: str | None = None) -> str:
+        return f"{self.root}/{id}" if name is None else f"{self.root}/{id}/{name}"
+
+    def _where(self) -> str:
+        return f"{self._url}" + (f" (endpoint {self.endpoint})" if self.endpoint else "")
+
+    # -- the local cache ---------------------------------------------------------------------
+
+    def local_directory(self, id: str) -> str:
+        return interface_directory(self.cache, id)
+
+    def local_root(self) -> str:
+        self._ensure_cache()
+        return self.cache
+
+    def _ensure_cache(self) -> None:
+        if os.path.isfile(marker_path(self.cache)):
+            return
+        import json
+
+        makedirs(os.path.join(self.cache, STORAGE_META_DIR))
+        data = (json.dumps({"format": MARKER_FORMAT, "cache_of": self._url}) + "\n").encode()
+        atomic_write(marker_path(self.cache), lambda handle: handle.write(data), exclusive=True)
+
+    def _cache_record(self, id: str, data: bytes) -> None:
+        """Keep a copy of a record in the cache (records never change), so that
+        `Interface.from_directory` of the cached directory works."""
+        path = os.path.join(self.local_directory(id), RECORD_FILE)
+        if os.path.exists(path):
+            return
+        try:
+            self._ensure_cache()
+            makedirs(os.path.dirname(path))
+            atomic_write(path, lambda handle: handle.write(data), exclusive=True)
+        except OSError:
+            pass  # only a cache
+
+    def _local_files(self, id: str) -> list[str]:
+        """The files of `id` in the cache (relative, ``/``-separated), without temporaries and
+        the record."""
+        directory = self.local_directory(id)
+        out = []
+        for parent, dirs, names in os.walk(directory):
+            dirs[:] = [d for d in dirs if not d.startswith(TEMP_PREFIX)]
+            for name in names:
+                if name.startswith(TEMP_PREFIX):
+                    continue
+                relative = os.path.relpath(os.path.join(parent, name), directory).replace(os.sep, "/")
+                if relative != RECORD_FILE:
+                    out.append(relative)
+        return sorted(out)
+
+    # -- calling the store -------------------------------------------------------------------
+
+    def _check(self) -> None:
+        """Once per storage and process: fail fast, and clearly, when the store cannot be
+        reached or the bucket does not exist (instead of slow retries, or a missing bucket
+        read as an empty storage)."""
+        if self._checked:
+            return
+        if self.endpoint:
+            _probe_endpoint(self.endpoint, self._url)
+        if self.bucket:
+            try:
+                if self._s3:
+                    self.fs.call_s3("head_bucket", Bucket=self.bucket)
+                else:
+                    self.fs.info(self.bucket)
+            except FileNotFoundError:
+                raise StorageError(
+                    f"bucket {self.bucket!r} does not exist in {self._where()}; create it first "
+                    "(for example with the store's console or CLI), or fix the URL"
+                ) from None
+            except PermissionError as exc:
+                raise StorageError(
+                    f"access to bucket {self.bucket!r} in {self._where()} was denied ({exc}); check "
+                    "the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for S3)"
+                ) from exc
+            except Exception as exc:
+                raise self._error(f"reach bucket {self.bucket!r}", exc) from exc
+        self._checked = True
+
+    def _error(self, doing: str, exc: BaseException) -> StorageError:
+        return StorageError(f"could not {doing} in {self._where()}: {type(exc).__name__}: {exc}")
+
+    def _cat(self, key: str) -> bytes | None:
+        self._check()
+        try:
+            data = self.fs.cat_file(key, **self._small)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except Exception as exc:
+            raise self._error(f"read {key}", exc) from exc
+        return bytes(data)
+
+    def _exists(self, key: str) -> bool:
+        self._check()
+        try:
+            if self._s3:  # one HEAD (info() also lists, to tell a missing key from a directory)
+                bucket, _, name = key.partition("/")
+                self.fs.call_s3("head_object", Bucket=bucket, Key=name)
+            else:
+                self.fs.info(key)
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise self._error(f"look up {key}", exc) from exc
+        return True
+
+    def _create(self, key: str, data: bytes) -> bool:
+        """Write `key` unless it exists; False when it did (the store's put-if-absent)."""
+        self._check()
+        if not self.supports_exclusive_create:
+            if self._exists(key):
+                return False
+            self._put_bytes(key, data)
+            return True
+        for attempt in range(8):
+            try:
+                if self.protocol == "memory":
+                    with _memory_lock:
+                        self.fs.pipe_file(key, data, mode="create")
+                else:
+                    self.fs.pipe_file(key, data, mode="create")
+                return True
+            except Exception as exc:
+                verdict = _precondition(exc)
+                if verdict == "exists":
+                    return False
+                if verdict == "conflict" and attempt < 7:
+                    # S3 answers 409 to a conditional write racing another one: retry, and the
+                    # loser then gets 412.
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise self._error(f"write {key}", exc) from exc
+        raise AssertionError("unreachable")
+
+    def _put_bytes(self, key: str, data: bytes) -> None:
+        try:
+            self.fs.pipe_file(key, data)
+        except Exception as exc:
+            raise self._error(f"write {key}", exc) from exc
+
+    def _upload(self, id: str, names: list[str]) -> None:
+        directory = self.local_directory(id)
+        local = [os.path.join(directory, *name.split("/")) for name in names]
+        remote = [self._key(id, name) for name in names]
+        try:
+            if len(names) == 1:
+                self.fs.put_file(local[0], remote[0])
+            else:
+                self.fs.put(local, remote)  # concurrently, for async stores
+        except Exception as exc:
+            raise self._error(f"upload the files of {id}", exc) from exc
+
+    # -- the contract ------------------------------------------------------------------------
+
+    def read_record(self, id: str) -> bytes | None:
+        data = self._cat(self._key(id, RECORD_FILE))
+        if data is not None:
+            self._cache_record(id, data)
+        return data
+
+    def has_record(self, id: str) -> bool:
+        return self._exists(self._key(id, RECORD_FILE))
+
+    def publish_record(self, id: str, data: bytes, *, durable: bool = False) -> bool:
+        # Object stores acknowledge a write once it is durable: `durable` asks nothing more.
+        names = self._local_files(id)
+        if names and self.has_record(id):
+            won = False  # committed already: its files stay as they are
+        else:
+            if names:
+                self._upload(id, names)
+            won = self._create(self._key(id, RECORD_FILE), data)
+        if won:
+            self._cache_record(id, data)
+        elif names:
+            # The cache must not disagree with the store: the winner's files are fetched when read.
+            directory = self.local_directory(id)
+            for name in names:
+                _unlink(os.path.join(directory, *name.split("/")))
+        return won
+
+    def iter_ids(self, prefix: str = "") -> Iterator[str]:
+        candidates = list(self.iter_directories(prefix))
+        if len(candidates) <= _CHECK_ONE_BY_ONE:
+            for id in candidates:
+                if self.has_record(id):
+                    yield id
+            return
+        # Many: one listing of every object beats a request per candidate.
+        suffix = "/" + RECORD_FILE
+        try:
+            keys = self.fs.find(self.root)
+        except FileNotFoundError:
+            return
+        except Exception as exc:
+            raise self._error("list the interfaces", exc) from exc
+        wanted = set(candidates)
+        start = len(self.root) + 1
+        for key in keys:
+            if key.endswith(suffix) and len(key) == start + ID_LENGTH + len(suffix):
+                id = key[start:start + ID_LENGTH]
+                if id in wanted:
+                    yield id
+
+    # -- files -------------------------------------------------------------------------------
+
+    def upload_file(self, id: str, name: str) -> None:
+        self._check()
+        self._upload(id, [name])
+
+    def fetch_file(self, id: str, name: str) -> bool:
+        self._check()
+        path = os.path.join(self.local_directory(id), *name.split("/"))
+        makedirs(os.path.dirname(path))
+        tmp = temp_path_for(path)
+        try:
+            self.fs.get_file(self._key(id, name), tmp)
+        except (FileNotFoundError, IsADirectoryError):
+            _unlink(tmp)
+            return False
+        except Exception as exc:
+            _unlink(tmp)
+            raise self._error(f"fetch {self._key(id, name)}", exc) from exc
+        if not os.path.isfile(tmp):  # some backends make nothing for a missing key
+            return False
+        os.replace(tmp, path)
+        return True
+
+    # -- what the index reads ----------------------------------------------------------------
+
+    def iter_directories(self, prefix: str = "") -> Iterator[str]:
+        self._check()
+        try:
+            entries = self.fs.ls(self.root, detail=False)
+        except FileNotFoundError:
+            return
+        except Exception as exc:
+            raise self._error("list the interfaces", exc) from exc
+        for entry in entries:
+            name = entry.rstrip("/").rsplit("/", 1)[-1]
+            if len(name) == ID_LENGTH and name.startswith(prefix) and is_id(name):
+                yield name
+
+    def has_directory(self, id: str) -> bool:
+        self._check()
+        try:
+            return bool(self.fs.ls(self._key(id), detail=False))
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise self._error(f"look up {self._key(id)}", exc) from exc
+
+    def read_file(self, id: str, name: str) -> bytes | None:
+        return self._cat(self._key(id, name))
+
+    def read_files(self, items: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        self._check()
+        keys = {self._key(id, name): (id, name) for id, name in items}
+        if not keys:
+            return {}
+        try:
+            found = self.fs.cat(list(keys), on_error="omit", **self._small)
+        except Exception as exc:
+            raise self._error("read records", exc) from exc
+        out = {}
+        for key, data in found.items():
+            item = keys.get(key) or keys.get(self.fs._strip_protocol(key))
+            if item is not None and isinstance(data, (bytes, bytearray)):
+                out[item] = bytes(data)
+        return out
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _defaults(protocol: str) -> dict[str, Any]:
+    if protocol in ("s3", "s3a"):
+        # Listings must never come from a cache: a commit elsewhere has to be seen.
+        return {"use_listings_cache": False}
+    if protocol in ("gs", "gcs"):
+        return {"use_listings_cache": False}
+    return {}
+
+
+def _filesystem(protocol: str, url: str, options: dict[str, Any]) -> Any:
+    extra = _EXTRAS.get(protocol, "fsspec")
+    try:
+        import fsspec
+    except ImportError:
+        raise ImportError(
+            f"storage {url} needs fsspec, which is not installed: pip install 'retain[{extra}]'"
+        ) from None
+    try:
+        return fsspec.filesystem(protocol, **options)
+    except ImportError as exc:
+        raise ImportError(
+            f"storage {url} needs the fsspec backend for {protocol!r} ({exc}): "
+            f"pip install 'retain[{extra}]'"
+        ) from None
+    except ValueError as exc:
+        if "Protocol not known" in str(exc) or "not known" in str(exc):
+            raise StorageError(f"no fsspec backend knows {protocol!r} URLs ({url})") from None
+        raise
+
+
+def _endpoint(fs: Any, options: dict[str, Any]) -> str | None:
+    endpoint = options.get("endpoint_url") or getattr(fs, "endpoint_url", None)
+    if not endpoint:
+        client = getattr(fs, "client_kwargs", None) or {}
+        endpoint = client.get("endpoint_url")
+    if not endpoint and getattr(fs, "protocol", None) and "s3" in fs.protocol:
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return str(endpoint) if endpoint else None
+
+
+def _cache_name(protocol: str, path: str, endpoint: str | None) -> str:
+    import hashlib
+    import re
+
+    digest = hashlib.sha256(f"{protocol}://{path}\n{endpoint or ''}".encode()).hexdigest()[:12]
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{protocol}-{path}").strip("-.")[:60]
+    return f"{readable}-{digest}"
+
+
+def _probe_endpoint(endpoint: str, url: str) -> None:
+    """Connect to the endpoint's port once, with a short timeout: an endpoint that is down
+    then fails in a second, not after the backend's retries."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    host = parts.hostname
+    if not host:
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=3.0).close()
+    except OSError as exc:
+        raise StorageError(
+            f"cannot reach the object store of {url} at {endpoint} ({exc.strerror or exc}); "
+            "is the server running? Check endpoint_url (or AWS_ENDPOINT_URL)"
+        ) from None
+
+
+def _precondition(exc: BaseException) -> str | None:
+    """"exists" when `exc` says a conditional write found the key; "conflict" when the store
+    asks to retry a conditional write that raced another; else None."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            break
+        if isinstance(seen, FileExistsError):
+            return "exists"
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            error = response.get("Error") or {}
+            code = str(error.get("Code", ""))
+            status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+            if code in ("PreconditionFailed", "412") or status == 412:
+                return "exists"
+            if code == "ConditionalRequestConflict" or status == 409:
+                return "conflict"
+        if getattr(seen, "code", None) == 412:  # gcsfs HttpError
+            return "exists"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def storage_from_cache(root: str) -> FsspecStorage | None:
+    """The object store whose local cache is `root` (from its marker), or None."""
+    marker = read_marker(root)
+    if marker is None or "cache_of" not in marker:
+        return None
+    storage = FsspecStorage(str(marker["cache_of"]), cache_dir=os.path.dirname(root))
+    storage.cache = root  # credentials or endpoint given otherwise may have named it differently
+    return storage

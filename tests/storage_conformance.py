@@ -1,0 +1,202 @@
+"""What every storage backend must do: subclass `StorageConformance` and provide a `storage`
+fixture that returns a fresh, empty `retain.Storage` (see tests/test_storage.py for local,
+sharded and in-memory storage, tests/test_storage_s3.py for S3).
+
+The first half checks the primitives of the contract (`retain.storage.base`); the second half
+drives the public API (commit, get, files, from_directory, the index) through the backend.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import pytest
+
+import retain
+from retain import Component, Interface, RecordError, StorageError, get
+from retain.storage import Storage, make_storage
+from retain.storage.layout import RECORD_FILE, SUMMARY_FILE
+
+
+class ConformanceItem(Interface):
+    Config = {"i": 0, "label": "conformance"}
+
+
+class ConformanceRun(Component):
+    Config = {"n": 0}
+
+    def __call__(self) -> None:
+        self.save_file("out.json", {"n": self.config.n})
+
+
+def some_id(n: int) -> str:
+    return f"{n:032x}"
+
+
+class StorageConformance:
+    """The contract of `retain.storage.base.Storage`, for one backend."""
+
+    @pytest.fixture
+    def storage(self) -> Storage:  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+    # -- primitives ------------------------------------------------------------------------
+
+    def test_absent_id(self, storage: Storage) -> None:
+        id = some_id(1)
+        assert storage.read_record(id) is None
+        assert not storage.has_record(id)
+        assert list(storage.iter_ids()) == []
+        assert storage.read_file(id, RECORD_FILE) is None
+
+    def test_publish_then_read(self, storage: Storage) -> None:
+        id = some_id(2)
+        assert storage.publish_record(id, b"record one\n") is True
+        assert storage.read_record(id) == b"record one\n"
+        assert storage.has_record(id)
+        assert list(storage.iter_ids()) == [id]
+        assert storage.read_file(id, RECORD_FILE) == b"record one\n"
+
+    def test_first_publisher_wins(self, storage: Storage) -> None:
+        id = some_id(3)
+        assert storage.publish_record(id, b"first") is True
+        assert storage.publish_record(id, b"second") is False
+        assert storage.read_record(id) == b"first"
+
+    def test_concurrent_publishers_one_winner(self, storage: Storage) -> None:
+        """Threads racing to publish one id: exactly one wins (where the store has atomic
+        put-if-absent), and the record is a complete one of the writers' records."""
+        id = some_id(4)
+        barrier = threading.Barrier(6)
+        results: dict[int, bool] = {}
+
+        def publish(n: int) -> None:
+            barrier.wait()
+            results[n] = storage.publish_record(id, f"writer {n}".encode())
+
+        threads = [threading.Thread(target=publish, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [n for n, won in results.items() if won]
+        stored = storage.read_record(id)
+        assert stored in {f"writer {n}".encode() for n in range(6)}
+        if storage.supports_exclusive_create:
+            assert len(winners) == 1
+            assert stored == f"writer {winners[0]}".encode()
+        else:
+            assert winners
+
+    def test_iter_ids_by_prefix(self, storage: Storage) -> None:
+        ids = ["ab" + "0" * 30, "ab" + "1" * 30, "ac" + "2" * 30, "f" * 32]
+        for id in ids:
+            storage.publish_record(id, b"x")
+        assert sorted(storage.iter_ids()) == sorted(ids)
+        assert sorted(storage.iter_ids("a")) == ids[:3]
+        assert sorted(storage.iter_ids("ab")) == ids[:2]
+        assert sorted(storage.iter_ids("ab1")) == [ids[1]]
+        assert list(storage.iter_ids(ids[3])) == [ids[3]]
+        assert list(storage.iter_ids("0")) == []
+        assert sorted(storage.iter_directories("a")) == ids[:3]
+
+    def test_directory_without_record_is_invisible(self, storage: Storage) -> None:
+        """Files without a record (a save before commit, a crashed commit) are not an interface."""
+        id = some_id(5)
+        directory = storage.local_directory(id)
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "data.txt"), "w") as handle:
+            handle.write("payload")
+        storage.upload_file(id, "data.txt")  # what a crashed commit leaves in an object store
+        assert not storage.has_record(id)
+        assert storage.read_record(id) is None
+        assert list(storage.iter_ids()) == []
+        assert list(storage.iter_directories()) == [id]
+        assert storage.has_directory(id)
+        assert storage.read_file(id, "data.txt") == b"payload"
+        assert storage.publish_record(id, b"now committed") is True
+        assert list(storage.iter_ids()) == [id]
+
+    def test_read_files_in_bulk(self, storage: Storage) -> None:
+        a, b = some_id(6), some_id(7)
+        storage.publish_record(a, b"A")
+        storage.publish_record(b, b"B")
+        found = storage.read_files([(a, RECORD_FILE), (b, RECORD_FILE), (a, SUMMARY_FILE), (some_id(8), RECORD_FILE)])
+        assert found == {(a, RECORD_FILE): b"A", (b, RECORD_FILE): b"B"}
+
+    def test_url_names_the_storage(self, storage: Storage) -> None:
+        again = make_storage(storage.url)
+        assert again == storage and hash(again) == hash(storage)
+        assert storage.url in repr(storage)
+
+    def test_local_directory_is_stable(self, storage: Storage) -> None:
+        id = some_id(9)
+        assert storage.supports_local_files
+        assert storage.local_directory(id) == storage.local_directory(id)
+        assert storage.local_directory(id).endswith(id)
+        assert storage.local_root() is not None
+
+    # -- the public API through this storage -----------------------------------------------
+
+    def test_commit_get_files_round_trip(self, storage: Storage) -> None:
+        with retain.storage(storage):
+            item = ConformanceItem({"i": 1})
+            directory = item.local_directory()
+            item.save_file("data/values.json", {"values": [1, 2, 3]})
+            item.save_summary(loss=0.25)
+            assert not item.is_committed() and get(ConformanceItem, {"i": 1}).is_committed() is False
+            item.commit()
+            assert item.local_directory() == directory
+            found = get(ConformanceItem, {"i": 1})
+            assert found.is_committed() and found == item
+            assert found.record is not None and found.record["created"] == item.created
+            assert found.load_file("data/values.json") == {"values": [1, 2, 3]}
+            assert found.load_summary() == {"loss": 0.25}
+            assert found.load_file("missing.json", default=None) is None
+            reloaded = Interface.from_directory(found.local_directory())
+            assert reloaded == item and type(reloaded) is ConformanceItem
+            assert reloaded.storage == storage
+            assert get.by_id(item.id[:8]) == item
+
+    def test_commit_is_idempotent_and_adopts(self, storage: Storage) -> None:
+        with retain.storage(storage):
+            first = ConformanceItem({"i": 2}).commit()
+            second = ConformanceItem({"i": 2}).commit()  # another instance: adopts the record
+            assert second.record == first.record
+            assert list(storage.iter_ids()) == [first.id]
+
+    def test_save_file_after_commit_reaches_the_storage(self, storage: Storage) -> None:
+        with retain.storage(storage):
+            item = ConformanceItem({"i": 3}).commit()
+            item.save_file("late.txt", "written after commit")
+            assert storage.read_file(item.id, "late.txt") == b"written after commit"
+            if storage.is_remote:  # the cache may go: the store has everything
+                os.unlink(os.path.join(item.local_directory(), "late.txt"))
+            assert get(ConformanceItem, {"i": 3}).load_file("late.txt") == "written after commit"
+
+    def test_corrupted_record_is_an_error(self, storage: Storage) -> None:
+        with retain.storage(storage):
+            id = ConformanceItem({"i": 4}).id
+            storage.publish_record(id, b"not json")
+            with pytest.raises(RecordError, match="not valid JSON"):
+                get(ConformanceItem, {"i": 4})
+
+    def test_index_finds_commits(self, storage: Storage) -> None:
+        with retain.storage(storage):
+            items = [ConformanceItem({"i": n}).commit() for n in range(5)]
+            items[0].save_summary(loss=1.5)
+            assert set(get.all(ConformanceItem).ids()) == {i.id for i in items}
+            assert get.all(ConformanceItem, where={"i": 3}).first() == items[3]
+            assert retain.index.rebuild() == 5
+            assert get.all(ConformanceItem, where={"summary.loss": 1.5}).first() == items[0]
+
+    def test_components(self, storage: Storage) -> None:
+        with retain.storage(storage):
+            run = ConformanceRun({"n": 7})
+            if storage.supports_runs:
+                run.launch()
+                assert run.cached() and run.load_file("out.json") == {"n": 7}
+            else:
+                with pytest.raises(StorageError, match="cannot run on"):
+                    run.launch()
+

@@ -1,0 +1,276 @@
+"""Object-store storage against a real S3-compatible server (SeaweedFS on 127.0.0.1, started by
+scripts/services/s3.sh, which scripts/test runs; this file starts it too when it is not up).
+Never mocked, never skipped: a server that cannot start fails these tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import retain
+from retain import Interface, StorageError, get
+from retain.storage import Storage, make_storage
+from retain.storage.fsspec import FsspecStorage
+from retain.storage.layout import RECORD_FILE
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS_DIR)
+SCRIPT = os.path.join(ROOT, "scripts", "services", "s3.sh")
+if TESTS_DIR not in sys.path:
+    sys.path.insert(0, TESTS_DIR)
+
+from s3_worker import RaceItem  # noqa: E402
+from storage_conformance import StorageConformance  # noqa: E402
+
+NAMES = ("RETAIN_TEST_S3_ENDPOINT", "RETAIN_TEST_S3_BUCKET", "RETAIN_TEST_S3_KEY", "RETAIN_TEST_S3_SECRET")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> dict[str, str]:
+    """The test server's endpoint, bucket and credentials (starting it if needed)."""
+    found = {name: os.environ.get(name, "") for name in NAMES}
+    if not all(found.values()):
+        try:
+            done = subprocess.run(["bash", SCRIPT], capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            pytest.fail(f"the S3 test server did not start ({SCRIPT}): {exc}")
+        if done.returncode != 0:
+            pytest.fail(f"the S3 test server did not start: {SCRIPT} failed:\n{done.stderr}")
+        for line in done.stdout.splitlines():
+            name, _, value = line.partition("=")
+            if name in NAMES:
+                found[name] = value
+    endpoint = found["RETAIN_TEST_S3_ENDPOINT"]
+    host, port = endpoint.split("://", 1)[1].split(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        pytest.fail(f"no S3 test server answers at {endpoint} ({exc}); run {SCRIPT}")
+    return found
+
+
+@pytest.fixture
+def s3_env(s3_server: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server["RETAIN_TEST_S3_KEY"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server["RETAIN_TEST_S3_SECRET"])
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RETAIN_CACHE_DIR", str(tmp_path / "cache"))
+    return s3_server
+
+
+def new_url(server: dict[str, str]) -> str:
+    """A fresh prefix in the test bucket: every test has an empty storage."""
+    return (f"s3://{server['RETAIN_TEST_S3_BUCKET']}/t-{uuid.uuid4().hex[:12]}"
+            f"?endpoint_url={server['RETAIN_TEST_S3_ENDPOINT']}")
+
+
+@pytest.fixture
+def s3(s3_env: dict[str, str]) -> Iterator[FsspecStorage]:
+    storage = make_storage(new_url(s3_env))
+    assert isinstance(storage, FsspecStorage)
+    with retain.storage(storage):
+        yield storage
+
+
+class TestS3StorageConformance(StorageConformance):
+    @pytest.fixture
+    def storage(self, s3_env: dict[str, str]) -> Storage:
+        return make_storage(new_url(s3_env))
+
+
+class Item(Interface):
+    Config = {"i": 0}
+
+
+def count_requests(storage: FsspecStorage) -> list[tuple[str, str]]:
+    """Every HTTP request the storage's S3 client sends from now on, as (method, url)."""
+    storage._check()
+    calls: list[tuple[str, str]] = []
+    storage.fs.s3.meta.events.register(
+        "before-send.s3", lambda request, **_: calls.append((request.method, request.url))
+    )
+    return calls
+
+
+def test_layout_in_the_bucket(s3: FsspecStorage) -> None:
+    item = Item({"i": 1})
+    item.save_file("deep/values.json", [1, 2])
+    item.commit()
+    keys = sorted(k[len(s3.root) + 1:] for k in s3.fs.find(s3.root))
+    assert keys == [f"{item.id}/deep/values.json", f"{item.id}/{RECORD_FILE}"]
+    assert json.loads(s3.fs.cat_file(f"{s3.root}/{item.id}/{RECORD_FILE}"))["id"] == item.id
+
+
+def test_round_trips_per_operation(s3: FsspecStorage) -> None:
+    """`get` of a committed interface is one request; a commit is one (plus a check and an
+    upload per file when it has files)."""
+    Item({"i": 0}).commit()  # the first use also checks the bucket once
+    calls = count_requests(s3)
+    Item({"i": 1}).commit()
+    assert [m for m, _ in calls] == ["PUT"]
+    calls.clear()
+    found = get(Item, {"i": 1})
+    assert found.is_committed() and [m for m, _ in calls] == ["GET"]
+    calls.clear()
+    missing = get(Item, {"i": 2})
+    assert len(calls) == 1 and not missing.is_committed()
+    with_file = Item({"i": 3})
+    with_file.save_file("x.txt", "x")
+    calls.clear()
+    with_file.commit()
+    assert [m for m, _ in calls] == ["HEAD", "PUT", "PUT"] and calls[-1][1].endswith(RECORD_FILE)
+
+
+def test_files_are_fetched_into_the_cache(s3: FsspecStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another machine (another cache) sees the files, fetched on first read, then local."""
+    item = Item({"i": 4})
+    item.save_file("a.json", {"a": 1})
+    item.commit()
+    item.save_file("b.txt", "after commit")
+    monkeypatch.setenv("RETAIN_CACHE_DIR", str(tmp_path / "other-machine"))
+    other = FsspecStorage(s3.url)
+    assert other.cache != s3.cache
+    found = get(Item, {"i": 4}, storage=other)
+    assert not os.path.exists(os.path.join(found.local_directory(), "a.json"))
+    assert found.load_file("a.json") == {"a": 1} and found.load_file("b.txt") == "after commit"
+    assert os.path.isfile(os.path.join(found.local_directory(), "a.json"))
+    calls = count_requests(other)
+    assert found.load_file("a.json") == {"a": 1} and calls == []  # from the cache
+    assert Interface.from_directory(found.local_directory()) == item
+
+
+def test_adopting_commit_keeps_the_stored_files(s3: FsspecStorage, tmp_path: Path) -> None:
+    """A committer that finds its identity committed meanwhile changes nothing stored: it
+    adopts the record, and its own copies give way to the stored files."""
+    late_machine = FsspecStorage(s3.url, cache_dir=tmp_path / "late-machine")
+    with retain.storage(late_machine):
+        late = Item({"i": 20})
+        late.save_file("result.txt", "second")  # not committed anywhere yet: local only
+    first = Item({"i": 20})
+    first.save_file("result.txt", "first")
+    first.commit()
+    with retain.storage(late_machine):
+        late.commit()
+        assert late.record == first.record
+        assert late.load_file("result.txt") == "first"
+    assert s3.fs.cat_file(f"{s3.root}/{first.id}/result.txt") == b"first"
+
+
+def spawn(mode: str, url: str, index: int, flag: Path, env: dict[str, str], cache: Path) -> subprocess.Popen[str]:
+    environment = {**os.environ, **env, "RETAIN_CACHE_DIR": str(cache),
+                   "PYTHONPATH": os.pathsep.join(p for p in (TESTS_DIR, os.environ.get("PYTHONPATH")) if p)}
+    return subprocess.Popen([sys.executable, "-m", "s3_worker", mode, url, str(index), str(flag)],
+                            cwd=TESTS_DIR, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def aws_env() -> dict[str, str]:
+    return {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED")}
+
+
+def test_processes_committing_one_identity_end_with_one(s3: FsspecStorage, tmp_path: Path) -> None:
+    """Four processes, as four machines (each its own cache), commit one identity at once:
+    one publish wins, every process ends with the winner's record, the store has one."""
+    barrier = tmp_path / "go"
+    procs = [spawn("race", s3.url, 7, barrier, aws_env(), tmp_path / f"machine-{n}") for n in range(4)]
+    time.sleep(1.5)  # let them import and reach the barrier
+    barrier.touch()
+    results: list[dict[str, Any]] = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert sum(r["won"] for r in results) == 1
+    winner = next(r["record"] for r in results if r["won"])
+    assert all(r["record"] == winner for r in results)
+    stored = get(RaceItem, {"i": 7})
+    assert stored.record == winner
+    assert list(s3.iter_ids()) == [winner["id"]]
+    assert stored.load_file("payload.txt").startswith("written by pid")
+
+
+def test_killed_commit_is_invisible(s3: FsspecStorage, tmp_path: Path) -> None:
+    """A commit killed between the upload of its files and its record leaves nothing visible;
+    the next commit of the identity succeeds."""
+    ready = tmp_path / "uploaded"
+    proc = spawn("crash", s3.url, 9, ready, aws_env(), tmp_path / "crashing-machine")
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the worker never uploaded"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    item = RaceItem({"i": 9})
+    assert s3.fs.exists(f"{s3.root}/{item.id}/payload.txt")  # uploaded, then killed
+    assert not get(RaceItem, {"i": 9}).is_committed()
+    assert list(s3.iter_ids()) == [] and list(s3.iter_directories()) == [item.id]
+    assert len(get.all(RaceItem)) == 0
+    item.save_file("payload.txt", "second try")
+    item.commit()
+    assert get(RaceItem, {"i": 9}).is_committed() and len(get.all(RaceItem)) == 1
+    assert s3.fs.cat_file(f"{s3.root}/{item.id}/payload.txt") == b"second try"
+
+
+def test_index_sees_other_machines_after_a_listing(s3: FsspecStorage, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from retain.index import _repair
+
+    mine = [Item({"i": n}).commit() for n in range(3)]
+    assert len(get.all(Item)) == 3
+    # Another machine: its own cache, and neither its journal nor its index are ours.
+    other = FsspecStorage(s3.url, cache_dir=tmp_path / "other-machine")
+    with retain.storage(other), retain.index.updates("off"):
+        theirs = Item({"i": 10}).commit()
+    assert len(get.all(Item)) == 3  # listed less than RELIST_NS ago: not yet
+    monkeypatch.setattr(_repair, "RELIST_NS", 0)
+    assert set(get.all(Item).ids()) == {i.id for i in mine} | {theirs.id}
+
+
+def test_components_are_refused_with_a_clear_error(s3: FsspecStorage) -> None:
+    from storage_conformance import ConformanceRun
+
+    with pytest.raises(StorageError, match="components cannot run on s3://"):
+        ConformanceRun({"n": 1}).launch()
+    assert list(s3.iter_ids()) == []  # refused before anything was written
+
+
+def test_unreachable_endpoint(s3_env: dict[str, str]) -> None:
+    """An endpoint nobody listens on fails fast, naming the URL and the endpoint."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"s3://bucket/prefix?endpoint_url=http://127.0.0.1:{port}"
+    started = time.monotonic()
+    with pytest.raises(StorageError) as raised:
+        get(Item, {"i": 1}, storage=url)
+    assert time.monotonic() - started < 5
+    message = str(raised.value)
+    assert f"127.0.0.1:{port}" in message and "s3://bucket/prefix" in message and "cannot reach" in message
+
+
+def test_missing_bucket(s3_env: dict[str, str]) -> None:
+    url = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/p?endpoint_url={s3_env['RETAIN_TEST_S3_ENDPOINT']}"
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="bucket 'no-such-bucket-.*' does not exist"):
+        get(Item, {"i": 1}, storage=url)
+    assert time.monotonic() - started < 5
+
+
+def test_wrong_credentials(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    storage = FsspecStorage(new_url(s3_env), skip_instance_cache=True)
+    with pytest.raises(StorageError, match="denied|could not"):
+        storage.read_record("0" * 32)
