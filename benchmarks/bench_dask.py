@@ -85,17 +85,21 @@ def bench_dask(work: str, count: int, repeats: int) -> None:
     from retain.execution.dask import close_clusters
 
     dask = get("retain.execution.dask", {"workers": WORKERS, "threads_per_worker": 1})
+    helpers = get("retain.execution.dask", {"workers": WORKERS, "threads_per_worker": 1, "fresh_process": False})
     pool = get("retain.execution.pool", {"processes": WORKERS})
     ideal = count * SLEEP / WORKERS
-    walls: dict[str, list[float]] = {"dask": [], "pool": [], "noop": []}
+    walls: dict[str, list[float]] = {"dask": [], "helpers": [], "pool": [], "noop": []}
     with storage(os.path.join(work, "storage")):
         t0 = time.perf_counter()
         dask.dispatch([BenchDaskSleep({"i": -1, "salt": "warm-up"})])  # starts the cluster and helpers
         warm_up = time.perf_counter() - t0
+        helpers.dispatch([BenchDaskSleep({"i": -3, "salt": "warm-up"})])
         pool.dispatch([BenchDaskSleep({"i": -2, "salt": "warm-up"})])  # starts the forkserver
         client = dask._client(distributed)
         for repeat in range(repeats):
-            arms = ["dask", "pool", "noop"] if repeat % 2 == 0 else ["noop", "pool", "dask"]
+            arms = ["dask", "helpers", "pool", "noop"]
+            if repeat % 2:
+                arms.reverse()
             for arm in arms:
                 gc.collect()
                 if arm == "noop":
@@ -109,7 +113,7 @@ def bench_dask(work: str, count: int, repeats: int) -> None:
                 components = [BenchDaskSleep({"i": i, "salt": f"{arm}-{repeat}"}) for i in range(count)]
                 for component in components:
                     component.commit()
-                execution = dask if arm == "dask" else pool
+                execution = {"dask": dask, "helpers": helpers, "pool": pool}[arm]
                 t0 = time.perf_counter()
                 execution.dispatch(components)
                 walls[arm].append(time.perf_counter() - t0)
@@ -117,7 +121,8 @@ def bench_dask(work: str, count: int, repeats: int) -> None:
                 if arm == "dask":
                     pids = {c.execution.runs()[0]["pid"] for c in components}
                     assert len(pids) == count  # a fresh process for every component
-            log(f"round {repeat}: dask {walls['dask'][-1]:.2f} s, pool {walls['pool'][-1]:.2f} s, "
+            log(f"round {repeat}: dask {walls['dask'][-1]:.2f} s, dask in helpers {walls['helpers'][-1]:.2f} s, "
+                f"pool {walls['pool'][-1]:.2f} s, "
                 f"{count} empty dask tasks {walls['noop'][-1]:.2f} s (ideal {ideal:.2f} s)")
     close_clusters()
     wall, pool_wall, noop = (statistics.median(walls[k]) for k in ("dask", "pool", "noop"))
@@ -137,6 +142,22 @@ def bench_dask(work: str, count: int, repeats: int) -> None:
         f"{per_component_ms:.1f} ms per component over its sleep",
         f"{ideal:.2f} s (ideal); same run: process pool of {WORKERS} {pool_wall:.2f} s "
         f"({pool_wall / ideal:.2f}x), {count} empty Dask tasks {noop:.2f} s",
+    )
+    wall = statistics.median(walls["helpers"])
+    ratio = wall / ideal
+    per_component_ms = (wall - ideal) / (count / WORKERS) * 1000
+    figure(
+        f"dask_{count}x20ms_in_helpers",
+        {"median_s": r(wall, 3), "best_s": r(min(walls["helpers"]), 3),
+         "runs": [r(w, 3) for w in walls["helpers"]], "overhead_per_component_ms": r(per_component_ms),
+         "components": count, "workers": WORKERS},
+        {"ops": f"ideal: {count} x {SLEEP * 1000:.0f} ms / {WORKERS}", "seconds": r(ideal, 3)},
+        ratio,
+        "median <= 1.5x ideal",
+        ratio <= 1.5,
+        f"{wall:.2f} s median of {len(walls['helpers'])} ({min(walls['helpers']):.2f} s best); "
+        f"{per_component_ms:.1f} ms per component over its sleep",
+        f"{ideal:.2f} s (ideal)",
     )
 
 
@@ -178,9 +199,13 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
         "dispatch; each component runs in a fresh process forked by a helper of its worker. Ratio "
         "against the ideal 500 x 20 ms / 2. Baselines of the same rounds: the process pool with 2 "
         "processes on the same components, and 500 empty Dask tasks (the scheduler's own cost).",
+        "- dask_500x20ms_in_helpers: the same with `fresh_process: False`: each worker thread's "
+        "helper process runs its components itself, one after the other (no fork per component).",
         "- Everything shares the machine's 2 cores: the scheduler and the client (one process), "
-        "2 workers, their helpers and the runs. Each component costs ~10 ms of CPU (a fork, its "
-        "claim and end files, Dask's messages), so the figure needs an otherwise idle machine.",
+        "2 workers, their helpers and the runs; the figures need an otherwise idle machine. A fresh "
+        "process per component costs 10-15 ms here (fork and copy-on-write faults are slow in this "
+        "VM's sandbox; the process pool pays the same, see its ratio), so the default mode misses "
+        "the 1.5x target with 20 ms components and meets it with `fresh_process: False`.",
         "",
         "```",
         *(json.dumps({k: v for k, v in f.items() if not k.startswith("_")}) for f in FIGURES),

@@ -139,11 +139,12 @@ def test_components_run_on_the_cluster_and_failures_are_listed(cluster: Cluster,
     assert len(failing.execution.runs()) == 2 and len(lines(counter)) == 7
 
 
+@pytest.mark.parametrize("fresh_process", [True, False])
 def test_a_worker_killed_mid_run_leaves_the_component_resumable(cluster: Cluster, store: Storage,
-                                                                 tmp_path: Path) -> None:
+                                                                 tmp_path: Path, fresh_process: bool) -> None:
     counter, marker, release = tmp_path / "counter", tmp_path / "started", tmp_path / "release"
     work = get(Work, {"counter": str(counter), "sleep": 60.0, "marker": str(marker), "release": str(release)})
-    execution = get("retain.execution.dask", {"scheduler": cluster.address})
+    execution = get("retain.execution.dask", {"scheduler": cluster.address, "fresh_process": fresh_process})
     errors: list[BaseException] = []
 
     def dispatch() -> None:
@@ -159,8 +160,9 @@ def test_a_worker_killed_mid_run_leaves_the_component_resumable(cluster: Cluster
         assert time.monotonic() < deadline, "the component never started"
         time.sleep(0.01)
     [run] = work.execution.runs()
-    worker_pid = ppid(ppid(run["pid"]))  # the run's parent is a helper; the helper's, a worker
-    [victim] = [proc for proc in cluster.workers if proc.pid == worker_pid]
+    # The run is a child of a helper (or the helper itself), which is a child of a worker.
+    ancestors = {ppid(run["pid"]), ppid(ppid(run["pid"]))}
+    [victim] = [proc for proc in cluster.workers if proc.pid in ancestors]
     victim.send_signal(signal.SIGKILL)  # the worker, mid-run: its helper kills the run with it
     victim.wait(10)
     release.touch()  # the resumed run ends at once
@@ -174,6 +176,22 @@ def test_a_worker_killed_mid_run_leaves_the_component_resumable(cluster: Cluster
     assert second["end"]["status"] == "finished" and second["takeover"]["run"] == 1
     assert second["pid"] != first["pid"]
     cluster.wait_for_workers(2)
+
+
+def test_a_run_that_kills_its_helper_fails_alone(cluster: Cluster, store: Storage, tmp_path: Path) -> None:
+    """With ``fresh_process: False`` a run that kills its process takes the helper with it;
+    the next component gets a new helper."""
+    counter = tmp_path / "counter"
+    killed = get(Work, {"index": 11, "counter": str(counter), "kill": True})
+    after = [get(Work, {"index": i, "counter": str(counter)}) for i in range(3)]
+    execution = get("retain.execution.dask", {"scheduler": cluster.address, "fresh_process": False})
+    with pytest.raises(LaunchError, match="1 of 4") as raised:
+        execution.dispatch([killed, *after])
+    [failure] = raised.value.failures
+    assert failure.error["type"] == "ProcessDied" and "SIGKILL" in failure.error["message"]
+    assert all(work.cached() for work in after) and killed.execution.state() == "died"
+    pids = {work.execution.runs()[0]["pid"] for work in after}
+    assert len(pids) <= 2  # the helpers (one per worker thread) ran them: no fresh process each
 
 
 def test_an_unreachable_scheduler_is_a_clear_error_and_nothing_runs(store: Storage, tmp_path: Path) -> None:
@@ -222,3 +240,11 @@ class TestDaskExecutionConformance(ExecutionConformance):
     @pytest.fixture
     def execution(self, cluster: Cluster) -> Any:
         return get("retain.execution.dask", {"scheduler": cluster.address})
+
+
+class TestDaskExecutionInHelpersConformance(ExecutionConformance):
+    """``fresh_process: False``: each worker thread's helper runs its components itself."""
+
+    @pytest.fixture
+    def execution(self, cluster: Cluster) -> Any:
+        return get("retain.execution.dask", {"scheduler": cluster.address, "fresh_process": False})

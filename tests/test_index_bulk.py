@@ -18,7 +18,7 @@ from retain import IndexWarning, Interface, Storage, get
 from retain.index import _bulk
 from retain.index._repair import read_entry
 from retain.index.base import IndexEntry, config_leaves
-from retain.storage.layout import decode_record, index_fields
+from retain.storage.layout import _fast_index_fields, decode_record, index_fields
 
 
 class Sweep(Interface):
@@ -155,6 +155,7 @@ def test_the_fast_record_parse_agrees_with_the_full_parser(store: Storage, param
         assert json.loads(fields["canonical_text"]) == record["canonical_config"]
 
     check(index_fields(data, "here", run.id))
+    assert _fast_index_fields(data, run.id) is not None  # the layout encode_record writes
     # Another layout of the same record (indented, fields in another order) takes the full parser.
     other = json.dumps(dict(reversed(list(record.items()))), indent=2, ensure_ascii=True).encode()
     check(index_fields(other, "here", run.id))

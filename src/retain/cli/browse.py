@@ -146,7 +146,8 @@ def _status_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help=_JSON_HELP)
     parser.epilog = (
-        "States: missing (never ran), running, failed (with its error), died (its process "
+        "States: missing (never ran), queued (submitted to a scheduler such as Slurm), running, "
+        "failed (with its error), died (its process "
         "stopped without recording an end), finished. Exits 1 when the class has no committed "
         "component."
     )
@@ -155,7 +156,7 @@ def _status_parser(parser: argparse.ArgumentParser) -> None:
 PARSERS["status"] = _status_parser
 
 
-@command("status", "missing / running / failed / died / finished, for components")
+@command("status", "missing / queued / running / failed / died / finished, for components")
 def status(args: argparse.Namespace) -> int:
     from .._get import get
     from .._sweep import status as library_status

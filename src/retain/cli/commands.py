@@ -103,6 +103,7 @@ _DRY_RUN = {
     "missing": "would run",
     "failed": "would resume",
     "died": "would resume",
+    "queued": "queued on a scheduler; would wait for",
     "running": "running elsewhere; would wait for",
     "finished": "cached",
 }
@@ -127,7 +128,7 @@ def _launch(interface: Interface, execution: Execution, dry_run: bool, as_json: 
         error = report.errors.get(interface.id)
         detail = f": {error.get('type')}: {_first_line(error.get('message'))}" if error else ""
         if not as_json:
-            print(f"{_DRY_RUN[state]} {interface!r} ({state}{detail}; id {interface.id}) in {directory}")
+            print(f"{_DRY_RUN.get(state, state)} {interface!r} ({state}{detail}; id {interface.id}) in {directory}")
         return {
             "dry_run": True, "state": state, "would_run": state in ("missing", "failed", "died"),
             "id": interface.id, "directory": directory,

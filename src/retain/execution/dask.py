@@ -7,7 +7,8 @@ dispatches of the same configuration until the process exits).
 Each task reloads its component from storage by id and launches it, in a fresh process: a
 Dask worker is multi-threaded, so it must not fork itself; each of its task threads keeps a
 single-threaded helper process (`_forker`) that forks a child per component, as a process
-pool's worker does. Claims make a task that Dask runs twice (after a worker was lost)
+pool's worker does (``fresh_process: False``: the helper runs them itself, one after the
+other, with no fork per component). Claims make a task that Dask runs twice (after a worker was lost)
 harmless: the second waits for, takes over, or finds finished the first one's run. A worker
 that dies kills the runs it holds (the helpers watch their pipe to it), so their claims are
 dead and the rescheduled tasks resume them at once.
@@ -68,6 +69,11 @@ class DaskExecution(Execution):
             only to workers started with them (``dask worker --resources GPU=2``).
         forward_environment: run components with this process's environment variables
             (like a process pool); False keeps each worker's own.
+        fresh_process: run each component in a fresh process (default), as the process pool
+            does: a crash, a leak or global state stays with its component. False runs the
+            components of each worker thread one after the other in one long-lived helper
+            process (still not the worker's): no fork per component, which pays off for
+            components of a few milliseconds, on machines where forking is slow.
         preload: modules for the helper processes to import once (heavy libraries).
         dashboard: the address of the LocalCluster's dashboard (``"127.0.0.1:8787"``; it
             needs ``bokeh``); None: no dashboard.
@@ -82,6 +88,7 @@ class DaskExecution(Execution):
         "connect_timeout": 10.0,
         "resources": {},
         "forward_environment": True,
+        "fresh_process": True,
         "preload": [],
         "dashboard": None,
         "echo": False,
@@ -118,6 +125,7 @@ class DaskExecution(Execution):
         client = self._client(distributed)
         preload = self._preload()
         forward = bool(self.config.forward_environment)
+        fresh = bool(self.config.fresh_process)
         resources = dict(self.config.resources.to_dict()) if self.config.resources else None
         token = os.urandom(4).hex()
         keys = [f"retain-{type(job.component).__name__}-{job.component.id[:12]}-{token}" for job in jobs]
@@ -125,7 +133,7 @@ class DaskExecution(Execution):
         # update each, which competes with the runs for the CPU.
         submitted = client.map(
             _run_task, [job.payload() for job in jobs], preload=preload, forward_environment=forward,
-            key=keys, pure=False, resources=resources, batch_size=None,
+            fresh_process=fresh, key=keys, pure=False, resources=resources, batch_size=None,
         )
         futures = dict(zip(submitted, jobs))
         try:
@@ -273,25 +281,29 @@ def close_clusters() -> None:
 
 # -- on the workers ---------------------------------------------------------------------------
 
-_idle: list[Helper] = []
+_idle: dict[bool, list[Helper]] = {True: [], False: []}  # by fresh_process
 _idle_lock = threading.Lock()
 
 
-def _run_task(payload: dict[str, Any], preload: list[str], forward_environment: bool) -> dict[str, Any]:
-    """A Dask task: run the component of `payload` in a fresh process; its outcome as a dict."""
+def _run_task(
+    payload: dict[str, Any], preload: list[str], forward_environment: bool, fresh_process: bool = True
+) -> dict[str, Any]:
+    """A Dask task: run the component of `payload` in a helper process of this worker (in a
+    fresh child of it, with `fresh_process`); its outcome as a dict."""
     from ._forker import Helper
 
     if not forward_environment:
         payload = {**payload, "environ": dict(os.environ)}
     if not os.path.isdir(payload["cwd"]):  # another machine: run where the worker runs
         payload = {**payload, "cwd": os.getcwd()}
+    idle = _idle[bool(fresh_process)]
     with _idle_lock:
-        helper = _idle.pop() if _idle else None
+        helper = idle.pop() if idle else None
     if helper is None or not helper.alive:
-        helper = Helper(preload)
+        helper = Helper(preload, fresh_process=bool(fresh_process))
     try:
         return helper.run(payload)
     finally:
         if helper.alive:
             with _idle_lock:
-                _idle.append(helper)
+                idle.append(helper)

@@ -2,9 +2,9 @@
 
 A rebuild reads two small files per interface and parses the record: most of its time, and
 independent from one interface to the next, while the index takes the rows from one writer.
-With more than one CPU and many records, worker processes read chunks of ids and send back the
-entries (with their config leaves, which the index would otherwise compute here), encoded with
-`marshal` (the cheapest encoding of plain values), while this process writes the rows.
+With more than one CPU and many records, worker processes read chunks of ids and send back what
+the index stores (texts, and config leaves, which the index would otherwise compute here),
+encoded with `marshal` (the cheapest encoding of plain values), while this process writes.
 
 Workers are forked when this process has a single thread (nothing can hold a lock the children
 need) and come from a fork server otherwise; without either, or below `PARALLEL_MIN` records,
@@ -14,6 +14,7 @@ or when the pool cannot start or breaks, reading happens here, with the same res
 from __future__ import annotations
 
 import os
+from collections import deque
 from contextlib import contextmanager
 
 from .base import IndexEntry, config_leaves
@@ -39,37 +40,50 @@ PARALLEL_MIN_FORKSERVER = 100_000
 MAX_WORKERS = 4
 
 
-def read_chunks(storage: Storage, ids: list[str], size: int) -> Iterator[list[Read]]:
-    """For each chunk of `size` ids in turn, ``(id, entry, error)`` for each of its ids: the
-    entry is None when the record is missing or damaged (then `error` says why)."""
+@contextmanager
+def read_chunks(storage: Storage, ids: list[str], size: int) -> Iterator[Iterator[list[Read]]]:
+    """In the block, an iterator over the chunks of `size` ids in turn: for each,
+    ``(id, entry, error)`` for each of its ids; the entry is None when the record is missing or
+    damaged (then `error` says why). Workers, when there are some, start on entering: before
+    the caller opens its transaction, so a forked worker holds nothing of it."""
     chunks = [ids[start:start + size] for start in range(0, len(ids), size)]
     pool, workers = _pool(storage, len(ids))
     if pool is None:
-        for chunk in chunks:
-            yield _read_here(storage, chunk)
+        yield (_read_here(storage, chunk) for chunk in chunks)
         return
-    from collections import deque
     from concurrent.futures.process import BrokenProcessPool
 
     ahead: deque[Future[bytes]] = deque()
-    submitted = done = 0
     try:
-        try:
-            while done < len(chunks):
-                # A few chunks ahead of the writer: bounds memory when the writer is slower.
-                while submitted < len(chunks) and len(ahead) < 4 * workers:
-                    ahead.append(pool.submit(_read_in_worker, chunks[submitted]))
-                    submitted += 1
-                data = ahead.popleft().result()
-                done += 1
-                yield _unpack(data)
-        except (BrokenProcessPool, OSError):
-            # The workers could not start or one died (out of memory?): read the rest here
-            # (an error reading a record comes back here too, and is raised again).
-            for chunk in chunks[done:]:
-                yield _read_here(storage, chunk)
+        # A few chunks ahead of the writer: bounds memory when the writer is slower.
+        for chunk in chunks[:4 * workers]:
+            ahead.append(pool.submit(_read_in_worker, chunk))
+    except (BrokenProcessPool, OSError):  # the workers could not start
+        ahead.clear()
+    try:
+        yield _collect(storage, pool, chunks, ahead)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _collect(storage: Storage, pool: ProcessPoolExecutor, chunks: list[list[str]], ahead: deque[Future[bytes]]) -> Iterator[list[Read]]:
+    from concurrent.futures.process import BrokenProcessPool
+
+    submitted, done = len(ahead), 0
+    try:
+        while ahead:
+            data = ahead.popleft().result()
+            done += 1
+            if submitted < len(chunks):
+                ahead.append(pool.submit(_read_in_worker, chunks[submitted]))
+                submitted += 1
+            yield _unpack(data)
+    except (BrokenProcessPool, OSError):
+        # A worker died (out of memory?): read the rest here. An error reading a record
+        # comes back here too, and is raised again by reading that chunk here.
+        pass
+    for chunk in chunks[done:]:
+        yield _read_here(storage, chunk)
 
 
 @contextmanager
@@ -155,9 +169,11 @@ def _start_worker(storage: Storage) -> None:
 
 
 def _read_in_worker(chunk: list[str]) -> bytes:
-    """A chunk read in a worker, marshalled: entries as tuples (`_pack`), and ``(id, error)``
-    for ids without an entry. What `_read_here` does for a `LocalStorage`, with fewer steps
-    (no IndexEntry on this side, one directory path per id)."""
+    """A chunk read in a worker, marshalled: for each id, ``(id, module, qualname, kind,
+    created, config_text, canonical_text, summary_text, leaves)``, or ``(id, error)`` without
+    an entry. What `_read_here` does for a `LocalStorage`, in fewer steps (one directory path
+    per id, no IndexEntry on this side). The config travels as text and leaves, which is what
+    backends write, not as a dict: a third of the objects for the writer to decode."""
     import marshal
 
     from .._errors import RecordError
@@ -183,7 +199,7 @@ def _read_in_worker(chunk: list[str]) -> bytes:
         module, qualname, kind = fields["module"], fields["class"], fields["kind"]
         out.append((
             id, share(module, module), share(qualname, qualname), share(kind, kind),
-            fields["created"], fields["config_text"], None, None, None, fields["canonical_text"],
+            fields["created"], fields["config_text"], fields["canonical_text"],
             None if summary is None else summary_text(summary),
             [(share(key, key), value) for key, value in config_leaves(fields["config"])],
         ))
@@ -221,11 +237,10 @@ def _unpack(data: bytes) -> list[Read]:
         if len(item) == 2:
             out.append((item[0], None, item[1]))
             continue
-        (id, module, qualname, kind, created, config_text, config, canonical, summary,
-         canonical_text, summary_text, leaves) = item
+        id, module, qualname, kind, created, config_text, canonical_text, summary_text, leaves = item
+        # The config is parsed from its text if a backend asks for it (see IndexEntry.config).
         out.append((id, IndexEntry(
-            id, module, qualname, kind, created, config, canonical or {}, summary,
-            config_text=config_text, canonical_text=canonical_text, summary_text=summary_text,
-            leaves=leaves,
+            id, module, qualname, kind, created, None, {}, None, config_text=config_text,
+            canonical_text=canonical_text, summary_text=summary_text, leaves=leaves,
         ), None))
     return out

@@ -250,8 +250,7 @@ def rebuild(index: Index, storage: Storage, progress: Callable[[int, int], objec
 
     def entries() -> Iterator[IndexEntry]:
         done = 0
-        # Read in worker processes when there are many (see _bulk), written here.
-        for chunk in read_chunks(storage, names, 1000):
+        for chunk in chunks:
             yield from read(chunk)
             done += 1000
             if report is not None:
@@ -261,7 +260,8 @@ def rebuild(index: Index, storage: Storage, progress: Callable[[int, int], objec
         # Known only now; replace_all sets the meta after the last entry.
         meta["pending"] = json.dumps(pending, sort_keys=True)
 
-    with paused_gc():
+    # Read in worker processes when there are many (see _bulk), written here.
+    with paused_gc(), read_chunks(storage, names, 1000) as chunks:
         count = index.replace_all(entries(), meta)
     if damaged:
         shown = "\n  ".join(damaged[:20]) + (f"\n  and {len(damaged) - 20} more" if len(damaged) > 20 else "")
