@@ -251,3 +251,40 @@ def test_fuzzed_command_lines_exit_with_a_code(words: list[str], capsys: pytest.
     code = cli_main(["--storage", os.environ.get("TMPDIR", "/tmp") + "/retain-fuzz-cli", *words])
     capsys.readouterr()
     assert isinstance(code, int) and code in (0, 1, 2)
+
+
+INDEX_DAMAGE = st.one_of(
+    st.binary(max_size=300),
+    st.integers(0, 8192).map(lambda n: ("truncate", n)),
+    st.sampled_from([b"SQLite format 3\x00" + b"\x00" * 84, b'{"foreign": "json"}', b""]),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(damage=INDEX_DAMAGE)
+def test_damaged_index_files_get_clear_errors_and_rebuild(damage: Any, tmp_path_factory: Any) -> None:
+    from retain.index import make_index
+
+    root = tmp_path_factory.mktemp("i")
+    with retain.storage(root) as store:
+        ids = {get(Item, {"k": k}).commit().id for k in range(5)}
+        assert {i.id for i in get.all(Item)} == ids
+        retain.index._hooks.flush()
+        index = make_index(None, store)
+        path = Path(index.path)  # type: ignore[attr-defined]
+        index.close()  # type: ignore[attr-defined]
+        original = path.read_bytes()
+        if isinstance(damage, tuple):
+            path.write_bytes(original[: damage[1]])
+        else:
+            path.write_bytes(damage)
+        for suffix in ("-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        try:
+            found = {i.id for i in get.all(Item)}
+        except retain.IndexDatabaseError as exc:
+            assert "rebuild" in str(exc)
+        else:
+            assert found == ids  # an empty or truncated file is simply made anew
+        assert retain.index.rebuild() == 5
+        assert {i.id for i in get.all(Item)} == ids
