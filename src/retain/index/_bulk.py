@@ -6,9 +6,12 @@ With more than one CPU and many records, worker processes read chunks of ids and
 the index stores (texts, and config leaves, which the index would otherwise compute here),
 encoded with `marshal` (the cheapest encoding of plain values), while this process writes.
 
-Workers are forked when this process has a single thread (nothing can hold a lock the children
-need) and come from a fork server otherwise; without either, or below `PARALLEL_MIN` records,
-or when the pool cannot start or breaks, reading happens here, with the same results.
+Workers are forked, and only from a process with a single thread, where no other thread can
+hold a lock (of Python, of SQLite) that a child would wait for forever. Not from a fork server
+or by spawning: those run the main module again in each worker, which in a script without an
+``if __name__ == "__main__":`` guard would be the user's whole script. Otherwise (threads, one
+CPU, below `PARALLEL_MIN` records, no working semaphores, a broken worker) reading happens in
+this process, with the same results.
 """
 
 from __future__ import annotations
@@ -34,8 +37,6 @@ __all__ = ["PARALLEL_MIN", "paused_gc", "read_chunks"]
 
 #: Records below which reading in this process is faster than starting forked workers.
 PARALLEL_MIN = 10_000
-#: The same for workers from a fork server (slower to start: they import retain).
-PARALLEL_MIN_FORKSERVER = 100_000
 #: At most this many workers (reading is bound by the one writer beyond that).
 MAX_WORKERS = 4
 
@@ -122,8 +123,7 @@ def _pool(storage: Storage, count: int) -> tuple[ProcessPoolExecutor | None, int
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    method = _start_method(count) if cpus > 1 else None
-    if method is None:
+    if cpus < 2 or not _can_fork():
         return None, 0
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -132,29 +132,27 @@ def _pool(storage: Storage, count: int) -> tuple[ProcessPoolExecutor | None, int
     try:
         pool = ProcessPoolExecutor(
             workers,
-            mp_context=multiprocessing.get_context(method),
+            mp_context=multiprocessing.get_context("fork"),
             initializer=_start_worker,
             initargs=(storage,),
         )
     except (OSError, ImportError, NotImplementedError, ValueError):
-        return None, 0  # no working semaphores (some sandboxes), or no such start method
+        return None, 0  # no working semaphores (some sandboxes)
     return pool, workers
 
 
-def _start_method(count: int) -> str | None:
-    """How to start workers to read `count` records: ``"fork"`` from a process with one
-    thread on Linux (a thread of this process cannot hold a lock the children need then),
-    else ``"forkserver"`` for many records; None to read here."""
+def _can_fork() -> bool:
+    """Whether workers may be forked: on Linux (elsewhere system libraries do not survive a
+    fork), from a process with no other thread (see the module docstring)."""
     import multiprocessing
     import sys
     import threading
 
-    methods = multiprocessing.get_all_start_methods()
-    if sys.platform.startswith("linux") and "fork" in methods and threading.active_count() == 1:
-        return "fork"
-    if "forkserver" in methods and count >= PARALLEL_MIN_FORKSERVER:
-        return "forkserver"
-    return None
+    return (
+        sys.platform.startswith("linux")
+        and "fork" in multiprocessing.get_all_start_methods()
+        and threading.active_count() == 1
+    )
 
 
 _storage: Storage | None = None
