@@ -22,6 +22,28 @@ def temp_path_for(path: str) -> str:
     return os.path.join(directory, f"{TEMP_PREFIX}{name[:64]}.{os.getpid()}.{os.urandom(5).hex()}")
 
 
+def read_small_file(path: str) -> bytes | None:
+    """The bytes of a small file, or None if it does not exist.
+
+    Half the time of ``open(path, "rb").read()``, which matters when the index reads every
+    record of a storage.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        data = os.read(fd, 16384)
+        if len(data) == 16384:
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        return data
+    finally:
+        os.close(fd)
+
+
 def fsync_directory(directory: str) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)

@@ -20,6 +20,7 @@ import os
 from collections import deque
 from contextlib import contextmanager
 
+from .._fs import read_small_file
 from .base import IndexEntry, config_leaves
 
 TYPE_CHECKING = False
@@ -204,22 +205,7 @@ def _read_in_worker(chunk: list[str]) -> bytes:
     return marshal.dumps(out)
 
 
-def _read_file(path: str) -> bytes | None:
-    """The bytes of a small file, or None if it does not exist (as `LocalStorage.read_file`)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    try:
-        data = os.read(fd, 16384)
-        if len(data) == 16384:
-            chunks = [data]
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            data = b"".join(chunks)
-        return data
-    finally:
-        os.close(fd)
+_read_file = read_small_file
 
 
 #: Strings that repeat from one entry to the next (config keys, class names), one object each:
