@@ -37,7 +37,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 sys.path.insert(0, HERE)  # the workers import this module's component by name
 
-import retain  # noqa: E402
+from _common import loadavg, replace_section, table_rows  # noqa: E402
 from retain import Component, get, storage  # noqa: E402
 
 TMP_ROOT = os.path.join(REPO, ".bench-tmp")
@@ -164,14 +164,6 @@ def bench_dask(work: str, count: int, repeats: int) -> None:
 # -- results ------------------------------------------------------------------------------------
 
 
-def loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as handle:
-            return " ".join(handle.read().split()[:3])
-    except OSError:
-        return "?"
-
-
 def write_section(mode: str, seconds: float, load_start: str) -> None:
     import distributed
 
@@ -186,12 +178,7 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
         "| Figure | Measured | Baseline | Ratio | Target | Pass |",
         "|---|---|---|---|---|---|",
     ]
-    for f in FIGURES:
-        ratio = "-" if f["ratio"] is None else f"{f['ratio']:.2f}x"
-        lines.append(
-            f"| {f['name']} | {f['_summary']} | {f['_baseline_summary']} | {ratio} | {f['target']} | "
-            f"{'yes' if f['pass'] else '**no**'} |"
-        )
+    lines += table_rows(FIGURES)
     lines += [
         "",
         "- dask_500x20ms: `DaskExecution(workers=2, threads_per_worker=1).dispatch` of 500 committed "
@@ -213,20 +200,7 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
         "",
     ]
     section = "\n".join(lines)
-    try:
-        with open(RESULTS, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        text = "# Benchmark results\n"
-    start = text.find("\n" + SECTION + "\n")
-    if start >= 0:
-        end = text.find("\n## ", start + len(SECTION) + 2)
-        text = text[:start + 1] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(RESULTS + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(RESULTS + ".tmp", RESULTS)
+    replace_section(RESULTS, SECTION, section)
     log(f"updated the {SECTION!r} section of {RESULTS}")
 
 

@@ -24,7 +24,6 @@ import datetime as _dt
 import gc
 import json
 import os
-import random
 import shutil
 import statistics
 import sys
@@ -36,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
+from _common import loadavg, replace_section, table_rows  # noqa: E402
 import retain  # noqa: E402
 from retain import Interface, get, storage  # noqa: E402
 from retain.storage.layout import RECORD_FILE  # noqa: E402
@@ -311,12 +311,7 @@ def write_section(n: int, seconds: float, populate_s: float) -> None:
         "| Figure | Measured | Baseline | Ratio | Target | Pass |",
         "|---|---|---|---|---|---|",
     ]
-    for f in FIGURES:
-        ratio = "-" if f["ratio"] is None else f"{f['ratio']:.2f}x"
-        lines.append(
-            f"| {f['name']} | {f['_summary']} | {f['_baseline_summary']} | {ratio} | {f['target']} | "
-            f"{'yes' if f['pass'] else '**no**'} |"
-        )
+    lines += table_rows(FIGURES)
     lines += [
         "",
         "- index_rebuild: `retain.index.rebuild()` (list, read and check every record and summary "
@@ -341,20 +336,7 @@ def write_section(n: int, seconds: float, populate_s: float) -> None:
         "",
     ]
     section = "\n".join(lines)
-    try:
-        with open(RESULTS, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        text = "# Benchmark results\n"
-    start = text.find("\n" + SECTION + "\n")
-    if start >= 0:
-        end = text.find("\n## ", start + len(SECTION) + 2)
-        text = text[:start + 1] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(RESULTS + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(RESULTS + ".tmp", RESULTS)
+    replace_section(RESULTS, SECTION, section)
     log(f"updated the {SECTION!r} section of {RESULTS}")
 
 
@@ -370,14 +352,6 @@ def cpu_probe_ms() -> float:
             total += i
         best = min(best, (time.perf_counter() - t0) * 1000)
     return round(best)
-
-
-def loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as handle:
-            return " ".join(handle.read().split()[:3])
-    except OSError:
-        return "?"
 
 
 def main(argv: list[str] | None = None) -> int:

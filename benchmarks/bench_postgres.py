@@ -39,6 +39,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from _common import replace_section, table_rows  # noqa: E402
 import bench_index  # noqa: E402  (puts the working tree's src on sys.path)
 from bench_index import BenchRun, config_of, loadavg, log, populate, r, timed  # noqa: E402
 
@@ -180,12 +181,7 @@ def write_section(n: int, seconds: float, populate_s: float, server: str) -> Non
         "| Figure | Measured | Baseline | Ratio | Target | Pass |",
         "|---|---|---|---|---|---|",
     ]
-    for f in FIGURES:
-        ratio = "-" if f["ratio"] is None else f"{f['ratio']:.2f}x"
-        lines.append(
-            f"| {f['name']} | {f['_summary']} | {f['_baseline_summary']} | {ratio} | {f['target']} | "
-            f"{'yes' if f['pass'] else '**no**'} |"
-        )
+    lines += table_rows(FIGURES)
     lines += [
         "",
         "- postgres_rebuild: `retain.index.rebuild(index=...)` into PostgreSQL vs into SQLite "
@@ -202,20 +198,7 @@ def write_section(n: int, seconds: float, populate_s: float, server: str) -> Non
         "",
     ]
     section = "\n".join(lines)
-    try:
-        with open(RESULTS, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        text = "# Benchmark results\n"
-    start = text.find("\n" + SECTION + "\n")
-    if start >= 0:
-        end = text.find("\n## ", start + len(SECTION) + 2)
-        text = text[:start + 1] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(RESULTS + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(RESULTS + ".tmp", RESULTS)
+    replace_section(RESULTS, SECTION, section)
     log(f"updated the {SECTION!r} section of {RESULTS}")
 
 

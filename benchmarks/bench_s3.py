@@ -34,6 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
+from _common import replace_section  # noqa: E402
 import retain  # noqa: E402
 from retain import Interface, get  # noqa: E402
 from retain.index._hooks import flush  # noqa: E402
@@ -220,20 +221,7 @@ def write_results(seconds: float, reps: int, endpoint: str) -> None:
         "",
     ]
     section = "\n".join(lines)
-    try:
-        with open(RESULTS, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        text = "# Benchmark results\n"
-    start = text.find("\n" + SECTION + "\n")
-    if start >= 0:
-        end = text.find("\n## ", start + len(SECTION) + 2)
-        text = text[:start + 1] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(RESULTS + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(RESULTS + ".tmp", RESULTS)
+    replace_section(RESULTS, SECTION, section)
     log(f"updated the {SECTION!r} section of {RESULTS}")
 
 

@@ -185,7 +185,7 @@ def _read_in_worker(chunk: list[str]) -> bytes:
     for id in chunk:
         base = directory(id)
         where = f"{base}/{RECORD_FILE}"
-        record = _read_file(where)
+        record = read_small_file(where)
         if record is None:
             out.append((id, None))
             continue
@@ -194,7 +194,7 @@ def _read_in_worker(chunk: list[str]) -> bytes:
         except RecordError as exc:
             out.append((id, str(exc)))
             continue
-        summary = _read_file(f"{base}/{SUMMARY_FILE}")
+        summary = read_small_file(f"{base}/{SUMMARY_FILE}")
         module, qualname, kind = fields["module"], fields["class"], fields["kind"]
         out.append((
             id, share(module, module), share(qualname, qualname), share(kind, kind),
@@ -203,9 +203,6 @@ def _read_in_worker(chunk: list[str]) -> bytes:
             [(share(key, key), value) for key, value in config_leaves(fields["config"])],
         ))
     return marshal.dumps(out)
-
-
-_read_file = read_small_file
 
 
 #: Strings that repeat from one entry to the next (config keys, class names), one object each:
