@@ -59,8 +59,18 @@ def wait_until_done(components: list[Component], timeout: float = 60) -> retain.
         counts = report.counts()
         if counts["finished"] + counts["failed"] == len(components):
             return report
-        assert time.monotonic() < deadline, f"not done after {timeout} s:\n{report!r}\n{report.jobs}"
+        assert time.monotonic() < deadline, f"not done after {timeout} s:\n{report!r}\n{report.jobs}\n{job_logs(components)}"
         time.sleep(0.3)
+
+
+def job_logs(components: list[Component]) -> str:
+    """The end of each component's latest job log: what a failing test shows."""
+    shown = []
+    for component in components:
+        job = component.execution.job() or {}
+        log = Path(job.get("submission", {}).get("log") or "/nonexistent")
+        shown.append(f"--- {log}:\n{log.read_text()[-2000:] if log.exists() else '(none)'}")
+    return "\n".join(shown)
 
 
 def lines(path: Path) -> list[str]:
@@ -198,6 +208,9 @@ def test_a_requeued_job_resumes_its_component(store: Storage, tmp_path: Path) ->
         time.sleep(0.2)
     assert work.execution.runs()[0]["end"] is None or work.execution.runs()[0]["end"]["status"] == "died"
     release.touch()  # the resumed run ends at once
+    # slurmd refuses to start a job again within the second its credential was revoked (its
+    # log: "Job credential revoked"); Slurm's own requeue delay avoids this, the test skips it.
+    time.sleep(2)
     subprocess.run(["scontrol", "update", f"jobid={job}", "starttime=now"], check=True, timeout=30)
     report = wait_until_done([work])
     assert report.finished == [work] and len(lines(counter)) == 2
