@@ -11,7 +11,8 @@ Prints one JSON line per figure on stdout: name, values, baseline, ratio, target
 Progress goes to stderr. The exit status is 0 even when figures miss (read `pass`).
 
 Method: a `LocalCluster` of 2 worker processes (1 thread each) on 127.0.0.1 runs N components
-that each sleep 20 ms, each in a fresh process (see `retain.execution.dask`); the figure is the
+that each sleep 20 ms, in the helper processes of the workers (the default, see
+`retain.execution.dask`), and again with `fresh_process: True` (a fresh process each); the figure is the
 wall time of `dispatch` (components committed before, cluster and helpers warmed up by a first
 dispatch), median of the repetitions, against the ideal N x 20 ms / 2. In alternating rounds,
 the same number of components on `PoolExecution(processes=2)` (the same machine, no
@@ -85,19 +86,19 @@ def bench_dask(work: str, count: int, repeats: int) -> None:
     from retain.execution.dask import close_clusters
 
     dask = get("retain.execution.dask", {"workers": WORKERS, "threads_per_worker": 1})
-    helpers = get("retain.execution.dask", {"workers": WORKERS, "threads_per_worker": 1, "fresh_process": False})
+    fresh = get("retain.execution.dask", {"workers": WORKERS, "threads_per_worker": 1, "fresh_process": True})
     pool = get("retain.execution.pool", {"processes": WORKERS})
     ideal = count * SLEEP / WORKERS
-    walls: dict[str, list[float]] = {"dask": [], "helpers": [], "pool": [], "noop": []}
+    walls: dict[str, list[float]] = {"dask": [], "fresh": [], "pool": [], "noop": []}
     with storage(os.path.join(work, "storage")):
         t0 = time.perf_counter()
         dask.dispatch([BenchDaskSleep({"i": -1, "salt": "warm-up"})])  # starts the cluster and helpers
         warm_up = time.perf_counter() - t0
-        helpers.dispatch([BenchDaskSleep({"i": -3, "salt": "warm-up"})])
+        fresh.dispatch([BenchDaskSleep({"i": -3, "salt": "warm-up"})])
         pool.dispatch([BenchDaskSleep({"i": -2, "salt": "warm-up"})])  # starts the forkserver
         client = dask._client(distributed)
         for repeat in range(repeats):
-            arms = ["dask", "helpers", "pool", "noop"]
+            arms = ["dask", "fresh", "pool", "noop"]
             if repeat % 2:
                 arms.reverse()
             for arm in arms:
@@ -113,15 +114,17 @@ def bench_dask(work: str, count: int, repeats: int) -> None:
                 components = [BenchDaskSleep({"i": i, "salt": f"{arm}-{repeat}"}) for i in range(count)]
                 for component in components:
                     component.commit()
-                execution = {"dask": dask, "helpers": helpers, "pool": pool}[arm]
+                execution = {"dask": dask, "fresh": fresh, "pool": pool}[arm]
                 t0 = time.perf_counter()
                 execution.dispatch(components)
                 walls[arm].append(time.perf_counter() - t0)
                 assert all(c.cached() for c in components)
-                if arm == "dask":
-                    pids = {c.execution.runs()[0]["pid"] for c in components}
+                pids = {c.execution.runs()[0]["pid"] for c in components}
+                if arm == "fresh":
                     assert len(pids) == count  # a fresh process for every component
-            log(f"round {repeat}: dask {walls['dask'][-1]:.2f} s, dask in helpers {walls['helpers'][-1]:.2f} s, "
+                elif arm == "dask":
+                    assert len(pids) <= WORKERS  # the helpers ran them
+            log(f"round {repeat}: dask {walls['dask'][-1]:.2f} s, dask fresh process {walls['fresh'][-1]:.2f} s, "
                 f"pool {walls['pool'][-1]:.2f} s, "
                 f"{count} empty dask tasks {walls['noop'][-1]:.2f} s (ideal {ideal:.2f} s)")
     close_clusters()
@@ -143,19 +146,19 @@ def bench_dask(work: str, count: int, repeats: int) -> None:
         f"{ideal:.2f} s (ideal); same run: process pool of {WORKERS} {pool_wall:.2f} s "
         f"({pool_wall / ideal:.2f}x), {count} empty Dask tasks {noop:.2f} s",
     )
-    wall = statistics.median(walls["helpers"])
+    wall = statistics.median(walls["fresh"])
     ratio = wall / ideal
     per_component_ms = (wall - ideal) / (count / WORKERS) * 1000
     figure(
-        f"dask_{count}x20ms_in_helpers",
-        {"median_s": r(wall, 3), "best_s": r(min(walls["helpers"]), 3),
-         "runs": [r(w, 3) for w in walls["helpers"]], "overhead_per_component_ms": r(per_component_ms),
+        f"dask_{count}x20ms_fresh_process",
+        {"median_s": r(wall, 3), "best_s": r(min(walls["fresh"]), 3),
+         "runs": [r(w, 3) for w in walls["fresh"]], "overhead_per_component_ms": r(per_component_ms),
          "components": count, "workers": WORKERS},
         {"ops": f"ideal: {count} x {SLEEP * 1000:.0f} ms / {WORKERS}", "seconds": r(ideal, 3)},
         ratio,
-        "median <= 1.5x ideal",
-        ratio <= 1.5,
-        f"{wall:.2f} s median of {len(walls['helpers'])} ({min(walls['helpers']):.2f} s best); "
+        "informational (the target is the default's)",
+        True,
+        f"{wall:.2f} s median of {len(walls['fresh'])} ({min(walls['fresh']):.2f} s best); "
         f"{per_component_ms:.1f} ms per component over its sleep",
         f"{ideal:.2f} s (ideal)",
     )
@@ -183,16 +186,17 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
         "",
         "- dask_500x20ms: `DaskExecution(workers=2, threads_per_worker=1).dispatch` of 500 committed "
         "components that each sleep 20 ms, on a LocalCluster (127.0.0.1) warmed up by a first "
-        "dispatch; each component runs in a fresh process forked by a helper of its worker. Ratio "
+        "dispatch; each worker thread's helper process runs its components one after the other (the default). Ratio "
         "against the ideal 500 x 20 ms / 2. Baselines of the same rounds: the process pool with 2 "
         "processes on the same components, and 500 empty Dask tasks (the scheduler's own cost).",
-        "- dask_500x20ms_in_helpers: the same with `fresh_process: False`: each worker thread's "
-        "helper process runs its components itself, one after the other (no fork per component).",
+        "- dask_500x20ms_fresh_process: the same with `fresh_process: True`: each component in a "
+        "fresh process forked by the helper, as the process pool does (informational: the target "
+        "applies to the default).",
         "- Everything shares the machine's 2 cores: the scheduler and the client (one process), "
         "2 workers, their helpers and the runs; the figures need an otherwise idle machine. A fresh "
-        "process per component costs 10-15 ms here (fork and copy-on-write faults are slow in this "
-        "VM's sandbox; the process pool pays the same, see its ratio), so the default mode misses "
-        "the 1.5x target with 20 ms components and meets it with `fresh_process: False`.",
+        "process costs 4-9 ms per component here (the fork is under 1 ms; the rest is the run's "
+        "first-touch work in a new process: copy-on-write faults and cold caches), which the pool "
+        "pays too (see its ratio).",
         "",
         "```",
         *(json.dumps({k: v for k, v in f.items() if not k.startswith("_")}) for f in FIGURES),

@@ -209,6 +209,35 @@ def test_pool_runs_each_component_in_a_fresh_process(store: Storage, tmp_path: P
     assert works[0].id == Work({"index": 0, "counter": str(counter), "sleep": 0.05}).id
 
 
+def test_a_prepared_worker_leaves_nothing_to_import_to_its_fresh_processes(store: Storage, tmp_path: Path) -> None:
+    """A pool worker (or a Dask helper) imports before it forks what every run imports; a fresh
+    child that imports (and, without bytecode caches, compiles) a module pays for it every run."""
+    work = get(Work, {"index": 1, "counter": str(tmp_path / "counter")})
+    work.commit()
+    script = (
+        "import sys, pickle\n"
+        "from retain.execution import pool, base\n"
+        "payload = pickle.loads(sys.stdin.buffer.read())\n"
+        "pool._init_worker(['component_worker'])\n"
+        "base.prepare_payload(payload)\n"
+        "before = set(sys.modules)\n"
+        "assert base.run_prepared(payload)['status'] == 'finished'\n"
+        "print(sorted(m for m in set(sys.modules) - before if m.startswith('retain')))\n"
+    )
+    import pickle
+
+    from retain._run import RunOptions
+    from retain.execution.base import Job
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], input=pickle.dumps(Job(work, RunOptions()).payload()),
+        capture_output=True, timeout=60, cwd=TESTS_DIR, env={**os.environ, "PYTHONPATH": TESTS_DIR},
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().splitlines()[-1] == "[]"
+    assert work.cached()
+
+
 def test_pool_failures_and_crashes_do_not_stop_the_others(store: Storage, tmp_path: Path) -> None:
     counter = tmp_path / "counter"
     ok = [get(Work, {"index": i, "counter": str(counter)}) for i in range(3)]

@@ -111,7 +111,7 @@ def test_components_run_on_the_cluster_and_failures_are_listed(cluster: Cluster,
     failing = get(Work, {"index": 10, "counter": str(counter), "fail": "broken on purpose"})
     killed = get(Work, {"index": 11, "counter": str(counter), "kill": True})
     with pytest.raises(LaunchError) as raised:
-        with get("retain.execution.dask", {"scheduler": cluster.address}):
+        with get("retain.execution.dask", {"scheduler": cluster.address, "fresh_process": True}):
             for work in [ok[0], failing, ok[1], killed, ok[2], ok[3]]:
                 work.launch()
     assert "2 of 6 component(s) failed" in str(raised.value) and "broken on purpose" in str(raised.value)
@@ -225,7 +225,7 @@ def test_a_local_cluster_when_no_scheduler_is_given(store: Storage, tmp_path: Pa
         assert [o.status for o in outcomes] == ["finished"] * 3 and all(w.cached() for w in works)
         assert execution.concurrency == 1
         pids = {int(line.split()[1]) for line in lines(counter)}
-        assert len(pids) == 3 and os.getpid() not in pids
+        assert len(pids) == 1 and os.getpid() not in pids  # the one worker thread's helper ran them
         assert execution.dispatch(works)[0].status == "cached"  # the same cluster, kept: nothing runs
     finally:
         close_clusters()
@@ -242,9 +242,9 @@ class TestDaskExecutionConformance(ExecutionConformance):
         return get("retain.execution.dask", {"scheduler": cluster.address})
 
 
-class TestDaskExecutionInHelpersConformance(ExecutionConformance):
-    """``fresh_process: False``: each worker thread's helper runs its components itself."""
+class TestDaskExecutionFreshProcessConformance(ExecutionConformance):
+    """``fresh_process: True``: each component in a fresh child of its worker thread's helper."""
 
     @pytest.fixture
     def execution(self, cluster: Cluster) -> Any:
-        return get("retain.execution.dask", {"scheduler": cluster.address, "fresh_process": False})
+        return get("retain.execution.dask", {"scheduler": cluster.address, "fresh_process": True})

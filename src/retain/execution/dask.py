@@ -4,12 +4,12 @@
 cluster; without a scheduler, a `LocalCluster` of this machine is started (and kept for later
 dispatches of the same configuration until the process exits).
 
-Each task reloads its component from storage by id and launches it, in a fresh process: a
-Dask worker is multi-threaded, so it must not fork itself; each of its task threads keeps a
-single-threaded helper process (`_forker`) that forks a child per component, as a process
-pool's worker does (``fresh_process: False``: the helper runs them itself, one after the
-other, with no fork per component). Claims make a task that Dask runs twice (after a worker was lost)
-harmless: the second waits for, takes over, or finds finished the first one's run. A worker
+Each task reloads its component from storage by id and launches it outside the worker: a Dask
+worker is multi-threaded (it must not fork, and its threads share descriptors 1 and 2), so each
+of its task threads keeps a single-threaded helper process (`_forker`) that runs its components
+one after the other, as Dask itself runs tasks in a long-lived worker. With ``fresh_process:
+True`` the helper forks a fresh child per component instead, as a process pool's worker does.
+Claims make a task that Dask runs twice (after a worker was lost) harmless: the second waits for, takes over, or finds finished the first one's run. A worker
 that dies kills the runs it holds (the helpers watch their pipe to it), so their claims are
 dead and the rescheduled tasks resume them at once.
 
@@ -49,7 +49,7 @@ def import_distributed() -> Any:
 
 
 class DaskExecution(Execution):
-    """Runs each component as a task of a Dask cluster, in a fresh process on a worker.
+    """Runs each component as a task of a Dask cluster, in a helper process of a worker.
 
     Component classes must be importable by name on the workers (the task reloads the
     component from storage by id), and the storage must be reachable from them (a shared file
@@ -69,11 +69,12 @@ class DaskExecution(Execution):
             only to workers started with them (``dask worker --resources GPU=2``).
         forward_environment: run components with this process's environment variables
             (like a process pool); False keeps each worker's own.
-        fresh_process: run each component in a fresh process (default), as the process pool
-            does: a crash, a leak or global state stays with its component. False runs the
-            components of each worker thread one after the other in one long-lived helper
-            process (still not the worker's): no fork per component, which pays off for
-            components of a few milliseconds, on machines where forking is slow.
+        fresh_process: run each component in a fresh process forked by the helper, as the
+            process pool does: a crash, a leak or global state stays with its component, for a
+            few milliseconds more per component. False (default) runs the components of each
+            worker thread one after the other in its long-lived helper process (never in the
+            worker itself), like Dask's own tasks; a component that kills its process still
+            fails alone (the next one gets a new helper).
         preload: modules for the helper processes to import once (heavy libraries).
         dashboard: the address of the LocalCluster's dashboard (``"127.0.0.1:8787"``; it
             needs ``bokeh``); None: no dashboard.
@@ -88,7 +89,7 @@ class DaskExecution(Execution):
         "connect_timeout": 10.0,
         "resources": {},
         "forward_environment": True,
-        "fresh_process": True,
+        "fresh_process": False,
         "preload": [],
         "dashboard": None,
         "echo": False,
@@ -286,7 +287,7 @@ _idle_lock = threading.Lock()
 
 
 def _run_task(
-    payload: dict[str, Any], preload: list[str], forward_environment: bool, fresh_process: bool = True
+    payload: dict[str, Any], preload: list[str], forward_environment: bool, fresh_process: bool = False
 ) -> dict[str, Any]:
     """A Dask task: run the component of `payload` in a helper process of this worker (in a
     fresh child of it, with `fresh_process`); its outcome as a dict."""
