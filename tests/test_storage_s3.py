@@ -22,7 +22,7 @@ import retain
 from retain import Interface, StorageError, get
 from retain.storage import Storage, make_storage
 from retain.storage.fsspec import FsspecStorage
-from retain.storage.layout import RECORD_FILE
+from retain.storage.layout import FINISHED_FILE, RECORD_FILE, claim_file
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS_DIR)
@@ -30,6 +30,7 @@ SCRIPT = os.path.join(ROOT, "scripts", "services", "s3.sh")
 if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 
+from execution_conformance import ExecutionConformance  # noqa: E402
 from s3_worker import RaceItem  # noqa: E402
 from storage_conformance import StorageConformance  # noqa: E402
 
@@ -239,12 +240,113 @@ def test_index_sees_other_machines_after_a_listing(s3: FsspecStorage, tmp_path: 
     assert set(get.all(Item).ids()) == {i.id for i in mine} | {theirs.id}
 
 
-def test_components_are_refused_with_a_clear_error(s3: FsspecStorage) -> None:
+# -- components on the object store --------------------------------------------------------
+
+
+def launcher(url: str, index: int, env: dict[str, str], cache: Path, *extra: str) -> subprocess.Popen[str]:
+    """``python -m component_worker launch`` as another machine: its own cache directory."""
+    environment = {**os.environ, **env, "RETAIN_CACHE_DIR": str(cache),
+                   "PYTHONPATH": os.pathsep.join(p for p in (TESTS_DIR, os.environ.get("PYTHONPATH")) if p)}
+    return subprocess.Popen([sys.executable, "-m", "component_worker", "launch", "--storage", url,
+                             "--index", str(index), *extra],
+                            cwd=TESTS_DIR, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_component_runs_on_the_store_and_another_machine_reads_its_state(s3: FsspecStorage,
+                                                                           tmp_path: Path) -> None:
+    from component_worker import Work
+
+    work = get(Work, {"index": 3, "counter": str(tmp_path / "counter")})
+    with retain.settings(heartbeat=0.1, lease=0.6):
+        work.launch()
+    assert work.cached() and work.execution.is_finished()
+    key = f"{s3.root}/{work.id}"
+    names = {path.rsplit("/", 1)[1] for path in s3.fs.find(key)}
+    assert {"interface.json", "result.json", "output.log"} <= names
+    assert claim_file(1).rsplit("/", 1)[-1] in names and FINISHED_FILE.rsplit("/", 1)[-1] in names, names
+    # Another machine (its own, empty cache) sees the run, its output and its result.
+    other = FsspecStorage(s3.url, cache_dir=tmp_path / "other-machine")
+    with retain.storage(other):
+        again = get(Work, {"index": 3, "counter": str(tmp_path / "counter")})
+        assert again.cached() and again.execution.state() == "finished"
+        assert "work 3 to stderr" in again.execution.output()
+        assert again.load_file("result.json")["index"] == 3
+        [run] = again.execution.runs()
+        assert run["end"]["status"] == "finished"
+        again.launch()  # cached: nothing runs
+    assert len((tmp_path / "counter").read_text().splitlines()) == 1
+
+
+def test_machines_launching_one_component_at_once_run_it_once(s3: FsspecStorage, tmp_path: Path) -> None:
+    """Four processes, as four machines sharing only the bucket, launch one component at once:
+    the store's put-if-absent lets exactly one claim it; the others wait and find it finished."""
+    counter, start = tmp_path / "counter", tmp_path / "go"
+    procs = [launcher(s3.url, 5, aws_env(), tmp_path / f"machine-{n}", "--counter", str(counter),
+                      "--sleep", "0.5", "--start", str(start), "--out", str(tmp_path / f"out-{n}"))
+             for n in range(4)]
+    time.sleep(1.5)  # let them import and reach the start line
+    start.touch()
+    for proc in procs:
+        _, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err
+    results = [json.loads((tmp_path / f"out-{n}").read_text()) for n in range(4)]
+    assert [r.get("state") for r in results] == ["finished"] * 4, results
+    assert len(counter.read_text().splitlines()) == 1
+    from component_worker import Work
+
+    work = get(Work, {"index": 5, "counter": str(counter), "sleep": 0.5})
+    assert [run["end"]["status"] for run in work.execution.runs()] == ["finished"]
+
+
+def test_a_killed_run_on_the_store_is_taken_over_and_its_log_kept(s3: FsspecStorage, tmp_path: Path) -> None:
+    """A machine dies mid-run (SIGKILL): another machine takes the run over, resumes it, and
+    the stored log holds both runs (the first one's as far as its heartbeats sent it)."""
+    counter, marker, release = tmp_path / "counter", tmp_path / "started", tmp_path / "release"
+    args = ("--counter", str(counter), "--sleep", "60", "--marker", str(marker), "--release", str(release))
+    first = launcher(s3.url, 8, aws_env(), tmp_path / "machine-1", *args)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert first.poll() is None, first.communicate()[1]
+        assert time.monotonic() < deadline, "the first machine never started the run"
+        time.sleep(0.05)
+    time.sleep(0.5)  # a few heartbeats (0.1 s): they send the log of run 1 with them
+    os.kill(first.pid, signal.SIGKILL)
+    first.communicate()
+    release.touch()  # the resumed run ends at once
+    second = launcher(s3.url, 8, aws_env(), tmp_path / "machine-2", *args, "--out", str(tmp_path / "out"))
+    _, err = second.communicate(timeout=90)
+    assert second.returncode == 0, err
+    assert json.loads((tmp_path / "out").read_text())["state"] == "finished"
+    from component_worker import Work
+
+    work = get(Work, {"index": 8, "counter": str(counter), "sleep": 60.0, "marker": str(marker),
+                      "release": str(release)})
+    assert len(counter.read_text().splitlines()) == 2
+    runs = work.execution.runs()
+    assert [run["end"]["status"] for run in runs] == ["died", "finished"]
+    assert runs[1]["takeover"]["run"] == 1
+    output = work.execution.output()
+    assert "retain: run 1 of" in output and "retain: run 2 of" in output, output
+    assert output.index("run 1 of") < output.index("work 8 to stderr") < output.index("run 2 of")
+
+
+def test_a_store_without_put_if_absent_refuses_components(s3_env: dict[str, str]) -> None:
     from storage_conformance import ConformanceRun
 
-    with pytest.raises(StorageError, match="components cannot run on s3://"):
-        ConformanceRun({"n": 1}).launch()
-    assert list(s3.iter_ids()) == []  # refused before anything was written
+    store = FsspecStorage(new_url(s3_env), exclusive_create=False)
+    with retain.storage(store):
+        with pytest.raises(StorageError, match="only if it is absent"):
+            ConformanceRun({"n": 1}).launch()
+    assert list(store.iter_ids()) == []  # refused before anything was written
+
+
+class TestPoolExecutionOnS3Conformance(ExecutionConformance):
+    """The process pool, with every component in the bucket."""
+
+    @pytest.fixture
+    def execution(self, s3: FsspecStorage) -> Any:
+        with retain.settings(heartbeat=0.1, lease=0.6):
+            yield get("retain.execution.pool", {"processes": 2})
 
 
 def test_unreachable_endpoint(s3_env: dict[str, str]) -> None:

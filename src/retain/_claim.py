@@ -156,6 +156,7 @@ class Claim:
         self.files.replace(
             heartbeat_file(self.run), {"run": self.run, "time": now_iso(), "beats": self.beats}
         )
+        self.files.sync_output()
         if not self.superseded and self.files.claim(self.run + 1) is not None:
             # Our heartbeat lapsed (a suspended machine, a stalled file system) and another
             # launcher took over: say so where the user will look.

@@ -8,7 +8,7 @@ import sys
 import time
 
 from . import _settings
-from ._runfiles import RunFiles, now_iso
+from ._runfiles import now_iso
 from .storage.layout import FAILURES_FILE, end_file
 
 TYPE_CHECKING = False
@@ -161,7 +161,7 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
     from .component import check_storage_runs
 
     check_storage_runs(component.storage)
-    files = RunFiles(component.local_directory())
+    files = component.storage.run_files(component.id)
     record = {
         "component": component.id,
         "argv": options.argv,
@@ -180,6 +180,7 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
     if claim is None:
         return Outcome(component.id, "cached")
     run, durable = claim.run, options.durable
+    files.start_output()
     error: dict[str, Any] | None = None
     exception: BaseException | None = None
     started = time.monotonic()
@@ -232,6 +233,10 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
     finally:
         capture.close(trailer)
         claim.release()
+        try:
+            files.sync_output()
+        except Exception as exc:  # the run's outcome stands; only its log is behind
+            print(f"retain: could not store the output of run {run} of {component!r}: {exc}", file=sys.stderr)
     if error is not None:
         return Outcome(component.id, "failed", run, error, exception)
     return Outcome(component.id, "finished", run)

@@ -1,8 +1,14 @@
 """Reading and writing a component's runtime files (names in `storage/layout.py`).
 
-Whole files go through `_fs.atomic_write` (a claim or an end is created exclusively: the first
-writer wins); logs are appended with one `O_APPEND` write per line, so concurrent writers
-never interleave inside a line.
+`RunFiles` holds the logic (claims, ends, the finished marker, logs) over five byte-level
+primitives; `RunFiles` implements them on a directory, `StoreRunFiles` on an object store.
+
+On a directory, whole files go through `_fs.atomic_write` (a claim or an end is created
+exclusively: the first writer wins) and logs are appended with one `O_APPEND` write per line,
+so concurrent writers never interleave inside a line. In an object store, creating uses the
+store's put-if-absent, an append rewrites the object (its writers take turns: the holder of
+the current claim), and `output.log` is written to the local cache as it happens and uploaded
+at each heartbeat and when the run ends.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["SUBMISSIONS_FILE", "RunFiles", "now_iso", "parse_iso"]
+    from .storage.fsspec import FsspecStorage
+
+__all__ = ["SUBMISSIONS_FILE", "RunFiles", "StoreRunFiles", "now_iso", "parse_iso"]
 
 
 def now_iso() -> str:
@@ -68,15 +76,62 @@ class RunFiles:
 
     @property
     def output_log(self) -> str:
+        """The local path runs write their output to (as it happens)."""
         return os.path.join(self.directory, OUTPUT_LOG)
 
     def ensure(self, durable: bool = False) -> None:
         makedirs(self.directory, durable=durable)
 
+    # -- the primitives (bytes of one runtime file) -----------------------------------------
+
+    def _exists(self, name: str) -> bool:
+        return os.path.exists(os.path.join(self.directory, name))
+
+    def _read_bytes(self, name: str) -> bytes | None:
+        path = os.path.join(self.directory, name)
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise StorageError(exc.errno or 0, f"could not read {path}: {exc.strerror}") from exc
+
+    def _create_bytes(self, name: str, data: bytes, durable: bool) -> bool:
+        return atomic_write(self.path(name), lambda handle: handle.write(data), durable=durable, exclusive=True)
+
+    def _put_bytes(self, name: str, data: bytes, durable: bool) -> None:
+        atomic_write(self.path(name), lambda handle: handle.write(data), durable=durable)
+
+    def _append_bytes(self, name: str, data: bytes, durable: bool) -> None:
+        path = self.path(name)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, data)
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StorageError(exc.errno or 0, f"could not append to {path}: {exc.strerror}") from exc
+
+    # -- the output log ------------------------------------------------------------------
+
+    def start_output(self) -> None:
+        """Before a run writes to `output_log`: make the local file continue the stored one."""
+
+    def sync_output(self) -> None:
+        """Send what a run wrote to `output_log` so far to the storage (where it is elsewhere)."""
+
+    def read_output(self) -> bytes:
+        """Everything the runs printed, as far as the storage has it."""
+        return self._read_bytes(OUTPUT_LOG) or b""
+
     # -- reading -------------------------------------------------------------------------
 
     def is_finished(self) -> bool:
-        return os.path.exists(os.path.join(self.directory, FINISHED_FILE))
+        return self._exists(FINISHED_FILE)
 
     def latest_run(self) -> int:
         """The number of the latest claimed run; 0 when it never ran.
@@ -85,7 +140,7 @@ class RunFiles:
         directory that may hold any number of the user's files.
         """
         run = 0
-        while os.path.exists(os.path.join(self.directory, claim_file(run + 1))):
+        while self._exists(claim_file(run + 1)):
             run += 1
         return run
 
@@ -93,22 +148,17 @@ class RunFiles:
         """A whole runtime file as a dict, or None when it does not exist."""
         import json
 
-        path = os.path.join(self.directory, name)
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except (FileNotFoundError, NotADirectoryError):
+        data = self._read_bytes(name)
+        if data is None:
             return None
-        except OSError as exc:
-            raise StorageError(exc.errno or 0, f"could not read {path}: {exc.strerror}") from exc
         try:
             value = json.loads(data)
         except ValueError:
             value = None
         if not isinstance(value, dict):
             raise RecordError(
-                f"runtime file {path!r} is corrupted (files here are written atomically: was it "
-                "edited by hand?); move it aside to let the component run again"
+                f"runtime file {name!r} of {self.directory!r} is corrupted (files here are written "
+                "atomically: was it edited by hand?); move it aside to let the component run again"
             )
         return value
 
@@ -125,13 +175,9 @@ class RunFiles:
         """The entries of an append-only log (a line cut short by a crash is skipped)."""
         import json
 
-        try:
-            with open(os.path.join(self.directory, name), "rb") as handle:
-                lines = handle.read().splitlines()
-        except (FileNotFoundError, NotADirectoryError):
-            return []
+        data = self._read_bytes(name)
         out = []
-        for line in lines:
+        for line in (data or b"").splitlines():
             try:
                 entry = json.loads(line)
             except ValueError:
@@ -171,8 +217,7 @@ class RunFiles:
 
     def create(self, name: str, value: dict[str, Any], durable: bool = False) -> bool:
         """Write `name` unless it exists (exclusive, atomic); False when another writer won."""
-        data = _dumps(value)
-        return atomic_write(self.path(name), lambda handle: handle.write(data), durable=durable, exclusive=True)
+        return self._create_bytes(name, _dumps(value), durable)
 
     def mark_finished(self, run: int, durable: bool = False) -> None:
         """Publish the finished marker: a hard link to run `run`'s end (one link, no copy)."""
@@ -192,23 +237,11 @@ class RunFiles:
             fsync_directory(self.directory)
 
     def replace(self, name: str, value: dict[str, Any], durable: bool = False) -> None:
-        data = _dumps(value)
-        atomic_write(self.path(name), lambda handle: handle.write(data), durable=durable)
+        self._put_bytes(name, _dumps(value), durable)
 
     def append(self, name: str, value: dict[str, Any], durable: bool = False) -> None:
-        """Append one JSON line with a single ``O_APPEND`` write."""
-        path = self.path(name)
-        data = _dumps(value)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, data)
-                if durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise StorageError(exc.errno or 0, f"could not append to {path}: {exc.strerror}") from exc
+        """Append one JSON line (a single ``O_APPEND`` write on a directory)."""
+        self._append_bytes(name, _dumps(value), durable)
 
     def event(self, event: str, run: int, durable: bool = False, **fields: Any) -> None:
         from ._claim import host_facts
@@ -219,6 +252,88 @@ class RunFiles:
             {"event": event, "run": run, "time": now_iso(), "host": facts["host"], "pid": os.getpid(), **fields},
             durable,
         )
+
+
+class StoreRunFiles(RunFiles):
+    """The runtime files of a component whose directory is in an object store.
+
+    `directory` is the local cache directory of the component (where `output_log` is written);
+    every other file is read from and written to the store, never cached: they change.
+    """
+
+    __slots__ = ("storage", "id", "_sent", "_sending")
+
+    def __init__(self, storage: FsspecStorage, id: str) -> None:
+        import threading
+
+        super().__init__(storage.local_directory(id))
+        self.storage = storage
+        self.id = id
+        self._sent: tuple[int, int] | None = None  # (size, mtime) of output.log when last sent
+        # The heartbeat thread and the run's end both send the log: one at a time, so that an
+        # older copy never lands after a newer one.
+        self._sending = threading.Lock()
+
+    def _key(self, name: str) -> str:
+        return self.storage._key(self.id, name)
+
+    def _exists(self, name: str) -> bool:
+        return self.storage._exists(self._key(name))
+
+    def _read_bytes(self, name: str) -> bytes | None:
+        return self.storage._cat(self._key(name))
+
+    def _create_bytes(self, name: str, data: bytes, durable: bool) -> bool:
+        return self.storage._create(self._key(name), data)
+
+    def _put_bytes(self, name: str, data: bytes, durable: bool) -> None:
+        self.storage._put_bytes(self._key(name), data)
+
+    def _append_bytes(self, name: str, data: bytes, durable: bool) -> None:
+        # No append in an object store: read and write back. The writers of these logs take
+        # turns (the holder of the current claim; a launcher before it submits).
+        self.storage._put_bytes(self._key(name), (self._read_bytes(name) or b"") + data)
+
+    def mark_finished(self, run: int, durable: bool = False) -> None:
+        end = self.end(run)
+        if end is not None:
+            self.create(FINISHED_FILE, end)
+
+    def start_output(self) -> None:
+        stored = self._read_bytes(OUTPUT_LOG)
+        self.ensure()
+        if stored is None:
+            _remove(self.output_log)
+            self._sent = None
+            return
+        atomic_write(self.output_log, lambda handle: handle.write(stored))
+        self._sent = _size_and_time(self.output_log)
+
+    def sync_output(self) -> None:
+        with self._sending:
+            now = _size_and_time(self.output_log)
+            if now is None or now == self._sent:
+                return
+            self.storage._upload(self.id, [OUTPUT_LOG])
+            self._sent = now
+
+    def read_output(self) -> bytes:
+        return self._read_bytes(OUTPUT_LOG) or b""
+
+
+def _size_and_time(path: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _prefixed(takeover: dict[str, Any]) -> dict[str, Any]:

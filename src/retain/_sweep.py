@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 
 from ._errors import ConfigError, ModuleResolutionError
-from ._runfiles import RunFiles
-from .storage.layout import OUTPUT_LOG
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from typing import Any
+
+    from ._runfiles import RunFiles
 
     from .component import Component
     from .execution.base import Execution
@@ -89,7 +89,7 @@ def _state(
 
     if not component.is_committed():
         return "missing", None, None
-    files = RunFiles(component.local_directory())
+    files = component.storage.run_files(component.id)
     if files.is_finished():
         return "finished", None, None
     latest = files.latest_run()
@@ -144,7 +144,7 @@ class ExecutionStatus:
 
     @property
     def _files(self) -> RunFiles:
-        return RunFiles(self.component.local_directory())
+        return self.component.storage.run_files(self.component.id)
 
     def state(self) -> str:
         """One of `STATES`."""
@@ -219,11 +219,7 @@ class ExecutionStatus:
 
     def output(self) -> str:
         """Everything its runs printed (stdout and stderr), as far as written."""
-        try:
-            with open(os.path.join(self.component.local_directory(), OUTPUT_LOG), "rb") as handle:
-                return handle.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return self._files.read_output().decode("utf-8", "replace")
 
     def __repr__(self) -> str:
         state, error, job = _state(self.component, None)
@@ -335,7 +331,7 @@ def status(targets: Any, *, storage: Any = None) -> StatusReport:
     submissions = []
     for component in components:
         if component.is_committed():
-            files = RunFiles(component.local_directory())
+            files = component.storage.run_files(component.id)
             if not files.is_finished():
                 submission = files.submission()
                 if submission is not None:

@@ -116,7 +116,12 @@ class Component(Interface):
 
     def cached(self) -> bool:
         """Whether it is committed and finished: `launch()` would not run it again."""
-        return self.is_committed() and os.path.exists(os.path.join(self.local_directory(), FINISHED_FILE))
+        if not self.is_committed():
+            return False
+        storage = self.storage
+        if storage.is_remote:
+            return storage.run_files(self.id).is_finished()
+        return os.path.exists(os.path.join(self.local_directory(), FINISHED_FILE))
 
     @property
     def execution(self) -> ExecutionStatus:
@@ -152,14 +157,15 @@ class Component(Interface):
 
 
 def check_storage_runs(storage: Storage) -> None:
-    """Raise `StorageError` if components cannot run on `storage` (an object store, for now)."""
+    """Raise `StorageError` if components cannot run on `storage` (an object store without
+    put-if-absent)."""
     if not storage.supports_runs:
         from ._errors import StorageError
 
         raise StorageError(
-            f"components cannot run on {storage.url} yet: their exactly-once claims, heartbeats "
-            "and logs need a local or shared file system. Launch them with a local (or NFS) "
-            "storage; interfaces, their files and summaries can live in the object store"
+            f"components cannot run on {storage.url}: their exactly-once claims need a store "
+            "that creates an object only if it is absent (S3, GCS), or a local or shared file "
+            "system; interfaces, their files and summaries can live here"
         )
 
 

@@ -171,12 +171,11 @@ class SlurmExecution(Execution):
         """(jobs to submit, outcomes of the components that a job of theirs will run already:
         queued, or running in an active job; they are not submitted again)."""
         from .._run import Outcome
-        from .._runfiles import RunFiles
         from .._sweep import _JobLookup, _state
 
         submissions = {}
         for job in jobs:
-            submission = RunFiles(job.component.local_directory()).submission()
+            submission = job.component.storage.run_files(job.component.id).submission()
             if submission is not None:
                 submissions[job.component.id] = submission
         if not submissions:
@@ -339,12 +338,12 @@ class SlurmExecution(Execution):
         )
 
     def _record(self, job: Job, task_id: str, script: str, log: str) -> None:
-        from .._runfiles import SUBMISSIONS_FILE, RunFiles, now_iso
+        from .._runfiles import SUBMISSIONS_FILE, now_iso
 
         from ..modules import class_reference
 
         module, qualname = class_reference(type(self))
-        RunFiles(job.component.local_directory()).append(
+        job.component.storage.run_files(job.component.id).append(
             SUBMISSIONS_FILE,
             {"time": now_iso(), "execution": {"module": module, "class": qualname}, "job": task_id,
              "script": script, "log": log},

@@ -9,6 +9,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
+    from .._runfiles import RunFiles
+
 __all__ = ["Storage"]
 
 
@@ -74,6 +76,12 @@ class Storage(ABC):
         """Get file `name` of `id` from the store into ``local_directory(id)``; False when the
         store has no such file (or the local directory is the store)."""
         return False
+
+    def run_files(self, id: str) -> RunFiles:
+        """The runtime files of component `id` (claims, heartbeats, ends, logs)."""
+        from .._runfiles import RunFiles
+
+        return RunFiles(self.local_directory(id))
 
     # -- what the index reads --------------------------------------------------------------
 

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from typing import Any
 
+    from .._runfiles import RunFiles
+
 __all__ = ["FsspecStorage", "default_cache_dir"]
 
 #: Stores whose fsspec backend makes ``pipe_file(..., mode="create")`` an atomic put-if-absent:
@@ -81,7 +83,6 @@ class FsspecStorage(Storage):
             extra to install).
     """
 
-    supports_runs = False
     is_remote = True
 
     def __init__(
@@ -126,6 +127,11 @@ class FsspecStorage(Storage):
         self._s3 = protocol in ("s3", "s3a")
         # Small objects in one request (s3fs otherwise asks for the size first).
         self._small: dict[str, Any] = {"max_concurrency": 1} if self._s3 else {}
+
+    @property
+    def supports_runs(self) -> bool:  # type: ignore[override]
+        """Components run here when claims can be created exclusively (put-if-absent)."""
+        return self.supports_exclusive_create
 
     # -- naming ----------------------------------------------------------------------------
 
@@ -391,6 +397,11 @@ class FsspecStorage(Storage):
             return False
         except Exception as exc:
             raise self._error(f"look up {self._key(id)}", exc) from exc
+
+    def run_files(self, id: str) -> RunFiles:
+        from .._runfiles import StoreRunFiles
+
+        return StoreRunFiles(self, id)
 
     def read_file(self, id: str, name: str) -> bytes | None:
         return self._cat(self._key(id, name))
