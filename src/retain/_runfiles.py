@@ -22,17 +22,11 @@ from .storage.layout import (
     FAILURES_FILE,
     FINISHED_FILE,
     OUTPUT_LOG,
-    RUNTIME_PREFIX,
+    SUBMISSIONS_FILE,
     claim_file,
     end_file,
     heartbeat_file,
 )
-
-#: Append-only: each hand-over of the component to a batch system (Slurm), one JSON line:
-#: time, execution (module, class), job (the scheduler's id, ``123`` or ``123_4``), script,
-#: log. Written by the launcher at submission; `retain.status` asks the scheduler about the
-#: latest. (Belongs with the other runtime names in `storage/layout.py`.)
-SUBMISSIONS_FILE = RUNTIME_PREFIX + "submissions.jsonl"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,7 +34,7 @@ if TYPE_CHECKING:
 
     from .storage.fsspec import FsspecStorage
 
-__all__ = ["SUBMISSIONS_FILE", "RunFiles", "StoreRunFiles", "now_iso", "parse_iso"]
+__all__ = ["RunFiles", "StoreRunFiles", "now_iso", "parse_iso"]
 
 
 def now_iso() -> str:

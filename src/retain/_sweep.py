@@ -193,7 +193,7 @@ class ExecutionStatus:
 
     def submissions(self) -> list[dict[str, Any]]:
         """Every hand-over to a batch system, oldest first: time, execution, job, script, log."""
-        from ._runfiles import SUBMISSIONS_FILE
+        from .storage.layout import SUBMISSIONS_FILE
 
         return self._files.read_lines(SUBMISSIONS_FILE)
 

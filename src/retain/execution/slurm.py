@@ -43,8 +43,6 @@ RUNNING_STATES = frozenset({"RUNNING", "CONFIGURING", "COMPLETING", "SIGNALING",
 #: The default of Slurm's MaxArraySize, used when ``scontrol show config`` cannot tell.
 DEFAULT_MAX_ARRAY_SIZE = 1001
 SPEC_FORMAT = "retain.slurm.spec/1"
-#: Where the scripts go, under a local storage's root (next to the index).
-SCRIPTS_DIRECTORY = os.path.join(".retain", "slurm")
 
 
 class SlurmExecution(Execution):
@@ -217,7 +215,9 @@ class SlurmExecution(Execution):
                     f"compute nodes can read, and the storage {store.url} is not a local path: "
                     "set directory (a path on a shared file system)"
                 )
-            root = os.path.join(local, SCRIPTS_DIRECTORY)
+            from ..storage.layout import SLURM_DIR, STORAGE_META_DIR
+
+            root = os.path.join(local, STORAGE_META_DIR, SLURM_DIR)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = os.path.join(os.path.abspath(os.path.expanduser(str(root))), f"{stamp}-{os.urandom(3).hex()}")
         os.makedirs(folder)
@@ -338,7 +338,8 @@ class SlurmExecution(Execution):
         )
 
     def _record(self, job: Job, task_id: str, script: str, log: str) -> None:
-        from .._runfiles import SUBMISSIONS_FILE, now_iso
+        from .._runfiles import now_iso
+        from ..storage.layout import SUBMISSIONS_FILE
 
         from ..modules import class_reference
 

@@ -433,6 +433,13 @@ def decode_summary(data: bytes, where: str) -> dict[str, Any]:
 #   <root>/<id>/.retain.events.jsonl         append-only: claimed, resumed, takeover, finished...
 #   <root>/<id>/.retain.failures.jsonl       append-only: every failure (type, message,
 #                                            traceback, time, run, host, pid)
+#   <root>/<id>/.retain.submissions.jsonl    append-only: each hand-over to a batch system
+#                                            (Slurm), written by the launcher at submission:
+#                                            time, execution (module, class), job (``123`` or
+#                                            ``123_4``), script, log; `retain.status` asks the
+#                                            scheduler about the latest
+#   <root>/.retain/slurm/<time>-<token>/     the Slurm execution's batch scripts, task specs
+#                                            and job logs (a local storage's default folder)
 #
 # Runs are numbered 1, 2, 3... without gaps. Run n+1 may be claimed only when run n has ended,
 # or its claim is dead (its heartbeat is older than the lease the claim declares, or its
@@ -447,6 +454,8 @@ __all__ += [
     "OUTPUT_LOG",
     "RUN_FORMAT",
     "RUNTIME_PREFIX",
+    "SLURM_DIR",
+    "SUBMISSIONS_FILE",
     "claim_file",
     "end_file",
     "heartbeat_file",
@@ -457,7 +466,10 @@ OUTPUT_LOG = "output.log"
 FINISHED_FILE = RUNTIME_PREFIX + "finished.json"
 EVENTS_FILE = RUNTIME_PREFIX + "events.jsonl"
 FAILURES_FILE = RUNTIME_PREFIX + "failures.jsonl"
+SUBMISSIONS_FILE = RUNTIME_PREFIX + "submissions.jsonl"
 RUN_FORMAT = "retain.run"
+#: Under `STORAGE_META_DIR`: the folders of Slurm batch scripts.
+SLURM_DIR = "slurm"
 
 
 def claim_file(run: int) -> str:
