@@ -131,6 +131,33 @@ def test_selected_by_url_setting_and_environment(schema: str, store: Storage, mo
     assert index.ids() == {r.id for r in runs}
 
 
+def test_one_schema_serves_one_storage_wherever_it_is_mounted(schema: str, tmp_path: Path) -> None:
+    """A second storage on the same schema is refused with a clear error (the two would keep
+    replacing each other's rows); the same storage at another path (another host's mount
+    point) is the same storage; a rebuild hands the schema to another storage."""
+    from retain import IndexDatabaseError
+
+    url = url_for(schema)
+    first, other = tmp_path / "first", tmp_path / "other"
+    with retain.storage(first), retain.settings(index=url):
+        mine = Train({"lr": 0.5}).commit()
+        assert get.all(Train).ids() == [mine.id]
+    (tmp_path / "mounted").symlink_to(first)  # the same directory, seen at another path
+    with retain.storage(tmp_path / "mounted"), retain.settings(index=url):
+        assert get.all(Train).ids() == [mine.id]
+    with retain.storage(other), retain.settings(index=url):
+        theirs = Train({"lr": 0.7}).commit()  # a commit still succeeds: the index is a cache
+        with pytest.raises(IndexDatabaseError, match="serves another storage") as raised:
+            get.all(Train)
+        assert str(tmp_path / "mounted") in str(raised.value) and "schema=" in str(raised.value)  # last seen there
+        assert retain.index.rebuild() == 1
+        assert get.all(Train).ids() == [theirs.id]
+    with retain.storage(first), retain.settings(index=url):
+        with pytest.raises(IndexDatabaseError, match="serves another storage"):
+            get.all(Train)
+    assert mine.is_committed() and (first / mine.id / "interface.json").exists()  # nothing lost
+
+
 def test_missing_driver_says_what_to_install() -> None:
     code = (
         "import sys; sys.modules['psycopg'] = None\n"

@@ -128,6 +128,13 @@ def sync(index: Index, storage: Storage) -> None:
     fresh = meta.get("storage") != storage.url
     if fresh:
         updates["storage"] = storage.url
+    if index.supports_multiple_hosts:
+        storage_id = storage.storage_id()
+        served = meta.get("storage_id")
+        if storage_id is not None and served != storage_id:
+            if served:
+                raise _another_storage(index, storage, meta.get("storage", "?"))
+            updates["storage_id"] = storage_id
     now = time.time_ns()
     committed: set[str] = set()  # journaled commits: indexed unless already present
     reread: set[str] = set()  # ids whose record or summary must be read again
@@ -202,6 +209,16 @@ def sync(index: Index, storage: Storage) -> None:
         index.set_meta(updates)
 
 
+def _another_storage(index: Index, storage: Storage, served: str) -> IndexDatabaseError:
+    where = getattr(index, "display_url", index.url)
+    return IndexDatabaseError(
+        f"the index {where} serves another storage ({served}), not {storage.url}: two storages in "
+        "one index would keep replacing each other's rows. Give each storage its own index (for "
+        "PostgreSQL, its own schema: postgresql://.../db?schema=NAME); if that other storage is "
+        "gone, `retain index rebuild` makes this index serve this one"
+    )
+
+
 def rebuild(index: Index, storage: Storage, progress: Callable[[int, int], object] | bool | None = None) -> int:
     """Replace the contents of `index` by what `storage` holds; returns the number indexed.
 
@@ -226,6 +243,7 @@ def rebuild(index: Index, storage: Storage, progress: Callable[[int, int], objec
     damaged: list[str] = []
     meta = {
         "storage": storage.url,
+        "storage_id": (storage.storage_id() or "") if index.supports_multiple_hosts else "",
         "journal_inode": str(info.st_ino) if info is not None else "",
         "journal_offset": str(info.st_size) if info is not None else "0",
         "root_mtime_ns": state[0] if state is not None else "",

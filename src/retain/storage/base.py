@@ -91,6 +91,11 @@ class Storage(ABC):
         when there is none (then there is no default index)."""
         return None
 
+    def storage_id(self) -> str | None:
+        """A name of this storage that is the same on every host that uses it (however it is
+        mounted there): what a shared index checks that it serves. None when it cannot tell."""
+        return self.url
+
     def iter_directories(self, prefix: str = "") -> Iterator[str]:
         """The ids that start with `prefix` and have a directory, committed or not (a commit
         in flight, a save before commit): a listing, without reading records."""

@@ -46,6 +46,7 @@ __all__ = [
     "RECORD_FORMAT",
     "RESERVED_PREFIX",
     "SHARD_WIDTHS",
+    "STORAGE_ID_FILE",
     "STORAGE_META_DIR",
     "SUMMARY_FILE",
     "decode_journal",
@@ -234,6 +235,10 @@ def read_marker(root: str) -> dict[str, Any] | None:
 STORAGE_META_DIR = ".retain"
 INDEX_FILE = "index.sqlite"
 JOURNAL_FILE = "journal"
+#: A random token that names a local storage wherever it is mounted, created (exclusively) the
+#: first time an index of several hosts serves it: that index records it and refuses another
+#: storage (two storages in one PostgreSQL schema would keep replacing each other's rows).
+STORAGE_ID_FILE = "storage-id"
 #: Summary values of an interface, in its directory; reserved (not writable with `save_file`).
 SUMMARY_FILE = "summary.json"
 #: Journal line kinds: a commit, or a summary saved.

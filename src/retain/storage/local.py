@@ -12,6 +12,7 @@ from .layout import (
     MARKER_FORMAT,
     RECORD_FILE,
     SHARD_WIDTHS,
+    STORAGE_ID_FILE,
     STORAGE_META_DIR,
     interface_directory,
     marker_path,
@@ -62,6 +63,7 @@ class LocalStorage(Storage):
         if shard is not None and (isinstance(shard, bool) or shard not in (0, *SHARD_WIDTHS)):
             raise StorageError(f"shard must be one of 0, 1, 2, 3 (characters of the id); got {shard!r}")
         self.shard = self._agree_layout(shard)
+        self._storage_id: str | None = None
 
     def _agree_layout(self, shard: int | None) -> int:
         marker = read_marker(self.root)
@@ -158,6 +160,22 @@ class LocalStorage(Storage):
 
     def local_root(self) -> str:
         return self.root
+
+    def storage_id(self) -> str | None:
+        # The path may differ between hosts (mount points): a token inside the storage does not.
+        if self._storage_id is None:
+            path = os.path.join(self.root, STORAGE_META_DIR, STORAGE_ID_FILE)
+            found = read_small_file(path)
+            if found is None:
+                token = (os.urandom(16).hex() + "\n").encode()
+                try:
+                    makedirs(os.path.dirname(path))
+                    atomic_write(path, lambda handle: handle.write(token), exclusive=True)
+                except StorageError:
+                    return None  # read-only storage: nothing to check against
+                found = read_small_file(path)
+            self._storage_id = found.decode("ascii", "replace").strip() if found else None
+        return self._storage_id
 
     def iter_directories(self, prefix: str = "") -> Iterator[str]:
         # A list's iterator, not a generator: `set()` of 100,000 names takes a third of the time.
