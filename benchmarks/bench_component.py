@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import gc
-import json
 import os
 import shutil
 import statistics
@@ -35,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
-from _common import loadavg, replace_section, table_rows  # noqa: E402
+from _common import Figures, loadavg, make_log, r, replace_section, table_rows  # noqa: E402
 from retain import Component, Interface, get, storage  # noqa: E402
 
 TMP_ROOT = os.path.join(REPO, ".bench-tmp")
@@ -68,23 +67,8 @@ class BenchSleep(Component):
         time.sleep(SLEEP)
 
 
-FIGURES: list[dict[str, Any]] = []
-
-
-def log(message: str) -> None:
-    print(f"[bench-component {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def r(x: float | None, digits: int = 2) -> float | None:
-    return None if x is None else round(x, digits)
-
-
-def figure(name: str, values: dict[str, Any], baseline: Any, ratio: float | None, target: str,
-           passed: bool, summary: str, baseline_summary: str = "-") -> None:
-    entry = {"name": name, "values": values, "baseline": baseline, "ratio": r(ratio, 3), "target": target,
-             "pass": bool(passed)}
-    print(json.dumps(entry), flush=True)
-    FIGURES.append({**entry, "_summary": summary, "_baseline_summary": baseline_summary})
+FIGURES = Figures()
+log = make_log("bench-component")
 
 
 def median_us(samples: list[int]) -> float:
@@ -140,7 +124,7 @@ def bench_launch(work: str, reps: int, rounds: int) -> None:
     launch, commit = median_us(samples["launch"]), median_us(samples["commit"])
     overhead = launch - commit
     create = median_us(samples["create"])
-    figure(
+    FIGURES.add(
         "launch_overhead",
         {"launch_median_us": r(launch), "overhead_us": r(overhead), "cached_launch_median_us":
          r(median_us(samples["cached"])), "new_file_median_us": r(create), "repetitions": len(samples["launch"])},
@@ -179,7 +163,7 @@ def bench_pool(work: str, count: int, processes: int, repeats: int) -> None:
     wall = statistics.median(walls)
     ratio = wall / ideal
     per_component_ms = (wall - ideal) / (count / processes) * 1000
-    figure(
+    FIGURES.add(
         "pool_200x50ms",
         {"median_s": r(wall, 3), "best_s": r(min(walls), 3), "runs": [r(w, 3) for w in walls],
          "overhead_per_component_ms": r(per_component_ms), "forkserver_warm_up_s": r(warm_up, 3),
@@ -205,7 +189,7 @@ def bench_pool_latency(work: str, count: int) -> None:
         pool.dispatch(components)
         wall = time.perf_counter() - t0
     per = wall / count * 1000
-    figure(
+    FIGURES.add(
         "pool_per_component",
         {"ms_per_component": r(per), "components": count},
         None,
@@ -247,9 +231,7 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
         "another process busy on one core, it measured 1.4-1.6x (each component costs ~10 ms of "
         "CPU: a fork, copy-on-write faults, its records).",
         "",
-        "```",
-        *(json.dumps({k: v for k, v in f.items() if not k.startswith("_")}) for f in FIGURES),
-        "```",
+        *FIGURES.json_block(),
         "",
     ]
     section = "\n".join(lines)

@@ -24,21 +24,19 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import gc
-import json
 import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 sys.path.insert(0, HERE)  # the workers import this module's component by name
 
-from _common import loadavg, replace_section, table_rows  # noqa: E402
+from _common import Figures, loadavg, make_log, r, replace_section, table_rows  # noqa: E402
 from retain import Component, get, storage  # noqa: E402
 
 TMP_ROOT = os.path.join(REPO, ".bench-tmp")
@@ -57,23 +55,8 @@ class BenchDaskSleep(Component):
         time.sleep(SLEEP)
 
 
-FIGURES: list[dict[str, Any]] = []
-
-
-def log(message: str) -> None:
-    print(f"[bench-dask {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def r(x: float | None, digits: int = 2) -> float | None:
-    return None if x is None else round(x, digits)
-
-
-def figure(name: str, values: dict[str, Any], baseline: Any, ratio: float | None, target: str,
-           passed: bool, summary: str, baseline_summary: str = "-") -> None:
-    entry = {"name": name, "values": values, "baseline": baseline, "ratio": r(ratio, 3), "target": target,
-             "pass": bool(passed)}
-    print(json.dumps(entry), flush=True)
-    FIGURES.append({**entry, "_summary": summary, "_baseline_summary": baseline_summary})
+FIGURES = Figures()
+log = make_log("bench-dask")
 
 
 def _noop(x: int) -> int:
@@ -131,7 +114,7 @@ def bench_dask(work: str, count: int, repeats: int) -> None:
     wall, pool_wall, noop = (statistics.median(walls[k]) for k in ("dask", "pool", "noop"))
     ratio = wall / ideal
     per_component_ms = (wall - ideal) / (count / WORKERS) * 1000
-    figure(
+    FIGURES.add(
         f"dask_{count}x20ms",
         {"median_s": r(wall, 3), "best_s": r(min(walls["dask"]), 3), "runs": [r(w, 3) for w in walls["dask"]],
          "overhead_per_component_ms": r(per_component_ms), "warm_up_s": r(warm_up, 3), "components": count,
@@ -149,7 +132,7 @@ def bench_dask(work: str, count: int, repeats: int) -> None:
     wall = statistics.median(walls["fresh"])
     ratio = wall / ideal
     per_component_ms = (wall - ideal) / (count / WORKERS) * 1000
-    figure(
+    FIGURES.add(
         f"dask_{count}x20ms_fresh_process",
         {"median_s": r(wall, 3), "best_s": r(min(walls["fresh"]), 3),
          "runs": [r(w, 3) for w in walls["fresh"]], "overhead_per_component_ms": r(per_component_ms),
@@ -198,9 +181,7 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
         "first-touch work in a new process: copy-on-write faults and cold caches), which the pool "
         "pays too (see its ratio).",
         "",
-        "```",
-        *(json.dumps({k: v for k, v in f.items() if not k.startswith("_")}) for f in FIGURES),
-        "```",
+        *FIGURES.json_block(),
         "",
     ]
     section = "\n".join(lines)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import gc
-import json
 import os
 import shutil
 import statistics
@@ -35,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
-from _common import loadavg, replace_section, table_rows  # noqa: E402
+from _common import Figures, loadavg, make_log, r, replace_section, table_rows  # noqa: E402
 import retain  # noqa: E402
 from retain import Interface, get, storage  # noqa: E402
 from retain.storage.layout import RECORD_FILE  # noqa: E402
@@ -64,25 +63,10 @@ def config_of(i: int) -> dict[str, Any]:
     }
 
 
-def log(message: str) -> None:
-    print(f"[bench-index {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def r(x: float | None, digits: int = 2) -> float | None:
-    return None if x is None else round(x, digits)
-
-
-FIGURES: list[dict[str, Any]] = []
+FIGURES = Figures()
+log = make_log("bench-index")
 LOAD_AT_START = "?"
 PROBES: list[float] = []
-
-
-def figure(name: str, values: dict[str, Any], baseline: Any, ratio: float | None, target: str,
-           passed: bool, summary: str, baseline_summary: str = "-") -> None:
-    entry = {"name": name, "values": values, "baseline": baseline, "ratio": r(ratio, 3),
-             "target": target, "pass": bool(passed)}
-    print(json.dumps(entry), flush=True)
-    FIGURES.append({**entry, "_summary": summary, "_baseline_summary": baseline_summary})
 
 
 def timed(fn: Any) -> tuple[float, Any]:
@@ -162,7 +146,7 @@ def bench_rebuild(root: str, n: int, rounds: int) -> None:
                 rebuilds.append(ms)
     m_read, m_rebuild = statistics.median(reads), statistics.median(rebuilds)
     ratio = m_rebuild / m_read
-    figure(
+    FIGURES.add(
         "index_rebuild",
         {"median_ms": r(m_rebuild), "runs_ms": [r(x) for x in rebuilds], "interfaces": n,
          "progress_calls_last": progress_calls[-1] if progress_calls else None,
@@ -182,7 +166,7 @@ def bench_queries(root: str, n: int, reps: int) -> None:
             m_all, samples, runs = median_ms(lambda: get.all(BenchRun), reps)
             length = len(runs)
         assert length == n
-        figure(
+        FIGURES.add(
             "index_get_all",
             {"median_ms": r(m_all), "max_ms": r(max(samples)), "interfaces": length,
              "records_read": reads.count, "repetitions": reps, "cpu_probe_ms": probe},
@@ -194,7 +178,7 @@ def bench_queries(root: str, n: int, reps: int) -> None:
         with CountReads() as reads:
             m_table, samples, table = median_ms(lambda: get.all(BenchRun).to_table(), reps)
         assert len(table) == n and "summary.loss" in table[0] and "config.model.depth" in table[0]
-        figure(
+        FIGURES.add(
             "index_table",
             {"median_ms": r(m_table), "max_ms": r(max(samples)), "rows": len(table),
              "columns": len(table[0]), "records_read": reads.count, "repetitions": reps,
@@ -215,7 +199,7 @@ def bench_queries(root: str, n: int, reps: int) -> None:
         assert all(v < 0.0005 for v in ranged.pluck("lr"))
         m_pred, _, pred = median_ms(lambda: get.all(BenchRun, where=lambda c: c.group == 7), max(reps, 3))
         assert len(pred) == len(found)
-        figure(
+        FIGURES.add(
             "index_where_equality",
             {"median_ms_1pct": r(m_eq), "max_ms_1pct": r(max(samples)), "matches_1pct": len(found),
              "median_ms_unique": r(m_one), "median_ms_range_and_equality": r(m_range),
@@ -261,7 +245,7 @@ def bench_commit(root: str, reps: int, rounds: int) -> None:
     on, off = statistics.median(samples["on"]) / 1000, statistics.median(samples["off"]) / 1000
     mean_on, mean_off = statistics.mean(samples["on"]) / 1000, statistics.mean(samples["off"]) / 1000
     ratio = on / off
-    figure(
+    FIGURES.add(
         "index_commit",
         {"median_us": r(on), "mean_us": r(mean_on),
          "p90_us": r(sorted(samples["on"])[int(0.9 * len(samples["on"]))] / 1000),
@@ -286,7 +270,7 @@ def bench_query_after_commit(root: str, reps: int) -> None:
             get.all(BenchRun, where={"i": 5})  # the scan that finds it settled
             samples_steady.append(timed(lambda: get.all(BenchRun, where={"i": 5}))[0])
     after, steady = statistics.median(samples_after), statistics.median(samples_steady)
-    figure(
+    FIGURES.add(
         "index_query_after_commit",
         {"median_ms_first_query_after_commit": r(after), "median_ms_settled": r(steady), "repetitions": reps},
         None, None, "informational: the cost of the storage scan after the root changed", True,
@@ -330,9 +314,7 @@ def write_section(n: int, seconds: float, populate_s: float) -> None:
         "time changed) and compares it with the index's ids (cached by the process between scans); "
         "once the root's time is 2 s old and scanned, queries do not list it.",
         "",
-        "```",
-        *(json.dumps({k: v for k, v in f.items() if not k.startswith("_")}) for f in FIGURES),
-        "```",
+        *FIGURES.json_block(),
         "",
     ]
     section = "\n".join(lines)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
-import json
 import os
 import shutil
 import statistics
@@ -39,9 +38,9 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _common import replace_section, table_rows  # noqa: E402
+from _common import Figures, loadavg, r, replace_section, table_rows  # noqa: E402
 import bench_index  # noqa: E402  (puts the working tree's src on sys.path)
-from bench_index import BenchRun, config_of, loadavg, log, populate, r, timed  # noqa: E402
+from bench_index import BenchRun, config_of, log, populate, timed  # noqa: E402  (its log: "[bench-index ...]", as before)
 
 import retain  # noqa: E402
 from retain import get, storage  # noqa: E402
@@ -50,15 +49,7 @@ RESULTS = os.path.join(HERE, "RESULTS.md")
 SECTION = "## PostgreSQL index"
 DEFAULT_URL = "postgresql://retain:retain@127.0.0.1:54329/retain_test"
 
-FIGURES: list[dict[str, Any]] = []
-
-
-def figure(name: str, values: dict[str, Any], baseline: Any, ratio: float | None, target: str,
-           passed: bool, summary: str, baseline_summary: str = "-") -> None:
-    entry = {"name": name, "values": values, "baseline": baseline, "ratio": r(ratio, 3),
-             "target": target, "pass": bool(passed)}
-    print(json.dumps(entry), flush=True)
-    FIGURES.append({**entry, "_summary": summary, "_baseline_summary": baseline_summary})
+FIGURES = Figures()
 
 
 def alternating(fns: dict[str, Any], reps: int) -> dict[str, list[float]]:
@@ -79,7 +70,7 @@ def bench_rebuild(root: str, n: int, pg_url: str, sqlite_url: str) -> None:
     assert count == n, count
     ms_sqlite, count = timed(lambda: retain.index.rebuild(root, index=sqlite_url))
     assert count == n, count
-    figure(
+    FIGURES.add(
         "postgres_rebuild",
         {"ms": r(ms_pg), "interfaces": n},
         {"ops": "rebuild() into the SQLite index", "ms": r(ms_sqlite)},
@@ -117,7 +108,7 @@ def bench_queries(root: str, n: int, pg_url: str, sqlite_url: str, reps: int) ->
     med = {k: {name: statistics.median(v) for name, v in d.items()} for k, d in
            {"eq": eq, "one": one, "range": rng, "raw": raw}.items()}
     ratio = med["eq"]["pg"] / med["eq"]["sqlite"]
-    figure(
+    FIGURES.add(
         "postgres_where_equality",
         {"median_ms_1pct": r(med["eq"]["pg"]), "max_ms_1pct": r(max(eq["pg"])), "matches_1pct": n // 100,
          "median_ms_unique": r(med["one"]["pg"]), "median_ms_range_and_equality": r(med["range"]["pg"]),
@@ -158,7 +149,7 @@ def bench_commit(root: str, pg_url: str, reps: int) -> None:
                 if round_:
                     samples[arm] += got
     pg, lite = statistics.median(samples["pg"]) / 1000, statistics.median(samples["sqlite"]) / 1000
-    figure(
+    FIGURES.add(
         "postgres_commit",
         {"median_us": r(pg), "mean_us": r(statistics.mean(samples["pg"]) / 1000),
          "median_flush_ms_after_round": r(statistics.median(flushes)), "per_round": per_round,
@@ -192,9 +183,7 @@ def write_section(n: int, seconds: float, populate_s: float, server: str) -> Non
         "- postgres_commit: `.commit()` with `retain.settings(index=url)` vs the storage's SQLite "
         "index; the update is queued for a background writer, flushed after each round.",
         "",
-        "```",
-        *(json.dumps({k: v for k, v in f.items() if not k.startswith("_")}) for f in FIGURES),
-        "```",
+        *FIGURES.json_block(),
         "",
     ]
     section = "\n".join(lines)

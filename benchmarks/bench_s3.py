@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import statistics
 import subprocess
@@ -34,30 +33,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
-from _common import replace_section  # noqa: E402
+from _common import Figures, make_log, replace_section, table_rows  # noqa: E402
 import retain  # noqa: E402
 from retain import Interface, get  # noqa: E402
 from retain.index._hooks import flush  # noqa: E402
 
 RESULTS = os.path.join(HERE, "RESULTS.md")
 SECTION = "## S3 storage"
-FIGURES: list[dict[str, Any]] = []
+FIGURES = Figures()
+log = make_log("bench-s3")
 
 
 class BenchItem(Interface):
     Config = {"i": 0}
-
-
-def log(message: str) -> None:
-    print(f"[bench-s3 {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def figure(name: str, values: dict[str, Any], baseline: Any, ratio: float | None, target: str,
-           passed: bool, summary: str, baseline_summary: str = "-") -> None:
-    entry = {"name": name, "values": values, "baseline": baseline,
-             "ratio": None if ratio is None else round(ratio, 3), "target": target, "pass": bool(passed)}
-    print(json.dumps(entry), flush=True)
-    FIGURES.append({**entry, "_summary": summary, "_baseline_summary": baseline_summary})
 
 
 def server() -> dict[str, str]:
@@ -125,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         item.commit()
         file_requests.append(len(calls))
     worst = max(commit_requests)
-    figure(
+    FIGURES.add(
         "s3_commit",
         {"median_us": median_us(commit_ns), "requests_max": worst, "requests_median": statistics.median(commit_requests),
          "requests_with_one_file_max": max(file_requests), "repetitions": reps, "record_bytes": record_bytes},
@@ -153,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         get(BenchItem, {"i": -2 - i})
         miss_requests.append(len(calls))
     worst = max(get_requests)
-    figure(
+    FIGURES.add(
         "s3_get_hit",
         {"median_us": median_us(get_ns), "requests_max": worst, "miss_requests_max": max(miss_requests),
          "repetitions": reps},
@@ -173,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = clock()
     count = retain.index.rebuild(fresh)
     rebuild_ms = (clock() - t0) / 1e6
-    figure(
+    FIGURES.add(
         "s3_rebuild",
         {"ms": round(rebuild_ms, 1), "interfaces": count},
         None, None, "informational: a new machine's index, from the listing and concurrent reads",
@@ -201,10 +189,7 @@ def write_results(seconds: float, reps: int, endpoint: str) -> None:
         "| Figure | Measured | Baseline | Ratio | Target | Pass |",
         "|---|---|---|---|---|---|",
     ]
-    for f in FIGURES:
-        ratio = "-" if f["ratio"] is None else f"{f['ratio']:.2f}x"
-        lines.append(f"| {f['name']} | {f['_summary']} | {f['_baseline_summary']} | {ratio} | {f['target']} | "
-                     f"{'yes' if f['pass'] else '**no**'} |")
+    lines += table_rows(FIGURES)
     lines += [
         "",
         "- Round trips are HTTP requests counted on the S3 client (`before-send` events). A commit "
@@ -215,9 +200,7 @@ def write_results(seconds: float, reps: int, endpoint: str) -> None:
         "- s3_rebuild: `retain.index.rebuild()` from a new cache directory (another machine): one "
         "listing, then records and summaries read concurrently.",
         "",
-        "```",
-        *(json.dumps({k: v for k, v in f.items() if not k.startswith("_")}) for f in FIGURES),
-        "```",
+        *FIGURES.json_block(),
         "",
     ]
     section = "\n".join(lines)

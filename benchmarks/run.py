@@ -39,6 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
+from _common import Figures, loadavg, make_log, r, table_rows  # noqa: E402
 import retain  # noqa: E402
 from retain import Interface, get, settings, storage  # noqa: E402
 
@@ -54,10 +55,6 @@ class BenchItem(Interface):
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def median_us(samples: list[int]) -> float:
@@ -81,33 +78,8 @@ def time_each(fn: Callable[[Any], object], items: Iterable[Any]) -> list[int]:
     return out
 
 
-def r(x: float | None, digits: int = 2) -> float | None:
-    return None if x is None else round(x, digits)
-
-
-FIGURES: list[dict[str, Any]] = []
-
-
-def figure(
-    name: str,
-    values: dict[str, Any],
-    baseline: Any,
-    ratio: float | None,
-    target: str,
-    passed: bool,
-    summary: str,
-    baseline_summary: str = "-",
-) -> None:
-    entry = {
-        "name": name,
-        "values": values,
-        "baseline": baseline,
-        "ratio": r(ratio, 3),
-        "target": target,
-        "pass": bool(passed),
-    }
-    print(json.dumps(entry), flush=True)
-    FIGURES.append({**entry, "_summary": summary, "_baseline_summary": baseline_summary})
+FIGURES = Figures()
+log = make_log("bench")
 
 
 def ids_for(keys: Iterable[int]) -> list[str]:
@@ -154,7 +126,7 @@ def bench_get(small: str, n_small: int, large: str, n_large: int, reps: int, rou
 
     m_small, m_large = median_us(samples["small"]), median_us(samples["large"])
     scaling = m_large / m_small
-    figure(
+    FIGURES.add(
         "get_committed",
         {
             f"median_us_{n_small}": r(m_small),
@@ -171,7 +143,7 @@ def bench_get(small: str, n_small: int, large: str, n_large: int, reps: int, rou
         f"{n_small:,} interfaces (scaling)",
     )
     a_small, a_large = median_us(samples["absent_small"]), median_us(samples["absent_large"])
-    figure(
+    FIGURES.add(
         "get_absent",
         {
             f"median_us_{n_small}": r(a_small),
@@ -197,7 +169,7 @@ def bench_from_directory(root: str, n: int, reps: int) -> None:
     loaded = Interface.from_directory(paths[-1])
     assert type(loaded) is BenchItem and loaded.config.i == keys[-1]
     m = median_us(samples)
-    figure(
+    FIGURES.add(
         "from_directory",
         {"median_us": r(m), "p90_us": r(pct_us(samples, 0.9)), "repetitions": len(samples), "storage_size": n},
         None,
@@ -302,7 +274,7 @@ def bench_commit(work: str, reps: int, rounds: int, durable: bool, key_base: int
         what = "mkdir + write tmp + rename"
         baseline = {"ops": what, "median_us": r(b), "p90_us": r(pct_us(samples["bare"], 0.9))}
         summary_extra = ""
-    figure(
+    FIGURES.add(
         label,
         {
             "median_us": r(m),
@@ -380,7 +352,7 @@ def bench_npy(work: str, reps: int) -> None:
         # Best of n: interference (other processes, write-back) only ever slows a repetition.
         ratio = best["retain"] / best["bare"]
         plain = "np.save" if kind == "save" else "np.load"
-        figure(
+        FIGURES.add(
             f"npy_{kind}_100MB",
             {
                 "best_MB_s": r(best["retain"], 1),
@@ -440,7 +412,7 @@ def bench_import(reps: int) -> None:
         if parts[2] == "retain":
             retain_cumulative = int(parts[1])
     m, b = median_us(samples["retain"]) / 1000, median_us(samples["bare"]) / 1000
-    figure(
+    FIGURES.add(
         "import",
         {
             "median_ms": r(m),
@@ -524,14 +496,6 @@ def git_head() -> str:
     return f"commit {head}" + (" (src/ modified)" if dirty else "")
 
 
-def loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as handle:
-            return " ".join(handle.read().split()[:3])
-    except OSError:
-        return "?"
-
-
 def write_results(mode: str, params: dict[str, Any], seconds: float, info: dict[str, Any]) -> None:
     m = machine()
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
@@ -556,12 +520,7 @@ def write_results(mode: str, params: dict[str, Any], seconds: float, info: dict[
         "| Figure | Measured | Baseline | Ratio | Target | Pass |",
         "|---|---|---|---|---|---|",
     ]
-    for f in FIGURES:
-        ratio = "-" if f["ratio"] is None else f"{f['ratio']:.2f}x"
-        lines.append(
-            f"| {f['name']} | {f['_summary']} | {f['_baseline_summary']} | {ratio} | {f['target']} | "
-            f"{'yes' if f['pass'] else '**no**'} |"
-        )
+    lines += table_rows(FIGURES)
     lines += [
         "",
         "Figures:",
@@ -580,9 +539,7 @@ def write_results(mode: str, params: dict[str, Any], seconds: float, info: dict[
         "",
         "Raw JSON lines of this run:",
         "",
-        "```",
-        *(json.dumps({k: v for k, v in f.items() if not k.startswith("_")}) for f in FIGURES),
-        "```",
+        *FIGURES.json_block(),
         "",
     ]
     # Keep the "## ..." sections that other benchmark scripts maintain (bench_index.py...).
