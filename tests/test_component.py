@@ -45,6 +45,10 @@ class EstimatePi(Component):
         return float(self.load_file("result.json")["pi"])
 
 
+class PreciserPi(EstimatePi):
+    """A subclass: `retain.status(EstimatePi)` includes it."""
+
+
 class Flaky(Component):
     """Fails while the file named by `gate` does not exist."""
 
@@ -477,6 +481,21 @@ def test_status_of_a_list_and_of_a_class(store: Storage, tmp_path: Path) -> None
     assert retain.status(EstimatePi).counts()["finished"] == 1
     with pytest.raises(KeyError, match="states are"):
         report["broken"]
+
+
+def test_status_of_a_class_asks_the_index_and_reads_only_its_records(store: Storage, tmp_path: Path) -> None:
+    first = get(EstimatePi, {"samples": 41}).commit()
+    sub = get(PreciserPi, {"samples": 42}).commit()
+    last = get(EstimatePi, {"samples": 43}).commit()
+    other = get(Flaky, {"gate": str(tmp_path / "gate")}).commit()
+    assert len(get.all(Flaky)) == 1  # indexed
+    # Damage the record of another class: a status of EstimatePi has no reason to read it.
+    (Path(other.local_directory()) / "interface.json").write_text("damaged")
+    report = retain.status(EstimatePi)
+    assert [c.id for c in report.components] == [first.id, sub.id, last.id]  # oldest first
+    assert type(report.components[1]) is PreciserPi
+    assert report.counts()["missing"] == 3
+    assert [c.id for c in retain.status(PreciserPi).components] == [sub.id]
 
 
 def test_launch_only_missing_and_failed(store: Storage, tmp_path: Path) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-from ._errors import ConfigError, ModuleResolutionError
+from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -428,28 +426,21 @@ def _components(targets: Any, storage: Any) -> list[Component]:
 
 
 def components_of(cls: type[Component], storage: Storage | str | None = None) -> list[Component]:
-    """Every committed component of `cls` (or a subclass) in storage, oldest first.
-
-    Reads every record in storage for now; the index will answer this as a query.
-    """
-    from ._settings import current_storage
+    """Every committed component of `cls`, or of a subclass of it defined in this process, in
+    storage, oldest first: one index query per class; records load when a component is used."""
+    from ._get import get
     from .element import _classes
-    from .interface import load_record
-    from .modules import class_reference
-    from .storage.layout import RECORD_FILE, decode_record
 
-    store = current_storage(storage)
-    wanted = class_reference(cls)
-    found = []
-    for id in store.iter_ids():
-        data = store.read_record(id)
-        if data is None:
-            continue
-        record = decode_record(data, os.path.join(store.local_directory(id), RECORD_FILE), id)
-        reference = (record["module"], record["class"])
-        if reference != wanted:
-            known = _classes.get(reference)
-            if known is None or not issubclass(known, cls):
+    classes = [cls, *(known for known in list(_classes.values())
+                      if known is not cls and isinstance(known, type) and issubclass(known, cls))]
+    found: dict[str, tuple[str, Component]] = {}
+    for each in classes:
+        collection = get.all(each, storage=storage)
+        for row in collection._rows:
+            if row[0] in found:
                 continue
-        found.append((record["created"], id, load_record(cls, record, store)))
-    return [component for _, _, component in sorted(found, key=lambda entry: entry[:2])]
+            try:
+                found[row[0]] = (row[4], collection._load(row))
+            except InterfaceNotFoundError:  # removed from storage since the query
+                continue
+    return [component for _, (_, component) in sorted(found.items(), key=lambda item: (item[1][0], item[0]))]
