@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import retain
-from retain import Interface, StorageError, get
+from retain import Component, Interface, StorageError, get
 from retain.storage import Storage, make_storage
 from retain.storage.fsspec import FsspecStorage
 from retain.storage.layout import FINISHED_FILE, RECORD_FILE, claim_file
@@ -328,6 +328,39 @@ def test_a_killed_run_on_the_store_is_taken_over_and_its_log_kept(s3: FsspecStor
     output = work.execution.output()
     assert "retain: run 1 of" in output and "retain: run 2 of" in output, output
     assert output.index("run 1 of") < output.index("work 8 to stderr") < output.index("run 2 of")
+
+
+MACHINE = {"name": ""}
+
+
+class Resumable(Component):
+    """Each run appends the machine it ran on to `state.txt`, and fails until there are three."""
+
+    Config = {"steps": 3}
+
+    def __call__(self) -> None:
+        state = self.load_file("state.txt", default="")
+        self.save_file("state.txt", state + MACHINE["name"])
+        if len(state) + 1 < self.config.steps:
+            raise ValueError(f"step {len(state) + 1} done")
+
+
+def test_a_run_resumed_on_a_machine_reads_the_stored_files_not_its_old_cache(s3: FsspecStorage,
+                                                                              tmp_path: Path) -> None:
+    machines = {name: FsspecStorage(s3.url, cache_dir=tmp_path / name) for name in "AB"}
+    for name in "ABA":  # run 1 on A, run 2 on B, run 3 on A again: A's cache holds run 1's file
+        MACHINE["name"] = name
+        with retain.storage(machines[name]):
+            component = get(Resumable)
+            if name == "A" and component.is_committed():
+                assert os.path.isfile(os.path.join(component.local_directory(), "state.txt"))
+            try:
+                component.launch()
+            except ValueError:
+                pass
+    assert component.cached() and component.load_file("state.txt") == "ABA"
+    assert s3.fs.cat_file(f"{s3.root}/{component.id}/state.txt") == b"ABA"
+    assert [run["end"]["status"] for run in component.execution.runs()] == ["failed", "failed", "finished"]
 
 
 def test_a_store_without_put_if_absent_refuses_components(s3_env: dict[str, str]) -> None:

@@ -180,7 +180,7 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
     if claim is None:
         return Outcome(component.id, "cached")
     run, durable = claim.run, options.durable
-    files.start_output()
+    files.prepare_run()
     error: dict[str, Any] | None = None
     exception: BaseException | None = None
     started = time.monotonic()

@@ -22,6 +22,7 @@ from .storage.layout import (
     FAILURES_FILE,
     FINISHED_FILE,
     OUTPUT_LOG,
+    RECORD_FILE,
     SUBMISSIONS_FILE,
     claim_file,
     end_file,
@@ -112,8 +113,10 @@ class RunFiles:
 
     # -- the output log ------------------------------------------------------------------
 
-    def start_output(self) -> None:
-        """Before a run writes to `output_log`: make the local file continue the stored one."""
+    def prepare_run(self) -> None:
+        """Before a run: where the directory is a local cache of the storage, make the cache
+        agree with the store (a run resumed here must not read what an earlier run here left
+        in the cache, and its log continues the stored one)."""
 
     def sync_output(self) -> None:
         """Send what a run wrote to `output_log` so far to the storage (where it is elsewhere)."""
@@ -293,9 +296,20 @@ class StoreRunFiles(RunFiles):
         if end is not None:
             self.create(FINISHED_FILE, end)
 
-    def start_output(self) -> None:
-        stored = self._read_bytes(OUTPUT_LOG)
+    def prepare_run(self) -> None:
         self.ensure()
+        # Cached files may be older than the stored ones (another machine's run rewrote them):
+        # the run fetches what it reads.
+        for parent, dirs, names in os.walk(self.directory, topdown=False):
+            for name in names:
+                if parent != self.directory or name != RECORD_FILE:
+                    _remove(os.path.join(parent, name))
+            if parent != self.directory:
+                try:
+                    os.rmdir(parent)
+                except OSError:
+                    pass
+        stored = self._read_bytes(OUTPUT_LOG)
         if stored is None:
             _remove(self.output_log)
             self._sent = None
