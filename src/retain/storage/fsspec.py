@@ -24,6 +24,7 @@ import time
 from .._errors import StorageError
 from .._fs import TEMP_PREFIX, atomic_write, makedirs, temp_path_for
 from ..identity import ID_LENGTH, is_id
+from ._backends import cache_name, defaults, endpoint_of, filesystem, precondition, probe_endpoint
 from .base import Storage
 from .layout import MARKER_FORMAT, RECORD_FILE, STORAGE_META_DIR, interface_directory, marker_path, read_marker
 
@@ -42,8 +43,6 @@ __all__ = ["FsspecStorage", "default_cache_dir"]
 #: one process).
 CONDITIONAL_WRITE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "memory"})
 _OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs"})
-#: Which extra installs the backend of a protocol.
-_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 #: Query parameters of a storage URL that are passed to the fsspec backend (never secrets:
 #: the URL is written into payloads and logs; credentials come from the environment).
 URL_OPTIONS = ("endpoint_url", "region_name", "anon", "requester_pays", "project")
@@ -112,17 +111,17 @@ class FsspecStorage(Storage):
                          for k in sorted(options))
         self._url = f"{protocol}://{path}" + (f"?{query}" if query else "")
         self.protocol = protocol
-        self.fs = _filesystem(protocol, self._url, {**_defaults(protocol), **options, **storage_options})
+        self.fs = filesystem(protocol, self._url, {**defaults(protocol), **options, **storage_options})
         self.root = self.fs._strip_protocol(f"{protocol}://{path}").rstrip("/")
         self.bucket = self.root.split("/", 1)[0] if protocol in _OBJECT_STORES else ""
-        self.endpoint = _endpoint(self.fs, options)
+        self.endpoint = endpoint_of(self.fs, options)
         if protocol in _OBJECT_STORES and not self.bucket:
             raise StorageError(f"storage URL {url!r} names no bucket; use {protocol}://bucket/prefix")
         self.supports_exclusive_create = (
             exclusive_create if exclusive_create is not None else protocol in CONDITIONAL_WRITE_PROTOCOLS
         )
         self.cache_dir = os.path.abspath(os.fspath(cache_dir)) if cache_dir is not None else default_cache_dir()
-        self.cache = os.path.join(self.cache_dir, _cache_name(protocol, path, self.endpoint))
+        self.cache = os.path.join(self.cache_dir, cache_name(protocol, path, self.endpoint))
         self._checked = False
         self._s3 = protocol in ("s3", "s3a")
         # Small objects in one request (s3fs otherwise asks for the size first).
@@ -204,7 +203,7 @@ class FsspecStorage(Storage):
         if self._checked:
             return
         if self.endpoint:
-            _probe_endpoint(self.endpoint, self._url)
+            probe_endpoint(self.endpoint, self._url)
         if self.bucket:
             try:
                 if self._s3:
@@ -269,7 +268,7 @@ class FsspecStorage(Storage):
                     self.fs.pipe_file(key, data, mode="create")
                 return True
             except Exception as exc:
-                verdict = _precondition(exc)
+                verdict = precondition(exc)
                 if verdict == "exists":
                     return False
                 if verdict == "conflict" and attempt < 7:
@@ -428,99 +427,6 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
-
-
-def _defaults(protocol: str) -> dict[str, Any]:
-    if protocol in ("s3", "s3a"):
-        # Listings must never come from a cache: a commit elsewhere has to be seen.
-        return {"use_listings_cache": False}
-    if protocol in ("gs", "gcs"):
-        return {"use_listings_cache": False}
-    return {}
-
-
-def _filesystem(protocol: str, url: str, options: dict[str, Any]) -> Any:
-    extra = _EXTRAS.get(protocol, "fsspec")
-    try:
-        import fsspec
-    except ImportError:
-        raise ImportError(
-            f"storage {url} needs fsspec, which is not installed: pip install 'retain[{extra}]'"
-        ) from None
-    try:
-        return fsspec.filesystem(protocol, **options)
-    except ImportError as exc:
-        raise ImportError(
-            f"storage {url} needs the fsspec backend for {protocol!r} ({exc}): "
-            f"pip install 'retain[{extra}]'"
-        ) from None
-    except ValueError as exc:
-        if "Protocol not known" in str(exc) or "not known" in str(exc):
-            raise StorageError(f"no fsspec backend knows {protocol!r} URLs ({url})") from None
-        raise
-
-
-def _endpoint(fs: Any, options: dict[str, Any]) -> str | None:
-    endpoint = options.get("endpoint_url") or getattr(fs, "endpoint_url", None)
-    if not endpoint:
-        client = getattr(fs, "client_kwargs", None) or {}
-        endpoint = client.get("endpoint_url")
-    if not endpoint and getattr(fs, "protocol", None) and "s3" in fs.protocol:
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    return str(endpoint) if endpoint else None
-
-
-def _cache_name(protocol: str, path: str, endpoint: str | None) -> str:
-    import hashlib
-    import re
-
-    digest = hashlib.sha256(f"{protocol}://{path}\n{endpoint or ''}".encode()).hexdigest()[:12]
-    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{protocol}-{path}").strip("-.")[:60]
-    return f"{readable}-{digest}"
-
-
-def _probe_endpoint(endpoint: str, url: str) -> None:
-    """Connect to the endpoint's port once, with a short timeout: an endpoint that is down
-    then fails in a second, not after the backend's retries."""
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(endpoint)
-    host = parts.hostname
-    if not host:
-        return
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        socket.create_connection((host, port), timeout=3.0).close()
-    except OSError as exc:
-        raise StorageError(
-            f"cannot reach the object store of {url} at {endpoint} ({exc.strerror or exc}); "
-            "is the server running? Check endpoint_url (or AWS_ENDPOINT_URL)"
-        ) from None
-
-
-def _precondition(exc: BaseException) -> str | None:
-    """"exists" when `exc` says a conditional write found the key; "conflict" when the store
-    asks to retry a conditional write that raced another; else None."""
-    seen: BaseException | None = exc
-    for _ in range(6):
-        if seen is None:
-            break
-        if isinstance(seen, FileExistsError):
-            return "exists"
-        response = getattr(seen, "response", None)
-        if isinstance(response, dict):
-            error = response.get("Error") or {}
-            code = str(error.get("Code", ""))
-            status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-            if code in ("PreconditionFailed", "412") or status == 412:
-                return "exists"
-            if code == "ConditionalRequestConflict" or status == 409:
-                return "conflict"
-        if getattr(seen, "code", None) == 412:  # gcsfs HttpError
-            return "exists"
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def storage_from_cache(root: str) -> FsspecStorage | None:
