@@ -6,141 +6,47 @@ Schema (version 1)::
     interfaces(row, id, class, created, config, canonical, summary)
     config_values(class, key, value, row)             every config leaf, by dotted key
 
-`config_values.value` is typed so that SQL comparisons agree with Python's: numbers as
-INTEGER/REAL (``1 == 1.0``), strings as TEXT, None as the empty BLOB ``x''``, booleans as the
-one-byte BLOBs ``x'00'``/``x'01'`` (so ``True != 1``), and lists, empty dicts and interface
-references as BLOBs of their canonical JSON. SQLite orders numbers < TEXT < BLOB, so every
-range is bounded to its type: ``> 5`` is ``value > 5 AND value < ''``. `config_values` is a
+`config_values.value` is typed so that SQL comparisons agree with Python's (see
+`retain.index._sqlite_query`, which also builds the SQL of queries). `config_values` is a
 WITHOUT ROWID table whose primary key (class, key, value, row) is the index: equality and range
-filters are index seeks, and a commit writes one B-tree for its config, not two.
+filters are index seeks, and a commit writes one B-tree for its config, not two. Migrations:
+`retain.index._sqlite_schema`.
 
-Concurrency: WAL mode (readers never block the writer), ``BEGIN IMMEDIATE`` for every write
-(no lock upgrades that could deadlock), a busy timeout, and retries on top. A process keeps its
-connection; after a fork, or when the file was replaced (a rebuild of a corrupt index), it
-reconnects.
+Concurrency: WAL mode, ``BEGIN IMMEDIATE`` for every write, a busy timeout and retries; a
+process keeps its connection and reconnects after a fork or when the file was replaced (see
+`retain.index._sqlite_connection`).
 """
 
 from __future__ import annotations
 
 import os
-import time
 
 from .._errors import IndexDatabaseError
+from ._sql import ROW_COLUMNS, covered_classes
+from ._sqlite_connection import SqliteConnection, filesystem_type, forks
+from ._sqlite_insert import BulkInsert, insert_values, prepare
+from ._sqlite_query import compile_query, sql_value
+from ._sqlite_schema import SCHEMA_VERSION
 from .base import Index, config_leaves
+
+# Named from this module before they moved (a test sets MOUNTS_FILE here).
+from ._sqlite_connection import INODE_CHECK_S as INODE_CHECK_S  # noqa: F401
+from ._sqlite_connection import MOUNTS_FILE as MOUNTS_FILE  # noqa: F401
+from ._sqlite_connection import NETWORK_FILE_SYSTEMS as NETWORK_FILE_SYSTEMS  # noqa: F401
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Callable, Iterable, Mapping, Sequence
-    from typing import Any, TypeVar
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any
 
-    from ..query import Condition, Filter, Query
+    from ..query import Query
     from .base import IndexEntry, IndexRow
-
-    T = TypeVar("T")
 
 __all__ = ["SCHEMA_VERSION", "SqliteIndex", "filesystem_type"]
 
-#: The newest schema this code writes; a database with a higher `PRAGMA user_version` is
-#: refused (delete it and rebuild).
-SCHEMA_VERSION = 1
 
-#: (version, statements): applied in order, each recorded in `migrations`; never edit a
-#: published one, append a new version.
-_MIGRATIONS: list[tuple[int, list[str]]] = [
-    (
-        1,
-        [
-            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
-            "CREATE TABLE migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL,"
-            " retain TEXT NOT NULL)",
-            "CREATE TABLE classes (class INTEGER PRIMARY KEY, module TEXT NOT NULL,"
-            " qualname TEXT NOT NULL, kind TEXT NOT NULL, UNIQUE (module, qualname, kind))",
-            "CREATE TABLE interfaces (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
-            " class INTEGER NOT NULL, created TEXT NOT NULL, config TEXT NOT NULL,"
-            " canonical TEXT NOT NULL, summary TEXT)",
-            "CREATE INDEX interfaces_by_class ON interfaces (class, created)",
-            "CREATE TABLE config_values (class INTEGER NOT NULL, key TEXT NOT NULL,"
-            " value NOT NULL, row INTEGER NOT NULL, PRIMARY KEY (class, key, value, row))"
-            " WITHOUT ROWID",
-        ],
-    ),
-]
-
-#: File system types on which SQLite's locking is unreliable (so the index could corrupt).
-NETWORK_FILE_SYSTEMS = frozenset(
-    {
-        "nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "lustre", "gpfs", "beegfs",
-        "panfs", "orangefs", "glusterfs", "fuse.glusterfs", "ceph", "fuse.ceph", "fuse.cephfs",
-        "9p", "fuse.sshfs", "sshfs", "fuse.s3fs", "fuse.gcsfuse", "fuse.rclone", "fuse.juicefs",
-        "fuse.davfs2", "davfs", "wekafs", "fuse.weka",
-    }
-)
-MOUNTS_FILE = "/proc/mounts"
-
-INODE_CHECK_S = 0.5
-_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
-_CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
-_ROW_COLUMNS = "i.id, c.module, c.qualname, c.kind, i.created, i.config, i.summary"
-_COLUMN_SQL = {"id": "i.id", "created": "i.created", "module": "c.module", "class": "c.qualname", "kind": "c.kind"}
-
-
-_instances: Any = None
-
-
-def _track_for_fork(index: SqliteIndex) -> None:
-    """After a fork, the child gets fresh locks (a thread of the parent may have held one)
-    and no connection (SQLite connections must not cross a fork)."""
-    global _instances
-    if _instances is None:
-        import weakref
-
-        _instances = weakref.WeakSet()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_after_fork)
-    _instances.add(index)
-
-
-def _after_fork() -> None:
-    import threading
-
-    for index in list(_instances):
-        index._lock = threading.RLock()
-        index._conn = None  # not closed: it belongs to the parent
-        index._class_ids.clear()
-        index._ids = None
-
-
-def filesystem_type(path: str, mounts_file: str = MOUNTS_FILE) -> str | None:
-    """The type of the file system that holds `path` (from /proc/mounts), or None if unknown."""
-    try:
-        with open(mounts_file, encoding="utf-8", errors="replace") as handle:
-            lines = handle.read().splitlines()
-    except OSError:
-        return None
-    real = os.path.realpath(path)
-    best, kind = "", None
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        point = _unescape_mount(fields[1])
-        inside = real == point or real.startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= len(best):
-            best, kind = point, fields[2]
-    return kind
-
-
-def _unescape_mount(text: str) -> str:
-    # /proc/mounts writes space, tab, newline and backslash as octal escapes (\040 ...).
-    if "\\" not in text:
-        return text
-    import re
-
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
-
-
-class SqliteIndex(Index):
+class SqliteIndex(SqliteConnection, Index):
     """The index in a SQLite file.
 
     Args:
@@ -158,7 +64,7 @@ class SqliteIndex(Index):
         self.timeout = timeout
         self.allow_network_fs = allow_network_fs
         self._lock = threading.RLock()
-        _track_for_fork(self)
+        forks.add(self)
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._inode = 0
@@ -175,196 +81,6 @@ class SqliteIndex(Index):
     @property
     def url(self) -> str:
         return f"sqlite:///{self.path}"
-
-    # -- connection ---------------------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        conn = self._conn
-        if conn is not None and self._pid == os.getpid():
-            # Whether the file was replaced (another process rebuilt a corrupt index) is checked
-            # at most every INODE_CHECK_S: writes in between go to the old file and are lost,
-            # which the journal repairs.
-            now = time.monotonic()
-            if now < self._inode_checked + INODE_CHECK_S:
-                return conn
-            try:
-                inode = os.stat(self.path).st_ino
-            except FileNotFoundError:
-                inode = -1
-            if inode == self._inode:
-                self._inode_checked = now
-                return conn
-        # First use, a fork, or the file was deleted or replaced (a rebuild): reconnect.
-        self._drop_connection(close=self._pid == os.getpid())
-        return self._open()
-
-    def _drop_connection(self, close: bool = True) -> None:
-        conn, self._conn = self._conn, None
-        self._class_ids.clear()
-        self._ids = None  # data_version is per connection
-        if conn is not None and close:
-            try:
-                conn.close()
-            except Exception:
-                pass
-
-    def _open(self) -> sqlite3.Connection:
-        import sqlite3
-
-        directory = os.path.dirname(self.path)
-        try:
-            os.makedirs(directory, exist_ok=True)
-        except OSError as exc:
-            raise IndexDatabaseError(f"cannot create the index directory {directory}: {exc}") from exc
-        if not self._checked_fs:
-            self._check_filesystem(directory)
-            self._checked_fs = True
-        try:
-            conn = sqlite3.connect(
-                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            raise self._error(exc, "open") from exc
-        try:
-            self._retry(lambda: self._setup(conn))
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-        self._pid = os.getpid()
-        self._inode = os.stat(self.path).st_ino
-        self._inode_checked = time.monotonic()
-        return conn
-
-    def _check_filesystem(self, directory: str) -> None:
-        kind = filesystem_type(directory)
-        if kind is None or kind not in NETWORK_FILE_SYSTEMS:
-            return
-        allowed = self.allow_network_fs
-        if allowed is None:
-            allowed = os.environ.get("RETAIN_INDEX_ALLOW_NETWORK_FS", "").strip().lower() in ("1", "true", "yes")
-        if not allowed:
-            raise IndexDatabaseError(
-                f"the index {self.path} would be on a {kind} file system, where SQLite's file "
-                "locking is unreliable: processes on several machines would corrupt it. Use a "
-                "PostgreSQL index for storages shared between machines (RETAIN_INDEX="
-                "postgresql://user@host/db, see docs/scale-out.md), or, if only one machine uses "
-                "this storage, set "
-                "RETAIN_INDEX_ALLOW_NETWORK_FS=1 (or SqliteIndex(path, allow_network_fs=True))"
-            )
-
-    def _setup(self, conn: sqlite3.Connection) -> None:
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise IndexDatabaseError(f"the index {self.path} cannot use WAL mode (got {mode})")
-        conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at checkpoints, never corrupt
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            return
-        if version > SCHEMA_VERSION:
-            raise self._newer(version)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
-            if version > SCHEMA_VERSION:
-                raise self._newer(version)
-            from .._version import __version__
-
-            for number, statements in _MIGRATIONS:
-                if number <= version:
-                    continue
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO migrations (version, applied, retain) VALUES (?, ?, ?)",
-                    (number, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), __version__),
-                )
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-    def _newer(self, version: int) -> IndexDatabaseError:
-        return IndexDatabaseError(
-            f"the index {self.path} has schema version {version}, newer than this retain "
-            f"understands ({SCHEMA_VERSION}); it was written by a newer retain. Upgrade retain, "
-            "or delete the file and run retain.index.rebuild(): the index is a cache of the "
-            "storage, nothing is lost"
-        )
-
-    def _error(self, exc: Exception, doing: str) -> IndexDatabaseError:
-        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        text = str(exc)
-        if code in _CORRUPT_CODES or "not a database" in text or "malformed" in text:
-            return IndexDatabaseError(
-                f"the index {self.path} is corrupt ({text}); delete it (with its -wal and -shm "
-                "files) or run retain.index.rebuild(), which replaces it: the index is a cache of "
-                "the storage, nothing is lost"
-            )
-        if code in _BUSY_CODES or "locked" in text:
-            return IndexDatabaseError(
-                f"the index {self.path} stayed locked by another process for more than "
-                f"{self.timeout:g} s ({doing}); try again, or raise SqliteIndex(timeout=...)"
-            )
-        return IndexDatabaseError(f"the index {self.path} failed ({doing}): {text}")
-
-    def _retry(self, work: Callable[[], T]) -> T:
-        import sqlite3
-
-        deadline = time.monotonic() + self.timeout
-        delay = 0.001
-        reconnected = False
-        while True:
-            try:
-                return work()
-            except sqlite3.Error as exc:
-                code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-                busy = isinstance(exc, sqlite3.OperationalError) and (
-                    code in _BUSY_CODES or "locked" in str(exc)
-                )
-                if busy and time.monotonic() + delay <= deadline:
-                    # The busy handler covers most waits; WAL recovery and some lock races
-                    # return BUSY at once, so wait and try again until the timeout.
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.1)
-                    continue
-                if not busy and not reconnected and self._replaced():
-                    # The file was deleted or replaced under this connection (a rebuild in
-                    # another process, or by hand): reconnect once and try again.
-                    reconnected = True
-                    self._drop_connection(close=self._pid == os.getpid())
-                    continue
-                raise self._error(exc, "waiting for a lock" if busy else "query") from exc
-
-    def _replaced(self) -> bool:
-        if self._conn is None:
-            return False
-        try:
-            return os.stat(self.path).st_ino != self._inode
-        except FileNotFoundError:
-            return True
-
-    def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            return self._retry(lambda: work(self._connection()))
-
-    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def transaction() -> T:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                self._class_ids.clear()  # it may hold numbers of classes rolled back now
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
-
-        with self._lock:
-            return self._retry(transaction)
 
     def close(self) -> None:
         with self._lock:
@@ -400,21 +116,13 @@ class SqliteIndex(Index):
 
     def _class_ids_for(self, conn: sqlite3.Connection, query: Query) -> list[int] | None:
         """The class numbers `query` covers; None for all."""
-        if query.classes is None and query.kind is None:
-            return None
         sql = "SELECT class, module, qualname, kind FROM classes"
-        rows = conn.execute(sql).fetchall()
-        wanted = None if query.classes is None else set(query.classes)
-        return [
-            row[0]
-            for row in rows
-            if (wanted is None or (row[1], row[2]) in wanted) and (query.kind is None or row[3] == query.kind)
-        ]
+        return covered_classes(query, lambda: conn.execute(sql).fetchall())
 
     # -- writes -------------------------------------------------------------------------------
 
     def upsert(self, entries: Sequence[IndexEntry]) -> None:
-        prepared = [_prepare(entry) for entry in entries]
+        prepared = [prepare(entry) for entry in entries]
 
         def work(conn: sqlite3.Connection) -> list[str]:
             insert = (
@@ -432,7 +140,7 @@ class SqliteIndex(Index):
                         args: list[Any] = []
                         for key, value in leaves:
                             args += (klass, key, value, row)
-                        conn.execute(_insert_values(len(leaves)), args)
+                        conn.execute(insert_values(len(leaves)), args)
                 elif summary is not None:
                     conn.execute("UPDATE interfaces SET summary = ? WHERE id = ?", (summary, entry.id))
             return added
@@ -485,7 +193,7 @@ class SqliteIndex(Index):
             ).fetchall()
             for name, _ in indexes:
                 conn.execute(f'DROP INDEX "{name}"')
-            bulk = _BulkInsert(conn)
+            bulk = BulkInsert(conn)
             number = 0
             class_ids = self._class_ids
             # Consumed as it comes (rebuild reads storage lazily), written in chunks.
@@ -525,7 +233,7 @@ class SqliteIndex(Index):
                 return []
             sql, args = compiled
             return conn.execute(
-                f"SELECT {_ROW_COLUMNS} {sql} ORDER BY i.created DESC, i.row DESC", args
+                f"SELECT {ROW_COLUMNS} {sql} ORDER BY i.created DESC, i.row DESC", args
             ).fetchall()
 
         return self._read(work)
@@ -560,184 +268,12 @@ class SqliteIndex(Index):
 
     def _compile(self, conn: sqlite3.Connection, query: Query) -> tuple[str, list[Any]] | None:
         """The FROM/WHERE clause of `query` and its arguments; None if nothing can match."""
-        classes = self._class_ids_for(conn, query)
-        if classes is not None and not classes:
-            return None
-        where: list[str] = []
-        args: list[Any] = []
-        config = [c for c in query.conditions if c.field.source == "config"]
-        scope = classes if classes is not None else [row[0] for row in conn.execute("SELECT class FROM classes")]
-        scope_sql = ",".join("?" * len(scope))
-        source = "interfaces i"
-        if config:
-            # Drive from the first config condition (an index seek), join the rows, then probe
-            # the other conditions by row.
-            first, *rest = config
-            test, values = _value_test(first.filter, "v.value")
-            source = "config_values v CROSS JOIN interfaces i ON i.row = v.row"
-            where.append(f"v.class IN ({scope_sql}) AND v.key = ? AND {test}")
-            args += [*scope, first.field.path, *values]
-            for condition in rest:
-                test, values = _value_test(condition.filter, "w.value")
-                where.append(
-                    f"i.row IN (SELECT w.row FROM config_values w WHERE w.class IN ({scope_sql})"
-                    f" AND w.key = ? AND {test})"
-                )
-                args += [*scope, condition.field.path, *values]
-        elif classes is not None:
-            where.append(f"i.class IN ({scope_sql})")
-            args += scope
-        for condition in query.conditions:
-            if condition.field.source == "column":
-                test, values = _value_test(condition.filter, _COLUMN_SQL[condition.field.path])
-                where.append(test)
-                args += values
-        sql = f"FROM {source} JOIN classes c ON c.class = i.class"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return sql, args
+        return compile_query(conn, query, self._class_ids_for(conn, query))
 
 
 def _set_meta(conn: sqlite3.Connection, values: Mapping[str, str]) -> None:
     conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items()))
 
 
-class _BulkInsert:
-    """Rows for `interfaces` and `config_values`, written many per statement: a statement of
-    a few hundred rows costs a third of binding them one by one with `executemany`."""
-
-    #: Parameters per statement (SQLite has allowed 32,766 since 3.32; older builds 999).
-    PARAMETERS = 999
-    #: Interfaces accumulated before they are written.
-    CHUNK = 2000
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.rows: list[Any] = []  # flat: 7 values per interface
-        self.values: list[Any] = []  # flat: 4 values per config leaf
-
-    def add(self, entry: IndexEntry, number: int, klass: int) -> None:
-        config, canonical, summary = _texts(entry)
-        self.rows += (number, entry.id, klass, entry.created, config, canonical, summary)
-        values = self.values
-        leaves = entry.leaves if entry.leaves is not None else config_leaves(entry.config)
-        for key, value in leaves:
-            kind = type(value)
-            if not (kind is str or kind is float or (kind is int and -(2**63) <= value < 2**63)):
-                value = sql_value(value)
-            values += (klass, key, value, number)
-        if len(self.rows) >= 7 * self.CHUNK:
-            self.flush()
-
-    def flush(self) -> None:
-        _insert_flat(self.conn, _INSERT_ROWS, 7, self.rows)
-        # OR IGNORE: keys that collide once dotted ({"a.b": 1, "a": {"b": 1}}) give one leaf.
-        _insert_flat(self.conn, _INSERT_VALUES, 4, self.values)
-        self.rows, self.values = [], []
-
-
-_INSERT_ROWS = "INSERT INTO interfaces (row, id, class, created, config, canonical, summary) VALUES "
-_INSERT_VALUES = "INSERT OR IGNORE INTO config_values (class, key, value, row) VALUES "
-_statements: dict[tuple[str, int], str] = {}
-
-
-def _insert_flat(conn: sqlite3.Connection, head: str, width: int, flat: list[Any]) -> None:
-    """Insert `flat` (`width` values per row) with statements of many rows each."""
-    per = _BulkInsert.PARAMETERS // width * width
-    for start in range(0, len(flat), per):
-        part = flat[start:start + per]
-        count = len(part) // width
-        sql = _statements.get((head, count))
-        if sql is None:
-            marks = "(" + ",".join("?" * width) + ")"
-            sql = _statements[head, count] = head + ",".join([marks] * count)
-        conn.execute(sql, part)
-
-
-_insert_sql: dict[int, str] = {}
-
-
-def _insert_values(count: int) -> str:
-    # One statement per commit rather than executemany: a third of the time for a few rows.
-    sql = _insert_sql.get(count)
-    if sql is None:
-        sql = _insert_sql[count] = (
-            "INSERT OR IGNORE INTO config_values (class, key, value, row) VALUES "
-            + ",".join(["(?,?,?,?)"] * count)
-        )
-    return sql
-
-
 def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
-
-
-_dumps: Any = None
-_canonical: Any = None
-
-
-def _prepare(entry: IndexEntry) -> tuple[IndexEntry, str, str, str | None, list[tuple[str, Any]]]:
-    leaves = entry.leaves if entry.leaves is not None else config_leaves(entry.config)
-    return entry, *_texts(entry), [(key, sql_value(value)) for key, value in leaves]
-
-
-def _texts(entry: IndexEntry) -> tuple[str, str, str | None]:
-    """The config, canonical config and summary of `entry` as stored (JSON text)."""
-    global _dumps
-    if _dumps is None:
-        import json
-
-        _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-    summary = entry.summary_text if entry.summary is None else _dumps(entry.summary)
-    config = entry.config_text if entry.config_text is not None else _dumps(entry.config)
-    canonical = entry.canonical_text if entry.canonical_text is not None else _dumps(entry.canonical)
-    return config, canonical, summary
-
-
-_TRUE = b"\x01"
-_FALSE = b"\x00"
-_NONE = b""
-
-
-def sql_value(value: Any) -> Any:
-    """The stored form of a config leaf (see the module docstring)."""
-    kind = type(value)
-    if kind is str or kind is float:
-        return value
-    if value is None:
-        return _NONE
-    if kind is int:
-        return value if -(2**63) <= value < 2**63 else float(value)
-    if kind is bool:
-        return _TRUE if value else _FALSE
-    global _canonical
-    if _canonical is None:
-        import json
-
-        _canonical = json.JSONEncoder(
-            sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode
-    from ..element import normalize_json
-
-    return _canonical(normalize_json(value)).encode("utf-8")
-
-
-def _value_test(filter: Filter, column: str) -> tuple[str, list[Any]]:
-    """SQL that is true where `column` passes `filter`, and its arguments."""
-    op, value = filter.op, filter.value
-    if op == "eq":
-        return f"{column} = ?", [sql_value(value)]
-    if op == "in":
-        if not value:
-            return "0", []
-        return f"{column} IN ({','.join('?' * len(value))})", [sql_value(v) for v in value]
-    if op == "between":
-        low, high = value
-        return f"{column} >= ? AND {column} <= ?", [sql_value(low), sql_value(high)]
-    symbol = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}[op]
-    text = type(value) is str
-    if op in ("lt", "le"):
-        # Numbers sort below text and text below blobs: bound the range to the bound's type.
-        return (f"{column} {symbol} ? AND {column} >= ''", [value]) if text else (f"{column} {symbol} ?", [sql_value(value)])
-    upper = "x''" if text else "''"
-    return f"{column} {symbol} ? AND {column} < {upper}", [sql_value(value)]

@@ -1,0 +1,258 @@
+"""The connection of the PostgreSQL index: its URL (parsed, and shown without the password),
+the driver check, connecting with a timeout, retries of lost deadlocks and serialization
+conflicts, one reconnection after a lost connection, and fork safety.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from contextlib import contextmanager
+
+from .._errors import IndexDatabaseError
+from ._postgres_schema import SCHEMA_VERSION, migrate, newer, schema_version
+from ._sql import ForkTracker
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable, Iterator
+    from typing import Any, TypeVar
+
+    import psycopg
+
+    T = TypeVar("T")
+
+#: Seconds to wait for the server to accept a connection (libpq's ``connect_timeout``).
+CONNECT_TIMEOUT = 10
+SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+INSTALL_HINT = "pip install 'retain[postgres]'"
+
+#: Retries of a transaction that lost a deadlock or a serialization conflict.
+_RETRIES = 8
+
+
+def hide_password(url: str) -> str:
+    """`url` with its password replaced by ``***`` (for messages and reprs)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, tail = rest.partition("/")
+    credentials, at, hosts = netloc.rpartition("@")
+    if at and ":" in credentials:
+        credentials = credentials.split(":", 1)[0] + ":***"
+    tail = re.sub(r"(?i)(^|[?&])password=[^&]*", r"\1password=***", tail)
+    return f"{scheme}://{credentials}{at}{hosts}{slash}{tail}"
+
+
+def split_url(url: str) -> tuple[str, str | None]:
+    """(libpq URI, schema) from an index URL: the scheme made ``postgresql`` and the
+    ``schema`` query parameter taken out."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in SCHEMES:
+        raise IndexDatabaseError(
+            f"a PostgreSQL index URL starts with postgresql://; got {hide_password(url)!r}"
+        )
+    base, question, query = rest.partition("?")
+    schema = None
+    kept = []
+    for part in query.split("&") if question else []:
+        name, _, value = part.partition("=")
+        if name == "schema":
+            from urllib.parse import unquote
+
+            schema = unquote(value)
+        elif part:
+            kept.append(part)
+    conninfo = "postgresql://" + base + ("?" + "&".join(kept) if kept else "")
+    return conninfo, schema
+
+
+def driver() -> None:
+    """Raise `ImportError` with the install command unless psycopg 3 can be imported."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"the PostgreSQL index needs the psycopg 3 driver: {INSTALL_HINT} "
+            f"(or pip install 'psycopg[binary]'); {exc}"
+        ) from exc
+
+
+def message(exc: BaseException) -> str:
+    """The driver's message on one line."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _after_fork(index: PostgresConnection) -> None:
+    """A child must never talk on its parent's connection, nor close it: closing sends the
+    server a goodbye on the shared socket, which ends the parent's session. The child's copy of
+    the socket is pointed at /dev/null, and the connection is dropped; the child reconnects."""
+    import threading
+
+    index._lock = threading.RLock()
+    conn, index._conn = index._conn, None
+    index._class_ids.clear()
+    if conn is not None:
+        try:
+            fd = conn.pgconn.socket
+            null = os.open(os.devnull, os.O_RDWR)
+            try:
+                os.dup2(null, fd)
+            finally:
+                os.close(null)
+        except Exception:
+            _orphans.append(conn)  # never finalized in the child, so never closed
+
+
+forks = ForkTracker(_after_fork)
+#: Inherited connections whose socket could not be redirected.
+_orphans: list[Any] = []
+
+
+class PostgresConnection:
+    """The connection half of `PostgresIndex`: one connection per process, opened on first
+    use with the schema brought up to date, and `_run`, which every operation goes through."""
+
+    schema: str
+    connect_timeout: float
+    _conninfo: str
+    _s: str  # the quoted schema name
+    _lock: threading.RLock
+    _conn: psycopg.Connection[Any] | None
+    _pid: int
+    _class_ids: dict[tuple[str, str, str], int]
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password, and the schema: for messages."""
+        return f"{hide_password(self._conninfo)} (schema {self.schema})"
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        conn = self._conn
+        if conn is not None and self._pid == os.getpid() and not conn.closed:
+            return conn
+        self._drop_connection()
+        return self._open()
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        self._class_ids.clear()
+        if conn is not None and self._pid == os.getpid():
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def _open(self, check: bool = True) -> psycopg.Connection[Any]:
+        """Connect; with `check`, bring the schema up to date (or refuse a newer one) and keep
+        the connection for this process."""
+        driver()
+        import psycopg
+
+        options: dict[str, Any] = {"autocommit": True}
+        given = psycopg.conninfo.conninfo_to_dict(self._conninfo)
+        defaults = {
+            "connect_timeout": str(max(2, int(self.connect_timeout))),
+            "application_name": "retain",
+            # A server that vanished (a crash, a cut network) is noticed within a minute.
+            "keepalives": "1",
+            "keepalives_idle": "30",
+            "keepalives_interval": "10",
+            "keepalives_count": "3",
+        }
+        for name, value in defaults.items():
+            if name not in given:
+                options[name] = value
+        started = time.monotonic()
+        try:
+            conn = psycopg.connect(self._conninfo, **options)
+        except psycopg.Error as exc:
+            elapsed = time.monotonic() - started
+            raise IndexDatabaseError(
+                f"cannot connect to the PostgreSQL index at {self.display_url} (after "
+                f"{elapsed:.1f} s): {message(exc)}. Check that the server runs and accepts "
+                "connections from this machine, and the user name, password and database name"
+            ) from exc
+        if not check:
+            return conn
+        try:
+            self._setup(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        self._pid = os.getpid()
+        return conn
+
+    def _setup(self, conn: psycopg.Connection[Any]) -> None:
+        driver()
+        with self._failing("set up"):
+            version = schema_version(conn, self._s)
+            if version == SCHEMA_VERSION:
+                return
+            if version > SCHEMA_VERSION:
+                raise newer(self.display_url, version)
+            with conn.transaction():
+                migrate(conn, self.schema, self.display_url)
+
+    @contextmanager
+    def _failing(self, doing: str) -> Iterator[None]:
+        """A driver error in the block raised as ``cannot {doing} the PostgreSQL index``."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise IndexDatabaseError(
+                f"cannot {doing} the PostgreSQL index at {self.display_url}: {message(exc)}"
+            ) from exc
+
+    def _run(self, work: Callable[[psycopg.Connection[Any]], T], doing: str, *, transaction: bool = False, retry: bool = True) -> T:
+        """`work` on this process's connection (in a transaction if asked), retrying lost
+        deadlocks and serialization conflicts, and reconnecting once after a lost connection
+        or tables dropped under it (another process reset the index)."""
+        driver()
+        import psycopg
+        from psycopg import errors
+
+        with self._lock:
+            attempt = 0
+            reconnected = False
+            while True:
+                conn = self._connection()
+                try:
+                    if transaction:
+                        with conn.transaction():
+                            return work(conn)
+                    return work(conn)
+                except (errors.DeadlockDetected, errors.SerializationFailure) as exc:
+                    self._class_ids.clear()
+                    attempt += 1
+                    if not retry or attempt > _RETRIES:
+                        raise IndexDatabaseError(
+                            f"the PostgreSQL index at {self.display_url} failed ({doing}) after "
+                            f"{attempt} attempts: {message(exc)}"
+                        ) from exc
+                    time.sleep(min(0.005 * 2**attempt, 0.5))
+                except (psycopg.OperationalError, errors.UndefinedTable, errors.InvalidSchemaName) as exc:
+                    self._class_ids.clear()
+                    lost = conn.closed or isinstance(exc, (errors.UndefinedTable, errors.InvalidSchemaName))
+                    if lost and retry and not reconnected:
+                        reconnected = True
+                        self._drop_connection()
+                        continue
+                    if conn.closed:
+                        self._drop_connection()
+                    raise IndexDatabaseError(
+                        f"the PostgreSQL index at {self.display_url} failed ({doing}): {message(exc)}"
+                    ) from exc
+                except psycopg.Error as exc:
+                    self._class_ids.clear()
+                    raise IndexDatabaseError(
+                        f"the PostgreSQL index at {self.display_url} failed ({doing}): {message(exc)}"
+                    ) from exc
+                except BaseException:
+                    self._class_ids.clear()
+                    raise

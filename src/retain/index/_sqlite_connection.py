@@ -1,0 +1,250 @@
+"""The connection of the SQLite index: one per process, in WAL mode, checked for a network file
+system (where SQLite's locking is unreliable), retried while another process holds the lock,
+reopened after a fork or when the file was replaced, with corruption reported as such.
+
+Concurrency: WAL mode (readers never block the writer), ``BEGIN IMMEDIATE`` for every write
+(no lock upgrades that could deadlock), a busy timeout, and retries on top. A process keeps its
+connection; after a fork, or when the file was replaced (a rebuild of a corrupt index), it
+reconnects.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .._errors import IndexDatabaseError
+from ._sql import ForkTracker
+from ._sqlite_schema import setup
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    import threading
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    T = TypeVar("T")
+
+#: File system types on which SQLite's locking is unreliable (so the index could corrupt).
+NETWORK_FILE_SYSTEMS = frozenset(
+    {
+        "nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "lustre", "gpfs", "beegfs",
+        "panfs", "orangefs", "glusterfs", "fuse.glusterfs", "ceph", "fuse.ceph", "fuse.cephfs",
+        "9p", "fuse.sshfs", "sshfs", "fuse.s3fs", "fuse.gcsfuse", "fuse.rclone", "fuse.juicefs",
+        "fuse.davfs2", "davfs", "wekafs", "fuse.weka",
+    }
+)
+MOUNTS_FILE = "/proc/mounts"
+
+INODE_CHECK_S = 0.5
+_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+_CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def _after_fork(index: SqliteConnection) -> None:
+    """After a fork, the child gets fresh locks (a thread of the parent may have held one)
+    and no connection (SQLite connections must not cross a fork)."""
+    import threading
+
+    index._lock = threading.RLock()
+    index._conn = None  # not closed: it belongs to the parent
+    index._class_ids.clear()
+    index._ids = None
+
+
+forks = ForkTracker(_after_fork)
+
+
+def filesystem_type(path: str, mounts_file: str = MOUNTS_FILE) -> str | None:
+    """The type of the file system that holds `path` (from /proc/mounts), or None if unknown."""
+    try:
+        with open(mounts_file, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    real = os.path.realpath(path)
+    best, kind = "", None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = _unescape_mount(fields[1])
+        inside = real == point or real.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def _unescape_mount(text: str) -> str:
+    # /proc/mounts writes space, tab, newline and backslash as octal escapes (\040 ...).
+    if "\\" not in text:
+        return text
+    import re
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+
+class SqliteConnection:
+    """The connection half of `SqliteIndex`: `_read` and `_write` run work on this process's
+    connection, opened on first use, retried while the database is busy."""
+
+    path: str
+    timeout: float
+    allow_network_fs: bool | None
+    _lock: threading.RLock
+    _conn: sqlite3.Connection | None
+    _pid: int
+    _inode: int
+    _inode_checked: float
+    _class_ids: dict[tuple[str, str, str], int]
+    _ids: set[str] | None
+    _checked_fs: bool
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is not None and self._pid == os.getpid():
+            # Whether the file was replaced (another process rebuilt a corrupt index) is checked
+            # at most every INODE_CHECK_S: writes in between go to the old file and are lost,
+            # which the journal repairs.
+            now = time.monotonic()
+            if now < self._inode_checked + INODE_CHECK_S:
+                return conn
+            try:
+                inode = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                inode = -1
+            if inode == self._inode:
+                self._inode_checked = now
+                return conn
+        # First use, a fork, or the file was deleted or replaced (a rebuild): reconnect.
+        self._drop_connection(close=self._pid == os.getpid())
+        return self._open()
+
+    def _drop_connection(self, close: bool = True) -> None:
+        conn, self._conn = self._conn, None
+        self._class_ids.clear()
+        self._ids = None  # data_version is per connection
+        if conn is not None and close:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def _open(self) -> sqlite3.Connection:
+        import sqlite3
+
+        directory = os.path.dirname(self.path)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise IndexDatabaseError(f"cannot create the index directory {directory}: {exc}") from exc
+        if not self._checked_fs:
+            self._check_filesystem(directory)
+            self._checked_fs = True
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc, "open") from exc
+        try:
+            self._retry(lambda: setup(conn, self.path))
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        self._pid = os.getpid()
+        self._inode = os.stat(self.path).st_ino
+        self._inode_checked = time.monotonic()
+        return conn
+
+    def _check_filesystem(self, directory: str) -> None:
+        kind = filesystem_type(directory)
+        if kind is None or kind not in NETWORK_FILE_SYSTEMS:
+            return
+        allowed = self.allow_network_fs
+        if allowed is None:
+            allowed = os.environ.get("RETAIN_INDEX_ALLOW_NETWORK_FS", "").strip().lower() in ("1", "true", "yes")
+        if not allowed:
+            raise IndexDatabaseError(
+                f"the index {self.path} would be on a {kind} file system, where SQLite's file "
+                "locking is unreliable: processes on several machines would corrupt it. Use a "
+                "PostgreSQL index for storages shared between machines (RETAIN_INDEX="
+                "postgresql://user@host/db, see docs/scale-out.md), or, if only one machine uses "
+                "this storage, set "
+                "RETAIN_INDEX_ALLOW_NETWORK_FS=1 (or SqliteIndex(path, allow_network_fs=True))"
+            )
+
+    def _error(self, exc: Exception, doing: str) -> IndexDatabaseError:
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        text = str(exc)
+        if code in _CORRUPT_CODES or "not a database" in text or "malformed" in text:
+            return IndexDatabaseError(
+                f"the index {self.path} is corrupt ({text}); delete it (with its -wal and -shm "
+                "files) or run retain.index.rebuild(), which replaces it: the index is a cache of "
+                "the storage, nothing is lost"
+            )
+        if code in _BUSY_CODES or "locked" in text:
+            return IndexDatabaseError(
+                f"the index {self.path} stayed locked by another process for more than "
+                f"{self.timeout:g} s ({doing}); try again, or raise SqliteIndex(timeout=...)"
+            )
+        return IndexDatabaseError(f"the index {self.path} failed ({doing}): {text}")
+
+    def _retry(self, work: Callable[[], T]) -> T:
+        import sqlite3
+
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        reconnected = False
+        while True:
+            try:
+                return work()
+            except sqlite3.Error as exc:
+                code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+                busy = isinstance(exc, sqlite3.OperationalError) and (
+                    code in _BUSY_CODES or "locked" in str(exc)
+                )
+                if busy and time.monotonic() + delay <= deadline:
+                    # The busy handler covers most waits; WAL recovery and some lock races
+                    # return BUSY at once, so wait and try again until the timeout.
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.1)
+                    continue
+                if not busy and not reconnected and self._replaced():
+                    # The file was deleted or replaced under this connection (a rebuild in
+                    # another process, or by hand): reconnect once and try again.
+                    reconnected = True
+                    self._drop_connection(close=self._pid == os.getpid())
+                    continue
+                raise self._error(exc, "waiting for a lock" if busy else "query") from exc
+
+    def _replaced(self) -> bool:
+        if self._conn is None:
+            return False
+        try:
+            return os.stat(self.path).st_ino != self._inode
+        except FileNotFoundError:
+            return True
+
+    def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            return self._retry(lambda: work(self._connection()))
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def transaction() -> T:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                self._class_ids.clear()  # it may hold numbers of classes rolled back now
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+        with self._lock:
+            return self._retry(transaction)

@@ -1,0 +1,84 @@
+"""The tables of the SQLite index, their migrations, and the settings of each connection.
+
+The schema version is ``PRAGMA user_version``; each migration applied is also recorded in
+`migrations`. A database with a newer version is refused (delete it and rebuild).
+"""
+
+from __future__ import annotations
+
+import time
+
+from .._errors import IndexDatabaseError
+from ._sql import newer_schema
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+
+#: The newest schema this code writes; a database with a higher `PRAGMA user_version` is
+#: refused (delete it and rebuild).
+SCHEMA_VERSION = 1
+
+#: (version, statements): applied in order, each recorded in `migrations`; never edit a
+#: published one, append a new version.
+_MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+            "CREATE TABLE migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL,"
+            " retain TEXT NOT NULL)",
+            "CREATE TABLE classes (class INTEGER PRIMARY KEY, module TEXT NOT NULL,"
+            " qualname TEXT NOT NULL, kind TEXT NOT NULL, UNIQUE (module, qualname, kind))",
+            "CREATE TABLE interfaces (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+            " class INTEGER NOT NULL, created TEXT NOT NULL, config TEXT NOT NULL,"
+            " canonical TEXT NOT NULL, summary TEXT)",
+            "CREATE INDEX interfaces_by_class ON interfaces (class, created)",
+            "CREATE TABLE config_values (class INTEGER NOT NULL, key TEXT NOT NULL,"
+            " value NOT NULL, row INTEGER NOT NULL, PRIMARY KEY (class, key, value, row))"
+            " WITHOUT ROWID",
+        ],
+    ),
+]
+
+
+def setup(conn: sqlite3.Connection, path: str) -> None:
+    """Put a new connection to the index at `path` in WAL mode, and bring the schema up to
+    date (or refuse a newer one)."""
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise IndexDatabaseError(f"the index {path} cannot use WAL mode (got {mode})")
+    conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at checkpoints, never corrupt
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise newer(path, version)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+        if version > SCHEMA_VERSION:
+            raise newer(path, version)
+        from .._version import __version__
+
+        for number, statements in _MIGRATIONS:
+            if number <= version:
+                continue
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO migrations (version, applied, retain) VALUES (?, ?, ?)",
+                (number, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), __version__),
+            )
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def newer(path: str, version: int) -> IndexDatabaseError:
+    """The error for an index of a newer `version` than this code writes."""
+    return newer_schema(
+        f"the index {path}", version, SCHEMA_VERSION, "delete the file and run retain.index.rebuild()"
+    )
