@@ -116,8 +116,8 @@ def test_layout_in_the_bucket(s3: FsspecStorage) -> None:
 
 
 def test_round_trips_per_operation(s3: FsspecStorage) -> None:
-    """`get` of a committed interface is one request; a commit is one (plus a check and an
-    upload per file when it has files)."""
+    """`get` of a committed interface is one request; a commit is one (plus a check, an upload
+    per file and a listing that records the versions of the uploaded files, when it has files)."""
     Item({"i": 0}).commit()  # the first use also checks the bucket once
     calls = count_requests(s3)
     Item({"i": 1}).commit()
@@ -132,7 +132,7 @@ def test_round_trips_per_operation(s3: FsspecStorage) -> None:
     with_file.save_file("x.txt", "x")
     calls.clear()
     with_file.commit()
-    assert [m for m, _ in calls] == ["HEAD", "PUT", "PUT"] and calls[-1][1].endswith(RECORD_FILE)
+    assert [m for m, _ in calls] == ["HEAD", "PUT", "PUT", "GET"] and calls[2][1].endswith(RECORD_FILE)
 
 
 def test_files_are_fetched_into_the_cache(s3: FsspecStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,8 +149,29 @@ def test_files_are_fetched_into_the_cache(s3: FsspecStorage, tmp_path: Path, mon
     assert found.load_file("a.json") == {"a": 1} and found.load_file("b.txt") == "after commit"
     assert os.path.isfile(os.path.join(found.local_directory(), "a.json"))
     calls = count_requests(other)
-    assert found.load_file("a.json") == {"a": 1} and calls == []  # from the cache
+    assert found.load_file("a.json") == {"a": 1} and [m for m, _ in calls] == ["HEAD"]  # checked, not fetched
     assert Interface.from_directory(found.local_directory()) == item
+
+
+def test_a_file_saved_again_elsewhere_is_read_anew(s3: FsspecStorage, tmp_path: Path) -> None:
+    """Each machine reads the stored version of a file, whoever saved it last; an unchanged
+    copy in the cache costs one HEAD, and a commit's own files are not fetched back."""
+    item = Item({"i": 5})
+    item.save_file("model.json", {"epoch": 1})
+    item.save_summary(loss=1.0)
+    item.commit()
+    calls = count_requests(s3)
+    assert item.load_file("model.json") == {"epoch": 1} and [m for m, _ in calls] == ["HEAD"]
+    other = FsspecStorage(s3.url, cache_dir=tmp_path / "other-machine")
+    there = get(Item, {"i": 5}, storage=other)
+    assert there.load_file("model.json") == {"epoch": 1} and there.load_summary() == {"loss": 1.0}
+    there.save_file("model.json", {"epoch": 2})  # saved again on the other machine
+    there.save_summary(loss=0.5)
+    assert item.load_file("model.json") == {"epoch": 2} and item.load_summary() == {"loss": 0.5}
+    item.save_file("model.json", {"epoch": 3})
+    assert there.load_file("model.json") == {"epoch": 3}
+    calls.clear()
+    assert item.load_file("model.json") == {"epoch": 3} and [m for m, _ in calls] == ["HEAD"]
 
 
 def test_adopting_commit_keeps_the_stored_files(s3: FsspecStorage, tmp_path: Path) -> None:

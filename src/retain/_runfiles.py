@@ -22,7 +22,6 @@ from .storage.layout import (
     FAILURES_FILE,
     FINISHED_FILE,
     OUTPUT_LOG,
-    RECORD_FILE,
     SUBMISSIONS_FILE,
     claim_file,
     end_file,
@@ -114,9 +113,8 @@ class RunFiles:
     # -- the output log ------------------------------------------------------------------
 
     def prepare_run(self) -> None:
-        """Before a run: where the directory is a local cache of the storage, make the cache
-        agree with the store (a run resumed here must not read what an earlier run here left
-        in the cache, and its log continues the stored one)."""
+        """Before a run: where the directory is a local cache of the storage, make the run's
+        log continue the stored one."""
 
     def sync_output(self) -> None:
         """Send what a run wrote to `output_log` so far to the storage (where it is elsewhere)."""
@@ -297,18 +295,9 @@ class StoreRunFiles(RunFiles):
             self.create(FINISHED_FILE, end)
 
     def prepare_run(self) -> None:
+        # Cached files the run reads are checked against the store by `load_file`; the log is
+        # appended to here, so it must start as the stored one.
         self.ensure()
-        # Cached files may be older than the stored ones (another machine's run rewrote them):
-        # the run fetches what it reads.
-        for parent, dirs, names in os.walk(self.directory, topdown=False):
-            for name in names:
-                if parent != self.directory or name != RECORD_FILE:
-                    _remove(os.path.join(parent, name))
-            if parent != self.directory:
-                try:
-                    os.rmdir(parent)
-                except OSError:
-                    pass
         stored = self._read_bytes(OUTPUT_LOG)
         if stored is None:
             _remove(self.output_log)

@@ -193,6 +193,8 @@ class Interface(Element):
         directory = self.local_directory()
         path = os.path.join(directory, *relative)
         storage = self.storage
+        if storage.is_remote:
+            _refresh_cached(self, "/".join(relative), path)
         if not os.path.isfile(path) and not (storage.is_remote and storage.fetch_file(self.id, "/".join(relative))):
             if default is not NOT_GIVEN:
                 return default
@@ -247,6 +249,8 @@ class Interface(Element):
     def load_summary(self) -> dict[str, Any]:
         """The summary values saved with `save_summary` ({} if none)."""
         path = os.path.join(self.local_directory(), SUMMARY_FILE)
+        if self.storage.is_remote:
+            _refresh_cached(self, SUMMARY_FILE, path)
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
@@ -287,6 +291,17 @@ class Interface(Element):
             raise RecordError(f"{directory!r} holds no committed interface: {reason}") from None
         record = decode_record(data, where, os.path.basename(directory))
         return load_record(cls, record, storage)
+
+
+def _refresh_cached(interface: Interface, name: str, path: str) -> None:
+    """Drop the cached copy of a committed remote interface's file when the store holds
+    another version (saved again elsewhere since): it is fetched again when read."""
+    if interface._retain_record is not None and os.path.isfile(path):
+        if not interface.storage.cache_is_current(interface.id, name):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
 
 def load_record(base: type[Self], record: dict[str, Any], storage: Storage) -> Self:

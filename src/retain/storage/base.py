@@ -77,6 +77,11 @@ class Storage(ABC):
         store has no such file (or the local directory is the store)."""
         return False
 
+    def cache_is_current(self, id: str, name: str) -> bool:
+        """Whether the copy of file `name` of committed `id` in ``local_directory(id)`` is the
+        stored one (always, where the local directory is the store)."""
+        return True
+
     def run_files(self, id: str) -> RunFiles:
         """The runtime files of component `id` (claims, heartbeats, ends, logs)."""
         from .._runfiles import RunFiles

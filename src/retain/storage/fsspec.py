@@ -25,6 +25,7 @@ from .._errors import StorageError
 from .._fs import TEMP_PREFIX, atomic_write, makedirs, temp_path_for
 from ..identity import ID_LENGTH, is_id
 from ._backends import cache_name, defaults, endpoint_of, filesystem, precondition, probe_endpoint
+from ._versions import read_versions, record_versions, version_of
 from .base import Storage
 from .layout import MARKER_FORMAT, RECORD_FILE, STORAGE_META_DIR, interface_directory, marker_path, read_marker
 
@@ -237,19 +238,23 @@ class FsspecStorage(Storage):
             raise self._error(f"read {key}", exc) from exc
         return bytes(data)
 
-    def _exists(self, key: str) -> bool:
+    def _info(self, key: str) -> dict[str, Any] | None:
+        """fsspec's ``info()`` of an object (size, ETag...), None when there is none."""
         self._check()
         try:
             if self._s3:  # one HEAD (info() also lists, to tell a missing key from a directory)
                 bucket, _, name = key.partition("/")
-                self.fs.call_s3("head_object", Bucket=bucket, Key=name)
-            else:
-                self.fs.info(key)
+                head = self.fs.call_s3("head_object", Bucket=bucket, Key=name)
+                return {"type": "file", "size": head.get("ContentLength"), "ETag": head.get("ETag")}
+            info = self.fs.info(key)
         except FileNotFoundError:
-            return False
+            return None
         except Exception as exc:
             raise self._error(f"look up {key}", exc) from exc
-        return True
+        return info if isinstance(info, dict) and info.get("type", "file") == "file" else None
+
+    def _exists(self, key: str) -> bool:
+        return self._info(key) is not None
 
     def _create(self, key: str, data: bytes) -> bool:
         """Write `key` unless it exists; False when it did (the store's put-if-absent)."""
@@ -319,12 +324,29 @@ class FsspecStorage(Storage):
             won = self._create(self._key(id, RECORD_FILE), data)
         if won:
             self._cache_record(id, data)
+            if names:
+                self._record_uploaded(id, names)
         elif names:
             # The cache must not disagree with the store: the winner's files are fetched when read.
             directory = self.local_directory(id)
             for name in names:
                 _unlink(os.path.join(directory, *name.split("/")))
         return won
+
+    def _record_uploaded(self, id: str, names: list[str]) -> None:
+        """Record the versions of the files a commit uploaded (one listing)."""
+        try:
+            found = self.fs.find(self._key(id), detail=True)
+        except Exception:
+            return  # only a cache: the files are fetched again when next read
+        prefix, wanted = self._key(id) + "/", set(names)
+        versions = {}
+        for key, info in found.items():
+            key = self.fs._strip_protocol(key)
+            name = key[len(prefix):] if key.startswith(prefix) else ""
+            if name in wanted and isinstance(info, dict):
+                versions[name] = version_of(info)
+        record_versions(self.cache, id, versions)
 
     def iter_ids(self, prefix: str = "") -> Iterator[str]:
         candidates = list(self.iter_directories(prefix))
@@ -354,24 +376,42 @@ class FsspecStorage(Storage):
     def upload_file(self, id: str, name: str) -> None:
         self._check()
         self._upload(id, [name])
+        info = self._info(self._key(id, name))
+        if info is not None:
+            record_versions(self.cache, id, {name: version_of(info)})
 
     def fetch_file(self, id: str, name: str) -> bool:
         self._check()
+        key = self._key(id, name)
+        # The version is read before the bytes: if the object changes in between, the copy is
+        # newer than its recorded version and the next check fetches it again (never the
+        # other way round, which would keep a stale copy).
+        info = self._info(key)
+        if info is None:
+            return False
         path = os.path.join(self.local_directory(id), *name.split("/"))
         makedirs(os.path.dirname(path))
         tmp = temp_path_for(path)
         try:
-            self.fs.get_file(self._key(id, name), tmp)
+            self.fs.get_file(key, tmp)
         except (FileNotFoundError, IsADirectoryError):
             _unlink(tmp)
             return False
         except Exception as exc:
             _unlink(tmp)
-            raise self._error(f"fetch {self._key(id, name)}", exc) from exc
+            raise self._error(f"fetch {key}", exc) from exc
         if not os.path.isfile(tmp):  # some backends make nothing for a missing key
             return False
         os.replace(tmp, path)
+        record_versions(self.cache, id, {name: version_of(info)})
         return True
+
+    def cache_is_current(self, id: str, name: str) -> bool:
+        # One HEAD: another machine may have saved the file again since it was cached.
+        info = self._info(self._key(id, name))
+        if info is None:
+            return True  # not in the store: the local copy is all there is
+        return read_versions(self.cache, id).get(name) == version_of(info)
 
     # -- what the index reads ----------------------------------------------------------------
 
