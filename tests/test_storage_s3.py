@@ -22,7 +22,7 @@ import retain
 from retain import Component, Interface, StorageError, get
 from retain.storage import Storage, make_storage
 from retain.storage.fsspec import FsspecStorage
-from retain.storage.layout import FINISHED_FILE, RECORD_FILE, claim_file
+from retain.storage.layout import FINISHED_FILE, OUTPUT_LOG, RECORD_FILE, claim_file
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS_DIR)
@@ -330,7 +330,13 @@ def test_a_killed_run_on_the_store_is_taken_over_and_its_log_kept(s3: FsspecStor
         assert first.poll() is None, first.communicate()[1]
         assert time.monotonic() < deadline, "the first machine never started the run"
         time.sleep(0.05)
-    time.sleep(0.5)  # a few heartbeats (0.1 s): they send the log of run 1 with them
+    from component_worker import Work
+
+    work = Work({"index": 8, "counter": str(counter), "sleep": 60.0, "marker": str(marker), "release": str(release)})
+    log = f"{s3.root}/{work.id}/{OUTPUT_LOG}"
+    while b"work 8 to stderr" not in (s3.fs.cat_file(log) if s3.fs.exists(log) else b""):
+        assert time.monotonic() < deadline, "no heartbeat sent the log of run 1"
+        time.sleep(0.05)  # heartbeats (every 0.1 s) send the log with them
     os.kill(first.pid, signal.SIGKILL)
     first.communicate()
     release.touch()  # the resumed run ends at once
@@ -338,8 +344,6 @@ def test_a_killed_run_on_the_store_is_taken_over_and_its_log_kept(s3: FsspecStor
     _, err = second.communicate(timeout=90)
     assert second.returncode == 0, err
     assert json.loads((tmp_path / "out").read_text())["state"] == "finished"
-    from component_worker import Work
-
     work = get(Work, {"index": 8, "counter": str(counter), "sleep": 60.0, "marker": str(marker),
                       "release": str(release)})
     assert len(counter.read_text().splitlines()) == 2
