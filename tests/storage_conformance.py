@@ -153,6 +153,7 @@ class StorageConformance:
             assert found.load_file("data/values.json") == {"values": [1, 2, 3]}
             assert found.load_summary() == {"loss": 0.25}
             assert found.load_file("missing.json", default=None) is None
+            assert found.files() == ["data/values.json", "interface.json", "summary.json"]
             reloaded = Interface.from_directory(found.local_directory())
             assert reloaded == item and type(reloaded) is ConformanceItem
             assert reloaded.storage == storage
@@ -167,8 +168,12 @@ class StorageConformance:
 
     def test_save_file_after_commit_reaches_the_storage(self, storage: Storage) -> None:
         with retain.storage(storage):
-            item = ConformanceItem({"i": 3}).commit()
+            item = ConformanceItem({"i": 3})
+            item.save_file("early.txt", "written before commit")
+            assert item.files() == ["early.txt"]
+            item.commit()
             item.save_file("late.txt", "written after commit")
+            assert item.files() == ["early.txt", "interface.json", "late.txt"]
             assert storage.read_file(item.id, "late.txt") == b"written after commit"
             if storage.is_remote:  # the cache may go: the store has everything
                 os.unlink(os.path.join(item.local_directory(), "late.txt"))
@@ -196,6 +201,7 @@ class StorageConformance:
             if storage.supports_runs:
                 run.launch()
                 assert run.cached() and run.load_file("out.json") == {"n": 7}
+                assert run.files() == ["interface.json", "out.json"]  # not the runtime files
             else:
                 with pytest.raises(StorageError, match="cannot run on"):
                     run.launch()

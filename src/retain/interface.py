@@ -185,6 +185,11 @@ class Interface(Element):
             storage.upload_file(self.id, "/".join(relative))
         return path
 
+    def files(self) -> list[str]:
+        """The names of its files (relative, ``/``-separated, sorted) as its storage holds
+        them, the record included; before commit, those saved so far."""
+        return self.storage.list_files(self.id)
+
     def load_file(self, name: str | os.PathLike[str], default: Any = NOT_GIVEN) -> Any:
         """Load a file saved with `save_file`; `default` if it does not exist, else raises
         `FileMissingError`."""

@@ -210,8 +210,6 @@ PARSERS["show"] = _show_parser
 
 @command("show", "show a committed interface: record, config, status, files (by id or prefix)")
 def show(args: argparse.Namespace) -> int:
-    import os
-
     from .._get import get
 
     interface = get.by_id(args.id)
@@ -221,12 +219,7 @@ def show(args: argparse.Namespace) -> int:
         return EXIT_OK
     record = interface.record or {}
     directory = interface.local_directory()
-    files = sorted(
-        os.path.relpath(os.path.join(root, name), directory)
-        for root, dirs, names in os.walk(directory)
-        for name in names
-        if not name.startswith(".retain") and ".retain" not in os.path.relpath(root, directory).split(os.sep)
-    )
+    files = interface.files()
     state, error = _status(interface)
     if args.json:
         extra = {} if state is None else {"status": state, "error": error}

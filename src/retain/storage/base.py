@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 
+from .layout import RESERVED_PREFIX
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -76,6 +78,20 @@ class Storage(ABC):
         """Get file `name` of `id` from the store into ``local_directory(id)``; False when the
         store has no such file (or the local directory is the store)."""
         return False
+
+    def list_files(self, id: str) -> list[str]:
+        """The files of `id` as the storage holds them (relative, ``/``-separated, sorted),
+        without retain's runtime files (``.retain*``) and unfinished writes."""
+        from .._fs import TEMP_PREFIX
+
+        directory = self.local_directory(id)
+        out = []
+        for parent, dirs, names in os.walk(directory):
+            dirs[:] = [d for d in dirs if not d.startswith((TEMP_PREFIX, RESERVED_PREFIX))]
+            for name in names:
+                if not name.startswith((TEMP_PREFIX, RESERVED_PREFIX)):
+                    out.append(os.path.relpath(os.path.join(parent, name), directory).replace(os.sep, "/"))
+        return sorted(out)
 
     def cache_is_current(self, id: str, name: str) -> bool:
         """Whether the copy of file `name` of committed `id` in ``local_directory(id)`` is the

@@ -27,7 +27,15 @@ from ..identity import ID_LENGTH, is_id
 from ._backends import cache_name, defaults, endpoint_of, filesystem, precondition, probe_endpoint
 from ._versions import read_versions, record_versions, version_of
 from .base import Storage
-from .layout import MARKER_FORMAT, RECORD_FILE, STORAGE_META_DIR, interface_directory, marker_path, read_marker
+from .layout import (
+    MARKER_FORMAT,
+    RECORD_FILE,
+    RESERVED_PREFIX,
+    STORAGE_META_DIR,
+    interface_directory,
+    marker_path,
+    read_marker,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -405,6 +413,22 @@ class FsspecStorage(Storage):
         os.replace(tmp, path)
         record_versions(self.cache, id, {name: version_of(info)})
         return True
+
+    def list_files(self, id: str) -> list[str]:
+        if not self.has_record(id):
+            return super().list_files(id)  # not committed: its files are in the cache only
+        try:
+            found = self.fs.find(self._key(id))
+        except Exception as exc:
+            raise self._error(f"list the files of {id}", exc) from exc
+        prefix = self._key(id) + "/"
+        out = []
+        for key in found:
+            key = self.fs._strip_protocol(key)
+            name = key[len(prefix):] if key.startswith(prefix) else ""
+            if name and not any(part.startswith((TEMP_PREFIX, RESERVED_PREFIX)) for part in name.split("/")):
+                out.append(name)
+        return sorted(out)
 
     def cache_is_current(self, id: str, name: str) -> bool:
         # One HEAD: another machine may have saved the file again since it was cached.
