@@ -398,6 +398,29 @@ def test_a_store_without_put_if_absent_refuses_components(s3_env: dict[str, str]
     assert list(store.iter_ids()) == []  # refused before anything was written
 
 
+def test_dask_workers_run_components_in_the_bucket(s3: FsspecStorage, tmp_path: Path) -> None:
+    """The scale-out setting: a Dask cluster's workers share nothing with the launcher but the
+    bucket; every component runs once, and its status, log and files land in the store."""
+    from component_worker import Work
+
+    from retain.execution.dask import close_clusters
+
+    counter = tmp_path / "counter"
+    works = [get(Work, {"index": i, "counter": str(counter)}) for i in range(3)]
+    try:
+        with retain.settings(heartbeat=0.1, lease=0.6):
+            outcomes = get("retain.execution.dask", {"workers": 1}).dispatch(works)
+    finally:
+        close_clusters()
+    assert [o.status for o in outcomes] == ["finished"] * 3 and len(counter.read_text().splitlines()) == 3
+    other = FsspecStorage(s3.url, cache_dir=tmp_path / "reader")
+    for work in works:
+        there = get(Work, {"index": work.config.index, "counter": str(counter)}, storage=other)
+        assert there.cached() and there.execution.runs()[0]["execution"]["class"] == "DaskExecution"
+        assert f"work {work.config.index} to stderr" in there.execution.output()
+        assert there.load_file("result.json")["index"] == work.config.index
+
+
 class TestPoolExecutionOnS3Conformance(ExecutionConformance):
     """The process pool, with every component in the bucket."""
 
