@@ -1,7 +1,8 @@
 """Reading and writing a component's runtime files (names in `storage/layout.py`).
 
 `RunFiles` holds the logic (claims, ends, the finished marker, logs) over five byte-level
-primitives; `RunFiles` implements them on a directory, `StoreRunFiles` on an object store.
+primitives, which it implements on a directory; `StoreRunFiles` implements them on an object
+store.
 
 On a directory, whole files go through `_fs.atomic_write` (a claim or an end is created
 exclusively: the first writer wins) and logs are appended with one `O_APPEND` write per line,
