@@ -388,6 +388,34 @@ def test_a_run_resumed_on_a_machine_reads_the_stored_files_not_its_old_cache(s3:
     assert [run["end"]["status"] for run in component.execution.runs()] == ["failed", "failed", "finished"]
 
 
+def test_concurrent_appends_to_a_runtime_log_lose_nothing(s3: FsspecStorage) -> None:
+    """An object store cannot append: each append reads the log and writes it back only if
+    nobody wrote it in between (If-Match), so writers racing on one log lose no line."""
+    import threading
+
+    from retain.storage.layout import EVENTS_FILE
+
+    item = Item({"i": 30}).commit()
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            files = s3.run_files(item.id)
+            for k in range(10):
+                files.append(EVENTS_FILE, {"event": "test", "writer": n, "k": k})
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    lines = s3.run_files(item.id).read_lines(EVENTS_FILE)
+    assert sorted((e["writer"], e["k"]) for e in lines) == [(n, k) for n in range(4) for k in range(10)]
+
+
 def test_a_store_without_put_if_absent_refuses_components(s3_env: dict[str, str]) -> None:
     from storage_conformance import ConformanceRun
 

@@ -7,8 +7,8 @@ store.
 On a directory, whole files go through `_fs.atomic_write` (a claim or an end is created
 exclusively: the first writer wins) and logs are appended with one `O_APPEND` write per line,
 so concurrent writers never interleave inside a line. In an object store, creating uses the
-store's put-if-absent, an append rewrites the object (its writers take turns: the holder of
-the current claim), and `output.log` is written to the local cache as it happens and uploaded
+store's put-if-absent, an append rewrites the object (on S3 only if nobody wrote it in between:
+``If-Match``), and `output.log` is written to the local cache as it happens and uploaded
 at each heartbeat and when the run ends.
 """
 
@@ -286,9 +286,7 @@ class StoreRunFiles(RunFiles):
         self.storage._put_bytes(self._key(name), data)
 
     def _append_bytes(self, name: str, data: bytes, durable: bool) -> None:
-        # No append in an object store: read and write back. The writers of these logs take
-        # turns (the holder of the current claim; a launcher before it submits).
-        self.storage._put_bytes(self._key(name), (self._read_bytes(name) or b"") + data)
+        self.storage._append(self._key(name), data)
 
     def mark_finished(self, run: int, durable: bool = False) -> None:
         end = self.end(run)

@@ -298,6 +298,32 @@ class FsspecStorage(Storage):
         except Exception as exc:
             raise self._error(f"write {key}", exc) from exc
 
+    def _append(self, key: str, data: bytes) -> None:
+        """Add `data` at the end of object `key` (created if missing). An object store cannot
+        append: the object is read and written back, on S3 only if nobody wrote it in between
+        (``If-Match`` its ETag; again if somebody did), elsewhere unconditionally."""
+        for attempt in range(20):
+            info = self._info(key) if self._s3 else None
+            etag = info.get("ETag") if info is not None else None
+            if self._s3 and info is None:
+                if self._create(key, data):
+                    return
+                continue  # created meanwhile by another writer: append to theirs
+            current = self._cat(key) or b""
+            if etag is None:
+                self._put_bytes(key, current + data)
+                return
+            bucket, _, name = key.partition("/")
+            try:
+                self.fs.call_s3("put_object", Bucket=bucket, Key=name, Body=current + data, IfMatch=etag)
+                return
+            except Exception as exc:
+                if precondition(exc) is None:
+                    raise self._error(f"append to {key}", exc) from exc
+            # Another writer won this round; a random pause keeps racing writers out of step.
+            time.sleep(0.01 * (attempt + 1) * (0.5 + os.urandom(1)[0] / 255))
+        raise StorageError(f"could not append to {key} in {self._where()}: too many concurrent writers")
+
     def _upload(self, id: str, names: list[str]) -> None:
         directory = self.local_directory(id)
         local = [os.path.join(directory, *name.split("/")) for name in names]
