@@ -18,13 +18,12 @@ identity. fsspec and the store's own package (s3fs, gcsfs) are imported when a s
 from __future__ import annotations
 
 import os
-import threading
-import time
 
 from .._errors import StorageError
 from .._fs import TEMP_PREFIX, atomic_write, makedirs, temp_path_for
 from ..identity import ID_LENGTH, is_id
-from ._backends import cache_name, defaults, endpoint_of, filesystem, precondition, probe_endpoint
+from ._backends import cache_name, defaults, endpoint_of, filesystem
+from ._store_calls import StoreCalls
 from ._versions import read_versions, record_versions, version_of
 from .base import Storage
 from .layout import (
@@ -57,7 +56,6 @@ _OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs"})
 URL_OPTIONS = ("endpoint_url", "region_name", "anon", "requester_pays", "project")
 #: How many candidates `iter_ids` checks one by one before it lists the whole store instead.
 _CHECK_ONE_BY_ONE = 8
-_memory_lock = threading.Lock()
 
 
 def default_cache_dir() -> str:
@@ -70,7 +68,7 @@ def default_cache_dir() -> str:
     return os.path.join(base, "retain")
 
 
-class FsspecStorage(Storage):
+class FsspecStorage(StoreCalls, Storage):
     """Interfaces in an object store (any fsspec URL), used through a local cache.
 
     Args:
@@ -154,9 +152,6 @@ class FsspecStorage(Storage):
     def _key(self, id: str, name: str | None = None) -> str:
         return f"{self.root}/{id}" if name is None else f"{self.root}/{id}/{name}"
 
-    def _where(self) -> str:
-        return f"{self._url}" + (f" (endpoint {self.endpoint})" if self.endpoint else "")
-
     # -- the local cache ---------------------------------------------------------------------
 
     def local_directory(self, id: str) -> str:
@@ -202,139 +197,6 @@ class FsspecStorage(Storage):
                 if relative != RECORD_FILE:
                     out.append(relative)
         return sorted(out)
-
-    # -- calling the store -------------------------------------------------------------------
-
-    def _check(self) -> None:
-        """Once per storage and process: fail fast, and clearly, when the store cannot be
-        reached or the bucket does not exist (instead of slow retries, or a missing bucket
-        read as an empty storage)."""
-        if self._checked:
-            return
-        if self.endpoint:
-            probe_endpoint(self.endpoint, self._url)
-        if self.bucket:
-            try:
-                if self._s3:
-                    self.fs.call_s3("head_bucket", Bucket=self.bucket)
-                else:
-                    self.fs.info(self.bucket)
-            except FileNotFoundError:
-                raise StorageError(
-                    f"bucket {self.bucket!r} does not exist in {self._where()}; create it first "
-                    "(for example with the store's console or CLI), or fix the URL"
-                ) from None
-            except PermissionError as exc:
-                raise StorageError(
-                    f"access to bucket {self.bucket!r} in {self._where()} was denied ({exc}); check "
-                    "the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for S3)"
-                ) from exc
-            except Exception as exc:
-                raise self._error(f"reach bucket {self.bucket!r}", exc) from exc
-        self._checked = True
-
-    def _error(self, doing: str, exc: BaseException) -> StorageError:
-        return StorageError(f"could not {doing} in {self._where()}: {type(exc).__name__}: {exc}")
-
-    def _cat(self, key: str) -> bytes | None:
-        self._check()
-        try:
-            data = self.fs.cat_file(key, **self._small)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
-        except Exception as exc:
-            raise self._error(f"read {key}", exc) from exc
-        return bytes(data)
-
-    def _info(self, key: str) -> dict[str, Any] | None:
-        """fsspec's ``info()`` of an object (size, ETag...), None when there is none."""
-        self._check()
-        try:
-            if self._s3:  # one HEAD (info() also lists, to tell a missing key from a directory)
-                bucket, _, name = key.partition("/")
-                head = self.fs.call_s3("head_object", Bucket=bucket, Key=name)
-                return {"type": "file", "size": head.get("ContentLength"), "ETag": head.get("ETag")}
-            info = self.fs.info(key)
-        except FileNotFoundError:
-            return None
-        except Exception as exc:
-            raise self._error(f"look up {key}", exc) from exc
-        return info if isinstance(info, dict) and info.get("type", "file") == "file" else None
-
-    def _exists(self, key: str) -> bool:
-        return self._info(key) is not None
-
-    def _create(self, key: str, data: bytes) -> bool:
-        """Write `key` unless it exists; False when it did (the store's put-if-absent)."""
-        self._check()
-        if not self.supports_exclusive_create:
-            if self._exists(key):
-                return False
-            self._put_bytes(key, data)
-            return True
-        for attempt in range(8):
-            try:
-                if self.protocol == "memory":
-                    with _memory_lock:
-                        self.fs.pipe_file(key, data, mode="create")
-                else:
-                    self.fs.pipe_file(key, data, mode="create")
-                return True
-            except Exception as exc:
-                verdict = precondition(exc)
-                if verdict == "exists":
-                    return False
-                if verdict == "conflict" and attempt < 7:
-                    # S3 answers 409 to a conditional write racing another one: retry, and the
-                    # loser then gets 412.
-                    time.sleep(0.05 * (attempt + 1))
-                    continue
-                raise self._error(f"write {key}", exc) from exc
-        raise AssertionError("unreachable")
-
-    def _put_bytes(self, key: str, data: bytes) -> None:
-        try:
-            self.fs.pipe_file(key, data)
-        except Exception as exc:
-            raise self._error(f"write {key}", exc) from exc
-
-    def _append(self, key: str, data: bytes) -> None:
-        """Add `data` at the end of object `key` (created if missing). An object store cannot
-        append: the object is read and written back, on S3 only if nobody wrote it in between
-        (``If-Match`` its ETag; again if somebody did), elsewhere unconditionally."""
-        for attempt in range(20):
-            info = self._info(key) if self._s3 else None
-            etag = info.get("ETag") if info is not None else None
-            if self._s3 and info is None:
-                if self._create(key, data):
-                    return
-                continue  # created meanwhile by another writer: append to theirs
-            current = self._cat(key) or b""
-            if etag is None:
-                self._put_bytes(key, current + data)
-                return
-            bucket, _, name = key.partition("/")
-            try:
-                self.fs.call_s3("put_object", Bucket=bucket, Key=name, Body=current + data, IfMatch=etag)
-                return
-            except Exception as exc:
-                if precondition(exc) is None:
-                    raise self._error(f"append to {key}", exc) from exc
-            # Another writer won this round; a random pause keeps racing writers out of step.
-            time.sleep(0.01 * (attempt + 1) * (0.5 + os.urandom(1)[0] / 255))
-        raise StorageError(f"could not append to {key} in {self._where()}: too many concurrent writers")
-
-    def _upload(self, id: str, names: list[str]) -> None:
-        directory = self.local_directory(id)
-        local = [os.path.join(directory, *name.split("/")) for name in names]
-        remote = [self._key(id, name) for name in names]
-        try:
-            if len(names) == 1:
-                self.fs.put_file(local[0], remote[0])
-            else:
-                self.fs.put(local, remote)  # concurrently, for async stores
-        except Exception as exc:
-            raise self._error(f"upload the files of {id}", exc) from exc
 
     # -- the contract ------------------------------------------------------------------------
 
