@@ -105,6 +105,83 @@ StorageModel.TestCase.settings = settings(
 test_storage_agrees_with_its_model = StorageModel.TestCase
 
 
+class TwoMachinesModel(RuleBasedStateMachine):
+    """Two machines (two caches) share one object store and commit, save, read, delete and
+    rebuild in random order: each always reads what the store holds, whoever wrote it last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.committed: dict[int, str] = {}
+        self.files: dict[tuple[int, str], Any] = {}
+        self.machines: list[Any] = []
+
+    @initialize()
+    def open_store(self) -> None:
+        import tempfile
+        import uuid
+
+        from retain.index import _repair
+        from retain.storage.fsspec import FsspecStorage
+
+        self.saved_relist = _repair.RELIST_NS
+        _repair.RELIST_NS = 0  # every query lists the store: the other machine's commits show
+        self.caches = tempfile.mkdtemp(prefix="retain-machines-")
+        url = f"memory://model-{uuid.uuid4().hex[:12]}"
+        self.machines = [FsspecStorage(url, cache_dir=os.path.join(self.caches, name)) for name in "AB"]
+
+    def teardown(self) -> None:
+        if self.machines:
+            from retain.index import _repair
+
+            _repair.RELIST_NS = self.saved_relist
+            store = self.machines[0]
+            if store.fs.exists(store.root):
+                store.fs.rm(store.root, recursive=True)
+            shutil.rmtree(self.caches, ignore_errors=True)
+
+    @rule(k=st.integers(0, 4), m=st.integers(0, 1))
+    def commit(self, k: int, m: int) -> None:
+        item = get(Item, {"k": k}, storage=self.machines[m]).commit()
+        assert self.committed.setdefault(k, item.id) == item.id
+
+    @rule(k=st.integers(0, 4), m=st.integers(0, 1), name=st.sampled_from(["a.json", "sub/b.p"]),
+          value=st.integers())
+    def save_file(self, k: int, m: int, name: str, value: int) -> None:
+        item = get(Item, {"k": k}, storage=self.machines[m]).commit()
+        item.save_file(name, value)
+        self.committed[k] = item.id
+        self.files[(k, name)] = value
+
+    @rule(k=st.integers(0, 4))
+    def delete_from_the_store(self, k: int) -> None:
+        store = self.machines[0]
+        key = store._key(Item({"k": k}).id)
+        if store.fs.exists(key):
+            store.fs.rm(key, recursive=True)
+        self.committed.pop(k, None)
+        for entry in [entry for entry in self.files if entry[0] == k]:
+            del self.files[entry]
+
+    @rule(m=st.integers(0, 1))
+    def rebuild(self, m: int) -> None:
+        with retain.storage(self.machines[m]):
+            assert retain.index.rebuild() == len(self.committed)
+
+    @invariant()
+    def both_machines_read_the_store(self) -> None:
+        for machine in self.machines:
+            for (k, name), value in self.files.items():
+                assert get(Item, {"k": k}, storage=machine).load_file(name) == value
+            assert set(get.all(Item, storage=machine).ids()) == set(self.committed.values())
+
+
+TwoMachinesModel.TestCase.settings = settings(
+    max_examples=15, stateful_step_count=20, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+test_two_machines_on_one_store_agree_with_the_model = TwoMachinesModel.TestCase
+
+
 # -- full and read-only disks ---------------------------------------------------------------
 
 
