@@ -582,7 +582,6 @@ def test_index_lives_in_the_storage(store: Storage) -> None:
 def test_network_file_systems_are_refused_with_a_pointer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mounts = tmp_path / "mounts"
     mounts.write_text(f"/dev/vda / ext4 rw 0 0\nserver:/export {tmp_path} nfs4 rw 0 0\n")
-    monkeypatch.setattr(sqlite_backend, "MOUNTS_FILE", str(mounts))
     monkeypatch.setattr(sqlite_backend.filesystem_type, "__defaults__", (str(mounts),))
     assert sqlite_backend.filesystem_type(str(tmp_path / "x")) == "nfs4"
     monkeypatch.delenv("RETAIN_INDEX_ALLOW_NETWORK_FS", raising=False)

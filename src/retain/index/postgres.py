@@ -37,10 +37,6 @@ from ._postgres_schema import DEFAULT_SCHEMA, SCHEMA_VERSION, empty
 from ._sql import ROW_COLUMNS, covered_classes, texts
 from .base import Index, config_leaves
 
-# Named from this module before they moved.
-from ._postgres_connection import INSTALL_HINT as INSTALL_HINT  # noqa: F401
-from ._postgres_connection import SCHEMES as SCHEMES  # noqa: F401
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence

@@ -29,11 +29,6 @@ from ._sqlite_query import compile_query, sql_value
 from ._sqlite_schema import SCHEMA_VERSION
 from .base import Index, config_leaves
 
-# Named from this module before they moved (a test sets MOUNTS_FILE here).
-from ._sqlite_connection import INODE_CHECK_S as INODE_CHECK_S  # noqa: F401
-from ._sqlite_connection import MOUNTS_FILE as MOUNTS_FILE  # noqa: F401
-from ._sqlite_connection import NETWORK_FILE_SYSTEMS as NETWORK_FILE_SYSTEMS  # noqa: F401
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
