@@ -16,7 +16,6 @@ import os
 from .._errors import IndexDatabaseError
 from ._hooks import deferred, updates
 from .base import Index, IndexEntry
-from .sqlite import SqliteIndex
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
 
     from .._settings import StorageLike
     from .postgres import PostgresIndex
+    from .sqlite import SqliteIndex
 
     IndexLike = Union[Index, str, None]
 
@@ -37,11 +37,15 @@ _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
 
 def __getattr__(name: str) -> Any:
-    # PostgresIndex is imported when first named, so that `import retain` stays light.
+    # The backends are imported when first named or used, so that `import retain` stays light.
     if name == "PostgresIndex":
         from .postgres import PostgresIndex
 
         return PostgresIndex
+    if name == "SqliteIndex":
+        from .sqlite import SqliteIndex
+
+        return SqliteIndex
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -76,6 +80,8 @@ def make_index(index: IndexLike = None, storage: StorageLike | None = None) -> I
             path = os.path.abspath(index[len("sqlite:///"):])
             found = _by_url.get(path)
             if found is None:
+                from .sqlite import SqliteIndex
+
                 found = _by_url[path] = SqliteIndex(path)
             return found
         if scheme in _POSTGRES_SCHEMES:
