@@ -427,20 +427,19 @@ def _components(targets: Any, storage: Any) -> list[Component]:
 
 def components_of(cls: type[Component], storage: Storage | str | None = None) -> list[Component]:
     """Every committed component of `cls`, or of a subclass of it defined in this process, in
-    storage, oldest first: one index query per class; records load when a component is used."""
+    storage, oldest first: one index query per class, then their records (and no other)."""
     from ._get import get
     from .element import _classes
 
     classes = [cls, *(known for known in list(_classes.values())
                       if known is not cls and isinstance(known, type) and issubclass(known, cls))]
-    found: dict[str, tuple[str, Component]] = {}
+    found: dict[str, Component] = {}
     for each in classes:
         collection = get.all(each, storage=storage)
-        for row in collection._rows:
-            if row[0] in found:
-                continue
+        for position in range(len(collection)):
             try:
-                found[row[0]] = (row[4], collection._load(row))
+                component = collection[position]
             except InterfaceNotFoundError:  # removed from storage since the query
                 continue
-    return [component for _, (_, component) in sorted(found.items(), key=lambda item: (item[1][0], item[0]))]
+            found.setdefault(component.id, component)
+    return sorted(found.values(), key=lambda component: (component.created or "", component.id))
