@@ -6,7 +6,7 @@ import os
 
 from . import _settings
 from ._errors import ImmutableError, RecordError, UnsafePathError
-from ._fs import atomic_write, makedirs
+from ._fs import atomic_write, makedirs, read_small_file
 from ._sentinel import NOT_GIVEN
 from .codecs import codec_for
 from .config import config_spec
@@ -197,10 +197,7 @@ class Interface(Element):
         codec = codec_for(relative[-1])
         directory = self.local_directory()
         path = os.path.join(directory, *relative)
-        storage = self.storage
-        if storage.is_remote:
-            _refresh_cached(self, "/".join(relative), path)
-        if not os.path.isfile(path) and not (storage.is_remote and storage.fetch_file(self.id, "/".join(relative))):
+        if not self.storage.local_file(self.id, "/".join(relative), committed=self._retain_record is not None):
             if default is not NOT_GIVEN:
                 return default
             from ._errors import FileMissingError
@@ -254,17 +251,10 @@ class Interface(Element):
     def load_summary(self) -> dict[str, Any]:
         """The summary values saved with `save_summary` ({} if none)."""
         path = os.path.join(self.local_directory(), SUMMARY_FILE)
-        if self.storage.is_remote:
-            _refresh_cached(self, SUMMARY_FILE, path)
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except (FileNotFoundError, NotADirectoryError):
-            storage = self.storage
-            if not (storage.is_remote and storage.fetch_file(self.id, SUMMARY_FILE)):
-                return {}
-            return self.load_summary()
-        return decode_summary(data, path)
+        if not self.storage.local_file(self.id, SUMMARY_FILE, committed=self._retain_record is not None):
+            return {}
+        data = read_small_file(path)
+        return {} if data is None else decode_summary(data, path)
 
     # -- reloading -----------------------------------------------------------------------
 
@@ -296,17 +286,6 @@ class Interface(Element):
             raise RecordError(f"{directory!r} holds no committed interface: {reason}") from None
         record = decode_record(data, where, os.path.basename(directory))
         return load_record(cls, record, storage)
-
-
-def _refresh_cached(interface: Interface, name: str, path: str) -> None:
-    """Drop the cached copy of a committed remote interface's file when the store holds
-    another version (saved again elsewhere since): it is fetched again when read."""
-    if interface._retain_record is not None and os.path.isfile(path):
-        if not interface.storage.cache_is_current(interface.id, name):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
 
 
 def load_record(base: type[Self], record: dict[str, Any], storage: Storage) -> Self:

@@ -38,7 +38,7 @@ class Storage(ABC):
     supports_runs: bool = True
     #: The interface directories live elsewhere and `local_directory()` is a local cache of
     #: them: files written there are sent with `upload_file`, missing ones got with
-    #: `fetch_file`, and a commit uploads the directory before publishing the record.
+    #: `local_file`, and a commit uploads the directory before publishing the record.
     is_remote: bool = False
 
     @property
@@ -74,10 +74,11 @@ class Storage(ABC):
     def upload_file(self, id: str, name: str) -> None:
         """Send file `name` (relative, ``/``-separated) of ``local_directory(id)`` to the store."""
 
-    def fetch_file(self, id: str, name: str) -> bool:
-        """Get file `name` of `id` from the store into ``local_directory(id)``; False when the
-        store has no such file (or the local directory is the store)."""
-        return False
+    def local_file(self, id: str, name: str, *, committed: bool) -> bool:
+        """Whether file `name` of `id` is in ``local_directory(id)``, as the storage holds it:
+        a remote storage fetches it when missing there, or (`committed`) when the store holds
+        another version (saved again elsewhere)."""
+        return os.path.isfile(os.path.join(self.local_directory(id), *name.split("/")))
 
     def list_files(self, id: str) -> list[str]:
         """The files of `id` as the storage holds them (relative, ``/``-separated, sorted),
@@ -92,11 +93,6 @@ class Storage(ABC):
                 if not name.startswith((TEMP_PREFIX, RESERVED_PREFIX)):
                     out.append(os.path.relpath(os.path.join(parent, name), directory).replace(os.sep, "/"))
         return sorted(out)
-
-    def cache_is_current(self, id: str, name: str) -> bool:
-        """Whether the copy of file `name` of committed `id` in ``local_directory(id)`` is the
-        stored one (always, where the local directory is the store)."""
-        return True
 
     def run_files(self, id: str) -> RunFiles:
         """The runtime files of component `id` (claims, heartbeats, ends, logs)."""

@@ -276,15 +276,23 @@ class FsspecStorage(StoreCalls, Storage):
         if info is not None:
             record_versions(self.cache, id, {name: version_of(info)})
 
-    def fetch_file(self, id: str, name: str) -> bool:
-        self._check()
-        key = self._key(id, name)
-        # The version is read before the bytes: if the object changes in between, the copy is
-        # newer than its recorded version and the next check fetches it again (never the
-        # other way round, which would keep a stale copy).
-        info = self._info(key)
+    def local_file(self, id: str, name: str, *, committed: bool) -> bool:
+        path = os.path.join(self.local_directory(id), *name.split("/"))
+        if not committed:  # its files are in the cache, or (adopted meanwhile) in the store
+            return os.path.isfile(path) or self._fetch(id, name, self._info(self._key(id, name)))
+        # One HEAD: another machine may have saved the file again since it was cached.
+        info = self._info(self._key(id, name))
+        if os.path.isfile(path) and (info is None or read_versions(self.cache, id).get(name) == version_of(info)):
+            return True  # the stored version, or not in the store: the local copy is all there is
+        return self._fetch(id, name, info)
+
+    def _fetch(self, id: str, name: str, info: dict[str, Any] | None) -> bool:
+        """Get file `name` of `id` (whose `info` was read before: if the object changes in
+        between, the copy is newer than its recorded version and is fetched again next time,
+        never the other way round) into the cache; False when the store has no such file."""
         if info is None:
             return False
+        key = self._key(id, name)
         path = os.path.join(self.local_directory(id), *name.split("/"))
         makedirs(os.path.dirname(path))
         tmp = temp_path_for(path)
@@ -317,13 +325,6 @@ class FsspecStorage(StoreCalls, Storage):
             if name and not any(part.startswith((TEMP_PREFIX, RESERVED_PREFIX)) for part in name.split("/")):
                 out.append(name)
         return sorted(out)
-
-    def cache_is_current(self, id: str, name: str) -> bool:
-        # One HEAD: another machine may have saved the file again since it was cached.
-        info = self._info(self._key(id, name))
-        if info is None:
-            return True  # not in the store: the local copy is all there is
-        return read_versions(self.cache, id).get(name) == version_of(info)
 
     # -- what the index reads ----------------------------------------------------------------
 
