@@ -127,17 +127,13 @@ class FsspecStorage(StoreCalls, Storage):
         self.supports_exclusive_create = (
             exclusive_create if exclusive_create is not None else protocol in CONDITIONAL_WRITE_PROTOCOLS
         )
+        self.supports_runs = self.supports_exclusive_create  # claims are created put-if-absent
         self.cache_dir = os.path.abspath(os.fspath(cache_dir)) if cache_dir is not None else default_cache_dir()
         self.cache = os.path.join(self.cache_dir, cache_name(protocol, path, self.endpoint))
         self._checked = False
         self._s3 = protocol in ("s3", "s3a")
         # Small objects in one request (s3fs otherwise asks for the size first).
         self._small: dict[str, Any] = {"max_concurrency": 1} if self._s3 else {}
-
-    @property
-    def supports_runs(self) -> bool:  # type: ignore[override]
-        """Components run here when claims can be created exclusively (put-if-absent)."""
-        return self.supports_exclusive_create
 
     # -- naming ----------------------------------------------------------------------------
 
