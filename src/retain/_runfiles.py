@@ -1,15 +1,12 @@
 """Reading and writing a component's runtime files (names in `storage/layout.py`).
 
 `RunFiles` holds the logic (claims, ends, the finished marker, logs) over five byte-level
-primitives, which it implements on a directory; `StoreRunFiles` implements them on an object
-store.
+primitives, which it implements on a directory; `storage/_store_runfiles.py` implements them
+on an object store.
 
 On a directory, whole files go through `_fs.atomic_write` (a claim or an end is created
 exclusively: the first writer wins) and logs are appended with one `O_APPEND` write per line,
-so concurrent writers never interleave inside a line. In an object store, creating uses the
-store's put-if-absent, an append rewrites the object (on S3 only if nobody wrote it in between:
-``If-Match``), and `output.log` is written to the local cache as it happens and uploaded
-at each heartbeat and when the run ends.
+so concurrent writers never interleave inside a line.
 """
 
 from __future__ import annotations
@@ -33,9 +30,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .storage.fsspec import FsspecStorage
-
-__all__ = ["RunFiles", "StoreRunFiles", "now_iso", "parse_iso"]
+__all__ = ["RunFiles", "now_iso", "parse_iso"]
 
 
 def now_iso() -> str:
@@ -248,88 +243,6 @@ class RunFiles:
             {"event": event, "run": run, "time": now_iso(), "host": facts["host"], "pid": os.getpid(), **fields},
             durable,
         )
-
-
-class StoreRunFiles(RunFiles):
-    """The runtime files of a component whose directory is in an object store.
-
-    `directory` is the local cache directory of the component (where `output_log` is written);
-    every other file is read from and written to the store, never cached: they change.
-    """
-
-    __slots__ = ("storage", "id", "_sent", "_sending")
-
-    def __init__(self, storage: FsspecStorage, id: str) -> None:
-        import threading
-
-        super().__init__(storage.local_directory(id))
-        self.storage = storage
-        self.id = id
-        self._sent: tuple[int, int] | None = None  # (size, mtime) of output.log when last sent
-        # The heartbeat thread and the run's end both send the log: one at a time, so that an
-        # older copy never lands after a newer one.
-        self._sending = threading.Lock()
-
-    def _key(self, name: str) -> str:
-        return self.storage._key(self.id, name)
-
-    def _exists(self, name: str) -> bool:
-        return self.storage._exists(self._key(name))
-
-    def _read_bytes(self, name: str) -> bytes | None:
-        return self.storage._cat(self._key(name))
-
-    def _create_bytes(self, name: str, data: bytes, durable: bool) -> bool:
-        return self.storage._create(self._key(name), data)
-
-    def _put_bytes(self, name: str, data: bytes, durable: bool) -> None:
-        self.storage._put_bytes(self._key(name), data)
-
-    def _append_bytes(self, name: str, data: bytes, durable: bool) -> None:
-        self.storage._append(self._key(name), data)
-
-    def mark_finished(self, run: int, durable: bool = False) -> None:
-        end = self.end(run)
-        if end is not None:
-            self.create(FINISHED_FILE, end)
-
-    def prepare_run(self) -> None:
-        # Cached files the run reads are checked against the store by `load_file`; the log is
-        # appended to here, so it must start as the stored one.
-        self.ensure()
-        stored = self._read_bytes(OUTPUT_LOG)
-        if stored is None:
-            _remove(self.output_log)
-            self._sent = None
-            return
-        atomic_write(self.output_log, lambda handle: handle.write(stored))
-        self._sent = _size_and_time(self.output_log)
-
-    def sync_output(self) -> None:
-        with self._sending:
-            now = _size_and_time(self.output_log)
-            if now is None or now == self._sent:
-                return
-            self.storage._upload(self.id, [OUTPUT_LOG])
-            self._sent = now
-
-    def read_output(self) -> bytes:
-        return self._read_bytes(OUTPUT_LOG) or b""
-
-
-def _size_and_time(path: str) -> tuple[int, int] | None:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_size, stat.st_mtime_ns
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _prefixed(takeover: dict[str, Any]) -> dict[str, Any]:

@@ -347,7 +347,7 @@ class FsspecStorage(StoreCalls, Storage):
             raise self._error(f"look up {self._key(id)}", exc) from exc
 
     def run_files(self, id: str) -> RunFiles:
-        from .._runfiles import StoreRunFiles
+        from ._store_runfiles import StoreRunFiles
 
         return StoreRunFiles(self, id)
 
