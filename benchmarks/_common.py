@@ -1,15 +1,22 @@
 """What every benchmark script shares: progress lines on stderr, rounding, the figures it prints
-as JSON lines, the load average, the results table, and replacing its own `## ` section of
-RESULTS.md atomically while keeping the others."""
+as JSON lines, the load average, a scratch directory under `<repo>/.bench-tmp/`, the results
+table, and replacing its own `## ` section of RESULTS.md (or, for run.py, what comes before the
+first section) atomically while keeping the others."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+TMP_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".bench-tmp")
+TABLE_HEADER = ["| Figure | Measured | Baseline | Ratio | Target | Pass |", "|---|---|---|---|---|---|"]
 
 
 def make_log(prefix: str) -> Callable[[str], None]:
@@ -42,6 +49,21 @@ class Figures(list[dict[str, Any]]):
         """The lines of a fenced block of the figures' JSON lines, without the private keys."""
         return ["```", *(json.dumps({k: v for k, v in f.items() if not k.startswith("_")}) for f in self), "```"]
 
+    def passed(self) -> str:
+        """How many figures pass, of how many: `"3/3"`."""
+        return f"{sum(f['pass'] for f in self)}/{len(self)}"
+
+    def markdown(self, head: list[str], notes: list[str]) -> str:
+        """`head`, the table of the figures, `notes`, then their JSON lines, a blank line between
+        each; ends with a newline."""
+        return "\n".join([*head, "", *TABLE_HEADER, *table_rows(self), "", *notes, "", *self.json_block(), ""])
+
+    def write_section(self, results: str, title: str, intro: str, notes: list[str],
+                      log: Callable[[str], None]) -> None:
+        """Replace the `title` section of `results` with `intro`, the figures and `notes`."""
+        replace_section(results, title, self.markdown([title, "", intro], notes))
+        log(f"updated the {title!r} section of {results}")
+
 
 def loadavg() -> str:
     try:
@@ -49,6 +71,30 @@ def loadavg() -> str:
             return " ".join(handle.read().split()[:3])
     except OSError:
         return "?"
+
+
+@contextlib.contextmanager
+def scratch(prefix: str, keep: bool = False, log: Callable[[str], None] | None = None,
+            timed: bool = False) -> Iterator[str]:
+    """A new directory `TMP_ROOT/<prefix>...` for the block, then removed with TMP_ROOT if that is
+    empty; with `keep`, kept and `log` says so. With `timed`, `log` says how long removal took."""
+    os.makedirs(TMP_ROOT, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=prefix, dir=TMP_ROOT)
+    try:
+        yield work
+    finally:
+        if keep:
+            if log:
+                log(f"kept {work}")
+        else:
+            t0 = time.perf_counter()
+            shutil.rmtree(work, ignore_errors=True)
+            try:
+                os.rmdir(TMP_ROOT)
+            except OSError:
+                pass
+            if log and timed:
+                log(f"cleaned up in {time.perf_counter() - t0:.1f} s")
 
 
 def table_rows(figures: list[dict[str, Any]]) -> list[str]:
@@ -63,19 +109,36 @@ def table_rows(figures: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+def _read(path: str, default: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return default
+
+
+def _write(path: str, text: str) -> None:
+    """Write `text` to a sibling file, then put that in place of `path`."""
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(path + ".tmp", path)
+
+
 def replace_section(results: str, title: str, section: str) -> None:
     """Put `section` (starting with the `title` line) in place of that section of `results`."""
-    try:
-        with open(results, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        text = "# Benchmark results\n"
+    text = _read(results, "# Benchmark results\n")
     start = text.find("\n" + title + "\n")
     if start >= 0:
         end = text.find("\n## ", start + len(title) + 2)
         text = text[:start + 1] + section + (text[end + 1:] if end >= 0 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
-    with open(results + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(results + ".tmp", results)
+    _write(results, text)
+
+
+def replace_preamble(results: str, text: str) -> None:
+    """Put `text` in place of what `results` holds before its first `## ` section, keeping the
+    sections (run.py writes the top; the other scripts their own sections)."""
+    old = _read(results, "")
+    kept = old[old.find("\n## ") + 1:] if "\n## " in old else ""
+    _write(results, text + ("\n" + kept if kept else ""))

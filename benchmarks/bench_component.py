@@ -23,10 +23,8 @@ import argparse
 import datetime as _dt
 import gc
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -34,10 +32,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
-from _common import Figures, loadavg, make_log, r, replace_section, table_rows  # noqa: E402
+from _common import Figures, loadavg, make_log, r, scratch  # noqa: E402
 from retain import Component, Interface, get, storage  # noqa: E402
 
-TMP_ROOT = os.path.join(REPO, ".bench-tmp")
 RESULTS = os.path.join(HERE, "RESULTS.md")
 SECTION = "## Components"
 SLEEP = 0.05
@@ -205,19 +202,12 @@ def bench_pool_latency(work: str, count: int) -> None:
 
 def write_section(mode: str, seconds: float, load_start: str) -> None:
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    lines = [
-        SECTION,
-        "",
+    intro = (
         f"Latest run of `benchmarks/bench_component.py` ({now}; {mode}; {os.cpu_count()} cores; "
         f"Python {sys.version.split()[0]}; run took {seconds:.0f} s; load average {load_start} at "
-        f"start, {loadavg()} at end).",
-        "",
-        "| Figure | Measured | Baseline | Ratio | Target | Pass |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += table_rows(FIGURES)
-    lines += [
-        "",
+        f"start, {loadavg()} at end)."
+    )
+    notes = [
         "- launch_overhead: `launch()` of a fresh component whose `__call__` does nothing (commit, "
         "claim, capture, seed, run, end, finished marker; in process, the default) vs `commit()` of a "
         "fresh interface with the same configuration, alternating rounds. A run creates two files "
@@ -230,13 +220,8 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
         "- The pool figure needs an otherwise idle machine: on the 2-core VM of these runs, with "
         "another process busy on one core, it measured 1.4-1.6x (each component costs ~10 ms of "
         "CPU: a fork, copy-on-write faults, its records).",
-        "",
-        *FIGURES.json_block(),
-        "",
     ]
-    section = "\n".join(lines)
-    replace_section(RESULTS, SECTION, section)
-    log(f"updated the {SECTION!r} section of {RESULTS}")
+    FIGURES.write_section(RESULTS, SECTION, intro, notes, log)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,23 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     reps, rounds, repeats = (300, 6, 2) if args.quick else (1500, 10, 3)
     start = time.perf_counter()
     load_start = loadavg()
-    os.makedirs(TMP_ROOT, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="component-", dir=TMP_ROOT)
-    log(f"mode={'quick' if args.quick else 'full'} work={work} load={load_start}")
-    try:
+    with scratch("component-") as work:
+        log(f"mode={'quick' if args.quick else 'full'} work={work} load={load_start}")
         bench_launch(work, reps, rounds)
         log("launch done")
         bench_pool(work, 200, 4, repeats)
         bench_pool_latency(work, 100)
         log("pool done")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        try:
-            os.rmdir(TMP_ROOT)
-        except OSError:
-            pass
     seconds = time.perf_counter() - start
-    log(f"total {seconds:.0f} s; {sum(f['pass'] for f in FIGURES)}/{len(FIGURES)} figures pass")
+    log(f"total {seconds:.0f} s; {FIGURES.passed()} figures pass")
     if not args.no_results and (not args.quick or args.write_results):
         write_section("quick" if args.quick else "full", seconds, load_start)
     return 0

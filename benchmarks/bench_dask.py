@@ -25,10 +25,8 @@ import argparse
 import datetime as _dt
 import gc
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,10 +34,9 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 sys.path.insert(0, HERE)  # the workers import this module's component by name
 
-from _common import Figures, loadavg, make_log, r, replace_section, table_rows  # noqa: E402
+from _common import Figures, loadavg, make_log, r, scratch  # noqa: E402
 from retain import Component, get, storage  # noqa: E402
 
-TMP_ROOT = os.path.join(REPO, ".bench-tmp")
 RESULTS = os.path.join(HERE, "RESULTS.md")
 SECTION = "## Dask"
 SLEEP = 0.02
@@ -154,19 +151,12 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
     import distributed
 
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    lines = [
-        SECTION,
-        "",
+    intro = (
         f"Latest run of `benchmarks/bench_dask.py` ({now}; {mode}; {os.cpu_count()} cores; "
         f"Python {sys.version.split()[0]}; distributed {distributed.__version__}; run took {seconds:.0f} s; "
-        f"load average {load_start} at start, {loadavg()} at end).",
-        "",
-        "| Figure | Measured | Baseline | Ratio | Target | Pass |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += table_rows(FIGURES)
-    lines += [
-        "",
+        f"load average {load_start} at start, {loadavg()} at end)."
+    )
+    notes = [
         "- dask_500x20ms: `DaskExecution(workers=2, threads_per_worker=1).dispatch` of 500 committed "
         "components that each sleep 20 ms, on a LocalCluster (127.0.0.1) warmed up by a first "
         "dispatch; each worker thread's helper process runs its components one after the other (the default). Ratio "
@@ -180,13 +170,8 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
         "process costs 4-9 ms per component here (the fork is under 1 ms; the rest is the run's "
         "first-touch work in a new process: copy-on-write faults and cold caches), which the pool "
         "pays too (see its ratio).",
-        "",
-        *FIGURES.json_block(),
-        "",
     ]
-    section = "\n".join(lines)
-    replace_section(RESULTS, SECTION, section)
-    log(f"updated the {SECTION!r} section of {RESULTS}")
+    FIGURES.write_section(RESULTS, SECTION, intro, notes, log)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,19 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     count, repeats = (100, 2) if args.quick else (500, 3)
     start = time.perf_counter()
     load_start = loadavg()
-    os.makedirs(TMP_ROOT, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="dask-", dir=TMP_ROOT)
-    log(f"mode={'quick' if args.quick else 'full'} work={work} load={load_start}")
-    try:
+    with scratch("dask-") as work:
+        log(f"mode={'quick' if args.quick else 'full'} work={work} load={load_start}")
         bench_dask(work, count, repeats)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        try:
-            os.rmdir(TMP_ROOT)
-        except OSError:
-            pass
     seconds = time.perf_counter() - start
-    log(f"total {seconds:.0f} s; {sum(f['pass'] for f in FIGURES)}/{len(FIGURES)} figures pass")
+    log(f"total {seconds:.0f} s; {FIGURES.passed()} figures pass")
     if not args.no_results and (not args.quick or args.write_results):
         write_section("quick" if args.quick else "full", seconds, load_start)
     return 0

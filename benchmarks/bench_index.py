@@ -23,10 +23,8 @@ import argparse
 import datetime as _dt
 import gc
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -34,13 +32,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
-from _common import Figures, loadavg, make_log, r, replace_section, table_rows  # noqa: E402
+from _common import Figures, loadavg, make_log, r, scratch  # noqa: E402
 import retain  # noqa: E402
 from retain import Interface, get, storage  # noqa: E402
 from retain.storage.layout import RECORD_FILE  # noqa: E402
 from retain.storage.local import LocalStorage  # noqa: E402
 
-TMP_ROOT = os.path.join(REPO, ".bench-tmp")
 RESULTS = os.path.join(HERE, "RESULTS.md")
 SECTION = "## Index"
 
@@ -283,21 +280,14 @@ def bench_query_after_commit(root: str, reps: int) -> None:
 
 def write_section(n: int, seconds: float, populate_s: float) -> None:
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    lines = [
-        SECTION,
-        "",
+    intro = (
         f"Latest run of `benchmarks/bench_index.py` ({now}; {n:,} interfaces of one class, six "
         f"config leaves and two summary values each; populated in {populate_s:.0f} s without the "
         f"index; run took {seconds:.0f} s; load average at start {LOAD_AT_START}, at end "
         f"{loadavg()}; CPU probe {PROBES[0]:.0f} ms at start, {PROBES[-1]:.0f} ms at end, see "
-        "`cpu_probe_ms`).",
-        "",
-        "| Figure | Measured | Baseline | Ratio | Target | Pass |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += table_rows(FIGURES)
-    lines += [
-        "",
+        "`cpu_probe_ms`)."
+    )
+    notes = [
         "- index_rebuild: `retain.index.rebuild()` (list, read and check every record and summary "
         "in worker processes, replace the index in one transaction) vs reading every record file "
         "in one process; alternating rounds, warm cache. The machine is shared: the 1-minute load "
@@ -313,13 +303,8 @@ def write_section(n: int, seconds: float, populate_s: float) -> None:
         "- index_query_after_commit: the first query after a commit lists the storage's root (its "
         "time changed) and compares it with the index's ids (cached by the process between scans); "
         "once the root's time is 2 s old and scanned, queries do not list it.",
-        "",
-        *FIGURES.json_block(),
-        "",
     ]
-    section = "\n".join(lines)
-    replace_section(RESULTS, SECTION, section)
-    log(f"updated the {SECTION!r} section of {RESULTS}")
+    FIGURES.write_section(RESULTS, SECTION, intro, notes, log)
 
 
 def cpu_probe_ms() -> float:
@@ -347,14 +332,12 @@ def main(argv: list[str] | None = None) -> int:
     full = n == 100_000
     reps = 5 if full else 3
     start = time.perf_counter()
-    os.makedirs(TMP_ROOT, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="index-", dir=TMP_ROOT)
-    root = os.path.join(work, "storage")
     global LOAD_AT_START
-    LOAD_AT_START = loadavg()
-    PROBES.append(cpu_probe_ms())
-    log(f"n={n:,} work={work} load={LOAD_AT_START} cpu probe={PROBES[0]:.0f} ms")
-    try:
+    with scratch("index-", keep=args.keep, log=log) as work:
+        root = os.path.join(work, "storage")
+        LOAD_AT_START = loadavg()
+        PROBES.append(cpu_probe_ms())
+        log(f"n={n:,} work={work} load={LOAD_AT_START} cpu probe={PROBES[0]:.0f} ms")
         populate_s = populate(root, n)
         log(f"populated {n:,} in {populate_s:.1f} s")
         bench_rebuild(root, n, rounds=5 if full else 3)
@@ -365,19 +348,10 @@ def main(argv: list[str] | None = None) -> int:
         log("commit done")
         bench_query_after_commit(root, 5 if full else 2)
         log("query after commit done")
-    finally:
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-            try:
-                os.rmdir(TMP_ROOT)
-            except OSError:
-                pass
     PROBES.append(cpu_probe_ms())
     seconds = time.perf_counter() - start
     log(f"cpu probe at end {PROBES[-1]:.0f} ms")
-    log(f"total {seconds:.0f} s; {sum(f['pass'] for f in FIGURES)}/{len(FIGURES)} figures pass")
+    log(f"total {seconds:.0f} s; {FIGURES.passed()} figures pass")
     if not args.no_results and (full or args.write_results):
         write_section(n, seconds, populate_s)
     return 0

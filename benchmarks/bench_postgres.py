@@ -27,10 +27,8 @@ import argparse
 import contextlib
 import datetime as _dt
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from typing import Any
@@ -38,9 +36,9 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _common import Figures, loadavg, r, replace_section, table_rows  # noqa: E402
-import bench_index  # noqa: E402  (puts the working tree's src on sys.path)
-from bench_index import BenchRun, config_of, log, populate, timed  # noqa: E402  (its log: "[bench-index ...]", as before)
+from _common import Figures, loadavg, r, scratch  # noqa: E402
+# bench_index puts the working tree's src on sys.path; its log: "[bench-index ...]", as before
+from bench_index import BenchRun, config_of, log, populate, timed  # noqa: E402
 
 import retain  # noqa: E402
 from retain import get, storage  # noqa: E402
@@ -162,19 +160,12 @@ def bench_commit(root: str, pg_url: str, reps: int) -> None:
 
 def write_section(n: int, seconds: float, populate_s: float, server: str) -> None:
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    lines = [
-        SECTION,
-        "",
+    intro = (
         f"Latest run of `benchmarks/bench_postgres.py` ({now}; {server} on 127.0.0.1, same "
         f"machine; {n:,} interfaces of one class, six config leaves and two summary values each; "
-        f"populated in {populate_s:.0f} s; run took {seconds:.0f} s; load average at end {loadavg()}).",
-        "",
-        "| Figure | Measured | Baseline | Ratio | Target | Pass |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += table_rows(FIGURES)
-    lines += [
-        "",
+        f"populated in {populate_s:.0f} s; run took {seconds:.0f} s; load average at end {loadavg()})."
+    )
+    notes = [
         "- postgres_rebuild: `retain.index.rebuild(index=...)` into PostgreSQL vs into SQLite "
         "(read every record, replace the contents in one transaction).",
         "- postgres_where_equality: `get.all(BenchRun, where={'group': 7}, index=url)` (1% match; "
@@ -182,13 +173,8 @@ def write_section(n: int, seconds: float, populate_s: float, server: str) -> Non
         "the SQLite index alternating; `select_only` is the index query alone.",
         "- postgres_commit: `.commit()` with `retain.settings(index=url)` vs the storage's SQLite "
         "index; the update is queued for a background writer, flushed after each round.",
-        "",
-        *FIGURES.json_block(),
-        "",
     ]
-    section = "\n".join(lines)
-    replace_section(RESULTS, SECTION, section)
-    log(f"updated the {SECTION!r} section of {RESULTS}")
+    FIGURES.write_section(RESULTS, SECTION, intro, notes, log)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,43 +189,37 @@ def main(argv: list[str] | None = None) -> int:
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     pg_url = f"{base}{'&' if '?' in base else '?'}schema={schema}"
     start = time.perf_counter()
-    os.makedirs(bench_index.TMP_ROOT, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="postgres-", dir=bench_index.TMP_ROOT)
-    root = os.path.join(work, "storage")
-    sqlite_url = f"sqlite:///{root}/.retain/index.sqlite"
-    index = retain.index.make_index(pg_url)
-    log(f"n={n:,} work={work} schema={schema} load={loadavg()}")
-    server = "PostgreSQL"
-    try:
-        import psycopg
-
-        with psycopg.connect(base, connect_timeout=5) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-            server = f"PostgreSQL {row[0].split()[0]}" if row else server
-        populate_s = populate(root, n)
-        log(f"populated {n:,} in {populate_s:.1f} s")
-        bench_rebuild(root, n, pg_url, sqlite_url)
-        log("rebuild done")
-        bench_queries(root, n, pg_url, sqlite_url, 30 if full else 10)
-        log("queries done")
-        bench_commit(root, pg_url, 2000 if full else 500)
-        log("commit done")
-    finally:
-        index.close()
+    with scratch("postgres-") as work:
+        root = os.path.join(work, "storage")
+        sqlite_url = f"sqlite:///{root}/.retain/index.sqlite"
+        index = retain.index.make_index(pg_url)
+        log(f"n={n:,} work={work} schema={schema} load={loadavg()}")
+        server = "PostgreSQL"
         try:
             import psycopg
 
-            with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        except Exception as exc:  # pragma: no cover - reported, not fatal
-            log(f"could not drop schema {schema}: {exc}")
-        shutil.rmtree(work, ignore_errors=True)
-        try:
-            os.rmdir(bench_index.TMP_ROOT)
-        except OSError:
-            pass
+            with psycopg.connect(base, connect_timeout=5) as conn:
+                row = conn.execute("SHOW server_version").fetchone()
+                server = f"PostgreSQL {row[0].split()[0]}" if row else server
+            populate_s = populate(root, n)
+            log(f"populated {n:,} in {populate_s:.1f} s")
+            bench_rebuild(root, n, pg_url, sqlite_url)
+            log("rebuild done")
+            bench_queries(root, n, pg_url, sqlite_url, 30 if full else 10)
+            log("queries done")
+            bench_commit(root, pg_url, 2000 if full else 500)
+            log("commit done")
+        finally:
+            index.close()
+            try:
+                import psycopg
+
+                with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            except Exception as exc:  # pragma: no cover - reported, not fatal
+                log(f"could not drop schema {schema}: {exc}")
     seconds = time.perf_counter() - start
-    log(f"total {seconds:.0f} s; {sum(f['pass'] for f in FIGURES)}/{len(FIGURES)} figures pass")
+    log(f"total {seconds:.0f} s; {FIGURES.passed()} figures pass")
     if not args.no_results and (full or args.write_results):
         write_section(n, seconds, populate_s, server)
     return 0

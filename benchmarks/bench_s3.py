@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
-from _common import Figures, make_log, replace_section, table_rows  # noqa: E402
+from _common import Figures, make_log  # noqa: E402
 import retain  # noqa: E402
 from retain import Interface, get  # noqa: E402
 from retain.index._hooks import flush  # noqa: E402
@@ -180,18 +180,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_results(seconds: float, reps: int, endpoint: str) -> None:
-    lines = [
-        SECTION,
-        "",
+    intro = (
         f"Latest run of `benchmarks/bench_s3.py` ({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC; "
-        f"SeaweedFS `weed server -s3` on {endpoint}, loopback; {reps} repetitions; run took {seconds:.0f} s).",
-        "",
-        "| Figure | Measured | Baseline | Ratio | Target | Pass |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += table_rows(FIGURES)
-    lines += [
-        "",
+        f"SeaweedFS `weed server -s3` on {endpoint}, loopback; {reps} repetitions; run took {seconds:.0f} s)."
+    )
+    notes = [
         "- Round trips are HTTP requests counted on the S3 client (`before-send` events). A commit "
         "without files is one conditional PUT of the record (`If-None-Match: *`); with files, a HEAD "
         "of the record (committed already? then its files are left alone), a PUT per file, the "
@@ -200,13 +193,8 @@ def write_results(seconds: float, reps: int, endpoint: str) -> None:
         "a process adds a connection check and a HEAD of the bucket, once.",
         "- s3_rebuild: `retain.index.rebuild()` from a new cache directory (another machine): one "
         "listing, then records and summaries read concurrently.",
-        "",
-        *FIGURES.json_block(),
-        "",
     ]
-    section = "\n".join(lines)
-    replace_section(RESULTS, SECTION, section)
-    log(f"updated the {SECTION!r} section of {RESULTS}")
+    FIGURES.write_section(RESULTS, SECTION, intro, notes, log)
 
 
 if __name__ == "__main__":

@@ -25,11 +25,9 @@ import json
 import os
 import platform
 import random
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -39,11 +37,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
-from _common import Figures, loadavg, make_log, r, table_rows  # noqa: E402
+from _common import TMP_ROOT, Figures, loadavg, make_log, r, replace_preamble, scratch  # noqa: E402
 import retain  # noqa: E402
 from retain import Interface, get, settings, storage  # noqa: E402
 
-TMP_ROOT = os.path.join(REPO, ".bench-tmp")
 RESULTS = os.path.join(HERE, "RESULTS.md")
 NS_PER_US = 1000.0
 
@@ -499,7 +496,7 @@ def git_head() -> str:
 def write_results(mode: str, params: dict[str, Any], seconds: float, info: dict[str, Any]) -> None:
     m = machine()
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    lines = [
+    head = [
         "# Benchmark results",
         "",
         "Latest run of `benchmarks/run.py` (rewritten by every full run; `--quick` runs only with",
@@ -516,13 +513,8 @@ def write_results(mode: str, params: dict[str, Any], seconds: float, info: dict[
         f"CPU check (fixed loop, lower is better): {info['cpu_start']:.0f} us at start, "
         f"{info['cpu_end']:.0f} us at end. Other processes on the machine perturb the figures; "
         "ratios, measured alternating with their baselines, are the robust part",
-        "",
-        "| Figure | Measured | Baseline | Ratio | Target | Pass |",
-        "|---|---|---|---|---|---|",
     ]
-    lines += table_rows(FIGURES)
-    lines += [
-        "",
+    notes = [
         "Figures:",
         "",
         "- get_committed: `get(BenchItem, {'i': k})` for random committed k, in storages holding "
@@ -538,20 +530,9 @@ def write_results(mode: str, params: dict[str, Any], seconds: float, info: dict[
         "- import: wall time of a fresh `python -c` process, same interpreter, alternating.",
         "",
         "Raw JSON lines of this run:",
-        "",
-        *FIGURES.json_block(),
-        "",
     ]
-    # Keep the "## ..." sections that other benchmark scripts maintain (bench_index.py...).
-    try:
-        with open(RESULTS, encoding="utf-8") as handle:
-            old = handle.read()
-    except FileNotFoundError:
-        old = ""
-    kept = old[old.find("\n## ") + 1:] if "\n## " in old else ""
-    with open(RESULTS + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + ("\n" + kept if kept else ""))
-    os.replace(RESULTS + ".tmp", RESULTS)
+    # Keeps the "## ..." sections that other benchmark scripts maintain (bench_index.py...).
+    replace_preamble(RESULTS, FIGURES.markdown(head, notes))
     log(f"wrote {RESULTS}")
 
 
@@ -575,11 +556,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         p = dict(n_small=10_000, n_large=100_000, get_reps=20_000, commit_reps=4_000, durable_reps=600, npy_reps=11, import_reps=40)
     start = time.perf_counter()
-    os.makedirs(TMP_ROOT, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="run-", dir=TMP_ROOT)
-    info: dict[str, Any] = {"populate": "-", "load_start": loadavg(), "cpu_start": cpu_check_us()}
-    log(f"mode={'quick' if args.quick else 'full'} work={work} {p} load={info['load_start']}")
-    try:
+    with scratch("run-", keep=args.keep, log=log, timed=True) as work:
+        info: dict[str, Any] = {"populate": "-", "load_start": loadavg(), "cpu_start": cpu_check_us()}
+        log(f"mode={'quick' if args.quick else 'full'} work={work} {p} load={info['load_start']}")
         if wanted("get") or wanted("from_directory"):
             small = os.path.join(work, "small")
             large = os.path.join(work, "large")
@@ -611,24 +590,13 @@ def main(argv: list[str] | None = None) -> int:
         if wanted("import"):
             bench_import(p["import_reps"])
             log("import done")
-    finally:
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            t0 = time.perf_counter()
-            shutil.rmtree(work, ignore_errors=True)
-            try:
-                os.rmdir(TMP_ROOT)
-            except OSError:
-                pass
-            log(f"cleaned up in {time.perf_counter() - t0:.1f} s")
     seconds = time.perf_counter() - start
     info["load_end"] = loadavg()
     info["cpu_end"] = cpu_check_us()
     print(json.dumps({"name": "environment", "values": {
         "load_start": info["load_start"], "load_end": info["load_end"],
         "cpu_check_us_start": r(info["cpu_start"]), "cpu_check_us_end": r(info["cpu_end"])}}), flush=True)
-    log(f"total {seconds:.0f} s; {sum(f['pass'] for f in FIGURES)}/{len(FIGURES)} figures pass")
+    log(f"total {seconds:.0f} s; {FIGURES.passed()} figures pass")
     if not args.no_results and (not args.quick or args.write_results) and not only:
         write_results("quick" if args.quick else "full", p, seconds, info)
     return 0
