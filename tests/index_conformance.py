@@ -14,7 +14,6 @@ import pytest
 
 from retain.index import Index, IndexEntry
 from retain.query import (
-    MISSING,
     Condition,
     Field,
     Filter,

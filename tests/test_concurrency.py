@@ -23,11 +23,10 @@ import pytest
 from retain import Interface, RecordError, get, storage
 from retain.storage.layout import RECORD_FILE
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-if TESTS_DIR not in sys.path:  # tests/ is not a package; make the worker importable here too
-    sys.path.insert(0, TESTS_DIR)
+import concurrency_worker as worker
 
-import concurrency_worker as worker  # noqa: E402
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "link") or sys.platform == "win32", reason="POSIX processes and signals"

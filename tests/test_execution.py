@@ -25,11 +25,10 @@ from retain._runfiles import RunFiles, now_iso
 from retain.execution._progress import Progress
 from retain.storage.layout import OUTPUT_LOG, claim_file
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-if TESTS_DIR not in sys.path:  # tests/ is not a package; make the worker importable here too
-    sys.path.insert(0, TESTS_DIR)
+from component_worker import Work
 
-from component_worker import Work  # noqa: E402
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
 

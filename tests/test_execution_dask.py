@@ -23,11 +23,10 @@ import pytest
 import retain
 from retain import ExecutionError, LaunchError, Storage, get
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-if TESTS_DIR not in sys.path:
-    sys.path.insert(0, TESTS_DIR)
+from component_worker import Work
 
-from component_worker import Work  # noqa: E402
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +21,8 @@ import pytest
 import retain
 from retain import Component, ExecutionError, Storage, get
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-if TESTS_DIR not in sys.path:
-    sys.path.insert(0, TESTS_DIR)
+from component_worker import Work
 
-from component_worker import Work  # noqa: E402
 
 SERVICE = "scripts/services/slurm.sh"
 

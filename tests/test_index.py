@@ -48,8 +48,6 @@ from conftest import write_module
 from index_conformance import IndexConformance
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-if TESTS_DIR not in sys.path:
-    sys.path.insert(0, TESTS_DIR)
 
 
 class Train(Interface):

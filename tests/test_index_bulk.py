@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import marshal
 import math
 import os
 import subprocess
@@ -16,7 +15,6 @@ import pytest
 import retain
 from retain import IndexWarning, Interface, Storage, get
 from retain.index import _bulk
-from retain.index._repair import read_entry
 from retain.index.base import IndexEntry, config_leaves
 from retain.storage.layout import _fast_index_fields, decode_record, index_fields
 

@@ -30,8 +30,6 @@ from retain.query import Query, equal
 from index_conformance import CLASS, IndexConformance, cond, entry
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-if TESTS_DIR not in sys.path:
-    sys.path.insert(0, TESTS_DIR)
 
 #: What scripts/services/postgres.sh sets up (and prints) when the variable is not set.
 DEFAULT_URL = "postgresql://retain:retain@127.0.0.1:54329/retain_test"

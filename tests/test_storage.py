@@ -16,11 +16,7 @@ from retain import Interface, StorageError, get
 from retain.storage import LocalStorage, Storage, make_storage
 from retain.storage.layout import RECORD_FILE, marker_path
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-if TESTS_DIR not in sys.path:
-    sys.path.insert(0, TESTS_DIR)
-
-from storage_conformance import StorageConformance  # noqa: E402
+from storage_conformance import StorageConformance
 
 
 class Item(Interface):

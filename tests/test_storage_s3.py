@@ -24,15 +24,14 @@ from retain.storage import Storage, make_storage
 from retain.storage.fsspec import FsspecStorage
 from retain.storage.layout import FINISHED_FILE, OUTPUT_LOG, RECORD_FILE, claim_file
 
+from execution_conformance import ExecutionConformance
+from s3_worker import RaceItem
+from storage_conformance import StorageConformance
+
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS_DIR)
 SCRIPT = os.path.join(ROOT, "scripts", "services", "s3.sh")
-if TESTS_DIR not in sys.path:
-    sys.path.insert(0, TESTS_DIR)
 
-from execution_conformance import ExecutionConformance  # noqa: E402
-from s3_worker import RaceItem  # noqa: E402
-from storage_conformance import StorageConformance  # noqa: E402
 
 NAMES = ("RETAIN_TEST_S3_ENDPOINT", "RETAIN_TEST_S3_BUCKET", "RETAIN_TEST_S3_KEY", "RETAIN_TEST_S3_SECRET")
 
