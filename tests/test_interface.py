@@ -13,8 +13,6 @@ import pytest
 
 import retain
 from retain import (
-    ChangedDefaultsError,
-    ChangedDefaultsWarning,
     ConfigError,
     FileMissingError,
     ImmutableError,
@@ -323,40 +321,31 @@ def test_interface_keeps_the_storage_it_was_created_in(tmp_path: Path) -> None:
     assert os.path.isdir(tmp_path / "elsewhere" / mnist.id)
 
 
-def test_changed_defaults_are_detected() -> None:
+def test_a_changed_default_is_a_new_identity_and_the_old_result_is_found_by_its_value() -> None:
     class Evolving(Interface):
         Config = {"lr": 0.1, "name": "a"}
 
     committed = get(Evolving, {"lr": 0.5}).commit()
     Evolving.Config = {"lr": 0.1, "name": "b"}
     try:
-        with pytest.warns(ChangedDefaultsWarning, match="name: stored 'a', now 'b'"):
-            found = get(Evolving, {"lr": 0.5})
-        assert found == committed and found.is_committed()
-        assert found.config.name == "a"  # the values the stored result was computed with
-        with retain.settings(changed_defaults="error"):
-            with pytest.raises(ChangedDefaultsError, match="name: stored 'a', now 'b'"):
-                get(Evolving, {"lr": 0.5})
-        with retain.settings(changed_defaults="accept"), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("error")
-            assert get(Evolving, {"lr": 0.5}).is_committed()
-        # The old value, now not a default, is a configuration of its own.
-        assert not get(Evolving, {"lr": 0.5, "name": "a"}).is_committed()
+            fresh = get(Evolving, {"lr": 0.5})
+        assert not fresh.is_committed() and fresh != committed
+        assert fresh.config.name == "b"
+        # The old value, now not a default, still names the stored result.
+        found = get(Evolving, {"lr": 0.5, "name": "a"})
+        assert found == committed and found.is_committed() and found.config.name == "a"
+        fresh.commit()
+        assert get(Evolving, {"lr": 0.5}) == fresh != get(Evolving, {"lr": 0.5, "name": "a"})
     finally:
         Evolving.Config = {"lr": 0.1, "name": "a"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        get(Evolving, {"lr": 0.5})
+    assert get(Evolving, {"lr": 0.5}) == committed
 
 
-def test_changed_defaults_policy_validation(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ConfigError, match="warn, error, accept"):
-        with retain.settings(changed_defaults="ignore"):  # type: ignore[arg-type]
-            pass
-    monkeypatch.setenv("RETAIN_CHANGED_DEFAULTS", "loud")
-    MnistData().commit()
-    with pytest.raises(ConfigError, match="RETAIN_CHANGED_DEFAULTS"):
-        get(MnistData)
+def test_settings_no_longer_take_changed_defaults() -> None:
+    with pytest.raises(TypeError):
+        retain.settings(changed_defaults="warn")  # type: ignore[call-arg]
 
 
 def test_durable_mode_commits_the_same(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,8 +10,6 @@ when first used.
 from __future__ import annotations
 
 from ._errors import (
-    ChangedDefaultsError,
-    ChangedDefaultsWarning,
     CodecError,
     ConfigError,
     FileMissingError,
@@ -56,8 +54,6 @@ from .execution import Execution
 
 __all__ = [
     "AlreadyRunningError",
-    "ChangedDefaultsError",
-    "ChangedDefaultsWarning",
     "Codec",
     "CodecError",
     "Collection",

@@ -12,8 +12,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AlreadyRunningError",
-    "ChangedDefaultsError",
-    "ChangedDefaultsWarning",
     "CodecError",
     "ComponentDefinitionError",
     "ConfigError",
@@ -87,14 +85,6 @@ class IndexWarning(UserWarning):
 
 class StorageError(RetainError, OSError):
     """Storage could not be read or written (permissions, space, unreachable)."""
-
-
-class ChangedDefaultsError(RetainError, RuntimeError):
-    """`get` found a stored result computed with defaults that differ from today's code."""
-
-
-class ChangedDefaultsWarning(UserWarning):
-    """`get` found a stored result computed with defaults that differ from today's code."""
 
 
 class CodecError(RetainError, ValueError):

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 
 from . import _settings
-from ._errors import (
-    ChangedDefaultsError,
-    ChangedDefaultsWarning,
-    InterfaceNotFoundError,
-    ModuleResolutionError,
-)
+from ._errors import InterfaceNotFoundError, ModuleResolutionError
 from .element import Element, normalize_json
 from .identity import REF_KEY, is_id, remove_paths, same_value
 from .interface import Interface, adopt_record, decode_references, load_record
@@ -83,8 +77,6 @@ class Get:
         Raises:
             ConfigError, VersionError, IdentityError: the version is invalid.
             ModuleResolutionError: the target cannot be found.
-            ChangedDefaultsError: with ``changed_defaults="error"``, the stored result was
-                computed with defaults that differ from today's.
         """
         cls = _resolve(target)
         if storage is not None:
@@ -103,7 +95,6 @@ class Get:
         if data is None:
             return instance
         record = decode_record(data, os.path.join(store.local_directory(state.id), RECORD_FILE), state.id)
-        _check_changed_defaults(instance, record, state.json)
         adopt_record(instance, record, decode_references(record["config"], store))
         return instance
 
@@ -174,31 +165,11 @@ class Get:
         return load_record(Interface, decode_record(data, where, matches[0]), store)
 
 
-def _check_changed_defaults(instance: Interface, record: dict[str, Any], current: dict[str, Any]) -> None:
-    policy = _settings.changed_defaults_policy()
-    if policy == "accept":
-        return
-    changes = changed_defaults(type(instance), record["config"], current)
-    if not changes:
-        return
-    shown = "; ".join(f"{path}: stored {old}, now {new}" for path, old, new in changes)
-    message = (
-        f"{instance!r} was committed when the defaults of {type(instance).__qualname__} were "
-        f"different ({shown}). The stored result was computed with the stored values, which "
-        "this instance carries. Pass the values explicitly to pin them, or set "
-        "retain.settings(changed_defaults='accept'|'error') (or RETAIN_CHANGED_DEFAULTS)."
-    )
-    if policy == "error":
-        raise ChangedDefaultsError(message)
-    warnings.warn(message, ChangedDefaultsWarning, stacklevel=3)
-
-
 def changed_defaults(cls: type[Interface], stored: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """How a stored resolved config differs from today's resolution of the same versions:
-    ``(dotted path, stored repr, current repr)`` per difference, empty when they agree.
-
-    Non-identifying keys are ignored. This is the comparison behind the changed-defaults
-    warning of `get` and behind `retain.stale`.
+    """How a stored resolved config (JSON, with keys added since filled with their
+    baselines) differs from today's resolution of the same versions: ``(dotted path, stored
+    repr, current repr)`` per difference, empty when they agree. Non-identifying keys are
+    ignored. Behind the ``defaults`` reason of `retain.stale`.
     """
     paths = tuple(cls.non_identifying)
     old = normalize_json(remove_paths(stored, paths))

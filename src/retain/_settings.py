@@ -16,19 +16,16 @@ from ._errors import ConfigError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from contextvars import Token
-    from typing import Any, Literal, Union
+    from typing import Any, Union
 
     from .index.base import Index
     from .storage.base import Storage
 
-    ChangedDefaultsPolicy = Literal["warn", "error", "accept"]
     StorageLike = Union[Storage, str, os.PathLike[str]]
 
-_POLICIES = ("warn", "error", "accept")
 DEFAULT_STORAGE = "./storage"
 
 _storage: ContextVar[Storage | None] = ContextVar("retain_storage", default=None)
-_changed_defaults: ContextVar[str | None] = ContextVar("retain_changed_defaults", default=None)
 _durable: ContextVar[bool | None] = ContextVar("retain_durable", default=None)
 _heartbeat: ContextVar[float | None] = ContextVar("retain_heartbeat", default=None)
 _lease: ContextVar[float | None] = ContextVar("retain_lease", default=None)
@@ -82,7 +79,6 @@ def current_storage(explicit: StorageLike | None = None) -> Storage:
 
 def settings(
     *,
-    changed_defaults: ChangedDefaultsPolicy | None = None,
     durable: bool | None = None,
     heartbeat: float | None = None,
     lease: float | None = None,
@@ -91,9 +87,6 @@ def settings(
     """Override settings inside a ``with`` block.
 
     Args:
-        changed_defaults: what `get` does when a stored result was computed with defaults that
-            differ from today's code: ``"warn"`` (default), ``"error"`` or ``"accept"``.
-            Also ``RETAIN_CHANGED_DEFAULTS``.
         durable: fsync every file and directory a commit writes, so a commit survives a power
             loss, not only a killed process. Also ``RETAIN_DURABLE=1``.
         heartbeat: seconds between two heartbeats of a running component (default 10). Also
@@ -106,8 +99,6 @@ def settings(
             `retain.index.make_index`). Also ``RETAIN_INDEX``.
     """
     values: list[tuple[ContextVar[Any], Any]] = []
-    if changed_defaults is not None:
-        values.append((_changed_defaults, _check_policy(changed_defaults)))
     if durable is not None:
         values.append((_durable, bool(durable)))
     if heartbeat is not None:
@@ -125,27 +116,6 @@ def _check_seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
         raise ConfigError(f"{name} must be a positive number of seconds; got {value!r}")
     return float(value)
-
-
-def _check_policy(value: str) -> str:
-    if value not in _POLICIES:
-        raise ConfigError(
-            f"changed_defaults must be one of {', '.join(_POLICIES)}; got {value!r}"
-        )
-    return value
-
-
-def changed_defaults_policy() -> str:
-    value = _changed_defaults.get()
-    if value is not None:
-        return value
-    env = os.environ.get("RETAIN_CHANGED_DEFAULTS")
-    if env:
-        try:
-            return _check_policy(env.strip().lower())
-        except ConfigError as exc:
-            raise ConfigError(f"RETAIN_CHANGED_DEFAULTS: {exc}") from None
-    return "warn"
 
 
 def durable() -> bool:

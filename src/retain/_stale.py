@@ -8,7 +8,7 @@ A result is stale when
   the record has no source hash, or always with ``git=True`` (any commit then counts, even
   one that changed other files);
 - ``defaults``: today's code resolves its versions to another configuration (a default
-  changed): the comparison behind `get`'s changed-defaults warning;
+  changed; a key added since counts as its baseline, the value its identity stands for);
 - ``identity``: today's code gives its versions another id, so `get` with them no longer
   finds it;
 - ``code``: its class can no longer be imported, or its versions no longer resolve.
@@ -188,8 +188,15 @@ class _Checker:
             return [{"kind": "code", "message": message.splitlines()[0]}]
         finally:
             _settings._storage.reset(token)
+        from . import _baselines
+        from .config import config_spec
+        from .element import defaults_json
+
+        defaults = defaults_json(config_spec(cls), tuple(cls.non_identifying))
+        baseline = _baselines.effective(self.storage, record["module"], record["class"], defaults)
+        stored = _baselines.fill(record["config"], baseline, defaults)
         reasons = []
-        changes = changed_defaults(cls, record["config"], state.json)
+        changes = changed_defaults(cls, stored, state.json)
         if changes:
             shown = "; ".join(f"{key}: {old} then, {new} now" for key, old, new in changes)
             reasons.append({

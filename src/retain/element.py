@@ -9,7 +9,7 @@ from _collections_abc import Mapping
 from ._errors import ConfigError, RetainError, VersionError
 from ._sentinel import NOT_GIVEN, NotGivenType
 from .config import ConfigSpec, ConfigView, config_spec, copy_tree
-from .identity import SHORT_ID_LENGTH, compute_id, drop_defaults, remove_paths, to_json
+from .identity import SHORT_ID_LENGTH, compute_id, drop_defaults, remove_paths, same_value, to_json
 from .modules import class_reference
 from .versions import flatten_versions, parse_version_call
 
@@ -32,16 +32,24 @@ _classes: dict[tuple[str, str], type] = {}
 class Resolved:
     """An element's configuration, resolved once: the values, their JSON, the identity."""
 
-    __slots__ = ("config", "model", "json", "canonical", "id")
+    __slots__ = ("config", "model", "json", "canonical", "id", "baseline")
 
     def __init__(
-        self, config: dict[str, Any], model: Any, json: dict[str, Any], canonical: dict[str, Any], id: str
+        self,
+        config: dict[str, Any],
+        model: Any,
+        json: dict[str, Any],
+        canonical: dict[str, Any],
+        id: str,
+        baseline: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.model = model
         self.json = json
         self.canonical = canonical
         self.id = id
+        #: the values identity left out (see `retain._baselines`); None for a reloaded record
+        self.baseline = baseline
 
 
 def normalize_json(value: Any) -> Any:
@@ -56,7 +64,9 @@ def normalize_json(value: Any) -> Any:
     return value
 
 
-def _spec_defaults_json(spec: ConfigSpec, paths: tuple[str, ...]) -> dict[str, Any]:
+def defaults_json(spec: ConfigSpec, paths: tuple[str, ...]) -> dict[str, Any]:
+    """The defaults of `spec` as normalised JSON without the non-identifying `paths` (cached:
+    the same object while `Config` is unchanged)."""
     found = spec.defaults_json.get(paths)
     if found is None:
         found = remove_paths(
@@ -204,7 +214,13 @@ class Element:
         for version in self._retain_versions:
             self._retain_apply(spec, merged, version, 0)
         config, model = spec.validate(merged)
-        return _identify(cls, spec, config, model)
+        paths = tuple(cls.non_identifying)
+        return identify(cls, spec, config, model, self._retain_baseline(defaults_json(spec, paths)))
+
+    def _retain_baseline(self, defaults: dict[str, Any]) -> dict[str, Any]:
+        """The values that identity leaves out: an element has no storage, so today's
+        defaults; an interface asks its storage (see `retain._baselines`)."""
+        return defaults
 
     def _retain_apply(self, spec: ConfigSpec, merged: dict[str, Any], version: Any, depth: int) -> None:
         if version is None:
@@ -261,23 +277,39 @@ def _raise_if_bad_arguments(method: Any, call: Any, version: str, exc: TypeError
         return
 
 
-def _identify(cls: type, spec: ConfigSpec, config: dict[str, Any], model: Any) -> Resolved:
+def identify(
+    cls: type, spec: ConfigSpec, config: dict[str, Any], model: Any, baseline: dict[str, Any]
+) -> Resolved:
+    """The state of a resolved config: its JSON, canonical form and id, the keys equal to
+    their `baseline` left out."""
     config_json = to_json(config, fallback=spec.json_fallback())
     paths = tuple(cls.non_identifying)  # type: ignore[attr-defined]
-    canonical = drop_defaults(
-        remove_paths(normalize_json(config_json), paths), _spec_defaults_json(spec, paths)
-    )
+    canonical = drop_defaults(remove_paths(normalize_json(config_json), paths), baseline)
     module, qualname = class_reference(cls)
-    return Resolved(config, model, config_json, canonical, compute_id(module, qualname, canonical))
+    return Resolved(config, model, config_json, canonical, compute_id(module, qualname, canonical), baseline)
 
 
-def resolved_from_record(cls: type, record: dict[str, Any], config: dict[str, Any]) -> Resolved:
-    """The state of an element reloaded from a record: its stored config and stored identity."""
+def resolved_from_record(
+    cls: type, record: dict[str, Any], config: dict[str, Any], config_json: dict[str, Any]
+) -> Resolved:
+    """The state of an element reloaded from a record: exactly its stored config (`config`,
+    with interfaces loaded, and `config_json`) and its stored identity.
+
+    A pydantic `Config` is validated again only to give the values their declared types
+    (dates, enums, models); when validation would change a value (a validator that transforms
+    its input), the stored values stand and the model is built from them unvalidated.
+    """
     spec = config_spec(cls)
     model = None
     if spec.is_pydantic:
         try:
-            config, model = spec.validate(copy_tree(config))
+            validated, model = spec.validate(copy_tree(config))
         except ConfigError:
             model = None  # the model changed since; the stored values still stand
-    return Resolved(config, model, record["config"], record["canonical_config"], record["id"])
+        else:
+            again = normalize_json(to_json(validated, fallback=spec.json_fallback()))
+            if same_value(again, normalize_json(config_json)):
+                config = validated
+            else:
+                model = spec.model.model_construct(**copy_tree(config))
+    return Resolved(config, model, config_json, record["canonical_config"], record["id"])

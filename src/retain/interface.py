@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 
-from . import _settings
+from . import _baselines, _settings
 from ._errors import ImmutableError, RecordError, UnsafePathError
 from ._fs import atomic_write, makedirs, read_small_file
 from ._sentinel import NOT_GIVEN
 from .codecs import codec_for
 from .config import config_spec
-from .element import Element, Resolved, _classes, resolved_from_record
+from .element import Element, Resolved, _classes, defaults_json, identify, resolved_from_record
 from .identity import REF_KEY, SCHEME, is_id, to_json
 from .modules import class_reference, resolve_class
 from .storage import Storage, storage_of_directory
@@ -75,6 +75,10 @@ class Interface(Element):
             makedirs(path, durable=_settings.durable())
         return path
 
+    def _retain_baseline(self, defaults: dict[str, Any]) -> dict[str, Any]:
+        module, qualname = class_reference(type(self))
+        return _baselines.effective(self.storage, module, qualname, defaults)
+
     # -- commit --------------------------------------------------------------------------
 
     def is_committed(self) -> bool:
@@ -97,8 +101,9 @@ class Interface(Element):
         for dependency in inputs:
             dependency.commit()
         storage = self.storage
-        record = self._retain_new_record(state, inputs)
         durable = _settings.durable()
+        state = self._retain_record_baseline(state, durable)
+        record = self._retain_new_record(state, inputs)
         # Journal first: an index that misses the update below (a killed process) finds the id.
         _index_hooks.journal(storage, state.id, JOURNAL_COMMIT, durable)
         if storage.publish_record(state.id, encode_record(record), durable=durable):
@@ -113,6 +118,22 @@ class Interface(Element):
             raise RecordError(f"the record {where!r} vanished while it was being committed")
         self._retain_record = decode_record(existing, where, state.id)
         return self
+
+    def _retain_record_baseline(self, state: Resolved, durable: bool) -> Resolved:
+        """Record the baselines of this class in storage before the record that relies on
+        them; the state again if another process recorded other values first (its id moves)."""
+        cls = type(self)
+        spec = config_spec(cls)
+        module, qualname = class_reference(cls)
+        defaults = defaults_json(spec, tuple(cls.non_identifying))
+        baseline = _baselines.record(self.storage, module, qualname, defaults, durable=durable)
+        if baseline is state.baseline:
+            return state
+        moved = identify(cls, spec, state.config, state.model, baseline)
+        if moved.id != state.id:
+            _move_directory(self.storage, state.id, moved.id)
+        self._retain_state = moved
+        return moved
 
     def _retain_new_record(self, state: Resolved, inputs: list[Interface]) -> dict[str, Any]:
         from datetime import datetime, timezone
@@ -131,6 +152,7 @@ class Interface(Element):
             "version": to_json(self._retain_versions, fallback=config_spec(cls).json_fallback()),
             "config": state.json,
             "canonical_config": state.canonical,
+            "baseline": state.baseline,
             "non_identifying": list(cls.non_identifying),
             "inputs": sorted({dependency.id for dependency in inputs}),
             "created": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
@@ -309,8 +331,48 @@ def load_record(base: type[Self], record: dict[str, Any], storage: Storage) -> S
 
 
 def adopt_record(instance: Interface, record: dict[str, Any], config: dict[str, Any]) -> None:
-    instance._retain_state = resolved_from_record(type(instance), record, config)
+    """Make `instance` the committed interface of `record`, whose config (interfaces loaded)
+    is `config`. Keys that its class declares today and the record lacks (added since) take
+    their baselines: the values its identity stands for."""
+    cls = type(instance)
+    config_json = record["config"]
+    defaults = defaults_json(config_spec(cls), tuple(cls.non_identifying))
+    if defaults:
+        module, qualname = class_reference(cls)
+        baseline = _baselines.effective(instance.storage, module, qualname, defaults)
+        filled = _baselines.fill(config_json, baseline, defaults)
+        if filled is not config_json:
+            config_json = filled
+            config = _baselines.fill(config, baseline, defaults)
+    instance._retain_state = resolved_from_record(cls, record, config, config_json)
     instance._retain_record = record
+
+
+def _move_directory(storage: Storage, old: str, new: str) -> None:
+    """Move what was saved under id `old` before a commit found its id is `new`; copy it when
+    `old` was committed meanwhile (its files are part of that commit too)."""
+    source = storage.local_directory(old)
+    if not os.path.isdir(source):
+        return
+    target = storage.local_directory(new)
+    try:
+        makedirs(os.path.dirname(target))
+        if storage.has_record(old):
+            import shutil
+
+            shutil.copytree(
+                source, target, dirs_exist_ok=True,
+                ignore=lambda _, names: [n for n in names if n == RECORD_FILE or n.startswith(RESERVED_PREFIX)],
+            )
+        else:
+            os.rename(source, target)
+    except OSError as exc:
+        raise RecordError(
+            f"the id of this interface changed from {old} to {new} while it was committed "
+            "(another process recorded other defaults of its class first), and the files "
+            f"saved in {source} could not be moved to {target}: {exc}. Move them, then commit "
+            "again"
+        ) from exc
 
 
 def decode_references(value: Any, storage: Storage) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 
-from .layout import RESERVED_PREFIX
+from .layout import RESERVED_PREFIX, STORAGE_META_DIR
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -99,6 +99,35 @@ class Storage(ABC):
         from .._runfiles import RunFiles
 
         return RunFiles(self.local_directory(id))
+
+    # -- the storage's own files (``.retain/``), shared by every machine -------------------
+
+    def read_meta(self, name: str) -> bytes | None:
+        """The storage's own file ``.retain/<name>`` (``/``-separated) as every machine that
+        uses the storage sees it, or None when it does not exist."""
+        from .._fs import read_small_file
+
+        root = self.local_root()
+        if root is None:
+            return None
+        return read_small_file(os.path.join(root, STORAGE_META_DIR, *name.split("/")))
+
+    def create_meta(self, name: str, data: bytes, *, durable: bool = False) -> bool:
+        """Create the storage's own file ``.retain/<name>`` unless it exists: the first writer
+        wins, on every machine. False when it existed.
+
+        Raises:
+            StorageError: the storage cannot be written.
+        """
+        from .._errors import StorageError
+        from .._fs import atomic_write, makedirs
+
+        root = self.local_root()
+        if root is None:
+            raise StorageError(f"{self.url} has no place for its own files (.retain/)")
+        path = os.path.join(root, STORAGE_META_DIR, *name.split("/"))
+        makedirs(os.path.dirname(path), durable=durable)
+        return atomic_write(path, lambda handle: handle.write(data), durable=durable, exclusive=True)
 
     # -- what the index reads --------------------------------------------------------------
 

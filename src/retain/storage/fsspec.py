@@ -346,6 +346,13 @@ class FsspecStorage(StoreCalls, Storage):
         except Exception as exc:
             raise self._error(f"look up {self._key(id)}", exc) from exc
 
+    def read_meta(self, name: str) -> bytes | None:
+        # In the store, not the cache: every machine must read the same storage files.
+        return self._cat(f"{self.root}/{STORAGE_META_DIR}/{name}")
+
+    def create_meta(self, name: str, data: bytes, *, durable: bool = False) -> bool:
+        return self._create(f"{self.root}/{STORAGE_META_DIR}/{name}", data)
+
     def run_files(self, id: str) -> RunFiles:
         from ._store_runfiles import StoreRunFiles
 

@@ -487,3 +487,78 @@ def heartbeat_file(run: int) -> str:
 
 def end_file(run: int) -> str:
     return f"{RUNTIME_PREFIX}end-{run:06d}.json"
+
+
+# -- Identity baselines -----------------------------------------------------------------------
+#
+# Identity leaves out the keys of a configuration whose value equals the key's *baseline*: the
+# default that the storage first saw for it (see `retain._baselines`). Baselines are the
+# storage's own files, shared by every machine (in the store for an object store)::
+#
+#   <root>/.retain/baselines/<class token>-000001.json   the baselines of one class: module,
+#   <root>/.retain/baselines/<class token>-000002.json   class and a tree of values; each
+#                                                        version adds keys (never changes one),
+#                                                        created exclusively (one writer wins)
+#   <root>/.retain/baselines/ready.json                  every record of the storage has its
+#                                                        baselines here (a storage written by
+#                                                        an earlier release is migrated first)
+#
+# `<class token>` is the first 32 hex characters of sha256("<module>:<class>"). Each record
+# also keeps the tree its id was computed with (field ``baseline``), so the files can be
+# rebuilt from the records.
+
+__all__ += [
+    "BASELINE_FORMAT",
+    "BASELINES_READY",
+    "baseline_name",
+    "decode_baseline",
+    "encode_baseline",
+]
+
+BASELINE_FORMAT = "retain.baseline"
+BASELINES_READY = "baselines/ready.json"
+
+
+def baseline_name(module: str, qualname: str, version: int) -> str:
+    """The name (under ``.retain/``) of version `version` of a class's baselines."""
+    import hashlib
+
+    token = hashlib.sha256(f"{module}:{qualname}".encode("utf-8", "surrogatepass")).hexdigest()[:ID_LENGTH]
+    return f"baselines/{token}-{version:06d}.json"
+
+
+def encode_baseline(module: str, qualname: str, tree: dict[str, Any]) -> bytes:
+    """The bytes of one version of a class's baselines."""
+    payload = {"format": BASELINE_FORMAT, "module": module, "class": qualname, "baseline": tree}
+    text: str = _value_encoder()(payload)
+    return (text + "\n").encode("utf-8")
+
+
+def decode_baseline(data: bytes, where: str, module: str, qualname: str) -> dict[str, Any]:
+    """The tree of one version of a class's baselines.
+
+    Raises:
+        RecordError: the file is damaged, or belongs to another class.
+    """
+    import json
+
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        payload = None
+    if (
+        not isinstance(payload, dict)
+        or payload.get("format") != BASELINE_FORMAT
+        or not isinstance(payload.get("baseline"), dict)
+    ):
+        raise RecordError(
+            f"{where!r} is not a retain baseline file; it records the defaults that identities "
+            "of this storage leave out: restore it from a backup, or delete every file of "
+            "<storage>/.retain/baselines/ to rebuild them from the records"
+        )
+    if payload.get("module") != module or payload.get("class") != qualname:
+        raise RecordError(
+            f"{where!r} holds the baselines of {payload.get('module')}:{payload.get('class')}, "
+            f"not of {module}:{qualname} (a hash collision, or a file copied by hand)"
+        )
+    return payload["baseline"]  # type: ignore[no-any-return]
