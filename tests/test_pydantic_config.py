@@ -99,3 +99,59 @@ def test_interface_fields_with_arbitrary_types() -> None:
     reloaded = Interface.from_directory(model.local_directory())
     assert reloaded.config.data == data and isinstance(reloaded.config_model, ModelConfig)
     assert reloaded.config.data.config.n == 5
+
+
+DOUBLING = '''
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator
+
+from retain import Component
+
+
+class Config(BaseModel):
+    word: Annotated[str, BeforeValidator(lambda v: v * 2)] = "ab"
+
+
+class Doubling(Component):
+    Config = Config
+
+    def __call__(self):
+        self.save_file("seen.txt", self.config.word)
+'''
+
+
+def test_a_transforming_validator_runs_once_reloads_carry_the_stored_value(project: Any) -> None:
+    """A reload, and every run, sees exactly the stored resolved config: a validator that
+    transforms its input is not applied again to the stored (already validated) value."""
+    import retain
+    from conftest import write_module
+
+    write_module(project, "doubling", DOUBLING)
+    import doubling  # type: ignore[import-not-found]
+
+    made = get(doubling.Doubling)
+    assert made.config.word == "abab"
+    made.commit()
+    assert get(doubling.Doubling).config.word == "abab"
+    assert get(doubling.Doubling).config_model.word == "abab"
+    assert doubling.Doubling.from_directory(made.local_directory()).config.word == "abab"
+    assert retain.get.by_id(made.id).config.word == "abab"
+    with get("retain.execution.pool", {"processes": 1}):
+        made.launch()
+    assert made.load_file("seen.txt") == "abab"
+
+
+def test_reloads_keep_the_declared_types_of_pydantic_values() -> None:
+    import datetime
+
+    class Dated(BaseModel):
+        when: datetime.date = datetime.date(2024, 1, 2)
+
+    class WithDate(Interface):
+        Config = Dated
+
+    committed = get(WithDate, {"when": "2024-05-06"}).commit()
+    again = get(WithDate, {"when": "2024-05-06"})
+    assert again == committed and again.config.when == datetime.date(2024, 5, 6)
+    assert WithDate.from_directory(committed.local_directory()).config.when == datetime.date(2024, 5, 6)
