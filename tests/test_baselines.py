@@ -18,11 +18,14 @@ import pytest
 import retain
 from retain import Interface, get
 from retain import _baselines
+from retain.storage import make_storage
+
+from test_storage_s3 import new_url, s3_env, s3_server  # noqa: F401 (fixtures)
 
 FIXTURE = Path(__file__).parent / "data" / "legacy_storage"
 
 
-def _env(storage: Path) -> dict[str, str]:
+def _env(storage: Path | str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
     env["RETAIN_STORAGE"] = str(storage)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # an edited module is never read from a stale .pyc
@@ -169,30 +172,48 @@ print(json.dumps({"id": t.id, "holdout": t.config.holdout}))
 """
 
 
+def race(tmp_path: Path, storage: str, round: int, env: dict[str, str] | None = None) -> list[dict]:
+    """Two processes, one with holdout 0.2 and one with 0.25 as its default, commit at once."""
+    procs = []
+    start = time.time() + 2.0
+    for holdout in (0.2, 0.25):
+        project = tmp_path / f"p{round}-{holdout}"
+        project.mkdir()
+        write_module(project, f'{{"a": 1, "holdout": {holdout}}}')
+        prelude = "import json\nfrom retain import get\nfrom train import Train\n"
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", prelude + RACER, str(start)],
+            cwd=project, env={**_env(storage), **(env or {}), "RETAIN_CACHE_DIR": str(project / "cache")},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ))
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert results[0]["id"] != results[1]["id"]
+    assert sorted(r["holdout"] for r in results) == [0.2, 0.25]
+    return results
+
+
 def test_two_versions_of_the_code_committing_at_once_never_share_an_id(tmp_path: Path) -> None:
-    rounds = 6
-    for round in range(rounds):
+    for round in range(6):
         storage = tmp_path / f"storage{round}"
-        procs = []
-        start = time.time() + 1.5
-        for holdout in (0.2, 0.25):
-            project = tmp_path / f"p{round}-{holdout}"
-            project.mkdir()
-            write_module(project, f'{{"a": 1, "holdout": {holdout}}}')
-            prelude = "import json\nfrom retain import get\nfrom train import Train\n"
-            procs.append(subprocess.Popen(
-                [sys.executable, "-c", prelude + RACER, str(start)],
-                cwd=project, env=_env(storage), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            ))
-        results = []
-        for proc in procs:
-            out, err = proc.communicate(timeout=120)
-            assert proc.returncode == 0, err
-            results.append(json.loads(out.strip().splitlines()[-1]))
-        assert results[0]["id"] != results[1]["id"]
-        assert sorted(r["holdout"] for r in results) == [0.2, 0.25]
-        for result in results:
+        for result in race(tmp_path, str(storage), round):
             record = json.loads((storage / result["id"] / "interface.json").read_text())
+            assert record["config"]["holdout"] == result["holdout"]
+
+
+def test_two_versions_of_the_code_committing_at_once_on_an_object_store(
+    tmp_path: Path, s3_env: dict[str, str]
+) -> None:
+    env = {name: os.environ[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED")}
+    for round in range(3):
+        url = new_url(s3_env)
+        results = race(tmp_path, url, round, env)
+        store = make_storage(url)
+        for result in results:
+            record = json.loads(store.read_record(result["id"]) or b"null")
             assert record["config"]["holdout"] == result["holdout"]
 
 
