@@ -15,7 +15,7 @@ from retain import Storage
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Storage]:
     """Every test runs in its own directory with its own storage."""
     monkeypatch.chdir(tmp_path)
-    for name in ("RETAIN_STORAGE", "RETAIN_CHANGED_DEFAULTS", "RETAIN_DURABLE", "RETAIN_INDEX"):
+    for name in ("RETAIN_STORAGE", "RETAIN_DURABLE", "RETAIN_INDEX"):
         monkeypatch.delenv(name, raising=False)
     with retain.storage(tmp_path / "storage") as storage:
         yield storage

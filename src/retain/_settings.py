@@ -1,7 +1,7 @@
 """Process-wide settings, scoped by context managers and environment variables.
 
 Precedence, innermost first: an explicit argument, the innermost `with` block, the
-environment (`RETAIN_STORAGE`, `RETAIN_CHANGED_DEFAULTS`, `RETAIN_DURABLE`, `RETAIN_INDEX`), the
+environment (`RETAIN_STORAGE`, `RETAIN_DURABLE`, `RETAIN_INDEX`), the
 default.
 Context variables keep nested and threaded uses independent.
 """
