@@ -117,3 +117,43 @@ def test_a_reference_outside_the_repository_is_caught() -> None:
         "link ../../shared/DESIGN.md", "path ../shared/DESIGN.md", "path docs/nowhere.md",
         "file DESIGN.md", "file DESIGN.md", "file nowhere.md",
     ]
+
+
+# -- scripts/setup installs only when something changed ---------------------------------------
+
+
+def test_setup_installs_again_only_when_pyproject_or_the_extras_change(tmp_path: Path) -> None:
+    """scripts/setup in a copy of the repository's layout whose .venv/bin/python logs what it is
+    asked to do instead of installing anything."""
+    import shutil
+
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "setup", tmp_path / "scripts" / "setup")
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    venv_bin = tmp_path / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    log = tmp_path / "calls.log"
+    (venv_bin / "python").write_text(f'#!/bin/sh\necho "$*" >> "{log}"\n')
+    (venv_bin / "python").chmod(0o755)
+
+    def setup(*extras: str, **env: str) -> list[str]:
+        subprocess.run(["bash", str(tmp_path / "scripts" / "setup"), *extras], check=True, timeout=60,
+                       env={**os.environ, "PYTHON": sys.executable, **env})
+        return [line for line in log.read_text().splitlines() if " -e " in line] if log.exists() else []
+
+    assert setup("numpy") == ["-m pip install --quiet -e .[numpy]"]
+    assert len(setup("numpy")) == 1  # nothing changed: no install
+    assert setup()[-1] == "-m pip install --quiet -e .[test]"  # scripts/test's extra
+    assert len(setup("numpy")) == 2 and len(setup()) == 2  # both remembered
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\ndependencies = ['y']\n")
+    assert len(setup("numpy")) == 3 and len(setup("numpy")) == 3
+    assert len(setup()) == 4  # the test extra too, for the new pyproject.toml
+    assert len(setup("numpy", SETUP_FORCE="1")) == 5
+
+
+def test_demo_installs_what_the_quickstart_uses_and_not_the_test_tools() -> None:
+    demo = (ROOT / "scripts" / "demo").read_text()
+    assert "scripts/setup numpy" in demo and "test" not in demo.split("scripts/setup", 1)[1].splitlines()[0]
+    quickstart = (ROOT / "examples" / "quickstart.py").read_text()
+    imports = set(re.findall(r"^\s*(?:import|from) (\w+)", quickstart, re.M))
+    assert imports <= {"__future__", "retain", "numpy"}, imports
