@@ -91,6 +91,33 @@ class Hooked(Component):
         count(self.config.trace, f"after {os.getpid()} {self.execution.state()}")
 
 
+class Fragile(Component):
+    """Prints, writes its pool worker's pid (its parent) to `started`, then kills itself
+    (`kill`: "self"), its worker and itself ("both", as the kernel's out-of-memory killer may),
+    or waits until `release` exists. With `once`, it kills only while that file is missing
+    (and creates it), so a launch again runs it to the end."""
+
+    Config = {"index": 0, "started": "", "kill": "", "once": "", "release": ""}
+
+    def __call__(self) -> None:
+        config = self.config
+        print(f"fragile {config.index} printed this", flush=True)
+        if config.started:
+            with open(config.started + ".tmp", "w") as handle:
+                handle.write(str(os.getppid()))
+            os.replace(config.started + ".tmp", config.started)
+        if config.kill and not (config.once and os.path.exists(config.once)):
+            if config.once:
+                open(config.once, "w").close()
+            if config.kill == "both":
+                os.kill(os.getppid(), signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while config.release and not os.path.exists(config.release) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.save_file("result.json", {"index": config.index})
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="component_worker")
     parser.add_argument("mode", choices=["launch"])

@@ -256,6 +256,91 @@ def test_pool_failures_and_crashes_do_not_stop_the_others(store: Storage, tmp_pa
     assert "ValueError: broken on purpose" in failing.execution.output()
 
 
+def test_a_run_killed_in_the_pool_died_with_its_output_and_runs_again(store: Storage, tmp_path: Path) -> None:
+    from component_worker import Fragile
+
+    doomed = get(Fragile, {"index": 1, "kill": "self", "once": str(tmp_path / "once")})
+    with pytest.raises(LaunchError):
+        retain.launch([doomed], execution="retain.execution.pool")
+    assert retain.status(doomed).died == [doomed]
+    assert "fragile 1 printed this" in Path(doomed.local_directory(OUTPUT_LOG)).read_text()
+    retain.launch(Fragile, only=("failed", "died"), execution="retain.execution.pool")
+    assert doomed.cached() and doomed.execution.output().count("fragile 1 printed this") == 2
+
+
+def kill_worker_when_started(started: Path, release: Path | None = None) -> Any:
+    """A thread that kills the pool worker whose run wrote `started` (from outside, as an
+    operator or the kernel would), then creates `release`."""
+    import threading
+
+    def kill() -> None:
+        wait_for(started, 60)
+        os.kill(int(started.read_text()), signal.SIGKILL)
+        if release is not None:
+            time.sleep(0.3)  # the launcher sees its pool broken while the run still runs
+            release.touch()
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_pool_worker_killed_from_outside_fails_no_component(store: Storage, tmp_path: Path) -> None:
+    """A dead worker breaks the executor, which stops every worker; their runs outlive them and
+    are waited for, and the components that had not started run in a new pool."""
+    from component_worker import Fragile
+
+    release = tmp_path / "release"
+    running = [get(Fragile, {"index": i, "started": str(tmp_path / f"started{i}"), "release": str(release)})
+               for i in range(2)]
+    later = [get(Fragile, {"index": i}) for i in range(2, 5)]
+    kill = kill_worker_when_started(tmp_path / "started0", release)
+    outcomes = get("retain.execution.pool", {"processes": 2}).dispatch([*running, *later])
+    kill.join()
+    assert [o.status for o in outcomes] == ["finished"] * 5
+    report = retain.status([*running, *later])
+    assert report.finished == [*running, *later], report
+    for fragile in (*running, *later):
+        assert f"fragile {fragile.config.index} printed this" in fragile.execution.output()
+        assert len(fragile.execution.runs()) == 1
+
+
+def test_a_run_that_dies_with_its_pool_worker_died_and_runs_again(store: Storage, tmp_path: Path) -> None:
+    """As when the kernel kills a worker and its run for memory: the run is `died` with what it
+    printed, the others run, and launching the failed and died ones again runs it."""
+    from component_worker import Fragile
+
+    doomed = get(Fragile, {"index": 0, "started": str(tmp_path / "started"), "kill": "both",
+                           "once": str(tmp_path / "once")})
+    others = [get(Fragile, {"index": i}) for i in range(1, 4)]
+    with pytest.raises(LaunchError) as raised:
+        get("retain.execution.pool", {"processes": 1}).dispatch([doomed, *others])
+    assert "1 of 4 component(s) failed" in str(raised.value), raised.value
+    [failure] = raised.value.failures
+    assert failure.id == doomed.id and failure.error["type"] == "ProcessDied", failure.error
+    assert OUTPUT_LOG in failure.error["message"]
+    report = retain.status([doomed, *others])
+    assert report.died == [doomed] and report.finished == others, report
+    assert "fragile 0 printed this" in Path(doomed.local_directory(OUTPUT_LOG)).read_text()
+    retain.launch(Fragile, only=("failed", "died"), execution="retain.execution.pool")
+    assert doomed.cached() and len(doomed.execution.runs()) == 2
+    assert all(len(o.execution.runs()) == 1 for o in others)
+
+
+def test_a_pool_whose_workers_die_on_start_fails_its_components_once(
+    store: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "dies_on_import.py").write_text("import os\nos._exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    works = [get(Work, {"index": i}) for i in range(2)]
+    execution = get("retain.execution.pool", {"processes": 1, "start_method": "spawn", "preload": ["dies_on_import"]})
+    with pytest.raises(LaunchError) as raised:
+        execution.dispatch(works)
+    assert "2 of 2 component(s) failed" in str(raised.value)
+    assert all("BrokenProcessPool" in o.error["type"] for o in raised.value.failures)
+    assert retain.status(works).missing == works
+
+
 def test_pool_hooks_run_in_the_launcher_and_in_the_fresh_process(store: Storage, tmp_path: Path) -> None:
     from component_worker import Hooked
 

@@ -44,4 +44,10 @@ def test_quickstart_example_runs(tmp_path: Path) -> None:
             cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
         )
         assert "reloaded" in out.stdout, out.stdout
-    assert (tmp_path / "storage").is_dir()
+        files = {p: p.stat().st_mtime_ns for p in (tmp_path / "storage").rglob("*")
+                 if p.is_file() and ".retain" not in p.parts}
+        if run == 1:
+            first = files
+    # The second run finds what the first committed and writes nothing into it (a committed
+    # interface's files are frozen).
+    assert files == first and any(p.name == "inputs.npy" for p in files)

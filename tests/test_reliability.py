@@ -1,6 +1,6 @@
 """Reliability: a stateful model of storage, full and read-only disks, and fuzzed bad input.
 
-Each test here checks an invariant of ../shared/DESIGN.md: nothing committed is lost or
+Each test here checks an invariant of docs/design.md (Principles): nothing committed is lost or
 silently replaced, a failed operation leaves storage as it was, bad input gets a clear error.
 """
 

@@ -8,13 +8,15 @@ interpreter costs ~50 ms, and even a `multiprocessing` process forked from a for
 child per component and waits for it: a clean copy of a process that has only imported the
 components' modules, for about a millisecond. The executor does all the scheduling. A child
 that dies (killed, out of memory, a segfault) fails only its own component; the workers, and
-so the executor, carry on.
+so the executor, carry on. A worker that dies breaks the executor, which stops them all; their
+runs outlive them and are waited for, and what had not started runs in a new executor.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 
 from .base import Execution, prepare_payload, run_prepared
 
@@ -89,10 +91,6 @@ class PoolExecution(Execution):
         return processes
 
     def run(self, jobs: list[Job]) -> Iterator[tuple[Job, Outcome]]:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        from .._run import Outcome, describe_error
-
         if not jobs:
             return
         if not hasattr(os, "fork"):
@@ -104,6 +102,37 @@ class PoolExecution(Execution):
             )
         context = self._context(jobs)
         preload = [str(name) for name in self.config.preload]
+        pending = list(jobs)
+        while pending:
+            # A worker that dies (killed from outside, out of memory) breaks the executor, which
+            # then stops every worker and fails every future. The runs those workers started
+            # outlive them (they are the workers' children): wait for each to end and report
+            # how it did. The components that had not started run in a new pool, as long as
+            # each pool gets something done (workers that die on start would loop forever).
+            since = time.time()
+            broken: list[Job] = []
+            progressed = False
+            for job, outcome in self._run_pool(pending, context, preload, broken):
+                progressed = True
+                yield job, outcome
+            started = [job for job in broken if _started_since(job, since)]
+            pending = [job for job in broken if job not in started]
+            for job in started:
+                yield job, _wait_for_orphan(job)
+            if pending and not (progressed or started):
+                for job in pending:
+                    yield job, _broken_outcome(job)
+                return
+
+    def _run_pool(
+        self, jobs: list[Job], context: BaseContext, preload: list[str], broken: list[Job]
+    ) -> Iterator[tuple[Job, Outcome]]:
+        """Run `jobs` in one executor; those it failed because it broke go to `broken`."""
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        from .._run import Outcome, describe_error
+
         pool = ProcessPoolExecutor(
             min(self.concurrency, len(jobs)), mp_context=context, initializer=_init_worker,
             initargs=(preload,),
@@ -114,14 +143,11 @@ class PoolExecution(Execution):
                 job = futures[future]
                 try:
                     outcome = Outcome.from_dict(future.result())
+                except BrokenProcessPool:
+                    broken.append(job)
+                    continue
                 except Exception as exc:  # the worker itself failed (it should not)
-                    error = describe_error(exc)
-                    if type(exc).__name__ == "BrokenProcessPool":
-                        error["message"] += (
-                            " (a worker process of the pool died: killed, or the main script "
-                            "failed when the worker imported it; see the messages above)"
-                        )
-                    outcome = Outcome(job.component.id, "failed", None, error, exc)
+                    outcome = Outcome(job.component.id, "failed", None, describe_error(exc), exc)
                 yield job, outcome
         finally:
             # Normally everything ended; when interrupted (Ctrl-C), start nothing more and let
@@ -158,6 +184,74 @@ class PoolExecution(Execution):
             and getattr(module, "__spec__", None) is not None
         )
         return sorted(modules)
+
+
+# -- in the launcher, after a worker died --------------------------------------------------
+
+
+def _started_since(job: Job, since: float) -> bool:
+    """Whether this process's pool started a run of `job` at `since` (epoch seconds) or later."""
+    from .._claim import host_facts
+    from .._runfiles import parse_iso
+
+    files = job.component.storage.run_files(job.component.id)
+    latest = files.latest_run()
+    claim = files.claim(latest) if latest else None
+    if claim is None:
+        return False
+    launcher = claim.get("launcher") or {}
+    facts = host_facts()
+    started = claim.get("started")
+    return (
+        launcher.get("pid") == facts["pid"] and launcher.get("host") == facts["host"]
+        and isinstance(started, str) and parse_iso(started) >= since - 1e-3
+    )
+
+
+def _wait_for_orphan(job: Job) -> Outcome:
+    """The outcome of a run whose worker died: wait until its process (the worker's child,
+    which outlives it) ends, then read how the run ended from its files."""
+    from .._run import Outcome
+    from .._runfiles import now_iso
+    from .._sweep import component_state
+    from ..storage.layout import OUTPUT_LOG
+
+    component = job.component
+    files = component.storage.run_files(component.id)
+    run = files.latest_run()
+    delay = 0.02
+    while True:
+        state, error = component_state(component)
+        if state != "running":
+            break
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    if state == "finished":
+        return Outcome(component.id, "finished", run)
+    if state == "failed" and error is not None:
+        return Outcome(component.id, "failed", run, error)
+    reason = (error or {}).get("message", f"run {run} ended {state}")
+    return Outcome(component.id, "failed", run, {
+        "type": "ProcessDied",
+        "message": f"its pool worker process died, and its run with it ({reason}; out of memory?); "
+                   f"see {component.local_directory(OUTPUT_LOG)}",
+        "traceback": "",
+        "time": now_iso(),
+        "run": run,
+    })
+
+
+def _broken_outcome(job: Job) -> Outcome:
+    from .._run import Outcome
+    from .._runfiles import now_iso
+
+    return Outcome(job.component.id, "failed", None, {
+        "type": "concurrent.futures.process.BrokenProcessPool",
+        "message": "a worker process of the pool died before it ran anything (killed, or the "
+                   "main script failed when the worker imported it; see the messages above)",
+        "traceback": "",
+        "time": now_iso(),
+    })
 
 
 # -- in the workers ------------------------------------------------------------------------
