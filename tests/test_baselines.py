@@ -235,6 +235,8 @@ def test_an_uncommitted_id_moves_when_another_process_recorded_other_defaults(tm
         Racing.Config = {"holdout": 0.25}
         _baselines.reset_cache()
         assert theirs.id == early  # both computed {} as their canonical config
+        assert not mine.is_committed() and mine.record is None  # theirs is not mine
+        assert mine.id != early
         mine.commit()
         assert mine.id != early and mine.config.holdout == 0.25
         assert get(Racing).id == mine.id and get(Racing, {"holdout": 0.2}) == theirs

@@ -85,7 +85,13 @@ class Interface(Element):
         """Whether this identity is committed in this interface's storage."""
         if self._retain_record is not None:
             return True
-        return self.storage.has_record(self.id)
+        state = self._retain_resolve()
+        if not self.storage.has_record(state.id):
+            return False
+        # Found: but an id computed before the class's baselines were recorded may have been
+        # taken by another configuration since (another version of the code committed first).
+        settled = self._retain_settle(state, self._retain_baseline(self._retain_defaults()))
+        return settled is state or self.storage.has_record(settled.id)
 
     def commit(self: Self) -> Self:
         """Persist this interface, atomically; idempotent and safe under concurrency.
@@ -122,14 +128,21 @@ class Interface(Element):
     def _retain_record_baseline(self, state: Resolved, durable: bool) -> Resolved:
         """Record the baselines of this class in storage before the record that relies on
         them; the state again if another process recorded other values first (its id moves)."""
+        module, qualname = class_reference(type(self))
+        baseline = _baselines.record(self.storage, module, qualname, self._retain_defaults(), durable=durable)
+        return self._retain_settle(state, baseline)
+
+    def _retain_defaults(self) -> dict[str, Any]:
         cls = type(self)
-        spec = config_spec(cls)
-        module, qualname = class_reference(cls)
-        defaults = defaults_json(spec, tuple(cls.non_identifying))
-        baseline = _baselines.record(self.storage, module, qualname, defaults, durable=durable)
+        return defaults_json(config_spec(cls), tuple(cls.non_identifying))
+
+    def _retain_settle(self, state: Resolved, baseline: dict[str, Any]) -> Resolved:
+        """`state` computed again with `baseline` when it was computed with other values; what
+        was saved under the old id moves with it."""
         if baseline is state.baseline:
             return state
-        moved = identify(cls, spec, state.config, state.model, baseline)
+        cls = type(self)
+        moved = identify(cls, config_spec(cls), state.config, state.model, baseline)
         if moved.id != state.id:
             _move_directory(self.storage, state.id, moved.id)
         self._retain_state = moved
@@ -171,7 +184,7 @@ class Interface(Element):
     def record(self) -> dict[str, Any] | None:
         """The stored record (module, config, created time, provenance...), or None."""
         record = self._retain_record
-        if record is None and self.storage.has_record(self.id):
+        if record is None and self.is_committed():
             data = self.storage.read_record(self.id)
             if data is not None:
                 record = self._retain_record = decode_record(
@@ -262,7 +275,7 @@ class Interface(Element):
         atomic_write(os.path.join(directory, SUMMARY_FILE), lambda handle: handle.write(data), durable=durable)
         self._retain_summary_saved = True
         record = self._retain_record
-        if record is None and storage.has_record(self.id):
+        if record is None and self.is_committed():
             record = self.record
         if record is not None:
             if storage.is_remote:
