@@ -216,8 +216,9 @@ def test_show_and_recreate(pi: Path, capsys: pytest.CaptureFixture[str]) -> None
     ],
 )
 def test_errors_are_one_line_with_an_exit_code(
-    pi: Path, capsys: pytest.CaptureFixture[str], words: list[str], code: int, message: str
+    pi: Path, capsys: pytest.CaptureFixture[str], store: retain.Storage, words: list[str], code: int, message: str
 ) -> None:
+    os.makedirs(store.url)  # an empty storage (without one, reading commands say so first)
     assert main(words) == code
     captured = capsys.readouterr()
     text = captured.err + captured.out
@@ -606,3 +607,55 @@ def test_docs_describe_every_command_and_option() -> None:
         assert word in text
     readme = (ROOT / "README.md").read_text()
     assert "## Command line" in readme and "docs/cli.md" in readme
+
+
+# -- reading never creates a storage; pipes that close early -----------------------------------
+
+
+CONSOLE = [sys.executable, "-c", "from retain.cli import console; console()"]
+
+
+def console_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
+
+
+@pytest.mark.parametrize(
+    "words",
+    [["ls"], ["ls", "mc_pi"], ["status", "mc_pi"], ["show", "29f034"], ["find", "mc_pi"], ["stale"], ["index", "rebuild"]],
+)
+def test_reading_commands_without_storage_create_nothing(pi: Path, tmp_path: Path, words: list[str]) -> None:
+    before = sorted(p.name for p in pi.iterdir())
+    done = subprocess.run([*CONSOLE, *words], cwd=pi, env=console_env(), capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    line = one_error_line(done.stderr)
+    assert f"no storage at {pi / 'storage'}" in line and done.stdout == ""
+    assert sorted(p.name for p in pi.iterdir()) == before  # no ./storage, no .retain/
+
+
+def test_storage_option_naming_a_missing_directory_is_an_error(pi: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "typo"
+    for words in (["ls"], ["stale"], ["show", "29f034"]):
+        code, out, err = run(capsys, "--storage", str(missing), *words)
+        assert code == 1 and f"no storage at {missing} (does not exist)" in one_error_line(err)
+    assert not missing.exists()
+    (tmp_path / "file").write_text("x")
+    code, _, err = run(capsys, "--storage", str(tmp_path / "file"), "ls")
+    assert code == 1 and "not a directory" in one_error_line(err)
+
+
+def test_storage_option_wins_over_an_enclosing_storage_block(pi: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["--storage", str(tmp_path / "other"), "estimate_pi", "--commit"])
+    capsys.readouterr()
+    assert (tmp_path / "other").is_dir() and not (tmp_path / "storage").exists()
+
+
+@pytest.mark.parametrize("words", [["--help"], ["ls"], ["ls", "--help"], ["--json", "ls"]])
+def test_a_closed_pipe_ends_quietly(pi: Path, store: retain.Storage, words: list[str]) -> None:
+    main(["estimate_pi", "--commit"])
+    # The reader is gone before the command writes (`retain ls | true`).
+    process = subprocess.Popen([*CONSOLE, "--storage", store.url, *words], cwd=pi, env=console_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    code = process.wait()
+    assert err == "" and code in (0, 141)

@@ -18,7 +18,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["index", "ls", "stale", "status"]
+    from ..storage.base import Storage
+
+__all__ = ["existing_storage", "index", "ls", "stale", "status"]
 
 _JSON_HELP = "print JSON (also accepted before the command)"
 
@@ -27,6 +29,29 @@ def _storage_url() -> str:
     from .._settings import current_storage
 
     return current_storage().url
+
+
+def existing_storage() -> Storage:
+    """The storage in force, which commands that only read must find, not create.
+
+    Raises:
+        InterfaceNotFoundError: a local storage whose directory does not exist (exit code 1:
+            nothing there to read), whether named by ``--storage``, ``RETAIN_STORAGE`` or the
+            default ``./storage``.
+    """
+    import os
+
+    from .._settings import current_storage
+
+    store = current_storage()
+    root = None if store.is_remote else store.local_root()
+    if root is not None and not os.path.isdir(root):
+        what = "not a directory" if os.path.exists(root) else "does not exist"
+        raise InterfaceNotFoundError(
+            f"no storage at {root} ({what}); give the storage with --storage PATH or "
+            "RETAIN_STORAGE, or commit something first"
+        )
+    return store
 
 
 def _short(row: dict[str, Any], terminal: bool) -> dict[str, Any]:
@@ -93,6 +118,7 @@ def ls(args: argparse.Namespace) -> int:
     from .._get import get
     from ..interface import Interface
 
+    existing_storage()
     groups = where_groups(args.where)
     runs = get.all(args.module or Interface, where=groups[0] if groups else None)
     for more in groups[1:]:
@@ -162,6 +188,7 @@ def status(args: argparse.Namespace) -> int:
     from .._sweep import status as library_status
     from ..component import Component
 
+    existing_storage()
     target: Any = args.module
     if args.words:
         target = get(args.module, parse_versions(args.words))
@@ -224,6 +251,7 @@ PARSERS["stale"] = _stale_parser
 def stale(args: argparse.Namespace) -> int:
     from .._stale import stale as library_stale
 
+    existing_storage()
     results = library_stale(args.module, git=args.git)
     if args.json:
         print_json([result.to_dict() for result in results])
@@ -266,6 +294,7 @@ PARSERS["index"] = _index_parser
 def index(args: argparse.Namespace) -> int:
     from ..index import rebuild
 
+    existing_storage()
     bar = ProgressBar("rebuilding index")
     try:
         count = rebuild(progress=bar if bar.enabled else None)

@@ -183,7 +183,9 @@ PARSERS["find"] = _find_parser
 @command("find", "print the id of that exact configuration if committed, else exit 1")
 def find(args: argparse.Namespace) -> int:
     from .._get import get
+    from .browse import existing_storage
 
+    existing_storage()
     interface = get(args.module, parse_versions(args.words))
     if not interface.is_committed():
         if args.json:
@@ -211,7 +213,9 @@ PARSERS["show"] = _show_parser
 @command("show", "show a committed interface: record, config, status, files (by id or prefix)")
 def show(args: argparse.Namespace) -> int:
     from .._get import get
+    from .browse import existing_storage
 
+    existing_storage()
     interface = get.by_id(args.id)
     if args.cli:
         line = recreate_command(interface)
