@@ -38,7 +38,7 @@ else:
             return cls
 
 
-__all__ = ["Collection", "query_all"]
+__all__ = ["Collection", "check_summary_keys", "query_all"]
 
 
 class _Shared:
@@ -129,7 +129,10 @@ class Collection(_Generic[I]):
         if isinstance(predicate, dict):
             native, summary, _ = compile_where(self._shared.cls, predicate)
             conditions = native + summary
-            return self._derive([row for row in self._rows if self._row_matches(row, conditions)])
+            kept = [row for row in self._rows if self._row_matches(row, conditions)]
+            if not kept and summary:
+                check_summary_keys([c.field for c in summary], self._rows, self._shared.cls)
+            return self._derive(kept)
         if not callable(predicate):
             raise ConfigError(
                 f"filter takes a function of the interface or a dict of field -> value; got "
@@ -151,6 +154,8 @@ class Collection(_Generic[I]):
         for row in self._rows:
             value = self._field(row, field)
             (missing if value is MISSING or value is None else present).append((value, row))
+        if field.source == "summary" and not present and missing:
+            check_summary_keys([field], self._rows, self._shared.cls)
         present.sort(key=lambda pair: _order(pair[0]), reverse=reverse)
         return self._derive([row for _, row in present] + [row for _, row in missing])
 
@@ -392,6 +397,41 @@ def _columns(table: list[dict[str, Any]]) -> list[str]:
     return ["id", "module", "class", "created", *config, *summary]
 
 
+def check_summary_keys(fields: list[Any], rows: list[IndexRow], cls: type | None) -> None:
+    """Raise `ConfigError` when a summary field is held by none of `rows`, listing the summary
+    names they have: a misspelt name must be an error, not an empty result.
+
+    Args:
+        fields: summary `Field`s.
+        rows: every row the fields could have been found in.
+        cls: the class queried, for the message (None: any).
+    """
+    from .index.base import parse_summary
+
+    if not rows:
+        return  # nothing committed to tell a typo from a value not saved yet
+    names: set[str] = set()
+    for row in rows:
+        summary = parse_summary(row[6])
+        if summary:
+            names.update(summary)
+        elif row[6] and summary is None:
+            return  # a damaged summary might hold the name: not provably a typo
+    for field in fields:
+        if field.path in names:
+            continue
+        import difflib
+
+        what = cls.__qualname__ if cls is not None else "interface"
+        close = difflib.get_close_matches(field.path, sorted(names), n=1)
+        hint = f"; did you mean 'summary.{close[0]}'?" if close else ""
+        known = ", ".join(sorted(names)) if names else "(none: save_summary saves them)"
+        raise ConfigError(
+            f"no committed {what} has a summary value {field.path!r} ({field.name}); the "
+            f"summary values saved are: {known}{hint}"
+        )
+
+
 def query_all(
     cls: type,
     where: Any = None,
@@ -426,6 +466,10 @@ def query_all(
     flush()  # what this process committed is written before the query
     idx.sync(store)
     rows = idx.query(query)
+    if not rows and summary:
+        # Nothing matched: a summary name no interface has is a typo, not an empty result.
+        everything = idx.query(Query(query.classes, query.kind, [], []))
+        check_summary_keys([c.field for c in summary], everything, cls if cls is not Interface else None)
     shared = _Shared(store, idx, cls if cls is not Interface else None)
     if predicate is not None:
         from json import loads

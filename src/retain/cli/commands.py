@@ -215,6 +215,7 @@ def show(args: argparse.Namespace) -> int:
     from .._get import get
     from .browse import existing_storage
 
+    _check_id(args.id)
     existing_storage()
     interface = get.by_id(args.id)
     if args.cli:
@@ -243,6 +244,17 @@ def show(args: argparse.Namespace) -> int:
         print(f"  status:    {state}{detail}")
     print(f"  files:     {', '.join(files) if files else '(none)'}")
     return EXIT_OK
+
+
+def _check_id(text: str) -> None:
+    """Refuse what is not an id or id prefix as bad input (exit 2), before looking: a
+    well-formed id that is not there is "not found" (exit 1)."""
+    prefix = text.strip().lower()
+    if not prefix or len(prefix) > 32 or not set(prefix) <= set("0123456789abcdef"):
+        raise UsageError(
+            f"{text!r} is not an id or id prefix (up to 32 hex characters, e.g. '29f034'); "
+            "`retain ls` lists the ids"
+        )
 
 
 def _status(interface: Interface) -> tuple[str | None, dict[str, Any] | None]:
