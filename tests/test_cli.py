@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -663,3 +664,108 @@ def test_a_closed_pipe_ends_quietly(pi: Path, store: retain.Storage, words: list
     err = process.stderr.read().decode()
     code = process.wait()
     assert err == "" and code in (0, 141)
+
+
+# -- a read-only storage (an archive) is listed and queried --------------------------------------
+
+
+def tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns) for path in root.rglob("*")}
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
+    """``mount(directory)``: `directory` bind-mounted read-only (a real read-only file system,
+    which stops root too); unmounted afterwards."""
+    mounted: list[Path] = []
+
+    def mount(source: Path) -> Path:
+        target = tmp_path / f"mounted-{len(mounted)}"
+        target.mkdir()
+        subprocess.run(["mount", "--bind", str(source), str(target)], check=True)
+        mounted.append(target)
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(target)], check=True)
+        return target
+
+    yield mount
+    for target in reversed(mounted):
+        subprocess.run(["umount", str(target)], check=False)
+        if os.path.ismount(target):
+            subprocess.run(["umount", "-l", str(target)], check=True)
+
+
+def archived_storage(pi: Path, store: retain.Storage, tmp_path: Path) -> tuple[Path, str, str]:
+    """A storage with an interface (with a summary) and a finished component, copied to
+    ``tmp_path/archive/storage``; (archive, interface id, component id)."""
+    import shutil
+
+    import estimate_pi
+    import mc_pi  # type: ignore[import-not-found]
+
+    plain = get(estimate_pi.EstimatePi, {"samples": 7}).commit()
+    plain.save_summary(loss=0.25)
+    component = get(mc_pi.McPi, {"samples": 5})
+    component.launch()
+    retain.index.rebuild()
+    archive = tmp_path / "archive"
+    shutil.copytree(store.url, archive / "storage")
+    return archive, plain.id, component.id
+
+
+def check_read_only_storage(pi: Path, storage: Path, cache: Path, plain: str, component: str) -> None:
+    env = {**console_env(), "RETAIN_CACHE_DIR": str(cache)}
+
+    def retain_(*words: str) -> str:
+        done = subprocess.run([*CONSOLE, "--storage", str(storage), *words], cwd=pi, env=env, capture_output=True, text=True)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        return done.stdout
+
+    listed = retain_("ls").splitlines()
+    assert listed[0].split("\t")[:3] == ["id", "class", "created"] and len(listed) == 3
+    assert retain_("ls", "estimate_pi").splitlines()[1].startswith(plain)
+    assert f"id:        {plain}" in retain_("show", plain[:8])
+    assert "status:    finished" in retain_("show", component)
+    assert json.loads(retain_("--json", "status", "mc_pi"))[0]["state"] == "finished"
+    script = (
+        "import retain, sys\n"
+        "from retain import get\n"
+        "with retain.storage(sys.argv[1]):\n"
+        "    runs = get.all('estimate_pi')\n"
+        "    print(runs.ids(), runs[0].load_summary(), get.by_id(sys.argv[2]).config.samples)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(storage), plain], cwd=pi, env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.strip() == f"['{plain}'] {{'loss': 0.25}} 7"
+
+
+def test_a_read_only_mount_is_listed_and_queried(
+    pi: Path, store: retain.Storage, tmp_path: Path, read_only_mount: Callable[[Path], Path]
+) -> None:
+    archive, plain, component = archived_storage(pi, store, tmp_path)
+    mounted = read_only_mount(archive)
+    with pytest.raises(OSError):
+        (mounted / "storage" / "probe").write_text("x")  # read-only, even for root
+    before = tree_state(archive)
+    check_read_only_storage(pi, mounted / "storage", tmp_path / "cache", plain, component)
+    # Also without the index that was copied along: built from the records alone.
+    for path in (archive / "storage" / ".retain").glob("index.sqlite*"):
+        subprocess.run(["mount", "-o", "remount,rw,bind", str(mounted)], check=True)
+        path.unlink()
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(mounted)], check=True)
+    before = tree_state(archive)
+    check_read_only_storage(pi, mounted / "storage", tmp_path / "cache2", plain, component)
+    assert tree_state(archive) == before
+
+
+def test_a_storage_made_read_only_with_chmod_is_not_written(pi: Path, store: retain.Storage, tmp_path: Path) -> None:
+    """``chmod -R a-w`` on an archive: root could still write, but nothing is written."""
+    archive, plain, component = archived_storage(pi, store, tmp_path)
+    for path in (archive / "storage" / ".retain").glob("index.sqlite*"):
+        path.unlink()
+    subprocess.run(["chmod", "-R", "a-w", str(archive)], check=True)
+    try:
+        before = tree_state(archive)
+        check_read_only_storage(pi, archive / "storage", tmp_path / "cache", plain, component)
+        assert tree_state(archive) == before
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(archive)], check=True)
