@@ -300,7 +300,34 @@ def test_tables_fit_a_terminal_and_stay_whole_when_piped(monkeypatch: pytest.Mon
     lines = terminal.getvalue().splitlines()
     assert lines[0].split() == ["a", "b", "c"] and set(lines[1]) == {"-", " "}
     assert all(len(line) <= 30 for line in lines)
-    assert lines[2].startswith("x" * 12 + "…  1.5") and lines[3].startswith("tab here")
+    assert lines[2].startswith("x" * 11 + "…  1.5") and lines[3].startswith("tab here")
+    assert "[1, 2]" in lines[3]
+
+
+def test_terminal_tables_round_floats_and_keep_ids_times_and_text_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    from retain.cli.output import format_float, human
+
+    assert [format_float(v) for v in (0.1 + 0.2, 1.0, 123456789.0, 1e-9, 2 / 3, float("nan"))] == [
+        "0.3", "1.0", "1.23457e+08", "1e-09", "0.666667", "NaN",
+    ]
+    assert human({"a": [0.1 + 0.2, "s"], "ref": {"$interface": "29f034" + "0" * 26, "class": "Train"}}) == (
+        '{"a": [0.3, "s"], "ref": Train [29f034]}'
+    )
+    details = "source: module stale.py changed since (sha256 0123abcd, now 4567ef01); defaults: lr 0.1 -> 0.2"
+    rows = [{"id": "29f034", "created": "2026-12-03 05:29:48", "loss": 0.1 + 0.2, "details": details}]
+    piped = io.StringIO()
+    print_table(rows, ["id", "created", "loss", "details"], piped, keep=("id", "created"), wrap="details")
+    assert piped.getvalue().splitlines()[1] == f"29f034	2026-12-03 05:29:48	0.30000000000000004	{details}"
+    monkeypatch.setattr("retain.cli.output._terminal_width", lambda: 60)
+    terminal = Tty()
+    print_table(rows, ["id", "created", "loss", "details"], terminal, keep=("id", "created"), wrap="details")
+    lines = terminal.getvalue().splitlines()
+    assert lines[2].startswith("29f034  2026-12-03 05:29:48  0.3   ")
+    assert all(len(line) <= 60 for line in lines) and "…" not in terminal.getvalue()
+    column = lines[0].index("details")
+    # The text wraps between words under its column: nothing is cut.
+    assert " ".join(line[column:].strip() for line in lines[2:]) == details
+    assert all(line[:column].strip() == "" for line in lines[3:])
 
 
 def test_progress_bar_only_on_a_terminal() -> None:
@@ -769,3 +796,127 @@ def test_a_storage_made_read_only_with_chmod_is_not_written(pi: Path, store: ret
         assert tree_state(archive) == before
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(archive)], check=True)
+
+
+# -- records are readable without their code ----------------------------------------------------
+
+
+GONE_THING = """
+from retain import Interface
+
+class Thing(Interface):
+    Config = {"a": 1, "b": 0.1}
+"""
+
+GONE_USER = """
+from retain import Interface
+
+class User(Interface):
+    Config = {"thing": None, "things": [], "x": 2}
+"""
+
+
+def test_records_are_read_without_their_code(tmp_path: Path, store: retain.Storage) -> None:
+    """Committed from modules in a directory that the reading process does not have."""
+    code = tmp_path / "code"
+    code.mkdir()
+    write_module(code, "gone_thing", GONE_THING)
+    write_module(code, "gone_user", GONE_USER)
+    script = (
+        "import retain, sys\n"
+        "from retain import get\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "with retain.storage(sys.argv[1]):\n"
+        "    thing = get('gone_thing', {'a': 3}).commit()\n"
+        "    thing.save_summary(loss=0.1 + 0.2)\n"
+        "    user = get('gone_user', {'thing': thing, 'things': [thing]}).commit()\n"
+        "    print(thing.id, user.id)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, store.url, str(code)], cwd=tmp_path, env=console_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    thing, user = done.stdout.split()
+    elsewhere = tmp_path / "elsewhere"  # a fresh process, without `code` on sys.path
+    elsewhere.mkdir()
+
+    def retain_(*words: str) -> str:
+        done = subprocess.run([*CONSOLE, "--storage", store.url, *words], cwd=elsewhere, env=console_env(), capture_output=True, text=True)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        return done.stdout
+
+    listed = retain_("ls", "gone_thing").splitlines()
+    assert listed[0] == "id\tclass\tcreated\ta\tb\tsummary.loss"
+    assert listed[1].startswith(f"{thing}\tThing\t") and listed[1].endswith("\t3\t0.1\t0.30000000000000004")
+    assert retain_("ls", "gone_user", "--where", "x=2").splitlines()[1].startswith(user)
+    assert retain_("ls", "gone_thing:Thing").splitlines()[1].startswith(thing)
+    shown = retain_("show", user[:6]).splitlines()
+    assert shown[0] == f"User [{user[:6]}]  gone_user:User  (Interface)"
+    assert f'  config:    {{"thing": Thing [{thing[:6]}], "things": [Thing [{thing[:6]}]], "x": 2}}' in shown
+    assert any(line.startswith("  code:      not loaded (no module named 'gone_user'") for line in shown)
+    shown = retain_("show", thing).splitlines()
+    assert '  summary:   {"loss": 0.3}' in shown
+    assert json.loads(retain_("--json", "show", thing))["summary"] == {"loss": 0.30000000000000004}
+    reader = (
+        "import retain, sys\n"
+        "from retain import get\n"
+        "with retain.storage(sys.argv[1]):\n"
+        "    runs = get.all('gone_thing', where={'a': 3})\n"
+        "    print(repr(runs), runs.ids(), runs.pluck('summary.loss'), len(get.all('gone_thing', where={'a': 4})))\n"
+        "    try:\n"
+        "        runs[0]\n"
+        "    except retain.ModuleResolutionError as exc:\n"
+        "        print(exc)\n"
+        "    try:\n"
+        "        get.all('gone_thinG')\n"
+        "    except retain.ModuleResolutionError as exc:\n"
+        "        print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", reader, store.url], cwd=elsewhere, env=console_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"<Collection of 1 Thing> ['{thing}'] [0.30000000000000004] 0"
+    assert lines[1].startswith(f"Thing [{thing[:6]}] cannot be loaded: no module named 'gone_thing'") and "retain show" in lines[1]
+    assert lines[2].startswith("no module named 'gone_thinG'")  # not recorded either: the import error
+
+
+def test_terminal_tables_show_inputs_as_class_and_short_id(pi: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    write_module(pi, "uses_pi", "from retain import Interface\n\nclass UsesPi(Interface):\n    Config = {'pi': None, 'more': []}\n")
+    import estimate_pi
+
+    source = get(estimate_pi.EstimatePi).commit()
+    user = get("uses_pi", {"pi": source, "more": [source]}).commit()
+    terminal = Tty()
+    with monkeypatch.context() as patched:
+        patched.setattr("sys.stdout", terminal)
+        assert main(["ls", "uses_pi"]) == 0
+    out = terminal.getvalue()
+    row = out.splitlines()[2]
+    assert row.startswith(user.id[:6]) and f"EstimatePi [{source.id[:6]}]" in row
+    assert f"[EstimatePi [{source.id[:6]}]]" in row
+    assert main(["ls", "uses_pi"]) == 0  # piped: whole ids, for scripts
+    assert source.id in capsys.readouterr().out
+
+
+def test_ls_sorts_by_a_key(pi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import estimate_pi
+
+    made = {n: get(estimate_pi.EstimatePi, {"samples": n}).commit() for n in (20, 5, 300)}
+    for n, interface in made.items():
+        interface.save_summary(error=1 / n)
+
+    def order(*words: str) -> list[int]:
+        code, out, err = run(capsys, "ls", "estimate_pi", *words)
+        assert code == 0, err
+        lines = out.splitlines()
+        at = lines[0].split("\t").index("samples")
+        return [int(line.split("\t")[at]) for line in lines[1:]]
+
+    assert order("--sort", "samples") == [5, 20, 300]
+    assert order("--sort", "-samples") == [300, 20, 5]
+    assert order("--sort=-summary.error") == [5, 20, 300]
+    assert order("--sort", "summary.error", "--limit", "2") == [300, 20]
+    assert order("--sort", "created") == [20, 5, 300]
+    assert order("--sort", "-created") == [300, 5, 20]
+    code, _, err = run(capsys, "ls", "estimate_pi", "--sort", "samplez")
+    assert code == 2 and "unknown config key 'samplez'" in one_error_line(err)
+    code, _, err = run(capsys, "ls", "estimate_pi", "--sort", "-summary.eror")
+    assert code == 2 and "did you mean 'summary.error'" in one_error_line(err)

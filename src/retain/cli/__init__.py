@@ -150,11 +150,22 @@ def _command(rest: list[str], known: argparse.Namespace) -> int:
     name = rest[0] if rest[0] in COMMANDS and rest[0] != "run" else "run"
     parser = Parser(prog=f"retain {'' if name == 'run' else name}".strip(), description=HELP[name])
     PARSERS[name](parser)
-    args_words = rest if name == "run" else rest[1:]
+    args_words = _join_negative_sort(rest if name == "run" else rest[1:])
     args, unknown = parser.parse_known_args(args_words) if name == "run" else (parser.parse_args(args_words), [])
     args.extra = unknown
     args.json = known.json
     return COMMANDS[name](args)
+
+
+def _join_negative_sort(words: list[str]) -> list[str]:
+    """``--sort -lr`` as ``--sort=-lr``: argparse would take ``-lr`` for an option."""
+    out: list[str] = []
+    for word in words:
+        if out and out[-1] == "--sort" and word.startswith("-") and word != "--":
+            out[-1] = f"--sort={word}"
+        else:
+            out.append(word)
+    return out
 
 
 class Parser(argparse.ArgumentParser):

@@ -87,11 +87,16 @@ def _ls_parser(parser: argparse.ArgumentParser) -> None:
         help="a condition KEY OP VALUE, OP one of = < <= > >= (e.g. 'lr<0.01', 'batch_size=8', "
         "'summary.loss<=0.2', 'created>2024-05'); repeat for more (all must hold)",
     )
-    parser.add_argument("--limit", type=_positive, metavar="N", help="only the N newest")
+    parser.add_argument(
+        "--sort", metavar="KEY",
+        help="order by KEY (a config key, summary.<name>, created, id), smallest first; "
+        "-KEY for largest first; missing values last",
+    )
+    parser.add_argument("--limit", type=_positive, metavar="N", help="only the N first (newest, or first in --sort order)")
     parser.add_argument("--json", action="store_true", help=_JSON_HELP)
     parser.epilog = (
         "Columns: id, class, created, then each config key and each summary.<name>. Newest "
-        "first. Exits 1 when nothing matches."
+        "first unless --sort. Exits 1 when nothing matches."
     )
 
 
@@ -116,6 +121,7 @@ def where_groups(expressions: list[str]) -> list[dict[str, Any]]:
 @command("ls", "a table of committed interfaces from the index, filtered with --where")
 def ls(args: argparse.Namespace) -> int:
     from .._get import get
+    from ..collection import input_classes
     from ..interface import Interface
 
     existing_storage()
@@ -123,6 +129,9 @@ def ls(args: argparse.Namespace) -> int:
     runs = get.all(args.module or Interface, where=groups[0] if groups else None)
     for more in groups[1:]:
         runs = runs.filter(more)
+    if args.sort:
+        key = args.sort[1:] if args.sort.startswith("-") else args.sort
+        runs = runs.sort(key, reverse=args.sort.startswith("-"))
     if args.limit:
         runs = runs[: args.limit]
     table = runs.to_table()
@@ -135,9 +144,21 @@ def ls(args: argparse.Namespace) -> int:
         return EXIT_OK
     terminal = is_terminal(sys.stdout)
     names = _column_names(table)
+    if terminal:
+        _show_inputs(table, input_classes(runs))
     rows = [{names.get(key, key): value for key, value in _short(row, terminal).items()} for row in table]
-    print_table(rows, _columns(list(names.values())))
+    print_table(rows, _columns(list(names.values())), keep=("id", "created"))
     return EXIT_OK
+
+
+def _show_inputs(table: list[dict[str, Any]], classes: dict[str, str]) -> None:
+    """Config cells that are the id of an input interface as ``Class [shortid]``."""
+    if not classes:
+        return
+    for row in table:
+        for key, value in row.items():
+            if key.startswith("config.") and isinstance(value, str) and value in classes:
+                row[key] = f"{classes[value]} [{value[:6]}]"
 
 
 def _column_names(table: list[dict[str, Any]]) -> dict[str, str]:
@@ -219,7 +240,7 @@ def status(args: argparse.Namespace) -> int:
         return EXIT_OK
     terminal = is_terminal(sys.stdout)
     columns = ["id", "class", "state", "nickname", "error"] + ([] if terminal else ["directory"])
-    print_table([_short(row, terminal) for row in rows], columns)
+    print_table([_short(row, terminal) for row in rows], columns, keep=("id", "state"), wrap="error")
     if terminal:
         counts = report.counts()
         print(f"{len(report)} component(s): " + ", ".join(f"{n} {state}" for state, n in counts.items() if n))
@@ -270,7 +291,7 @@ def stale(args: argparse.Namespace) -> int:
         }, terminal)
         for result in results
     ]
-    print_table(rows, ["id", "class", "created", "why", "details"])
+    print_table(rows, ["id", "class", "created", "why", "details"], keep=("id", "created", "why"), wrap="details")
     return EXIT_OK
 
 
