@@ -196,7 +196,9 @@ def test_show_and_recreate(pi: Path, capsys: pytest.CaptureFixture[str]) -> None
         (["mc_pi", "--launch", "--dry-run", "--commit"], 2, "cannot go with --commit"),
         (["mc_pi", "--execution", "pool"], 2, "add --launch"),
         (["mc_pi", "--launch", "--execution"], 2, "--execution needs a name"),
-        (["mc_pi", "--launch", "--execution", "no_such_backend"], 2, "no module named 'no_such_backend'"),
+        (["mc_pi", "--launch", "--execution", "no_such_backend"], 2, "--execution no_such_backend: no execution of retain has that name and no module of yours either; retain's executions: dask, local, pool, slurm"),
+        (["mc_pi", "--launch", "--execution", "poool"], 2, "retain's executions: dask, local, pool, slurm; did you mean 'pool'?"),
+        (["mc_pi", "--launch", "--execution", "estimate_pi.Nope"], 2, "no module named 'estimate_pi.Nope'"),
         (["mc_pi", "--launch", "--execution", "estimate_pi"], 2, "not an Execution"),
         (["mc_pi", "--launch", "--execution", "pool", "procesez=2"], 2, "unknown config key 'procesez'"),
         (["typed_pi", "samples=many", "--launch"], 2, "samples"),
@@ -920,3 +922,35 @@ def test_ls_sorts_by_a_key(pi: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert code == 2 and "unknown config key 'samplez'" in one_error_line(err)
     code, _, err = run(capsys, "ls", "estimate_pi", "--sort", "-summary.eror")
     assert code == 2 and "did you mean 'summary.error'" in one_error_line(err)
+
+
+LAUNCHER = """
+from retain import Interface, get
+
+class Launcher(Interface):
+    Config = {}
+
+    def go(self):
+        execution = get("retain.execution.local", {"echo": False})
+        execution.dispatch([
+            get("mc_pi", {"samples": 3}),             # cached: launched before
+            get("mc_pi", {"samples": 4}),             # runs now
+            get("mc_pi", {"samples": 5}),             # runs now
+            get("mc_pi", {"fail": True}),             # fails
+        ])
+"""
+
+
+def test_launch_error_counts_ran_cached_and_failed(pi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_module(pi, "launcher", LAUNCHER)
+    assert run(capsys, "mc_pi", "samples=3", "--launch")[0] == 0
+    code, _, err = run(capsys, "launcher", "--go")
+    line = one_error_line(err)
+    assert code == 1 and line.startswith("retain: error: 1 of 4 component(s) failed (2 ran, 1 cached): McPi [")
+    assert "failed: ValueError: boom" in line and line.endswith("; launch again to resume (--debug shows the traceback)")
+    import launcher  # type: ignore[import-not-found]
+
+    with pytest.raises(retain.LaunchError, match=r"1 of 4 component\(s\) failed \(3 cached\):"):
+        get(launcher.Launcher).go()
+    code, _, err = run(capsys, "mc_pi", "fail=true", "--launch")  # alone: no counts
+    assert code == 1 and one_error_line(err).startswith("retain: error: McPi [")

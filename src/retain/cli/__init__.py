@@ -102,7 +102,13 @@ def _one_line(exc: BaseException) -> str:
             detail = f"{error.get('type', '?')}: {message[0] if message else ''}".rstrip(": ")
             where = f"; output: {component.local_directory('output.log')}" if component is not None else ""
             parts.append(f"{what} failed: {detail} (id {outcome.id}{where})")
-        return "; ".join(parts) + "; launch again to resume"
+        import re
+
+        # "2 of 5 component(s) failed (2 ran, 1 cached)", when the launch had several.
+        first = str(exc).strip().splitlines()[0].rstrip(":")
+        counted = re.match(r"\d+ of (\d+) component\(s\) failed", first)
+        counts = f"{first}: " if counted and int(counted.group(1)) > 1 else ""
+        return counts + "; ".join(parts) + "; launch again to resume"
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     text = ""
     for line in lines:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from .._errors import ConfigError, InterfaceNotFoundError, RetainError
+from .._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError, RetainError
 from . import EXIT_NOT_FOUND, EXIT_OK, PARSERS, command
 from .output import print_json, to_jsonable
 from .parse import UsageError, execution_module, format_value, parse_versions, split_run_words
@@ -91,7 +91,23 @@ def _execution(spec: tuple[str, list[str]] | None, as_json: bool) -> Execution:
     if spec is None:
         return get("retain.execution.local", {"echo": not as_json})  # type: ignore[return-value]
     name, words = spec
-    execution = get(execution_module(name), parse_versions(words))
+    module = execution_module(name)
+    try:
+        execution = get(module, parse_versions(words))
+    except ModuleResolutionError as exc:
+        if module != name or not name.isidentifier() or "no module named" not in str(exc):
+            raise  # a module path of the user's: its own error says what is wrong
+        import difflib
+
+        from .parse import builtin_executions
+
+        names = builtin_executions()
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UsageError(
+            f"--execution {name}: no execution of retain has that name and no module of yours "
+            f"either; retain's executions: {', '.join(names)}{hint}"
+        ) from exc
     if not isinstance(execution, Execution):
         raise UsageError(
             f"--execution {name}: {type(execution).__qualname__} is a {execution.kind}, not an "
