@@ -183,7 +183,7 @@ def _describe(interface: Interface, as_json: bool) -> None:
     state = "committed" if info["committed"] else "not committed"
     print(f"{interface!r} ({state})")
     print(f"  directory: {info['directory']}")
-    print(f"  config: {_plain(info['config'])}")
+    print(f"  config: {show_value(interface.config.to_dict())}")
 
 
 # -- retain find MODULE key=value ----------------------------------------------------------
@@ -259,7 +259,7 @@ def show(args: argparse.Namespace) -> int:
     print(f"  version:   {show_value(record.get('version'))}")
     print(f"  config:    {show_value(record.get('config'))}")
     if summary is not None:
-        print(f"  summary:   {show_value(summary)}")
+        print(f"  summary:   {show_value(summary, rounded=True)}")
     git = (record.get("provenance") or {}).get("git")
     if git:
         print(f"  git:       {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}")
@@ -324,11 +324,12 @@ def _summary(store: Storage, id: str) -> dict[str, Any] | None:
         return {"(damaged)": str(exc)}
 
 
-def show_value(value: Any) -> str:
-    """A value of a record for people (see `output.human`)."""
+def show_value(value: Any, rounded: bool = False) -> str:
+    """A value of a record for people (see `output.human`): configurations exact, summaries
+    `rounded`."""
     from .output import human
 
-    return human(value, quote=True)
+    return human(value, quote=True, rounded=rounded)
 
 
 def _check_id(text: str) -> None:

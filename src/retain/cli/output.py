@@ -50,10 +50,11 @@ def format_float(value: float) -> str:
     return text if any(c in text for c in ".en") else text + ".0"
 
 
-def human(value: Any, quote: bool = False) -> str:
-    """A value for people: JSON, with floats to `FLOAT_DIGITS` significant digits and each
-    interface (or reference to one in a record) as ``Class [shortid]``; strings quoted only
-    inside lists and dicts, or with `quote`."""
+def human(value: Any, quote: bool = False, rounded: bool = True) -> str:
+    """A value for people: JSON, with floats to `FLOAT_DIGITS` significant digits (unless not
+    `rounded`: configuration values, where every digit is identity) and each interface (or
+    reference to one in a record) as ``Class [shortid]``; strings quoted only inside lists and
+    dicts, or with `quote`."""
     from ..identity import REF_KEY
     from ..interface import Interface
 
@@ -62,11 +63,11 @@ def human(value: Any, quote: bool = False) -> str:
     if isinstance(value, dict):
         if REF_KEY in value:
             return f"{value.get('class', '?')} [{str(value[REF_KEY])[:6]}]"
-        inner = ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {human(v, True)}" for k, v in value.items())
+        inner = ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {human(v, True, rounded)}" for k, v in value.items())
         return "{" + inner + "}"
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(human(item, True) for item in value) + "]"
-    if isinstance(value, float):
+        return "[" + ", ".join(human(item, True, rounded) for item in value) + "]"
+    if isinstance(value, float) and rounded:
         return format_float(value)
     if isinstance(value, str) and not quote:
         return value
