@@ -488,7 +488,8 @@ def query_all(
         query = Query(None, getattr(cls, "kind", None), native, summary)
     else:
         query = Query([class_reference(cls)], None, native, summary)
-    return _collect(query, cls if cls is not Interface else None, summary, predicate, storage, index)
+    store, idx = _ready(storage, index)
+    return _collect(query, cls if cls is not Interface else None, summary, predicate, store, idx)
 
 
 def query_records(
@@ -525,7 +526,7 @@ def query_records(
         ) from None
     native, summary, predicate = compile_where(None, where)
     query = Query(classes, None, native, summary)
-    return _collect(query, None, summary, predicate, storage, index)
+    return _collect(query, None, summary, predicate, store, idx)
 
 
 def _ready(storage: Any, index: Any) -> tuple[Storage, Index]:
@@ -542,12 +543,12 @@ def _ready(storage: Any, index: Any) -> tuple[Storage, Index]:
 
 
 def _collect(
-    query: Any, cls: type | None, summary: list[Any], predicate: Any, storage: Any, index: Any
+    query: Any, cls: type | None, summary: list[Any], predicate: Any, store: Storage, idx: Index
 ) -> Collection[Any]:
+    """The collection of `query`'s rows that pass `predicate` (a function of the config)."""
     from .config import ConfigView
     from .query import Query
 
-    store, idx = _ready(storage, index)
     rows = idx.query(query)
     if not rows and summary:
         # Nothing matched: a summary name no interface has is a typo, not an empty result.
