@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -184,14 +185,20 @@ def test_show_and_recreate(pi: Path, capsys: pytest.CaptureFixture[str]) -> None
         (["estimate_pi", "--nothing"], 2, "no method 'nothing'"),
         (["estimate_pi", "-x"], 2, "unknown option"),
         (["show", "abcdef"], 1, "no interface id starts with 'abcdef'"),
-        (["show", "zz"], 1, "not an id"),
+        (["show", "zz"], 2, "not an id"),
+        (["show", "zzz"], 2, "'zzz' is not an id or id prefix"),
+        (["show", "0" * 33], 2, "not an id"),
+        (["show", "0" * 32], 1, "no interface 000"),
+        (["ls", "mc_pi", "--where", "lr<abc"], 2, "'lr' of McPi is a number (its default is 0.1)"),
         (["find", "estimate_pi", "samples=12345"], 1, "is not committed"),
         (["estimate_pi", "--launch"], 2, "not a Component"),
         (["mc_pi", "--dry-run"], 2, "--dry-run goes with --launch"),
         (["mc_pi", "--launch", "--dry-run", "--commit"], 2, "cannot go with --commit"),
         (["mc_pi", "--execution", "pool"], 2, "add --launch"),
         (["mc_pi", "--launch", "--execution"], 2, "--execution needs a name"),
-        (["mc_pi", "--launch", "--execution", "no_such_backend"], 2, "no module named 'no_such_backend'"),
+        (["mc_pi", "--launch", "--execution", "no_such_backend"], 2, "--execution no_such_backend: no execution of retain has that name and no module of yours either; retain's executions: dask, local, pool, slurm"),
+        (["mc_pi", "--launch", "--execution", "poool"], 2, "retain's executions: dask, local, pool, slurm; did you mean 'pool'?"),
+        (["mc_pi", "--launch", "--execution", "estimate_pi.Nope"], 2, "no module named 'estimate_pi.Nope'"),
         (["mc_pi", "--launch", "--execution", "estimate_pi"], 2, "not an Execution"),
         (["mc_pi", "--launch", "--execution", "pool", "procesez=2"], 2, "unknown config key 'procesez'"),
         (["typed_pi", "samples=many", "--launch"], 2, "samples"),
@@ -216,8 +223,9 @@ def test_show_and_recreate(pi: Path, capsys: pytest.CaptureFixture[str]) -> None
     ],
 )
 def test_errors_are_one_line_with_an_exit_code(
-    pi: Path, capsys: pytest.CaptureFixture[str], words: list[str], code: int, message: str
+    pi: Path, capsys: pytest.CaptureFixture[str], store: retain.Storage, words: list[str], code: int, message: str
 ) -> None:
+    os.makedirs(store.url)  # an empty storage (without one, reading commands say so first)
     assert main(words) == code
     captured = capsys.readouterr()
     text = captured.err + captured.out
@@ -294,7 +302,34 @@ def test_tables_fit_a_terminal_and_stay_whole_when_piped(monkeypatch: pytest.Mon
     lines = terminal.getvalue().splitlines()
     assert lines[0].split() == ["a", "b", "c"] and set(lines[1]) == {"-", " "}
     assert all(len(line) <= 30 for line in lines)
-    assert lines[2].startswith("x" * 12 + "…  1.5") and lines[3].startswith("tab here")
+    assert lines[2].startswith("x" * 11 + "…  1.5") and lines[3].startswith("tab here")
+    assert "[1, 2]" in lines[3]
+
+
+def test_terminal_tables_round_floats_and_keep_ids_times_and_text_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    from retain.cli.output import format_float, human
+
+    assert [format_float(v) for v in (0.1 + 0.2, 1.0, 123456789.0, 1e-9, 2 / 3, float("nan"))] == [
+        "0.3", "1.0", "1.23457e+08", "1e-09", "0.666667", "NaN",
+    ]
+    assert human({"a": [0.1 + 0.2, "s"], "ref": {"$interface": "29f034" + "0" * 26, "class": "Train"}}) == (
+        '{"a": [0.3, "s"], "ref": Train [29f034]}'
+    )
+    details = "source: module stale.py changed since (sha256 0123abcd, now 4567ef01); defaults: lr 0.1 -> 0.2"
+    rows = [{"id": "29f034", "created": "2026-12-03 05:29:48", "loss": 0.1 + 0.2, "details": details}]
+    piped = io.StringIO()
+    print_table(rows, ["id", "created", "loss", "details"], piped, keep=("id", "created"), wrap="details")
+    assert piped.getvalue().splitlines()[1] == f"29f034	2026-12-03 05:29:48	0.30000000000000004	{details}"
+    monkeypatch.setattr("retain.cli.output._terminal_width", lambda: 60)
+    terminal = Tty()
+    print_table(rows, ["id", "created", "loss", "details"], terminal, keep=("id", "created"), wrap="details")
+    lines = terminal.getvalue().splitlines()
+    assert lines[2].startswith("29f034  2026-12-03 05:29:48  0.3   ")
+    assert all(len(line) <= 60 for line in lines) and "…" not in terminal.getvalue()
+    column = lines[0].index("details")
+    # The text wraps between words under its column: nothing is cut.
+    assert " ".join(line[column:].strip() for line in lines[2:]) == details
+    assert all(line[:column].strip() == "" for line in lines[3:])
 
 
 def test_progress_bar_only_on_a_terminal() -> None:
@@ -608,3 +643,316 @@ def test_docs_describe_every_command_and_option() -> None:
         assert word in text
     readme = (ROOT / "README.md").read_text()
     assert "## Command line" in readme and "docs/cli.md" in readme
+
+
+# -- reading never creates a storage; pipes that close early -----------------------------------
+
+
+CONSOLE = [sys.executable, "-c", "from retain.cli import console; console()"]
+
+
+def console_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
+
+
+@pytest.mark.parametrize(
+    "words",
+    [["ls"], ["ls", "mc_pi"], ["status", "mc_pi"], ["show", "29f034"], ["find", "mc_pi"], ["stale"], ["index", "rebuild"]],
+)
+def test_reading_commands_without_storage_create_nothing(pi: Path, tmp_path: Path, words: list[str]) -> None:
+    before = sorted(p.name for p in pi.iterdir())
+    done = subprocess.run([*CONSOLE, *words], cwd=pi, env=console_env(), capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    line = one_error_line(done.stderr)
+    assert f"no storage at {pi / 'storage'}" in line and done.stdout == ""
+    assert sorted(p.name for p in pi.iterdir()) == before  # no ./storage, no .retain/
+
+
+def test_storage_option_naming_a_missing_directory_is_an_error(pi: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "typo"
+    for words in (["ls"], ["stale"], ["show", "29f034"]):
+        code, out, err = run(capsys, "--storage", str(missing), *words)
+        assert code == 1 and f"no storage at {missing} (does not exist)" in one_error_line(err)
+    assert not missing.exists()
+    (tmp_path / "file").write_text("x")
+    code, _, err = run(capsys, "--storage", str(tmp_path / "file"), "ls")
+    assert code == 1 and "not a directory" in one_error_line(err)
+
+
+def test_storage_option_wins_over_an_enclosing_storage_block(pi: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["--storage", str(tmp_path / "other"), "estimate_pi", "--commit"])
+    capsys.readouterr()
+    assert (tmp_path / "other").is_dir() and not (tmp_path / "storage").exists()
+
+
+@pytest.mark.parametrize("words", [["--help"], ["ls"], ["ls", "--help"], ["--json", "ls"]])
+def test_a_closed_pipe_ends_quietly(pi: Path, store: retain.Storage, words: list[str]) -> None:
+    main(["estimate_pi", "--commit"])
+    # The reader is gone before the command writes (`retain ls | true`).
+    process = subprocess.Popen([*CONSOLE, "--storage", store.url, *words], cwd=pi, env=console_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    code = process.wait()
+    assert err == "" and code in (0, 141)
+
+
+# -- a read-only storage (an archive) is listed and queried --------------------------------------
+
+
+def tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns) for path in root.rglob("*")}
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
+    """``mount(directory)``: `directory` bind-mounted read-only (a real read-only file system,
+    which stops root too); unmounted afterwards."""
+    mounted: list[Path] = []
+
+    def mount(source: Path) -> Path:
+        target = tmp_path / f"mounted-{len(mounted)}"
+        target.mkdir()
+        subprocess.run(["mount", "--bind", str(source), str(target)], check=True)
+        mounted.append(target)
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(target)], check=True)
+        return target
+
+    yield mount
+    for target in reversed(mounted):
+        subprocess.run(["umount", str(target)], check=False)
+        if os.path.ismount(target):
+            subprocess.run(["umount", "-l", str(target)], check=True)
+
+
+def archived_storage(pi: Path, store: retain.Storage, tmp_path: Path) -> tuple[Path, str, str]:
+    """A storage with an interface (with a summary) and a finished component, copied to
+    ``tmp_path/archive/storage``; (archive, interface id, component id)."""
+    import shutil
+
+    import estimate_pi
+    import mc_pi  # type: ignore[import-not-found]
+
+    plain = get(estimate_pi.EstimatePi, {"samples": 7}).commit()
+    plain.save_summary(loss=0.25)
+    component = get(mc_pi.McPi, {"samples": 5})
+    component.launch()
+    retain.index.rebuild()
+    archive = tmp_path / "archive"
+    shutil.copytree(store.url, archive / "storage")
+    return archive, plain.id, component.id
+
+
+def check_read_only_storage(pi: Path, storage: Path, cache: Path, plain: str, component: str) -> None:
+    env = {**console_env(), "RETAIN_CACHE_DIR": str(cache)}
+
+    def retain_(*words: str) -> str:
+        done = subprocess.run([*CONSOLE, "--storage", str(storage), *words], cwd=pi, env=env, capture_output=True, text=True)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        return done.stdout
+
+    listed = retain_("ls").splitlines()
+    assert listed[0].split("\t")[:3] == ["id", "class", "created"] and len(listed) == 3
+    assert retain_("ls", "estimate_pi").splitlines()[1].startswith(plain)
+    assert f"id:        {plain}" in retain_("show", plain[:8])
+    assert "status:    finished" in retain_("show", component)
+    assert json.loads(retain_("--json", "status", "mc_pi"))[0]["state"] == "finished"
+    script = (
+        "import retain, sys\n"
+        "from retain import get\n"
+        "with retain.storage(sys.argv[1]):\n"
+        "    runs = get.all('estimate_pi')\n"
+        "    print(runs.ids(), runs[0].load_summary(), get.by_id(sys.argv[2]).config.samples)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(storage), plain], cwd=pi, env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.strip() == f"['{plain}'] {{'loss': 0.25}} 7"
+
+
+def test_a_read_only_mount_is_listed_and_queried(
+    pi: Path, store: retain.Storage, tmp_path: Path, read_only_mount: Callable[[Path], Path]
+) -> None:
+    archive, plain, component = archived_storage(pi, store, tmp_path)
+    mounted = read_only_mount(archive)
+    with pytest.raises(OSError):
+        (mounted / "storage" / "probe").write_text("x")  # read-only, even for root
+    before = tree_state(archive)
+    check_read_only_storage(pi, mounted / "storage", tmp_path / "cache", plain, component)
+    # Also without the index that was copied along: built from the records alone.
+    for path in (archive / "storage" / ".retain").glob("index.sqlite*"):
+        subprocess.run(["mount", "-o", "remount,rw,bind", str(mounted)], check=True)
+        path.unlink()
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(mounted)], check=True)
+    before = tree_state(archive)
+    check_read_only_storage(pi, mounted / "storage", tmp_path / "cache2", plain, component)
+    assert tree_state(archive) == before
+
+
+def test_a_storage_made_read_only_with_chmod_is_not_written(pi: Path, store: retain.Storage, tmp_path: Path) -> None:
+    """``chmod -R a-w`` on an archive: root could still write, but nothing is written."""
+    archive, plain, component = archived_storage(pi, store, tmp_path)
+    for path in (archive / "storage" / ".retain").glob("index.sqlite*"):
+        path.unlink()
+    subprocess.run(["chmod", "-R", "a-w", str(archive)], check=True)
+    try:
+        before = tree_state(archive)
+        check_read_only_storage(pi, archive / "storage", tmp_path / "cache", plain, component)
+        assert tree_state(archive) == before
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(archive)], check=True)
+
+
+# -- records are readable without their code ----------------------------------------------------
+
+
+GONE_THING = """
+from retain import Interface
+
+class Thing(Interface):
+    Config = {"a": 1, "b": 0.1}
+"""
+
+GONE_USER = """
+from retain import Interface
+
+class User(Interface):
+    Config = {"thing": None, "things": [], "x": 2}
+"""
+
+
+def test_records_are_read_without_their_code(tmp_path: Path, store: retain.Storage) -> None:
+    """Committed from modules in a directory that the reading process does not have."""
+    code = tmp_path / "code"
+    code.mkdir()
+    write_module(code, "gone_thing", GONE_THING)
+    write_module(code, "gone_user", GONE_USER)
+    script = (
+        "import retain, sys\n"
+        "from retain import get\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "with retain.storage(sys.argv[1]):\n"
+        "    thing = get('gone_thing', {'a': 3}).commit()\n"
+        "    thing.save_summary(loss=0.1 + 0.2)\n"
+        "    user = get('gone_user', {'thing': thing, 'things': [thing]}).commit()\n"
+        "    print(thing.id, user.id)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, store.url, str(code)], cwd=tmp_path, env=console_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    thing, user = done.stdout.split()
+    elsewhere = tmp_path / "elsewhere"  # a fresh process, without `code` on sys.path
+    elsewhere.mkdir()
+
+    def retain_(*words: str) -> str:
+        done = subprocess.run([*CONSOLE, "--storage", store.url, *words], cwd=elsewhere, env=console_env(), capture_output=True, text=True)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        return done.stdout
+
+    listed = retain_("ls", "gone_thing").splitlines()
+    assert listed[0] == "id\tclass\tcreated\ta\tb\tsummary.loss"
+    assert listed[1].startswith(f"{thing}\tThing\t") and listed[1].endswith("\t3\t0.1\t0.30000000000000004")
+    assert retain_("ls", "gone_user", "--where", "x=2").splitlines()[1].startswith(user)
+    assert retain_("ls", "gone_thing:Thing").splitlines()[1].startswith(thing)
+    shown = retain_("show", user[:6]).splitlines()
+    assert shown[0] == f"User [{user[:6]}]  gone_user:User  (Interface)"
+    assert f'  config:    {{"thing": Thing [{thing[:6]}], "things": [Thing [{thing[:6]}]], "x": 2}}' in shown
+    assert any(line.startswith("  code:      not loaded (no module named 'gone_user'") for line in shown)
+    shown = retain_("show", thing).splitlines()
+    assert '  summary:   {"loss": 0.3}' in shown
+    assert json.loads(retain_("--json", "show", thing))["summary"] == {"loss": 0.30000000000000004}
+    reader = (
+        "import retain, sys\n"
+        "from retain import get\n"
+        "with retain.storage(sys.argv[1]):\n"
+        "    runs = get.all('gone_thing', where={'a': 3})\n"
+        "    print(repr(runs), runs.ids(), runs.pluck('summary.loss'), len(get.all('gone_thing', where={'a': 4})))\n"
+        "    try:\n"
+        "        runs[0]\n"
+        "    except retain.ModuleResolutionError as exc:\n"
+        "        print(exc)\n"
+        "    try:\n"
+        "        get.all('gone_thinG')\n"
+        "    except retain.ModuleResolutionError as exc:\n"
+        "        print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", reader, store.url], cwd=elsewhere, env=console_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"<Collection of 1 Thing> ['{thing}'] [0.30000000000000004] 0"
+    assert lines[1].startswith(f"Thing [{thing[:6]}] cannot be loaded: no module named 'gone_thing'") and "retain show" in lines[1]
+    assert lines[2].startswith("no module named 'gone_thinG'")  # not recorded either: the import error
+
+
+def test_terminal_tables_show_inputs_as_class_and_short_id(pi: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    write_module(pi, "uses_pi", "from retain import Interface\n\nclass UsesPi(Interface):\n    Config = {'pi': None, 'more': []}\n")
+    import estimate_pi
+
+    source = get(estimate_pi.EstimatePi).commit()
+    user = get("uses_pi", {"pi": source, "more": [source]}).commit()
+    terminal = Tty()
+    with monkeypatch.context() as patched:
+        patched.setattr("sys.stdout", terminal)
+        assert main(["ls", "uses_pi"]) == 0
+    out = terminal.getvalue()
+    row = out.splitlines()[2]
+    assert row.startswith(user.id[:6]) and f"EstimatePi [{source.id[:6]}]" in row
+    assert f"[EstimatePi [{source.id[:6]}]]" in row
+    assert main(["ls", "uses_pi"]) == 0  # piped: whole ids, for scripts
+    assert source.id in capsys.readouterr().out
+
+
+def test_ls_sorts_by_a_key(pi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import estimate_pi
+
+    made = {n: get(estimate_pi.EstimatePi, {"samples": n}).commit() for n in (20, 5, 300)}
+    for n, interface in made.items():
+        interface.save_summary(error=1 / n)
+
+    def order(*words: str) -> list[int]:
+        code, out, err = run(capsys, "ls", "estimate_pi", *words)
+        assert code == 0, err
+        lines = out.splitlines()
+        at = lines[0].split("\t").index("samples")
+        return [int(line.split("\t")[at]) for line in lines[1:]]
+
+    assert order("--sort", "samples") == [5, 20, 300]
+    assert order("--sort", "-samples") == [300, 20, 5]
+    assert order("--sort=-summary.error") == [5, 20, 300]
+    assert order("--sort", "summary.error", "--limit", "2") == [300, 20]
+    assert order("--sort", "created") == [20, 5, 300]
+    assert order("--sort", "-created") == [300, 5, 20]
+    code, _, err = run(capsys, "ls", "estimate_pi", "--sort", "samplez")
+    assert code == 2 and "unknown config key 'samplez'" in one_error_line(err)
+    code, _, err = run(capsys, "ls", "estimate_pi", "--sort", "-summary.eror")
+    assert code == 2 and "did you mean 'summary.error'" in one_error_line(err)
+
+
+LAUNCHER = """
+from retain import Interface, get
+
+class Launcher(Interface):
+    Config = {}
+
+    def go(self):
+        execution = get("retain.execution.local", {"echo": False})
+        execution.dispatch([
+            get("mc_pi", {"samples": 3}),             # cached: launched before
+            get("mc_pi", {"samples": 4}),             # runs now
+            get("mc_pi", {"samples": 5}),             # runs now
+            get("mc_pi", {"fail": True}),             # fails
+        ])
+"""
+
+
+def test_launch_error_counts_ran_cached_and_failed(pi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_module(pi, "launcher", LAUNCHER)
+    assert run(capsys, "mc_pi", "samples=3", "--launch")[0] == 0
+    code, _, err = run(capsys, "launcher", "--go")
+    line = one_error_line(err)
+    assert code == 1 and line.startswith("retain: error: 1 of 4 component(s) failed (2 ran, 1 cached): McPi [")
+    assert "failed: ValueError: boom" in line and line.endswith("; launch again to resume (--debug shows the traceback)")
+    import launcher  # type: ignore[import-not-found]
+
+    with pytest.raises(retain.LaunchError, match=r"1 of 4 component\(s\) failed \(3 cached\):"):
+        get(launcher.Launcher).go()
+    code, _, err = run(capsys, "mc_pi", "fail=true", "--launch")  # alone: no counts
+    assert code == 1 and one_error_line(err).startswith("retain: error: McPi [")

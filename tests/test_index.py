@@ -185,7 +185,8 @@ def test_where_ranges_and_membership(store: Storage) -> None:
     assert depths({"lr": lt(0.05), "batch_size": 32, "model.depth": gt(2)}) == [5, 7, 11]
     assert depths({"model.act": gt("a")}) == list(range(12))
     assert depths({"model.act": lt("a")}) == []  # strings compare with strings only
-    assert depths({"model.depth": gt("a")}) == []  # and numbers with numbers
+    with pytest.raises(ConfigError, match="is a number"):  # and numbers with numbers
+        depths({"model.depth": gt("a")})
 
 
 def test_where_booleans_are_not_numbers(store: Storage) -> None:
@@ -683,3 +684,34 @@ def test_a_damaged_summary_reads_as_none(store: Storage) -> None:
     assert [row.get("summary.loss") for row in found.to_table()] == [None, None]
     assert found.pluck("summary.loss") == [None, None]
     assert len(found.filter({"summary.loss": 0.5})) == 0
+
+
+def test_a_summary_name_no_interface_has_is_an_error(store: Storage) -> None:
+    runs = sweep(4)
+    runs[0].save_summary(loss=0.5, accuracy=0.9)
+    runs[1].save_summary(loss=0.1)
+    with pytest.raises(ConfigError, match=r"no committed Train has a summary value 'los'.*accuracy, loss.*did you mean 'summary.loss'"):
+        get.all(Train, where={"summary.los": lt(1)})
+    with pytest.raises(ConfigError, match=r"summary value 'acc'"):
+        get.all(Train).filter({"summary.acc": 0.9})
+    with pytest.raises(ConfigError, match=r"summary value 'loss2'"):
+        get.all(Train).sort("summary.loss2")
+    with pytest.raises(ConfigError, match=r"summary value 'x'.*accuracy, loss"):
+        get.all(Interface, where={"summary.x": 1})
+    # A name some interface has is a filter like any other, also when nothing passes.
+    assert len(get.all(Train, where={"summary.accuracy": lt(0.5)})) == 0
+    assert len(get.all(Train).filter({"summary.accuracy": 0.1})) == 0
+    assert get.all(Train).sort("summary.accuracy").first().id == runs[0].id  # type: ignore[union-attr]
+    assert len(get.all(Data, where={"summary.loss": 1})) == 0  # nothing committed: nothing to check
+
+
+def test_a_number_key_compared_with_text_is_an_error(store: Storage) -> None:
+    sweep(2)
+    with pytest.raises(ConfigError, match=r"'lr' of Train is a number \(its default is 0.1\).*lt\('abc'\).*text"):
+        get.all(Train, where={"lr": lt("abc")})
+    with pytest.raises(ConfigError, match=r"'model.act' of Train is text.*a number"):
+        get.all(Train, where={"model.act": between(1, 2)})
+    with pytest.raises(ConfigError, match="is a number"):
+        get.all(Train).filter({"model.depth": gt("a")})
+    assert len(get.all(Train, where={"model.act": gt("a")})) == 2
+    assert len(get.all(Interface, where={"lr": lt("abc")})) == 0  # any class: not checked

@@ -123,3 +123,20 @@ def test_classes_defined_in_functions_reload_in_the_same_process() -> None:
 
     local = Local().commit()
     assert type(Interface.from_directory(local.local_directory())) is Local
+
+
+def test_misspelt_classes_and_class_paths_get_a_hint(project: Path) -> None:
+    write_module(project, "experiments", "from retain import Interface\nclass Train(Interface): pass\nclass Evaluate(Interface): pass\n")
+    write_module(project, "pkg.experiments", "from retain import Interface\nclass Train(Interface): pass\n")
+    with pytest.raises(ModuleResolutionError, match=r"no class 'Trian' \(its Interface classes: Evaluate, Train\); did you mean 'experiments:Train'\?"):
+        get("experiments:Trian")
+    with pytest.raises(ModuleResolutionError, match=r"did you mean 'experiments:Train'\?"):
+        get("experiments:train")
+    with pytest.raises(ModuleResolutionError, match=r"no class 'Zzz' \(its Interface classes: Evaluate, Train\)$"):
+        get("experiments:Zzz")
+    with pytest.raises(ModuleResolutionError, match=r"no module named 'experiments.Train' \(a class is named with a colon: did you mean 'experiments:Train'\?\)"):
+        get("experiments.Train")
+    with pytest.raises(ModuleResolutionError, match=r"did you mean 'pkg.experiments:Train'\?"):
+        get("pkg.experiments.Train")
+    with pytest.raises(ModuleResolutionError, match=r"no module named 'experiments.nothing'; check"):
+        get("experiments.nothing")  # no such class either: no hint

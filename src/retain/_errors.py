@@ -113,7 +113,8 @@ class ExecutionError(RetainError, RuntimeError):
 
 class LaunchError(RetainError, RuntimeError):
     """Components failed in a launch. `failures` holds one `Outcome` per failed component
-    (with ``.component`` and ``.error``: type, message, traceback); the others ran."""
+    (with ``.component`` and ``.error``: type, message, traceback); the others ran or were
+    cached, as the message counts."""
 
     def __init__(self, message: str, failures: list[Any] | None = None) -> None:
         super().__init__(message)

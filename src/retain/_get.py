@@ -127,9 +127,17 @@ class Get:
                 is malformed.
             IndexDatabaseError: the index cannot be used (the message says how to fix it).
         """
-        from .collection import query_all
+        from .collection import query_all, query_records
 
-        return query_all(_resolve(target), where, storage=storage, index=index)
+        try:
+            cls = _resolve(target)
+        except ModuleResolutionError as exc:
+            module = target.strip().partition(":")[0] if isinstance(target, str) else ""
+            if not module or (module in sys.modules and ":" not in target):
+                raise  # importable, but no single class: not a question for the records
+            # The code is gone or broken: the records are readable without it.
+            return query_records(target, where, exc, storage=storage, index=index)
+        return query_all(cls, where, storage=storage, index=index)
 
     def by_id(self, id: str, *, storage: Any = None) -> Interface:
         """The committed interface with this id, or the only one whose id starts with it.

@@ -7,9 +7,9 @@ storage when it is accessed (``runs[0]``, iteration) and kept for later accesses
 
 from __future__ import annotations
 
-from ._errors import ConfigError, InterfaceNotFoundError
+from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
 from .identity import REF_KEY
-from .query import MISSING, compile_where, field_value, matches_all, resolve_field
+from .query import MISSING, compile_where, equal, field_value, matches_all, resolve_field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ else:
             return cls
 
 
-__all__ = ["Collection", "query_all"]
+__all__ = ["Collection", "check_summary_keys", "input_classes", "query_all", "query_records"]
 
 
 class _Shared:
@@ -101,7 +101,8 @@ class Collection(_Generic[I]):
 
     def __repr__(self) -> str:
         cls = self._shared.cls
-        name = cls.__qualname__ if cls is not None else "Interface"
+        classes = {row[2] for row in self._rows} if cls is None else set()
+        name = cls.__qualname__ if cls is not None else classes.pop() if len(classes) == 1 else "Interface"
         return f"<Collection of {len(self._rows)} {name}>"
 
     def ids(self) -> list[str]:
@@ -129,7 +130,10 @@ class Collection(_Generic[I]):
         if isinstance(predicate, dict):
             native, summary, _ = compile_where(self._shared.cls, predicate)
             conditions = native + summary
-            return self._derive([row for row in self._rows if self._row_matches(row, conditions)])
+            kept = [row for row in self._rows if self._row_matches(row, conditions)]
+            if not kept and summary:
+                check_summary_keys([c.field for c in summary], self._rows, self._shared.cls)
+            return self._derive(kept)
         if not callable(predicate):
             raise ConfigError(
                 f"filter takes a function of the interface or a dict of field -> value; got "
@@ -151,6 +155,8 @@ class Collection(_Generic[I]):
         for row in self._rows:
             value = self._field(row, field)
             (missing if value is MISSING or value is None else present).append((value, row))
+        if field.source == "summary" and not present and missing:
+            check_summary_keys([field], self._rows, self._shared.cls)
         present.sort(key=lambda pair: _order(pair[0]), reverse=reverse)
         return self._derive([row for _, row in present] + [row for _, row in missing])
 
@@ -305,7 +311,14 @@ def _load(row: IndexRow, shared: _Shared) -> Any:
             "query again for the current contents"
         )
     where = os.path.join(storage.local_directory(id), RECORD_FILE)
-    return load_record(Interface, decode_record(data, where, id), storage)
+    record = decode_record(data, where, id)
+    try:
+        return load_record(Interface, record, storage)
+    except ModuleResolutionError as exc:
+        raise ModuleResolutionError(
+            f"{row[2]} [{id[:6]}] cannot be loaded: {exc}. Its record is readable without the "
+            f"code: to_table(), pluck(...), or `retain show {id[:6]}`"
+        ) from exc
 
 
 _raw_decode: Any = None
@@ -392,6 +405,65 @@ def _columns(table: list[dict[str, Any]]) -> list[str]:
     return ["id", "module", "class", "created", *config, *summary]
 
 
+def input_classes(collection: Collection[Any]) -> dict[str, str]:
+    """The class name of each interface the configs of `collection` refer to, by id (from the
+    index rows: `to_table` shows such inputs as ids)."""
+    from json import loads
+
+    found: dict[str, str] = {}
+
+    def walk(value: Any) -> None:
+        if type(value) is dict:
+            if REF_KEY in value:
+                found[str(value[REF_KEY])] = str(value.get("class", "?"))
+                return
+            for item in value.values():
+                walk(item)
+        elif type(value) is list:
+            for item in value:
+                walk(item)
+
+    for row in collection._rows:
+        if REF_KEY in row[5]:
+            walk(loads(row[5]))
+    return found
+
+
+def check_summary_keys(fields: list[Any], rows: list[IndexRow], cls: type | None) -> None:
+    """Raise `ConfigError` when a summary field is held by none of `rows`, listing the summary
+    names they have: a misspelt name must be an error, not an empty result.
+
+    Args:
+        fields: summary `Field`s.
+        rows: every row the fields could have been found in.
+        cls: the class queried, for the message (None: any).
+    """
+    from .index.base import parse_summary
+
+    if not rows:
+        return  # nothing committed to tell a typo from a value not saved yet
+    names: set[str] = set()
+    for row in rows:
+        summary = parse_summary(row[6])
+        if summary:
+            names.update(summary)
+        elif row[6] and summary is None:
+            return  # a damaged summary might hold the name: not provably a typo
+    for field in fields:
+        if field.path in names:
+            continue
+        import difflib
+
+        what = cls.__qualname__ if cls is not None else "interface"
+        close = difflib.get_close_matches(field.path, sorted(names), n=1)
+        hint = f"; did you mean 'summary.{close[0]}'?" if close else ""
+        known = ", ".join(sorted(names)) if names else "(none: save_summary saves them)"
+        raise ConfigError(
+            f"no committed {what} has a summary value {field.path!r} ({field.name}); the "
+            f"summary values saved are: {known}{hint}"
+        )
+
+
 def query_all(
     cls: type,
     where: Any = None,
@@ -400,11 +472,6 @@ def query_all(
     index: Any = None,
 ) -> Collection[Any]:
     """What `get.all` does: the committed interfaces of `cls` that pass `where`."""
-    from ._errors import ModuleResolutionError
-    from ._settings import current_storage
-    from .config import ConfigView
-    from .index import make_index
-    from .index._hooks import flush
     from .interface import Interface
     from .modules import class_reference
     from .query import Query
@@ -421,12 +488,73 @@ def query_all(
         query = Query(None, getattr(cls, "kind", None), native, summary)
     else:
         query = Query([class_reference(cls)], None, native, summary)
+    store, idx = _ready(storage, index)
+    return _collect(query, cls if cls is not Interface else None, summary, predicate, store, idx)
+
+
+def query_records(
+    reference: str,
+    where: Any,
+    error: BaseException,
+    *,
+    storage: Any = None,
+    index: Any = None,
+) -> Collection[Any]:
+    """What `get.all` does for a module name (or ``module:Class``) whose class cannot be
+    loaded: the index rows of the class recorded under that name, from the records alone (a
+    record is readable without its code). Config keys in `where` are not checked.
+
+    Raises:
+        `error`: nothing is recorded under that name either.
+        ModuleResolutionError: records of several classes of that module, and no class named.
+    """
+    from .query import Condition, Field, Query
+
+    module, _, qualname = reference.strip().partition(":")
+    named = [Condition(Field("column", "module", "module"), equal(module, "module"))]
+    if qualname:
+        named.append(Condition(Field("column", "class", "class"), equal(qualname, "class")))
+    store, idx = _ready(storage, index)
+    classes = sorted({(row[1], row[2]) for row in idx.query(Query(None, None, named, []))})
+    if not classes:
+        raise error
+    if len(classes) > 1:
+        names = ", ".join(f"{module}:{name}" for _, name in classes)
+        raise ModuleResolutionError(
+            f"{error}; the storage holds records of several classes of {module!r} ({names}): "
+            "name one of them"
+        ) from None
+    native, summary, predicate = compile_where(None, where)
+    query = Query(classes, None, native, summary)
+    return _collect(query, None, summary, predicate, store, idx)
+
+
+def _ready(storage: Any, index: Any) -> tuple[Storage, Index]:
+    """The storage and its index, brought up to date."""
+    from ._settings import current_storage
+    from .index import make_index
+    from .index._hooks import flush
+
     store = current_storage(storage)
     idx = make_index(index, store)
     flush()  # what this process committed is written before the query
     idx.sync(store)
+    return store, idx
+
+
+def _collect(
+    query: Any, cls: type | None, summary: list[Any], predicate: Any, store: Storage, idx: Index
+) -> Collection[Any]:
+    """The collection of `query`'s rows that pass `predicate` (a function of the config)."""
+    from .config import ConfigView
+    from .query import Query
+
     rows = idx.query(query)
-    shared = _Shared(store, idx, cls if cls is not Interface else None)
+    if not rows and summary:
+        # Nothing matched: a summary name no interface has is a typo, not an empty result.
+        everything = idx.query(Query(query.classes, query.kind, [], []))
+        check_summary_keys([c.field for c in summary], everything, cls)
+    shared = _Shared(store, idx, cls)
     if predicate is not None:
         from json import loads
 

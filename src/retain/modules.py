@@ -109,8 +109,8 @@ def _import(module_name: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name) and module_name[len(exc.name):][:1] in ("", "."):
             raise ModuleResolutionError(
-                f"no module named {module_name!r}; check the spelling, and that its directory "
-                f"is on sys.path (the current directory is {os.getcwd()!r})"
+                f"no module named {module_name!r}{_class_hint(module_name)}; check the spelling, "
+                f"and that its directory is on sys.path (the current directory is {os.getcwd()!r})"
             ) from exc
         raise ModuleResolutionError(
             f"module {module_name!r} was found but failed to import: {exc}"
@@ -119,6 +119,21 @@ def _import(module_name: str) -> ModuleType:
         raise ModuleResolutionError(
             f"module {module_name!r} failed to import: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def _class_hint(module_name: str) -> str:
+    """`; did you mean 'pkg.mod:Class'?` when ``pkg.mod.Class`` names a class written as a
+    module path (the parent module imports and has that attribute); else nothing."""
+    parent, _, name = module_name.rpartition(".")
+    if not parent or not name:
+        return ""
+    try:
+        module = importlib.import_module(parent)
+    except Exception:
+        return ""
+    if isinstance(getattr(module, name, None), type):
+        return f" (a class is named with a colon: did you mean '{parent}:{name}'?)"
+    return ""
 
 
 def _lookup(module: ModuleType, module_name: str, qualname: str, base: type) -> type:
@@ -131,8 +146,20 @@ def _lookup(module: ModuleType, module_name: str, qualname: str, base: type) -> 
                     f"class {qualname!r} was defined inside a function and cannot be imported "
                     f"again; define it at the top level of module {module_name!r}"
                 )
+            import difflib
+
+            classes = sorted(
+                name for name, value in vars(module).items()
+                if isinstance(value, type) and issubclass(value, base) and value.__module__ == module.__name__
+            )
+            close = difflib.get_close_matches(qualname, classes, n=1, cutoff=0.6)
+            if not close:
+                close = [name for name in classes if name.lower() == qualname.lower()][:1]
+            hint = f"; did you mean '{module_name}:{close[0]}'?" if close else ""
+            listed = ", ".join(classes) if classes else "none"
             raise ModuleResolutionError(
-                f"module {module_name!r} has no class {qualname!r}"
+                f"module {module_name!r} has no class {qualname!r} (its {base.__name__} classes: "
+                f"{listed}){hint}"
             )
     if not (isinstance(obj, type) and issubclass(obj, base)):
         raise ModuleResolutionError(

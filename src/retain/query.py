@@ -392,6 +392,8 @@ def compile_where(
 
 def _conditions(field: Field, value: Any, cls: type | None) -> list[Condition]:
     if isinstance(value, Filter):
+        if cls is not None and field.source == "config":
+            _check_comparable(cls, field, value)
         return [Condition(field, value)]
     if (
         field.source == "config"
@@ -413,6 +415,31 @@ def _conditions(field: Field, value: Any, cls: type | None) -> list[Condition]:
             "(where=lambda c: ...), a field takes a value or a filter such as retain.lt(0.01)"
         )
     return [Condition(field, equal(value, f"where[{field.name!r}]"))]
+
+
+def _check_comparable(cls: type, field: Field, filter: Filter) -> None:
+    """Refuse an order comparison between a key whose default is a number and text (or the
+    other way round): it could never match, so it is a typo, not an empty result."""
+    if filter.op not in ("lt", "le", "gt", "ge", "between"):
+        return
+    from .config import config_spec
+
+    default: Any = config_spec(cls).defaults
+    for part in field.path.split("."):
+        if type(default) is not dict or part not in default:
+            return
+        default = default[part]
+    bound = filter.value[0] if filter.op == "between" else filter.value
+    if _is_number(default) and type(bound) is str:
+        wanted, got = "a number", "text"
+    elif type(default) is str and _is_number(bound):
+        wanted, got = "text", "a number"
+    else:
+        return
+    raise ConfigError(
+        f"{field.name!r} of {cls.__qualname__} is {wanted} (its default is {default!r}), but "
+        f"{filter!r} compares it with {got}, which never matches; compare it with {wanted}"
+    )
 
 
 def matches_all(conditions: list[Condition], config: Any, summary: Any, columns: Mapping[str, Any]) -> bool:

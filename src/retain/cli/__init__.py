@@ -18,11 +18,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any, NoReturn
 
-__all__ = ["EXIT_NOT_FOUND", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_NOT_FOUND", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1  # nothing found, or a launched component failed
 EXIT_USAGE = 2  # bad input: unknown module, unknown key, bad value, ambiguous id prefix
+EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE, as a shell reports it)
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 PARSERS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
@@ -47,11 +48,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            return _run(words)
+            code = _run(words)
+        # Flushed here, not at exit: a reader that went away (`retain ls | head -1`) then
+        # raises below instead of in the interpreter's shutdown.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except SystemExit as exc:  # --help
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+            return EXIT_BROKEN_PIPE
         return exc.code if isinstance(exc.code, int) else EXIT_OK if exc.code is None else EXIT_USAGE
     except (RetainError, ImportError, ValueError, TypeError, OSError) as exc:
         if debug:
@@ -63,6 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = EXIT_NOT_FOUND
         print(f"retain: error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
         return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: the reader of the pipe is gone, and what is still buffered
+    would otherwise fail again (with a traceback) when Python flushes it at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (captured in tests)
+        pass
 
 
 def _one_line(exc: BaseException) -> str:
@@ -78,7 +102,13 @@ def _one_line(exc: BaseException) -> str:
             detail = f"{error.get('type', '?')}: {message[0] if message else ''}".rstrip(": ")
             where = f"; output: {component.local_directory('output.log')}" if component is not None else ""
             parts.append(f"{what} failed: {detail} (id {outcome.id}{where})")
-        return "; ".join(parts) + "; launch again to resume"
+        import re
+
+        # "2 of 5 component(s) failed (2 ran, 1 cached)", when the launch had several.
+        first = str(exc).strip().splitlines()[0].rstrip(":")
+        counted = re.match(r"\d+ of (\d+) component\(s\) failed", first)
+        counts = f"{first}: " if counted and int(counted.group(1)) > 1 else ""
+        return counts + "; ".join(parts) + "; launch again to resume"
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     text = ""
     for line in lines:
@@ -106,7 +136,17 @@ def _run(words: list[str]) -> int:
     del browse, commands
     known, rest = _global_parser().parse_known_args(words)
     if known.storage:
+        from .._settings import storage
+
+        # The environment for processes this one starts (a pool's workers), the scope for
+        # this one (a `with retain.storage(...)` around `main` would otherwise win).
         os.environ["RETAIN_STORAGE"] = known.storage
+        with storage(known.storage):
+            return _command(rest, known)
+    return _command(rest, known)
+
+
+def _command(rest: list[str], known: argparse.Namespace) -> int:
     # The current directory is importable, so `retain estimate_pi` finds ./estimate_pi.py.
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -116,11 +156,22 @@ def _run(words: list[str]) -> int:
     name = rest[0] if rest[0] in COMMANDS and rest[0] != "run" else "run"
     parser = Parser(prog=f"retain {'' if name == 'run' else name}".strip(), description=HELP[name])
     PARSERS[name](parser)
-    args_words = rest if name == "run" else rest[1:]
+    args_words = _join_negative_sort(rest if name == "run" else rest[1:])
     args, unknown = parser.parse_known_args(args_words) if name == "run" else (parser.parse_args(args_words), [])
     args.extra = unknown
     args.json = known.json
     return COMMANDS[name](args)
+
+
+def _join_negative_sort(words: list[str]) -> list[str]:
+    """``--sort -lr`` as ``--sort=-lr``: argparse would take ``-lr`` for an option."""
+    out: list[str] = []
+    for word in words:
+        if out and out[-1] == "--sort" and word.startswith("-") and word != "--":
+            out[-1] = f"--sort={word}"
+        else:
+            out.append(word)
+    return out
 
 
 class Parser(argparse.ArgumentParser):

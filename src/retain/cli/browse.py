@@ -18,7 +18,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["index", "ls", "stale", "status"]
+    from ..storage.base import Storage
+
+__all__ = ["existing_storage", "index", "ls", "stale", "status"]
 
 _JSON_HELP = "print JSON (also accepted before the command)"
 
@@ -27,6 +29,29 @@ def _storage_url() -> str:
     from .._settings import current_storage
 
     return current_storage().url
+
+
+def existing_storage() -> Storage:
+    """The storage in force, which commands that only read must find, not create.
+
+    Raises:
+        InterfaceNotFoundError: a local storage whose directory does not exist (exit code 1:
+            nothing there to read), whether named by ``--storage``, ``RETAIN_STORAGE`` or the
+            default ``./storage``.
+    """
+    import os
+
+    from .._settings import current_storage
+
+    store = current_storage()
+    root = None if store.is_remote else store.local_root()
+    if root is not None and not os.path.isdir(root):
+        what = "not a directory" if os.path.exists(root) else "does not exist"
+        raise InterfaceNotFoundError(
+            f"no storage at {root} ({what}); give the storage with --storage PATH or "
+            "RETAIN_STORAGE, or commit something first"
+        )
+    return store
 
 
 def _short(row: dict[str, Any], terminal: bool) -> dict[str, Any]:
@@ -62,11 +87,16 @@ def _ls_parser(parser: argparse.ArgumentParser) -> None:
         help="a condition KEY OP VALUE, OP one of = < <= > >= (e.g. 'lr<0.01', 'batch_size=8', "
         "'summary.loss<=0.2', 'created>2024-05'); repeat for more (all must hold)",
     )
-    parser.add_argument("--limit", type=_positive, metavar="N", help="only the N newest")
+    parser.add_argument(
+        "--sort", metavar="KEY",
+        help="order by KEY (a config key, summary.<name>, created, id), smallest first; "
+        "-KEY for largest first; missing values last",
+    )
+    parser.add_argument("--limit", type=_positive, metavar="N", help="only the N first (newest, or first in --sort order)")
     parser.add_argument("--json", action="store_true", help=_JSON_HELP)
     parser.epilog = (
         "Columns: id, class, created, then each config key and each summary.<name>. Newest "
-        "first. Exits 1 when nothing matches."
+        "first unless --sort. Exits 1 when nothing matches."
     )
 
 
@@ -91,12 +121,17 @@ def where_groups(expressions: list[str]) -> list[dict[str, Any]]:
 @command("ls", "a table of committed interfaces from the index, filtered with --where")
 def ls(args: argparse.Namespace) -> int:
     from .._get import get
+    from ..collection import input_classes
     from ..interface import Interface
 
+    existing_storage()
     groups = where_groups(args.where)
     runs = get.all(args.module or Interface, where=groups[0] if groups else None)
     for more in groups[1:]:
         runs = runs.filter(more)
+    if args.sort:
+        key = args.sort[1:] if args.sort.startswith("-") else args.sort
+        runs = runs.sort(key, reverse=args.sort.startswith("-"))
     if args.limit:
         runs = runs[: args.limit]
     table = runs.to_table()
@@ -109,9 +144,21 @@ def ls(args: argparse.Namespace) -> int:
         return EXIT_OK
     terminal = is_terminal(sys.stdout)
     names = _column_names(table)
+    if terminal:
+        _show_inputs(table, input_classes(runs))
     rows = [{names.get(key, key): value for key, value in _short(row, terminal).items()} for row in table]
-    print_table(rows, _columns(list(names.values())))
+    print_table(rows, _columns(list(names.values())), keep=("id", "created"))
     return EXIT_OK
+
+
+def _show_inputs(table: list[dict[str, Any]], classes: dict[str, str]) -> None:
+    """Config cells that are the id of an input interface as ``Class [shortid]``."""
+    if not classes:
+        return
+    for row in table:
+        for key, value in row.items():
+            if key.startswith("config.") and isinstance(value, str) and value in classes:
+                row[key] = f"{classes[value]} [{value[:6]}]"
 
 
 def _column_names(table: list[dict[str, Any]]) -> dict[str, str]:
@@ -162,6 +209,7 @@ def status(args: argparse.Namespace) -> int:
     from .._sweep import status as library_status
     from ..component import Component
 
+    existing_storage()
     target: Any = args.module
     if args.words:
         target = get(args.module, parse_versions(args.words))
@@ -192,7 +240,7 @@ def status(args: argparse.Namespace) -> int:
         return EXIT_OK
     terminal = is_terminal(sys.stdout)
     columns = ["id", "class", "state", "nickname", "error"] + ([] if terminal else ["directory"])
-    print_table([_short(row, terminal) for row in rows], columns)
+    print_table([_short(row, terminal) for row in rows], columns, keep=("id", "state"), wrap="error")
     if terminal:
         counts = report.counts()
         print(f"{len(report)} component(s): " + ", ".join(f"{n} {state}" for state, n in counts.items() if n))
@@ -224,6 +272,7 @@ PARSERS["stale"] = _stale_parser
 def stale(args: argparse.Namespace) -> int:
     from .._stale import stale as library_stale
 
+    existing_storage()
     results = library_stale(args.module, git=args.git)
     if args.json:
         print_json([result.to_dict() for result in results])
@@ -242,7 +291,7 @@ def stale(args: argparse.Namespace) -> int:
         }, terminal)
         for result in results
     ]
-    print_table(rows, ["id", "class", "created", "why", "details"])
+    print_table(rows, ["id", "class", "created", "why", "details"], keep=("id", "created", "why"), wrap="details")
     return EXIT_OK
 
 
@@ -266,6 +315,7 @@ PARSERS["index"] = _index_parser
 def index(args: argparse.Namespace) -> int:
     from ..index import rebuild
 
+    existing_storage()
     bar = ProgressBar("rebuilding index")
     try:
         count = rebuild(progress=bar if bar.enabled else None)

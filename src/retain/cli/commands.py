@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from .._errors import ConfigError, InterfaceNotFoundError
+from .._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError, RetainError
 from . import EXIT_NOT_FOUND, EXIT_OK, PARSERS, command
 from .output import print_json, to_jsonable
 from .parse import UsageError, execution_module, format_value, parse_versions, split_run_words
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from ..execution import Execution
     from ..interface import Interface
+    from ..storage.base import Storage
 
 
 # -- retain MODULE key=value ~version --method ---------------------------------------------
@@ -90,7 +91,23 @@ def _execution(spec: tuple[str, list[str]] | None, as_json: bool) -> Execution:
     if spec is None:
         return get("retain.execution.local", {"echo": not as_json})  # type: ignore[return-value]
     name, words = spec
-    execution = get(execution_module(name), parse_versions(words))
+    module = execution_module(name)
+    try:
+        execution = get(module, parse_versions(words))
+    except ModuleResolutionError as exc:
+        if module != name or not name.isidentifier() or "no module named" not in str(exc):
+            raise  # a module path of the user's: its own error says what is wrong
+        import difflib
+
+        from .parse import builtin_executions
+
+        names = builtin_executions()
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UsageError(
+            f"--execution {name}: no execution of retain has that name and no module of yours "
+            f"either; retain's executions: {', '.join(names)}{hint}"
+        ) from exc
     if not isinstance(execution, Execution):
         raise UsageError(
             f"--execution {name}: {type(execution).__qualname__} is a {execution.kind}, not an "
@@ -166,7 +183,7 @@ def _describe(interface: Interface, as_json: bool) -> None:
     state = "committed" if info["committed"] else "not committed"
     print(f"{interface!r} ({state})")
     print(f"  directory: {info['directory']}")
-    print(f"  config: {_plain(info['config'])}")
+    print(f"  config: {show_value(interface.config.to_dict())}")
 
 
 # -- retain find MODULE key=value ----------------------------------------------------------
@@ -183,7 +200,9 @@ PARSERS["find"] = _find_parser
 @command("find", "print the id of that exact configuration if committed, else exit 1")
 def find(args: argparse.Namespace) -> int:
     from .._get import get
+    from .browse import existing_storage
 
+    existing_storage()
     interface = get(args.module, parse_versions(args.words))
     if not interface.is_committed():
         if args.json:
@@ -208,37 +227,120 @@ def _show_parser(parser: argparse.ArgumentParser) -> None:
 PARSERS["show"] = _show_parser
 
 
-@command("show", "show a committed interface: record, config, status, files (by id or prefix)")
+@command("show", "show a committed interface: record, config, summary, status, files (by id or prefix)")
 def show(args: argparse.Namespace) -> int:
-    from .._get import get
+    from .browse import existing_storage
 
-    interface = get.by_id(args.id)
+    _check_id(args.id)
+    store = existing_storage()
+    record = _find_record(args.id, store)
+    id = record["id"]
     if args.cli:
-        line = recreate_command(interface)
-        print_json({"id": interface.id, "command": line}) if args.json else print(line)
+        line = recreate_command(record)
+        print_json({"id": id, "command": line}) if args.json else print(line)
         return EXIT_OK
-    record = interface.record or {}
-    directory = interface.local_directory()
-    files = interface.files()
-    state, error = _status(interface)
+    # The record is readable without its code (DESIGN decision 12): the class is loaded only
+    # for a component's status, and what fails to load is said, not raised.
+    interface, problem = _load(record, store)
+    directory = store.local_directory(id)
+    files = store.list_files(id)
+    summary = _summary(store, id)
+    state, error = _status(interface) if interface is not None else (None, None)
     if args.json:
         extra = {} if state is None else {"status": state, "error": error}
-        print_json({**record, "directory": directory, "files": files, **extra})
+        if problem is not None:
+            extra["code_error"] = problem
+        print_json({**record, "summary": summary, "directory": directory, "files": files, **extra})
         return EXIT_OK
-    print(f"{interface!r}  {record.get('module')}:{record.get('class')}  ({record.get('kind')})")
-    print(f"  id:        {interface.id}")
+    print(f"{record['class']} [{id[:6]}]  {record['module']}:{record['class']}  ({record['kind']})")
+    print(f"  id:        {id}")
     print(f"  created:   {record.get('created')}")
     print(f"  directory: {directory}")
-    print(f"  version:   {_plain(record.get('version'))}")
-    print(f"  config:    {_plain(record.get('config'))}")
+    print(f"  version:   {show_value(record.get('version'))}")
+    print(f"  config:    {show_value(record.get('config'))}")
+    if summary is not None:
+        print(f"  summary:   {show_value(summary, rounded=True)}")
     git = (record.get("provenance") or {}).get("git")
     if git:
         print(f"  git:       {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}")
+    if problem is not None:
+        print(f"  code:      not loaded ({problem}); shown from the record")
     if state is not None:
         detail = f" ({error['type']}: {_first_line(error.get('message'))})" if error else ""
         print(f"  status:    {state}{detail}")
     print(f"  files:     {', '.join(files) if files else '(none)'}")
     return EXIT_OK
+
+
+def _find_record(text: str, store: Storage) -> dict[str, Any]:
+    """The record of the committed interface whose id is or starts with `text`.
+
+    Raises:
+        InterfaceNotFoundError: none, or several (listed: then exit code 2).
+    """
+    import os
+
+    from ..identity import is_id
+    from ..storage.layout import RECORD_FILE, decode_record
+
+    prefix = text.strip().lower()
+    if is_id(prefix):
+        matches = [prefix] if store.has_record(prefix) else []
+    else:
+        matches = sorted(store.iter_ids(prefix))
+    if len(matches) > 1:
+        shown = ", ".join(matches[:10]) + (f" and {len(matches) - 10} more" if len(matches) > 10 else "")
+        raise InterfaceNotFoundError(
+            f"id prefix {prefix!r} is ambiguous in {store.url}: it matches {shown}; give more characters"
+        )
+    data = store.read_record(matches[0]) if matches else None
+    if data is None:
+        what = f"interface {prefix}" if is_id(prefix) else f"interface id starts with {prefix!r}"
+        raise InterfaceNotFoundError(f"no {what} in {store.url}")
+    where = os.path.join(store.local_directory(matches[0]), RECORD_FILE)
+    return decode_record(data, where, matches[0])
+
+
+def _load(record: dict[str, Any], store: Storage) -> tuple[Interface | None, str | None]:
+    """The interface of `record`, or None and why its code did not load."""
+    from .._errors import RetainError
+    from ..interface import Interface, load_record
+
+    try:
+        return load_record(Interface, record, store), None
+    except (RetainError, ImportError) as exc:
+        return None, " ".join(str(exc).split())
+
+
+def _summary(store: Storage, id: str) -> dict[str, Any] | None:
+    from ..storage.layout import SUMMARY_FILE, decode_summary
+
+    data = store.read_file(id, SUMMARY_FILE)
+    if data is None:
+        return None
+    try:
+        return decode_summary(data, SUMMARY_FILE)
+    except RetainError as exc:
+        return {"(damaged)": str(exc)}
+
+
+def show_value(value: Any, rounded: bool = False) -> str:
+    """A value of a record for people (see `output.human`): configurations exact, summaries
+    `rounded`."""
+    from .output import human
+
+    return human(value, quote=True, rounded=rounded)
+
+
+def _check_id(text: str) -> None:
+    """Refuse what is not an id or id prefix as bad input (exit 2), before looking: a
+    well-formed id that is not there is "not found" (exit 1)."""
+    prefix = text.strip().lower()
+    if not prefix or len(prefix) > 32 or not set(prefix) <= set("0123456789abcdef"):
+        raise UsageError(
+            f"{text!r} is not an id or id prefix (up to 32 hex characters, e.g. '29f034'); "
+            "`retain ls` lists the ids"
+        )
 
 
 def _status(interface: Interface) -> tuple[str | None, dict[str, Any] | None]:
@@ -258,11 +360,12 @@ def _first_line(text: Any) -> str:
     return lines[0] if lines else ""
 
 
-def recreate_command(interface: Interface) -> str:
-    """A shell-safe `retain` command whose `get` gives this identity."""
-    record = interface.record
+def recreate_command(committed: Interface | dict[str, Any]) -> str:
+    """A shell-safe `retain` command whose `get` gives this identity (of an interface or a
+    record)."""
+    record = committed if isinstance(committed, dict) else committed.record
     if record is None:
-        raise InterfaceNotFoundError(f"{interface!r} is not committed")
+        raise InterfaceNotFoundError(f"{committed!r} is not committed")
     words = ["retain", f"{record['module']}:{record['class']}"]
     for key, value in _flatten(record["canonical_config"]):
         words.append(f"{key}={_word(value)}")
@@ -291,4 +394,4 @@ def _word(value: Any) -> str:
     return format_value(value)
 
 
-__all__ = ["find", "recreate_command", "run", "show"]
+__all__ = ["find", "recreate_command", "run", "show", "show_value"]

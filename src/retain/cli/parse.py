@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RunWords",
+    "builtin_executions",
     "execution_module",
     "format_value",
     "parse_value",
@@ -149,6 +150,20 @@ def execution_module(name: str) -> str:
         except (ImportError, ValueError):
             pass
     return name
+
+
+def builtin_executions() -> list[str]:
+    """The names ``--execution`` knows without a module of the user's: the modules of
+    `retain.execution` that define an Execution (not its helpers)."""
+    import pkgutil
+
+    from .. import execution
+
+    helpers = {"base", "slurm_task"}
+    return sorted(
+        info.name for info in pkgutil.iter_modules(execution.__path__)
+        if not info.name.startswith("_") and info.name not in helpers
+    )
 
 
 #: Comparison operators of ``--where``, longest first so ``<=`` is not read as ``<``.

@@ -158,7 +158,7 @@ def run_now(component: Component, wait: bool | float) -> None:
     if outcome.failed:
         if outcome.exception is not None:
             raise outcome.exception
-        raise LaunchError(_failure_message([outcome], 1), [outcome])
+        raise LaunchError(_failure_message([outcome], [outcome]), [outcome])
 
 
 class Execution(Interface):
@@ -250,7 +250,7 @@ class Execution(Interface):
         outcomes = self._dispatch(list(components), wait)
         failures = [outcome for outcome in outcomes if outcome.failed]
         if failures:
-            raise LaunchError(_failure_message(failures, len(outcomes)), failures)
+            raise LaunchError(_failure_message(failures, outcomes), failures)
         return outcomes
 
     def describe(self) -> dict[str, Any]:
@@ -323,6 +323,20 @@ class Execution(Interface):
         return [outcomes[id] for id in unique if id in outcomes]
 
 
+def launch_counts(outcomes: list[Outcome]) -> str:
+    """What the other outcomes of a launch were, for a failure message: `` (2 ran, 1
+    cached)``; nothing when all failed."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        if not outcome.failed:
+            word = {"finished": "ran"}.get(outcome.status, outcome.status)
+            counts[word] = counts.get(word, 0) + 1
+    order = ["ran", "cached", "submitted", "dry_run"]
+    parts = [f"{counts.pop(word)} {word.replace('_', ' ')}" for word in order if word in counts]
+    parts += [f"{n} {word}" for word, n in sorted(counts.items())]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def check_importable(classes: Iterable[type], execution: Execution) -> None:
     """Raise `NotImportableError` naming every class another process could not import."""
     from ..component import Component
@@ -352,8 +366,8 @@ def check_importable(classes: Iterable[type], execution: Execution) -> None:
         )
 
 
-def _failure_message(failures: list[Outcome], total: int) -> str:
-    lines = [f"{len(failures)} of {total} component(s) failed (the others ran):"]
+def _failure_message(failures: list[Outcome], outcomes: list[Outcome]) -> str:
+    lines = [f"{len(failures)} of {len(outcomes)} component(s) failed{launch_counts(outcomes)}:"]
     for outcome in failures[:20]:
         error = outcome.error or {}
         what = repr(outcome.component) if outcome.component is not None else outcome.id

@@ -14,7 +14,7 @@ import time
 from contextvars import ContextVar
 
 from .._settings import index_setting
-from ..storage.layout import encode_journal_line, index_path, journal_path
+from ..storage.layout import INDEX_FILE, encode_journal_line, index_path, journal_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -89,9 +89,66 @@ def default_index(storage: Storage) -> Index:
             )
         from .sqlite import SqliteIndex
 
+        path = index_path(root)
+        if not _writable(os.path.dirname(path), root):
+            path = readonly_index_path(root)
         # setdefault: the writer thread and a query may get here at once; one instance wins.
-        index = _defaults.setdefault(storage, SqliteIndex(index_path(root)))
+        index = _defaults.setdefault(storage, SqliteIndex(path))
     return index
+
+
+def _writable(meta: str, root: str) -> bool:
+    """Whether the index can live in the storage: its `.retain` directory (or, before that
+    exists, the root) can be written. A storage that does not exist yet counts as writable:
+    the first commit creates it."""
+    if os.path.isdir(meta):
+        index = os.path.join(meta, INDEX_FILE)
+        return _allows_writes(meta) and (not os.path.exists(index) or _allows_writes(index))
+    return not os.path.isdir(root) or _allows_writes(root)
+
+
+def _allows_writes(path: str) -> bool:
+    # `os.access` reports a read-only mount even to root; the mode bits say that an archive
+    # was made read-only on purpose (`chmod -R a-w`), which root would otherwise write into.
+    try:
+        return os.access(path, os.W_OK) and bool(os.stat(path).st_mode & 0o222)
+    except OSError:
+        return False
+
+
+def readonly_index_path(root: str) -> str:
+    """Where the index of a storage that cannot be written (a read-only mount, an archive)
+    lives: in the user's cache (``$RETAIN_CACHE_DIR``, ``$XDG_CACHE_HOME/retain`` or
+    ``~/.cache/retain``), else in the temporary directory, under a name made of the storage's
+    path and its directory's identity. Built from the records by the first query."""
+    import hashlib
+    import re
+    import tempfile
+
+    from ..storage.fsspec import default_cache_dir
+
+    try:
+        info = os.stat(root)
+        identity = f"{info.st_dev}:{info.st_ino}"
+    except OSError:
+        identity = ""
+    digest = hashlib.sha256(f"{root}\n{identity}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", root).strip("-.")[-60:] or "root"
+    uid = getattr(os, "getuid", lambda: 0)()
+    for base in (default_cache_dir(), os.path.join(tempfile.gettempdir(), f"retain-{uid}")):
+        directory = os.path.join(base, "readonly-indexes")
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(directory, os.W_OK):
+            return os.path.join(directory, f"{name}-{digest}.sqlite")
+    from .._errors import IndexDatabaseError
+
+    raise IndexDatabaseError(
+        f"the storage {root} is read-only and no cache directory is writable for its index; "
+        "set RETAIN_CACHE_DIR to a writable directory"
+    )
 
 
 def journal(storage: Storage, id: str, kind: str, durable: bool = False) -> None:
