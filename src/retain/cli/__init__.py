@@ -131,9 +131,9 @@ def _global_parser() -> argparse.ArgumentParser:
 
 
 def _run(words: list[str]) -> int:
-    from . import browse, commands  # register the commands
+    from . import browse, commands, ui  # register the commands
 
-    del browse, commands
+    del browse, commands, ui
     known, rest = _global_parser().parse_known_args(words)
     if known.storage:
         from .._settings import storage

@@ -1,0 +1,680 @@
+"""What `retain ui` shows, as JSON-ready values, read from a storage and its index only.
+
+Nothing here writes to the storage. Tables are pages of an index query whose rows are kept
+between requests while the storage has not changed (its journal and its listing are the
+same), so paging and sorting 100,000 results do not query the index again; a result's
+records, files and run files are read through the storage.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+
+from .._errors import ConfigError, InterfaceNotFoundError, RecordError, UnsafePathError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..collection import Collection
+    from ..storage.base import Storage
+
+__all__ = ["Source", "jsonable", "safe_name"]
+
+#: The most rows one table request returns.
+MAX_LIMIT = 1000
+#: Rows a query result is kept at most, even when the storage shows no change (a storage
+#: without a cheap change token, such as an object store, is asked again after this).
+MAX_AGE_S = 60.0
+MAX_AGE_REMOTE_S = 5.0
+#: How many query results are kept (each is one list of index rows).
+CACHE_SIZE = 16
+#: Status counts of the overview are computed again after this.
+STATUS_AGE_S = 2.0
+#: The most bytes of a file a preview reads; of output.log, the most sent at first.
+PREVIEW_BYTES = 64 * 1024
+OUTPUT_TAIL_BYTES = 256 * 1024
+IMAGE_TYPES = {
+    ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+    ".webp": "image/webp", ".bmp": "image/bmp", ".svg": "image/svg+xml",
+}
+
+
+def jsonable(value: Any) -> Any:
+    """`value` with non-finite floats as the strings ``"NaN"``, ``"Infinity"``,
+    ``"-Infinity"`` (JSON has no such numbers) and other objects by repr."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return jsonable(value.tolist())
+    return repr(value)
+
+
+def _json(value: dict[str, Any]) -> dict[str, Any]:
+    return {str(k): jsonable(v) for k, v in value.items()}
+
+
+def safe_name(name: str) -> str:
+    """`name` if it is a relative path inside a result's directory.
+
+    Raises:
+        UnsafePathError: an absolute path, a drive, a backslash, or a ``..`` part.
+    """
+    parts = name.split("/")
+    if (
+        not name
+        or name.startswith("/")
+        or "\\" in name
+        or "\x00" in name
+        or (len(name) > 1 and name[1] == ":")
+        or any(part in ("", ".", "..") for part in parts)
+    ):
+        raise UnsafePathError(
+            f"file name {name!r} is not a relative path inside the result (no '..', no absolute "
+            "path); the names are those of GET /api/results/ID"
+        )
+    return name
+
+
+class _Stub:
+    """What the state of a component is read from: its storage and id (its class need not be
+    importable here)."""
+
+    __slots__ = ("storage", "id")
+
+    def __init__(self, storage: Storage, id: str) -> None:
+        self.storage = storage
+        self.id = id
+
+    def is_committed(self) -> bool:
+        return True
+
+
+class Source:
+    """The data of `retain ui` over one storage (thread-safe)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._lock = threading.Lock()
+        self._queries: dict[tuple[Any, ...], tuple[tuple[Any, ...], float, Collection[Any]]] = {}
+        #: Components seen finished: that never changes, so they are not looked at again.
+        self._finished: set[str] = set()
+        self._states: tuple[float, dict[str, str]] | None = None
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def _generation(self) -> tuple[Any, ...]:
+        """A token that changes when a commit or a summary is recorded in the journal, or when
+        directories are added or removed by hand."""
+        from ..storage.layout import journal_path
+
+        root = self.storage.local_root()
+        if root is None:
+            return ("remote",)
+        try:
+            info = os.stat(journal_path(root))
+            journal: tuple[int, int] = (info.st_size, info.st_mtime_ns)
+        except OSError:
+            journal = (0, 0)
+        return (journal, self.storage.listing_state())
+
+    def collection(self, ref: str | None, where: list[str], sort: str | None = None) -> Collection[Any]:
+        """The committed interfaces of class `ref` (``module:Class``; None: all) that pass the
+        ``retain ls --where`` expressions `where`, sorted by the field `sort` (``-field``:
+        largest first), newest first without."""
+        key = (ref, tuple(where), sort)
+        generation = self._generation()
+        limit = MAX_AGE_REMOTE_S if generation == ("remote",) else MAX_AGE_S
+        with self._lock:
+            found = self._queries.get(key)
+        if found is not None and found[0] == generation and time.monotonic() - found[1] < limit:
+            return found[2]
+        if sort:
+            base = self.collection(ref, where)
+            field = sort[1:] if sort.startswith("-") else sort
+            result = base.sort(field, reverse=sort.startswith("-"))
+        else:
+            result = self._query(ref, where)
+        with self._lock:
+            self._queries[key] = (generation, time.monotonic(), result)
+            while len(self._queries) > CACHE_SIZE:
+                del self._queries[next(iter(self._queries))]
+        return result
+
+    def _query(self, ref: str | None, where: list[str]) -> Collection[Any]:
+        from .._get import get
+        from ..cli.browse import where_groups
+        from ..interface import Interface
+
+        groups = where_groups(where)
+        first = groups[0] if groups else None
+        target: Any = Interface if ref is None else ref
+        runs = get.all(target, where=first, storage=self.storage)
+        for more in groups[1:]:
+            runs = runs.filter(more)
+        return runs
+
+    # -- overview -----------------------------------------------------------------------------
+
+    def states(self) -> dict[str, str]:
+        """The state of every committed component by id (other interfaces: ``committed``),
+        computed again at most every `STATUS_AGE_S`."""
+        with self._lock:
+            cached = self._states
+        if cached is not None and time.monotonic() - cached[0] < STATUS_AGE_S:
+            return cached[1]
+        everything = self.collection(None, [])
+        out: dict[str, str] = {}
+        for id, kind in zip(everything.ids(), everything.pluck("kind")):
+            out[id] = self.state(id, kind)[0]
+        with self._lock:
+            self._states = (time.monotonic(), out)
+        return out
+
+    def state(self, id: str, kind: str) -> tuple[str, dict[str, Any] | None]:
+        """(state, error) of one committed interface: a component's run state, else
+        ``committed``."""
+        if kind != "Component":
+            return "committed", None
+        if id in self._finished:
+            return "finished", None
+        from .._sweep import component_state
+
+        try:
+            state, error = component_state(_Stub(self.storage, id))  # type: ignore[arg-type]
+        except RecordError as exc:
+            return "unknown", {"type": "RecordError", "message": str(exc)}
+        if state == "finished":
+            self._finished.add(id)
+        return state, error
+
+    def classes(self) -> list[dict[str, Any]]:
+        """Each class with its count, its counts by state, and its newest result; classes
+        with running components first, then by newest result."""
+        everything = self.collection(None, [])
+        states = self.states()
+        classes: dict[str, dict[str, Any]] = {}
+        columns = zip(everything.ids(), everything.pluck("module"), everything.pluck("class"),
+                      everything.pluck("kind"), everything.pluck("created"))
+        for id, module, qualname, kind, created in columns:
+            ref = f"{module}:{qualname}"
+            entry = classes.get(ref)
+            if entry is None:
+                entry = classes[ref] = {
+                    "class": ref, "module": module, "name": qualname, "kind": kind, "count": 0,
+                    "states": {}, "newest": created,
+                }
+            entry["count"] += 1
+            state = states.get(id, "unknown")
+            entry["states"][state] = entry["states"].get(state, 0) + 1
+            if created > entry["newest"]:
+                entry["newest"] = created
+        return sorted(
+            classes.values(),
+            key=lambda entry: (entry["states"].get("running", 0) > 0, entry["newest"]),
+            reverse=True,
+        )
+
+    # -- tables -------------------------------------------------------------------------------
+
+    def table(
+        self, ref: str, where: list[str], sort: str | None, offset: int = 0, limit: int = 100
+    ) -> dict[str, Any]:
+        """One page of the results table of class `ref`: its rows (``id``, ``state``,
+        ``created``, ``duration``, ``config.*``, ``summary.*`` and any other index columns),
+        every column name, the total count, and the class of each input id shown."""
+        from ..collection import input_classes
+
+        if offset < 0 or limit < 1:
+            raise ConfigError(f"offset must be >= 0 and limit >= 1; got offset={offset}, limit={limit}")
+        limit = min(limit, MAX_LIMIT)
+        runs = self.collection(ref, where, sort)
+        page = runs[offset:offset + limit]
+        rows = page.to_table()
+        for row, kind in zip(rows, page.pluck("kind")):
+            state, error = self.state(row["id"], str(kind))
+            row["state"] = state
+            row["error"] = _error_line(error)
+            row["duration"] = self.duration(row["id"]) if state != "committed" else None
+        return _json({
+            "class": ref,
+            "total": len(runs),
+            "offset": offset,
+            "limit": limit,
+            "where": where,
+            "sort": sort,
+            "columns": self.columns(ref, where, rows),
+            "rows": rows,
+            "inputs": input_classes(page),
+        })
+
+    def columns(self, ref: str, where: list[str], rows: list[dict[str, Any]]) -> list[str]:
+        """The table's columns: fixed ones, then every config, summary and other column of the
+        first 500 results (and of `rows`), each group sorted."""
+        sample = self.collection(ref, where)[:500].to_table()
+        seen: dict[str, None] = {}
+        for row in sample + rows:
+            seen.update(dict.fromkeys(row))
+        fixed = ["id", "state", "created", "duration"]
+        hidden = {"module", "class", "kind", "error", *fixed}
+        config = sorted(k for k in seen if k.startswith("config."))
+        summary = sorted(k for k in seen if k.startswith("summary."))
+        other = sorted(k for k in seen if k not in hidden and k not in config and k not in summary)
+        return fixed + config + summary + other
+
+    def values(self, ref: str, keys: list[str], where: list[str]) -> dict[str, Any]:
+        """The values of fields `keys` (config keys, ``summary.<name>``, columns) for every
+        result of class `ref` that passes `where`, as columns (for sweep plots)."""
+        runs = self.collection(ref, where)
+        columns = {}
+        for key in keys:
+            if not key:
+                continue
+            field = key[len("config."):] if key.startswith("config.") else key
+            columns[key] = runs.pluck(field)
+        return _json({"class": ref, "total": len(runs), "ids": runs.ids(), "columns": columns})
+
+    # -- one result ---------------------------------------------------------------------------
+
+    def record(self, text: str) -> dict[str, Any]:
+        """The record of the committed interface whose id is or starts with `text`.
+
+        Raises:
+            InterfaceNotFoundError: none, several, or `text` is not an id prefix.
+        """
+        from ..identity import is_id
+        from ..storage.layout import RECORD_FILE, decode_record
+
+        prefix = text.strip().lower()
+        if not prefix or len(prefix) > 32 or not set(prefix) <= set("0123456789abcdef"):
+            raise InterfaceNotFoundError(f"{text!r} is not an id or id prefix (up to 32 hex characters)")
+        if is_id(prefix):
+            matches = [prefix] if self.storage.has_record(prefix) else []
+        else:
+            matches = sorted(self.storage.iter_ids(prefix))[:2]
+        if len(matches) > 1:
+            raise InterfaceNotFoundError(f"id prefix {prefix!r} is ambiguous; give more characters")
+        data = self.storage.read_record(matches[0]) if matches else None
+        if data is None:
+            raise InterfaceNotFoundError(f"no committed result with id {prefix!r} in {self.storage.url}")
+        return decode_record(data, f"{self.storage.url}/{matches[0]}/{RECORD_FILE}", matches[0])
+
+    def summary(self, id: str) -> dict[str, Any] | None:
+        from ..storage.layout import SUMMARY_FILE, decode_summary
+
+        data = self.storage.read_file(id, SUMMARY_FILE)
+        if data is None:
+            return None
+        try:
+            return decode_summary(data, SUMMARY_FILE)
+        except RecordError as exc:
+            return {"(damaged)": str(exc)}
+
+    def duration(self, id: str) -> float | None:
+        """Seconds the latest run took (or has taken so far, while it runs); None if it never
+        ran."""
+        from .._runfiles import parse_iso
+
+        try:
+            files = self.storage.run_files(id)
+            run = files.latest_run()
+            if not run:
+                return None
+            claim = files.claim(run) or {}
+            end = files.end(run)
+        except RecordError:
+            return None
+        try:
+            start = parse_iso(str(claim.get("started")))
+            stop = parse_iso(str(end["time"])) if end and end.get("time") else time.time()
+        except (ValueError, TypeError):
+            return None
+        return round(stop - start, 3)
+
+    def detail(self, text: str) -> dict[str, Any]:
+        """Everything the detail page shows about one result."""
+        from ..cli.commands import recreate_command
+        from ..identity import REF_KEY
+
+        record = self.record(text)
+        id = record["id"]
+        state, error = self.state(id, record.get("kind", ""))
+        baseline = record.get("baseline")
+        config = []
+        for key, value in _leaves(record.get("config") or {}):
+            default = _lookup(baseline, key) if isinstance(baseline, dict) else _NOTHING
+            link = value.get(REF_KEY) if isinstance(value, dict) else None
+            config.append({
+                "key": key, "value": value, "default": default is not _NOTHING and default == value,
+                "input": None if link is None else {"id": link, "class": value.get("class")},
+            })
+        inputs = []
+        for input_id in record.get("inputs") or []:
+            inputs.append({"id": input_id, "class": self._class_of(input_id)})
+        try:
+            command = recreate_command(record)
+        except ConfigError as exc:
+            command = f"(no command: {exc})"
+        events: list[dict[str, Any]] = []
+        if record.get("kind") == "Component":
+            try:
+                events = self.storage.run_files(id).events()
+            except RecordError:
+                events = []
+        return _json({
+            "id": id,
+            "class": f"{record.get('module')}:{record.get('class')}",
+            "name": record.get("class"),
+            "kind": record.get("kind"),
+            "created": record.get("created"),
+            "state": state,
+            "error": error,
+            "duration": self.duration(id) if state != "committed" else None,
+            "config": config,
+            "version": record.get("version"),
+            "inputs": inputs,
+            "users": self.users(id),
+            "summary": self.summary(id),
+            "files": self.files(id),
+            "provenance": record.get("provenance"),
+            "events": events,
+            "command": command,
+            "metrics": self.has_metrics(),
+        })
+
+    def _class_of(self, id: str) -> str | None:
+        data = self.storage.read_record(id)
+        if data is None:
+            return None
+        try:
+            value = json.loads(data)
+        except ValueError:
+            return None
+        return f"{value.get('module')}:{value.get('class')}" if isinstance(value, dict) else None
+
+    def users(self, id: str) -> list[dict[str, Any]]:
+        """The committed interfaces whose configuration holds `id` as an input (from the
+        index)."""
+        everything = self.collection(None, [])
+        found = []
+        # Row texts first: most rows do not mention the id at all.
+        for row in everything._rows:
+            if id in row[5] and _refers(json.loads(row[5]), id):
+                found.append({"id": row[0], "class": f"{row[1]}:{row[2]}"})
+                if len(found) >= 200:
+                    break
+        return found
+
+    def files(self, id: str) -> list[dict[str, Any]]:
+        """The files of a result, each with its size (when local) and preview kind."""
+        root = self.storage.local_root()
+        out = []
+        for name in self.storage.list_files(id):
+            size = None
+            if root is not None:
+                try:
+                    size = os.stat(os.path.join(self.storage.local_directory(id), name)).st_size
+                except OSError:
+                    size = None
+            out.append({"name": name, "size": size, "kind": _kind_of(name)})
+        return out
+
+    def file_bytes(self, id: str, name: str, most: int | None = None) -> bytes:
+        """The bytes of file `name` of result `id` (its first `most` bytes), read through
+        the storage.
+
+        Raises:
+            UnsafePathError: `name` leaves the result's directory.
+            InterfaceNotFoundError: no such result, or no such file in it.
+        """
+        safe_name(name)
+        id = self.record(id)["id"]
+        if name not in self.storage.list_files(id):
+            raise InterfaceNotFoundError(f"result {id[:6]} has no file {name!r}")
+        if most is not None and self.storage.local_root() is not None:
+            try:
+                with open(os.path.join(self.storage.local_directory(id), name), "rb") as handle:
+                    return handle.read(most)
+            except OSError:
+                pass
+        data = self.storage.read_file(id, name)
+        if data is None:
+            raise InterfaceNotFoundError(f"result {id[:6]} has no file {name!r}")
+        return data if most is None else data[:most]
+
+    def preview(self, id: str, name: str) -> dict[str, Any]:
+        """A preview of one file: text (its start), JSON (parsed), ``.npy`` (shape, dtype,
+        first values), an image (its URL), or the size of anything else."""
+        safe_name(name)
+        id = self.record(id)["id"]
+        kind = _kind_of(name)
+        if kind == "image":
+            self.file_bytes(id, name, 0)
+            return {"name": name, "kind": "image"}
+        if kind == "npy":
+            return {"name": name, "kind": "npy", **_npy_preview(self.file_bytes(id, name, PREVIEW_BYTES), self, id, name)}
+        data = self.file_bytes(id, name, PREVIEW_BYTES + 1)
+        cut = len(data) > PREVIEW_BYTES
+        data = data[:PREVIEW_BYTES]
+        if kind == "json" and not cut:
+            try:
+                return _json({"name": name, "kind": "json", "value": json.loads(data)})
+            except ValueError:
+                pass
+        if b"\x00" in data[:1024]:
+            return {"name": name, "kind": "binary", "bytes": len(data), "cut": cut}
+        return {"name": name, "kind": "text", "text": data.decode("utf-8", "replace"), "cut": cut}
+
+    def output(self, id: str, offset: int | None) -> dict[str, Any]:
+        """What the runs of `id` printed from byte `offset` (None: the last
+        `OUTPUT_TAIL_BYTES`), the offset to ask from next, and whether it still runs."""
+        record = self.record(id)
+        id = record["id"]
+        if record.get("kind") != "Component":
+            return {"id": id, "text": "", "offset": 0, "state": "committed", "start": 0}
+        data = self.storage.run_files(id).read_output()
+        start = max(0, len(data) - OUTPUT_TAIL_BYTES) if offset is None else min(max(offset, 0), len(data))
+        state, _ = self.state(id, "Component")
+        return {
+            "id": id, "start": start, "text": data[start:].decode("utf-8", "replace"),
+            "offset": len(data), "state": state,
+        }
+
+    # -- metrics ------------------------------------------------------------------------------
+
+    @staticmethod
+    def has_metrics() -> bool:
+        from ..interface import Interface
+
+        return hasattr(Interface, "metrics")
+
+    def series(self, id: str) -> dict[str, Any]:
+        """The curves of one result: its metrics by name (``{"step": [...], "value": [...]}``,
+        when this version of retain records metrics) and its summary values that are lists of
+        numbers (against their position)."""
+        record = self.record(id)
+        id = record["id"]
+        metrics: dict[str, dict[str, list[Any]]] = {}
+        if self.has_metrics():
+            from .._get import get
+
+            try:
+                interface = get.by_id(id, storage=self.storage)
+                points = interface.metrics()  # type: ignore[attr-defined]
+            except (ImportError, RecordError, InterfaceNotFoundError):
+                points = []
+            for point in points:
+                series = metrics.setdefault(str(point["name"]), {"step": [], "value": []})
+                series["step"].append(point["step"])
+                series["value"].append(point["value"])
+        lists = {}
+        for name, value in (self.summary(id) or {}).items():
+            if (
+                isinstance(value, list) and len(value) > 1
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            ):
+                lists[name] = value
+        return _json({"id": id, "metrics": metrics, "summary": lists})
+
+    # -- several results ----------------------------------------------------------------------
+
+    def compare(self, ids: list[str]) -> dict[str, Any]:
+        """Several results side by side: the config keys whose values differ, every summary
+        value, and the curves of each."""
+        if not ids:
+            raise ConfigError("compare needs ids: /api/compare?ids=ID,ID")
+        results = []
+        for text in ids[:20]:
+            record = self.record(text)
+            id = record["id"]
+            results.append({
+                "id": id,
+                "class": f"{record.get('module')}:{record.get('class')}",
+                "created": record.get("created"),
+                "state": self.state(id, record.get("kind", ""))[0],
+                "config": dict(_leaves(record.get("config") or {})),
+                "summary": self.summary(id) or {},
+                "series": self.series(id),
+            })
+        keys: dict[str, None] = {}
+        for result in results:
+            keys.update(dict.fromkeys(result["config"]))
+        differing = [
+            key for key in keys
+            if len({json.dumps(r["config"].get(key, "(missing)"), sort_keys=True) for r in results}) > 1
+        ]
+        names: dict[str, None] = {}
+        for result in results:
+            names.update(dict.fromkeys(result["summary"]))
+        return _json({
+            "results": results,
+            "differing": differing,
+            "same": [key for key in keys if key not in differing],
+            "summary_names": list(names),
+        })
+
+    def live(self) -> dict[str, Any]:
+        """The components that run now (or wait in a batch system): state, how long, the end
+        of their output and their last metric values."""
+        states = self.states()
+        active = [id for id, state in states.items() if state in ("running", "queued")]
+        everything = self.collection(None, [])
+        by_id = {}
+        wanted = set(active)
+        if wanted:
+            for found in everything._rows:
+                if found[0] in wanted:
+                    by_id[found[0]] = found
+        out = []
+        for id in active[:50]:
+            row = by_id.get(id)
+            state, _ = self.state(id, "Component")
+            text = self.storage.run_files(id).read_output()[-4096:].decode("utf-8", "replace")
+            out.append({
+                "id": id,
+                "class": f"{row[1]}:{row[2]}" if row else None,
+                "created": row[4] if row else None,
+                "state": state,
+                "duration": self.duration(id),
+                "output": text,
+            })
+        return _json({"running": out, "count": len(active), "metrics": self.has_metrics()})
+
+
+_NOTHING: Any = object()
+
+
+def _leaves(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    from ..index.base import config_leaves
+
+    return config_leaves(config, prefix)
+
+
+def _lookup(config: dict[str, Any], dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _NOTHING
+        value = value[part]
+    return value
+
+
+def _refers(value: Any, id: str) -> bool:
+    from ..identity import REF_KEY
+
+    if isinstance(value, dict):
+        if value.get(REF_KEY) == id:
+            return True
+        return any(_refers(item, id) for item in value.values())
+    if isinstance(value, list):
+        return any(_refers(item, id) for item in value)
+    return False
+
+
+def _error_line(error: dict[str, Any] | None) -> str | None:
+    if not error:
+        return None
+    lines = str(error.get("message") or "").strip().splitlines()
+    return f"{error.get('type', '?')}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def _kind_of(name: str) -> str:
+    lowered = name.lower()
+    extension = os.path.splitext(lowered)[1]
+    if extension in IMAGE_TYPES:
+        return "image"
+    if extension == ".npy":
+        return "npy"
+    if extension == ".json":
+        return "json"
+    if extension in (".txt", ".log", ".jsonl", ".csv", ".tsv", ".md", ".yaml", ".yml", ".toml", ".py", ".ini", ".cfg"):
+        return "text"
+    return "file"
+
+
+def _npy_preview(head: bytes, source: Source, id: str, name: str) -> dict[str, Any]:
+    """Shape, dtype and the first values of a ``.npy`` file from its header (the values need
+    numpy; object arrays are not unpickled)."""
+    import ast
+
+    if not head.startswith(b"\x93NUMPY") or len(head) < 10:
+        return {"error": "not a .npy file (no NUMPY header)"}
+    major = head[6]
+    size_bytes = 2 if major == 1 else 4
+    length = int.from_bytes(head[8:8 + size_bytes], "little")
+    start = 8 + size_bytes
+    try:
+        header = ast.literal_eval(head[start:start + length].decode("latin-1"))
+        shape, dtype, fortran = header["shape"], header["descr"], header["fortran_order"]
+    except (ValueError, SyntaxError, KeyError, TypeError):
+        return {"error": "the .npy header cannot be read"}
+    out: dict[str, Any] = {"shape": list(shape), "dtype": str(dtype), "fortran_order": bool(fortran)}
+    try:
+        import io
+
+        import numpy
+    except ImportError:
+        return out
+    try:
+        if source.storage.local_root() is not None:
+            array = numpy.load(os.path.join(source.storage.local_directory(id), name), mmap_mode="r", allow_pickle=False)
+        else:
+            array = numpy.load(io.BytesIO(source.file_bytes(id, name)), allow_pickle=False)
+        out["dtype"] = str(array.dtype)
+        out["first"] = jsonable(numpy.asarray(array.flat[:20] if array.ndim else array).tolist())
+        out["size"] = int(array.size)
+    except (ValueError, OSError) as exc:
+        out["first_error"] = str(exc)
+    return out
