@@ -38,6 +38,8 @@ STATUS_AGE_S = 2.0
 #: The most bytes of a file a preview reads; of output.log, the most sent at first.
 PREVIEW_BYTES = 64 * 1024
 OUTPUT_TAIL_BYTES = 256 * 1024
+#: The most values of a ``.npy`` file drawn as a curve.
+MAX_CURVE_POINTS = 200_000
 IMAGE_TYPES = {
     ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
     ".webp": "image/webp", ".bmp": "image/bmp", ".svg": "image/svg+xml",
@@ -502,8 +504,8 @@ class Source:
 
     def series(self, id: str) -> dict[str, Any]:
         """The curves of one result: its metrics by name (``{"step": [...], "value": [...]}``,
-        when this version of retain records metrics) and its summary values that are lists of
-        numbers (against their position)."""
+        when this version of retain records metrics) and its one-dimensional numeric ``.npy``
+        files of at most `MAX_CURVE_POINTS` values (against their position), by file name."""
         record = self.record(id)
         id = record["id"]
         metrics: dict[str, dict[str, list[Any]]] = {}
@@ -519,14 +521,35 @@ class Source:
                 series = metrics.setdefault(str(point["name"]), {"step": [], "value": []})
                 series["step"].append(point["step"])
                 series["value"].append(point["value"])
-        lists = {}
-        for name, value in (self.summary(id) or {}).items():
-            if (
-                isinstance(value, list) and len(value) > 1
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-            ):
-                lists[name] = value
-        return _json({"id": id, "metrics": metrics, "summary": lists})
+        arrays: dict[str, list[Any]] = {}
+        for name in self.storage.list_files(id):
+            if name.lower().endswith(".npy"):
+                values = self._curve(id, name)
+                if values is not None:
+                    arrays[name] = values
+        return _json({"id": id, "metrics": metrics, "files": arrays})
+
+    def _curve(self, id: str, name: str) -> list[Any] | None:
+        """The values of a one-dimensional numeric ``.npy`` file, or None (another shape or
+        type, too many values, numpy missing)."""
+        header = _npy_header(self.file_bytes(id, name, 4096))
+        if header is None:
+            return None
+        shape, descr = header
+        if len(shape) != 1 or not 1 < shape[0] <= MAX_CURVE_POINTS or descr[1:2] not in ("f", "i", "u"):
+            return None
+        try:
+            import io
+
+            import numpy
+        except ImportError:
+            return None
+        try:
+            array = numpy.load(io.BytesIO(self.file_bytes(id, name)), allow_pickle=False)
+        except (ValueError, OSError):
+            return None
+        values: list[Any] = array.tolist()
+        return values
 
     # -- several results ----------------------------------------------------------------------
 
@@ -644,23 +667,29 @@ def _kind_of(name: str) -> str:
     return "file"
 
 
-def _npy_preview(head: bytes, source: Source, id: str, name: str) -> dict[str, Any]:
-    """Shape, dtype and the first values of a ``.npy`` file from its header (the values need
-    numpy; object arrays are not unpickled)."""
+def _npy_header(head: bytes) -> tuple[list[int], str] | None:
+    """(shape, dtype descr) from the start of a ``.npy`` file; None if it is not one."""
     import ast
 
     if not head.startswith(b"\x93NUMPY") or len(head) < 10:
-        return {"error": "not a .npy file (no NUMPY header)"}
-    major = head[6]
-    size_bytes = 2 if major == 1 else 4
+        return None
+    size_bytes = 2 if head[6] == 1 else 4
     length = int.from_bytes(head[8:8 + size_bytes], "little")
     start = 8 + size_bytes
     try:
         header = ast.literal_eval(head[start:start + length].decode("latin-1"))
-        shape, dtype, fortran = header["shape"], header["descr"], header["fortran_order"]
+        return [int(n) for n in header["shape"]], str(header["descr"])
     except (ValueError, SyntaxError, KeyError, TypeError):
-        return {"error": "the .npy header cannot be read"}
-    out: dict[str, Any] = {"shape": list(shape), "dtype": str(dtype), "fortran_order": bool(fortran)}
+        return None
+
+
+def _npy_preview(head: bytes, source: Source, id: str, name: str) -> dict[str, Any]:
+    """Shape, dtype and the first values of a ``.npy`` file from its header (the values need
+    numpy; object arrays are not unpickled)."""
+    header = _npy_header(head)
+    if header is None:
+        return {"error": "not a .npy file, or its header cannot be read"}
+    out: dict[str, Any] = {"shape": header[0], "dtype": header[1]}
     try:
         import io
 

@@ -242,10 +242,10 @@ function curvesOf(entries) {
   // {title: [{name, x, y}]} from the series of several results
   const out = {};
   for (const {id, series} of entries) {
-    for (const [name, s] of Object.entries(series.metrics || {})) (out[name] = out[name] || []).push({name: short(id), x: s.step, y: s.value.map(num)});
-    for (const [name, values] of Object.entries(series.summary || {})) {
-      const title = `summary.${name}`;
-      (out[title] = out[title] || []).push({name: short(id), x: values.map((_, i) => i), y: values.map(num)});
+    for (const [name, s] of Object.entries(series.metrics || {})) (out[name] = out[name] || []).push({name: short(id), x: s.step, y: s.value.map(num), axis: "step"});
+    for (const [name, values] of Object.entries(series.files || {})) {
+      const title = name;
+      (out[title] = out[title] || []).push({name: short(id), x: values.map((_, i) => i), y: values.map(num), axis: "index"});
     }
   }
   return out;
@@ -256,14 +256,14 @@ function num(v) { return v === "NaN" ? NaN : v === "Infinity" ? Infinity : v ===
 function drawSeries(container, entries) {
   const curves = curvesOf(entries);
   const names = Object.keys(curves);
-  if (!names.length) { container.replaceChildren(el("p", {class: "muted"}, "No metrics or list-valued summary values to plot.")); return; }
+  if (!names.length) { container.replaceChildren(el("p", {class: "muted"}, "No metrics, and no one-dimensional .npy file, to plot.")); return; }
   container.replaceChildren();
   for (const title of names) {
     const div = el("div", {class: "chart", "data-title": title});
     container.append(div);
     const traces = curves[title].map((c) => ({type: c.x.length > 2000 ? "scattergl" : "scatter", mode: c.x.length > 200 ? "lines" : "lines+markers", name: c.name, x: c.x, y: c.y}));
     Plotly.newPlot(div, traces, {title: {text: title, font: {size: 13}}, margin: {l: 50, r: 15, t: 36, b: 36},
-      showlegend: traces.length > 1, xaxis: {title: {text: "step"}}}, {displaylogo: false, responsive: true});
+      showlegend: traces.length > 1, xaxis: {title: {text: curves[title][0].axis}}}, {displaylogo: false, responsive: true});
   }
 }
 
