@@ -19,6 +19,11 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+function show(...nodes) {
+  // The main area shows `nodes` (nested lists flattened; null and false left out).
+  main.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
+}
+
 async function api(path) {
   const response = await fetch(path, {headers: {accept: "application/json"}});
   let body;
@@ -69,7 +74,7 @@ async function route() {
   timers.forEach(clearInterval);
   timers = [];
   const {parts, params} = parseHash();
-  main.replaceChildren(el("p", {class: "muted"}, "Loading…"));
+  show(el("p", {class: "muted"}, "Loading…"));
   try {
     if (parts.length === 0) await overview();
     else if (parts[0] === "class") await table(parts[1], params);
@@ -77,9 +82,9 @@ async function route() {
     else if (parts[0] === "compare") await compare(params);
     else if (parts[0] === "sweep") await sweep(parts[1], params);
     else if (parts[0] === "live") await live();
-    else main.replaceChildren(errorBox(`no such page: ${location.hash}`));
+    else show(errorBox(`no such page: ${location.hash}`));
   } catch (error) {
-    main.replaceChildren(errorBox(error));
+    show(errorBox(error));
   }
 }
 
@@ -97,7 +102,7 @@ async function overview() {
     el("td", {}, fmtTime(c.newest)),
     el("td", {}, el("a", {href: `#/sweep/${encodeURIComponent(c.class)}`}, "sweep plot")),
   ));
-  main.replaceChildren(
+  show(
     el("h1", {}, "Classes"),
     data.classes.length ? el("table", {id: "classes"},
       el("thead", {}, el("tr", {}, el("th", {}, "class"), el("th", {}, "kind"), el("th", {}, "results"),
@@ -140,7 +145,7 @@ async function table(ref, params) {
   try {
     data = await api(`/api/classes/${encodeURIComponent(ref)}/rows?${query}`);
   } catch (error) {
-    main.replaceChildren(...header, errorBox(error));
+    show(...header, errorBox(error));
     return;
   }
   const shown = chosenColumns(ref, data.columns);
@@ -178,7 +183,7 @@ async function table(ref, params) {
     el("span", {id: "count"}, data.total ? `${data.offset + 1}–${last} of ${data.total.toLocaleString()}` : "no results"),
     el("button", {disabled: last >= data.total, onclick: page(data.offset + PAGE)}, "Next ›"),
     chooser, compareButton);
-  main.replaceChildren(...header, pager,
+  show(...header, pager,
     el("div", {class: "scroll"}, el("table", {id: "results"}, el("thead", {}, head), el("tbody", {}, body))));
 }
 
@@ -215,7 +220,7 @@ async function detail(id) {
   const charts = el("div", {class: "grid", id: "charts"});
   const files = el("div", {id: "files"});
   const output = el("pre", {class: "log", id: "output"});
-  main.replaceChildren(
+  show(
     el("h1", {}, `${data.name} [${short(data.id)}] `, data.kind === "Component" ? stateBadge(data.state) : null),
     el("div", {class: "muted mono"}, data.id, " · ", classLink(data.class),
       data.duration !== null ? ` · ${fmtDuration(data.duration)}` : ""),
@@ -317,7 +322,7 @@ async function compare(params) {
   const configRows = data.differing.map((key) => el("tr", {}, el("td", {class: "mono"}, key), results.map((r) => el("td", {}, key in r.config ? fmt(r.config[key]) : "—"))));
   const summaryRows = data.summary_names.map((key) => el("tr", {}, el("td", {class: "mono"}, key), results.map((r) => el("td", {class: "num"}, key in r.summary ? fmt(r.summary[key]) : "—"))));
   const charts = el("div", {class: "grid", id: "charts"});
-  main.replaceChildren(
+  show(
     el("h1", {}, `Compare ${results.length} results`),
     el("h2", {}, "Config keys that differ"),
     data.differing.length ? el("table", {id: "differing"}, el("thead", {}, headRow.cloneNode(true)), el("tbody", {}, configRows)) : el("p", {class: "muted"}, "(every config key is the same)"),
@@ -349,7 +354,7 @@ async function sweep(ref, params) {
     p.set("filter", filterInput.value.trim()); go(["sweep", ref], p); } });
   const scatter = el("div", {class: "chart", id: "scatter", style: "height:420px"});
   const parallel = el("div", {class: "chart", id: "parallel", style: "height:380px"});
-  main.replaceChildren(el("h1", {}, "Sweep plot of ", classLink(ref)),
+  show(el("h1", {}, "Sweep plot of ", classLink(ref)),
     el("div", {class: "toolbar"}, pick("x", x, keys), pick("y", y, keys), pick("color", color, keys, true), filterInput),
     scatter, el("h2", {}, `Parallel coordinates: config keys to ${y}`), parallel);
   const wanted = [...new Set([x, y, color, ...config].filter(Boolean))];
@@ -386,7 +391,7 @@ async function sweep(ref, params) {
 async function live() {
   const cards = el("div", {class: "cards", id: "live"});
   const status = el("p", {class: "muted", id: "live-status"});
-  main.replaceChildren(el("h1", {}, "Live"), status, cards);
+  show(el("h1", {}, "Live"), status, cards);
   const seen = new Map();
   const poll = async () => {
     const data = await api("/api/live");
