@@ -297,3 +297,52 @@ def test_live_lists_a_running_component_with_its_output(world: dict[str, Any]) -
     finally:
         process.terminate()
         process.wait(10)
+
+
+# -- the queries behind the tables, in process ---------------------------------------------------
+
+
+def test_a_query_is_answered_from_memory_until_the_storage_changes(
+    store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import retain
+    from retain.ui import _data
+    from retain.ui._data import Source
+
+    class Seen(retain.Interface):
+        Config = {"k": 0}
+
+    retain.get(Seen, {"k": 1}).commit()
+    source = Source(store)
+    queries: list[Any] = []
+    original = Source._query
+
+    def counted(self: Source, ref: Any, where: list[str]) -> Any:
+        queries.append((ref, where))
+        return original(self, ref, where)
+
+    monkeypatch.setattr(Source, "_query", counted)
+    ref = f"{Seen.__module__}:{Seen.__qualname__}"
+    assert len(source.collection(ref, [])) == 1
+    assert len(source.collection(ref, [], "-k")) == 1
+    assert len(source.collection(ref, [])) == 1
+    assert len(queries) == 1  # the sorted one is sorted from the rows already there
+
+    retain.get(Seen, {"k": 2}).commit()
+    runs, current = source.lookup(ref, [])
+    assert current and len(runs) == 2 and len(queries) == 2
+
+    # A query slower than the wait: the rows from before, marked not current, then the new ones.
+    def slow(self: Source, ref: Any, where: list[str]) -> Any:
+        time.sleep(0.5)
+        return original(self, ref, where)
+
+    monkeypatch.setattr(Source, "_query", slow)
+    monkeypatch.setattr(_data, "REFRESH_WAIT_S", 0.01)
+    retain.get(Seen, {"k": 3}).commit()
+    runs, current = source.lookup(ref, [])
+    assert not current and len(runs) == 2
+    runs = wait_for(lambda: (found := source.lookup(ref, []))[1] and found[0], what="the refreshed rows")
+    assert sorted(runs.pluck("k")) == [1, 2, 3]
+    page = source.table(ref, [], "-k", 0, 2)
+    assert page["current"] and [row["config.k"] for row in page["rows"]] == [3, 2] and page["total"] == 3

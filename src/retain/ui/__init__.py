@@ -41,6 +41,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _warm(source: Any) -> None:
+    """Answer the first queries in the background while the server starts."""
+    import threading
+
+    def run() -> None:
+        try:
+            source.warm()
+        except Exception:  # the same error reaches the first request that asks
+            pass
+
+    threading.Thread(target=run, name="retain-ui-warm", daemon=True).start()
+
+
 def serve(
     storage: Storage | str | None = None,
     *,
@@ -84,6 +97,7 @@ def serve(
     print(f"retain ui: serving {where} at {url}", file=out, flush=True)
     if not loopback:
         print("retain ui: listening beyond this machine; requests need the token in the URL above", file=out, flush=True)
+    _warm(app.state.source)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     try:

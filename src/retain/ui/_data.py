@@ -13,6 +13,8 @@ import math
 import os
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from .._errors import ConfigError, InterfaceNotFoundError, RecordError, UnsafePathError
 
@@ -33,6 +35,9 @@ MAX_AGE_S = 60.0
 MAX_AGE_REMOTE_S = 5.0
 #: How many query results are kept (each is one list of index rows).
 CACHE_SIZE = 16
+#: How long a request waits for a query run again after a change before it is answered
+#: with the previous rows (marked ``"current": false``).
+REFRESH_WAIT_S = 0.15
 #: Status counts of the overview are computed again after this.
 STATUS_AGE_S = 2.0
 #: The most bytes of a file a preview reads; of output.log, the most sent at first.
@@ -114,6 +119,8 @@ class Source:
         #: Components seen finished: that never changes, so they are not looked at again.
         self._finished: set[str] = set()
         self._states: tuple[float, dict[str, str]] | None = None
+        self._pending: dict[tuple[Any, ...], Future[Collection[Any]]] = {}
+        self._executor: ThreadPoolExecutor | None = None
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -135,25 +142,68 @@ class Source:
     def collection(self, ref: str | None, where: list[str], sort: str | None = None) -> Collection[Any]:
         """The committed interfaces of class `ref` (``module:Class``; None: all) that pass the
         ``retain ls --where`` expressions `where`, sorted by the field `sort` (``-field``:
-        largest first), newest first without."""
+        largest first), newest first without (see `lookup`)."""
+        return self.lookup(ref, where, sort)[0]
+
+    def lookup(self, ref: str | None, where: list[str], sort: str | None = None) -> tuple[Collection[Any], bool]:
+        """`collection`, and whether it is current.
+
+        A query answered before is answered from memory while the storage has not changed.
+        After a change, the query runs again in the background; when it takes longer than
+        `REFRESH_WAIT_S`, the previous answer is returned, marked not current (False), so
+        that a page of 100,000 rows never waits for the whole query.
+        """
         key = (ref, tuple(where), sort)
         generation = self._generation()
-        limit = MAX_AGE_REMOTE_S if generation == ("remote",) else MAX_AGE_S
         with self._lock:
             found = self._queries.get(key)
-        if found is not None and found[0] == generation and time.monotonic() - found[1] < limit:
-            return found[2]
+        if found is not None and self._current(found, generation):
+            return found[2], True
+        if found is None:
+            return self._compute(key, generation), True
+        future = self._submit(key, generation)
+        try:
+            return future.result(timeout=REFRESH_WAIT_S), True
+        except FutureTimeout:
+            return found[2], False
+
+    def _current(self, found: tuple[tuple[Any, ...], float, Collection[Any]], generation: tuple[Any, ...]) -> bool:
+        limit = MAX_AGE_REMOTE_S if generation == ("remote",) else MAX_AGE_S
+        return found[0] == generation and time.monotonic() - found[1] < limit
+
+    def _submit(self, key: tuple[Any, ...], generation: tuple[Any, ...]) -> Future[Collection[Any]]:
+        with self._lock:
+            pending = self._pending.get(key)
+            if pending is not None and not pending.done():
+                return pending
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="retain-ui")
+            future = self._pending[key] = self._executor.submit(self._compute, key, generation)
+            return future
+
+    def _compute(self, key: tuple[Any, ...], generation: tuple[Any, ...]) -> Collection[Any]:
+        """Run the query of `key` now and remember its answer."""
+        ref, where, sort = key
         if sort:
-            base = self.collection(ref, where)
+            base_key = (ref, where, None)
+            with self._lock:
+                found = self._queries.get(base_key)
+            base = found[2] if found is not None and self._current(found, generation) else self._compute(base_key, generation)
             field = sort[1:] if sort.startswith("-") else sort
             result = base.sort(field, reverse=sort.startswith("-"))
         else:
-            result = self._query(ref, where)
+            result = self._query(ref, list(where))
         with self._lock:
             self._queries[key] = (generation, time.monotonic(), result)
             while len(self._queries) > CACHE_SIZE:
                 del self._queries[next(iter(self._queries))]
         return result
+
+    def warm(self) -> None:
+        """Answer the overview's query and each class's table once (the first page of each
+        is then served from memory)."""
+        for entry in self.classes():
+            self.collection(entry["class"], [])
 
     def _query(self, ref: str | None, where: list[str]) -> Collection[Any]:
         from .._get import get
@@ -242,7 +292,7 @@ class Source:
         if offset < 0 or limit < 1:
             raise ConfigError(f"offset must be >= 0 and limit >= 1; got offset={offset}, limit={limit}")
         limit = min(limit, MAX_LIMIT)
-        runs = self.collection(ref, where, sort)
+        runs, current = self.lookup(ref, where, sort)
         page = runs[offset:offset + limit]
         rows = page.to_table()
         for row, kind in zip(rows, page.pluck("kind")):
@@ -253,6 +303,7 @@ class Source:
         return _json({
             "class": ref,
             "total": len(runs),
+            "current": current,
             "offset": offset,
             "limit": limit,
             "where": where,

@@ -176,6 +176,11 @@ async function table(ref, params) {
       compareButton.textContent = `Compare selected (${selected.size})`;
     }})),
     shown.map((c) => cell(c, row[c], row, data.inputs))));
+  if (data.current === false) {
+    // Rows from before the latest change, while the query runs again: show them, then the new ones.
+    const hash = location.hash;
+    setTimeout(() => { if (location.hash === hash) route(); }, 1000);
+  }
   const last = Math.min(data.offset + data.rows.length, data.total);
   const page = (to) => () => { const p = new URLSearchParams(params); p.set("offset", to); go(["class", ref], p); };
   const pager = el("div", {class: "toolbar"},
