@@ -121,6 +121,7 @@ class Source:
         self._states: tuple[float, dict[str, str]] | None = None
         self._pending: dict[tuple[Any, ...], Future[Collection[Any]]] = {}
         self._executor: ThreadPoolExecutor | None = None
+        self._columns: dict[tuple[Any, ...], tuple[Collection[Any], dict[str, None]]] = {}
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -316,9 +317,21 @@ class Source:
     def columns(self, ref: str, where: list[str], rows: list[dict[str, Any]]) -> list[str]:
         """The table's columns: fixed ones, then every config, summary and other column of the
         first 500 results (and of `rows`), each group sorted."""
-        sample = self.collection(ref, where)[:500].to_table()
-        seen: dict[str, None] = {}
-        for row in sample + rows:
+        runs = self.collection(ref, where)
+        key = (ref, tuple(where))
+        with self._lock:
+            known = self._columns.get(key)
+        if known is not None and known[0] is runs:
+            seen = dict(known[1])
+        else:
+            seen = {}
+            for row in runs[:500].to_table():
+                seen.update(dict.fromkeys(row))
+            with self._lock:
+                self._columns[key] = (runs, dict(seen))
+                while len(self._columns) > CACHE_SIZE:
+                    del self._columns[next(iter(self._columns))]
+        for row in rows:
             seen.update(dict.fromkeys(row))
         fixed = ["id", "state", "created", "duration"]
         hidden = {"module", "class", "kind", "error", *fixed}
