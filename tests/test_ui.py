@@ -346,3 +346,22 @@ def test_a_query_is_answered_from_memory_until_the_storage_changes(
     assert sorted(runs.pluck("k")) == [1, 2, 3]
     page = source.table(ref, [], "-k", 0, 2)
     assert page["current"] and [row["config.k"] for row in page["rows"]] == [3, 2] and page["total"] == 3
+
+
+def test_requests_on_a_kept_alive_connection_do_not_wait_for_delayed_acks(world: dict[str, Any]) -> None:
+    # A response is two writes (head, body): without TCP_NODELAY the second waited for the
+    # client's delayed ACK, 40 ms or more on every request after the first of a connection.
+    import http.client
+    import statistics
+
+    host, port = world["server"].base.split("//")[1].strip("/").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    times = []
+    for _ in range(9):
+        start = time.perf_counter()
+        connection.request("GET", "/api/live")
+        response = connection.getresponse()
+        assert response.status == 200 and response.read()
+        times.append(time.perf_counter() - start)
+    connection.close()
+    assert statistics.median(times[1:]) < 0.035, times
