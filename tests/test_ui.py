@@ -365,3 +365,15 @@ def test_requests_on_a_kept_alive_connection_do_not_wait_for_delayed_acks(world:
         times.append(time.perf_counter() - start)
     connection.close()
     assert statistics.median(times[1:]) < 0.035, times
+
+
+def test_results_are_filtered_by_their_inputs_own_config(world: dict[str, Any]) -> None:
+    server = world["server"]
+    rows = f"/api/classes/uiproject:Train/rows?filter="
+    found = server.json(rows + _q("data.n=5"))
+    assert sorted(r["id"] for r in found["rows"]) == sorted(world["trains"])
+    assert server.json(rows + _q("data.n>5"))["total"] == 0
+    assert [r["config.lr"] for r in server.json(rows + _q("data.n<=5 lr>0.15") + "&sort=lr")["rows"]] == [0.2, 0.3]
+    assert server.json(rows + _q("data.n>=5 data.n<6"))["total"] == 3
+    error = server.json(rows + _q("data.nope=1"), status=400)["error"]
+    assert "unknown config key 'nope' for Data" in error

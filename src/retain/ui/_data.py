@@ -122,6 +122,9 @@ class Source:
         self._pending: dict[tuple[Any, ...], Future[Collection[Any]]] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._columns: dict[tuple[Any, ...], tuple[Collection[Any], dict[str, None]]] = {}
+        self._inputs: dict[tuple[str, str], tuple[Collection[Any], dict[str, dict[str, Any]]]] = {}
+        self._import_lock = threading.Lock()
+        self._imported: set[str] = set()
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -160,9 +163,9 @@ class Source:
             found = self._queries.get(key)
         if found is not None and self._current(found, generation):
             return found[2], True
-        if found is None:
-            return self._compute(key, generation), True
         future = self._submit(key, generation)
+        if found is None:  # nothing to show meanwhile (one query for concurrent requests)
+            return future.result(), True
         try:
             return future.result(timeout=REFRESH_WAIT_S), True
         except FutureTimeout:
@@ -212,12 +215,82 @@ class Source:
         from ..interface import Interface
 
         groups = where_groups(where)
+        if ref is not None and any("." in key for group in groups for key in group):
+            groups = [self._through_inputs(ref, group) for group in groups]
         first = groups[0] if groups else None
         target: Any = Interface if ref is None else ref
+        if ref is not None:
+            self._import(ref)
         runs = get.all(target, where=first, storage=self.storage)
         for more in groups[1:]:
             runs = runs.filter(more)
         return runs
+
+    def _import(self, ref: str) -> None:
+        """Import the module of class `ref` once, before any query names it: two threads
+        resolving a class while its module is half imported would take it for missing (and
+        read the records without checking the config keys of a filter)."""
+        import importlib
+
+        module = ref.partition(":")[0].strip()
+        with self._import_lock:
+            if module in self._imported:
+                return
+            try:
+                importlib.import_module(module)
+            except Exception:  # not importable here: its records are read without its code
+                pass
+            self._imported.add(module)
+
+    def _through_inputs(self, ref: str, group: dict[str, Any]) -> dict[str, Any]:
+        """`group` with each condition on an input's own config (``data.n``: key ``n`` of the
+        interface in config key ``data``) as the inputs of class `ref` that pass it."""
+        from .._get import get
+        from ..identity import REF_KEY
+        from ..query import one_of
+
+        out: dict[str, Any] = {}
+        chosen: dict[str, list[dict[str, Any]]] = {}
+        for key, condition in group.items():
+            head, _, rest = key.partition(".")
+            refs = self._input_refs(ref, head) if rest and head not in ("config", "summary", "metrics") else {}
+            if not refs:
+                out[key] = condition
+                continue
+            by_class: dict[str, list[dict[str, Any]]] = {}
+            for reference in refs.values():
+                by_class.setdefault(f"{reference.get('module')}:{reference.get('class')}", []).append(reference)
+            matched = []
+            for name, references in by_class.items():
+                self._import(name)
+                ids = set(get.all(name, where={rest: condition}, storage=self.storage).ids())
+                matched += [reference for reference in references if reference[REF_KEY] in ids]
+            if head in chosen:  # two conditions on one input: both hold
+                kept = {reference[REF_KEY] for reference in matched}
+                matched = [reference for reference in chosen[head] if reference[REF_KEY] in kept]
+            chosen[head] = matched
+            out[head] = one_of(matched)
+        return out
+
+    def _input_refs(self, ref: str, key: str) -> dict[str, dict[str, Any]]:
+        """The interfaces in config key `key` of the results of class `ref`, by id (empty when
+        that key holds no interface)."""
+        from ..identity import REF_KEY
+
+        runs = self.collection(ref, [])
+        with self._lock:
+            known = self._inputs.get((ref, key))
+        if known is not None and known[0] is runs:
+            return known[1]
+        found: dict[str, dict[str, Any]] = {}
+        for row in runs._rows:
+            if REF_KEY in row[5]:
+                value = json.loads(row[5]).get(key)
+                if isinstance(value, dict) and REF_KEY in value:
+                    found[str(value[REF_KEY])] = value
+        with self._lock:
+            self._inputs[(ref, key)] = (runs, found)
+        return found
 
     # -- overview -----------------------------------------------------------------------------
 

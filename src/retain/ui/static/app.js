@@ -223,23 +223,24 @@ async function detail(id) {
     ...data.events.map((e) => [`${e.event} (run ${e.run})`, `${fmtTime(e.time)}${e.host ? " on " + e.host : ""}`]),
   ].filter(([, v]) => v !== undefined && v !== null);
   const charts = el("div", {class: "grid", id: "charts"});
-  const files = el("div", {id: "files"});
+  const files = el("div", {id: "files", class: "files"});
   const output = el("pre", {class: "log", id: "output"});
+  const section = (title, ...body) => el("section", {}, el("h2", {}, title), ...body);
   show(
     el("h1", {}, `${data.name} [${short(data.id)}] `, data.kind === "Component" ? stateBadge(data.state) : null),
     el("div", {class: "muted mono"}, data.id, " · ", classLink(data.class),
       data.duration !== null ? ` · ${fmtDuration(data.duration)}` : ""),
     data.error ? errorBox(`${data.error.type}: ${data.error.message}`) : null,
-    el("h2", {}, "Config ", el("span", {class: "muted", style: "font-weight:normal"}, "(defaults greyed)")),
-    config.length ? kvTable(config, "config") : el("p", {class: "muted"}, "(empty)"),
-    data.inputs.length ? [el("h2", {}, "Inputs"), el("ul", {}, data.inputs.map((i) => el("li", {}, resultLink(i.id, `${i.class} [${short(i.id)}]`))))] : null,
-    data.users.length ? [el("h2", {}, "Used by"), el("ul", {id: "users"}, data.users.map((u) => el("li", {}, resultLink(u.id, `${u.class} [${short(u.id)}]`))))] : null,
-    el("h2", {}, "Summary"),
-    summary.length ? kvTable(summary, "summary") : el("p", {class: "muted"}, "(none saved)"),
+    el("div", {class: "columns3"},
+      section(["Config ", el("span", {class: "muted", style: "font-weight:normal"}, "(defaults greyed)")],
+        config.length ? kvTable(config, "config") : el("p", {class: "muted"}, "(empty)")),
+      section("Summary", summary.length ? kvTable(summary, "summary") : el("p", {class: "muted"}, "(none saved)"),
+        data.inputs.length ? [el("h2", {}, "Inputs"), el("ul", {}, data.inputs.map((i) => el("li", {}, resultLink(i.id, `${i.class} [${short(i.id)}]`))))] : null,
+        data.users.length ? [el("h2", {}, "Used by"), el("ul", {id: "users"}, data.users.map((u) => el("li", {}, resultLink(u.id, `${u.class} [${short(u.id)}]`))))] : null),
+      section("Provenance", kvTable(provenance, "provenance"))),
     el("h2", {}, "Charts"), charts,
     el("h2", {}, "Files"), files,
     data.kind === "Component" ? [el("h2", {}, "Output"), output] : null,
-    el("h2", {}, "Provenance"), kvTable(provenance, "provenance"),
     el("h2", {}, "Reproduce"), el("pre", {class: "preview", id: "command"}, data.command),
   );
   const series = await api(`/api/results/${data.id}/series`);
