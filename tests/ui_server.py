@@ -51,6 +51,10 @@ class Train(Component):
         self.save_summary(loss=float(curve[-1]), accuracy=1.0 - float(curve[-1]))
 
 
+class Long(Interface):
+    Config = {"points": 100_000}
+
+
 class Point(Interface):
     Config = {"x": 0, "group": 0}
 
@@ -102,6 +106,11 @@ def populate(root: Path) -> dict[str, Any]:
                 failed.launch()
             except Exception:
                 pass
+            long = retain.get(uiproject.Long)
+            import numpy as np
+
+            long.save_file("signal.npy", np.sin(np.arange(long.config.points) / 500.0))
+            long.commit()
             points = []
             for x in range(150):
                 point = retain.get(uiproject.Point, {"x": x, "group": x % 3}).commit()
@@ -112,6 +121,7 @@ def populate(root: Path) -> dict[str, Any]:
             _hooks.flush()
             return {
                 "data": data.id, "trains": [t.id for t in trains], "failed": failed.id, "points": points,
+                "long": long.id,
             }
     finally:
         sys.path.remove(str(root))

@@ -232,7 +232,7 @@ def create_app(storage: Storage | str | None = None, *, token: str | None = None
         Route("/api/compare", answer(compare)),
         Route("/api/live", answer(live)),
     ]
-    middleware = [Middleware(GZipMiddleware, minimum_size=2048)]
+    middleware = [Middleware(GZipMiddleware, minimum_size=2048, compresslevel=1)]
     if loopback:
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES))
     if token:

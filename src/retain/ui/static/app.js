@@ -272,7 +272,9 @@ function drawSeries(container, entries) {
   for (const title of names) {
     const div = el("div", {class: "chart", "data-title": title});
     container.append(div);
-    const traces = curves[title].map((c) => ({type: c.x.length > 2000 ? "scattergl" : "scatter", mode: c.x.length > 200 ? "lines" : "lines+markers", name: c.name, x: c.x, y: c.y}));
+    // SVG lines: plotly simplifies a long line before drawing it (100,000 points draw in a
+    // fraction of a second, with or without a GPU); WebGL is for the sweep plot's markers.
+    const traces = curves[title].map((c) => ({type: "scatter", mode: c.x.length > 200 ? "lines" : "lines+markers", name: c.name, x: c.x, y: c.y}));
     Plotly.newPlot(div, traces, {title: {text: title, font: {size: 13}}, margin: {l: 50, r: 15, t: 36, b: 36},
       showlegend: traces.length > 1, xaxis: {title: {text: curves[title][0].axis}}}, {displaylogo: false, responsive: true});
   }
