@@ -67,10 +67,10 @@ def open_view(page: Any, world: dict[str, Any], hash: str) -> None:
     page.goto(world["server"].base + hash)
 
 
-def screenshot(page: Any, name: str) -> None:
-    """The top of the page (at most 860 pixels of it), as docs/images/NAME."""
+def screenshot(page: Any, name: str, most: int = 860) -> None:
+    """The top of the page (at most `most` pixels of it), as docs/images/NAME."""
     IMAGES.mkdir(parents=True, exist_ok=True)
-    height = min(860, int(page.evaluate("document.body.scrollHeight")) + 10)
+    height = min(most, int(page.evaluate("document.body.scrollHeight")) + 10)
     page.screenshot(path=str(IMAGES / name), clip={"x": 0, "y": 0, "width": 1280, "height": height}, full_page=True)
 
 
@@ -204,7 +204,7 @@ def test_sweep_plot_draws_a_scatter_and_parallel_coordinates(page: Any, world: d
     assert points == 150
     assert page.locator("#scatter canvas").count() >= 1  # scattergl draws on a canvas
     assert page.locator("#parallel .parcoords").count() == 1 or page.locator("#parallel g.parcoords").count() >= 1
-    screenshot(page, "ui-sweep.png")
+    screenshot(page, "ui-sweep.png", most=620)
 
 
 def test_a_chart_of_100000_points_draws_without_freezing_the_page(page: Any, world: dict[str, Any]) -> None:
