@@ -377,3 +377,14 @@ def test_results_are_filtered_by_their_inputs_own_config(world: dict[str, Any]) 
     assert server.json(rows + _q("data.n>=5 data.n<6"))["total"] == 3
     error = server.json(rows + _q("data.nope=1"), status=400)["error"]
     assert "unknown config key 'nope' for Data" in error
+
+
+@pytest.mark.parametrize("missing", ["uvicorn", "starlette", "plotly"])
+def test_without_the_ui_extra_the_error_says_what_to_install(store: Any, monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+    import sys
+
+    from retain.ui import serve
+
+    monkeypatch.setitem(sys.modules, missing, None)
+    with pytest.raises(ImportError, match=r"pip install 'retain\[ui\]'"):
+        serve(store, port=0)

@@ -72,9 +72,11 @@ def serve(
         OSError: the address cannot be bound (the port is taken).
     """
     try:
+        import plotly  # noqa: F401
+        import starlette  # noqa: F401
         import uvicorn
     except ImportError as exc:
-        raise ImportError("retain ui needs its extra: pip install 'retain[ui]'") from exc
+        raise ImportError(f"retain ui needs its extra ({exc}): pip install 'retain[ui]'") from exc
     loopback = is_loopback(host)
     if not loopback and not token:
         token = secrets.token_urlsafe(24)

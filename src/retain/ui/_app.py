@@ -14,7 +14,7 @@ import os
 import shlex
 
 from .._errors import InterfaceNotFoundError, RetainError, UnsafePathError
-from ._data import IMAGE_TYPES, Source, jsonable
+from ._data import IMAGE_TYPES, Source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -247,7 +247,3 @@ def _quote(text: str) -> str:
 
     return quote(text, safe="")
 
-
-def dumps(value: Any) -> str:
-    """JSON as the endpoints send it."""
-    return json.dumps(jsonable(value), ensure_ascii=False, allow_nan=False)
