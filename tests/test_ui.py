@@ -388,3 +388,13 @@ def test_without_the_ui_extra_the_error_says_what_to_install(store: Any, monkeyp
     monkeypatch.setitem(sys.modules, missing, None)
     with pytest.raises(ImportError, match=r"pip install 'retain\[ui\]'"):
         serve(store, port=0)
+
+
+def test_another_loopback_address_is_served_by_its_own_name(world: dict[str, Any]) -> None:
+    server = Server(world["root"] / "storage", world["root"], "--host", "127.0.0.2")
+    try:
+        assert server.url.startswith("http://127.0.0.2:") and "token" not in server.url
+        assert server.json("/api/classes")["classes"]
+        assert server.get("/api/classes", headers={"Host": "attacker.example"})[0] == 400
+    finally:
+        server.stop()

@@ -24,11 +24,13 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 
 
-def create_app(storage: Storage | str | None = None, *, token: str | None = None, loopback: bool = True) -> Any:
+def create_app(
+    storage: Storage | str | None = None, *, token: str | None = None, loopback: bool = True, host: str | None = None
+) -> Any:
     """The ASGI application of `retain ui` over `storage` (see `retain.ui._app.create_app`)."""
     from ._app import create_app as make
 
-    return make(storage, token=token, loopback=loopback)
+    return make(storage, token=token, loopback=loopback, host=host)
 
 
 def is_loopback(host: str) -> bool:
@@ -80,7 +82,7 @@ def serve(
     loopback = is_loopback(host)
     if not loopback and not token:
         token = secrets.token_urlsafe(24)
-    app = create_app(storage, token=token, loopback=loopback)
+    app = create_app(storage, token=token, loopback=loopback, host=host)
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

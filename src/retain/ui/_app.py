@@ -87,15 +87,17 @@ class _TokenGate:
         await self.app(scope, receive, send)
 
 
-def create_app(storage: Storage | str | None = None, *, token: str | None = None, loopback: bool = True) -> Any:
+def create_app(
+    storage: Storage | str | None = None, *, token: str | None = None, loopback: bool = True, host: str | None = None
+) -> Any:
     """The Starlette application of `retain ui` over `storage` (default: the storage in
     force).
 
     Args:
         token: when given, every request must carry it.
         loopback: served on a loopback address only: requests whose Host header names
-            another host are refused (a web page elsewhere cannot reach it through DNS
-            rebinding).
+            another host than `host` or a loopback name are refused (a web page elsewhere
+            cannot reach it through DNS rebinding).
     """
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -234,7 +236,8 @@ def create_app(storage: Storage | str | None = None, *, token: str | None = None
     ]
     middleware = [Middleware(GZipMiddleware, minimum_size=2048, compresslevel=1)]
     if loopback:
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES))
+        names = LOOPBACK_NAMES + ([host.strip("[]"), f"[{host.strip('[]')}]"] if host else [])
+        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=names))
     if token:
         middleware.insert(0, Middleware(_TokenGate, token=token))
     app = Starlette(routes=routes, middleware=middleware)
