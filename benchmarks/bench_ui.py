@@ -210,7 +210,7 @@ def write_section(n: int, seconds: float, populate_s: float, load_start: str) ->
         "column, states and the column list); the page in the middle is `offset=n/2`. The first "
         "request after the start includes the query of the 100,000 rows (if the warm-up has not "
         "answered it yet); after a commit the rows of before are served (`current: false`) while "
-        "the query runs again in the background, unless it finishes within 150 ms.",
+        "the query runs again in the background, unless it finishes within 50 ms.",
         "- ui_table_filtered_page: `filter=group=K` with a new K each time (never answered from "
         "memory): the index's equality query, then the page; also with a range on `lr`, and a range "
         "on a summary value (evaluated over the rows in Python).",

@@ -37,7 +37,7 @@ MAX_AGE_REMOTE_S = 5.0
 CACHE_SIZE = 16
 #: How long a request waits for a query run again after a change before it is answered
 #: with the previous rows (marked ``"current": false``).
-REFRESH_WAIT_S = 0.15
+REFRESH_WAIT_S = 0.05
 #: Status counts of the overview are computed again after this.
 STATUS_AGE_S = 2.0
 #: The most bytes of a file a preview reads; of output.log, the most sent at first.
