@@ -398,3 +398,18 @@ def test_another_loopback_address_is_served_by_its_own_name(world: dict[str, Any
         assert server.get("/api/classes", headers={"Host": "attacker.example"})[0] == 400
     finally:
         server.stop()
+
+
+def test_last_metric_values_are_columns_to_sort_and_filter_by(world: dict[str, Any]) -> None:
+    from retain import Interface
+
+    if not hasattr(Interface, "metrics"):
+        pytest.skip("metrics (Component.log_metrics) are not in this version of retain")
+    server = world["server"]
+    page = server.json("/api/classes/uiproject:Train/rows?sort=metrics.loss")
+    assert "metrics.loss" in page["columns"]
+    losses = [row["metrics.loss"] for row in page["rows"]]
+    assert losses == sorted(losses) and len(losses) == 4
+    assert server.json("/api/classes/uiproject:Train/rows?filter=" + _q("metrics.loss<0.1"))["total"] == 2
+    series = server.json(f"/api/results/{world['trains'][0]}/series")["metrics"]["loss"]
+    assert series["step"] == list(range(40)) and series["value"][0] == 1.0

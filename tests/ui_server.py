@@ -189,7 +189,8 @@ def start_slow(root: Path, seconds: float) -> subprocess.Popen[str]:
         f"retain.get(uiproject.Slow, {{'seconds': {seconds}}}).launch()"
     )
     process = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=root, env={**env, "RETAIN_STORAGE": str(root / "storage"), "PYTHONPATH": str(root)},
+        [sys.executable, "-c", code], cwd=root,
+        env={**env, "RETAIN_STORAGE": str(root / "storage"), "PYTHONPATH": os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     return process

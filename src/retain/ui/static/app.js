@@ -268,14 +268,17 @@ function drawSeries(container, entries) {
   const curves = curvesOf(entries);
   const names = Object.keys(curves);
   if (!names.length) { container.replaceChildren(el("p", {class: "muted"}, "No metrics, and no one-dimensional .npy file, to plot.")); return; }
-  container.replaceChildren();
+  // Charts already drawn are updated in place (the live view redraws every second).
+  const drawn = new Map([...container.querySelectorAll(".chart")].map((div) => [div.dataset.title, div]));
+  for (const [title, div] of drawn) if (!names.includes(title)) div.remove();
+  container.querySelectorAll(":scope > :not(.chart)").forEach((node) => node.remove());
   for (const title of names) {
-    const div = el("div", {class: "chart", "data-title": title});
-    container.append(div);
+    let div = drawn.get(title);
+    if (!div) { div = el("div", {class: "chart", "data-title": title}); container.append(div); }
     // SVG lines: plotly simplifies a long line before drawing it (100,000 points draw in a
     // fraction of a second, with or without a GPU); WebGL is for the sweep plot's markers.
     const traces = curves[title].map((c) => ({type: "scatter", mode: c.x.length > 200 ? "lines" : "lines+markers", name: c.name, x: c.x, y: c.y}));
-    Plotly.newPlot(div, traces, {title: {text: title, font: {size: 13}}, margin: {l: 50, r: 15, t: 36, b: 36},
+    Plotly.react(div, traces, {title: {text: title, font: {size: 13}}, margin: {l: 50, r: 15, t: 36, b: 36},
       showlegend: traces.length > 1, xaxis: {title: {text: curves[title][0].axis}}}, {displaylogo: false, responsive: true});
   }
 }
