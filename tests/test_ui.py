@@ -413,3 +413,33 @@ def test_last_metric_values_are_columns_to_sort_and_filter_by(world: dict[str, A
     assert server.json("/api/classes/uiproject:Train/rows?filter=" + _q("metrics.loss<0.1"))["total"] == 2
     series = server.json(f"/api/results/{world['trains'][0]}/series")["metrics"]["loss"]
     assert series["step"] == list(range(40)) and series["value"][0] == 1.0
+
+
+def test_a_failed_component_shows_its_error(world: dict[str, Any]) -> None:
+    data = world["server"].json(f"/api/results/{world['failed']}")
+    assert data["state"] == "failed" and data["error"]["type"] == "ValueError" and "boom" in data["error"]["message"]
+    assert [e["event"] for e in data["events"]] == ["started", "failed"]
+
+
+def test_results_whose_code_is_gone_are_shown_from_their_records(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    project = tmp_path / "gone"
+    project.mkdir()
+    (project / "vanished.py").write_text(
+        "from retain import Interface\n\nclass Kept(Interface):\n    Config = {'a': 1}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
+    code = "import retain, vanished; [retain.get(vanished.Kept, {'a': a}).commit().save_summary(b=a * 2) for a in range(3)]"
+    subprocess.run([sys.executable, "-c", code], cwd=project, env={**env, "RETAIN_STORAGE": str(tmp_path / "storage")}, check=True)
+    (project / "vanished.py").unlink()
+    server = Server(tmp_path / "storage", tmp_path)
+    try:
+        assert [c["class"] for c in server.json("/api/classes")["classes"]] == ["vanished:Kept"]
+        page = server.json("/api/classes/vanished:Kept/rows?sort=-a&filter=" + _q("summary.b>=2"))
+        assert [row["config.a"] for row in page["rows"]] == [2, 1]
+        detail = server.json(f"/api/results/{page['rows'][0]['id']}")
+        assert detail["summary"] == {"b": 4} and detail["command"].startswith("retain vanished:Kept")
+    finally:
+        server.stop()
