@@ -443,3 +443,14 @@ def test_results_whose_code_is_gone_are_shown_from_their_records(tmp_path: Path)
         assert detail["summary"] == {"b": 4} and detail["command"].startswith("retain vanished:Kept")
     finally:
         server.stop()
+
+
+def test_rows_sort_by_state_and_by_duration(world: dict[str, Any]) -> None:
+    server = world["server"]
+    by_state = server.json("/api/classes/uiproject:Train/rows?sort=state")["rows"]
+    assert [row["state"] for row in by_state] == ["failed", "finished", "finished", "finished"]
+    assert [row["state"] for row in server.json("/api/classes/uiproject:Train/rows?sort=-state")["rows"]][0] == "finished"
+    durations = [row["duration"] for row in server.json("/api/classes/uiproject:Train/rows?sort=-duration")["rows"]]
+    assert durations == sorted(durations, reverse=True)
+    # Interfaces have no runs: no duration, kept in their order after the others.
+    assert server.json("/api/classes/uiproject:Point/rows?sort=duration&limit=3")["total"] == 150

@@ -124,6 +124,7 @@ class Source:
         self._columns: dict[tuple[Any, ...], tuple[Collection[Any], dict[str, None]]] = {}
         self._inputs: dict[tuple[str, str], tuple[Collection[Any], dict[str, dict[str, Any]]]] = {}
         self._import_lock = threading.Lock()
+        self._durations: dict[str, float] = {}
         self._imported: set[str] = set()
 
     # -- queries ------------------------------------------------------------------------------
@@ -194,7 +195,10 @@ class Source:
                 found = self._queries.get(base_key)
             base = found[2] if found is not None and self._current(found, generation) else self._compute(base_key, generation)
             field = sort[1:] if sort.startswith("-") else sort
-            result = base.sort(field, reverse=sort.startswith("-"))
+            if field in ("state", "duration"):
+                result = self._sort_by_runs(base, field, sort.startswith("-"))
+            else:
+                result = base.sort(field, reverse=sort.startswith("-"))
         else:
             result = self._query(ref, list(where))
         with self._lock:
@@ -202,6 +206,20 @@ class Source:
             while len(self._queries) > CACHE_SIZE:
                 del self._queries[next(iter(self._queries))]
         return result
+
+    def _sort_by_runs(self, runs: Collection[Any], field: str, reverse: bool) -> Collection[Any]:
+        """`runs` sorted by state or by the duration of the latest run (read from run files,
+        not the index; missing values last)."""
+        kinds = runs.pluck("kind")
+        if field == "state":
+            states = self.states()
+            values: list[Any] = [states.get(id) or self.state(id, str(kind))[0] for id, kind in zip(runs.ids(), kinds)]
+        else:
+            values = [self.duration(id) if kind == "Component" else None for id, kind in zip(runs.ids(), kinds)]
+        present = [(value, row) for value, row in zip(values, runs._rows) if value is not None]
+        missing = [row for value, row in zip(values, runs._rows) if value is None]
+        present.sort(key=lambda pair: pair[0], reverse=reverse)
+        return runs._derive([row for _, row in present] + missing)
 
     def warm(self) -> None:
         """Answer the overview's query and each class's table once (the first page of each
@@ -463,8 +481,12 @@ class Source:
 
     def duration(self, id: str) -> float | None:
         """Seconds the latest run took (or has taken so far, while it runs); None if it never
-        ran."""
+        ran. Kept for finished components (it no longer changes)."""
         from .._runfiles import parse_iso
+
+        known = self._durations.get(id)
+        if known is not None:
+            return known
 
         try:
             files = self.storage.run_files(id)
@@ -480,7 +502,10 @@ class Source:
             stop = parse_iso(str(end["time"])) if end and end.get("time") else time.time()
         except (ValueError, TypeError):
             return None
-        return round(stop - start, 3)
+        seconds = round(stop - start, 3)
+        if end is not None and id in self._finished:
+            self._durations[id] = seconds
+        return seconds
 
     def detail(self, text: str) -> dict[str, Any]:
         """Everything the detail page shows about one result."""

@@ -160,7 +160,7 @@ async function table(ref, params) {
         localStorage.setItem(`retain-columns:${ref}`, JSON.stringify([...hidden]));
         route();
       }}), " ", c))));
-  const sortable = (c) => !["state", "duration"].includes(c);
+  const sortable = () => true;
   const head = el("tr", {}, el("th", {}, ""), shown.map((c) => {
     const key = c.startsWith("config.") ? c.slice(7) : c;
     const mark = sort === key ? " ▲" : sort === `-${key}` ? " ▼" : "";
