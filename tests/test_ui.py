@@ -454,3 +454,19 @@ def test_rows_sort_by_state_and_by_duration(world: dict[str, Any]) -> None:
     assert durations == sorted(durations, reverse=True)
     # Interfaces have no runs: no duration, kept in their order after the others.
     assert server.json("/api/classes/uiproject:Point/rows?sort=duration&limit=3")["total"] == 150
+
+
+def test_a_link_out_of_a_result_is_not_followed(world: dict[str, Any], tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0")
+    directory = world["root"] / "storage" / world["data"]
+    link = directory / "escape.txt"
+    link.symlink_to(secret)
+    try:
+        server = world["server"]
+        listed = [f["name"] for f in server.json(f"/api/results/{world['data']}")["files"]]
+        for route in ("files", "preview"):
+            code, _, body = server.get(f"/api/results/{world['data']}/{route}/escape.txt")
+            assert code in (400, 404) and b"root:x" not in body, (route, listed, code, body)
+    finally:
+        link.unlink()

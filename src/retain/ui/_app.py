@@ -178,9 +178,11 @@ def create_app(
 
     def raw_file(request: Request) -> Any:
         name = request.path_params["name"]
-        data = source.file_bytes(request.path_params["id"], name)
+        id = request.path_params["id"]
+        path = source.local_file(id, name)
+        head = source.file_bytes(id, name, 1024)
         extension = os.path.splitext(name.lower())[1]
-        media = IMAGE_TYPES.get(extension, "text/plain; charset=utf-8" if b"\x00" not in data[:1024] else "application/octet-stream")
+        media = IMAGE_TYPES.get(extension, "text/plain; charset=utf-8" if b"\x00" not in head else "application/octet-stream")
         headers = {
             "x-content-type-options": "nosniff",
             # A stored file is data, never a page of this site: no scripts, even in an SVG.
@@ -189,7 +191,9 @@ def create_app(
         }
         if request.query_params.get("download"):
             headers["content-disposition"] = f"attachment; filename*=UTF-8''{_quote(os.path.basename(name))}"
-        return Response(data, media_type=media, headers=headers)
+        if path is not None:  # streamed from the disk, not read into memory
+            return FileResponse(path, media_type=media, headers=headers)
+        return Response(source.file_bytes(id, name), media_type=media, headers=headers)
 
     def output(request: Request) -> Any:
         text = request.query_params.get("offset")

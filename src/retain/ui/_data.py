@@ -603,10 +603,7 @@ class Source:
             UnsafePathError: `name` leaves the result's directory.
             InterfaceNotFoundError: no such result, or no such file in it.
         """
-        safe_name(name)
-        id = self.record(id)["id"]
-        if name not in self.storage.list_files(id):
-            raise InterfaceNotFoundError(f"result {id[:6]} has no file {name!r}")
+        id = self._checked(id, name)
         if most is not None and self.storage.local_root() is not None:
             try:
                 with open(os.path.join(self.storage.local_directory(id), name), "rb") as handle:
@@ -617,6 +614,36 @@ class Source:
         if data is None:
             raise InterfaceNotFoundError(f"result {id[:6]} has no file {name!r}")
         return data if most is None else data[:most]
+
+    def _checked(self, id: str, name: str) -> str:
+        """The full id of result `id`, once `name` is known to be one of its files, inside its
+        directory (on a local storage, a symbolic link pointing elsewhere is refused too).
+
+        Raises:
+            UnsafePathError: `name` leaves the result's directory.
+            InterfaceNotFoundError: no such result, or no such file in it.
+        """
+        safe_name(name)
+        id = self.record(id)["id"]
+        if name not in self.storage.list_files(id):
+            raise InterfaceNotFoundError(f"result {id[:6]} has no file {name!r}")
+        if self.storage.local_root() is not None:
+            directory = os.path.realpath(self.storage.local_directory(id))
+            if not os.path.realpath(os.path.join(directory, name)).startswith(directory + os.sep):
+                raise UnsafePathError(
+                    f"file {name!r} of result {id[:6]} is a link to a place outside the result's "
+                    "directory; it is not served"
+                )
+        return id
+
+    def local_file(self, id: str, name: str) -> str | None:
+        """The local path of file `name` of result `id` on a local storage (None on another);
+        checked as `file_bytes` checks it."""
+        id = self._checked(id, name)
+        if self.storage.local_root() is None:
+            return None
+        path = os.path.join(self.storage.local_directory(id), name)
+        return path if os.path.isfile(path) else None
 
     def preview(self, id: str, name: str) -> dict[str, Any]:
         """A preview of one file: text (its start), JSON (parsed), ``.npy`` (shape, dtype,
@@ -648,13 +675,24 @@ class Source:
         id = record["id"]
         if record.get("kind") != "Component":
             return {"id": id, "text": "", "offset": 0, "state": "committed", "start": 0}
-        data = self.storage.run_files(id).read_output()
-        start = max(0, len(data) - OUTPUT_TAIL_BYTES) if offset is None else min(max(offset, 0), len(data))
+        files = self.storage.run_files(id)
+        if self.storage.local_root() is not None:
+            # Only the new bytes are read: the log of a long run is polled every second.
+            try:
+                with open(files.output_log, "rb") as handle:
+                    size = handle.seek(0, os.SEEK_END)
+                    start = max(0, size - OUTPUT_TAIL_BYTES) if offset is None else min(max(offset, 0), size)
+                    handle.seek(start)
+                    chunk = handle.read(size - start)
+            except (FileNotFoundError, NotADirectoryError):
+                size, start, chunk = 0, 0, b""
+        else:
+            data = files.read_output()
+            size = len(data)
+            start = max(0, size - OUTPUT_TAIL_BYTES) if offset is None else min(max(offset, 0), size)
+            chunk = data[start:]
         state, _ = self.state(id, "Component")
-        return {
-            "id": id, "start": start, "text": data[start:].decode("utf-8", "replace"),
-            "offset": len(data), "state": state,
-        }
+        return {"id": id, "start": start, "text": chunk.decode("utf-8", "replace"), "offset": size, "state": state}
 
     # -- metrics ------------------------------------------------------------------------------
 
