@@ -88,6 +88,24 @@ def test_empty_dict_default_is_an_open_mapping() -> None:
     assert train.config.extra.to_dict() == {"anything": 1, "nested": {"deep": True}}
 
 
+def test_dotted_keys_nest_at_every_level_of_an_open_mapping() -> None:
+    class Open(Element):
+        Config: dict[str, object] = {}
+
+    nested = Open({"a": {"b": {"c": {"d": 1}}}})
+    for spelling in ({"a.b": {"c.d": 1}}, {"a": {"b.c": {"d": 1}}}, {"a.b.c.d": 1}):
+        element = Open(spelling)
+        assert element.config.to_dict() == {"a": {"b": {"c": {"d": 1}}}}
+        assert element == nested and element.id == nested.id
+    # a plain value replaced by a mapping nests its dotted keys too
+    assert Open([{"a": 1}, {"a": {"x.y": 2}}]).config.to_dict() == {"a": {"x": {"y": 2}}}
+    # an open mapping under a strict config
+    train = Train({"extra": {"x.y": 1}})
+    assert train.config.extra.to_dict() == {"x": {"y": 1}}
+    assert train == Train({"extra.x.y": 1}) == Train({"extra": {"x": {"y": 1}}})
+    assert Train({"extra": {"k": {"p.q": 1}}}) == Train({"extra.k.p.q": 1})
+
+
 def test_version_calls_with_literal_arguments() -> None:
     assert Train("~large").config.batch_size == 16
     assert Train("~large(3)").config.batch_size == 24

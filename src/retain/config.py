@@ -313,13 +313,21 @@ def _apply(merged: dict[str, Any], update: Mapping[str, Any], shape: Shape, pref
         child_shape = _child_shape(node_shape, last, path, owner)
         full = f"{path}.{last}" if path else last
         current = target.get(last)
-        if type(current) is dict and (
-            type(value) is dict
-            or (isinstance(value, Mapping) and not hasattr(value, "__retain_reference__"))
+        if type(value) is dict or (
+            isinstance(value, Mapping) and not hasattr(value, "__retain_reference__")
         ):
-            _apply(current, value, child_shape, full, owner)
-        else:
-            target[last] = copy_tree(value)
+            if type(current) is dict:
+                _apply(current, value, child_shape, full, owner)
+                continue
+            if child_shape == OPEN and all(type(k) is str for k in value):
+                # A mapping where the Config leaves keys open nests its dotted keys, as it
+                # would below an existing mapping: {"a.b": {"c.d": 1}} is {"a": {"b": {"c": {"d": 1}}}}.
+                # (Other keys are left for `to_json`, which names the key it refuses.)
+                fresh: dict[str, Any] = {}
+                _apply(fresh, value, OPEN, full, owner)
+                target[last] = fresh
+                continue
+        target[last] = copy_tree(value)
 
 
 def _child_shape(shape: Shape, key: str, path: str, owner: type) -> Shape:
