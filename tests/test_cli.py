@@ -194,6 +194,8 @@ def test_show_and_recreate(pi: Path, capsys: pytest.CaptureFixture[str]) -> None
         (["mc_pi", "--launch", "--execution", "no_such_backend"], 2, "no module named 'no_such_backend'"),
         (["mc_pi", "--launch", "--execution", "estimate_pi"], 2, "not an Execution"),
         (["mc_pi", "--launch", "--execution", "pool", "procesez=2"], 2, "unknown config key 'procesez'"),
+        (["mc_pi", "samples=abc", "--launch", "--dry-run"], 2, "'samples' of McPi expects int"),
+        (["mc_pi", "fail=1", "--launch", "--dry-run"], 2, "'fail' of McPi expects bool"),
         (["typed_pi", "samples=many", "--launch"], 2, "samples"),
         (["ls", "no_such_module"], 2, "no module named 'no_such_module'"),
         (["ls", "mc_pi", "--where", "lx<1"], 2, "unknown config key 'lx'"),
