@@ -53,6 +53,22 @@ def test_numbers_are_normalised_but_booleans_are_not_numbers() -> None:
     assert Model({"tags": {"x": -0.0}}).id == Model({"tags": {"x": 0}}).id
 
 
+def test_an_integral_float_and_the_int_it_equals_are_one_identity_at_every_magnitude() -> None:
+    def tag(value: object) -> str:
+        return Model({"tags": {"v": value}}).id
+
+    for n in (2**53, 2**63 - 1024, 2**63, -(2**63), 2**64, 10**20, -(10**22), 2**1023):
+        assert float(n) == n
+        assert tag(n) == tag(float(n)), n
+        assert tag([n]) == tag([float(n)]) and tag({"x": n}) == tag({"x": float(n)})
+    assert tag(2**63 + 1) != tag(float(2**63)) and float(2**63 + 1) != 2**63 + 1
+    assert tag(2**1024) != tag(2**1024 + 1)  # no float equals these: they stay exact ints
+    assert Model({"depth": 2**64}).id == Model({"depth": float(2**64)}).id
+    assert Model({"lr": 2**64}).id == Model({"lr": float(2**64)}).id
+    # the stored configuration keeps the value as given; only the canonical form meets
+    assert Model({"tags": {"v": 2**64}}).config.tags.v == 2**64
+
+
 def test_explicit_defaults_do_not_change_identity() -> None:
     assert Model({"lr": 0.1, "opt.beta": 0.9}).id == Model().id
     assert Model().canonical_config == {}

@@ -24,6 +24,7 @@ __all__ = [
     "compute_id",
     "drop_defaults",
     "is_id",
+    "normal_number",
     "same_value",
     "to_json",
 ]
@@ -91,7 +92,7 @@ def to_json(
     if value is None or kind is str or kind is bool:
         return value
     if kind is int:
-        return value
+        return value if not normalize or -_BIG < value < _BIG else normal_number(value)
     if kind is float:
         return _number(value, path, normalize)
     if kind is dict or isinstance(value, Mapping):
@@ -117,7 +118,7 @@ def to_json(
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
-        return int(value)
+        return normal_number(int(value)) if normalize else int(value)
     if isinstance(value, float):
         return _number(float(value), path, normalize)
     if isinstance(value, str):
@@ -142,12 +143,31 @@ def _number(value: float, path: str, normalize: bool) -> float | int:
             f"config key {_where(path)}: {value!r} has no JSON form and cannot be part of an "
             "identity; use None or a finite number instead"
         )
-    if normalize:
+    return normal_number(value) if normalize else value
+
+
+#: Below this magnitude an integral float is canonically the int it equals (``1.0 -> 1``);
+#: from it on, canonically a float, and so is an int that a float equals exactly
+#: (``2**64 -> 1.8446744073709552e+19``). Both spellings of a number meet at every magnitude
+#: and the canonical form of every float stays what it has been since scheme 1 (no id moves).
+_BIG = 2**63
+
+
+def normal_number(value: int | float) -> int | float:
+    """The canonical form of a finite number: equal numbers get one form (``1 == 1.0``)."""
+    if type(value) is float:
         if value == 0.0:
             return 0  # also folds -0.0
-        if value.is_integer() and abs(value) < 2**63:
+        if value.is_integer() and -_BIG < value < _BIG:
             return int(value)
-    return value
+        return value
+    if -_BIG < value < _BIG:
+        return value
+    try:
+        as_float = float(value)
+    except OverflowError:  # beyond every float (2**1024): no float spelling to meet
+        return value
+    return as_float if as_float == value else value
 
 
 def _unsupported(value: Any, path: str) -> IdentityError:
