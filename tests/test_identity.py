@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from retain import Element, IdentityError, Interface
+from retain import ConfigError, Element, IdentityError, Interface, get
 from retain.identity import SCHEME, canonical_json, compute_id
 
 
@@ -131,6 +131,52 @@ def test_values_without_canonical_form_are_rejected_naming_the_key(value: object
     model = Model({"tags": {"bad": value}})
     with pytest.raises(IdentityError, match=match):
         model.id
+
+
+def test_strings_must_be_unicode_that_utf8_can_encode_naming_the_key(store: object) -> None:
+    # A lone surrogate ("\udcff", what os.fsdecode makes of an undecodable byte) has no UTF-8 form.
+    cases = [
+        ({"tags": {"bad": "x\udcff"}}, "'tags.bad'"),
+        ({"tags": {"\udcff": 1}}, "'tags'.*key '\\\\udcff'"),
+        ({"tags": {"l": ["ok", "\ud800"]}}, "'tags.l\\[1\\]'"),
+        ({"opt.name": "\udcff"}, "'opt.name'"),
+    ]
+    for version, where in cases:
+        with pytest.raises(IdentityError, match=f"{where}.*lone surrogate.*UTF-8"):
+            Model(version).id
+        with pytest.raises(IdentityError):
+            get(Model, version).commit()
+    assert not list(store.iter_ids())  # type: ignore[attr-defined]
+    assert Model({"tags": {"ñandú": "✓ 鳥"}}).id  # any other text is fine
+
+
+def test_keys_starting_with_dollar_are_reserved(store: object) -> None:
+    class Data(Interface):
+        Config = {"n": 1}
+
+    class User(Interface):
+        Config = {"data": None, "opts": {}}
+
+    forged = {"$interface": Data().id, "class": "Data", "module": Data.__module__}
+    for version, where in [
+        ({"data": forged}, "'data.\\$interface'"),
+        ({"opts": {"$interface": "x"}}, "'opts.\\$interface'"),
+        ({"opts": {"a": [{"$ref": 1}]}}, "'opts.a\\[0\\].\\$ref'"),
+    ]:
+        with pytest.raises(ConfigError, match=f"{where}.*'\\$' are reserved"):
+            User(version).id
+        with pytest.raises(ConfigError):
+            get(User, version).commit()
+    assert not list(store.iter_ids())  # type: ignore[attr-defined]
+
+    class Declared(Element):
+        Config = {"$interface": 1}
+
+    with pytest.raises(ConfigError, match="'\\$interface'.*reserved"):
+        Declared().config
+    # an interface itself is the way to put a reference in a config
+    assert User({"data": Data()}).canonical_config["data"]["$interface"] == Data().id
+    assert User({"opts": {"price$": 1}}).config.opts["price$"] == 1  # only a leading '$'
 
 
 def test_tuples_and_numpy_scalars_are_canonical() -> None:

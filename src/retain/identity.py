@@ -80,6 +80,7 @@ def to_json(
     *,
     normalize: bool = False,
     fallback: Callable[[Any], Any] | None = None,
+    references: bool = False,
 ) -> JSON:
     """Convert a configuration value to plain JSON, or raise `IdentityError` naming the key.
 
@@ -87,9 +88,15 @@ def to_json(
     become lists; numpy scalars their Python value. With `normalize`, integral floats become
     ints so that ``1 == 1.0`` (booleans stay booleans). `fallback` converts other types (used
     for pydantic configs, whose field types define a JSON form); without it they are rejected.
+    Keys starting with ``$`` are reserved (a `ConfigError`: a user's ``"$interface"`` would
+    pass for a reference) unless `references` admits reference dicts already made (a query
+    value); strings that UTF-8 cannot encode (lone surrogates) are refused.
     """
     kind = type(value)
-    if value is None or kind is str or kind is bool:
+    if kind is str:
+        # isascii() is O(1) on CPython: only non-ASCII text pays for the check
+        return value if value.isascii() else _text(value, path)
+    if value is None or kind is bool:
         return value
     if kind is int:
         return value if not normalize or -_BIG < value < _BIG else normal_number(value)
@@ -98,18 +105,19 @@ def to_json(
     if kind is dict or isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
-            if type(key) is not str:
-                raise IdentityError(
-                    f"config key {_where(path)}: mapping keys must be strings, got "
-                    f"{type(key).__name__} {key!r}; convert the key to a string"
-                )
+            if type(key) is not str or key[:1] == "$" or not key.isascii():
+                _check_key(key, path, references)
             out[key] = to_json(
-                item, f"{path}.{key}" if path else key, normalize=normalize, fallback=fallback
+                item,
+                f"{path}.{key}" if path else key,
+                normalize=normalize,
+                fallback=fallback,
+                references=references,
             )
         return out
     if kind is list or kind is tuple or isinstance(value, (list, tuple)):
         return [
-            to_json(item, f"{path}[{i}]", normalize=normalize, fallback=fallback)
+            to_json(item, f"{path}[{i}]", normalize=normalize, fallback=fallback, references=references)
             for i, item in enumerate(value)
         ]
     reference = getattr(value, "__retain_reference__", None)
@@ -122,19 +130,59 @@ def to_json(
     if isinstance(value, float):
         return _number(float(value), path, normalize)
     if isinstance(value, str):
-        return str(value)
+        return to_json(str(value), path)
     if kind.__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
         return to_json(value.item(), path, normalize=normalize, fallback=fallback)
     if "pydantic" in sys.modules and hasattr(kind, "model_dump"):
-        return to_json(value.model_dump(), path, normalize=normalize, fallback=fallback)
+        return to_json(
+            value.model_dump(), path, normalize=normalize, fallback=fallback, references=references
+        )
     if fallback is not None:
         try:
             converted = fallback(value)
         except Exception as exc:
             raise _unsupported(value, path) from exc
         if type(converted) is not kind:
-            return to_json(converted, path, normalize=normalize)
+            return to_json(converted, path, normalize=normalize, references=references)
     raise _unsupported(value, path)
+
+
+def _text(value: str, path: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise IdentityError(
+            f"config key {_where(path)}: {value!r} holds a lone surrogate, which is not text "
+            "(often a file name decoded with errors='surrogateescape'); strings must be "
+            "encodable as UTF-8: decode the bytes properly or pass them escaped"
+        ) from None
+    return value
+
+
+def _check_key(key: object, path: str, references: bool) -> None:
+    """Refuse a mapping key with no place in a config; return for a good non-ASCII key."""
+    if type(key) is not str:
+        raise IdentityError(
+            f"config key {_where(path)}: mapping keys must be strings, got "
+            f"{type(key).__name__} {key!r}; convert the key to a string"
+        )
+    if key[:1] == "$" and not references:
+        from ._errors import ConfigError
+
+        full = f"{path}.{key}" if path else key
+        raise ConfigError(
+            f"config key {full!r}: keys starting with '$' are reserved for retain's own "
+            f"markers ({REF_KEY!r} marks a reference to an interface); rename the key, or "
+            "put the Interface itself in the config to refer to it"
+        )
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise IdentityError(
+            f"config key {_where(path)}: the key {key!r} holds a lone surrogate, which is not "
+            "text (often a file name decoded with errors='surrogateescape'); strings must be "
+            "encodable as UTF-8"
+        ) from None
 
 
 def _number(value: float, path: str, normalize: bool) -> float | int:
