@@ -179,6 +179,72 @@ def test_keys_starting_with_dollar_are_reserved(store: object) -> None:
     assert User({"opts": {"price$": 1}}).config.opts["price$"] == 1  # only a leading '$'
 
 
+def _nest(levels: int, leaf: object = 1, key: str = "a") -> dict[str, object]:
+    """A config of `levels` nested dicts, itself included."""
+    config: dict[str, object] = {key: leaf}
+    for _ in range(levels - 1):
+        config = {key: config}
+    return config
+
+
+class Open(Interface):
+    Config: dict[str, object] = {}
+
+
+def test_configs_nest_at_most_100_levels_and_those_read_back(store: object) -> None:
+    from retain.identity import MAX_DEPTH
+
+    assert MAX_DEPTH == 100
+    deepest = get(Open, _nest(100)).commit()
+    again = get(Open, _nest(100))
+    assert again.is_committed() and again.id == deepest.id and again.config == _nest(100)
+    assert Open.from_directory(deepest.local_directory()).config == _nest(100)
+    assert [found.id for found in get.all(Open)] == [deepest.id]
+    for version, where in [
+        (_nest(101), "'a(\\.a){99}'"),
+        (_nest(1000), "'a(\\.a){99}'"),
+        ({"a": [[[_nest(98)]]]}, "'a\\[0\\]\\[0\\]\\[0\\]\\.a(\\.a){95}'"),
+        ({".".join(["k"] * 150): 1}, "'k(\\.k){99}"),
+        ([_nest(60), {".".join(["a"] * 60): _nest(50)}], "'a(\\.a){99}'"),
+    ]:
+        with pytest.raises(ConfigError, match=f"{where}.*deeper than 100 levels"):
+            Open(version).id
+        with pytest.raises(ConfigError, match="deeper than 100 levels"):
+            get(Open, version).commit()
+    with pytest.raises(ConfigError, match="deeper than 100 levels"):
+        Model({"tags": _nest(100)}).id  # the config itself is one level
+    assert [found.id for found in get.all(Open)] == [deepest.id]
+
+
+def test_a_config_that_contains_itself_is_refused_naming_the_key() -> None:
+    loop: dict[str, object] = {"n": 1}
+    loop["x"] = loop
+    inner: dict[str, object] = {}
+    around = {"a": {"b": inner}}
+    inner["c"] = around["a"]
+    chain: list[object] = []
+    chain.append(chain)
+    for version, where in [
+        (loop, "'x'"), ({"opts": loop}, "'opts.x'"), (around, "'a.b.c'"), ({"l": [1, chain]}, "'l\\[1\\]\\[0\\]'"),
+    ]:
+        with pytest.raises(ConfigError, match=f"contains itself at key {where}"):
+            Open(version).id
+    with pytest.raises(ConfigError, match="contains itself at key 'tags.x'"):
+        Model({"tags": loop}).id
+
+    class Loops(Element):
+        Config = loop
+
+    with pytest.raises(ConfigError, match="contains itself at key 'x'"):
+        Loops().config
+
+    class Holds(Element):
+        Config = {"anything": None}
+
+    with pytest.raises(ConfigError, match="contains itself at key 'anything.x'"):
+        Holds({"anything": loop}).id
+
+
 def test_tuples_and_numpy_scalars_are_canonical() -> None:
     np = pytest.importorskip("numpy")
     assert Model({"tags": {"a": (1, 2)}}).id == Model({"tags": {"a": [1, 2]}}).id

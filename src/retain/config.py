@@ -9,6 +9,7 @@ import sys
 from _collections_abc import Mapping
 
 from ._errors import ConfigError, ImmutableError
+from .identity import MAX_DEPTH, TooDeep, nesting_error
 
 __all__ = ["ConfigList", "ConfigSpec", "ConfigView", "config_spec"]
 
@@ -27,17 +28,38 @@ else:
     _MappingBase = Mapping
 
 
-def copy_tree(value: Any) -> Any:
-    """Copy dicts and lists (not the leaves): cheaper than `copy.deepcopy` by an order."""
+#: How deep `copy_tree` goes before it refuses: far more than a configuration may nest
+#: (`MAX_DEPTH`, checked when it is resolved), so that records an earlier release committed
+#: deeper still load, yet a value that contains itself is an error, not a RecursionError.
+_COPY_LIMIT = 3 * MAX_DEPTH
+
+
+def copy_tree(value: Any, path: str = "") -> Any:
+    """Copy dicts and lists (not the leaves): cheaper than `copy.deepcopy` by an order.
+    A value that contains itself (or nests absurdly deep) is a `ConfigError` naming the key
+    (`path` is where `value` sits in its configuration)."""
+    try:
+        return _copy(value, _COPY_LIMIT)
+    except TooDeep:
+        raise nesting_error(value, path) from None
+
+
+def _copy(value: Any, levels: int) -> Any:
     kind = type(value)
     if kind is dict:
-        return {k: copy_tree(v) for k, v in value.items()}
+        if not levels:
+            raise TooDeep(None)
+        return {k: _copy(v, levels - 1) for k, v in value.items()}
     if kind is list or kind is tuple or kind is ConfigList:
-        return [copy_tree(v) for v in value]
+        if not levels:
+            raise TooDeep(None)
+        return [_copy(v, levels - 1) for v in value]
     if kind is ConfigView:
         return value.to_dict()
     if isinstance(value, Mapping) and not hasattr(value, "__retain_reference__"):
-        return {k: copy_tree(v) for k, v in value.items()}
+        if not levels:
+            raise TooDeep(None)
+        return {k: _copy(v, levels - 1) for k, v in value.items()}
     return value
 
 
@@ -187,7 +209,10 @@ class ConfigSpec:
     def apply(self, merged: dict[str, Any], update: Mapping[str, Any]) -> None:
         """Merge `update` (dotted keys allowed) into `merged` in place, strictly; a dict
         Config also checks each value against the type of its default."""
-        _apply(merged, update, self.shape, "", self.owner, None if self.model else self.defaults)
+        try:
+            _apply(merged, update, self.shape, "", self.owner, None if self.model else self.defaults, 1)
+        except TooDeep as exc:
+            raise nesting_error(update, "", MAX_DEPTH, exc.path) from None
 
     def validate(self, merged: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         """The resolved config (and the pydantic model, if any) from merged updates."""
@@ -294,12 +319,16 @@ def _apply(
     prefix: str,
     owner: type,
     defaults: dict[str, Any] | None,
+    level: int,
 ) -> None:
     # `defaults` is the level of a dict Config's defaults that `merged` stands for, so values
     # can be checked against their default's type; None where nothing is checked (pydantic
-    # validates its own fields; keys of an open mapping have no default).
+    # validates its own fields; keys of an open mapping have no default). `level` is how
+    # deep `merged` nests in the configuration (the configuration itself is 1).
     if not defaults:
         defaults = None
+    if level > MAX_DEPTH:
+        raise TooDeep(prefix)
     for key, value in update.items():
         if type(key) is not str:
             raise ConfigError(
@@ -307,6 +336,8 @@ def _apply(
                 f"for {owner.__qualname__}"
             )
         parts = key.split(".")
+        if level + len(parts) - 1 > MAX_DEPTH:  # dotted parts nest as deep as dicts do
+            raise TooDeep(".".join([prefix, *parts[: MAX_DEPTH - level + 1]]).lstrip("."))
         target = merged
         node_shape = shape
         node_defaults = defaults
@@ -336,18 +367,22 @@ def _apply(
         if type(value) is dict or (
             isinstance(value, Mapping) and not hasattr(value, "__retain_reference__")
         ):
+            inner = level + len(parts)
             if type(current) is dict:
-                _apply(current, value, child_shape, full, owner, default if type(default) is dict else None)
+                _apply(
+                    current, value, child_shape, full, owner,
+                    default if type(default) is dict else None, inner,
+                )
                 continue
             if child_shape == OPEN and all(type(k) is str for k in value):
                 # A mapping where the Config leaves keys open nests its dotted keys, as it
                 # would below an existing mapping: {"a.b": {"c.d": 1}} is {"a": {"b": {"c": {"d": 1}}}}.
                 # (Other keys are left for `to_json`, which names the key it refuses.)
                 fresh: dict[str, Any] = {}
-                _apply(fresh, value, OPEN, full, owner, None)
+                _apply(fresh, value, OPEN, full, owner, None, inner)
                 target[last] = fresh
                 continue
-        target[last] = copy_tree(value)
+        target[last] = copy_tree(value, full)
 
 
 def _child_shape(shape: Shape, key: str, path: str, owner: type) -> Shape:

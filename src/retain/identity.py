@@ -17,6 +17,7 @@ from ._errors import IdentityError
 
 __all__ = [
     "ID_LENGTH",
+    "MAX_DEPTH",
     "REF_KEY",
     "SCHEME",
     "SHORT_ID_LENGTH",
@@ -31,6 +32,12 @@ __all__ = [
 
 SCHEME = 1
 ID_LENGTH = 32
+#: The deepest a configuration may nest dicts and lists (the configuration itself is one
+#: level). Every path that walks a configuration recursively (this module, the config
+#: merge, the record's JSON, the index's flattening of leaves) handles it with a wide margin
+#: below Python's recursion limit; deeper values and values containing themselves are a
+#: `ConfigError` when the configuration is resolved, before anything is stored.
+MAX_DEPTH = 100
 SHORT_ID_LENGTH = 6
 #: Key of the JSON object that stands for an interface used as a configuration value.
 REF_KEY = "$interface"
@@ -81,6 +88,7 @@ def to_json(
     normalize: bool = False,
     fallback: Callable[[Any], Any] | None = None,
     references: bool = False,
+    limit: int = MAX_DEPTH,
 ) -> JSON:
     """Convert a configuration value to plain JSON, or raise `IdentityError` naming the key.
 
@@ -90,8 +98,25 @@ def to_json(
     for pydantic configs, whose field types define a JSON form); without it they are rejected.
     Keys starting with ``$`` are reserved (a `ConfigError`: a user's ``"$interface"`` would
     pass for a reference) unless `references` admits reference dicts already made (a query
-    value); strings that UTF-8 cannot encode (lone surrogates) are refused.
+    value); strings that UTF-8 cannot encode (lone surrogates) are refused. Dicts and lists
+    nesting deeper than `limit` levels (`value` itself one), or containing themselves, are a
+    `ConfigError`.
     """
+    try:
+        return _to_json(value, path, normalize, fallback, references, limit)
+    except TooDeep as exc:
+        raise nesting_error(value, path, limit, exc.path) from None
+
+
+def _to_json(
+    value: Any,
+    path: str,
+    normalize: bool,
+    fallback: Callable[[Any], Any] | None,
+    references: bool,
+    levels: int,
+) -> JSON:
+    """`to_json`, with `levels` the dicts and lists `value` may still nest."""
     kind = type(value)
     if kind is str:
         # isascii() is O(1) on CPython: only non-ASCII text pays for the check
@@ -103,21 +128,23 @@ def to_json(
     if kind is float:
         return _number(value, path, normalize)
     if kind is dict or isinstance(value, Mapping):
+        if not levels:
+            raise TooDeep(path)
+        levels -= 1
         out = {}
         for key, item in value.items():
             if type(key) is not str or key[:1] == "$" or not key.isascii():
                 _check_key(key, path, references)
-            out[key] = to_json(
-                item,
-                f"{path}.{key}" if path else key,
-                normalize=normalize,
-                fallback=fallback,
-                references=references,
+            out[key] = _to_json(
+                item, f"{path}.{key}" if path else key, normalize, fallback, references, levels
             )
         return out
     if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        if not levels:
+            raise TooDeep(path)
+        levels -= 1
         return [
-            to_json(item, f"{path}[{i}]", normalize=normalize, fallback=fallback, references=references)
+            _to_json(item, f"{path}[{i}]", normalize, fallback, references, levels)
             for i, item in enumerate(value)
         ]
     reference = getattr(value, "__retain_reference__", None)
@@ -130,21 +157,62 @@ def to_json(
     if isinstance(value, float):
         return _number(float(value), path, normalize)
     if isinstance(value, str):
-        return to_json(str(value), path)
+        return _to_json(str(value), path, normalize, None, references, levels)
     if kind.__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-        return to_json(value.item(), path, normalize=normalize, fallback=fallback)
+        return _to_json(value.item(), path, normalize, fallback, references, levels)
     if "pydantic" in sys.modules and hasattr(kind, "model_dump"):
-        return to_json(
-            value.model_dump(), path, normalize=normalize, fallback=fallback, references=references
-        )
+        return _to_json(value.model_dump(), path, normalize, fallback, references, levels)
     if fallback is not None:
         try:
             converted = fallback(value)
         except Exception as exc:
             raise _unsupported(value, path) from exc
         if type(converted) is not kind:
-            return to_json(converted, path, normalize=normalize, references=references)
+            return _to_json(converted, path, normalize, None, references, levels)
     raise _unsupported(value, path)
+
+
+class TooDeep(Exception):
+    """Internal: a walk over a configuration passed its nesting limit at `path` (None: unknown)."""
+
+    def __init__(self, path: str | None) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+def nesting_error(value: Any, path: str = "", limit: int = MAX_DEPTH, where: str | None = None) -> Exception:
+    """The `ConfigError` for `value` (at `path`) nesting deeper than `limit` levels: it names
+    the key where `value` contains itself if it does, else the first key nested too deep
+    (`where`, if the walk that failed knows it better: dotted keys nest an update further
+    than it looks)."""
+    from ._errors import ConfigError
+
+    # Iterative, so that the error for a value too deep for recursion is itself safe.
+    stack: list[tuple[Any, str, int, tuple[int, ...]]] = [(value, path, 1, ())]
+    while stack:
+        node, at, level, above = stack.pop()
+        if isinstance(node, Mapping) and not hasattr(node, "__retain_reference__"):
+            children = [(f"{at}.{k}" if at else str(k), v) for k, v in node.items()]
+        elif isinstance(node, (list, tuple)):
+            children = [(f"{at}[{i}]", v) for i, v in enumerate(node)]
+        else:
+            continue
+        if id(node) in above:
+            return ConfigError(
+                f"the configuration contains itself at key {at!r} (a dict or list holding "
+                "itself, directly or through others); a configuration must be a tree of values"
+            )
+        if level > limit:
+            where = at
+            break
+        above = (*above, id(node))
+        stack.extend((child, key, level + 1, above) for key, child in reversed(children))
+    shown = repr(where) if where else "(root)"
+    return ConfigError(
+        f"config key {shown}: the configuration nests deeper than {limit} levels of dicts and "
+        "lists, more than retain stores and reads back with a safe margin; flatten it (for "
+        "example a list of entries instead of a chain of nested dicts)"
+    )
 
 
 def _text(value: str, path: str) -> str:

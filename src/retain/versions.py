@@ -125,7 +125,7 @@ def _flatten(version: Any, out: list[str | dict[str, Any]]) -> None:
     elif type(version) is dict or (
         isinstance(version, Mapping) and not hasattr(version, "__retain_reference__")
     ):
-        out.append(copy_tree(dict(version)))
+        out.append(copy_tree(version))  # a dict (also from any other Mapping)
     elif isinstance(version, (list, tuple)):
         for item in version:
             _flatten(item, out)
