@@ -241,6 +241,17 @@ def test_version_method_returning_junk_or_looping() -> None:
         Train("~loop").config
 
 
+def test_a_list_of_versions_that_contains_itself_is_an_error() -> None:
+    loop: list[object] = [{"lr": 0.5}]
+    loop.append(loop)
+    with pytest.raises(VersionError, match="lists of versions nest deeper than 50 levels"):
+        Train(loop)
+    deep: list[object] = [{"lr": 0.5}]
+    for _ in range(49):
+        deep = [deep]
+    assert Train(deep).config.lr == 0.5
+
+
 def test_bad_version_types() -> None:
     with pytest.raises(VersionError, match="got int"):
         Train(3)  # type: ignore[arg-type]
