@@ -196,6 +196,7 @@ def test_show_and_recreate(pi: Path, capsys: pytest.CaptureFixture[str]) -> None
         (["mc_pi", "--launch", "--execution", "pool", "procesez=2"], 2, "unknown config key 'procesez'"),
         (["mc_pi", "samples=abc", "--launch", "--dry-run"], 2, "'samples' of McPi expects int"),
         (["mc_pi", "fail=1", "--launch", "--dry-run"], 2, "'fail' of McPi expects bool"),
+        (["estimate_pi", "name=123"], 2, "quote text that reads as a number: name='\"123\"'"),
         (["typed_pi", "samples=many", "--launch"], 2, "samples"),
         (["ls", "no_such_module"], 2, "no module named 'no_such_module'"),
         (["ls", "mc_pi", "--where", "lx<1"], 2, "unknown config key 'lx'"),

@@ -460,10 +460,14 @@ def _check_type(value: Any, default: Any, path: str, owner: type) -> Any:
     got = _short(value, 60)
     if value is not None and not hasattr(value, "__retain_reference__"):
         got = f"{type(value).__name__} {got}"
+    hint = ""
+    if expected == "str" and (value is None or isinstance(value, (bool, int, float))):
+        # `retain MODULE name=123` reads 123 as a number, as JSON would
+        hint = f" (on the command line, quote text that reads as a number: {path}='\"{value}\"')"
     raise ConfigError(
         f"config key {path!r} of {owner.__qualname__} expects {expected} (its default is "
-        f"{_short(default, 40)}); got {got}. Pass a value of that type, or declare the default "
-        "None in Config to accept any value"
+        f"{_short(default, 40)}); got {got}{hint}. Pass a value of that type, or declare the "
+        "default None in Config to accept any value"
     )
 
 
