@@ -13,7 +13,7 @@ import sys
 # already loaded; importing the public name would load all of `collections` (~2 ms).
 from _collections_abc import Mapping
 
-from ._errors import IdentityError
+from ._errors import ConfigError, IdentityError
 
 __all__ = [
     "ID_LENGTH",
@@ -180,13 +180,11 @@ class TooDeep(Exception):
         self.path = path
 
 
-def nesting_error(value: Any, path: str = "", limit: int = MAX_DEPTH, where: str | None = None) -> Exception:
+def nesting_error(value: Any, path: str = "", limit: int = MAX_DEPTH, where: str | None = None) -> ConfigError:
     """The `ConfigError` for `value` (at `path`) nesting deeper than `limit` levels: it names
     the key where `value` contains itself if it does, else the first key nested too deep
     (`where`, if the walk that failed knows it better: dotted keys nest an update further
     than it looks)."""
-    from ._errors import ConfigError
-
     # Iterative, so that the error for a value too deep for recursion is itself safe.
     stack: list[tuple[Any, str, int, tuple[int, ...]]] = [(value, path, 1, ())]
     while stack:
@@ -235,8 +233,6 @@ def _check_key(key: object, path: str, references: bool) -> None:
             f"{type(key).__name__} {key!r}; convert the key to a string"
         )
     if key[:1] == "$" and not references:
-        from ._errors import ConfigError
-
         full = f"{path}.{key}" if path else key
         raise ConfigError(
             f"config key {full!r}: keys starting with '$' are reserved for retain's own "
