@@ -11,7 +11,7 @@ from ._sentinel import NOT_GIVEN
 from .codecs import codec_for
 from .config import config_spec
 from .element import Element, Resolved, _classes, defaults_json, identify, resolved_from_record
-from .identity import REF_KEY, SCHEME, is_id, to_json
+from .identity import MAX_DEPTH, REF_KEY, SCHEME, is_id, to_json
 from .modules import class_reference, resolve_class
 from .storage import Storage, storage_of_directory
 from .storage.layout import RECORD_FILE, RECORD_FORMAT, RESERVED_PREFIX, decode_record, encode_record
@@ -162,7 +162,10 @@ class Interface(Element):
             "module": module,
             "class": qualname,
             "kind": cls.kind,
-            "version": to_json(self._retain_versions, fallback=config_spec(cls).json_fallback()),
+            # the list of versions is one level above the updates, which nest as the config does
+            "version": to_json(
+                self._retain_versions, fallback=config_spec(cls).json_fallback(), limit=MAX_DEPTH + 1
+            ),
             "config": state.json,
             "canonical_config": state.canonical,
             "baseline": state.baseline,

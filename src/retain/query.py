@@ -163,7 +163,7 @@ def _json_value(value: Any, what: str) -> Any:
             "nothing can equal it"
         )
     try:
-        return _normalize(to_json(value, normalize=True))
+        return _normalize(to_json(value, normalize=True, references=True))
     except IdentityError as exc:
         raise ConfigError(f"{what}: {exc}") from None
 
