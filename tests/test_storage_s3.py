@@ -25,7 +25,7 @@ from retain.storage.fsspec import FsspecStorage
 from retain.storage.layout import FINISHED_FILE, OUTPUT_LOG, RECORD_FILE, claim_file
 
 from execution_conformance import ExecutionConformance
-from s3_worker import RaceItem
+from s3_worker import RaceItem, save_again
 from storage_conformance import StorageConformance
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -171,6 +171,45 @@ def test_a_file_saved_again_elsewhere_is_read_anew(s3: FsspecStorage, tmp_path: 
     assert there.load_file("model.json") == {"epoch": 3}
     calls.clear()
     assert item.load_file("model.json") == {"epoch": 3} and [m for m, _ in calls] == ["HEAD"]
+
+
+def test_a_fetch_records_the_version_it_got_not_the_one_it_looked_up(s3: FsspecStorage, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another machine saves the file between this machine's HEAD and its GET, then saves the
+    first content back: the copy fetched is recorded as what it is (its own ETag), so the
+    machine reads the stored file, never the copy under the version it looked up."""
+    item = Item({"i": 6})
+    item.save_file("model.json", {"epoch": 1})
+    item.commit()
+    other = FsspecStorage(s3.url, cache_dir=tmp_path / "other-machine")
+    there = get(Item, {"i": 6}, storage=other)
+    fetch = FsspecStorage._fetch
+
+    def saved_meanwhile(self: FsspecStorage, id: str, name: str, info: Any) -> bool:
+        if self is other:  # looked up {"epoch": 1}; another machine saves {"epoch": 2}
+            save_again(item, "model.json", {"epoch": 2})
+        return fetch(self, id, name, info)
+
+    monkeypatch.setattr(FsspecStorage, "_fetch", saved_meanwhile)
+    assert there.load_file("model.json") == {"epoch": 2}  # what the GET got
+    monkeypatch.setattr(FsspecStorage, "_fetch", fetch)
+    save_again(item, "model.json", {"epoch": 1})  # the first content again: the first ETag
+    assert there.load_file("model.json") == {"epoch": 1}
+
+
+def test_a_multipart_upload_records_the_etag_the_store_gives(s3: FsspecStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file large enough for a multipart upload (parts made small here) is recorded under
+    the ETag computed from its parts, the one the store gives: read back without a fetch."""
+    import s3fs.core
+
+    monkeypatch.setattr(s3fs.core, "calculate_chunksize", lambda size, chunksize=None, max_parts=10_000: 5 * 2**20)
+    item = Item({"i": 8}).commit()
+    text = os.urandom(int(5.5 * 2**20)).hex()  # 11 MiB: three parts
+    save_again(item, "big.txt", text)
+    head = s3.fs.call_s3("head_object", Bucket=s3.bucket, Key=f"{s3.root.split('/', 1)[1]}/{item.id}/big.txt")
+    assert head["ETag"].endswith('-3"')
+    calls = count_requests(s3)
+    assert item.load_file("big.txt") == text and [m for m, _ in calls] == ["HEAD"]
 
 
 def test_adopting_commit_keeps_the_stored_files(s3: FsspecStorage, tmp_path: Path) -> None:

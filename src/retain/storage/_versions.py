@@ -40,12 +40,12 @@ def version_of(info: dict[str, Any]) -> str:
 _S3_PART_SIZE = 50 * 2**20
 
 
-def s3_upload_version(path: str) -> str:
+def s3_upload_version(path: str, *, single: bool = False) -> str:
     """The version (as `version_of` gives it from a HEAD) of the object that s3fs makes when
     it uploads the local file `path`: its size and ETag, the MD5 of the content for a single
-    PUT, the MD5 of the parts' MD5s and the number of parts for a multipart upload. If the
-    store computes ETags otherwise (encrypted with a KMS key, for example), the version never
-    matches and the file is fetched again when read: slower, never wrong."""
+    PUT (or with `single`), the MD5 of the parts' MD5s and the number of parts for a multipart
+    upload. If the store computes ETags otherwise (encrypted with a KMS key, for example), the
+    version never matches and the file is fetched again when read: slower, never wrong."""
     import hashlib
 
     size = os.path.getsize(path)
@@ -56,7 +56,7 @@ def s3_upload_version(path: str) -> str:
     except (ImportError, AttributeError, TypeError):
         part = _S3_PART_SIZE
     with open(path, "rb") as handle:
-        if size < min(5 * 2**30, 2 * part):  # s3fs sends one PUT
+        if single or size < min(5 * 2**30, 2 * part):  # s3fs sends one PUT
             digest = hashlib.md5(usedforsecurity=False)
             for block in iter(lambda: handle.read(2**20), b""):
                 digest.update(block)

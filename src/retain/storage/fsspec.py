@@ -287,9 +287,12 @@ class FsspecStorage(StoreCalls, Storage):
         return self._fetch(id, name, info)
 
     def _fetch(self, id: str, name: str, info: dict[str, Any] | None) -> bool:
-        """Get file `name` of `id` (whose `info` was read before: if the object changes in
-        between, the copy is newer than its recorded version and is fetched again next time,
-        never the other way round) into the cache; False when the store has no such file."""
+        """Get file `name` of `id` (whose `info` was read before) into the cache; False when
+        the store has no such file. On S3 the copy is recorded under the version computed
+        from its bytes when that differs from `info`'s single-part ETag (the object changed
+        between the HEAD and the GET): `info`'s version would pass for this copy if the
+        first content were saved back. Elsewhere the copy, newer than `info`, is fetched
+        again next time."""
         if info is None:
             return False
         key = self._key(id, name)
@@ -306,8 +309,14 @@ class FsspecStorage(StoreCalls, Storage):
             raise self._error(f"fetch {key}", exc) from exc
         if not os.path.isfile(tmp):  # some backends make nothing for a missing key
             return False
+        version = version_of(info)
+        if self._s3 and "-" not in str(info.get("ETag")):  # an MD5: what the bytes must give
+            try:
+                version = s3_upload_version(tmp, single=True)
+            except OSError:
+                pass
         os.replace(tmp, path)
-        record_versions(self.cache, id, {name: version_of(info)})
+        record_versions(self.cache, id, {name: version})
         return True
 
     def list_files(self, id: str) -> list[str]:
