@@ -24,8 +24,9 @@ same statement, so a row never exists without its values; classes are inserted w
 a lock which excludes other writers but not readers, who see the old contents until it
 commits. A query with config conditions reads in one read-only REPEATABLE READ transaction
 (the rows matching them are found in one statement and read in the next: both see one
-snapshot, so a rebuild committed in between never makes the query find nothing). Deadlocks and serialization failures are retried; a connection lost between two
-operations is reopened once.
+snapshot, so a rebuild committed in between never makes the query find nothing). Deadlocks
+and serialization failures are retried; a connection lost between two operations is reopened
+once.
 """
 
 from __future__ import annotations
