@@ -327,6 +327,42 @@ def test_processes_upsert_the_same_ids_at_once(schema: str) -> None:
     assert all(row[6] is not None and '"by"' in row[6] for row in index.select(query))
 
 
+def test_queries_during_a_rebuild_see_the_old_rows_or_the_new(schema: str, store: Storage) -> None:
+    """Another process rebuilds the index again and again (each rebuild replaces every row, so
+    rows get new numbers) while this one queries by config: each query reads in one snapshot
+    (the matching row numbers and the rows), so it finds the old rows or the new, never none."""
+    import postgres_worker
+
+    Job = postgres_worker.Job
+    url = url_for(schema)
+    with retain.settings(index=url):
+        for i in range(30):
+            Job({"i": i, "worker": i % 3}).commit()
+        retain.index._hooks.flush()
+        assert len(get.all(Job, where={"worker": 1})) == 10
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "postgres_worker", "rebuild", url, store.url, "6"],
+            cwd=TESTS_DIR, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        try:
+            queries, empty = 0, 0
+            while proc.poll() is None:
+                found = len(get.all(Job, where={"worker": 1}))
+                queries += 1
+                if found == 0:
+                    empty += 1
+                else:
+                    assert found == 10
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert int(out) > 10 and queries > 100, (int(out), queries)  # they did overlap
+    assert empty == 0, f"{empty} of {queries} queries found nothing"
+
+
 def test_text_is_compared_as_python_does(schema: str) -> None:
     """Code point order whatever the server's locale; NUL characters are stored."""
     index = retain.index.PostgresIndex(URL, schema=schema)

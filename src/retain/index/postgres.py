@@ -22,8 +22,11 @@ wait for each other instead of deadlocking) whose returned rows get their config
 same statement, so a row never exists without its values; classes are inserted with
 ``ON CONFLICT DO NOTHING`` and read back. `replace_all` runs in one transaction that first takes
 a lock which excludes other writers but not readers, who see the old contents until it
-commits. Deadlocks and serialization failures are retried; a connection lost between two
-operations is reopened once.
+commits. A query with config conditions reads in one read-only REPEATABLE READ transaction
+(the rows matching them are found in one statement and read in the next: both see one
+snapshot, so a rebuild committed in between never makes the query find nothing). Deadlocks
+and serialization failures are retried; a connection lost between two operations is reopened
+once.
 """
 
 from __future__ import annotations
@@ -291,7 +294,7 @@ class PostgresIndex(PostgresConnection, Index):
             rows = conn.execute(f"SELECT {ROW_COLUMNS} {sql} ORDER BY i.created DESC, i.row DESC", args).fetchall()
             return rows
 
-        return self._run(work, "query")
+        return self._run(work, "query", snapshot=_two_statements(query))
 
     def count(self, query: Query) -> int:
         def work(conn: psycopg.Connection[Any]) -> int:
@@ -302,7 +305,7 @@ class PostgresIndex(PostgresConnection, Index):
             row = conn.execute(f"SELECT count(*) {sql}", args).fetchone()
             return int(row[0]) if row is not None else 0
 
-        return self._run(work, "count")
+        return self._run(work, "count", snapshot=_two_statements(query))
 
     def ids(self) -> set[str]:
         return self._run(lambda conn: {row[0] for row in conn.execute(f"SELECT id FROM {self._s}.interfaces")}, "list ids")
@@ -320,6 +323,13 @@ class PostgresIndex(PostgresConnection, Index):
     def _compile(self, conn: psycopg.Connection[Any], query: Query) -> tuple[str, list[Any]] | None:
         """The FROM/WHERE clause of `query` and its arguments; None if nothing can match."""
         return compile_query(conn, self._s, query, self._class_ids_for(conn, query))
+
+
+def _two_statements(query: Query) -> bool:
+    """Whether `query` finds its rows in two statements (the numbers of the rows whose config
+    matches, then the rows), which must then read one snapshot (see `_in_snapshot`); other
+    queries are one statement (the classes they read before are never removed)."""
+    return any(condition.field.source == "config" for condition in query.conditions)
 
 
 def _set_meta(conn: psycopg.Connection[Any], s: str, values: Mapping[str, str]) -> None:
