@@ -39,7 +39,8 @@ def main() -> None:
         import numpy as np
     except ImportError:
         return
-    mnist.save_file("inputs.npy", np.array([1.0, 2.0]))
+    # Committed: replacing one of its files must say so (the second run replaces this one).
+    mnist.save_file("inputs.npy", np.array([1.0, 2.0]), overwrite=True)
     print(f"inputs.npy: {mnist.load_file('inputs.npy')}")
 
 

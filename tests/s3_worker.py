@@ -44,7 +44,8 @@ def main(argv: list[str]) -> None:
         FsspecStorage._create = stall  # type: ignore[method-assign]
     with storage(url):
         item = RaceItem({"i": index})
-        item.save_file("payload.txt", f"written by pid {os.getpid()}")
+        # A slower machine may find it committed already: it replaces the payload on purpose.
+        item.save_file("payload.txt", f"written by pid {os.getpid()}", overwrite=True)
         if mode == "race":
             while not os.path.exists(flag):
                 time.sleep(0.001)

@@ -65,8 +65,8 @@ class StorageModel(RuleBasedStateMachine):
 
     @rule(k=st.integers(0, 6), name=st.sampled_from(["a.json", "b.txt", "sub/c.p"]), value=st.integers())
     def save_file(self, k: int, name: str, value: int) -> None:
-        item = get(Item, {"k": k})
-        item.save_file(name, value if not name.endswith(".txt") else str(value))
+        item = get(Item, {"k": k})  # committed or not: replacing a file is what this step does
+        item.save_file(name, value if not name.endswith(".txt") else str(value), overwrite=True)
         self.files[(k, name)] = value
 
     @rule(k=st.integers(0, 6))
@@ -148,7 +148,7 @@ class TwoMachinesModel(RuleBasedStateMachine):
           value=st.integers())
     def save_file(self, k: int, m: int, name: str, value: int) -> None:
         item = get(Item, {"k": k}, storage=self.machines[m]).commit()
-        item.save_file(name, value)
+        item.save_file(name, value, overwrite=True)
         self.committed[k] = item.id
         self.files[(k, name)] = value
 

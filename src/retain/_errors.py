@@ -72,7 +72,8 @@ class FileMissingError(RetainError, FileNotFoundError):
 
 
 class ImmutableError(RetainError, RuntimeError):
-    """An operation would change a committed interface's identity."""
+    """An operation would change a committed interface: its identity, or one of its files
+    without ``overwrite=True``."""
 
 
 class IndexDatabaseError(RetainError, RuntimeError):

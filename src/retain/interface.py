@@ -14,7 +14,7 @@ from .element import Element, Resolved, _classes, resolved_from_record
 from .identity import REF_KEY, SCHEME, is_id, to_json
 from .modules import class_reference, resolve_class
 from .storage import Storage, storage_of_directory
-from .storage.layout import RECORD_FILE, RECORD_FORMAT, RESERVED_PREFIX, decode_record, encode_record
+from .storage.layout import OUTPUT_LOG, RECORD_FILE, RECORD_FORMAT, RESERVED_PREFIX, decode_record, encode_record
 from .index import _hooks as _index_hooks  # light: sqlite3 loads when the index is first used
 from .storage.layout import JOURNAL_COMMIT, JOURNAL_SUMMARY, SUMMARY_FILE, decode_summary, encode_summary
 
@@ -49,6 +49,8 @@ class Interface(Element):
     _retain_storage: Storage | None = None
     _retain_record: dict[str, Any] | None = None
     _retain_summary_saved: bool = False
+    #: Top-level file names `save_file` refuses (besides ``.retain*``): retain writes them.
+    _retain_reserved_files: ClassVar[tuple[str, ...]] = (RECORD_FILE, SUMMARY_FILE)
 
     def __init__(self, version: Version = None) -> None:
         """Create an uncommitted interface bound to the storage in force (see `retain.storage`)."""
@@ -70,7 +72,7 @@ class Interface(Element):
         """The path of this interface's directory (joined with `parts`), the same before and
         after commit. With `create`, the directory at that path is created."""
         directory = self.storage.local_directory(self.id)
-        path = os.path.join(directory, *_safe_parts(parts, reserved_ok=True)) if parts else directory
+        path = os.path.join(directory, *_safe_parts(parts, reserved=())) if parts else directory
         if create:
             makedirs(path, durable=_settings.durable())
         return path
@@ -169,20 +171,42 @@ class Interface(Element):
 
     # -- files ---------------------------------------------------------------------------
 
-    def save_file(self, name: str | os.PathLike[str], value: Any) -> str:
+    def save_file(self, name: str | os.PathLike[str], value: Any, *, overwrite: bool = False) -> str:
         """Save `value` to `name` in this interface's directory, by extension (see
-        `retain.register_codec`); atomic. Works before and after commit. Returns the path."""
-        relative = _safe_parts((name,))
+        `retain.register_codec`); atomic. Returns the path.
+
+        Before commit, a file is saved again freely. The files of a committed interface are
+        its results: replacing one takes ``overwrite=True``, except in the component's own run
+        (which may replace its checkpoints).
+
+        Raises:
+            ImmutableError: the interface is committed, the file exists, and `overwrite` is
+                false (outside the component's own run).
+            UnsafePathError: the name leaves the directory (``..``, a symbolic link), or is
+                reserved for retain (``interface.json``, ``.retain*``, a component's
+                ``output.log``).
+        """
+        relative = _safe_parts((name,), reserved=type(self)._retain_reserved_files)
         codec = codec_for(relative[-1])
         directory = self.local_directory()
         path = os.path.join(directory, *relative)
+        _check_inside(directory, path)  # before anything is created
+        storage = self.storage
+        joined = "/".join(relative)
+        if not overwrite and storage.has_file(self.id, joined) and self.is_committed():
+            from ._run import is_running_here
+
+            if not is_running_here(self.id):
+                raise ImmutableError(
+                    f"{self!r} is committed and already has the file {joined!r}; its files are "
+                    f"its results. Pass overwrite=True to save_file to replace it"
+                )
         durable = _settings.durable()
         makedirs(os.path.dirname(path), durable=durable)
-        _check_inside(directory, path)
+        _check_inside(directory, path)  # a symbolic link planted meanwhile
         atomic_write(path, lambda handle: codec.write(handle, value), durable=durable)
-        storage = self.storage
         if storage.is_remote and self.is_committed():  # before commit, the commit uploads it
-            storage.upload_file(self.id, "/".join(relative))
+            storage.upload_file(self.id, joined)
         return path
 
     def files(self) -> list[str]:
@@ -193,10 +217,11 @@ class Interface(Element):
     def load_file(self, name: str | os.PathLike[str], default: Any = NOT_GIVEN) -> Any:
         """Load a file saved with `save_file`; `default` if it does not exist, else raises
         `FileMissingError`."""
-        relative = _safe_parts((name,), reserved_ok=True)
+        relative = _safe_parts((name,), reserved=())
         codec = codec_for(relative[-1])
         directory = self.local_directory()
         path = os.path.join(directory, *relative)
+        _check_inside(directory, path)
         if not self.storage.local_file(self.id, "/".join(relative), committed=self._retain_record is not None):
             if default is not NOT_GIVEN:
                 return default
@@ -206,7 +231,7 @@ class Interface(Element):
                 f"{self!r} has no file {'/'.join(relative)!r} in {directory}; pass default=... "
                 "to load_file to get a value instead"
             )
-        _check_inside(directory, path)
+        _check_inside(directory, path)  # a symbolic link the fetch above cannot have made
         return codec.read(path)
 
     # -- summary values ------------------------------------------------------------------
@@ -351,8 +376,9 @@ def _interfaces_in(value: Any) -> Iterator[Interface]:
 _MAX_NAME_BYTES = 255
 
 
-def _safe_parts(parts: tuple[Any, ...], reserved_ok: bool = False) -> list[str]:
-    """The components of a relative path that stays inside an interface's directory."""
+def _safe_parts(parts: tuple[Any, ...], reserved: tuple[str, ...]) -> list[str]:
+    """The components of a relative path that stays inside an interface's directory; with
+    `reserved` (names of files retain writes), names retain owns are refused."""
     out: list[str] = []
     for part in parts:
         if isinstance(part, os.PathLike):
@@ -381,10 +407,9 @@ def _safe_parts(parts: tuple[Any, ...], reserved_ok: bool = False) -> list[str]:
             out.append(piece)
     if not out:
         raise UnsafePathError(f"empty file name {'/'.join(map(str, parts))!r}; name the file")
-    if not reserved_ok and (out[0] in (RECORD_FILE, SUMMARY_FILE) or out[0].startswith(RESERVED_PREFIX)):
-        raise UnsafePathError(
-            f"{out[0]!r} is reserved for retain's own record; choose another file name"
-        )
+    if reserved and (out[0] in reserved or out[0].startswith(RESERVED_PREFIX)):
+        owner = "a component's runs (what they print)" if out[0] == OUTPUT_LOG else "retain's own record"
+        raise UnsafePathError(f"{out[0]!r} is reserved for {owner}; choose another file name")
     return out
 
 
@@ -409,11 +434,14 @@ def _check_summary(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_inside(directory: str, path: str) -> None:
-    # A symlinked sub-directory could otherwise carry a write outside the interface.
+    """Raise unless `path` stays inside `directory` once symbolic links are resolved: a link
+    planted in the directory (to a file, or as a sub-directory) could otherwise carry a read
+    or a write outside the interface. The parts of `path` that do not exist yet are taken as
+    they are, so this holds before anything is created."""
     real_directory = os.path.realpath(directory)
-    real_parent = os.path.realpath(os.path.dirname(path))
-    if real_parent != real_directory and not real_parent.startswith(real_directory + os.sep):
+    real_path = os.path.realpath(path)
+    if not real_path.startswith(real_directory + os.sep):
         raise UnsafePathError(
-            f"{path!r} resolves to {real_parent!r}, outside the interface's directory "
+            f"{path!r} resolves to {real_path!r}, outside the interface's directory "
             "(through a symbolic link); files stay inside local_directory()"
         )
