@@ -450,3 +450,24 @@ def test_save_file_through_a_symlink_creates_nothing_outside(tmp_path: Path) -> 
     with pytest.raises(UnsafePathError, match="outside"):
         mnist.save_file("planted.txt", "overwritten")
     assert secret.read_text() == "secret"
+
+
+def test_from_directory_says_what_is_wrong_with_the_path(tmp_path: Path, store: Storage) -> None:
+    mnist = MnistData().commit()
+    with pytest.raises(RecordError, match="NUL"):
+        Interface.from_directory(str(tmp_path / "a\x00b"))
+    regular = tmp_path / "regular.txt"
+    regular.write_text("x")
+    with pytest.raises(RecordError, match="is a file, not a directory"):
+        Interface.from_directory(regular)
+    with pytest.raises(RecordError, match="is a file, not a directory.*" + mnist.id):
+        Interface.from_directory(Path(mnist.local_directory(), "interface.json"))
+    with pytest.raises(RecordError, match="root of the file system"):
+        Interface.from_directory("/")
+    with pytest.raises(RecordError, match="is a storage"):
+        Interface.from_directory(store.url)
+    # A symbolic link to a good record's directory is that record (never "corrupted").
+    link = tmp_path / "link"
+    os.symlink(mnist.local_directory(), link)
+    assert Interface.from_directory(link) == mnist
+    assert MnistData.from_directory(str(link) + "/") == mnist

@@ -16,7 +16,14 @@ from .modules import class_reference, resolve_class
 from .storage import Storage, storage_of_directory
 from .storage.layout import OUTPUT_LOG, RECORD_FILE, RECORD_FORMAT, RESERVED_PREFIX, decode_record, encode_record
 from .index import _hooks as _index_hooks  # light: sqlite3 loads when the index is first used
-from .storage.layout import JOURNAL_COMMIT, JOURNAL_SUMMARY, SUMMARY_FILE, decode_summary, encode_summary
+from .storage.layout import (
+    JOURNAL_COMMIT,
+    JOURNAL_SUMMARY,
+    STORAGE_META_DIR,
+    SUMMARY_FILE,
+    decode_summary,
+    encode_summary,
+)
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
 if TYPE_CHECKING:
@@ -285,13 +292,15 @@ class Interface(Element):
 
     @classmethod
     def from_directory(cls: type[Self], path: str | os.PathLike[str]) -> Self:
-        """Reload the committed interface in directory `path`, as its own class.
+        """Reload the committed interface in directory `path` (``<storage>/<id>``, or a
+        symbolic link to it), as its own class.
 
         Raises:
-            RecordError: the directory holds no record, a corrupted one, or one of a class
-                that is not `cls` (or a subclass).
+            RecordError: `path` is not an interface's directory (a file, a storage, ``/``, a
+                path with NUL), or the directory holds no record, a corrupted one, or one of
+                a class that is not `cls` (or a subclass).
         """
-        directory = os.path.abspath(os.fspath(path)).rstrip(os.sep)
+        directory = _interface_directory(path)
         where = os.path.join(directory, RECORD_FILE)
         storage = storage_of_directory(directory)
         try:
@@ -302,15 +311,64 @@ class Interface(Element):
             found = storage.read_record(id) if storage.is_remote and is_id(id) else None
             if found is not None:
                 return load_record(cls, decode_record(found, where, id), storage)
-            reason = (
-                f"{RECORD_FILE} is missing (an uncommitted interface, or an interrupted "
-                "commit, leaves such a directory)"
-                if os.path.isdir(directory)
-                else "it does not exist"
-            )
+            if not os.path.isdir(directory):
+                reason = "it does not exist"
+            elif _looks_like_storage(directory):
+                reason = (
+                    "it is a storage, not the directory of one interface in it; pass "
+                    "<storage>/<id>, or find it with get.by_id(id) or get.all(...)"
+                )
+            else:
+                reason = (
+                    f"{RECORD_FILE} is missing (an uncommitted interface, or an interrupted "
+                    "commit, leaves such a directory)"
+                )
             raise RecordError(f"{directory!r} holds no committed interface: {reason}") from None
+        except IsADirectoryError:
+            raise RecordError(
+                f"{where!r} is a directory, not a record: {directory!r} is not an interface's directory"
+            ) from None
+        except OSError as exc:
+            raise RecordError(f"cannot read {where!r}: {exc.strerror or exc}") from exc
         record = decode_record(data, where, os.path.basename(directory))
         return load_record(cls, record, storage)
+
+
+def _interface_directory(path: str | os.PathLike[str]) -> str:
+    """The absolute directory `path` names, once it is checked to be one that could hold an
+    interface; a symbolic link (the last component) is followed to the directory it names."""
+    raw = os.fspath(path)
+    if not isinstance(raw, str):
+        raw = os.fsdecode(raw)
+    if "\x00" in raw:
+        raise RecordError(f"{raw!r} is not a valid path: it contains a NUL character")
+    directory = os.path.abspath(raw)
+    if os.path.islink(directory):
+        # The record names its directory by id: the link's own name would not match it.
+        directory = os.path.realpath(directory)
+    if os.path.dirname(directory) == directory:
+        raise RecordError(
+            f"{raw!r} is the root of the file system, not an interface's directory "
+            "(<storage>/<id>, the directory that holds interface.json)"
+        )
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        parent = os.path.dirname(directory)
+        hint = f"; pass its directory: {parent!r}" if os.path.basename(directory) == RECORD_FILE else ""
+        raise RecordError(
+            f"{raw!r} is a file, not a directory; from_directory takes an interface's directory "
+            f"(<storage>/<id>, the one that holds {RECORD_FILE}){hint}"
+        )
+    return directory
+
+
+def _looks_like_storage(directory: str) -> bool:
+    if os.path.isdir(os.path.join(directory, STORAGE_META_DIR)):
+        return True
+    try:
+        with os.scandir(directory) as entries:
+            return any(is_id(e.name) and os.path.isfile(os.path.join(e.path, RECORD_FILE)) for e in entries)
+    except OSError:
+        return False
 
 
 def load_record(base: type[Self], record: dict[str, Any], storage: Storage) -> Self:
