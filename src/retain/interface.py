@@ -337,9 +337,7 @@ class Interface(Element):
 def _interface_directory(path: str | os.PathLike[str]) -> str:
     """The absolute directory `path` names, once it is checked to be one that could hold an
     interface; a symbolic link (the last component) is followed to the directory it names."""
-    raw = os.fspath(path)
-    if not isinstance(raw, str):
-        raw = os.fsdecode(raw)
+    raw = os.fsdecode(path)
     if "\x00" in raw:
         raise RecordError(f"{raw!r} is not a valid path: it contains a NUL character")
     directory = os.path.abspath(raw)
