@@ -7,6 +7,7 @@ silently replaced, a failed operation leaves storage as it was, bad input gets a
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -231,6 +232,17 @@ def test_disk_full_leaves_storage_as_it_was(tmp_path: Path) -> None:
         filler.unlink()
         assert get(Item, {"k": 1}).load_file("a.json") == {"ok": True}
         assert get(Item, {"k": 2}).commit().is_committed()  # space again: it works
+
+
+def test_disk_full_while_saving_an_array_says_no_space_left(tmp_path: Path) -> None:
+    # numpy writes arrays with fwrite, whose short write reaches Python without an errno.
+    np = pytest.importorskip("numpy")
+    with tmpfs(tmp_path / "tiny", "64k") as root, retain.storage(root / "s"):
+        item = get(Item, {"k": 3})
+        with pytest.raises(retain.StorageError, match="No space left on device") as info:
+            item.save_file("big.npy", np.zeros(100_000))
+        assert info.value.errno == errno.ENOSPC and "big.npy" in str(info.value)
+        assert not list((root / "s").rglob(".retain-tmp-*"))
 
 
 def test_read_only_storage_says_why_and_keeps_what_is_stored(tmp_path: Path) -> None:

@@ -91,18 +91,36 @@ def atomic_write(
             os.replace(tmp, path)
             published = True
     except BaseException as exc:
+        code = exc.errno if isinstance(exc, OSError) else None
+        if isinstance(exc, OSError) and not code and _nearly_full(tmp):
+            code = errno.ENOSPC  # measured before the unlink below frees the space again
         try:
             os.unlink(tmp)
         except OSError:
             pass
         if isinstance(exc, OSError) and not isinstance(exc, StorageError):
-            raise StorageError(
-                exc.errno or 0, f"could not write {path}: {exc.strerror or exc}"
-            ) from exc
+            reason = os.strerror(code) if code and code != exc.errno else (exc.strerror or str(exc))
+            raise StorageError(code or 0, f"could not write {path}: {reason}") from exc
         raise
     if durable:
         fsync_directory(os.path.dirname(path) or ".")
     return published
+
+
+def _nearly_full(path: str) -> bool:
+    """Whether the file system of `path` has (almost) no space left.
+
+    A short write through C stdio (numpy's ``tofile``, behind ``np.save``) reaches Python as
+    an OSError without an errno ("16384 requested and 6640 written"); a full disk is then the
+    likely cause, and this tells whether it is."""
+    try:
+        facts = os.statvfs(os.path.dirname(path) or ".")
+    except (OSError, AttributeError):  # no statvfs on Windows: say what the writer said
+        return False
+    return facts.f_bavail * facts.f_frsize < _NEARLY_FULL
+
+
+_NEARLY_FULL = 1 << 20  # less than the buffer of one more write
 
 
 def _publish_exclusive(tmp: str, path: str) -> bool:
