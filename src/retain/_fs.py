@@ -22,6 +22,61 @@ def temp_path_for(path: str) -> str:
     return os.path.join(directory, f"{TEMP_PREFIX}{name[:64]}.{os.getpid()}.{os.urandom(5).hex()}")
 
 
+#: A temporary file untouched for this long (seconds, by its mtime) whose writer is not a live
+#: process of this host is the leftover of a killed writer: `reclaim_temporaries` removes it.
+ABANDONED_AFTER = 3600.0
+#: Past this age its writer is taken as gone even if a process has its pid (pids are reused).
+CERTAINLY_ABANDONED_AFTER = 7 * 86400.0
+
+
+def reclaim_temporaries(directory: str, *, older_than: float = ABANDONED_AFTER) -> int:
+    """Remove the temporary files (`TEMP_PREFIX`) that killed writers left in `directory` and
+    its sub-directories (never through a symbolic link); returns how many.
+
+    One is removed when it was last written more than `older_than` seconds ago and the pid in
+    its name is not a live process here (or more than `CERTAINLY_ABANDONED_AFTER` ago): a live
+    writer keeps its file's mtime recent, or is alive; a writer on another host that stays
+    silent for an hour mid-write is the risk taken. A missing `directory` costs one failed
+    open."""
+    import time
+
+    now = time.time()
+    removed = 0
+    pending = [directory]
+    while pending:
+        try:
+            entries = os.scandir(pending.pop())
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    elif entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+                        age = now - entry.stat(follow_symlinks=False).st_mtime
+                        if age > older_than and (age > CERTAINLY_ABANDONED_AFTER or not _writer_alive(entry.name)):
+                            os.unlink(entry.path)
+                            removed += 1
+                except FileNotFoundError:  # renamed into place, or reclaimed by another process
+                    continue
+    return removed
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the pid `temp_path_for` put in `name` is a live process on this host."""
+    parts = name.rsplit(".", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except (OverflowError, OSError):
+        return True  # another user's process, or cannot tell: keep the file
+    return True
+
+
 def read_small_file(path: str) -> bytes | None:
     """The bytes of a small file, or None if it does not exist.
 
