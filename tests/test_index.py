@@ -683,3 +683,24 @@ def test_a_damaged_summary_reads_as_none(store: Storage) -> None:
     assert [row.get("summary.loss") for row in found.to_table()] == [None, None]
     assert found.pluck("summary.loss") == [None, None]
     assert len(found.filter({"summary.loss": 0.5})) == 0
+
+
+class Huge(retain.Component):
+    Config = {"v": 0}
+
+    def __call__(self) -> None:
+        pass
+
+
+def test_a_huge_integer_in_a_config_never_poisons_the_index(store: Storage) -> None:
+    huge = Open({"params": {"v": 2**1024}}).commit()
+    other = Open({"params": {"v": 1}}).commit()
+    assert {i.id for i in get.all(Open)} == {huge.id, other.id}
+    assert [i.id for i in get.all(Open, where={"params.v": 2**1024})] == [huge.id]
+    assert [i.id for i in get.all(Open, where={"params.v": gt(2**1023)})] == [huge.id]
+    assert len(get.all(Open, where={"params.v": 2**1024 + 1})) == 0
+    run = get(Huge, {"v": -(2**1030)}).launch()
+    assert retain.status(Huge).states == {run.id: "finished"}
+    assert retain.index.rebuild() == 3
+    assert [i.id for i in get.all(Open, where={"params.v": 2**1024})] == [huge.id]
+    assert len(get.all(Interface)) == 3

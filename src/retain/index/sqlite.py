@@ -25,9 +25,9 @@ from .._errors import IndexDatabaseError
 from ._sql import ROW_COLUMNS, covered_classes
 from ._sqlite_connection import SqliteConnection, filesystem_type, forks
 from ._sqlite_insert import BulkInsert, insert_values, prepare
-from ._sqlite_query import compile_query, sql_value
+from ._sqlite_query import compile_query, rechecked, sql_value
 from ._sqlite_schema import SCHEMA_VERSION
-from .base import Index, config_leaves
+from .base import Index, config_leaves, filter_rows
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -227,13 +227,19 @@ class SqliteIndex(SqliteConnection, Index):
             if compiled is None:
                 return []
             sql, args = compiled
-            return conn.execute(
+            rows: list[IndexRow] = conn.execute(
                 f"SELECT {ROW_COLUMNS} {sql} ORDER BY i.created DESC, i.row DESC", args
             ).fetchall()
+            return rows
 
-        return self._read(work)
+        exact = rechecked(query)
+        rows = self._read(work)
+        return filter_rows(rows, exact) if exact else rows
 
     def count(self, query: Query) -> int:
+        if rechecked(query):
+            return len(self.select(query))
+
         def work(conn: sqlite3.Connection) -> int:
             compiled = self._compile(conn, query)
             if compiled is None:
