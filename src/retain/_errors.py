@@ -81,6 +81,9 @@ class IndexDatabaseError(RetainError, RuntimeError):
     timeout, or on a file system where it would be unsafe. The index is a cache: deleting it
     and running `retain.index.rebuild()` loses nothing."""
 
+    #: The database is damaged (not merely busy or unreachable): a rebuild makes it anew.
+    corrupt: bool = False
+
 
 class IndexWarning(UserWarning):
     """The index could not be updated (a commit still succeeded); the next query repairs it."""

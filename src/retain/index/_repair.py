@@ -223,8 +223,19 @@ def rebuild(index: Index, storage: Storage, progress: Callable[[int, int], objec
     """Replace the contents of `index` by what `storage` holds; returns the number indexed.
 
     Records that cannot be read are skipped with a warning that names them (they stay pending,
-    so the index takes them once repaired).
+    so the index takes them once repaired). An index found damaged on the way is discarded and
+    made anew (`Index.reset`), and the rebuild starts again.
     """
+    try:
+        return _rebuild(index, storage, progress)
+    except IndexDatabaseError as exc:
+        if not exc.corrupt:
+            raise  # locked, unreachable, another storage's: not for a reset to mend
+        index.reset()
+        return _rebuild(index, storage, progress)
+
+
+def _rebuild(index: Index, storage: Storage, progress: Callable[[int, int], object] | bool | None) -> int:
     import json
     import warnings
 
