@@ -36,8 +36,7 @@ def reclaim_temporaries(directory: str, *, older_than: float = ABANDONED_AFTER) 
     One is removed when it was last written more than `older_than` seconds ago and the pid in
     its name is not a live process here (or more than `CERTAINLY_ABANDONED_AFTER` ago): a live
     writer keeps its file's mtime recent, or is alive; a writer on another host that stays
-    silent for an hour mid-write is the risk taken. A missing `directory` costs one failed
-    open."""
+    silent for an hour mid-write is the risk taken."""
     import time
 
     now = time.time()
@@ -201,11 +200,12 @@ def _publish_exclusive(tmp: str, path: str) -> bool:
     return True
 
 
-def makedirs(path: str, *, durable: bool = False) -> None:
+def makedirs(path: str, *, durable: bool = False) -> bool:
     """Create directory `path` and its missing parents; with `durable`, fsync the parent of
-    each directory created so that the new entries survive a power loss."""
+    each directory created so that the new entries survive a power loss. Returns whether
+    `path` was created (False: it existed)."""
     try:
-        _makedirs(path, durable)
+        return _makedirs(path, durable)
     except OSError as exc:
         if isinstance(exc, StorageError):
             raise
@@ -214,14 +214,14 @@ def makedirs(path: str, *, durable: bool = False) -> None:
         ) from exc
 
 
-def _makedirs(path: str, durable: bool) -> None:
+def _makedirs(path: str, durable: bool) -> bool:
     # One mkdir in the common case, where os.makedirs would stat every ancestor first.
     try:
         os.mkdir(path)
     except FileExistsError:
         if not os.path.isdir(path):
             raise
-        return
+        return False
     except FileNotFoundError:
         parent = os.path.dirname(path)
         if not parent or parent == path:
@@ -230,6 +230,7 @@ def _makedirs(path: str, durable: bool) -> None:
         try:
             os.mkdir(path)
         except FileExistsError:
-            return
+            return False
     if durable:
         fsync_directory(os.path.dirname(path) or ".")
+    return True
