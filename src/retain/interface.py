@@ -200,20 +200,27 @@ class Interface(Element):
         _check_inside(directory, path)  # before anything is created
         storage = self.storage
         joined = "/".join(relative)
-        if not overwrite and storage.has_file(self.id, joined) and self.is_committed():
-            from ._run import is_running_here
+        committed: bool | None = None  # asked once of a remote store, where asking costs
+        if not overwrite:
+            if storage.is_remote:
+                committed = self.is_committed()
+                taken = committed and storage.has_file(self.id, joined)
+            else:
+                taken = os.path.lexists(path) and self.is_committed()
+            if taken:
+                from ._run import is_running_here
 
-            if not is_running_here(self.id):
-                raise ImmutableError(
-                    f"{self!r} is committed and already has the file {joined!r}; its files are "
-                    f"its results. Pass overwrite=True to save_file to replace it"
-                )
+                if not is_running_here(self.id):
+                    raise ImmutableError(
+                        f"{self!r} is committed and already has the file {joined!r}; its files "
+                        "are its results. Pass overwrite=True to save_file to replace it"
+                    )
         durable = _settings.durable()
         makedirs(os.path.dirname(path), durable=durable)
         _check_inside(directory, path)  # a symbolic link planted meanwhile
         atomic_write(path, lambda handle: codec.write(handle, value), durable=durable)
-        if storage.is_remote and self.is_committed():  # before commit, the commit uploads it
-            storage.upload_file(self.id, joined)
+        if storage.is_remote and (self.is_committed() if committed is None else committed):
+            storage.upload_file(self.id, joined)  # before commit, the commit uploads it
         return path
 
     def files(self) -> list[str]:
