@@ -245,7 +245,7 @@ class Interface(Element):
                 f"{self!r} has no file {'/'.join(relative)!r} in {directory}; pass default=... "
                 "to load_file to get a value instead"
             )
-        _check_inside(directory, path)  # a symbolic link the fetch above cannot have made
+        _check_inside(directory, path)  # again: a symbolic link planted meanwhile
         return codec.read(path)
 
     # -- summary values ------------------------------------------------------------------
