@@ -37,6 +37,11 @@ VALUES: list[Any] = [0, 1, 1.0, 2, 2.5, -3, 10**20, True, False, None, "", "1", 
                      [1, 2], [1.0, 2], [], {}, REF]
 
 
+# Integers beyond 64 bits (and one beyond the floats), and the floats next to them.
+BIG: list[Any] = [2**1024, -(2**1024), 10**400, 2**63, 2**63 + 1, 2**64, -(2**63), -(2**63) - 1,
+                  2**63 - 1, float(2**63), 2.0**64, 1e308, 5, 5.5, "x"]
+
+
 def entry(n: int, config: dict[str, Any], *, klass: tuple[str, str] = CLASS, kind: str = "Interface",
           summary: dict[str, Any] | None = None, created: str | None = None) -> IndexEntry:
     return IndexEntry(
@@ -209,6 +214,25 @@ class IndexConformance:
         both = Query([CLASS], conditions=[cond("x", ge(1))],
                      summary_conditions=[cond("ok", equal(True, "ok"), "summary")])
         assert sorted(ids(index.query(both))) == [f"{n:032x}" for n in (2, 4)]
+
+    @pytest.mark.parametrize("bulk", [False, True], ids=["upsert", "replace_all"])
+    def test_integers_beyond_64_bits_are_stored_and_queried(self, index: Index, bulk: bool) -> None:
+        # Beyond int64 (SQLite's integers) and beyond float (2**1024): exact, as in Python.
+        entries = [entry(n, {"v": value}) for n, value in enumerate(BIG)]
+        if bulk:
+            index.replace_all(entries, {})
+        else:
+            index.upsert(entries)
+        bounds = [2**1024, -(2**1024), 2**63, 2**63 + 1, 2**63 - 1, float(2**63), 2.0**64, 10**400, 5, 1e308]
+        filters = [
+            *(make(b) for b in bounds for make in (lambda b: equal(b, "v"), lt, le, gt, ge)),
+            between(2**63, 2**64), between(2**63 + 1, 2**1024), one_of([2**63 + 1, 10**400, 5]),
+        ]
+        for filter in filters:
+            query = Query([CLASS], conditions=[cond("v", filter)])
+            expected = {e.id for e in entries if filter.matches(e.config["v"])}
+            assert set(ids(index.select(query))) == expected, filter
+            assert index.count(query) == len(expected), filter
 
     def test_keys_that_collide_when_dotted_do_not_break_writes(self, index: Index) -> None:
         index.upsert([entry(1, {"a.b": 1, "a": {"b": 1}})])

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import sys
@@ -49,9 +48,8 @@ def gather(flag: str, step: str) -> None:
 
 
 def save_again(item: Interface, name: str, value: str) -> None:
-    # Saving over a file of a committed interface may need to be asked for explicitly.
-    overwrite = {"overwrite": True} if "overwrite" in inspect.signature(item.save_file).parameters else {}
-    item.save_file(name, value, **overwrite)
+    # Saving over a file of a committed interface is asked for explicitly.
+    item.save_file(name, value, overwrite=True)
 
 
 #: Whether this process is inside `publish_record` (the interleaving keys on the commit's checks).
@@ -138,7 +136,7 @@ def main(argv: list[str]) -> None:
             print(json.dumps({"reads": reads}))
             return
         item = get(RaceItem, {"i": index})  # not committed yet (and the store's client is ready)
-        item.save_file("payload.txt", f"written by pid {os.getpid()}")
+        save_again(item, "payload.txt", f"written by pid {os.getpid()}")  # may be committed already
         if mode == "race":
             wait_for(flag)
         item.commit()

@@ -715,3 +715,24 @@ def test_a_number_key_compared_with_text_is_an_error(store: Storage) -> None:
         get.all(Train).filter({"model.depth": gt("a")})
     assert len(get.all(Train, where={"model.act": gt("a")})) == 2
     assert len(get.all(Interface, where={"lr": lt("abc")})) == 0  # any class: not checked
+
+
+class Huge(retain.Component):
+    Config = {"v": 0}
+
+    def __call__(self) -> None:
+        pass
+
+
+def test_a_huge_integer_in_a_config_never_poisons_the_index(store: Storage) -> None:
+    huge = Open({"params": {"v": 2**1024}}).commit()
+    other = Open({"params": {"v": 1}}).commit()
+    assert {i.id for i in get.all(Open)} == {huge.id, other.id}
+    assert [i.id for i in get.all(Open, where={"params.v": 2**1024})] == [huge.id]
+    assert [i.id for i in get.all(Open, where={"params.v": gt(2**1023)})] == [huge.id]
+    assert len(get.all(Open, where={"params.v": 2**1024 + 1})) == 0
+    run = get(Huge, {"v": -(2**1030)}).launch()
+    assert retain.status(Huge).states == {run.id: "finished"}
+    assert retain.index.rebuild() == 3
+    assert [i.id for i in get.all(Open, where={"params.v": 2**1024})] == [huge.id]
+    assert len(get.all(Interface)) == 3

@@ -167,10 +167,12 @@ def test_a_file_saved_again_elsewhere_is_read_anew(s3: FsspecStorage, tmp_path: 
     other = FsspecStorage(s3.url, cache_dir=tmp_path / "other-machine")
     there = get(Item, {"i": 5}, storage=other)
     assert there.load_file("model.json") == {"epoch": 1} and there.load_summary() == {"loss": 1.0}
-    there.save_file("model.json", {"epoch": 2})  # saved again on the other machine
+    with pytest.raises(retain.ImmutableError, match="overwrite=True"):
+        there.save_file("model.json", {"epoch": 2})  # committed, and the store has the file
+    there.save_file("model.json", {"epoch": 2}, overwrite=True)  # saved again on the other machine
     there.save_summary(loss=0.5)
     assert item.load_file("model.json") == {"epoch": 2} and item.load_summary() == {"loss": 0.5}
-    item.save_file("model.json", {"epoch": 3})
+    item.save_file("model.json", {"epoch": 3}, overwrite=True)
     assert there.load_file("model.json") == {"epoch": 3}
     calls.clear()
     assert item.load_file("model.json") == {"epoch": 3} and [m for m, _ in calls] == ["HEAD"]

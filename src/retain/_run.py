@@ -17,7 +17,18 @@ if TYPE_CHECKING:
 
     from .component import Component
 
-__all__ = ["Outcome", "RunOptions", "describe_error", "run_component"]
+__all__ = ["Outcome", "RunOptions", "describe_error", "is_running_here", "run_component"]
+
+# Ids of the components whose run is in progress in this process, with how many runs of each
+# (one, save for a component that launches itself). Process-wide rather than a ContextVar:
+# threads the run starts (a data loader, a checkpoint writer) are part of the run too.
+_running: dict[str, int] = {}
+
+
+def is_running_here(id: str) -> bool:
+    """Whether a run of component `id` is in progress in this process (then it may replace
+    its own files: checkpoints)."""
+    return id in _running
 
 
 class RunOptions:
@@ -191,6 +202,7 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
         options.echo,
     )
     trailer = ""
+    _running[component.id] = _running.get(component.id, 0) + 1
     try:
         with capture:
             try:
@@ -231,6 +243,10 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
                 durable,
             )
     finally:
+        if _running[component.id] == 1:
+            del _running[component.id]
+        else:
+            _running[component.id] -= 1
         capture.close(trailer)
         claim.release()
         try:

@@ -6,7 +6,7 @@ import os
 
 from ._errors import ComponentDefinitionError
 from .interface import Interface
-from .storage.layout import FINISHED_FILE
+from .storage.layout import FINISHED_FILE, OUTPUT_LOG
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ class Component(Interface):
     """
 
     kind: ClassVar[str] = "Component"
+    _retain_reserved_files: ClassVar[tuple[str, ...]] = (*Interface._retain_reserved_files, OUTPUT_LOG)
 
     def __call__(self) -> Any:
         """The work. Override it; save results with `save_file`."""

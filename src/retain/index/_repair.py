@@ -39,7 +39,7 @@ from .base import IndexEntry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from typing import Any
 
     from ..storage.base import Storage
@@ -223,8 +223,19 @@ def rebuild(index: Index, storage: Storage, progress: Callable[[int, int], objec
     """Replace the contents of `index` by what `storage` holds; returns the number indexed.
 
     Records that cannot be read are skipped with a warning that names them (they stay pending,
-    so the index takes them once repaired).
+    so the index takes them once repaired). An index found damaged on the way is discarded and
+    made anew (`Index.reset`), and the rebuild starts again.
     """
+    try:
+        return _rebuild(index, storage, progress)
+    except IndexDatabaseError as exc:
+        if not exc.corrupt:
+            raise  # locked, unreachable, another storage's: not for a reset to mend
+        index.reset()
+        return _rebuild(index, storage, progress)
+
+
+def _rebuild(index: Index, storage: Storage, progress: Callable[[int, int], object] | bool | None) -> int:
     import json
     import warnings
 
@@ -281,6 +292,7 @@ def rebuild(index: Index, storage: Storage, progress: Callable[[int, int], objec
     # Read in worker processes when there are many (see _bulk), written here.
     with paused_gc(), read_chunks(storage, names, 1000) as chunks:
         count = index.replace_all(entries(), meta)
+    _reclaim(storage, pending)
     if damaged:
         shown = "\n  ".join(damaged[:20]) + (f"\n  and {len(damaged) - 20} more" if len(damaged) > 20 else "")
         warnings.warn(
@@ -290,6 +302,26 @@ def rebuild(index: Index, storage: Storage, progress: Callable[[int, int], objec
             stacklevel=3,
         )
     return count
+
+
+def _reclaim(storage: Storage, uncommitted: Iterable[str]) -> None:
+    """Remove the temporaries killed writers left where no commit will reclaim them: in the
+    directories without a record, and in the storage's own ``.retain/``. (A commit reclaims
+    those of its directory; reading every committed directory here would double a rebuild.)"""
+    from .._fs import reclaim_temporaries
+    from ..storage.layout import STORAGE_META_DIR
+
+    if not storage.supports_local_files:
+        return
+    directories = [storage.local_directory(id) for id in uncommitted]
+    root = storage.local_root()
+    if root is not None:
+        directories.append(os.path.join(root, STORAGE_META_DIR))
+    for directory in directories:
+        try:
+            reclaim_temporaries(directory)
+        except OSError:  # garbage left for the next time; the rebuild itself succeeded
+            pass
 
 
 def _progress_reporter(progress: Any, total: int) -> Callable[[int], None] | None:

@@ -286,6 +286,9 @@ class FsspecStorage(StoreCalls, Storage):
             return True  # the stored version, or not in the store: the local copy is all there is
         return self._fetch(id, name, info)
 
+    def has_file(self, id: str, name: str) -> bool:
+        return super().has_file(id, name) or self._info(self._key(id, name)) is not None
+
     def _fetch(self, id: str, name: str, info: dict[str, Any] | None) -> bool:
         """Get file `name` of `id` (whose `info` was read before) into the cache; False when
         the store has no such file. On S3 the copy is recorded under the version computed

@@ -229,7 +229,9 @@ def read_marker(root: str) -> dict[str, Any] | None:
 # publishing the record (and `save_summary` before writing the summary), so an index that
 # missed an update (a killed process) finds the id by reading the journal past the offset it
 # recorded. Lines are short appends with O_APPEND (atomic on local file systems); a reader
-# ignores anything that is not a complete, well-formed line.
+# ignores anything that is not a complete, well-formed line. Beside the SQLite index (and its
+# -wal and -shm), ``index.sqlite-checked`` notes the state of the file when retain last knew it
+# whole (see `retain.index._sqlite_connection`).
 
 #: Directory of the storage's own files (index, journal), beside the interface directories.
 STORAGE_META_DIR = ".retain"
