@@ -211,6 +211,7 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
                 if error is None:
                     exception, error = exc, describe_error(exc, run=run)
                     capture.write(error["traceback"])
+            _end_metrics(files.directory, component, capture)
         seconds = round(time.monotonic() - started, 6)
         if error is None:
             trailer = f"----- retain: run {run} finished after {seconds:.3f} s -----\n"
@@ -231,6 +232,7 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
                 durable,
             )
     finally:
+        _end_metrics(files.directory, component, None)
         capture.close(trailer)
         claim.release()
         try:
@@ -240,3 +242,17 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
     if error is not None:
         return Outcome(component.id, "failed", run, error, exception)
     return Outcome(component.id, "finished", run)
+
+
+def _end_metrics(directory: str, component: Component, capture: Any) -> None:
+    """Write the run's buffered metrics; a failure to is reported, never the run's outcome."""
+    from ._metrics import close_run
+
+    try:
+        close_run(directory)
+    except Exception as exc:
+        message = f"retain: could not write the metrics of {component!r}: {exc}\n"
+        if capture is not None:
+            capture.write(message)
+        else:
+            print(message, end="", file=sys.stderr)

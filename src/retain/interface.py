@@ -17,6 +17,7 @@ from .storage import Storage, storage_of_directory
 from .storage.layout import RECORD_FILE, RECORD_FORMAT, RESERVED_PREFIX, decode_record, encode_record
 from .index import _hooks as _index_hooks  # light: sqlite3 loads when the index is first used
 from .storage.layout import JOURNAL_COMMIT, JOURNAL_SUMMARY, SUMMARY_FILE, decode_summary, encode_summary
+from .storage.layout import METRICS_FILE
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
 if TYPE_CHECKING:
@@ -291,6 +292,20 @@ class Interface(Element):
         data = read_small_file(path)
         return {} if data is None else decode_summary(data, path)
 
+    # -- metrics -------------------------------------------------------------------------
+
+    def metrics(self, name: str | None = None, *, frame: bool = False) -> Any:
+        """The metrics logged with `Component.log_metrics`: dicts ``{"step", "name", "value",
+        "time"}`` (time: ISO 8601 UTC) in step order, then logging order; only metric `name`
+        if given. With `frame`, a pandas DataFrame with those columns (long format).
+
+        Raises:
+            ImportError: `frame` and pandas is not installed (``pip install 'retain[pandas]'``).
+        """
+        from . import _metrics
+
+        return _metrics.read(self, name, frame)
+
     # -- reloading -----------------------------------------------------------------------
 
     @classmethod
@@ -424,6 +439,7 @@ def _interfaces_in(value: Any) -> Iterator[Interface]:
 
 
 _MAX_NAME_BYTES = 255
+_RESERVED_NAMES = (RECORD_FILE, SUMMARY_FILE, METRICS_FILE)
 
 
 def _safe_parts(parts: tuple[Any, ...], reserved_ok: bool = False) -> list[str]:
@@ -456,7 +472,7 @@ def _safe_parts(parts: tuple[Any, ...], reserved_ok: bool = False) -> list[str]:
             out.append(piece)
     if not out:
         raise UnsafePathError(f"empty file name {'/'.join(map(str, parts))!r}; name the file")
-    if not reserved_ok and (out[0] in (RECORD_FILE, SUMMARY_FILE) or out[0].startswith(RESERVED_PREFIX)):
+    if not reserved_ok and (out[0] in _RESERVED_NAMES or out[0].startswith(RESERVED_PREFIX)):
         raise UnsafePathError(
             f"{out[0]!r} is reserved for retain's own record; choose another file name"
         )

@@ -178,8 +178,10 @@ def _column_names(table: list[dict[str, Any]]) -> dict[str, str]:
 def _columns(names: list[str]) -> list[str]:
     fixed = ["id", "class", "created"]
     summary = sorted(name for name in names if name.startswith("summary."))
-    config = sorted(name for name in names if name not in fixed and name != "module" and name not in summary)
-    return fixed + config + summary
+    metrics = sorted(name for name in names if name.startswith("metrics."))
+    results = set(summary + metrics)
+    config = sorted(name for name in names if name not in fixed and name != "module" and name not in results)
+    return fixed + config + summary + metrics
 
 
 # -- retain status MODULE [key=value ...] ---------------------------------------------------------
