@@ -108,6 +108,12 @@ class Collection(_Generic[I]):
         name = cls.__qualname__ if cls is not None else classes.pop() if len(classes) == 1 else "Interface"
         return f"<Collection of {len(self._rows)} {name}>"
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: a table of the first rows (as `to_table`) and the total count."""
+        from ._html import collection_html
+
+        return collection_html(self)
+
     def ids(self) -> list[str]:
         """The ids, in order."""
         return [row[0] for row in self._rows]

@@ -306,6 +306,12 @@ class Interface(Element):
 
         return _metrics.read(self, name, frame)
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: config, status (components), summary, last metric values, files."""
+        from ._html import interface_html
+
+        return interface_html(self)
+
     # -- reloading -----------------------------------------------------------------------
 
     @classmethod
