@@ -1,11 +1,19 @@
 """Metrics over steps: `Component.log_metrics` writes them, `Interface.metrics` reads them.
 
-A component's metrics live in ``metrics.jsonl`` in its directory, one line per call (and step):
-``[step, "time", {"name": value, ...}]``. Logging only formats the line and appends it to a
-buffer in memory; the buffer is written with one ``O_APPEND`` write at least every second (a
-daemon thread), when it grows large, and when the run ends. After each write the last value of
-each metric is replaced (atomically) in ``.retain.metrics-last.json``, which the index reads
-like ``summary.json``: ``where={"metrics.loss": lt(0.1)}``.
+A component's metrics live in ``metrics.jsonl`` in its directory. Logging only checks the values
+and appends them to a buffer in memory; the buffer is written with one ``O_APPEND`` write at
+least every second (a daemon thread), when it grows large, and when the run ends, as one JSON
+line per run of calls that logged the same names, in columns::
+
+    [["loss", "accuracy"], [0, 1, 2], ["2026-05-01T12:00:00.000001Z", ...], "<base64>"]
+
+names, the step and ISO 8601 UTC time of each call, then the values call by call (loss0, acc0,
+loss1, acc1...) as little-endian IEEE 754 doubles in base64: exact, NaN and infinities included,
+and a million of them decode in milliseconds where parsing their text takes most of a second.
+Reading a million points parses a few long lines, not a million small objects. After
+each write the last value of each metric is replaced (atomically) in
+``.retain.metrics-last.json``, which the index reads like ``summary.json``:
+``where={"metrics.loss": lt(0.1)}``.
 
 A process killed mid-write leaves a torn last line: readers ignore what follows the last
 newline, and the next run starts its lines on a fresh one (any line that does not parse is
@@ -31,14 +39,14 @@ if TYPE_CHECKING:
     from .interface import Interface
     from .storage import Storage
 
-__all__ = ["COLUMNS", "FLUSH_SECONDS", "close_run", "log", "read", "read_last"]
+__all__ = ["COLUMNS", "FLUSH_SECONDS", "close_run", "read", "read_last", "series_of"]
 
 #: The keys of a metric row, and the columns of `Interface.metrics(frame=True)`.
 COLUMNS = ("step", "name", "value", "time")
 #: Buffered lines are written at least this often.
 FLUSH_SECONDS = 1.0
-#: ...and as soon as this many are waiting (bounds the memory of a fast loop).
-FLUSH_LINES = 10_000
+#: ...and as soon as this many calls are waiting (bounds the memory of a fast loop).
+FLUSH_CALLS = 100_000
 
 
 class _Series:
@@ -46,7 +54,7 @@ class _Series:
 
     __slots__ = (
         "directory", "path", "storage", "id", "record", "buffered", "lock", "writing",
-        "pending", "steps", "last", "changed", "newline", "closed",
+        "pending", "steps", "last", "top", "changed", "newline", "closed",
     )
 
     def __init__(self, component: Component, buffered: bool) -> None:
@@ -58,7 +66,7 @@ class _Series:
         self.buffered = buffered
         self.lock = threading.Lock()  # the buffer and the series state
         self.writing = threading.Lock()  # one write at a time, in order
-        self.pending: list[str] = []
+        self.pending: list[tuple[int, str, dict[str, float]]] = []
         self.closed = False
         self.changed = False
         data = self._stored()
@@ -71,6 +79,8 @@ class _Series:
             if step >= self.steps.get(name, step):
                 self.steps[name] = step
                 self.last[name] = value
+        #: The greatest step of any metric (-1: none yet).
+        self.top = max(self.steps.values(), default=-1)
 
     def _stored(self) -> bytes:
         if self.storage.is_remote and not self.buffered:
@@ -84,41 +94,53 @@ class _Series:
         return _read_local(self.path)
 
     def log(self, values: Mapping[str, Any], step: Any) -> None:
-        if not hasattr(values, "items"):
-            raise CodecError(
-                f"log_metrics takes a mapping of names to numbers, e.g. {{'loss': 0.1}}; got "
-                f"{type(values).__name__}"
-            )
-        clean: dict[str, float] = {}
-        for name, value in values.items():
-            if type(name) is not str or not name:
-                raise CodecError(f"metric names are non-empty strings; got {name!r}")
-            clean[name] = value if type(value) is float else _number(name, value)
-        if not clean:
+        # The hot path of a training loop: a plain dict of floats with an int step is checked
+        # and queued (a copy: the caller may reuse its dict); anything else is converted first.
+        if type(values) is dict:
+            for name, value in values.items():
+                if type(value) is not float or type(name) is not str or not name:
+                    values = _clean(values)
+                    break
+            else:
+                values = values.copy()
+        else:
+            values = _clean(values)
+        if not values:
             return
         if step is not None and type(step) is not int:
             step = _step(step)
         stamp = _iso(time.time())
-        dumps = _encoder()
         with self.lock:
-            steps, last = self.steps, self.last
-            if step is None:
-                # Each metric counts on from its own greatest step.
-                groups: dict[int, dict[str, float]] = {}
-                for name, value in clean.items():
-                    groups.setdefault(steps.get(name, -1) + 1, {})[name] = value
+            if step is not None and step >= self.top:
+                # At or past every step so far (the usual case): the last values, at once.
+                self.pending.append((step, stamp, values))
+                self.last.update(values)
+                self.steps.update(dict.fromkeys(values, step))
+                self.top = step
             else:
-                groups = {step: clean}
-            for at, group in groups.items():
-                self.pending.append(f'[{at},"{stamp}",{dumps(group)}]\n')
-                for name, value in group.items():
-                    if at >= steps.get(name, at):
-                        steps[name] = at
-                        last[name] = value
+                self._log_slowly(values, step, stamp)
             self.changed = True
             waiting = len(self.pending)
-        if not self.buffered or waiting >= FLUSH_LINES:
+        if not self.buffered or waiting >= FLUSH_CALLS:
             self.flush()
+
+    def _log_slowly(self, values: dict[str, float], step: int | None, stamp: str) -> None:
+        steps, last = self.steps, self.last
+        if step is None:
+            # Each metric counts on from its own greatest step.
+            groups: dict[int, dict[str, float]] = {}
+            for name, value in values.items():
+                groups.setdefault(steps.get(name, -1) + 1, {})[name] = value
+        else:
+            groups = {step: values}
+        for at, group in groups.items():
+            self.pending.append((at, stamp, group))
+            for name, value in group.items():
+                if at >= steps.get(name, at):
+                    steps[name] = at
+                    last[name] = value
+            if at > self.top:
+                self.top = at
 
     def flush(self) -> None:
         """Write what is buffered, then the last values; tell the index."""
@@ -134,7 +156,7 @@ class _Series:
             from .index import _hooks
             from .storage.layout import encode_summary
 
-            data = "".join(pending).encode("utf-8")
+            data = _encode(pending)
             if self.newline:
                 data = b"\n" + data
             durable = _settings.durable()
@@ -157,6 +179,58 @@ class _Series:
                 _hooks.after_metrics(storage, self.record, last)
 
 
+def _encode(pending: list[tuple[int, str, dict[str, float]]]) -> bytes:
+    """The lines of buffered calls: one per run of calls that logged the same names."""
+    dumps = _encoder()
+    lines = []
+    names: tuple[str, ...] | None = None
+    steps: list[int] = []
+    times: list[str] = []
+    values: list[float] = []
+    for step, stamp, group in pending:
+        keys = tuple(group)
+        if keys != names:
+            if names is not None:
+                lines.append(dumps([names, steps, times, _pack(values)]))
+            names, steps, times, values = keys, [], [], []
+        steps.append(step)
+        times.append(stamp)
+        values += group.values()
+    lines.append(dumps([names, steps, times, _pack(values)]))
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _pack(values: list[float]) -> str:
+    import base64
+    from array import array
+
+    packed = array("d", values)
+    if _BIG_ENDIAN:
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode("ascii")
+
+
+def _unpack(text: str) -> list[float]:
+    """The values of a line (raises ValueError if `text` is not whole doubles in base64)."""
+    import base64
+    import binascii
+    from array import array
+
+    try:
+        data = base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(str(exc)) from None
+    if len(data) % 8:
+        raise ValueError("not whole doubles")
+    packed = array("d", data)
+    if _BIG_ENDIAN:
+        packed.byteswap()
+    return packed.tolist()
+
+
+_BIG_ENDIAN = __import__("sys").byteorder == "big"
+
+
 def _append(path: str, data: bytes, durable: bool) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -170,6 +244,20 @@ def _append(path: str, data: bytes, durable: bool) -> None:
             os.close(fd)
     except OSError as exc:
         raise StorageError(exc.errno or 0, f"could not append metrics to {path}: {exc.strerror}") from exc
+
+
+def _clean(values: Any) -> dict[str, float]:
+    if not hasattr(values, "items"):
+        raise CodecError(
+            f"log_metrics takes a mapping of names to numbers, e.g. {{'loss': 0.1}}; got "
+            f"{type(values).__name__}"
+        )
+    clean: dict[str, float] = {}
+    for name, value in values.items():
+        if type(name) is not str or not name:
+            raise CodecError(f"metric names are non-empty strings; got {name!r}")
+        clean[name] = value if type(value) is float else _number(name, value)
+    return clean
 
 
 def _number(name: str, value: Any) -> float:
@@ -232,12 +320,10 @@ _registry = threading.Lock()
 _thread: threading.Thread | None = None
 
 
-def log(component: Component, values: Mapping[str, Any], step: Any = None) -> None:
-    """What `Component.log_metrics` does."""
-    series: _Series | None = component.__dict__.get("_retain_metrics")
-    if series is None or series.closed:
-        series = component.__dict__["_retain_metrics"] = _series(component)
-    series.log(values, step)
+def series_of(component: Component) -> _Series:
+    """The series `Component.log_metrics` writes to (kept on the instance)."""
+    series = component.__dict__["_retain_metrics"] = _series(component)
+    return series
 
 
 def _series(component: Component) -> _Series:
@@ -361,53 +447,92 @@ def _lines(data: bytes) -> list[Any]:
     return lines
 
 
-def _well_formed(line: Any) -> bool:
-    return (
-        type(line) is list and len(line) == 3 and type(line[0]) is int and type(line[1]) is str
-        and type(line[2]) is dict
-        and all(type(v) is float or (type(v) is int) for v in line[2].values())
-    )
+def _checked(lines: list[Any]) -> list[Any]:
+    """The lines of the expected shape (a line edited by hand is skipped)."""
+    out = []
+    for line in lines:
+        if type(line) is not list or len(line) != 4 or type(line[3]) is not str:
+            continue
+        names, steps, times, packed = line
+        if not (type(names) is list and type(steps) is list and type(times) is list):
+            continue
+        try:
+            values = _unpack(packed)
+        except ValueError:
+            continue
+        if (
+            all(type(n) is str for n in names) and all(type(s) is int for s in steps)
+            and all(type(t) is str for t in times) and len(times) == len(steps)
+            and len(values) == len(names) * len(steps)
+        ):
+            out.append(line)
+    return out
+
+
+def _points(data: bytes, name: str | None) -> list[dict[str, Any]]:
+    """The points of `data` as rows, in step order, then logging order."""
+    lines = _lines(data)
+    try:
+        rows = _build(lines, name)
+    except (TypeError, ValueError, AttributeError, IndexError):  # a line of another shape
+        rows = _build(_checked(lines), name)
+    if rows and type(rows[-1]) is bool:  # steps went back somewhere: sort (stable)
+        rows.pop()
+        rows.sort(key=_by_step)
+    return rows
+
+
+def _by_step(row: dict[str, Any]) -> Any:
+    return row["step"]
+
+
+def _build(lines: list[Any], name: str | None) -> list[Any]:
+    """Rows from parsed lines; a final ``True`` marks rows out of step order."""
+    rows: list[Any] = []
+    previous = -(2**63)
+    ordered = True
+    for names, steps, times, packed in lines:
+        values = _unpack(packed)
+        width = len(names)
+        if len(values) != width * len(steps) or len(times) != len(steps):
+            raise ValueError("not a metrics line")
+        if steps:
+            # Sorting a sorted list is linear, in C: cheaper than comparing pairs here.
+            if ordered and (steps[0] < previous or steps != sorted(steps)):
+                ordered = False
+            previous = steps[-1]
+        if name is not None:
+            if name not in names:
+                continue
+            names, values, width = [name], values[names.index(name)::width], 1
+        if width == 1:
+            metric = names[0]
+            rows += [{"step": s, "name": metric, "value": v, "time": t} for s, t, v in zip(steps, times, values)]
+            continue
+        # Column by column into their places: comprehensions build dicts faster than a loop.
+        block: list[Any] = [None] * len(values)
+        for column, metric in enumerate(names):
+            block[column::width] = [
+                {"step": s, "name": metric, "value": v, "time": t}
+                for s, t, v in zip(steps, times, values[column::width])
+            ]
+        rows += block
+    if not ordered:
+        rows.append(True)
+    return rows
 
 
 def _columns(data: bytes, name: str | None) -> tuple[list[int], list[str], list[float], list[str]]:
     """Step, name, value and time of each point, in step order, then logging order."""
-    lines = _lines(data)
-    if not all(map(_well_formed, lines)):
-        lines = [line for line in lines if _well_formed(line)]
-    steps: list[int] = []
-    names: list[str] = []
-    values: list[float] = []
-    times: list[str] = []
-    if name is None:
-        for step, stamp, group in lines:
-            count = len(group)
-            if count == 1:
-                steps.append(step)
-                times.append(stamp)
-            else:
-                steps += [step] * count
-                times += [stamp] * count
-            names += group
-            values += group.values()
-    else:
-        for step, stamp, group in lines:
-            if name in group:
-                steps.append(step)
-                times.append(stamp)
-                values.append(group[name])
-        names = [name] * len(steps)
-    values = [float(v) for v in values] if any(type(v) is not float for v in values) else values
-    if any(a > b for a, b in zip(steps, steps[1:])):
-        order = sorted(range(len(steps)), key=steps.__getitem__)  # stable: logging order kept
-        steps = [steps[i] for i in order]
-        names = [names[i] for i in order]
-        values = [values[i] for i in order]
-        times = [times[i] for i in order]
-    return steps, names, values, times
+    rows = _points(data, name)
+    return (
+        [row["step"] for row in rows], [row["name"] for row in rows],
+        [row["value"] for row in rows], [row["time"] for row in rows],
+    )
 
 
 def _rows(data: bytes) -> list[tuple[int, str, float, str]]:
-    return list(zip(*_columns(data, None)))
+    return [(row["step"], row["name"], row["value"], row["time"]) for row in _points(data, None)]
 
 
 def read(interface: Interface, name: str | None = None, frame: bool = False) -> Any:
@@ -420,6 +545,8 @@ def read(interface: Interface, name: str | None = None, frame: bool = False) -> 
         except ImportError as exc:
             raise ImportError("Interface.metrics(frame=True) needs pandas: pip install 'retain[pandas]'") from exc
     data = _stored_bytes(interface) if interface.is_committed() else b""
+    if not frame:
+        return _points(data, name)
     steps, names, values, times = _columns(data, name)
     if frame:
         result = pandas.DataFrame(
@@ -429,11 +556,7 @@ def read(interface: Interface, name: str | None = None, frame: bool = False) -> 
         )
         if len(result):
             result["time"] = pandas.to_datetime(result["time"], utc=True, format="ISO8601")
-        return result
-    return [
-        {"step": step, "name": metric, "value": value, "time": stamp}
-        for step, metric, value, stamp in zip(steps, names, values, times)
-    ]
+    return result
 
 
 def read_last(interface: Interface) -> dict[str, float]:

@@ -153,9 +153,12 @@ class Component(Interface):
                 an integer.
             RecordError: the component is not committed.
         """
-        from . import _metrics
+        series = self.__dict__.get("_retain_metrics")
+        if series is None or series.closed:
+            from . import _metrics
 
-        _metrics.log(self, values, step)
+            series = _metrics.series_of(self)
+        series.log(values, step)
 
     # -- identity-derived names ----------------------------------------------------------
 

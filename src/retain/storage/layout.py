@@ -439,10 +439,11 @@ def decode_summary(data: bytes, where: str) -> dict[str, Any]:
 #   <root>/<id>/.retain.failures.jsonl       append-only: every failure (type, message,
 #                                            traceback, time, run, host, pid)
 #   <root>/<id>/metrics.jsonl                append-only: the metrics its runs logged
-#                                            (`Component.log_metrics`), one line per call and
-#                                            step: ``[step, "time", {"name": value, ...}]``;
-#                                            buffered, written at least every second and at
-#                                            the run's end; a torn last line is ignored
+#                                            (`Component.log_metrics`), buffered and written
+#                                            at least every second and at the run's end, one
+#                                            line per run of calls with the same names:
+#                                            ``[names, steps, times, values]`` (values call by
+#                                            call); a torn last line is ignored
 #   <root>/<id>/.retain.metrics-last.json    the last value of each metric (a JSON object,
 #                                            like summary.json), replaced atomically at each
 #                                            write of metrics.jsonl: what the index reads
