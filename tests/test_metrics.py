@@ -277,3 +277,24 @@ def test_a_damaged_last_values_file_keeps_the_row_in_the_index() -> None:
     assert retain.index.rebuild() == 1
     assert get.all(Train).ids() == [run.id]
     assert get.all(Train, where={"metrics.loss": lt(1)}).ids() == []
+
+
+def test_a_long_run_journals_its_metrics_for_the_index_rarely(monkeypatch: pytest.MonkeyPatch,
+                                                               store: retain.Storage) -> None:
+    from retain import _metrics
+    from retain.storage.layout import journal_path
+
+    monkeypatch.setattr(_metrics, "FLUSH_SECONDS", 0.05)
+
+    class Often(Component):
+        def __call__(self) -> None:
+            for step in range(3):
+                self.log_metrics({"loss": float(step)}, step=step)
+                time.sleep(1.2 if step == 0 else 0.4)
+
+    run = get(Often).launch()
+    lines = Path(run.local_directory(METRICS_FILE)).read_bytes().count(b"\n")
+    assert lines >= 3  # written several times during the run
+    journal = Path(journal_path(str(store.local_root()))).read_text().splitlines()
+    assert len([line for line in journal if line.startswith(f"{run.id} s ")]) == 2  # first write, end
+    assert get.all(Often, where={"metrics.loss": 2.0}).ids() == [run.id]

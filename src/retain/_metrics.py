@@ -43,10 +43,12 @@ __all__ = ["COLUMNS", "FLUSH_SECONDS", "close_run", "read", "read_last", "series
 
 #: The keys of a metric row, and the columns of `Interface.metrics(frame=True)`.
 COLUMNS = ("step", "name", "value", "time")
-#: Buffered lines are written at least this often.
+#: Buffered calls are written at least this often...
 FLUSH_SECONDS = 1.0
-#: ...and as soon as this many calls are waiting (bounds the memory of a fast loop).
+#: ...and as soon as this many are waiting (bounds the memory of a fast loop).
 FLUSH_CALLS = 100_000
+#: A run's writes are journaled for the index at most this often (and at its end).
+JOURNAL_SECONDS = 30.0
 
 
 class _Series:
@@ -54,7 +56,7 @@ class _Series:
 
     __slots__ = (
         "directory", "path", "storage", "id", "record", "buffered", "lock", "writing",
-        "pending", "steps", "last", "top", "changed", "newline", "closed",
+        "pending", "steps", "last", "top", "changed", "newline", "closed", "journaled", "owed",
     )
 
     def __init__(self, component: Component, buffered: bool) -> None:
@@ -69,6 +71,9 @@ class _Series:
         self.pending: list[tuple[int, str, dict[str, float]]] = []
         self.closed = False
         self.changed = False
+        #: When the journal last heard of a write (monotonic), and whether a write came since.
+        self.journaled: float | None = None
+        self.owed = False
         data = self._stored()
         # A torn line (a killed run) must not swallow the first line written now.
         self.newline = bool(data) and not data.endswith(b"\n")
@@ -142,7 +147,7 @@ class _Series:
             if at > self.top:
                 self.top = at
 
-    def flush(self) -> None:
+    def flush(self, final: bool = False) -> None:
         """Write what is buffered, then the last values; tell the index."""
         with self.writing:
             with self.lock:
@@ -150,6 +155,8 @@ class _Series:
                 last = dict(self.last) if self.changed else None
                 self.changed = False
             if not pending:
+                if final and self.owed:  # writes the journal has not heard of
+                    self._journal()
                 return
             from . import _settings
             from ._fs import atomic_write
@@ -165,8 +172,13 @@ class _Series:
             if last is None:
                 return
             storage = self.storage
-            # Journal first, as for a summary: an index that misses the update finds the id.
-            _hooks.journal(storage, self.id, JOURNAL_SUMMARY, durable)
+            # Journal first, as for a summary: an index that misses the update (a killed
+            # process) finds the id. Not at every write: a week-long run would add megabytes.
+            journaled = self.journaled
+            if final or not self.buffered or journaled is None or journaled + JOURNAL_SECONDS <= time.monotonic():
+                self._journal()
+            else:
+                self.owed = True  # at the next chance, or the end
             encoded = encode_summary(last)
             atomic_write(
                 os.path.join(self.directory, METRICS_LAST_FILE),
@@ -177,6 +189,15 @@ class _Series:
                 storage._upload(self.id, [METRICS_FILE, METRICS_LAST_FILE])  # type: ignore[attr-defined]
             if self.record is not None:
                 _hooks.after_metrics(storage, self.record, last)
+
+
+    def _journal(self) -> None:
+        from . import _settings
+        from .index import _hooks
+
+        _hooks.journal(self.storage, self.id, JOURNAL_SUMMARY, _settings.durable())
+        self.journaled = time.monotonic()
+        self.owed = False
 
 
 def _encode(pending: list[tuple[int, str, dict[str, float]]]) -> bytes:
@@ -380,7 +401,7 @@ def close_run(directory: str) -> None:
         series = _open.pop(directory, None)
     if series is not None:
         series.closed = True
-        series.flush()
+        series.flush(final=True)
 
 
 def _flush_directory(directory: str) -> None:

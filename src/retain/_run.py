@@ -246,10 +246,11 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
 
 def _end_metrics(directory: str, component: Component, capture: Any) -> None:
     """Write the run's buffered metrics; a failure to is reported, never the run's outcome."""
-    from ._metrics import close_run
-
+    metrics = sys.modules.get("retain._metrics")
+    if metrics is None:
+        return  # nothing was logged in this process (a run that logs none imports nothing)
     try:
-        close_run(directory)
+        metrics.close_run(directory)
     except Exception as exc:
         message = f"retain: could not write the metrics of {component!r}: {exc}\n"
         if capture is not None:
