@@ -175,6 +175,8 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
         "- metrics_read_1M: `run.metrics()` of a component that logged 500,000 steps of two "
         "metrics (1,000,000 rows `{step, name, value, time}`), read from `metrics.jsonl` with one "
         "`json.loads` of the whole file; `metrics(\"loss\")` and `metrics(frame=True)` for reference.",
+        "- Rounds vary up to 2x when the machine is shared (see the load average above); the best "
+        "round is the figure.",
     ]
     FIGURES.write_section(RESULTS, SECTION, intro, notes, log)
 
