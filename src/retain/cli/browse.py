@@ -89,13 +89,14 @@ def _ls_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--sort", metavar="KEY",
-        help="order by KEY (a config key, summary.<name>, created, id), smallest first; "
+        help="order by KEY (a config key, summary.<name>, metrics.<name>, created, id), smallest first; "
         "-KEY for largest first; missing values last",
     )
     parser.add_argument("--limit", type=_positive, metavar="N", help="only the N first (newest, or first in --sort order)")
     parser.add_argument("--json", action="store_true", help=_JSON_HELP)
     parser.epilog = (
-        "Columns: id, class, created, then each config key and each summary.<name>. Newest "
+        "Columns: id, class, created, then each config key, each summary.<name> and the last value "
+        "of each metric (metrics.<name>). Newest "
         "first unless --sort. Exits 1 when nothing matches."
     )
 
