@@ -277,6 +277,8 @@ def test_a_damaged_last_values_file_keeps_the_row_in_the_index() -> None:
     assert retain.index.rebuild() == 1
     assert get.all(Train).ids() == [run.id]
     assert get.all(Train, where={"metrics.loss": lt(1)}).ids() == []
+    [row] = get.all(Train).to_table()
+    assert row["config.lr"] == 0.1 and not any(key.startswith("metrics.") for key in row)
 
 
 def test_a_long_run_journals_its_metrics_for_the_index_rarely(monkeypatch: pytest.MonkeyPatch,

@@ -213,10 +213,11 @@ class Collection(_Generic[I]):
         for id, module, qualname, _, created, config_text, summary_text, metrics_text in self._rows:
             row: dict[str, Any] = {"id": id, "module": module, "class": qualname, "created": created}
             try:
-                # One parse for both: the fixed cost per call dominates for small texts.
-                config, summary = scan(f"[{config_text},{summary_text or 'null'}]")[0]
-            except ValueError:  # a damaged summary text
+                # One parse for all: the fixed cost per call dominates for small texts.
+                config, summary, metrics = scan(f"[{config_text},{summary_text or 'null'},{metrics_text or 'null'}]")[0]
+            except ValueError:  # a damaged summary (or metrics) text
                 config, summary = scan(config_text)[0], parse_summary(summary_text)
+                metrics = parse_summary(metrics_text)
             # The top level inline (most leaves are there), nested dicts through _flatten.
             for key, item in config.items():
                 if type(item) is dict:
@@ -234,14 +235,12 @@ class Collection(_Generic[I]):
                     if name is None:
                         name = summary_names[key] = "summary." + key
                     row[name] = value
-            if metrics_text:
-                metrics = parse_summary(metrics_text)
-                if metrics is not None:
-                    for key, value in metrics.items():
-                        name = metric_names.get(key)
-                        if name is None:
-                            name = metric_names[key] = "metrics." + key
-                        row[name] = value
+            if type(metrics) is dict:
+                for key, value in metrics.items():
+                    name = metric_names.get(key)
+                    if name is None:
+                        name = metric_names[key] = "metrics." + key
+                    row[name] = value
             append(row)
         return table
 
