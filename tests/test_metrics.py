@@ -300,3 +300,26 @@ def test_a_long_run_journals_its_metrics_for_the_index_rarely(monkeypatch: pytes
     journal = Path(journal_path(str(store.local_root()))).read_text().splitlines()
     assert len([line for line in journal if line.startswith(f"{run.id} s ")]) == 2  # first write, end
     assert get.all(Often, where={"metrics.loss": 2.0}).ids() == [run.id]
+
+
+def test_the_frame_holds_the_rows_in_the_same_order() -> None:
+    pytest.importorskip("pandas")
+
+    class Mixed(Component):
+        def __call__(self) -> None:
+            self.log_metrics({"loss": 3.0, "acc": 0.1}, step=5)
+            self.log_metrics({"loss": 1.0}, step=1)
+            self.log_metrics({"loss": 0.5, "acc": 0.2, "lr": 0.01}, step=1)
+            self.log_metrics({"acc": 0.3})
+
+    run = get(Mixed).launch()
+    for name in (None, "loss", "acc"):
+        rows = run.metrics(name)
+        frame = run.metrics(name, frame=True)
+        assert [(r["step"], r["name"], r["value"]) for r in rows] == list(
+            zip(frame["step"], frame["name"], frame["value"])
+        )
+        assert [r["time"][:19] for r in rows] == [t.strftime("%Y-%m-%dT%H:%M:%S") for t in frame["time"]]
+    assert [(r["step"], r["name"]) for r in run.metrics()] == [
+        (1, "loss"), (1, "loss"), (1, "acc"), (1, "lr"), (5, "loss"), (5, "acc"), (6, "acc"),
+    ]

@@ -544,12 +544,44 @@ def _build(lines: list[Any], name: str | None) -> list[Any]:
 
 
 def _columns(data: bytes, name: str | None) -> tuple[list[int], list[str], list[float], list[str]]:
-    """Step, name, value and time of each point, in step order, then logging order."""
-    rows = _points(data, name)
-    return (
-        [row["step"] for row in rows], [row["name"] for row in rows],
-        [row["value"] for row in rows], [row["time"] for row in rows],
-    )
+    """Step, name, value and time of each point, in step order, then logging order (for a
+    DataFrame: lists, without a dict per point)."""
+    lines = _lines(data)
+    try:
+        return _build_columns(lines, name)
+    except (TypeError, ValueError, AttributeError, IndexError):  # a line of another shape
+        return _build_columns(_checked(lines), name)
+
+
+def _build_columns(lines: list[Any], name: str | None) -> tuple[list[int], list[str], list[float], list[str]]:
+    steps: list[int] = []
+    names: list[str] = []
+    values: list[float] = []
+    times: list[str] = []
+    for metrics, at, when, packed in lines:
+        points = _unpack(packed)
+        width = len(metrics)
+        if len(points) != width * len(at) or len(when) != len(at):
+            raise ValueError("not a metrics line")
+        if name is not None:
+            if name not in metrics:
+                continue
+            points, metrics, width = points[metrics.index(name)::width], [name], 1
+        if width == 1:
+            steps += at
+            times += when
+        else:
+            steps += [step for step in at for _ in metrics]
+            times += [stamp for stamp in when for _ in metrics]
+        names += metrics * len(at)
+        values += points
+    if steps != sorted(steps):
+        order = sorted(range(len(steps)), key=steps.__getitem__)  # stable: logging order kept
+        steps = [steps[i] for i in order]
+        names = [names[i] for i in order]
+        values = [values[i] for i in order]
+        times = [times[i] for i in order]
+    return steps, names, values, times
 
 
 def _rows(data: bytes) -> list[tuple[int, str, float, str]]:
