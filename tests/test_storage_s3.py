@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import retain
-from retain import Component, Interface, StorageError, get
+from retain import Component, Interface, StorageError, get, lt
 from retain.storage import Storage, make_storage
 from retain.storage.fsspec import FsspecStorage
 from retain.storage.layout import FINISHED_FILE, OUTPUT_LOG, RECORD_FILE, claim_file
@@ -591,3 +591,45 @@ def test_wrong_credentials(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPat
     storage = FsspecStorage(new_url(s3_env), skip_instance_cache=True)
     with pytest.raises(StorageError, match="denied|could not"):
         storage.read_record("0" * 32)
+
+
+class Logged(Component):
+    """Logs metrics; reads them back as another machine would while it runs."""
+
+    Config = {"other_cache": "", "fail": False}
+
+    def __call__(self) -> None:
+        for step in range(3):
+            self.log_metrics({"loss": 1.0 / (step + 1)})
+        time.sleep(1.5)  # written within a second, sent with the next heartbeat
+        other = FsspecStorage(self.storage.url, cache_dir=self.config.other_cache)
+        with retain.storage(other):
+            seen = get(Logged, dict(self.config)).metrics("loss")
+        self.save_summary(seen_while_running=len(seen))
+        if self.config.fail:
+            raise RuntimeError("fails after logging")
+
+
+def test_metrics_on_the_store_are_sent_with_the_heartbeat_and_read_from_another_machine(
+    s3: FsspecStorage, tmp_path: Path
+) -> None:
+    config = {"other_cache": str(tmp_path / "watcher")}
+    with retain.settings(heartbeat=0.1, lease=0.6):
+        run = get(Logged, config).launch()
+    assert run.load_summary()["seen_while_running"] == 3
+    other = FsspecStorage(s3.url, cache_dir=tmp_path / "other-machine")
+    with retain.storage(other):
+        again = get(Logged, config)
+        assert [(r["step"], r["value"]) for r in again.metrics("loss")] == [(0, 1.0), (1, 0.5), (2, 1 / 3)]
+        assert get.all(Logged, where={"metrics.loss": lt(0.5)}).ids() == [run.id]
+
+
+def test_a_run_resumed_on_another_machine_continues_the_stored_series(s3: FsspecStorage, tmp_path: Path) -> None:
+    config = {"other_cache": str(tmp_path / "watcher"), "fail": True}
+    with retain.settings(heartbeat=0.1, lease=0.6), pytest.raises(RuntimeError, match="fails after logging"):
+        get(Logged, config).launch()
+    other = FsspecStorage(s3.url, cache_dir=tmp_path / "other-machine")
+    with retain.storage(other), retain.settings(heartbeat=0.1, lease=0.6):
+        with pytest.raises(RuntimeError):
+            get(Logged, config).launch()  # run 2, on a machine whose cache never saw run 1
+    assert [r["step"] for r in get(Logged, config).metrics("loss")] == [0, 1, 2, 3, 4, 5]

@@ -223,6 +223,7 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
                 if error is None:
                     exception, error = exc, describe_error(exc, run=run)
                     capture.write(error["traceback"])
+            _end_metrics(files.directory, component, capture)
         seconds = round(time.monotonic() - started, 6)
         if error is None:
             trailer = f"----- retain: run {run} finished after {seconds:.3f} s -----\n"
@@ -243,6 +244,7 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
                 durable,
             )
     finally:
+        _end_metrics(files.directory, component, None)
         if _running[component.id] == 1:
             del _running[component.id]
         else:
@@ -256,3 +258,18 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
     if error is not None:
         return Outcome(component.id, "failed", run, error, exception)
     return Outcome(component.id, "finished", run)
+
+
+def _end_metrics(directory: str, component: Component, capture: Any) -> None:
+    """Write the run's buffered metrics; a failure to is reported, never the run's outcome."""
+    metrics = sys.modules.get("retain._metrics")
+    if metrics is None:
+        return  # nothing was logged in this process (a run that logs none imports nothing)
+    try:
+        metrics.close_run(directory)
+    except Exception as exc:
+        message = f"retain: could not write the metrics of {component!r}: {exc}\n"
+        if capture is not None:
+            capture.write(message)
+        else:
+            print(message, end="", file=sys.stderr)

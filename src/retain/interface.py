@@ -19,6 +19,7 @@ from .index import _hooks as _index_hooks  # light: sqlite3 loads when the index
 from .storage.layout import (
     JOURNAL_COMMIT,
     JOURNAL_SUMMARY,
+    METRICS_FILE,
     STORAGE_META_DIR,
     SUMMARY_FILE,
     decode_summary,
@@ -57,7 +58,7 @@ class Interface(Element):
     _retain_record: dict[str, Any] | None = None
     _retain_summary_saved: bool = False
     #: Top-level file names `save_file` refuses (besides ``.retain*``): retain writes them.
-    _retain_reserved_files: ClassVar[tuple[str, ...]] = (RECORD_FILE, SUMMARY_FILE)
+    _retain_reserved_files: ClassVar[tuple[str, ...]] = (RECORD_FILE, SUMMARY_FILE, METRICS_FILE)
 
     def __init__(self, version: Version = None) -> None:
         """Create an uncommitted interface bound to the storage in force (see `retain.storage`)."""
@@ -332,6 +333,26 @@ class Interface(Element):
             return {}
         data = read_small_file(path)
         return {} if data is None else decode_summary(data, path)
+
+    # -- metrics -------------------------------------------------------------------------
+
+    def metrics(self, name: str | None = None, *, frame: bool = False) -> Any:
+        """The metrics logged with `Component.log_metrics`: dicts ``{"step", "name", "value",
+        "time"}`` (time: ISO 8601 UTC) in step order, then logging order; only metric `name`
+        if given. With `frame`, a pandas DataFrame with those columns (long format).
+
+        Raises:
+            ImportError: `frame` and pandas is not installed (``pip install 'retain[pandas]'``).
+        """
+        from . import _metrics
+
+        return _metrics.read(self, name, frame)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: config, status (components), summary, last metric values, files."""
+        from ._html import interface_html
+
+        return interface_html(self)
 
     # -- reloading -----------------------------------------------------------------------
 

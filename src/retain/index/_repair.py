@@ -27,6 +27,7 @@ import time
 from .._errors import IndexDatabaseError, RecordError
 from ..storage.layout import (
     JOURNAL_COMMIT,
+    METRICS_LAST_FILE,
     RECORD_FILE,
     SUMMARY_FILE,
     decode_journal,
@@ -68,13 +69,15 @@ def read_entry(storage: Storage, id: str) -> IndexEntry | None:
     data = storage.read_file(id, RECORD_FILE)
     if data is None:
         return None
-    return _entry(storage, id, data, storage.read_file(id, SUMMARY_FILE))
+    return _entry(storage, id, data, storage.read_file(id, SUMMARY_FILE), storage.read_file(id, METRICS_LAST_FILE))
 
 
-def _entry(storage: Storage, id: str, record: bytes, summary: bytes | None) -> IndexEntry:
+def _entry(storage: Storage, id: str, record: bytes, summary: bytes | None, metrics: bytes | None) -> IndexEntry:
     entry = IndexEntry.from_fields(index_fields(record, _where(storage, id), id))
     if summary is not None:
         entry.summary_text = summary_text(summary)
+    if metrics is not None:
+        entry.metrics_text = summary_text(metrics)
     return entry
 
 
@@ -87,14 +90,16 @@ def _where(storage: Storage, id: str) -> str:
 def _read_entries(storage: Storage, ids: list[str]) -> Iterator[tuple[str, IndexEntry | None, RecordError | None]]:
     """``(id, entry or None, error)`` for each id, reading records and summaries in one batch
     (concurrently on an object store)."""
-    found = storage.read_files([(id, name) for id in ids for name in (RECORD_FILE, SUMMARY_FILE)])
+    names = (RECORD_FILE, SUMMARY_FILE, METRICS_LAST_FILE)
+    found = storage.read_files([(id, name) for id in ids for name in names])
     for id in ids:
         record = found.get((id, RECORD_FILE))
         if record is None:
             yield id, None, None
             continue
         try:
-            yield id, _entry(storage, id, record, found.get((id, SUMMARY_FILE))), None
+            metrics = found.get((id, METRICS_LAST_FILE))
+            yield id, _entry(storage, id, record, found.get((id, SUMMARY_FILE)), metrics), None
         except RecordError as exc:
             yield id, None, exc
 

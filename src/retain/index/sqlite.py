@@ -1,9 +1,9 @@
 """The SQLite index: one file, no server; the default, at ``<storage>/.retain/index.sqlite``.
 
-Schema (version 1)::
+Schema (version 2)::
 
     classes(class, module, qualname, kind)            one row per class (ids never reused)
-    interfaces(row, id, class, created, config, canonical, summary)
+    interfaces(row, id, class, created, config, canonical, summary, metrics)
     config_values(class, key, value, row)             every config leaf, by dotted key
 
 `config_values.value` is typed so that SQL comparisons agree with Python's (see
@@ -134,13 +134,13 @@ class SqliteIndex(SqliteConnection, Index):
 
         def work(conn: sqlite3.Connection) -> list[str]:
             insert = (
-                "INSERT OR IGNORE INTO interfaces (id, class, created, config, canonical, summary)"
-                " VALUES (?, ?, ?, ?, ?, ?)"
+                "INSERT OR IGNORE INTO interfaces (id, class, created, config, canonical, summary, metrics)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
             )
             added = []
-            for entry, config, canonical, summary, leaves in prepared:
+            for entry, config, canonical, summary, metrics, leaves in prepared:
                 klass = self._class_id(conn, entry.module, entry.qualname, entry.kind)
-                cursor = conn.execute(insert, (entry.id, klass, entry.created, config, canonical, summary))
+                cursor = conn.execute(insert, (entry.id, klass, entry.created, config, canonical, summary, metrics))
                 if cursor.rowcount == 1:
                     added.append(entry.id)
                     if leaves:
@@ -149,8 +149,11 @@ class SqliteIndex(SqliteConnection, Index):
                         for key, value in leaves:
                             args += (klass, key, value, row)
                         conn.execute(insert_values(len(leaves)), args)
-                elif summary is not None:
-                    conn.execute("UPDATE interfaces SET summary = ? WHERE id = ?", (summary, entry.id))
+                else:
+                    if summary is not None:
+                        conn.execute("UPDATE interfaces SET summary = ? WHERE id = ?", (summary, entry.id))
+                    if metrics is not None:
+                        conn.execute("UPDATE interfaces SET metrics = ? WHERE id = ?", (metrics, entry.id))
             return added
 
         with self._lock:
