@@ -187,9 +187,10 @@ def write_results(seconds: float, reps: int, endpoint: str) -> None:
     notes = [
         "- Round trips are HTTP requests counted on the S3 client (`before-send` events). A commit "
         "without files is one conditional PUT of the record (`If-None-Match: *`); with files, a HEAD "
-        "of the record (committed already? then its files are left alone), a PUT per file, the "
-        "record, then one listing that records the versions of the uploaded files (so that this "
-        "machine reads its cached copies without fetching them back). A `get` is one GET of the record (404 when absent). The first use of a storage in "
+        "of the record (committed already? then its files are left alone), a PUT per file and the "
+        "record; the versions of the uploaded files are computed from them (their ETags), not read "
+        "back, so that this machine reads its cached copies without fetching them back. A `get` is "
+        "one GET of the record (404 when absent). The first use of a storage in "
         "a process adds a connection check and a HEAD of the bucket, once.",
         "- s3_rebuild: `retain.index.rebuild()` from a new cache directory (another machine): one "
         "listing, then records and summaries read concurrently.",

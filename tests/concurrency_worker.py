@@ -96,7 +96,8 @@ def run_overlap(args: argparse.Namespace) -> None:
     with storage(args.storage):
         for index in order:
             item = get(OverlapItem, {"index": index})
-            item.save_file(DATA_FILE, overlap_payload(index))
+            # Another worker may have committed it meanwhile (with the same payload).
+            item.save_file(DATA_FILE, overlap_payload(index), overwrite=True)
             item.save_file(f"by-{args.worker}.txt", f"worker {args.worker} index {index}")
             item.commit()
             assert item.is_committed()

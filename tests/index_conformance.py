@@ -37,6 +37,11 @@ VALUES: list[Any] = [0, 1, 1.0, 2, 2.5, -3, 10**20, True, False, None, "", "1", 
                      [1, 2], [1.0, 2], [], {}, REF]
 
 
+# Integers beyond 64 bits (and one beyond the floats), and the floats next to them.
+BIG: list[Any] = [2**1024, -(2**1024), 10**400, 2**63, 2**63 + 1, 2**64, -(2**63), -(2**63) - 1,
+                  2**63 - 1, float(2**63), 2.0**64, 1e308, 5, 5.5, "x"]
+
+
 def entry(n: int, config: dict[str, Any], *, klass: tuple[str, str] = CLASS, kind: str = "Interface",
           summary: dict[str, Any] | None = None, created: str | None = None) -> IndexEntry:
     return IndexEntry(
@@ -79,7 +84,7 @@ class IndexConformance:
         index.upsert([entry(4, {"x": 4}, klass=OTHER)])
         rows = index.select(Query([CLASS]))
         assert ids(rows) == [f"{n:032x}" for n in (3, 2, 1)]
-        id, module, qualname, kind, created, config, summary = rows[0]
+        id, module, qualname, kind, created, config, summary, metrics = rows[0]
         assert (module, qualname, kind, summary) == (*CLASS, "Interface", None)
         assert '"x"' in config and created.endswith("Z")
         assert index.count(Query([CLASS])) == 3
@@ -209,6 +214,52 @@ class IndexConformance:
         both = Query([CLASS], conditions=[cond("x", ge(1))],
                      summary_conditions=[cond("ok", equal(True, "ok"), "summary")])
         assert sorted(ids(index.query(both))) == [f"{n:032x}" for n in (2, 4)]
+
+    @pytest.mark.parametrize("bulk", [False, True], ids=["upsert", "replace_all"])
+    def test_integers_beyond_64_bits_are_stored_and_queried(self, index: Index, bulk: bool) -> None:
+        # Beyond int64 (SQLite's integers) and beyond float (2**1024): exact, as in Python.
+        entries = [entry(n, {"v": value}) for n, value in enumerate(BIG)]
+        if bulk:
+            index.replace_all(entries, {})
+        else:
+            index.upsert(entries)
+        bounds = [2**1024, -(2**1024), 2**63, 2**63 + 1, 2**63 - 1, float(2**63), 2.0**64, 10**400, 5, 1e308]
+        filters = [
+            *(make(b) for b in bounds for make in (lambda b: equal(b, "v"), lt, le, gt, ge)),
+            between(2**63, 2**64), between(2**63 + 1, 2**1024), one_of([2**63 + 1, 10**400, 5]),
+        ]
+        for filter in filters:
+            query = Query([CLASS], conditions=[cond("v", filter)])
+            expected = {e.id for e in entries if filter.matches(e.config["v"])}
+            assert set(ids(index.select(query))) == expected, filter
+            assert index.count(query) == len(expected), filter
+
+    def test_metrics_are_stored_apart_from_the_summary_and_updated_alone(self, index: Index) -> None:
+        index.upsert([entry(1, {"x": 1}, summary={"loss": 0.5})])
+        update = entry(1, {"x": 1})
+        update.metrics = {"loss": 0.25}
+        index.upsert([update])
+        index.upsert([entry(1, {"x": 1})])  # neither: both kept
+        [row] = index.select(Query([CLASS]))
+        assert len(row) == 8 and "0.5" in (row[6] or "") and "0.25" in (row[7] or "")
+        again = entry(1, {"x": 1})
+        again.metrics_text = '{"loss": 0.125}'  # as read from .retain.metrics-last.json
+        index.upsert([again])
+        assert "0.125" in (index.select(Query([CLASS]))[0][7] or "")
+        assert "0.5" in (index.select(Query([CLASS]))[0][6] or "")
+
+    def test_metric_conditions_in_query(self, index: Index) -> None:
+        entries = [entry(n, {"x": n}, summary={"loss": 9.0}) for n in range(6)]
+        for n, item in enumerate(entries):
+            item.metrics = {"loss": n / 10}
+        entries[5].metrics = {"loss": float("nan")}
+        twice = entry(7, {"x": 7})
+        twice.metrics = {"loss": 0.0}
+        index.upsert([*entries, entry(7, {"x": 7}), twice])  # one id twice: the last metrics
+        query = Query([CLASS], summary_conditions=[cond("loss", lt(0.25), "metrics")])
+        assert sorted(ids(index.query(query))) == [f"{n:032x}" for n in (0, 1, 2, 7)]
+        assert index.replace_all(entries, {}) == 6
+        assert sorted(ids(index.query(query))) == [f"{n:032x}" for n in range(3)]
 
     def test_keys_that_collide_when_dotted_do_not_break_writes(self, index: Index) -> None:
         index.upsert([entry(1, {"a.b": 1, "a": {"b": 1}})])

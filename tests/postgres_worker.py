@@ -53,11 +53,27 @@ def upsert(url: str, worker: int, count: int) -> None:
     print(len(index.ids()), flush=True)
 
 
+def rebuild(url: str, root: str, seconds: float) -> None:
+    """Rebuild the index of the storage at `root` again and again for `seconds` (readers in
+    another process query meanwhile); print how many rebuilds ran."""
+    import time
+
+    done = 0
+    with retain.storage(root), retain.settings(index=url):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            retain.index.rebuild()
+            done += 1
+    print(done, flush=True)
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "commit":
         commit(args[0], args[1], int(args[2]), int(args[3]), int(args[4]))
     elif mode == "upsert":
         upsert(args[0], int(args[1]), int(args[2]))
+    elif mode == "rebuild":
+        rebuild(args[0], args[1], float(args[2]))
     else:
         raise SystemExit(f"unknown mode {mode}")

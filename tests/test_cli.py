@@ -201,6 +201,9 @@ def test_show_and_recreate(pi: Path, capsys: pytest.CaptureFixture[str]) -> None
         (["mc_pi", "--launch", "--execution", "estimate_pi.Nope"], 2, "no module named 'estimate_pi.Nope'"),
         (["mc_pi", "--launch", "--execution", "estimate_pi"], 2, "not an Execution"),
         (["mc_pi", "--launch", "--execution", "pool", "procesez=2"], 2, "unknown config key 'procesez'"),
+        (["mc_pi", "samples=abc", "--launch", "--dry-run"], 2, "'samples' of McPi expects int"),
+        (["mc_pi", "fail=1", "--launch", "--dry-run"], 2, "'fail' of McPi expects bool"),
+        (["estimate_pi", "name=123"], 2, "quote text that reads as a number: name='\"123\"'"),
         (["typed_pi", "samples=many", "--launch"], 2, "samples"),
         (["ls", "no_such_module"], 2, "no module named 'no_such_module'"),
         (["ls", "mc_pi", "--where", "lx<1"], 2, "unknown config key 'lx'"),
@@ -957,3 +960,25 @@ def test_launch_error_counts_ran_cached_and_failed(pi: Path, capsys: pytest.Capt
         get(launcher.Launcher).go()
     code, _, err = run(capsys, "mc_pi", "fail=true", "--launch")  # alone: no counts
     assert code == 1 and one_error_line(err).startswith("retain: error: McPi [")
+
+
+def test_ls_shows_the_last_metric_values_after_the_summary(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_module(project, "fitting", """
+from retain import Component
+
+class Fitting(Component):
+    Config = {"zeta": 1}
+
+    def __call__(self):
+        self.save_summary(acc=0.5)
+        for step in range(3):
+            self.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+""")
+    from fitting import Fitting
+
+    runs = [get(Fitting, {"zeta": z}).launch() for z in (1, 2)]
+    code, out, _ = run(capsys, "ls", "fitting", "--where", "metrics.loss<0.5", "--sort", "-zeta")
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "id\tclass\tcreated\tzeta\tsummary.acc\tmetrics.loss"
+    assert [line.split("\t")[0] for line in lines[1:]] == [runs[1].id, runs[0].id]
+    assert lines[1].endswith("\t2\t0.5\t0.3333333333333333")

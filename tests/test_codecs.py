@@ -130,3 +130,29 @@ def test_numpy_is_optional(tmp_path: Path) -> None:
     env = {**os.environ, "RETAIN_STORAGE": str(tmp_path / "s")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == ["[1]", "numpy is needed for .npy and .npz files: pip install 'retain[numpy]'"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "damage"),
+    [
+        ("a.json", {"x": [1, 2]}, b'{"x": [1,'),
+        ("a.jsonl", [{"x": 1}], b'{"x": [1, 2,\n'),
+        ("a.txt", "text", b"\xff\xfe\xfa"),
+        ("a.p", {"x": 1}, b"\x80\x05\x95garbage"),
+        ("a.pkl", {"x": 1}, b""),
+        ("a.npy", np.arange(4), b"\x93NUMPY\x01\x00garbage"),
+        ("b.npy", np.arange(4), b"not numpy at all"),
+        ("a.npz", {"x": np.arange(4)}, b"PK\x03\x04broken zip"),
+        ("b.npz", {"x": np.arange(4)}, b"\x93NUMPY\x01\x00v\x00{'descr': '<i8', 'fortran_order': False, 'shape': (0,), }"),
+    ],
+)
+def test_a_damaged_file_is_a_codec_error_naming_it(name: str, value: Any, damage: bytes) -> None:
+    holder = get(Holder).commit()
+    path = holder.save_file(name, value)
+    Path(path).write_bytes(damage)
+    with pytest.raises(CodecError, match="damaged") as info:
+        holder.load_file(name)
+    assert path in str(info.value)
+    Path(path).write_bytes(damage[: len(damage) // 2])  # truncated too
+    with pytest.raises(CodecError, match="damaged"):
+        holder.load_file(name)

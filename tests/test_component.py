@@ -518,3 +518,37 @@ def test_launch_only_missing_and_failed(store: Storage, tmp_path: Path) -> None:
     assert died.execution.runs()[0]["end"]["status"] == "died"
     with pytest.raises(ConfigError, match="unknown state"):
         retain.launch([done], only=("missing", "fialed"))
+
+
+class Checkpointed(Component):
+    """Saves its checkpoint again and again in its run, also from a thread it starts."""
+
+    Config = {"steps": 3}
+
+    def __call__(self) -> None:
+        for step in range(self.config.steps):
+            print(f"step {step}")
+            self.save_file("checkpoint.json", {"step": step})
+        writer = threading.Thread(target=self.save_file, args=("checkpoint.json", {"step": "thread"}))
+        writer.start()
+        writer.join()
+        self.save_file("checkpoint.json", {"step": "last"})
+
+
+def test_a_component_replaces_its_own_files_in_its_run_only(store: Storage) -> None:
+    component = get(Checkpointed).launch()
+    assert component.load_file("checkpoint.json") == {"step": "last"}
+    with pytest.raises(retain.ImmutableError, match="overwrite=True"):
+        component.save_file("checkpoint.json", {"step": "outside"})
+    component.save_file("checkpoint.json", {"step": "outside"}, overwrite=True)
+    assert get(Checkpointed).load_file("checkpoint.json") == {"step": "outside"}
+
+
+def test_output_log_is_reserved_for_components(store: Storage) -> None:
+    component = get(Checkpointed, {"steps": 1})
+    with pytest.raises(retain.UnsafePathError, match="'output.log' is reserved"):
+        component.save_file(OUTPUT_LOG, "mine")
+    component.launch()
+    assert "retain: run 1" in component.load_file(OUTPUT_LOG)
+    with pytest.raises(retain.UnsafePathError, match="reserved"):
+        component.save_file("./output.log", "mine", overwrite=True)

@@ -88,6 +88,105 @@ def test_empty_dict_default_is_an_open_mapping() -> None:
     assert train.config.extra.to_dict() == {"anything": 1, "nested": {"deep": True}}
 
 
+def test_dotted_keys_nest_at_every_level_of_an_open_mapping() -> None:
+    class Open(Element):
+        Config: dict[str, object] = {}
+
+    nested = Open({"a": {"b": {"c": {"d": 1}}}})
+    for spelling in ({"a.b": {"c.d": 1}}, {"a": {"b.c": {"d": 1}}}, {"a.b.c.d": 1}):
+        element = Open(spelling)
+        assert element.config.to_dict() == {"a": {"b": {"c": {"d": 1}}}}
+        assert element == nested and element.id == nested.id
+    # a plain value replaced by a mapping nests its dotted keys too
+    assert Open([{"a": 1}, {"a": {"x.y": 2}}]).config.to_dict() == {"a": {"x": {"y": 2}}}
+    # an open mapping under a strict config
+    train = Train({"extra": {"x.y": 1}})
+    assert train.config.extra.to_dict() == {"x": {"y": 1}}
+    assert train == Train({"extra.x.y": 1}) == Train({"extra": {"x": {"y": 1}}})
+    assert Train({"extra": {"k": {"p.q": 1}}}) == Train({"extra.k.p.q": 1})
+
+
+class Typed(Element):
+    Config = {
+        "n": 10, "lr": 0.1, "name": "x", "flag": False, "layers": [1, 2], "opts": {},
+        "model": {"depth": 2, "act": "relu"}, "anything": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("update", "match"),
+    [
+        ({"n": "abc"}, "'n' of Typed expects int.*default is 10.*got str 'abc'"),
+        ({"n": 2.5}, "'n' of Typed expects int.*got float 2.5"),
+        ({"n": True}, "'n' of Typed expects int.*got bool True"),
+        ({"n": None}, "'n' of Typed expects int.*got None.*default None"),
+        ({"lr": "0.1"}, "'lr' of Typed expects a number \\(int or float\\).*got str '0.1'"),
+        ({"lr": False}, "'lr' of Typed expects a number.*got bool False"),
+        ({"name": 3}, "'name' of Typed expects str.*got int 3"),
+        ({"flag": 1}, "'flag' of Typed expects bool.*got int 1"),
+        ({"flag": "true"}, "'flag' of Typed expects bool.*got str 'true'"),
+        ({"layers": 3}, "'layers' of Typed expects a list.*got int 3"),
+        ({"layers": {"a": 1}}, "'layers' of Typed expects a list.*got dict"),
+        ({"opts": [1]}, "'opts' of Typed expects a mapping.*got list"),
+        ({"model": 3}, "'model' of Typed expects a mapping.*got int 3"),
+        ({"model.depth": "deep"}, "'model.depth' of Typed expects int.*got str 'deep'"),
+        ({"model": {"act": 1}}, "'model.act' of Typed expects str.*got int 1"),
+    ],
+)
+def test_a_dict_config_types_its_values_by_their_defaults(update: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        Typed(update).config
+
+
+def test_values_that_fit_their_defaults_are_accepted() -> None:
+    np = pytest.importorskip("numpy")
+    typed = Typed(
+        [
+            {"n": 3, "lr": 1, "name": "y", "flag": True, "layers": (3,), "opts": {"k": [1]}},
+            {"model": {"depth": np.int64(4)}, "anything": {"a": [1, None]}},
+            {"lr": np.float32(0.5), "flag": np.bool_(False), "anything": 3},
+        ]
+    )
+    config = typed.config
+    assert (config.n, config.lr, config.name, config.flag, config.layers) == (3, 0.5, "y", False, [3])
+    assert config.model.depth == 4 and config.anything == 3 and config.opts.to_dict() == {"k": [1]}
+    assert Typed({"lr": 1}) == Typed({"lr": 1.0})
+    # an integral float is the int it equals (1 == 1.0 is one identity): stored as the int
+    assert Typed({"n": 16.0}).config.to_dict()["n"] == 16 and type(Typed({"n": 16.0}).config.n) is int
+    assert Typed({"n": 16.0}) == Typed({"n": 16})
+    # a failed update leaves nothing half-applied: the element is unchanged
+    with pytest.raises(ConfigError):
+        typed.version({"n": "many"})
+    assert typed.config.n == 3
+
+
+def test_an_interface_default_accepts_interfaces_of_its_family() -> None:
+    from retain import Interface
+
+    class Dataset(Interface):
+        Config = {"size": 1}
+
+    class Mnist(Dataset):
+        pass
+
+    class Cifar(Dataset):
+        pass
+
+    class Model(Interface):
+        Config = {"layers": 2}
+
+    class Train(Element):
+        Config = {"data": Mnist(), "init": None}
+
+    assert Train({"data": Cifar({"size": 3})}).config.data == Cifar({"size": 3})
+    assert Train({"data": Mnist({"size": 2})}).config.data.config.size == 2
+    assert Train({"init": Model()}).config.init == Model()
+    with pytest.raises(ConfigError, match="'data' of .*Train expects an instance of Dataset.*got Model \\["):
+        Train({"data": Model()}).config
+    with pytest.raises(ConfigError, match="'data' of .*Train expects an instance of Dataset.*got str 'mnist'"):
+        Train({"data": "mnist"}).config
+
+
 def test_version_calls_with_literal_arguments() -> None:
     assert Train("~large").config.batch_size == 16
     assert Train("~large(3)").config.batch_size == 24
@@ -140,6 +239,17 @@ def test_version_method_returning_junk_or_looping() -> None:
         Train("~bad").config
     with pytest.raises(VersionError, match="deeper than"):
         Train("~loop").config
+
+
+def test_a_list_of_versions_that_contains_itself_is_an_error() -> None:
+    loop: list[object] = [{"lr": 0.5}]
+    loop.append(loop)
+    with pytest.raises(VersionError, match="lists of versions nest deeper than 50 levels"):
+        Train(loop)
+    deep: list[object] = [{"lr": 0.5}]
+    for _ in range(49):
+        deep = [deep]
+    assert Train(deep).config.lr == 0.5
 
 
 def test_bad_version_types() -> None:

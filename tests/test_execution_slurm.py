@@ -181,6 +181,61 @@ def test_a_job_cancelled_before_it_ran_shows_as_died(store: Storage, tmp_path: P
     assert wait_until_done([work]).finished == [work]
 
 
+def test_a_job_array_cancelled_before_its_tasks_started_shows_them_as_died(store: Storage, tmp_path: Path) -> None:
+    """Slurm reports the pending tasks of a cancelled array as one range (``ArrayTaskId=0-1``
+    in ``scontrol``, ``123_[0-1]`` in ``sacct``): each task is found in it."""
+    works = [get(Work, {"index": i, "counter": str(tmp_path / "counter")}) for i in (7, 8)]
+    outcomes = get("retain.execution.slurm", {"sbatch": ["--hold"]}).dispatch(works)
+    jobs = [o.job["id"] for o in outcomes]  # type: ignore[index]
+    base = jobs[0].split("_")[0]
+    assert jobs == [f"{base}_0", f"{base}_1"]
+    assert [state for _, state in retain.status(works)] == ["queued", "queued"]
+    subprocess.run(["scancel", base], check=True, timeout=30)
+    deadline = time.monotonic() + 30
+    while [w.execution.state() for w in works] != ["died", "died"]:
+        assert time.monotonic() < deadline, (repr(retain.status(works)), retain.status(works).jobs)
+        time.sleep(0.2)
+    for work, job in zip(works, jobs):
+        assert f"job {job} ended CANCELLED before it ran the component" in work.execution.error()["message"]  # type: ignore[index]
+
+
+def test_array_ranges_as_slurm_reports_them_cover_their_tasks() -> None:
+    """The forms of the commands this cluster cannot show (sacct needs accounting): a range
+    with a step, a list, a throttle."""
+    from retain.execution.slurm import _reported
+
+    wanted = {"89_0", "89_1", "89_3", "89_4", "89_7", "90_1", "91"}
+    assert _reported("89_[0-1]", wanted) == ["89_0", "89_1"]
+    assert _reported("89_[1,3-7:2%2]", wanted) == ["89_1", "89_3", "89_7"]  # not 89_4
+    assert _reported("89_[4]", wanted) == ["89_4"] and _reported("89_4", wanted) == ["89_4"]
+    assert _reported("91", wanted) == ["91"] and _reported("9", wanted) == []
+    assert _reported("90_[0,2-9]", wanted) == [] and _reported("89_[x-y]", wanted) == []
+
+
+def test_a_second_dispatch_leaves_a_component_its_job_runs_alone(store: Storage, tmp_path: Path) -> None:
+    """While a job runs a component, dispatching it again submits nothing (a second job would
+    only hold a CPU, waiting for the first one's run)."""
+    counter, marker, release = tmp_path / "counter", tmp_path / "started", tmp_path / "release"
+    work = get(Work, {"index": 9, "counter": str(counter), "sleep": 60.0, "marker": str(marker),
+                      "release": str(release)})
+    slurm = get("retain.execution.slurm", {"time": "10:00"})
+    try:
+        [first] = slurm.dispatch([work])
+        deadline = time.monotonic() + 30
+        while not marker.exists():
+            assert time.monotonic() < deadline, "the job never started the component"
+            time.sleep(0.1)
+        assert work.execution.state() == "running"
+        [again] = slurm.dispatch([work])
+        assert again.status == "submitted" and again.job["already"], again.job  # type: ignore[index]
+        assert again.job["id"] == first.job["id"]  # type: ignore[index]
+        assert [s["job"] for s in work.execution.submissions()] == [first.job["id"]]  # type: ignore[index]
+    finally:
+        release.touch()
+    assert wait_until_done([work]).finished == [work]
+    assert len(lines(counter)) == 1
+
+
 def test_a_requeued_job_resumes_its_component(store: Storage, tmp_path: Path) -> None:
     """The job requeues itself when Slurm signals it (as before its time limit); the next
     start of the job takes over the interrupted run and finishes the component."""

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from retain import Element, IdentityError, Interface
+from retain import ConfigError, Element, IdentityError, Interface, get
 from retain.identity import SCHEME, canonical_json, compute_id
 
 
@@ -48,9 +48,25 @@ def test_spellings_of_one_configuration_are_one_identity() -> None:
 def test_numbers_are_normalised_but_booleans_are_not_numbers() -> None:
     assert Model({"depth": 3}).id == Model({"depth": 3.0}).id
     assert Model({"depth": 2.0}).id == Model().id
-    assert Model({"flag": 0}).id != Model().id  # 0 is not False
+    assert Model({"tags": {"x": 0}}).id != Model({"tags": {"x": False}}).id  # 0 is not False
     assert Model({"tags": {"x": True}}).id != Model({"tags": {"x": 1}}).id
     assert Model({"tags": {"x": -0.0}}).id == Model({"tags": {"x": 0}}).id
+
+
+def test_an_integral_float_and_the_int_it_equals_are_one_identity_at_every_magnitude() -> None:
+    def tag(value: object) -> str:
+        return Model({"tags": {"v": value}}).id
+
+    for n in (2**53, 2**63 - 1024, 2**63, -(2**63), 2**64, 10**20, -(10**22), 2**1023):
+        assert float(n) == n
+        assert tag(n) == tag(float(n)), n
+        assert tag([n]) == tag([float(n)]) and tag({"x": n}) == tag({"x": float(n)})
+    assert tag(2**63 + 1) != tag(float(2**63)) and float(2**63 + 1) != 2**63 + 1
+    assert tag(2**1024) != tag(2**1024 + 1)  # no float equals these: they stay exact ints
+    assert Model({"depth": 2**64}).id == Model({"depth": float(2**64)}).id
+    assert Model({"lr": 2**64}).id == Model({"lr": float(2**64)}).id
+    # the stored configuration keeps the value as given; only the canonical form meets
+    assert Model({"tags": {"v": 2**64}}).config.tags.v == 2**64
 
 
 def test_explicit_defaults_do_not_change_identity() -> None:
@@ -90,7 +106,7 @@ def test_class_and_module_enter_identity() -> None:
 
 def test_every_value_that_matters_changes_identity() -> None:
     variants = [
-        {}, {"lr": 0.2}, {"lr": "0.2"}, {"lr": None}, {"depth": 3}, {"flag": True},
+        {}, {"lr": 0.2}, {"tags": {"a": "0.2"}}, {"tags": {"a": None}}, {"depth": 3}, {"flag": True},
         {"opt.name": "sgd"}, {"tags": {"a": 1}}, {"tags": {"a": [1, 2]}}, {"tags": {"a": [2, 1]}},
         {"tags": {"a": {"b": 1}}}, {"tags": {"a.b": 1}}, {"tags": {"a": "1"}},
     ]
@@ -115,6 +131,118 @@ def test_values_without_canonical_form_are_rejected_naming_the_key(value: object
     model = Model({"tags": {"bad": value}})
     with pytest.raises(IdentityError, match=match):
         model.id
+
+
+def test_strings_must_be_unicode_that_utf8_can_encode_naming_the_key(store: object) -> None:
+    # A lone surrogate ("\udcff", what os.fsdecode makes of an undecodable byte) has no UTF-8 form.
+    cases = [
+        ({"tags": {"bad": "x\udcff"}}, "'tags.bad'"),
+        ({"tags": {"\udcff": 1}}, "'tags'.*key '\\\\udcff'"),
+        ({"tags": {"l": ["ok", "\ud800"]}}, "'tags.l\\[1\\]'"),
+        ({"opt.name": "\udcff"}, "'opt.name'"),
+    ]
+    for version, where in cases:
+        with pytest.raises(IdentityError, match=f"{where}.*lone surrogate.*UTF-8"):
+            Model(version).id
+        with pytest.raises(IdentityError):
+            get(Model, version).commit()
+    assert not list(store.iter_ids())  # type: ignore[attr-defined]
+    assert Model({"tags": {"ñandú": "✓ 鳥"}}).id  # any other text is fine
+
+
+def test_keys_starting_with_dollar_are_reserved(store: object) -> None:
+    class Data(Interface):
+        Config = {"n": 1}
+
+    class User(Interface):
+        Config = {"data": None, "opts": {}}
+
+    forged = {"$interface": Data().id, "class": "Data", "module": Data.__module__}
+    for version, where in [
+        ({"data": forged}, "'data.\\$interface'"),
+        ({"opts": {"$interface": "x"}}, "'opts.\\$interface'"),
+        ({"opts": {"a": [{"$ref": 1}]}}, "'opts.a\\[0\\].\\$ref'"),
+    ]:
+        with pytest.raises(ConfigError, match=f"{where}.*'\\$' are reserved"):
+            User(version).id
+        with pytest.raises(ConfigError):
+            get(User, version).commit()
+    assert not list(store.iter_ids())  # type: ignore[attr-defined]
+
+    class Declared(Element):
+        Config = {"$interface": 1}
+
+    with pytest.raises(ConfigError, match="'\\$interface'.*reserved"):
+        Declared().config
+    # an interface itself is the way to put a reference in a config
+    assert User({"data": Data()}).canonical_config["data"]["$interface"] == Data().id
+    assert User({"opts": {"price$": 1}}).config.opts["price$"] == 1  # only a leading '$'
+
+
+def _nest(levels: int, leaf: object = 1, key: str = "a") -> dict[str, object]:
+    """A config of `levels` nested dicts, itself included."""
+    config: dict[str, object] = {key: leaf}
+    for _ in range(levels - 1):
+        config = {key: config}
+    return config
+
+
+class Open(Interface):
+    Config: dict[str, object] = {}
+
+
+def test_configs_nest_at_most_100_levels_and_those_read_back(store: object) -> None:
+    from retain.identity import MAX_DEPTH
+
+    assert MAX_DEPTH == 100
+    deepest = get(Open, _nest(100)).commit()
+    again = get(Open, _nest(100))
+    assert again.is_committed() and again.id == deepest.id and again.config == _nest(100)
+    assert Open.from_directory(deepest.local_directory()).config == _nest(100)
+    assert [found.id for found in get.all(Open)] == [deepest.id]
+    for version, where in [
+        (_nest(101), "'a(\\.a){99}'"),
+        (_nest(1000), "'a(\\.a){99}'"),
+        ({"a": [[[_nest(98)]]]}, "'a\\[0\\]\\[0\\]\\[0\\]\\.a(\\.a){95}'"),
+        ({".".join(["k"] * 150): 1}, "'k(\\.k){99}"),
+        ([_nest(60), {".".join(["a"] * 60): _nest(50)}], "'a(\\.a){99}'"),
+    ]:
+        with pytest.raises(ConfigError, match=f"{where}.*deeper than 100 levels"):
+            Open(version).id
+        with pytest.raises(ConfigError, match="deeper than 100 levels"):
+            get(Open, version).commit()
+    with pytest.raises(ConfigError, match="deeper than 100 levels"):
+        Model({"tags": _nest(100)}).id  # the config itself is one level
+    assert [found.id for found in get.all(Open)] == [deepest.id]
+
+
+def test_a_config_that_contains_itself_is_refused_naming_the_key() -> None:
+    loop: dict[str, object] = {"n": 1}
+    loop["x"] = loop
+    inner: dict[str, object] = {}
+    around = {"a": {"b": inner}}
+    inner["c"] = around["a"]
+    chain: list[object] = []
+    chain.append(chain)
+    for version, where in [
+        (loop, "'x'"), ({"opts": loop}, "'opts.x'"), (around, "'a.b.c'"), ({"l": [1, chain]}, "'l\\[1\\]\\[0\\]'"),
+    ]:
+        with pytest.raises(ConfigError, match=f"contains itself at key {where}"):
+            Open(version).id
+    with pytest.raises(ConfigError, match="contains itself at key 'tags.x'"):
+        Model({"tags": loop}).id
+
+    class Loops(Element):
+        Config = loop
+
+    with pytest.raises(ConfigError, match="contains itself at key 'x'"):
+        Loops().config
+
+    class Holds(Element):
+        Config = {"anything": None}
+
+    with pytest.raises(ConfigError, match="contains itself at key 'anything.x'"):
+        Holds({"anything": loop}).id
 
 
 def test_tuples_and_numpy_scalars_are_canonical() -> None:

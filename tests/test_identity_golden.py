@@ -46,6 +46,10 @@ CASES: list[tuple[str, Any, str]] = [
     ("train-seed-str", (Train, {"seed": "1"}), "e206a62b2490717f7de4e6fd141fc2e6"),
     ("train-negative", (Train, {"lr": -2.5, "model.width": -1}), "5202ac2118e22b0411697c96f58d3061"),
     ("train-big", (Train, {"extra": {"n": 12345678901234567890}}), "f1f29bc8648c7b95271a3161a9b114ec"),
+    # floats beyond 2**63 keep their canonical form (the int that equals one is made that float)
+    ("train-lr-1e20", (Train, {"lr": 1e20}), "bac2f73ab079fd962a1a74585d5fe40e"),
+    ("train-huge-floats", (Train, {"extra": {"x": 1e300, "y": -2.0**70}}), "cb79acaaf64f1df91b67e77c01bd5a81"),
+    ("train-huge-int", (Train, {"extra": {"n": 2**1024}}), "9d63e9c1967dde700f2beda981912280"),
     ("raw-empty", ("m", "C", {}), "c0dfaf82cb5801508bbc41b4aa56b354"),
     ("raw-nested", ("pkg.mod", "Outer.Inner", {"a": {"b": [1, 2.5, "x", None, True]}}), "119f453845a9ad2333934a4231cfeb03"),
     ("raw-reference", ("m", "User", {"data": {"$interface": "0" * 32, "class": "D", "module": "d"}}), "09765768d37a27bd43419bdcc6de3b56"),
@@ -70,4 +74,5 @@ def test_spellings_pinned_to_the_same_id() -> None:
     assert by_name["mnist-16"] == by_name["mnist-16.0"] == by_name["mnist-large"]
     assert by_name["mnist-large-3"] == by_name["mnist-large-kw"]
     assert by_name["train-depth-dotted"] == by_name["train-depth-nested"]
+    assert by_name["train-lr-1e20"] == _id((Train, {"lr": 10**20}))  # 1 == 1.0 at every magnitude
     assert len({by_name["train-seed-true"], by_name["train-seed-1"], by_name["train-seed-str"]}) == 3

@@ -45,7 +45,7 @@ from retain.query import MISSING, Query, equal
 from retain.storage.local import LocalStorage
 
 from conftest import write_module
-from index_conformance import IndexConformance
+from index_conformance import CLASS, IndexConformance, entry
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -561,12 +561,35 @@ def test_newer_schema_gives_a_clear_error(store: Storage) -> None:
     index.close()
     with sqlite3.connect(index.path) as conn:
         conn.execute(f"PRAGMA user_version = {sqlite_backend.SCHEMA_VERSION + 1}")
-    with pytest.raises(IndexDatabaseError, match=r"schema version 2, newer than this retain.*rebuild"):
+    with pytest.raises(IndexDatabaseError, match=r"schema version 3, newer than this retain.*rebuild"):
         get.all(Train)
     assert retain.index.rebuild() == 2
     assert set(get.all(Train).ids()) == {r.id for r in runs}
     with sqlite3.connect(index.path) as conn:
-        assert conn.execute("SELECT version FROM migrations").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM migrations").fetchall() == [(1,), (2,)]
+
+
+def test_an_index_of_schema_1_is_migrated_in_place_and_takes_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retain.index import _sqlite_schema
+
+    path = str(tmp_path / "index.sqlite")
+    with monkeypatch.context() as patch:
+        patch.setattr(_sqlite_schema, "SCHEMA_VERSION", 1)
+        patch.setattr(_sqlite_schema, "_MIGRATIONS", _sqlite_schema._MIGRATIONS[:1])
+        old = retain.index.SqliteIndex(path)
+        assert old.ids() == set()  # the tables of schema 1, made by an earlier release
+        old.close()
+    index = retain.index.SqliteIndex(path)
+    update = entry(1, {"x": 1})
+    update.metrics = {"loss": 0.25}
+    index.upsert([entry(1, {"x": 1}, summary={"loss": 0.5}), update])
+    [row] = index.select(Query([CLASS]))
+    assert "0.5" in (row[6] or "") and "0.25" in (row[7] or "")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    index.close()
 
 
 def test_index_lives_in_the_storage(store: Storage) -> None:
@@ -715,3 +738,24 @@ def test_a_number_key_compared_with_text_is_an_error(store: Storage) -> None:
         get.all(Train).filter({"model.depth": gt("a")})
     assert len(get.all(Train, where={"model.act": gt("a")})) == 2
     assert len(get.all(Interface, where={"lr": lt("abc")})) == 0  # any class: not checked
+
+
+class Huge(retain.Component):
+    Config = {"v": 0}
+
+    def __call__(self) -> None:
+        pass
+
+
+def test_a_huge_integer_in_a_config_never_poisons_the_index(store: Storage) -> None:
+    huge = Open({"params": {"v": 2**1024}}).commit()
+    other = Open({"params": {"v": 1}}).commit()
+    assert {i.id for i in get.all(Open)} == {huge.id, other.id}
+    assert [i.id for i in get.all(Open, where={"params.v": 2**1024})] == [huge.id]
+    assert [i.id for i in get.all(Open, where={"params.v": gt(2**1023)})] == [huge.id]
+    assert len(get.all(Open, where={"params.v": 2**1024 + 1})) == 0
+    run = get(Huge, {"v": -(2**1030)}).launch()
+    assert retain.status(Huge).states == {run.id: "finished"}
+    assert retain.index.rebuild() == 3
+    assert [i.id for i in get.all(Open, where={"params.v": 2**1024})] == [huge.id]
+    assert len(get.all(Interface)) == 3

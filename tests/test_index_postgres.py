@@ -256,16 +256,36 @@ def test_a_forked_child_leaves_the_parents_connection_alone(schema: str) -> None
 def test_migrations_are_recorded_and_a_newer_schema_is_refused(schema: str, server: Any) -> None:
     index = retain.index.PostgresIndex(URL, schema=schema)
     index.upsert([entry(1, {"x": 1})])
-    [(version, applied, by)] = index.migrations()
-    assert version == 1 and by == retain.__version__ and applied.startswith("20")
+    [(version, applied, by), (second, _, _)] = index.migrations()
+    assert (version, second) == (1, 2) and by == retain.__version__ and applied.startswith("20")
     index.close()
     server.execute(f'INSERT INTO "{schema}".migrations (version, retain) VALUES (99, %s)', ("9.9",))
     newer = retain.index.PostgresIndex(URL, schema=schema)
     with pytest.raises(IndexDatabaseError, match="schema version 99, newer.*Upgrade retain"):
         newer.ids()
     newer.reset()  # what rebuild does: the tables are made anew, with this version
-    assert newer.ids() == set() and [m[0] for m in newer.migrations()] == [1]
+    assert newer.ids() == set() and [m[0] for m in newer.migrations()] == [1, 2]
     newer.close()
+
+
+def test_a_schema_1_is_migrated_in_place_and_takes_metrics(schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from retain.index import _postgres_connection, _postgres_schema
+
+    assert _postgres_connection.SCHEMA_VERSION == 2  # imported before the patch, which it must not see
+    with monkeypatch.context() as patch:
+        patch.setattr(_postgres_schema, "SCHEMA_VERSION", 1)
+        patch.setattr(_postgres_schema, "_MIGRATIONS", _postgres_schema._MIGRATIONS[:1])
+        old = retain.index.PostgresIndex(URL, schema=schema)
+        assert old.ids() == set()  # the tables of schema 1, made by an earlier release
+        old.close()
+    index = retain.index.PostgresIndex(URL, schema=schema)
+    update = entry(1, {"x": 1})
+    update.metrics = {"loss": 0.25}
+    index.upsert([entry(1, {"x": 1}, summary={"loss": 0.5}), update])
+    [row] = index.select(Query([CLASS]))
+    assert "0.5" in (row[6] or "") and "0.25" in (row[7] or "")
+    assert [m[0] for m in index.migrations()] == [1, 2]
+    index.close()
 
 
 # -- processes --------------------------------------------------------------------------------
@@ -325,6 +345,42 @@ def test_processes_upsert_the_same_ids_at_once(schema: str) -> None:
     nested = Query([("pkg.mod", "Cls")], conditions=[cond("nested.v", equal([7, "a"], "v"))])
     assert [row[0] for row in index.select(nested)] == [f"{7:032x}"]
     assert all(row[6] is not None and '"by"' in row[6] for row in index.select(query))
+
+
+def test_queries_during_a_rebuild_see_the_old_rows_or_the_new(schema: str, store: Storage) -> None:
+    """Another process rebuilds the index again and again (each rebuild replaces every row, so
+    rows get new numbers) while this one queries by config: each query reads in one snapshot
+    (the matching row numbers and the rows), so it finds the old rows or the new, never none."""
+    import postgres_worker
+
+    Job = postgres_worker.Job
+    url = url_for(schema)
+    with retain.settings(index=url):
+        for i in range(30):
+            Job({"i": i, "worker": i % 3}).commit()
+        retain.index._hooks.flush()
+        assert len(get.all(Job, where={"worker": 1})) == 10
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "postgres_worker", "rebuild", url, store.url, "6"],
+            cwd=TESTS_DIR, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        try:
+            queries, empty = 0, 0
+            while proc.poll() is None:
+                found = len(get.all(Job, where={"worker": 1}))
+                queries += 1
+                if found == 0:
+                    empty += 1
+                else:
+                    assert found == 10
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert int(out) > 10 and queries > 100, (int(out), queries)  # they did overlap
+    assert empty == 0, f"{empty} of {queries} queries found nothing"
 
 
 def test_text_is_compared_as_python_does(schema: str) -> None:

@@ -385,3 +385,78 @@ def test_commit_without_hard_links(monkeypatch: pytest.MonkeyPatch, store: Stora
     assert second.created == first.created
     assert sorted(os.listdir(first.local_directory())) == ["interface.json"]
     assert get(MnistData, {"batch_size": 77}).is_committed()
+
+
+def test_files_of_a_committed_interface_are_not_replaced_silently() -> None:
+    mnist = MnistData({"batch_size": 6})
+    mnist.save_file("a.json", 1)
+    mnist.save_file("a.json", 2)  # before commit: saved freely
+    mnist.commit()
+    with pytest.raises(ImmutableError, match=r"'a\.json'.*overwrite=True"):
+        mnist.save_file("a.json", 3)
+    again = get(MnistData, {"batch_size": 6})
+    with pytest.raises(ImmutableError, match="overwrite=True"):
+        again.save_file("./a.json", 3)
+    assert again.load_file("a.json") == 2
+    again.save_file("a.json", 4, overwrite=True)
+    assert mnist.load_file("a.json") == 4
+    mnist.save_file("new/b.json", 1)  # a new file of a committed interface is fine
+    with pytest.raises(ImmutableError, match="new/b.json"):
+        mnist.save_file("new/b.json", 2)
+
+
+def test_load_file_never_follows_a_symlink_out_of_the_directory(tmp_path: Path) -> None:
+    mnist = MnistData().commit()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret")
+    os.symlink(secret, mnist.local_directory("planted.txt"))
+    with pytest.raises(UnsafePathError, match="outside"):
+        mnist.load_file("planted.txt")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.txt").write_text("secret")
+    os.symlink(outside, mnist.local_directory("sub"))
+    with pytest.raises(UnsafePathError, match="outside"):
+        mnist.load_file("sub/x.txt")
+    # A symlink that stays inside the directory is fine.
+    mnist.save_file("real.txt", "inside")
+    os.symlink("real.txt", mnist.local_directory("alias.txt"))
+    assert mnist.load_file("alias.txt") == "inside"
+
+
+def test_save_file_through_a_symlink_creates_nothing_outside(tmp_path: Path) -> None:
+    mnist = MnistData()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.makedirs(mnist.local_directory())
+    os.symlink(outside, mnist.local_directory("sub"))
+    with pytest.raises(UnsafePathError, match="outside"):
+        mnist.save_file("sub/new/deeper/x.txt", "x")
+    assert list(outside.iterdir()) == []
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret")
+    os.symlink(secret, mnist.local_directory("planted.txt"))
+    with pytest.raises(UnsafePathError, match="outside"):
+        mnist.save_file("planted.txt", "overwritten")
+    assert secret.read_text() == "secret"
+
+
+def test_from_directory_says_what_is_wrong_with_the_path(tmp_path: Path, store: Storage) -> None:
+    mnist = MnistData().commit()
+    with pytest.raises(RecordError, match="NUL"):
+        Interface.from_directory(str(tmp_path / "a\x00b"))
+    regular = tmp_path / "regular.txt"
+    regular.write_text("x")
+    with pytest.raises(RecordError, match="is a file, not a directory"):
+        Interface.from_directory(regular)
+    with pytest.raises(RecordError, match="is a file, not a directory.*" + mnist.id):
+        Interface.from_directory(Path(mnist.local_directory(), "interface.json"))
+    with pytest.raises(RecordError, match="root of the file system"):
+        Interface.from_directory("/")
+    with pytest.raises(RecordError, match="is a storage"):
+        Interface.from_directory(store.url)
+    # A symbolic link to a good record's directory is that record (never "corrupted").
+    link = tmp_path / "link"
+    os.symlink(mnist.local_directory(), link)
+    assert Interface.from_directory(link) == mnist
+    assert MnistData.from_directory(str(link) + "/") == mnist

@@ -7,10 +7,12 @@ silently replaced, a failed operation leaves storage as it was, bad input gets a
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import subprocess
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,8 +67,8 @@ class StorageModel(RuleBasedStateMachine):
 
     @rule(k=st.integers(0, 6), name=st.sampled_from(["a.json", "b.txt", "sub/c.p"]), value=st.integers())
     def save_file(self, k: int, name: str, value: int) -> None:
-        item = get(Item, {"k": k})
-        item.save_file(name, value if not name.endswith(".txt") else str(value))
+        item = get(Item, {"k": k})  # committed or not: replacing a file is what this step does
+        item.save_file(name, value if not name.endswith(".txt") else str(value), overwrite=True)
         self.files[(k, name)] = value
 
     @rule(k=st.integers(0, 6))
@@ -148,7 +150,7 @@ class TwoMachinesModel(RuleBasedStateMachine):
           value=st.integers())
     def save_file(self, k: int, m: int, name: str, value: int) -> None:
         item = get(Item, {"k": k}, storage=self.machines[m]).commit()
-        item.save_file(name, value)
+        item.save_file(name, value, overwrite=True)
         self.committed[k] = item.id
         self.files[(k, name)] = value
 
@@ -231,6 +233,17 @@ def test_disk_full_leaves_storage_as_it_was(tmp_path: Path) -> None:
         filler.unlink()
         assert get(Item, {"k": 1}).load_file("a.json") == {"ok": True}
         assert get(Item, {"k": 2}).commit().is_committed()  # space again: it works
+
+
+def test_disk_full_while_saving_an_array_says_no_space_left(tmp_path: Path) -> None:
+    # numpy writes arrays with fwrite, whose short write reaches Python without an errno.
+    np = pytest.importorskip("numpy")
+    with tmpfs(tmp_path / "tiny", "64k") as root, retain.storage(root / "s"):
+        item = get(Item, {"k": 3})
+        with pytest.raises(retain.StorageError, match="No space left on device") as info:
+            item.save_file("big.npy", np.zeros(100_000))
+        assert info.value.errno == errno.ENOSPC and "big.npy" in str(info.value)
+        assert not list((root / "s").rglob(".retain-tmp-*"))
 
 
 def test_read_only_storage_says_why_and_keeps_what_is_stored(tmp_path: Path) -> None:
@@ -365,3 +378,83 @@ def test_damaged_index_files_get_clear_errors_and_rebuild(damage: Any, tmp_path_
             assert found == ids  # an empty or truncated file is simply made anew
         assert retain.index.rebuild() == 5
         assert {i.id for i in get.all(Item)} == ids
+
+
+class Alpha(Interface):
+    Config = {"k": 0, "name": "", "tags": []}
+
+
+class Beta(Interface):
+    Config = {"k": 0, "rate": 0.5}
+
+
+def _damage(data: bytearray, rng: Any) -> bytearray:
+    """`data` (an SQLite file) damaged one of several ways, as chosen by `rng`."""
+    page = 4096
+    how = rng.randrange(5)
+    if how <= 1:  # random bytes at random offsets (what a failing disk or a stray write does)
+        for _ in range(rng.randint(1, 8)):
+            offset = rng.randrange(len(data))
+            data[offset:offset + rng.randint(1, 64)] = rng.randbytes(rng.randint(1, 64))[: len(data) - offset]
+        return data
+    pages = len(data) // page
+    n = rng.randrange(pages)
+    if how == 2:  # one page zeroed (a lost write)
+        data[n * page:(n + 1) * page] = bytes(page)
+    elif how == 3:  # two pages swapped (writes reordered)
+        m = rng.randrange(pages)
+        a, b = bytes(data[n * page:(n + 1) * page]), bytes(data[m * page:(m + 1) * page])
+        data[n * page:(n + 1) * page], data[m * page:(m + 1) * page] = b, a
+    else:  # one byte flipped anywhere, the header included
+        offset = rng.randrange(len(data)) if rng.random() < 0.8 else rng.randrange(100)
+        data[offset] ^= 1 << rng.randrange(8)
+    return data
+
+
+def test_a_damaged_index_never_answers_wrong_and_rebuild_repairs_it(tmp_path: Path) -> None:
+    """Seeded damage to the index file (bytes, pages, bits): every query raises an
+    `IndexDatabaseError` that says to rebuild, or returns exactly the committed interfaces;
+    `rebuild()` always ends with an index equal to the records."""
+    import random
+
+    from conftest import close_default_indexes
+
+    template = tmp_path / "template"
+    with retain.storage(template):
+        alphas = {k: get(Alpha, {"k": k, "name": f"alpha-{k}" * 5, "tags": [k, "t"]}).commit().id for k in range(60)}
+        betas = {k: get(Beta, {"k": k, "rate": k / 7}).commit().id for k in range(40)}
+        assert len(get.all(Alpha)) == 60
+    close_default_indexes()
+    everything = set(alphas.values()) | set(betas.values())
+    queries = [
+        (lambda: get.all(Alpha), set(alphas.values())),
+        (lambda: get.all(Beta), set(betas.values())),
+        (lambda: get.all(Alpha, where={"k": 3}), {alphas[3]}),
+        (lambda: get.all(Beta, where={"rate": retain.gt(3)}), {betas[k] for k in betas if k / 7 > 3}),
+        (lambda: get.all(Alpha, where={"tags": [7, "t"]}), {alphas[7]}),
+        (lambda: get.all(Interface), everything),
+    ]
+    outcomes = {"error": 0, "right": 0}
+    for seed in range(60):
+        root = tmp_path / f"s{seed}"
+        shutil.copytree(template, root)
+        path = root / ".retain" / "index.sqlite"
+        path.write_bytes(bytes(_damage(bytearray(path.read_bytes()), random.Random(seed))))
+        with retain.storage(root) as store, warnings.catch_warnings():
+            warnings.simplefilter("ignore", retain.IndexWarning)
+            for query, expected in queries:
+                try:
+                    found = {i.id for i in query()}
+                except retain.IndexDatabaseError as exc:
+                    assert "rebuild" in str(exc), (seed, str(exc))
+                    outcomes["error"] += 1
+                else:
+                    assert found == expected, seed
+                    outcomes["right"] += 1
+            assert retain.index.rebuild() == 100, seed
+            for query, expected in queries:
+                assert {i.id for i in query()} == expected, seed
+            assert retain.index.make_index(None, store).integrity_check() == "ok"  # type: ignore[attr-defined]
+        close_default_indexes()
+        shutil.rmtree(root)
+    assert outcomes["error"] and outcomes["right"]  # both outcomes were met

@@ -166,3 +166,61 @@ def test_missing_extra_says_what_to_install(tmp_path: Path) -> None:
         out = subprocess.run([sys.executable, "-c", code.format(name=name, url=url)], capture_output=True,
                              text=True, check=True, cwd=tmp_path)
         assert f"pip install '{extra}'" in out.stdout, out
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _leftover(directory: Path, target: str, pid: int, age: float) -> Path:
+    """A temporary file as `atomic_write` names it, last written `age` seconds ago."""
+    import time
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f".retain-tmp-{target}.{pid}.{os.urandom(5).hex()}"
+    path.write_bytes(b"x" * 1000)
+    when = time.time() - age
+    os.utime(path, (when, when))
+    return path
+
+
+def test_commit_reclaims_what_killed_writers_left(store: Storage, tmp_path: Path) -> None:
+    item = Item({"i": 41})
+    item.save_file("a.json", 1)
+    directory = Path(item.local_directory())
+    dead = _dead_pid()
+    abandoned = [
+        _leftover(directory, "big.npy", dead, 7200),
+        _leftover(directory / "deep" / "er", "x.json", dead, 7200),
+        _leftover(directory, "interface.json", os.getppid(), 8 * 86400),  # pid reused since
+    ]
+    kept = [
+        _leftover(directory, "fresh.npy", dead, 60),  # a slow writer on another host, perhaps
+        _leftover(directory, "busy.npy", os.getpid(), 7200),  # its writer is alive here
+    ]
+    outside = tmp_path / "outside"
+    beyond = _leftover(outside, "y.json", dead, 7200)
+    os.symlink(outside, directory / "link")
+    item.commit()
+    assert [p for p in abandoned if p.exists()] == []
+    assert all(p.exists() for p in kept) and beyond.exists()
+    assert item.load_file("a.json") == 1 and item.files() == ["a.json", "interface.json"]
+
+
+def test_rebuild_reclaims_leftovers_of_uncommitted_directories(store: Storage) -> None:
+    committed = Item({"i": 42}).commit()
+    abandoned = Item({"i": 43})
+    abandoned.save_file("a.json", 1)  # then the process was killed before its commit
+    dead = _dead_pid()
+    leftovers = [
+        _leftover(Path(abandoned.local_directory()), "big.npy", dead, 7200),
+        _leftover(Path(store.url, ".retain"), "storage-id", dead, 7200),
+    ]
+    fresh = _leftover(Path(abandoned.local_directory()), "big.npy", dead, 10)
+    assert retain.index.rebuild() == 1
+    assert [p for p in leftovers if p.exists()] == [] and fresh.exists()
+    assert [found.id for found in get.all(Item)] == [committed.id]

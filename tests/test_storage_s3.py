@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 
 import retain
-from retain import Component, Interface, StorageError, get
+from retain import Component, Interface, StorageError, get, lt
 from retain.storage import Storage, make_storage
 from retain.storage.fsspec import FsspecStorage
 from retain.storage.layout import FINISHED_FILE, OUTPUT_LOG, RECORD_FILE, claim_file
 
 from execution_conformance import ExecutionConformance
-from s3_worker import RaceItem
+from s3_worker import RaceItem, save_again
 from storage_conformance import StorageConformance
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -119,7 +119,7 @@ def test_layout_in_the_bucket(s3: FsspecStorage) -> None:
 
 def test_round_trips_per_operation(s3: FsspecStorage) -> None:
     """`get` of a committed interface is one request; a commit is one (plus a check, an upload
-    per file and a listing that records the versions of the uploaded files, when it has files)."""
+    per file, when it has files; their versions are computed, not read back)."""
     Item({"i": 0}).commit()  # the first use also checks the bucket once
     calls = count_requests(s3)
     Item({"i": 1}).commit()
@@ -134,7 +134,7 @@ def test_round_trips_per_operation(s3: FsspecStorage) -> None:
     with_file.save_file("x.txt", "x")
     calls.clear()
     with_file.commit()
-    assert [m for m, _ in calls] == ["HEAD", "PUT", "PUT", "GET"] and calls[2][1].endswith(RECORD_FILE)
+    assert [m for m, _ in calls] == ["HEAD", "PUT", "PUT"] and calls[2][1].endswith(RECORD_FILE)
 
 
 def test_files_are_fetched_into_the_cache(s3: FsspecStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,13 +167,54 @@ def test_a_file_saved_again_elsewhere_is_read_anew(s3: FsspecStorage, tmp_path: 
     other = FsspecStorage(s3.url, cache_dir=tmp_path / "other-machine")
     there = get(Item, {"i": 5}, storage=other)
     assert there.load_file("model.json") == {"epoch": 1} and there.load_summary() == {"loss": 1.0}
-    there.save_file("model.json", {"epoch": 2})  # saved again on the other machine
+    with pytest.raises(retain.ImmutableError, match="overwrite=True"):
+        there.save_file("model.json", {"epoch": 2})  # committed, and the store has the file
+    there.save_file("model.json", {"epoch": 2}, overwrite=True)  # saved again on the other machine
     there.save_summary(loss=0.5)
     assert item.load_file("model.json") == {"epoch": 2} and item.load_summary() == {"loss": 0.5}
-    item.save_file("model.json", {"epoch": 3})
+    item.save_file("model.json", {"epoch": 3}, overwrite=True)
     assert there.load_file("model.json") == {"epoch": 3}
     calls.clear()
     assert item.load_file("model.json") == {"epoch": 3} and [m for m, _ in calls] == ["HEAD"]
+
+
+def test_a_fetch_records_the_version_it_got_not_the_one_it_looked_up(s3: FsspecStorage, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another machine saves the file between this machine's HEAD and its GET, then saves the
+    first content back: the copy fetched is recorded as what it is (its own ETag), so the
+    machine reads the stored file, never the copy under the version it looked up."""
+    item = Item({"i": 6})
+    item.save_file("model.json", {"epoch": 1})
+    item.commit()
+    other = FsspecStorage(s3.url, cache_dir=tmp_path / "other-machine")
+    there = get(Item, {"i": 6}, storage=other)
+    fetch = FsspecStorage._fetch
+
+    def saved_meanwhile(self: FsspecStorage, id: str, name: str, info: Any) -> bool:
+        if self is other:  # looked up {"epoch": 1}; another machine saves {"epoch": 2}
+            save_again(item, "model.json", {"epoch": 2})
+        return fetch(self, id, name, info)
+
+    monkeypatch.setattr(FsspecStorage, "_fetch", saved_meanwhile)
+    assert there.load_file("model.json") == {"epoch": 2}  # what the GET got
+    monkeypatch.setattr(FsspecStorage, "_fetch", fetch)
+    save_again(item, "model.json", {"epoch": 1})  # the first content again: the first ETag
+    assert there.load_file("model.json") == {"epoch": 1}
+
+
+def test_a_multipart_upload_records_the_etag_the_store_gives(s3: FsspecStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file large enough for a multipart upload (parts made small here) is recorded under
+    the ETag computed from its parts, the one the store gives: read back without a fetch."""
+    import s3fs.core
+
+    monkeypatch.setattr(s3fs.core, "calculate_chunksize", lambda size, chunksize=None, max_parts=10_000: 5 * 2**20)
+    item = Item({"i": 8}).commit()
+    text = os.urandom(int(5.5 * 2**20)).hex()  # 11 MiB: three parts
+    save_again(item, "big.txt", text)
+    head = s3.fs.call_s3("head_object", Bucket=s3.bucket, Key=f"{s3.root.split('/', 1)[1]}/{item.id}/big.txt")
+    assert head["ETag"].endswith('-3"')
+    calls = count_requests(s3)
+    assert item.load_file("big.txt") == text and [m for m, _ in calls] == ["HEAD"]
 
 
 def test_adopting_commit_keeps_the_stored_files(s3: FsspecStorage, tmp_path: Path) -> None:
@@ -204,11 +245,22 @@ def aws_env() -> dict[str, str]:
     return {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED")}
 
 
+def read_in_fresh_processes(url: str, index: int, caches: list[Path], tmp_path: Path) -> list[str]:
+    procs = [spawn("read", url, index, tmp_path / "unused", aws_env(), cache) for cache in caches]
+    reads = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        reads.append(json.loads(out.strip().splitlines()[-1])["read"])
+    return reads
+
+
 def test_processes_committing_one_identity_end_with_one(s3: FsspecStorage, tmp_path: Path) -> None:
     """Four processes, as four machines (each its own cache), commit one identity at once:
     one publish wins, every process ends with the winner's record, the store has one."""
     barrier = tmp_path / "go"
-    procs = [spawn("race", s3.url, 7, barrier, aws_env(), tmp_path / f"machine-{n}") for n in range(4)]
+    machines = [tmp_path / f"machine-{n}" for n in range(4)]
+    procs = [spawn("race", s3.url, 7, barrier, aws_env(), cache) for cache in machines]
     time.sleep(1.5)  # let them import and reach the barrier
     barrier.touch()
     results: list[dict[str, Any]] = []
@@ -222,7 +274,59 @@ def test_processes_committing_one_identity_end_with_one(s3: FsspecStorage, tmp_p
     stored = get(RaceItem, {"i": 7})
     assert stored.record == winner
     assert list(s3.iter_ids()) == [winner["id"]]
-    assert stored.load_file("payload.txt").startswith("written by pid")
+    # Every machine reads the file the store holds (whichever commit uploaded it last).
+    payload = s3.fs.cat_file(f"{s3.root}/{winner['id']}/payload.txt").decode()
+    assert payload.startswith("written by pid")
+    assert stored.load_file("payload.txt") == payload and [r["read"] for r in results] == [payload] * 4
+    assert read_in_fresh_processes(s3.url, 7, machines, tmp_path) == [payload] * 4
+
+
+def test_a_commit_records_its_own_upload_not_the_one_a_losing_machine_made(s3: FsspecStorage,
+                                                                            tmp_path: Path) -> None:
+    """Two machines commit one identity, each with its own copy of a file; the loser uploads
+    its copy after the winner's, before the winner has finished. The winner records the version
+    its own upload made (never the one a later listing finds, the loser's), so both machines
+    read the file the store holds, then and in fresh processes."""
+    flag = str(tmp_path / "step")
+    machines = {role: tmp_path / role for role in ("first", "second")}
+    procs = {role: spawn(role, s3.url, 40, Path(flag), aws_env(), cache) for role, cache in machines.items()}
+    results = {}
+    for role, proc in procs.items():
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        results[role] = json.loads(out.strip().splitlines()[-1])
+    assert results["first"]["won"] and not results["second"]["won"]
+    stored = s3.fs.cat_file(f"{s3.root}/{RaceItem({'i': 40}).id}/payload.txt").decode()
+    assert stored == f"written by pid {results['second']['pid']}"  # the loser's upload came last
+    assert [results[role]["read"] for role in machines] == [stored] * 2
+    assert read_in_fresh_processes(s3.url, 40, list(machines.values()), tmp_path) == [stored] * 2
+
+
+def test_machines_saving_one_file_at_once_read_the_stored_file(s3: FsspecStorage, tmp_path: Path) -> None:
+    """Four machines save one file of a committed interface at once, again and again: each
+    records the version its own upload made (never one a later HEAD finds, another machine's),
+    so after each round every machine reads the one version the store holds, then and in
+    fresh processes."""
+    from s3_worker import MACHINES, ROUNDS
+
+    item = RaceItem({"i": 50})
+    item.save_file("payload.txt", "first")
+    item.commit()
+    barrier = tmp_path / "go"
+    machines = [tmp_path / f"machine-{n}" for n in range(MACHINES)]
+    procs = [spawn("save", s3.url, 50, barrier, aws_env(), cache) for cache in machines]
+    time.sleep(1.5)  # let them import and reach the barrier
+    barrier.touch()
+    reads = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err
+        reads.append(json.loads(out.strip().splitlines()[-1])["reads"])
+    for round in range(ROUNDS):
+        assert len({machine[round] for machine in reads}) == 1, (round, [machine[round] for machine in reads])
+    stored = s3.fs.cat_file(f"{s3.root}/{item.id}/payload.txt").decode()
+    assert [machine[-1] for machine in reads] == [stored] * MACHINES
+    assert read_in_fresh_processes(s3.url, 50, machines, tmp_path) == [stored] * MACHINES
 
 
 def test_killed_commit_is_invisible(s3: FsspecStorage, tmp_path: Path) -> None:
@@ -487,3 +591,45 @@ def test_wrong_credentials(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPat
     storage = FsspecStorage(new_url(s3_env), skip_instance_cache=True)
     with pytest.raises(StorageError, match="denied|could not"):
         storage.read_record("0" * 32)
+
+
+class Logged(Component):
+    """Logs metrics; reads them back as another machine would while it runs."""
+
+    Config = {"other_cache": "", "fail": False}
+
+    def __call__(self) -> None:
+        for step in range(3):
+            self.log_metrics({"loss": 1.0 / (step + 1)})
+        time.sleep(1.5)  # written within a second, sent with the next heartbeat
+        other = FsspecStorage(self.storage.url, cache_dir=self.config.other_cache)
+        with retain.storage(other):
+            seen = get(Logged, dict(self.config)).metrics("loss")
+        self.save_summary(seen_while_running=len(seen))
+        if self.config.fail:
+            raise RuntimeError("fails after logging")
+
+
+def test_metrics_on_the_store_are_sent_with_the_heartbeat_and_read_from_another_machine(
+    s3: FsspecStorage, tmp_path: Path
+) -> None:
+    config = {"other_cache": str(tmp_path / "watcher")}
+    with retain.settings(heartbeat=0.1, lease=0.6):
+        run = get(Logged, config).launch()
+    assert run.load_summary()["seen_while_running"] == 3
+    other = FsspecStorage(s3.url, cache_dir=tmp_path / "other-machine")
+    with retain.storage(other):
+        again = get(Logged, config)
+        assert [(r["step"], r["value"]) for r in again.metrics("loss")] == [(0, 1.0), (1, 0.5), (2, 1 / 3)]
+        assert get.all(Logged, where={"metrics.loss": lt(0.5)}).ids() == [run.id]
+
+
+def test_a_run_resumed_on_another_machine_continues_the_stored_series(s3: FsspecStorage, tmp_path: Path) -> None:
+    config = {"other_cache": str(tmp_path / "watcher"), "fail": True}
+    with retain.settings(heartbeat=0.1, lease=0.6), pytest.raises(RuntimeError, match="fails after logging"):
+        get(Logged, config).launch()
+    other = FsspecStorage(s3.url, cache_dir=tmp_path / "other-machine")
+    with retain.storage(other), retain.settings(heartbeat=0.1, lease=0.6):
+        with pytest.raises(RuntimeError):
+            get(Logged, config).launch()  # run 2, on a machine whose cache never saw run 1
+    assert [r["step"] for r in get(Logged, config).metrics("loss")] == [0, 1, 2, 3, 4, 5]

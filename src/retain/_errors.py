@@ -70,13 +70,17 @@ class FileMissingError(RetainError, FileNotFoundError):
 
 
 class ImmutableError(RetainError, RuntimeError):
-    """An operation would change a committed interface's identity."""
+    """An operation would change a committed interface: its identity, or one of its files
+    without ``overwrite=True``."""
 
 
 class IndexDatabaseError(RetainError, RuntimeError):
     """The index cannot be used: its database is corrupt, from a newer schema, busy beyond its
     timeout, or on a file system where it would be unsafe. The index is a cache: deleting it
     and running `retain.index.rebuild()` loses nothing."""
+
+    #: The database is damaged (not merely busy or unreachable): a rebuild makes it anew.
+    corrupt: bool = False
 
 
 class IndexWarning(UserWarning):

@@ -22,6 +22,60 @@ def temp_path_for(path: str) -> str:
     return os.path.join(directory, f"{TEMP_PREFIX}{name[:64]}.{os.getpid()}.{os.urandom(5).hex()}")
 
 
+#: A temporary file untouched for this long (seconds, by its mtime) whose writer is not a live
+#: process of this host is the leftover of a killed writer: `reclaim_temporaries` removes it.
+ABANDONED_AFTER = 3600.0
+#: Past this age its writer is taken as gone even if a process has its pid (pids are reused).
+CERTAINLY_ABANDONED_AFTER = 7 * 86400.0
+
+
+def reclaim_temporaries(directory: str, *, older_than: float = ABANDONED_AFTER) -> int:
+    """Remove the temporary files (`TEMP_PREFIX`) that killed writers left in `directory` and
+    its sub-directories (never through a symbolic link); returns how many.
+
+    One is removed when it was last written more than `older_than` seconds ago and the pid in
+    its name is not a live process here (or more than `CERTAINLY_ABANDONED_AFTER` ago): a live
+    writer keeps its file's mtime recent, or is alive; a writer on another host that stays
+    silent for an hour mid-write is the risk taken."""
+    import time
+
+    now = time.time()
+    removed = 0
+    pending = [directory]
+    while pending:
+        try:
+            entries = os.scandir(pending.pop())
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    elif entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+                        age = now - entry.stat(follow_symlinks=False).st_mtime
+                        if age > older_than and (age > CERTAINLY_ABANDONED_AFTER or not _writer_alive(entry.name)):
+                            os.unlink(entry.path)
+                            removed += 1
+                except FileNotFoundError:  # renamed into place, or reclaimed by another process
+                    continue
+    return removed
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the pid `temp_path_for` put in `name` is a live process on this host."""
+    parts = name.rsplit(".", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except (OverflowError, OSError):
+        return True  # another user's process, or cannot tell: keep the file
+    return True
+
+
 def read_small_file(path: str) -> bytes | None:
     """The bytes of a small file, or None if it does not exist.
 
@@ -91,18 +145,36 @@ def atomic_write(
             os.replace(tmp, path)
             published = True
     except BaseException as exc:
+        code = exc.errno if isinstance(exc, OSError) else None
+        if isinstance(exc, OSError) and not code and _nearly_full(tmp):
+            code = errno.ENOSPC  # measured before the unlink below frees the space again
         try:
             os.unlink(tmp)
         except OSError:
             pass
         if isinstance(exc, OSError) and not isinstance(exc, StorageError):
-            raise StorageError(
-                exc.errno or 0, f"could not write {path}: {exc.strerror or exc}"
-            ) from exc
+            reason = os.strerror(code) if code and code != exc.errno else (exc.strerror or str(exc))
+            raise StorageError(code or 0, f"could not write {path}: {reason}") from exc
         raise
     if durable:
         fsync_directory(os.path.dirname(path) or ".")
     return published
+
+
+def _nearly_full(path: str) -> bool:
+    """Whether the file system of `path` has (almost) no space left.
+
+    A short write through C stdio (numpy's ``tofile``, behind ``np.save``) reaches Python as
+    an OSError without an errno ("16384 requested and 6640 written"); a full disk is then the
+    likely cause, and this tells whether it is."""
+    try:
+        facts = os.statvfs(os.path.dirname(path) or ".")
+    except (OSError, AttributeError):  # no statvfs on Windows: say what the writer said
+        return False
+    return facts.f_bavail * facts.f_frsize < _NEARLY_FULL
+
+
+_NEARLY_FULL = 1 << 20  # less than the buffer of one more write
 
 
 def _publish_exclusive(tmp: str, path: str) -> bool:
@@ -128,11 +200,12 @@ def _publish_exclusive(tmp: str, path: str) -> bool:
     return True
 
 
-def makedirs(path: str, *, durable: bool = False) -> None:
+def makedirs(path: str, *, durable: bool = False) -> bool:
     """Create directory `path` and its missing parents; with `durable`, fsync the parent of
-    each directory created so that the new entries survive a power loss."""
+    each directory created so that the new entries survive a power loss. Returns whether
+    `path` was created (False: it existed)."""
     try:
-        _makedirs(path, durable)
+        return _makedirs(path, durable)
     except OSError as exc:
         if isinstance(exc, StorageError):
             raise
@@ -141,14 +214,14 @@ def makedirs(path: str, *, durable: bool = False) -> None:
         ) from exc
 
 
-def _makedirs(path: str, durable: bool) -> None:
+def _makedirs(path: str, durable: bool) -> bool:
     # One mkdir in the common case, where os.makedirs would stat every ancestor first.
     try:
         os.mkdir(path)
     except FileExistsError:
         if not os.path.isdir(path):
             raise
-        return
+        return False
     except FileNotFoundError:
         parent = os.path.dirname(path)
         if not parent or parent == path:
@@ -157,6 +230,7 @@ def _makedirs(path: str, durable: bool) -> None:
         try:
             os.mkdir(path)
         except FileExistsError:
-            return
+            return False
     if durable:
         fsync_directory(os.path.dirname(path) or ".")
+    return True

@@ -17,7 +17,18 @@ if TYPE_CHECKING:
 
     from .component import Component
 
-__all__ = ["Outcome", "RunOptions", "describe_error", "run_component"]
+__all__ = ["Outcome", "RunOptions", "describe_error", "is_running_here", "run_component"]
+
+# Ids of the components whose run is in progress in this process, with how many runs of each
+# (one, save for a component that launches itself). Process-wide rather than a ContextVar:
+# threads the run starts (a data loader, a checkpoint writer) are part of the run too.
+_running: dict[str, int] = {}
+
+
+def is_running_here(id: str) -> bool:
+    """Whether a run of component `id` is in progress in this process (then it may replace
+    its own files: checkpoints)."""
+    return id in _running
 
 
 class RunOptions:
@@ -191,6 +202,7 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
         options.echo,
     )
     trailer = ""
+    _running[component.id] = _running.get(component.id, 0) + 1
     try:
         with capture:
             try:
@@ -211,6 +223,7 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
                 if error is None:
                     exception, error = exc, describe_error(exc, run=run)
                     capture.write(error["traceback"])
+            _end_metrics(files.directory, component, capture)
         seconds = round(time.monotonic() - started, 6)
         if error is None:
             trailer = f"----- retain: run {run} finished after {seconds:.3f} s -----\n"
@@ -231,6 +244,11 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
                 durable,
             )
     finally:
+        _end_metrics(files.directory, component, None)
+        if _running[component.id] == 1:
+            del _running[component.id]
+        else:
+            _running[component.id] -= 1
         capture.close(trailer)
         claim.release()
         try:
@@ -240,3 +258,18 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
     if error is not None:
         return Outcome(component.id, "failed", run, error, exception)
     return Outcome(component.id, "finished", run)
+
+
+def _end_metrics(directory: str, component: Component, capture: Any) -> None:
+    """Write the run's buffered metrics; a failure to is reported, never the run's outcome."""
+    metrics = sys.modules.get("retain._metrics")
+    if metrics is None:
+        return  # nothing was logged in this process (a run that logs none imports nothing)
+    try:
+        metrics.close_run(directory)
+    except Exception as exc:
+        message = f"retain: could not write the metrics of {component!r}: {exc}\n"
+        if capture is not None:
+            capture.write(message)
+        else:
+            print(message, end="", file=sys.stderr)

@@ -1,6 +1,7 @@
 """`Collection`: the committed interfaces a query found, loaded only when touched.
 
-A collection holds index rows (id, class, created time, config and summary as JSON), so its
+A collection holds index rows (id, class, created time, config, summary and last metric
+values as JSON), so its
 length, tables, groups and plucked values never read a record; an interface is loaded from
 storage when it is accessed (``runs[0]``, iteration) and kept for later accesses.
 """
@@ -44,7 +45,7 @@ __all__ = ["Collection", "check_summary_keys", "input_classes", "query_all", "qu
 class _Shared:
     """What the collections derived from one query share: parsed JSON and loaded instances."""
 
-    __slots__ = ("storage", "index", "cls", "configs", "summaries", "instances")
+    __slots__ = ("storage", "index", "cls", "configs", "summaries", "metrics", "instances")
 
     def __init__(self, storage: Storage, index: Index | None, cls: type | None) -> None:
         self.storage = storage
@@ -52,6 +53,7 @@ class _Shared:
         self.cls = cls
         self.configs: dict[str, Any] = {}
         self.summaries: dict[str, Any] = {}
+        self.metrics: dict[str, Any] = {}
         self.instances: dict[str, Any] = {}
 
 
@@ -60,7 +62,8 @@ class Collection(_Generic[I]):
 
     Indexing gives an interface (``runs[0]``, ``runs[-1]``), slicing a collection
     (``runs[:10]``); iteration loads each interface in turn. Methods that take a *field* (a
-    config key such as ``"lr"`` or ``"model.depth"``, ``"summary.<name>"``, or ``"id"``,
+    config key such as ``"lr"`` or ``"model.depth"``, ``"summary.<name>"``, ``"metrics.<name>"``
+    (the last value of a metric), or ``"id"``,
     ``"created"``, ``"module"``, ``"class"``, ``"kind"``) work from the index rows alone.
 
     Example:
@@ -104,6 +107,12 @@ class Collection(_Generic[I]):
         classes = {row[2] for row in self._rows} if cls is None else set()
         name = cls.__qualname__ if cls is not None else classes.pop() if len(classes) == 1 else "Interface"
         return f"<Collection of {len(self._rows)} {name}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: a table of the first rows (as `to_table`) and the total count."""
+        from ._html import collection_html
+
+        return collection_html(self)
 
     def ids(self) -> list[str]:
         """The ids, in order."""
@@ -155,7 +164,7 @@ class Collection(_Generic[I]):
         for row in self._rows:
             value = self._field(row, field)
             (missing if value is MISSING or value is None else present).append((value, row))
-        if field.source == "summary" and not present and missing:
+        if field.source in ("summary", "metrics") and not present and missing:
             check_summary_keys([field], self._rows, self._shared.cls)
         present.sort(key=lambda pair: _order(pair[0]), reverse=reverse)
         return self._derive([row for _, row in present] + [row for _, row in missing])
@@ -188,7 +197,8 @@ class Collection(_Generic[I]):
     def to_table(self) -> list[dict[str, Any]]:
         """One flat dict per interface, from the index alone: ``id``, ``module``, ``class``,
         ``created``, then ``config.<dotted key>`` for every config leaf and
-        ``summary.<name>`` for every summary value. Interfaces in a config appear as ids."""
+        ``summary.<name>`` for every summary value and ``metrics.<name>`` for the last value of
+        every metric. Interfaces in a config appear as ids."""
         from .index.base import parse_summary
 
         scan = _decoder()
@@ -197,15 +207,17 @@ class Collection(_Generic[I]):
         top: dict[str, str] = {}
         nested: dict[str, dict[str, str]] = {}
         summary_names: dict[str, str] = {}
+        metric_names: dict[str, str] = {}
         table: list[dict[str, Any]] = []
         append = table.append
-        for id, module, qualname, _, created, config_text, summary_text in self._rows:
+        for id, module, qualname, _, created, config_text, summary_text, metrics_text in self._rows:
             row: dict[str, Any] = {"id": id, "module": module, "class": qualname, "created": created}
             try:
-                # One parse for both: the fixed cost per call dominates for small texts.
-                config, summary = scan(f"[{config_text},{summary_text or 'null'}]")[0]
-            except ValueError:  # a damaged summary text
+                # One parse for all: the fixed cost per call dominates for small texts.
+                config, summary, metrics = scan(f"[{config_text},{summary_text or 'null'},{metrics_text or 'null'}]")[0]
+            except ValueError:  # a damaged summary (or metrics) text
                 config, summary = scan(config_text)[0], parse_summary(summary_text)
+                metrics = parse_summary(metrics_text)
             # The top level inline (most leaves are there), nested dicts through _flatten.
             for key, item in config.items():
                 if type(item) is dict:
@@ -222,6 +234,12 @@ class Collection(_Generic[I]):
                     name = summary_names.get(key)
                     if name is None:
                         name = summary_names[key] = "summary." + key
+                    row[name] = value
+            if type(metrics) is dict:
+                for key, value in metrics.items():
+                    name = metric_names.get(key)
+                    if name is None:
+                        name = metric_names[key] = "metrics." + key
                     row[name] = value
             append(row)
         return table
@@ -269,6 +287,17 @@ class Collection(_Generic[I]):
             summary = summaries[row[0]] = parse_summary(row[6]) or {}
         return summary
 
+    def _metrics(self, row: IndexRow) -> Any:
+        if not row[7]:
+            return None
+        cache = self._shared.metrics
+        metrics = cache.get(row[0])
+        if metrics is None:
+            from .index.base import parse_summary
+
+            metrics = cache[row[0]] = parse_summary(row[7]) or {}
+        return metrics
+
     def _field(self, row: IndexRow, field: Any) -> Any:
         source = field.source
         if source == "column":
@@ -278,11 +307,12 @@ class Collection(_Generic[I]):
             self._config(row) if source == "config" else None,
             self._summary(row) if source == "summary" else None,
             {},
+            self._metrics(row) if source == "metrics" else None,
         )
 
     def _row_matches(self, row: IndexRow, conditions: list[Any]) -> bool:
         columns = {name: _column(row, name) for name in ("id", "module", "class", "kind", "created")}
-        return matches_all(conditions, self._config(row), self._summary(row), columns)
+        return matches_all(conditions, self._config(row), self._summary(row), columns, self._metrics(row))
 
     def _load(self, row: IndexRow) -> Any:
         shared = self._shared
@@ -402,7 +432,8 @@ def _columns(table: list[dict[str, Any]]) -> list[str]:
                 seen[key] = None
     config = sorted(k for k in seen if k.startswith("config."))
     summary = sorted(k for k in seen if k.startswith("summary."))
-    return ["id", "module", "class", "created", *config, *summary]
+    metrics = sorted(k for k in seen if k.startswith("metrics."))
+    return ["id", "module", "class", "created", *config, *summary, *metrics]
 
 
 def input_classes(collection: Collection[Any]) -> dict[str, str]:
@@ -430,11 +461,11 @@ def input_classes(collection: Collection[Any]) -> dict[str, str]:
 
 
 def check_summary_keys(fields: list[Any], rows: list[IndexRow], cls: type | None) -> None:
-    """Raise `ConfigError` when a summary field is held by none of `rows`, listing the summary
-    names they have: a misspelt name must be an error, not an empty result.
+    """Raise `ConfigError` when a summary (or metrics) field is held by none of `rows`, listing
+    the names they have: a misspelt name must be an error, not an empty result.
 
     Args:
-        fields: summary `Field`s.
+        fields: summary and metrics `Field`s.
         rows: every row the fields could have been found in.
         cls: the class queried, for the message (None: any).
     """
@@ -442,26 +473,38 @@ def check_summary_keys(fields: list[Any], rows: list[IndexRow], cls: type | None
 
     if not rows:
         return  # nothing committed to tell a typo from a value not saved yet
-    names: set[str] = set()
-    for row in rows:
-        summary = parse_summary(row[6])
-        if summary:
-            names.update(summary)
-        elif row[6] and summary is None:
-            return  # a damaged summary might hold the name: not provably a typo
-    for field in fields:
-        if field.path in names:
+    for source, column, what_values, saver in (
+        ("summary", 6, "summary values saved", "save_summary saves them"),
+        ("metrics", 7, "metrics logged", "log_metrics logs them"),
+    ):
+        wanted = [field for field in fields if field.source == source]
+        if not wanted:
             continue
-        import difflib
+        names: set[str] = set()
+        damaged = False
+        for row in rows:
+            values = parse_summary(row[column])
+            if values:
+                names.update(values)
+            elif row[column] and values is None:
+                damaged = True  # a damaged file might hold the name: not provably a typo
+                break
+        if damaged:
+            continue
+        for field in wanted:
+            if field.path in names:
+                continue
+            import difflib
 
-        what = cls.__qualname__ if cls is not None else "interface"
-        close = difflib.get_close_matches(field.path, sorted(names), n=1)
-        hint = f"; did you mean 'summary.{close[0]}'?" if close else ""
-        known = ", ".join(sorted(names)) if names else "(none: save_summary saves them)"
-        raise ConfigError(
-            f"no committed {what} has a summary value {field.path!r} ({field.name}); the "
-            f"summary values saved are: {known}{hint}"
-        )
+            what = cls.__qualname__ if cls is not None else "interface"
+            close = difflib.get_close_matches(field.path, sorted(names), n=1)
+            hint = f"; did you mean '{source}.{close[0]}'?" if close else ""
+            known = ", ".join(sorted(names)) if names else f"(none: {saver})"
+            kind = "summary value" if source == "summary" else "metric"
+            raise ConfigError(
+                f"no committed {what} has a {kind} {field.path!r} ({field.name}); the "
+                f"{what_values} are: {known}{hint}"
+            )
 
 
 def query_all(

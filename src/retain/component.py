@@ -6,10 +6,11 @@ import os
 
 from ._errors import ComponentDefinitionError
 from .interface import Interface
-from .storage.layout import FINISHED_FILE
+from .storage.layout import FINISHED_FILE, OUTPUT_LOG
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any, ClassVar, TypeVar
 
     from ._sweep import ExecutionStatus
@@ -53,6 +54,7 @@ class Component(Interface):
     """
 
     kind: ClassVar[str] = "Component"
+    _retain_reserved_files: ClassVar[tuple[str, ...]] = (*Interface._retain_reserved_files, OUTPUT_LOG)
 
     def __call__(self) -> Any:
         """The work. Override it; save results with `save_file`."""
@@ -130,6 +132,34 @@ class Component(Interface):
         from ._sweep import ExecutionStatus
 
         return ExecutionStatus(self)
+
+    # -- metrics -------------------------------------------------------------------------
+
+    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        """Record metrics at a step: ``self.log_metrics({"loss": loss}, step=epoch)``.
+
+        Read them back with `metrics()`; the last value of each is queryable through the index
+        as ``metrics.<name>`` (``get.all(Train, where={"metrics.loss": lt(0.1)})``). Inside a
+        run they are buffered and written at least every second and when the run ends;
+        outside a run (a committed component), at once.
+
+        Args:
+            values: names (non-empty strings) -> numbers; ints and numpy scalars become floats,
+                NaN and infinities are kept.
+            step: an integer; omitted, each metric counts on from its greatest step so far
+                (0 for the first), across resumed runs too.
+
+        Raises:
+            CodecError: a name is not a non-empty string, a value not a number, or `step` not
+                an integer.
+            RecordError: the component is not committed.
+        """
+        series = self.__dict__.get("_retain_metrics")
+        if series is None or series.closed:
+            from . import _metrics
+
+            series = _metrics.series_of(self)
+        series.log(values, step)
 
     # -- identity-derived names ----------------------------------------------------------
 

@@ -9,6 +9,7 @@ import sys
 from _collections_abc import Mapping
 
 from ._errors import ConfigError, ImmutableError
+from .identity import MAX_DEPTH, TooDeep, nesting_error
 
 __all__ = ["ConfigList", "ConfigSpec", "ConfigView", "config_spec"]
 
@@ -27,17 +28,38 @@ else:
     _MappingBase = Mapping
 
 
-def copy_tree(value: Any) -> Any:
-    """Copy dicts and lists (not the leaves): cheaper than `copy.deepcopy` by an order."""
+#: How deep `copy_tree` goes before it refuses: far more than a configuration may nest
+#: (`MAX_DEPTH`, checked when it is resolved), so that records an earlier release committed
+#: deeper still load, yet a value that contains itself is an error, not a RecursionError.
+_COPY_LIMIT = 3 * MAX_DEPTH
+
+
+def copy_tree(value: Any, path: str = "") -> Any:
+    """Copy dicts and lists (not the leaves): cheaper than `copy.deepcopy` by an order.
+    A value that contains itself (or nests absurdly deep) is a `ConfigError` naming the key
+    (`path` is where `value` sits in its configuration)."""
+    try:
+        return _copy(value, _COPY_LIMIT)
+    except TooDeep:
+        raise nesting_error(value, path) from None
+
+
+def _copy(value: Any, levels: int) -> Any:
     kind = type(value)
     if kind is dict:
-        return {k: copy_tree(v) for k, v in value.items()}
+        if not levels:
+            raise TooDeep(None)
+        return {k: _copy(v, levels - 1) for k, v in value.items()}
     if kind is list or kind is tuple or kind is ConfigList:
-        return [copy_tree(v) for v in value]
+        if not levels:
+            raise TooDeep(None)
+        return [_copy(v, levels - 1) for v in value]
     if kind is ConfigView:
         return value.to_dict()
     if isinstance(value, Mapping) and not hasattr(value, "__retain_reference__"):
-        return {k: copy_tree(v) for k, v in value.items()}
+        if not levels:
+            raise TooDeep(None)
+        return {k: _copy(v, levels - 1) for k, v in value.items()}
     return value
 
 
@@ -185,8 +207,12 @@ class ConfigSpec:
         return self.model is not None
 
     def apply(self, merged: dict[str, Any], update: Mapping[str, Any]) -> None:
-        """Merge `update` (dotted keys allowed) into `merged` in place, strictly."""
-        _apply(merged, update, self.shape, "", self.owner)
+        """Merge `update` (dotted keys allowed) into `merged` in place, strictly; a dict
+        Config also checks each value against the type of its default."""
+        try:
+            _apply(merged, update, self.shape, "", self.owner, None if self.model else self.defaults, 1)
+        except TooDeep as exc:
+            raise nesting_error(update, "", MAX_DEPTH, exc.path) from None
 
     def validate(self, merged: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         """The resolved config (and the pydantic model, if any) from merged updates."""
@@ -286,7 +312,23 @@ def _format_validation_error(owner: type, exc: Any) -> str:
     return "\n".join(lines)
 
 
-def _apply(merged: dict[str, Any], update: Mapping[str, Any], shape: Shape, prefix: str, owner: type) -> None:
+def _apply(
+    merged: dict[str, Any],
+    update: Mapping[str, Any],
+    shape: Shape,
+    prefix: str,
+    owner: type,
+    defaults: dict[str, Any] | None,
+    level: int,
+) -> None:
+    # `defaults` is the level of a dict Config's defaults that `merged` stands for, so values
+    # can be checked against their default's type; None where nothing is checked (pydantic
+    # validates its own fields; keys of an open mapping have no default). `level` is how
+    # deep `merged` nests in the configuration (the configuration itself is 1).
+    if not defaults:
+        defaults = None
+    if level > MAX_DEPTH:
+        raise TooDeep(prefix)
     for key, value in update.items():
         if type(key) is not str:
             raise ConfigError(
@@ -294,11 +336,16 @@ def _apply(merged: dict[str, Any], update: Mapping[str, Any], shape: Shape, pref
                 f"for {owner.__qualname__}"
             )
         parts = key.split(".")
+        if level + len(parts) - 1 > MAX_DEPTH:  # dotted parts nest as deep as dicts do
+            raise TooDeep(".".join([prefix, *parts[: MAX_DEPTH - level + 1]]).lstrip("."))
         target = merged
         node_shape = shape
+        node_defaults = defaults
         path = prefix
         for part in parts[:-1]:
             node_shape = _child_shape(node_shape, part, path, owner)
+            if node_defaults is not None:
+                node_defaults = node_defaults[part] or None  # the shape is a dict here
             path = f"{path}.{part}" if path else part
             child = target.get(part)
             if child is None and part not in target and node_shape == OPEN:
@@ -312,14 +359,30 @@ def _apply(merged: dict[str, Any], update: Mapping[str, Any], shape: Shape, pref
         last = parts[-1]
         child_shape = _child_shape(node_shape, last, path, owner)
         full = f"{path}.{last}" if path else last
+        default = None
+        if node_defaults is not None:
+            default = node_defaults[last]
+            value = _check_type(value, default, full, owner)
         current = target.get(last)
-        if type(current) is dict and (
-            type(value) is dict
-            or (isinstance(value, Mapping) and not hasattr(value, "__retain_reference__"))
+        if type(value) is dict or (
+            isinstance(value, Mapping) and not hasattr(value, "__retain_reference__")
         ):
-            _apply(current, value, child_shape, full, owner)
-        else:
-            target[last] = copy_tree(value)
+            inner = level + len(parts)
+            if type(current) is dict:
+                _apply(
+                    current, value, child_shape, full, owner,
+                    default if type(default) is dict else None, inner,
+                )
+                continue
+            if child_shape == OPEN and all(type(k) is str for k in value):
+                # A mapping where the Config leaves keys open nests its dotted keys, as it
+                # would below an existing mapping: {"a.b": {"c.d": 1}} is {"a": {"b": {"c": {"d": 1}}}}.
+                # (Other keys are left for `to_json`, which names the key it refuses.)
+                fresh: dict[str, Any] = {}
+                _apply(fresh, value, OPEN, full, owner, None, inner)
+                target[last] = fresh
+                continue
+        target[last] = copy_tree(value, full)
 
 
 def _child_shape(shape: Shape, key: str, path: str, owner: type) -> Shape:
@@ -345,3 +408,97 @@ def _child_shape(shape: Shape, key: str, path: str, owner: type) -> Shape:
             f"{valid}{hint} (declare the key in Config to add it)"
         )
     return shape[key]
+
+
+def _check_type(value: Any, default: Any, path: str, owner: type) -> Any:
+    """`value` for a key of a dict Config if it has the type of the key's default, else a
+    `ConfigError` naming the key, the type and the value.
+
+    A default of None accepts anything; bool and int are distinct (True is not 1); an int
+    default accepts an integral float, made the int it equals (``16.0`` is ``16``, one
+    identity); a float default accepts an int; a list default any list or tuple; a mapping
+    default any mapping (a non-empty one also types its keys, checked as they are merged); an
+    Interface default an instance of its family (see `_family`).
+    """
+    if default is None:
+        return value
+    plain = _scalar(value)
+    expected: str
+    if isinstance(default, bool) or _is_numpy(default, bool):
+        if isinstance(plain, bool):
+            return value
+        expected = "bool (true/false)"
+    elif isinstance(default, int) or _is_numpy(default, int):
+        if isinstance(plain, int) and not isinstance(plain, bool):
+            return value
+        if isinstance(plain, float) and plain.is_integer():
+            return int(plain)
+        expected = "int"
+    elif isinstance(default, float) or _is_numpy(default, float):
+        if isinstance(plain, (int, float)) and not isinstance(plain, bool):
+            return value
+        expected = "a number (int or float)"
+    elif isinstance(default, str):
+        if isinstance(plain, str):
+            return value
+        expected = "str"
+    elif isinstance(default, (list, tuple)):
+        if isinstance(value, (list, tuple)):
+            return value
+        expected = "a list"
+    elif hasattr(default, "__retain_reference__"):
+        family = _family(type(default))
+        if isinstance(value, family):
+            return value
+        expected = f"an instance of {family.__name__} (an Interface)"
+    elif isinstance(default, Mapping):
+        if isinstance(value, Mapping) and not hasattr(value, "__retain_reference__"):
+            return value
+        expected = "a mapping (dict)"
+    else:
+        return value  # a type with no rule here (it passed `to_json`): anything goes
+    got = _short(value, 60)
+    if value is not None and not hasattr(value, "__retain_reference__"):
+        got = f"{type(value).__name__} {got}"
+    hint = ""
+    if expected == "str" and (value is None or isinstance(value, (bool, int, float))):
+        # `retain MODULE name=123` reads 123 as a number, as JSON would
+        hint = f" (on the command line, quote text that reads as a number: {path}='\"{value}\"')"
+    raise ConfigError(
+        f"config key {path!r} of {owner.__qualname__} expects {expected} (its default is "
+        f"{_short(default, 40)}); got {got}{hint}. Pass a value of that type, or declare the "
+        "default None in Config to accept any value"
+    )
+
+
+def _scalar(value: Any) -> Any:
+    """A numpy scalar as the Python value it stands for (as `to_json` reads it)."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    return value
+
+
+def _is_numpy(value: Any, kind: type) -> bool:
+    return type(value).__module__ == "numpy" and isinstance(_scalar(value), kind)
+
+
+def _short(value: Any, limit: int) -> str:
+    if hasattr(value, "__retain_reference__"):
+        try:
+            return f"{type(value).__name__} [{value.short_id}]"
+        except Exception:  # its own config is invalid: the class still says what it is
+            return type(value).__name__
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _family(cls: type) -> type:
+    """The most general class of `cls`'s hierarchy that is not one of retain's own bases:
+    Mnist(Dataset(Interface)) -> Dataset, so any Dataset may replace a Mnist default."""
+    generic = ("retain.element", "retain.interface", "retain.component")
+    from .element import Element
+
+    for base in reversed(cls.__mro__):
+        if isinstance(base, type) and issubclass(base, Element) and base.__module__ not in generic:
+            return base
+    return cls

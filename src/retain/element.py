@@ -9,7 +9,7 @@ from _collections_abc import Mapping
 from ._errors import ConfigError, RetainError, VersionError
 from ._sentinel import NOT_GIVEN, NotGivenType
 from .config import ConfigSpec, ConfigView, config_spec, copy_tree
-from .identity import SHORT_ID_LENGTH, compute_id, drop_defaults, remove_paths, same_value, to_json
+from .identity import SHORT_ID_LENGTH, compute_id, drop_defaults, normal_number, remove_paths, same_value, to_json
 from .modules import class_reference
 from .versions import flatten_versions, parse_version_call
 
@@ -55,8 +55,8 @@ class Resolved:
 def normalize_json(value: Any) -> Any:
     """JSON with integral floats as ints (``1.0 -> 1``), as in the canonical form."""
     kind = type(value)
-    if kind is float:
-        return 0 if value == 0.0 else int(value) if value.is_integer() and abs(value) < 2**63 else value
+    if kind is float or kind is int:
+        return normal_number(value)
     if kind is dict:
         return {k: normalize_json(v) for k, v in value.items()}
     if kind is list:

@@ -11,12 +11,20 @@ from ._sentinel import NOT_GIVEN
 from .codecs import codec_for
 from .config import config_spec
 from .element import Element, Resolved, _classes, defaults_json, identify, resolved_from_record
-from .identity import REF_KEY, SCHEME, is_id, to_json
+from .identity import MAX_DEPTH, REF_KEY, SCHEME, is_id, to_json
 from .modules import class_reference, resolve_class
 from .storage import Storage, storage_of_directory
-from .storage.layout import RECORD_FILE, RECORD_FORMAT, RESERVED_PREFIX, decode_record, encode_record
+from .storage.layout import OUTPUT_LOG, RECORD_FILE, RECORD_FORMAT, RESERVED_PREFIX, decode_record, encode_record
 from .index import _hooks as _index_hooks  # light: sqlite3 loads when the index is first used
-from .storage.layout import JOURNAL_COMMIT, JOURNAL_SUMMARY, SUMMARY_FILE, decode_summary, encode_summary
+from .storage.layout import (
+    JOURNAL_COMMIT,
+    JOURNAL_SUMMARY,
+    METRICS_FILE,
+    STORAGE_META_DIR,
+    SUMMARY_FILE,
+    decode_summary,
+    encode_summary,
+)
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
 if TYPE_CHECKING:
@@ -49,6 +57,8 @@ class Interface(Element):
     _retain_storage: Storage | None = None
     _retain_record: dict[str, Any] | None = None
     _retain_summary_saved: bool = False
+    #: Top-level file names `save_file` refuses (besides ``.retain*``): retain writes them.
+    _retain_reserved_files: ClassVar[tuple[str, ...]] = (RECORD_FILE, SUMMARY_FILE, METRICS_FILE)
 
     def __init__(self, version: Version = None) -> None:
         """Create an uncommitted interface bound to the storage in force (see `retain.storage`)."""
@@ -70,7 +80,7 @@ class Interface(Element):
         """The path of this interface's directory (joined with `parts`), the same before and
         after commit. With `create`, the directory at that path is created."""
         directory = self.storage.local_directory(self.id)
-        path = os.path.join(directory, *_safe_parts(parts, reserved_ok=True)) if parts else directory
+        path = os.path.join(directory, *_safe_parts(parts, reserved=())) if parts else directory
         if create:
             makedirs(path, durable=_settings.durable())
         return path
@@ -162,7 +172,10 @@ class Interface(Element):
             "module": module,
             "class": qualname,
             "kind": cls.kind,
-            "version": to_json(self._retain_versions, fallback=config_spec(cls).json_fallback()),
+            # the list of versions is one level above the updates, which nest as the config does
+            "version": to_json(
+                self._retain_versions, fallback=config_spec(cls).json_fallback(), limit=MAX_DEPTH + 1
+            ),
             "config": state.json,
             "canonical_config": state.canonical,
             "baseline": state.baseline,
@@ -204,20 +217,49 @@ class Interface(Element):
 
     # -- files ---------------------------------------------------------------------------
 
-    def save_file(self, name: str | os.PathLike[str], value: Any) -> str:
+    def save_file(self, name: str | os.PathLike[str], value: Any, *, overwrite: bool = False) -> str:
         """Save `value` to `name` in this interface's directory, by extension (see
-        `retain.register_codec`); atomic. Works before and after commit. Returns the path."""
-        relative = _safe_parts((name,))
+        `retain.register_codec`); atomic. Returns the path.
+
+        Before commit, a file is saved again freely. The files of a committed interface are
+        its results: replacing one takes ``overwrite=True``, except in the component's own run
+        (which may replace its checkpoints).
+
+        Raises:
+            ImmutableError: the interface is committed, the file exists, and `overwrite` is
+                false (outside the component's own run).
+            UnsafePathError: the name leaves the directory (``..``, a symbolic link), or is
+                reserved for retain (``interface.json``, ``.retain*``, a component's
+                ``output.log``).
+        """
+        relative = _safe_parts((name,), reserved=type(self)._retain_reserved_files)
         codec = codec_for(relative[-1])
         directory = self.local_directory()
         path = os.path.join(directory, *relative)
+        _check_inside(directory, path)  # before anything is created
+        storage = self.storage
+        joined = "/".join(relative)
+        committed: bool | None = None  # asked once of a remote store, where asking costs
+        if not overwrite:
+            if storage.is_remote:
+                committed = self.is_committed()
+                taken = committed and storage.has_file(self.id, joined)
+            else:
+                taken = os.path.lexists(path) and self.is_committed()
+            if taken:
+                from ._run import is_running_here
+
+                if not is_running_here(self.id):
+                    raise ImmutableError(
+                        f"{self!r} is committed and already has the file {joined!r}; its files "
+                        "are its results. Pass overwrite=True to save_file to replace it"
+                    )
         durable = _settings.durable()
         makedirs(os.path.dirname(path), durable=durable)
-        _check_inside(directory, path)
+        _check_inside(directory, path)  # a symbolic link planted meanwhile
         atomic_write(path, lambda handle: codec.write(handle, value), durable=durable)
-        storage = self.storage
-        if storage.is_remote and self.is_committed():  # before commit, the commit uploads it
-            storage.upload_file(self.id, "/".join(relative))
+        if storage.is_remote and (self.is_committed() if committed is None else committed):
+            storage.upload_file(self.id, joined)  # before commit, the commit uploads it
         return path
 
     def files(self) -> list[str]:
@@ -228,10 +270,11 @@ class Interface(Element):
     def load_file(self, name: str | os.PathLike[str], default: Any = NOT_GIVEN) -> Any:
         """Load a file saved with `save_file`; `default` if it does not exist, else raises
         `FileMissingError`."""
-        relative = _safe_parts((name,), reserved_ok=True)
+        relative = _safe_parts((name,), reserved=())
         codec = codec_for(relative[-1])
         directory = self.local_directory()
         path = os.path.join(directory, *relative)
+        _check_inside(directory, path)
         if not self.storage.local_file(self.id, "/".join(relative), committed=self._retain_record is not None):
             if default is not NOT_GIVEN:
                 return default
@@ -241,7 +284,7 @@ class Interface(Element):
                 f"{self!r} has no file {'/'.join(relative)!r} in {directory}; pass default=... "
                 "to load_file to get a value instead"
             )
-        _check_inside(directory, path)
+        _check_inside(directory, path)  # again: a symbolic link planted meanwhile
         return codec.read(path)
 
     # -- summary values ------------------------------------------------------------------
@@ -291,17 +334,39 @@ class Interface(Element):
         data = read_small_file(path)
         return {} if data is None else decode_summary(data, path)
 
+    # -- metrics -------------------------------------------------------------------------
+
+    def metrics(self, name: str | None = None, *, frame: bool = False) -> Any:
+        """The metrics logged with `Component.log_metrics`: dicts ``{"step", "name", "value",
+        "time"}`` (time: ISO 8601 UTC) in step order, then logging order; only metric `name`
+        if given. With `frame`, a pandas DataFrame with those columns (long format).
+
+        Raises:
+            ImportError: `frame` and pandas is not installed (``pip install 'retain[pandas]'``).
+        """
+        from . import _metrics
+
+        return _metrics.read(self, name, frame)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: config, status (components), summary, last metric values, files."""
+        from ._html import interface_html
+
+        return interface_html(self)
+
     # -- reloading -----------------------------------------------------------------------
 
     @classmethod
     def from_directory(cls: type[Self], path: str | os.PathLike[str]) -> Self:
-        """Reload the committed interface in directory `path`, as its own class.
+        """Reload the committed interface in directory `path` (``<storage>/<id>``, or a
+        symbolic link to it), as its own class.
 
         Raises:
-            RecordError: the directory holds no record, a corrupted one, or one of a class
-                that is not `cls` (or a subclass).
+            RecordError: `path` is not an interface's directory (a file, a storage, ``/``, a
+                path with NUL), or the directory holds no record, a corrupted one, or one of
+                a class that is not `cls` (or a subclass).
         """
-        directory = os.path.abspath(os.fspath(path)).rstrip(os.sep)
+        directory = _interface_directory(path)
         where = os.path.join(directory, RECORD_FILE)
         storage = storage_of_directory(directory)
         try:
@@ -312,15 +377,62 @@ class Interface(Element):
             found = storage.read_record(id) if storage.is_remote and is_id(id) else None
             if found is not None:
                 return load_record(cls, decode_record(found, where, id), storage)
-            reason = (
-                f"{RECORD_FILE} is missing (an uncommitted interface, or an interrupted "
-                "commit, leaves such a directory)"
-                if os.path.isdir(directory)
-                else "it does not exist"
-            )
+            if not os.path.isdir(directory):
+                reason = "it does not exist"
+            elif _looks_like_storage(directory):
+                reason = (
+                    "it is a storage, not the directory of one interface in it; pass "
+                    "<storage>/<id>, or find it with get.by_id(id) or get.all(...)"
+                )
+            else:
+                reason = (
+                    f"{RECORD_FILE} is missing (an uncommitted interface, or an interrupted "
+                    "commit, leaves such a directory)"
+                )
             raise RecordError(f"{directory!r} holds no committed interface: {reason}") from None
+        except IsADirectoryError:
+            raise RecordError(
+                f"{where!r} is a directory, not a record: {directory!r} is not an interface's directory"
+            ) from None
+        except OSError as exc:
+            raise RecordError(f"cannot read {where!r}: {exc.strerror or exc}") from exc
         record = decode_record(data, where, os.path.basename(directory))
         return load_record(cls, record, storage)
+
+
+def _interface_directory(path: str | os.PathLike[str]) -> str:
+    """The absolute directory `path` names, once it is checked to be one that could hold an
+    interface; a symbolic link (the last component) is followed to the directory it names."""
+    raw = os.fsdecode(path)
+    if "\x00" in raw:
+        raise RecordError(f"{raw!r} is not a valid path: it contains a NUL character")
+    directory = os.path.abspath(raw)
+    if os.path.islink(directory):
+        # The record names its directory by id: the link's own name would not match it.
+        directory = os.path.realpath(directory)
+    if os.path.dirname(directory) == directory:
+        raise RecordError(
+            f"{raw!r} is the root of the file system, not an interface's directory "
+            "(<storage>/<id>, the directory that holds interface.json)"
+        )
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        parent = os.path.dirname(directory)
+        hint = f"; pass its directory: {parent!r}" if os.path.basename(directory) == RECORD_FILE else ""
+        raise RecordError(
+            f"{raw!r} is a file, not a directory; from_directory takes an interface's directory "
+            f"(<storage>/<id>, the one that holds {RECORD_FILE}){hint}"
+        )
+    return directory
+
+
+def _looks_like_storage(directory: str) -> bool:
+    if os.path.isdir(os.path.join(directory, STORAGE_META_DIR)):
+        return True
+    try:
+        with os.scandir(directory) as entries:
+            return any(is_id(e.name) and os.path.isfile(os.path.join(e.path, RECORD_FILE)) for e in entries)
+    except OSError:
+        return False
 
 
 def load_record(base: type[Self], record: dict[str, Any], storage: Storage) -> Self:
@@ -426,8 +538,9 @@ def _interfaces_in(value: Any) -> Iterator[Interface]:
 _MAX_NAME_BYTES = 255
 
 
-def _safe_parts(parts: tuple[Any, ...], reserved_ok: bool = False) -> list[str]:
-    """The components of a relative path that stays inside an interface's directory."""
+def _safe_parts(parts: tuple[Any, ...], reserved: tuple[str, ...]) -> list[str]:
+    """The components of a relative path that stays inside an interface's directory; with
+    `reserved` (names of files retain writes), names retain owns are refused."""
     out: list[str] = []
     for part in parts:
         if isinstance(part, os.PathLike):
@@ -456,10 +569,9 @@ def _safe_parts(parts: tuple[Any, ...], reserved_ok: bool = False) -> list[str]:
             out.append(piece)
     if not out:
         raise UnsafePathError(f"empty file name {'/'.join(map(str, parts))!r}; name the file")
-    if not reserved_ok and (out[0] in (RECORD_FILE, SUMMARY_FILE) or out[0].startswith(RESERVED_PREFIX)):
-        raise UnsafePathError(
-            f"{out[0]!r} is reserved for retain's own record; choose another file name"
-        )
+    if reserved and (out[0] in reserved or out[0].startswith(RESERVED_PREFIX)):
+        owner = "a component's runs (what they print)" if out[0] == OUTPUT_LOG else "retain's own record"
+        raise UnsafePathError(f"{out[0]!r} is reserved for {owner}; choose another file name")
     return out
 
 
@@ -484,11 +596,14 @@ def _check_summary(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_inside(directory: str, path: str) -> None:
-    # A symlinked sub-directory could otherwise carry a write outside the interface.
+    """Raise unless `path` stays inside `directory` once symbolic links are resolved: a link
+    planted in the directory (to a file, or as a sub-directory) could otherwise carry a read
+    or a write outside the interface. The parts of `path` that do not exist yet are taken as
+    they are, so this holds before anything is created."""
     real_directory = os.path.realpath(directory)
-    real_parent = os.path.realpath(os.path.dirname(path))
-    if real_parent != real_directory and not real_parent.startswith(real_directory + os.sep):
+    real_path = os.path.realpath(path)
+    if not real_path.startswith(real_directory + os.sep):
         raise UnsafePathError(
-            f"{path!r} resolves to {real_parent!r}, outside the interface's directory "
+            f"{path!r} resolves to {real_path!r}, outside the interface's directory "
             "(through a symbolic link); files stay inside local_directory()"
         )

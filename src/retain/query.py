@@ -5,9 +5,10 @@ A *field* names a value of an indexed interface:
 - a config key, dotted for nested values (``"lr"``, ``"model.depth"``), optionally spelled
   ``"config.lr"`` (as in `Collection.to_table`);
 - ``"summary.<name>"``: a summary value (see `Interface.save_summary`);
+- ``"metrics.<name>"``: the last value of a metric (see `Component.log_metrics`);
 - a column: ``"id"``, ``"module"``, ``"class"``, ``"kind"``, ``"created"``.
 
-A config key named like a column or ``summary`` is reached with the ``config.`` prefix.
+A config key named like a column, ``summary`` or ``metrics`` is reached with the ``config.`` prefix.
 
 A *filter* compares one field with a value: a plain value means equality (``1 == 1.0``,
 ``True != 1``, a list equals a list); `lt`, `le`, `gt`, `ge`, `between` compare numbers with
@@ -51,8 +52,8 @@ _MISSING: Any = object()
 
 
 class Field:
-    """A resolved field: where its value comes from (``"config"``, ``"summary"`` or
-    ``"column"``) and its dotted path there; `name` is the user's spelling."""
+    """A resolved field: where its value comes from (``"config"``, ``"summary"``,
+    ``"metrics"`` or ``"column"``) and its dotted path there; `name` is the user's spelling."""
 
     __slots__ = ("source", "path", "name")
 
@@ -163,7 +164,7 @@ def _json_value(value: Any, what: str) -> Any:
             "nothing can equal it"
         )
     try:
-        return _normalize(to_json(value, normalize=True))
+        return _normalize(to_json(value, normalize=True, references=True))
     except IdentityError as exc:
         raise ConfigError(f"{what}: {exc}") from None
 
@@ -261,8 +262,8 @@ class Query:
         classes: ``(module, qualname)`` pairs, or None for every class.
         kind: only interfaces of this kind (``"Interface"``, ``"Component"``...), or None.
         conditions: config and column conditions, which backends evaluate natively.
-        summary_conditions: conditions on summary values, evaluated over the rows in Python
-            (summaries may hold NaN, which SQL JSON functions refuse).
+        summary_conditions: conditions on summary values and last metric values, evaluated
+            over the rows in Python (they may hold NaN, which SQL JSON functions refuse).
     """
 
     __slots__ = ("classes", "kind", "conditions", "summary_conditions")
@@ -298,13 +299,16 @@ def resolve_field(name: Any, cls: type | None) -> Field:
     """
     if type(name) is not str or not name or name.startswith(".") or name.endswith(".") or ".." in name:
         raise ConfigError(
-            f"a field is a config key such as 'lr' or 'model.depth', 'summary.<name>', or one of "
+            f"a field is a config key such as 'lr' or 'model.depth', 'summary.<name>', "
+            f"'metrics.<name>', or one of "
             f"{', '.join(COLUMNS)}; got {name!r}"
         )
     if name in COLUMNS:
         return Field("column", name, name)
     if name.startswith("summary."):
         return Field("summary", name[len("summary."):], name)
+    if name.startswith("metrics."):
+        return Field("metrics", name[len("metrics."):], name)
     path = name[len("config."):] if name.startswith("config.") else name
     if cls is not None:
         check_config_key(cls, path)
@@ -343,16 +347,18 @@ def check_config_key(cls: type, path: str) -> None:
         done.append(part)
 
 
-def field_value(field: Field, row_config: Any, row_summary: Any, columns: Mapping[str, Any]) -> Any:
-    """The value of `field` for one row (parsed config and summary dicts, column values), or
-    `MISSING`."""
+def field_value(
+    field: Field, row_config: Any, row_summary: Any, columns: Mapping[str, Any], row_metrics: Any = None
+) -> Any:
+    """The value of `field` for one row (parsed config, summary and last metric values dicts,
+    column values), or `MISSING`."""
     source = field.source
     if source == "column":
         return columns[field.path]
-    node = row_config if source == "config" else row_summary
+    node = row_config if source == "config" else row_summary if source == "summary" else row_metrics
     if node is None:
         return _MISSING
-    if source == "summary":
+    if source != "config":
         return node.get(field.path, _MISSING)
     for part in field.path.split("."):
         if type(node) is not dict or part not in node:
@@ -386,7 +392,7 @@ def compile_where(
     for name, value in where.items():
         field = resolve_field(name, cls)
         for condition in _conditions(field, value, cls):
-            (summary if condition.field.source == "summary" else native).append(condition)
+            (summary if condition.field.source in ("summary", "metrics") else native).append(condition)
     return native, summary, None
 
 
@@ -442,9 +448,11 @@ def _check_comparable(cls: type, field: Field, filter: Filter) -> None:
     )
 
 
-def matches_all(conditions: list[Condition], config: Any, summary: Any, columns: Mapping[str, Any]) -> bool:
+def matches_all(
+    conditions: list[Condition], config: Any, summary: Any, columns: Mapping[str, Any], metrics: Any = None
+) -> bool:
     """Whether one row passes every condition (Python evaluation)."""
     for condition in conditions:
-        if not condition.filter.matches(field_value(condition.field, config, summary, columns)):
+        if not condition.filter.matches(field_value(condition.field, config, summary, columns, metrics)):
             return False
     return True

@@ -113,11 +113,15 @@ def _literal(node: Any, text: str) -> Any:
 def flatten_versions(version: Version) -> list[str | dict[str, Any]]:
     """The version as a flat list of dict updates (copied) and version strings."""
     out: list[str | dict[str, Any]] = []
-    _flatten(version, out)
+    _flatten(version, out, _MAX_LIST_DEPTH)
     return out
 
 
-def _flatten(version: Any, out: list[str | dict[str, Any]]) -> None:
+#: How deep lists of versions may nest in one another (a list holding itself goes on forever).
+_MAX_LIST_DEPTH = 50
+
+
+def _flatten(version: Any, out: list[str | dict[str, Any]], levels: int) -> None:
     if version is None:
         return
     if isinstance(version, str):
@@ -125,10 +129,15 @@ def _flatten(version: Any, out: list[str | dict[str, Any]]) -> None:
     elif type(version) is dict or (
         isinstance(version, Mapping) and not hasattr(version, "__retain_reference__")
     ):
-        out.append(copy_tree(dict(version)))
+        out.append(copy_tree(version))  # a dict (also from any other Mapping)
     elif isinstance(version, (list, tuple)):
+        if not levels:
+            raise VersionError(
+                f"lists of versions nest deeper than {_MAX_LIST_DEPTH} levels; a list that "
+                "contains itself? Pass a flat list of versions"
+            )
         for item in version:
-            _flatten(item, out)
+            _flatten(item, out, levels - 1)
     else:
         raise VersionError(
             f"a version must be a dict, a '~name(...)' string, or a list of those; got "

@@ -89,13 +89,14 @@ def _ls_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--sort", metavar="KEY",
-        help="order by KEY (a config key, summary.<name>, created, id), smallest first; "
+        help="order by KEY (a config key, summary.<name>, metrics.<name>, created, id), smallest first; "
         "-KEY for largest first; missing values last",
     )
     parser.add_argument("--limit", type=_positive, metavar="N", help="only the N first (newest, or first in --sort order)")
     parser.add_argument("--json", action="store_true", help=_JSON_HELP)
     parser.epilog = (
-        "Columns: id, class, created, then each config key and each summary.<name>. Newest "
+        "Columns: id, class, created, then each config key, each summary.<name> and the last value "
+        "of each metric (metrics.<name>). Newest "
         "first unless --sort. Exits 1 when nothing matches."
     )
 
@@ -178,8 +179,10 @@ def _column_names(table: list[dict[str, Any]]) -> dict[str, str]:
 def _columns(names: list[str]) -> list[str]:
     fixed = ["id", "class", "created"]
     summary = sorted(name for name in names if name.startswith("summary."))
-    config = sorted(name for name in names if name not in fixed and name != "module" and name not in summary)
-    return fixed + config + summary
+    metrics = sorted(name for name in names if name.startswith("metrics."))
+    results = set(summary + metrics)
+    config = sorted(name for name in names if name not in fixed and name != "module" and name not in results)
+    return fixed + config + summary + metrics
 
 
 # -- retain status MODULE [key=value ...] ---------------------------------------------------------

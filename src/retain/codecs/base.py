@@ -28,4 +28,5 @@ class Codec(ABC):
 
     @abstractmethod
     def read(self, path: str) -> Any:
-        """Read the value stored at `path`."""
+        """Read the value stored at `path`; raise `CodecError` naming `path` when its bytes
+        are not what this codec writes (a damaged file)."""

@@ -12,6 +12,14 @@ from .base import Codec
 __all__ = ["JsonCodec", "JsonlCodec", "NpyCodec", "NpzCodec", "PickleCodec", "TextCodec"]
 
 
+def damaged(path: str, what: str, exc: BaseException) -> CodecError:
+    """The error for a file that cannot be read back as `what`: it names the file."""
+    return CodecError(
+        f"{path} is damaged or is not {what}: {type(exc).__name__}: {exc}. Save it again "
+        "(save_file(..., overwrite=True) once committed), or restore it from a backup"
+    )
+
+
 def _json_default(value: Any) -> Any:
     # numpy scalars and arrays are common in results; anything else is a clear error.
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
@@ -33,8 +41,11 @@ class TextCodec(Codec):
         handle.write(value.encode("utf-8"))
 
     def read(self, path: str) -> Any:
-        with open(path, encoding="utf-8", newline="") as handle:  # keep "\r\n" as written
-            return handle.read()
+        try:
+            with open(path, encoding="utf-8", newline="") as handle:  # keep "\r\n" as written
+                return handle.read()
+        except UnicodeDecodeError as exc:
+            raise damaged(path, "UTF-8 text", exc) from exc
 
 
 class JsonCodec(Codec):
@@ -50,8 +61,11 @@ class JsonCodec(Codec):
         handle.write(text.encode("utf-8"))
 
     def read(self, path: str) -> Any:
-        with open(path, "rb") as handle:
-            return json.load(handle)
+        try:
+            with open(path, "rb") as handle:
+                return json.load(handle)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise damaged(path, "JSON", exc) from exc
 
 
 class JsonlCodec(Codec):
@@ -76,8 +90,11 @@ class JsonlCodec(Codec):
             writer.detach()
 
     def read(self, path: str) -> Any:
-        with open(path, encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return [json.loads(line) for line in handle if line.strip()]
+        except (ValueError, RecursionError) as exc:
+            raise damaged(path, "JSON lines", exc) from exc
 
 
 class PickleCodec(Codec):
@@ -94,7 +111,12 @@ class PickleCodec(Codec):
         import pickle
 
         with open(path, "rb") as handle:
-            return pickle.load(handle)
+            try:
+                return pickle.load(handle)
+            except (ImportError, AttributeError):
+                raise  # the pickle names code that is gone: not damage, and its message says so
+            except Exception as exc:  # damaged bytes make the unpickler raise almost anything
+                raise damaged(path, "a pickle", exc) from exc
 
 
 def _numpy() -> Any:
@@ -117,7 +139,17 @@ class NpyCodec(Codec):
         np.save(handle, np.asanyarray(value), allow_pickle=False)
 
     def read(self, path: str) -> Any:
-        return _numpy().load(path, allow_pickle=False)
+        np = _numpy()
+        try:
+            value = np.load(path, allow_pickle=False)
+        except (ValueError, EOFError, OSError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise damaged(path, "a .npy array", exc) from exc
+        if not isinstance(value, np.ndarray):  # a .npz archive under a .npy name
+            value.close()
+            raise CodecError(f"{path} is not a .npy array (it is an .npz archive); load it under a .npz name")
+        return value
 
 
 class NpzCodec(Codec):
@@ -134,8 +166,19 @@ class NpzCodec(Codec):
         np.savez(handle, **{str(k): np.asanyarray(v) for k, v in value.items()})
 
     def read(self, path: str) -> Any:
-        with _numpy().load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
+        import zipfile
+        import zlib
+
+        np = _numpy()
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                return {name: archive[name] for name in archive.files}
+        except (ValueError, EOFError, zipfile.BadZipFile, zlib.error, OSError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise damaged(path, "an .npz archive", exc) from exc
+        except TypeError as exc:  # a .npy array under an .npz name is no archive
+            raise damaged(path, "an .npz archive", exc) from exc
 
 
 BUILTIN_CODECS: tuple[Codec, ...] = (

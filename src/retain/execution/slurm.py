@@ -182,9 +182,15 @@ class SlurmExecution(Execution):
         lookup.prefetch(submissions.values())
         todo, queued = [], []
         for job in jobs:
-            if job.component.id in submissions:
+            submission = submissions.get(job.component.id)
+            if submission is not None:
                 state, _, found = _state(job.component, lookup)
-                if found is not None and found.get("active") and state in ("queued", "running"):
+                if state == "running":
+                    # A run is alive (the state of a running component asks no scheduler):
+                    # another job would only wait for it, holding what it asked for.
+                    found = lookup.state(submission) or {"id": submission.get("job")}
+                if state == "running" or (found is not None and found.get("active") and state == "queued"):
+                    assert found is not None
                     outcome = Outcome(job.component.id, "submitted")
                     outcome.job = {"id": found["id"], "state": found.get("state"), "already": True}
                     queued.append((job, outcome))
@@ -367,8 +373,9 @@ class SlurmExecution(Execution):
         if code == 0:
             for line in out.splitlines():
                 parts = line.strip().split("|")
-                if len(parts) == 4 and parts[0] in wanted:
-                    found[parts[0]] = _job_state(parts[1], parts[2], parts[3])
+                if len(parts) == 4:
+                    for job_id in _reported(parts[0], wanted - set(found)):
+                        found[job_id] = _job_state(parts[1], parts[2], parts[3])
         missing = wanted - set(found)
         for base in sorted({job.split("_")[0] for job in missing})[:50]:
             code, out, _ = _command(["scontrol", "-o", "show", "job", base], 30.0)
@@ -376,24 +383,67 @@ class SlurmExecution(Execution):
                 continue
             for line in out.splitlines():
                 fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+                if "JobState" not in fields:
+                    continue
+                # The tasks of an array that have not started are one record, their ids a
+                # range: ``ArrayJobId=89 ArrayTaskId=0-1`` (or ``1,3-5:2%2``).
                 task = fields.get("ArrayTaskId")
-                job_id = f"{fields.get('ArrayJobId')}_{task}" if task and task.isdigit() else fields.get("JobId", "")
-                if job_id in missing and "JobState" in fields:
+                reported = f"{fields.get('ArrayJobId')}_[{task}]" if task else fields.get("JobId", "")
+                for job_id in _reported(reported, missing - set(found)):
                     found[job_id] = _job_state(fields["JobState"], fields.get("Reason", ""), fields.get("StartTime", ""))
         missing = wanted - set(found)
         if missing and shutil.which("sacct") is not None:
+            # Asked by array (``89``), not by task: sacct reports tasks that never started
+            # as one range (``89_[0-1]``), which a task id does not select.
             code, out, _ = _command(
-                ["sacct", "-n", "-P", "-X", "-j", ",".join(sorted(missing)), "-o", "JobID,State,Reason,Start"], 60.0
+                ["sacct", "-n", "-P", "-X", "-j", ",".join(sorted({job.split("_")[0] for job in missing})),
+                 "-o", "JobID,State,Reason,Start"], 60.0
             )
             if code == 0:
                 for line in out.splitlines():
                     parts = line.strip().split("|")
-                    if len(parts) == 4 and parts[0] in missing:
-                        found[parts[0]] = _job_state(parts[1].split()[0] if parts[1] else "", parts[2], parts[3])
+                    if len(parts) == 4:
+                        for job_id in _reported(parts[0], missing - set(found)):
+                            found[job_id] = _job_state(parts[1].split()[0] if parts[1] else "", parts[2], parts[3])
         return found
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _reported(reported: str, wanted: set[str]) -> list[str]:
+    """The ids in `wanted` that a job id as Slurm reports it covers: itself (``89``, ``89_0``),
+    or the tasks of an array range (``89_[0-3,7%2]``, the pending tasks of array 89)."""
+    reported = reported.strip()
+    if reported in wanted:
+        return [reported]
+    base, _, tasks = reported.partition("_")
+    if not (tasks.startswith("[") and tasks.endswith("]")):
+        return []
+    spec = tasks[1:-1]
+    out = []
+    for job_id in wanted:
+        job_base, _, task = job_id.partition("_")
+        if job_base == base and task.isdigit() and _in_array(spec, int(task)):
+            out.append(job_id)
+    return sorted(out)
+
+
+def _in_array(spec: str, task: int) -> bool:
+    """Whether array task `task` is in Slurm's index list `spec` (``0-7``, ``1,3,5-9:2``,
+    ``0-99%4``: ranges with an optional step, and a throttle that does not matter here)."""
+    for part in spec.split("%", 1)[0].split(","):
+        bounds, _, step_text = part.partition(":")
+        first_text, _, last_text = bounds.partition("-")
+        try:
+            first = int(first_text)
+            last = int(last_text) if last_text else first
+            step = int(step_text) if step_text else 1
+        except ValueError:
+            continue  # not an index list Slurm writes: covers nothing
+        if first <= task <= last and step > 0 and (task - first) % step == 0:
+            return True
+    return False
 
 
 def _job_state(state: str, reason: str, start: str) -> dict[str, Any]:

@@ -111,7 +111,9 @@ def rebuild(
 
     Safe while other processes commit and query: the new contents replace the old in one
     transaction, and what is committed meanwhile is found by the next query. A corrupt index, or
-    one written by a newer retain, is deleted and made anew. Nothing in storage is changed.
+    one written by a newer retain, is deleted and made anew. Nothing in storage is changed but
+    the temporary files killed writers left (older than an hour) in directories without a
+    record and in the storage's ``.retain/``.
 
     Args:
         storage: the storage (default: see `retain.storage`).

@@ -169,14 +169,14 @@ def _start_worker(storage: Storage) -> None:
 
 def _read_in_worker(chunk: list[str]) -> bytes:
     """A chunk read in a worker, marshalled: for each id, ``(id, module, qualname, kind,
-    created, config_text, canonical_text, summary_text, leaves)``, or ``(id, error)`` without
+    created, config_text, canonical_text, summary_text, leaves, metrics_text)``, or ``(id, error)`` without
     an entry. What `_read_here` does for a `LocalStorage`, in fewer steps (one directory path
     per id, no IndexEntry on this side). The config travels as text and leaves, which is what
     backends write, not as a dict: a third of the objects for the writer to decode."""
     import marshal
 
     from .._errors import RecordError
-    from ..storage.layout import RECORD_FILE, SUMMARY_FILE, index_fields, summary_text
+    from ..storage.layout import METRICS_LAST_FILE, RECORD_FILE, SUMMARY_FILE, index_fields, summary_text
 
     assert _storage is not None
     directory = _storage.local_directory
@@ -195,12 +195,14 @@ def _read_in_worker(chunk: list[str]) -> bytes:
             out.append((id, str(exc)))
             continue
         summary = read_small_file(f"{base}/{SUMMARY_FILE}")
+        metrics = read_small_file(f"{base}/{METRICS_LAST_FILE}")
         module, qualname, kind = fields["module"], fields["class"], fields["kind"]
         out.append((
             id, share(module, module), share(qualname, qualname), share(kind, kind),
             fields["created"], fields["config_text"], fields["canonical_text"],
             None if summary is None else summary_text(summary),
             [(share(key, key), value) for key, value in config_leaves(fields["config"])],
+            None if metrics is None else summary_text(metrics),
         ))
     return marshal.dumps(out)
 
@@ -218,10 +220,10 @@ def _unpack(data: bytes) -> list[Read]:
         if len(item) == 2:
             out.append((item[0], None, item[1]))
             continue
-        id, module, qualname, kind, created, config_text, canonical_text, summary_text, leaves = item
+        id, module, qualname, kind, created, config_text, canonical_text, summary_text, leaves, metrics = item
         # The config is parsed from its text if a backend asks for it (see IndexEntry.config).
         out.append((id, IndexEntry(
             id, module, qualname, kind, created, None, {}, None, config_text=config_text,
-            canonical_text=canonical_text, summary_text=summary_text, leaves=leaves,
+            canonical_text=canonical_text, summary_text=summary_text, leaves=leaves, metrics_text=metrics,
         ), None))
     return out

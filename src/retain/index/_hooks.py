@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from .base import Index
 
     #: (storage, record, with_summary, summary, index setting)
-    _Item = tuple[Storage, dict[str, Any], bool, "dict[str, Any] | None", "Index | str | None"]
+    _Item = tuple[
+        Storage, dict[str, Any], bool, "dict[str, Any] | None", "Index | str | None", "dict[str, Any] | None"
+    ]
 
-__all__ = ["after_publish", "after_summary", "default_index", "deferred", "flush", "journal", "updates"]
+__all__ = ["after_metrics", "after_publish", "after_summary", "default_index", "deferred", "flush", "journal", "updates"]
 
 #: "on": commits update the index; "deferred": journal only (the next query indexes in one
 #: batch); "off": neither (benchmarks and tests of what a crash leaves).
@@ -195,6 +197,13 @@ def after_summary(storage: Storage, record: dict[str, Any], summary: dict[str, A
         _writer.put(storage, record, False, summary, index_setting())
 
 
+def after_metrics(storage: Storage, record: dict[str, Any], last: dict[str, Any]) -> None:
+    """Queue the last values of the metrics of a committed component for the index; never
+    raises."""
+    if _mode.get() == "on":
+        _writer.put(storage, record, False, None, index_setting(), last)
+
+
 def flush(timeout: float = 60.0) -> None:
     """Wait until this process's queued index updates are written (queries call this first,
     so a process always finds what it committed)."""
@@ -225,6 +234,7 @@ class _Writer:
         with_summary: bool,
         summary: dict[str, Any] | None,
         index: Index | str | None = None,
+        metrics: dict[str, Any] | None = None,
     ) -> None:
         """Queue an update for `index` (the setting in force where the commit ran; None: the
         storage's own index)."""
@@ -232,7 +242,7 @@ class _Writer:
         if cond is None:
             cond = self._start()
         with cond:
-            self._items.append((storage, record, with_summary, summary, index))
+            self._items.append((storage, record, with_summary, summary, index, metrics))
             if len(self._items) == 1:
                 cond.notify()
 
@@ -296,14 +306,16 @@ def _write(batch: list[_Item]) -> None:
     from .base import IndexEntry
 
     by_storage: dict[tuple[Storage, Index | str | None], list[IndexEntry]] = {}
-    for storage, record, with_summary, summary, index in batch:
+    for storage, record, with_summary, summary, index, metrics in batch:
         if with_summary and summary is None and storage.supports_local_files:
             try:
                 # Saved before the commit: in the local directory (an object store's cache too).
                 summary = read_summary(storage.local_directory(record["id"]))
             except Exception:
                 summary = None  # a damaged summary must not keep the record out of the index
-        by_storage.setdefault((storage, index), []).append(IndexEntry.from_record(record, summary))
+        entry = IndexEntry.from_record(record, summary)
+        entry.metrics = metrics
+        by_storage.setdefault((storage, index), []).append(entry)
     for (storage, index), entries in by_storage.items():
         root = storage.local_root() if index is None else ""
         if index is None and (root is None or (not storage.is_remote and not os.path.isdir(root))):

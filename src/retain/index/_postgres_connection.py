@@ -209,10 +209,12 @@ class PostgresConnection:
                 f"cannot {doing} the PostgreSQL index at {self.display_url}: {message(exc)}"
             ) from exc
 
-    def _run(self, work: Callable[[psycopg.Connection[Any]], T], doing: str, *, transaction: bool = False, retry: bool = True) -> T:
-        """`work` on this process's connection (in a transaction if asked), retrying lost
-        deadlocks and serialization conflicts, and reconnecting once after a lost connection
-        or tables dropped under it (another process reset the index)."""
+    def _run(self, work: Callable[[psycopg.Connection[Any]], T], doing: str, *, transaction: bool = False,
+             snapshot: bool = False, retry: bool = True) -> T:
+        """`work` on this process's connection (in a transaction if asked; with `snapshot`, in
+        a read-only one whose statements all read one snapshot), retrying lost deadlocks and
+        serialization conflicts, and reconnecting once after a lost connection or tables
+        dropped under it (another process reset the index)."""
         driver()
         import psycopg
         from psycopg import errors
@@ -223,6 +225,8 @@ class PostgresConnection:
             while True:
                 conn = self._connection()
                 try:
+                    if snapshot:
+                        return _in_snapshot(conn, work)
                     if transaction:
                         with conn.transaction():
                             return work(conn)
@@ -256,3 +260,24 @@ class PostgresConnection:
                 except BaseException:
                     self._class_ids.clear()
                     raise
+
+
+def _in_snapshot(conn: psycopg.Connection[Any], work: Callable[[psycopg.Connection[Any]], T]) -> T:
+    """`work` in a read-only REPEATABLE READ transaction: every statement of it reads the one
+    snapshot taken at its first, so a query that fetches row numbers in one statement and the
+    rows in the next never sees a rebuild committed in between (it sees the old rows or the
+    new, never none). A read-only snapshot never fails to serialize."""
+    import psycopg
+
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    try:
+        result = work(conn)
+    except BaseException:
+        if not conn.closed:
+            try:
+                conn.execute("ROLLBACK")
+            except psycopg.Error:
+                pass  # the connection is reopened by the caller if it is gone
+        raise
+    conn.execute("COMMIT")
+    return result

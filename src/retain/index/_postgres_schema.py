@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .._errors import IndexDatabaseError
 
 #: The newest schema this code writes; a database with a higher version is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_SCHEMA = "retain"
 
 #: (version, statements): applied in order, each recorded in `migrations`; never edit a
@@ -43,6 +43,8 @@ _MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX config_values_by_row ON {s}.config_values (row)",
         ],
     ),
+    # The last value of each metric (`Component.log_metrics`), as JSON text.
+    (2, ["ALTER TABLE {s}.interfaces ADD COLUMN metrics text"]),
 ]
 _TABLES = ("config_values", "interfaces", "classes", "meta", "migrations")
 

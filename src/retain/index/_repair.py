@@ -27,6 +27,7 @@ import time
 from .._errors import IndexDatabaseError, RecordError
 from ..storage.layout import (
     JOURNAL_COMMIT,
+    METRICS_LAST_FILE,
     RECORD_FILE,
     SUMMARY_FILE,
     decode_journal,
@@ -39,7 +40,7 @@ from .base import IndexEntry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from typing import Any
 
     from ..storage.base import Storage
@@ -68,13 +69,15 @@ def read_entry(storage: Storage, id: str) -> IndexEntry | None:
     data = storage.read_file(id, RECORD_FILE)
     if data is None:
         return None
-    return _entry(storage, id, data, storage.read_file(id, SUMMARY_FILE))
+    return _entry(storage, id, data, storage.read_file(id, SUMMARY_FILE), storage.read_file(id, METRICS_LAST_FILE))
 
 
-def _entry(storage: Storage, id: str, record: bytes, summary: bytes | None) -> IndexEntry:
+def _entry(storage: Storage, id: str, record: bytes, summary: bytes | None, metrics: bytes | None) -> IndexEntry:
     entry = IndexEntry.from_fields(index_fields(record, _where(storage, id), id))
     if summary is not None:
         entry.summary_text = summary_text(summary)
+    if metrics is not None:
+        entry.metrics_text = summary_text(metrics)
     return entry
 
 
@@ -87,14 +90,16 @@ def _where(storage: Storage, id: str) -> str:
 def _read_entries(storage: Storage, ids: list[str]) -> Iterator[tuple[str, IndexEntry | None, RecordError | None]]:
     """``(id, entry or None, error)`` for each id, reading records and summaries in one batch
     (concurrently on an object store)."""
-    found = storage.read_files([(id, name) for id in ids for name in (RECORD_FILE, SUMMARY_FILE)])
+    names = (RECORD_FILE, SUMMARY_FILE, METRICS_LAST_FILE)
+    found = storage.read_files([(id, name) for id in ids for name in names])
     for id in ids:
         record = found.get((id, RECORD_FILE))
         if record is None:
             yield id, None, None
             continue
         try:
-            yield id, _entry(storage, id, record, found.get((id, SUMMARY_FILE))), None
+            metrics = found.get((id, METRICS_LAST_FILE))
+            yield id, _entry(storage, id, record, found.get((id, SUMMARY_FILE)), metrics), None
         except RecordError as exc:
             yield id, None, exc
 
@@ -223,8 +228,19 @@ def rebuild(index: Index, storage: Storage, progress: Callable[[int, int], objec
     """Replace the contents of `index` by what `storage` holds; returns the number indexed.
 
     Records that cannot be read are skipped with a warning that names them (they stay pending,
-    so the index takes them once repaired).
+    so the index takes them once repaired). An index found damaged on the way is discarded and
+    made anew (`Index.reset`), and the rebuild starts again.
     """
+    try:
+        return _rebuild(index, storage, progress)
+    except IndexDatabaseError as exc:
+        if not exc.corrupt:
+            raise  # locked, unreachable, another storage's: not for a reset to mend
+        index.reset()
+        return _rebuild(index, storage, progress)
+
+
+def _rebuild(index: Index, storage: Storage, progress: Callable[[int, int], object] | bool | None) -> int:
     import json
     import warnings
 
@@ -281,6 +297,7 @@ def rebuild(index: Index, storage: Storage, progress: Callable[[int, int], objec
     # Read in worker processes when there are many (see _bulk), written here.
     with paused_gc(), read_chunks(storage, names, 1000) as chunks:
         count = index.replace_all(entries(), meta)
+    _reclaim(storage, pending)
     if damaged:
         shown = "\n  ".join(damaged[:20]) + (f"\n  and {len(damaged) - 20} more" if len(damaged) > 20 else "")
         warnings.warn(
@@ -290,6 +307,26 @@ def rebuild(index: Index, storage: Storage, progress: Callable[[int, int], objec
             stacklevel=3,
         )
     return count
+
+
+def _reclaim(storage: Storage, uncommitted: Iterable[str]) -> None:
+    """Remove the temporaries killed writers left where no commit will reclaim them: in the
+    directories without a record, and in the storage's own ``.retain/``. (A commit reclaims
+    those of its directory; reading every committed directory here would double a rebuild.)"""
+    from .._fs import reclaim_temporaries
+    from ..storage.layout import STORAGE_META_DIR
+
+    if not storage.supports_local_files:
+        return
+    directories = [storage.local_directory(id) for id in uncommitted]
+    root = storage.local_root()
+    if root is not None:
+        directories.append(os.path.join(root, STORAGE_META_DIR))
+    for directory in directories:
+        try:
+            reclaim_temporaries(directory)
+        except OSError:  # garbage left for the next time; the rebuild itself succeeded
+            pass
 
 
 def _progress_reporter(progress: Any, total: int) -> Callable[[int], None] | None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     ColumnTest = Callable[[Filter, str], tuple[str, list[Any]]]
 
 #: The columns of an `IndexRow`, from ``interfaces i`` joined with ``classes c``.
-ROW_COLUMNS = "i.id, c.module, c.qualname, c.kind, i.created, i.config, i.summary"
+ROW_COLUMNS = "i.id, c.module, c.qualname, c.kind, i.created, i.config, i.summary, i.metrics"
 #: The SQL of each column a query condition can name.
 COLUMN_SQL = {"id": "i.id", "created": "i.created", "module": "c.module", "class": "c.qualname", "kind": "c.kind"}
 
@@ -52,8 +52,9 @@ _dumps: Any = None
 _canonical: Any = None
 
 
-def texts(entry: IndexEntry) -> tuple[str, str, str | None]:
-    """The config, canonical config and summary of `entry` as stored (JSON text)."""
+def texts(entry: IndexEntry) -> tuple[str, str, str | None, str | None]:
+    """The config, canonical config, summary and last metric values of `entry` as stored
+    (JSON text)."""
     global _dumps
     if _dumps is None:
         import json
@@ -62,7 +63,8 @@ def texts(entry: IndexEntry) -> tuple[str, str, str | None]:
     summary = entry.summary_text if entry.summary is None else _dumps(entry.summary)
     config = entry.config_text if entry.config_text is not None else _dumps(entry.config)
     canonical = entry.canonical_text if entry.canonical_text is not None else _dumps(entry.canonical)
-    return config, canonical, summary
+    metrics = entry.metrics_text if entry.metrics is None else _dumps(entry.metrics)
+    return config, canonical, summary, metrics
 
 
 def canonical_json(value: Any) -> str:

@@ -6,6 +6,15 @@ Concurrency: WAL mode (readers never block the writer), ``BEGIN IMMEDIATE`` for 
 (no lock upgrades that could deadlock), a busy timeout, and retries on top. A process keeps its
 connection; after a fork, or when the file was replaced (a rebuild of a corrupt index), it
 reconnects.
+
+Damage: SQLite keeps no checksums, so a file damaged on disk (random bytes) can answer a query
+with rows missing. Beside the database, ``index.sqlite-checked`` holds the state (inode, size,
+modification time) of the file when retain last knew it whole: a process that changes the file
+(a checkpoint, when it commits or closes) notes the new state if the file was as noted before.
+A connection opened on a file in another state runs ``PRAGMA integrity_check`` first (once;
+the cost of reading the whole file), and a damaged file is an `IndexDatabaseError` that says
+to rebuild. Damage to the WAL file is caught by its own checksums: SQLite drops the frames
+from the damaged one on, which the storage's journal brings back.
 """
 
 from __future__ import annotations
@@ -38,8 +47,12 @@ NETWORK_FILE_SYSTEMS = frozenset(
 MOUNTS_FILE = "/proc/mounts"
 
 INODE_CHECK_S = 0.5
+#: Suffix of the file beside the database that notes its state when last known whole.
+CHECKED_SUFFIX = "-checked"
 _BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 _CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+#: What SQLite, or Python's driver, says of a damaged file under other codes.
+_CORRUPT_SIGNS = ("not a database", "malformed", "Could not decode", "unsupported file format")
 
 
 def _after_fork(index: SqliteConnection) -> None:
@@ -54,6 +67,33 @@ def _after_fork(index: SqliteConnection) -> None:
 
 
 forks = ForkTracker(_after_fork)
+_closing_registered = False
+
+
+def _close_at_exit() -> None:
+    """Close every connection at exit, after the queued index updates are written: closing
+    checkpoints the WAL into the database file, and noting the new state then spares the next
+    process a check of the whole file."""
+    from . import _hooks
+
+    try:
+        _hooks.flush(10.0)
+    except Exception:
+        pass
+    for index in list(forks.instances or ()):
+        try:
+            index.close()
+        except Exception:
+            pass
+
+
+def file_state(path: str) -> str | None:
+    """What changes when the file at `path` is written: inode, size, modification time."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return f"{info.st_ino} {info.st_size} {info.st_mtime_ns}"
 
 
 def filesystem_type(path: str, mounts_file: str = MOUNTS_FILE) -> str | None:
@@ -127,7 +167,8 @@ class SqliteConnection:
         self._ids = None  # data_version is per connection
         if conn is not None and close:
             try:
-                conn.close()
+                # The last connection to close checkpoints the WAL into the file.
+                self._noting_changes(conn.close)
             except Exception:
                 pass
 
@@ -142,6 +183,13 @@ class SqliteConnection:
         if not self._checked_fs:
             self._check_filesystem(directory)
             self._checked_fs = True
+        global _closing_registered
+        if not _closing_registered:
+            import atexit
+
+            _closing_registered = True
+            atexit.register(_close_at_exit)
+        known = file_state(self.path)
         try:
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
@@ -149,7 +197,13 @@ class SqliteConnection:
         except sqlite3.Error as exc:
             raise self._error(exc, "open") from exc
         try:
+            if known is not None and known != self._noted_state():
+                self._retry(lambda: self._check_whole(conn))
             self._retry(lambda: setup(conn, self.path))
+            if known is None or known != file_state(self.path):
+                self._note_state(file_state(self.path))
+            elif known != self._noted_state():
+                self._note_state(known)
         except BaseException:
             conn.close()
             raise
@@ -158,6 +212,54 @@ class SqliteConnection:
         self._inode = os.stat(self.path).st_ino
         self._inode_checked = time.monotonic()
         return conn
+
+    def _noted_state(self) -> str | None:
+        try:
+            with open(self.path + CHECKED_SUFFIX, encoding="ascii") as handle:
+                return handle.read().strip()
+        except (OSError, ValueError):
+            return None
+
+    def _note_state(self, state: str | None) -> None:
+        if state is None:
+            return
+        from .._fs import atomic_write
+
+        data = state.encode("ascii")
+        try:
+            atomic_write(self.path + CHECKED_SUFFIX, lambda handle: handle.write(data))
+        except OSError:  # a read-only storage: the next process checks the file again
+            pass
+
+    def _noting_changes(self, action: Callable[[], T]) -> T:
+        """Run `action` (which may checkpoint the WAL into the database file), then note the
+        file's new state if it was the noted one before (changed by retain, not damaged)."""
+        before = file_state(self.path)
+        result = action()
+        after = file_state(self.path)
+        if after != before and after is not None and before == self._noted_state():
+            self._note_state(after)
+        return result
+
+    def _check_whole(self, conn: sqlite3.Connection) -> None:
+        """Raise `IndexDatabaseError` if ``PRAGMA integrity_check`` finds the file damaged."""
+        import sqlite3
+
+        try:
+            found = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
+        except sqlite3.DatabaseError:
+            raise  # "malformed", "not a database": _retry says it is corrupt
+        if found != ["ok"]:
+            raise self._corrupt(str(found[0]).replace("*** in database main ***\n", "").split("\n")[0])
+
+    def _corrupt(self, what: str) -> IndexDatabaseError:
+        error = IndexDatabaseError(
+            f"the index {self.path} is corrupt ({what}); run retain.index.rebuild() (or `retain "
+            "index rebuild`), which makes it anew, or delete it with its -wal and -shm files: the "
+            "index is a cache of the storage, nothing is lost"
+        )
+        error.corrupt = True
+        return error
 
     def _check_filesystem(self, directory: str) -> None:
         kind = filesystem_type(directory)
@@ -179,12 +281,12 @@ class SqliteConnection:
     def _error(self, exc: Exception, doing: str) -> IndexDatabaseError:
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
         text = str(exc)
-        if code in _CORRUPT_CODES or "not a database" in text or "malformed" in text:
-            return IndexDatabaseError(
-                f"the index {self.path} is corrupt ({text}); delete it (with its -wal and -shm "
-                "files) or run retain.index.rebuild(), which replaces it: the index is a cache of "
-                "the storage, nothing is lost"
-            )
+        if (
+            code in _CORRUPT_CODES
+            or isinstance(exc, UnicodeDecodeError)
+            or any(sign in text for sign in _CORRUPT_SIGNS)
+        ):
+            return self._corrupt(text[:200])
         if code in _BUSY_CODES or "locked" in text:
             return IndexDatabaseError(
                 f"the index {self.path} stayed locked by another process for more than "
@@ -201,6 +303,8 @@ class SqliteConnection:
         while True:
             try:
                 return work()
+            except UnicodeDecodeError as exc:  # damaged text, decoded by Python's driver
+                raise self._error(exc, "query") from exc
             except sqlite3.Error as exc:
                 code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
                 busy = isinstance(exc, sqlite3.OperationalError) and (
@@ -247,4 +351,5 @@ class SqliteConnection:
             return result
 
         with self._lock:
-            return self._retry(transaction)
+            # A commit may checkpoint the WAL into the database file.
+            return self._noting_changes(lambda: self._retry(transaction))

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from .base import IndexEntry
 
 
-def prepare(entry: IndexEntry) -> tuple[IndexEntry, str, str, str | None, list[tuple[str, Any]]]:
-    """`entry`, its config, canonical config and summary as stored (JSON text), and its
+def prepare(entry: IndexEntry) -> tuple[IndexEntry, str, str, str | None, str | None, list[tuple[str, Any]]]:
+    """`entry`, its config, canonical config, summary and metrics as stored (JSON text), and its
     config leaves as stored, for `SqliteIndex.upsert`."""
     leaves = entry.leaves if entry.leaves is not None else config_leaves(entry.config)
     return entry, *texts(entry), [(key, sql_value(value)) for key, value in leaves]
@@ -48,12 +48,12 @@ class BulkInsert:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.rows: list[Any] = []  # flat: 7 values per interface
+        self.rows: list[Any] = []  # flat: 8 values per interface
         self.values: list[Any] = []  # flat: 4 values per config leaf
 
     def add(self, entry: IndexEntry, number: int, klass: int) -> None:
-        config, canonical, summary = texts(entry)
-        self.rows += (number, entry.id, klass, entry.created, config, canonical, summary)
+        config, canonical, summary, metrics = texts(entry)
+        self.rows += (number, entry.id, klass, entry.created, config, canonical, summary, metrics)
         values = self.values
         leaves = entry.leaves if entry.leaves is not None else config_leaves(entry.config)
         for key, value in leaves:
@@ -61,17 +61,17 @@ class BulkInsert:
             if not (kind is str or kind is float or (kind is int and -(2**63) <= value < 2**63)):
                 value = sql_value(value)
             values += (klass, key, value, number)
-        if len(self.rows) >= 7 * self.CHUNK:
+        if len(self.rows) >= 8 * self.CHUNK:
             self.flush()
 
     def flush(self) -> None:
-        _insert_flat(self.conn, _INSERT_ROWS, 7, self.rows)
+        _insert_flat(self.conn, _INSERT_ROWS, 8, self.rows)
         # OR IGNORE: keys that collide once dotted ({"a.b": 1, "a": {"b": 1}}) give one leaf.
         _insert_flat(self.conn, _INSERT_VALUES, 4, self.values)
         self.rows, self.values = [], []
 
 
-_INSERT_ROWS = "INSERT INTO interfaces (row, id, class, created, config, canonical, summary) VALUES "
+_INSERT_ROWS = "INSERT INTO interfaces (row, id, class, created, config, canonical, summary, metrics) VALUES "
 _INSERT_VALUES = "INSERT OR IGNORE INTO config_values (class, key, value, row) VALUES "
 _statements: dict[tuple[str, int], str] = {}
 

@@ -5,6 +5,12 @@ INTEGER/REAL (``1 == 1.0``), strings as TEXT, None as the empty BLOB ``x''``, bo
 one-byte BLOBs ``x'00'``/``x'01'`` (so ``True != 1``), and lists, empty dicts and interface
 references as BLOBs of their canonical JSON. SQLite orders numbers < TEXT < BLOB, so every
 range is bounded to its type: ``> 5`` is ``value > 5 AND value < ''``.
+
+Integers beyond SQLite's 64 bits are stored as the nearest REAL (beyond the floats, as an
+infinity), which keeps them in their place among the numbers but not exact near their own
+magnitude. So a condition whose bound is that large (at least 2**53 in magnitude, where floats
+stop holding every integer) is asked in SQL as a wider test (``<=`` for ``<``, the REAL for
+the integer) and checked again, exactly, in Python over the rows it returns.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ if TYPE_CHECKING:
     import sqlite3
     from typing import Any
 
-    from ..query import Filter, Query
+    from ..query import Condition, Filter, Query
 
 _TRUE = b"\x01"
 _FALSE = b"\x00"
@@ -31,15 +37,47 @@ def sql_value(value: Any) -> Any:
     if value is None:
         return _NONE
     if kind is int:
-        return value if -(2**63) <= value < 2**63 else float(value)
+        return value if -(2**63) <= value < 2**63 else _real(value)
     if kind is bool:
         return _TRUE if value else _FALSE
     return canonical_json(value).encode("utf-8")
 
 
+def _real(value: int) -> float:
+    """The REAL nearest an integer beyond 64 bits: rounding keeps the order of numbers."""
+    try:
+        return float(value)
+    except OverflowError:  # beyond the largest float (2**1024 and more)
+        return float("inf") if value > 0 else float("-inf")
+
+
+_EXACT_REAL = 2**53  # every integer of smaller magnitude is a float, exactly
+
+
+def _approximate(value: Any) -> bool:
+    """Whether SQL comparisons with the number `value` may differ from Python's."""
+    kind = type(value)
+    return (kind is int or kind is float) and not -_EXACT_REAL < value < _EXACT_REAL
+
+
+def rechecked(query: Query) -> list[Condition]:
+    """The config conditions of `query` that SQL asks approximately (a bound of 2**53 or more
+    in magnitude): their rows are checked again in Python."""
+    out = []
+    for condition in query.conditions:
+        if condition.field.source != "config":
+            continue
+        op, value = condition.filter.op, condition.filter.value
+        values = value if op in ("in", "between") else (value,)
+        if any(_approximate(v) for v in values):
+            out.append(condition)
+    return out
+
+
 def compile_query(conn: sqlite3.Connection, query: Query, classes: list[int] | None) -> tuple[str, list[Any]] | None:
     """The FROM/WHERE clause of `query` and its arguments; None if nothing can match.
-    `classes` are the class numbers `query` covers (None: all)."""
+    `classes` are the class numbers `query` covers (None: all). Conditions that `rechecked`
+    names are asked in a wider form: check them again over the rows."""
     if classes is not None and not classes:
         return None
     where: list[str] = []
@@ -70,8 +108,11 @@ def compile_query(conn: sqlite3.Connection, query: Query, classes: list[int] | N
 
 
 def value_test(filter: Filter, column: str) -> tuple[str, list[Any]]:
-    """SQL that is true where `column` passes `filter`, and its arguments."""
+    """SQL that is true where `column` passes `filter`, and its arguments (for a bound that
+    `_approximate` names, true for a superset: check again)."""
     op, value = filter.op, filter.value
+    if op in ("lt", "gt") and _approximate(value):
+        op = "le" if op == "lt" else "ge"  # the stored REAL of a value beyond may equal it
     if op == "eq":
         return f"{column} = ?", [sql_value(value)]
     if op == "in":

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 #: The newest schema this code writes; a database with a higher `PRAGMA user_version` is
 #: refused (delete it and rebuild).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: (version, statements): applied in order, each recorded in `migrations`; never edit a
 #: published one, append a new version.
@@ -39,6 +39,8 @@ _MIGRATIONS: list[tuple[int, list[str]]] = [
             " WITHOUT ROWID",
         ],
     ),
+    # The last value of each metric (`Component.log_metrics`), as JSON text.
+    (2, ["ALTER TABLE interfaces ADD COLUMN metrics TEXT"]),
 ]
 
 

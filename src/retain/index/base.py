@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from ..query import Query
     from ..storage.base import Storage
 
-    #: (id, module, class qualname, kind, created, config JSON text, summary JSON text | None)
-    IndexRow = tuple[str, str, str, str, str, str, "str | None"]
+    #: (id, module, class qualname, kind, created, config JSON text, summary JSON text | None,
+    #: last metric values JSON text | None)
+    IndexRow = tuple[str, str, str, str, str, str, "str | None", "str | None"]
     Progress = Callable[[int, int], object]
 
 __all__ = ["Index", "IndexEntry", "config_leaves", "parse_summary"]
@@ -33,7 +34,7 @@ class IndexEntry:
 
     __slots__ = (
         "id", "module", "qualname", "kind", "created", "_config", "canonical", "summary",
-        "config_text", "canonical_text", "summary_text", "leaves",
+        "config_text", "canonical_text", "summary_text", "leaves", "metrics", "metrics_text",
     )
 
     def __init__(
@@ -51,6 +52,8 @@ class IndexEntry:
         canonical_text: str | None = None,
         summary_text: str | None = None,
         leaves: list[tuple[str, Any]] | None = None,
+        metrics: dict[str, Any] | None = None,
+        metrics_text: str | None = None,
     ) -> None:
         self.id = id
         self.module = module
@@ -70,6 +73,10 @@ class IndexEntry:
         #: ``config_leaves(config)``, when already at hand (`rebuild` computes them in the
         #: processes that read the records).
         self.leaves = leaves
+        #: The last value of each metric (see `Component.log_metrics`), or their JSON text as
+        #: read from ``.retain.metrics-last.json``; both None: none (or unchanged).
+        self.metrics = metrics
+        self.metrics_text = metrics_text
 
     @property
     def config(self) -> dict[str, Any]:
@@ -153,7 +160,7 @@ class Index(ABC):
     @abstractmethod
     def upsert(self, entries: Sequence[IndexEntry]) -> None:
         """Add `entries` in one transaction. An id already present keeps its row (records are
-        immutable) but takes the entry's summary when it has one."""
+        immutable) but takes the entry's summary and metrics when it has them."""
 
     @abstractmethod
     def remove(self, ids: Iterable[str]) -> None:
@@ -262,8 +269,9 @@ def filter_rows(rows: list[IndexRow], conditions: list[Any]) -> list[IndexRow]:
         columns = {"id": row[0], "module": row[1], "class": row[2], "kind": row[3], "created": row[4]}
         config = None
         summary = parse_summary(row[6])
+        metrics = parse_summary(row[7])
         if any(c.field.source == "config" for c in conditions):
             config = loads(row[5])
-        if matches_all(conditions, config, summary, columns):
+        if matches_all(conditions, config, summary, columns, metrics):
             out.append(row)
     return out

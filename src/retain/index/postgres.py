@@ -5,10 +5,10 @@ query parameters such as ``sslmode`` or ``connect_timeout`` pass through), plus 
 (default ``retain``) to keep the indexes of several storages in one database. The driver is
 psycopg 3 (``pip install 'retain[postgres]'``), imported when the index is first made.
 
-Schema (version 1), in its own PostgreSQL schema::
+Schema (version 2), in its own PostgreSQL schema::
 
     classes(class, module, qualname, kind)            one row per class (numbers never reused)
-    interfaces(row, id, class, created, config, canonical, summary)
+    interfaces(row, id, class, created, config, canonical, summary, metrics)
     config_values(class, key, num, val, row)          every config leaf, by dotted key
     meta(key, value), migrations(version, applied, retain)
 
@@ -22,8 +22,11 @@ wait for each other instead of deadlocking) whose returned rows get their config
 same statement, so a row never exists without its values; classes are inserted with
 ``ON CONFLICT DO NOTHING`` and read back. `replace_all` runs in one transaction that first takes
 a lock which excludes other writers but not readers, who see the old contents until it
-commits. Deadlocks and serialization failures are retried; a connection lost between two
-operations is reopened once.
+commits. A query with config conditions reads in one read-only REPEATABLE READ transaction
+(the rows matching them are found in one statement and read in the next: both see one
+snapshot, so a rebuild committed in between never makes the query find nothing). Deadlocks
+and serialization failures are retried; a connection lost between two operations is reopened
+once.
 """
 
 from __future__ import annotations
@@ -47,8 +50,11 @@ if TYPE_CHECKING:
     from ..query import Query
     from .base import IndexEntry, IndexRow
 
-    #: (id, class, created, config text, canonical text, summary text, leaves (key, num, val))
-    Prepared = tuple[str, int, str, str, str, "str | None", list[tuple[str, "str | None", "bytes | None"]]]
+    #: (id, class, created, config text, canonical text, summary text, leaves (key, num, val),
+    #: metrics text)
+    Prepared = tuple[
+        str, int, str, str, str, "str | None", list[tuple[str, "str | None", "bytes | None"]], "str | None"
+    ]
 
 __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresIndex", "hide_password"]
 
@@ -155,19 +161,21 @@ class PostgresIndex(PostgresConnection, Index):
 
     def _prepare(self, conn: psycopg.Connection[Any], entries: Iterable[IndexEntry]) -> list[Prepared]:
         """The rows to write, one per id (an id given twice keeps its first entry and its last
-        summary), sorted by id: one lock order for every writer."""
+        summary and metrics), sorted by id: one lock order for every writer."""
         out: dict[str, Prepared] = {}
         for entry in entries:
-            config, canonical, summary = texts(entry)
+            config, canonical, summary, metrics = texts(entry)
             found = out.get(entry.id)
             if found is not None:
-                if summary is not None:
-                    out[entry.id] = (*found[:5], summary, found[6])
+                out[entry.id] = (
+                    *found[:5], found[5] if summary is None else summary, found[6],
+                    found[7] if metrics is None else metrics,
+                )
                 continue
             klass = self._class_id(conn, entry.module, entry.qualname, entry.kind)
             found_leaves = entry.leaves if entry.leaves is not None else config_leaves(entry.config)
             leaves = list({(stored_key(key), *stored_value(value)) for key, value in found_leaves})
-            out[entry.id] = (entry.id, klass, entry.created, config, canonical, summary, leaves)
+            out[entry.id] = (entry.id, klass, entry.created, config, canonical, summary, leaves, metrics)
         return [out[id] for id in sorted(out)]
 
     def _insert(self, conn: psycopg.Connection[Any], prepared: list[Prepared]) -> None:
@@ -186,8 +194,8 @@ class PostgresIndex(PostgresConnection, Index):
                 vals.append(val)
         s = self._s
         conn.execute(
-            f"WITH added AS (INSERT INTO {s}.interfaces (id, class, created, config, canonical, summary)"
-            " SELECT * FROM unnest(%b::text[], %b::int[], %b::text[], %b::text[], %b::text[], %b::text[])"
+            f"WITH added AS (INSERT INTO {s}.interfaces (id, class, created, config, canonical, summary, metrics)"
+            " SELECT * FROM unnest(%b::text[], %b::int[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[])"
             " ORDER BY 1 ON CONFLICT (id) DO NOTHING RETURNING row, id, class)"
             f" INSERT INTO {s}.config_values (class, key, num, val, row)"
             " SELECT a.class, v.key, v.num, v.val, a.row"
@@ -196,7 +204,7 @@ class PostgresIndex(PostgresConnection, Index):
             (
                 [p[0] for p in prepared], [p[1] for p in prepared], [p[2] for p in prepared],
                 [p[3] for p in prepared], [p[4] for p in prepared], [p[5] for p in prepared],
-                value_ids, keys, nums, vals,
+                [p[7] for p in prepared], value_ids, keys, nums, vals,
             ),
         )
 
@@ -208,6 +216,14 @@ class PostgresIndex(PostgresConnection, Index):
                 " FROM unnest(%b::text[], %b::text[]) AS n(id, summary)"
                 " WHERE i.id = n.id AND i.summary IS DISTINCT FROM n.summary",
                 ([p[0] for p in with_summary], [p[1] for p in with_summary]),
+            )
+        with_metrics = [(p[0], p[7]) for p in prepared if p[7] is not None]
+        if with_metrics:
+            conn.execute(
+                f"UPDATE {self._s}.interfaces i SET metrics = n.metrics"
+                " FROM unnest(%b::text[], %b::text[]) AS n(id, metrics)"
+                " WHERE i.id = n.id AND i.metrics IS DISTINCT FROM n.metrics",
+                ([p[0] for p in with_metrics], [p[1] for p in with_metrics]),
             )
 
     def upsert(self, entries: Sequence[IndexEntry]) -> None:
@@ -291,7 +307,7 @@ class PostgresIndex(PostgresConnection, Index):
             rows = conn.execute(f"SELECT {ROW_COLUMNS} {sql} ORDER BY i.created DESC, i.row DESC", args).fetchall()
             return rows
 
-        return self._run(work, "query")
+        return self._run(work, "query", snapshot=_two_statements(query))
 
     def count(self, query: Query) -> int:
         def work(conn: psycopg.Connection[Any]) -> int:
@@ -302,7 +318,7 @@ class PostgresIndex(PostgresConnection, Index):
             row = conn.execute(f"SELECT count(*) {sql}", args).fetchone()
             return int(row[0]) if row is not None else 0
 
-        return self._run(work, "count")
+        return self._run(work, "count", snapshot=_two_statements(query))
 
     def ids(self) -> set[str]:
         return self._run(lambda conn: {row[0] for row in conn.execute(f"SELECT id FROM {self._s}.interfaces")}, "list ids")
@@ -320,6 +336,13 @@ class PostgresIndex(PostgresConnection, Index):
     def _compile(self, conn: psycopg.Connection[Any], query: Query) -> tuple[str, list[Any]] | None:
         """The FROM/WHERE clause of `query` and its arguments; None if nothing can match."""
         return compile_query(conn, self._s, query, self._class_ids_for(conn, query))
+
+
+def _two_statements(query: Query) -> bool:
+    """Whether `query` finds its rows in two statements (the numbers of the rows whose config
+    matches, then the rows), which must then read one snapshot (see `_in_snapshot`); other
+    queries are one statement (the classes they read before are never removed)."""
+    return any(condition.field.source == "config" for condition in query.conditions)
 
 
 def _set_meta(conn: psycopg.Connection[Any], s: str, values: Mapping[str, str]) -> None:

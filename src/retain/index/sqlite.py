@@ -1,9 +1,9 @@
 """The SQLite index: one file, no server; the default, at ``<storage>/.retain/index.sqlite``.
 
-Schema (version 1)::
+Schema (version 2)::
 
     classes(class, module, qualname, kind)            one row per class (ids never reused)
-    interfaces(row, id, class, created, config, canonical, summary)
+    interfaces(row, id, class, created, config, canonical, summary, metrics)
     config_values(class, key, value, row)             every config leaf, by dotted key
 
 `config_values.value` is typed so that SQL comparisons agree with Python's (see
@@ -23,11 +23,11 @@ import os
 
 from .._errors import IndexDatabaseError
 from ._sql import ROW_COLUMNS, covered_classes
-from ._sqlite_connection import SqliteConnection, filesystem_type, forks
+from ._sqlite_connection import CHECKED_SUFFIX, SqliteConnection, filesystem_type, forks
 from ._sqlite_insert import BulkInsert, insert_values, prepare
-from ._sqlite_query import compile_query, sql_value
+from ._sqlite_query import compile_query, rechecked, sql_value
 from ._sqlite_schema import SCHEMA_VERSION
-from .base import Index, config_leaves
+from .base import Index, config_leaves, filter_rows
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class SqliteIndex(SqliteConnection, Index):
     def reset(self) -> None:
         with self._lock:
             self._drop_connection(close=self._pid == os.getpid())
-            for suffix in ("", "-wal", "-shm", "-journal"):
+            for suffix in ("", "-wal", "-shm", "-journal", CHECKED_SUFFIX):
                 try:
                     os.unlink(self.path + suffix)
                 except FileNotFoundError:
@@ -92,6 +92,19 @@ class SqliteIndex(SqliteConnection, Index):
                 except OSError as exc:
                     raise IndexDatabaseError(f"cannot delete {self.path + suffix}: {exc}") from exc
             self._connection()
+
+    def _check_kept_tables(self, conn: sqlite3.Connection) -> None:
+        """Raise `IndexDatabaseError` if the tables a rebuild keeps (the class numbers, the
+        bookkeeping) are damaged: rows that disagree with their own unique index, or text
+        that does not decode. The others are written anew."""
+        for table in ("classes", "meta"):
+            found = conn.execute(f"PRAGMA integrity_check({table})").fetchone()[0]
+            if found != "ok":
+                raise self._corrupt(f"table {table}: {str(found).splitlines()[-1]}")
+        for row in conn.execute("SELECT class, module, qualname, kind FROM classes"):
+            if not (type(row[0]) is int and all(type(text) is str and text for text in row[1:])):
+                raise self._corrupt(f"table classes: row {row!r}")
+        self._class_ids.clear()  # numbers cached before the file was checked
 
     # -- classes ------------------------------------------------------------------------------
 
@@ -121,13 +134,13 @@ class SqliteIndex(SqliteConnection, Index):
 
         def work(conn: sqlite3.Connection) -> list[str]:
             insert = (
-                "INSERT OR IGNORE INTO interfaces (id, class, created, config, canonical, summary)"
-                " VALUES (?, ?, ?, ?, ?, ?)"
+                "INSERT OR IGNORE INTO interfaces (id, class, created, config, canonical, summary, metrics)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
             )
             added = []
-            for entry, config, canonical, summary, leaves in prepared:
+            for entry, config, canonical, summary, metrics, leaves in prepared:
                 klass = self._class_id(conn, entry.module, entry.qualname, entry.kind)
-                cursor = conn.execute(insert, (entry.id, klass, entry.created, config, canonical, summary))
+                cursor = conn.execute(insert, (entry.id, klass, entry.created, config, canonical, summary, metrics))
                 if cursor.rowcount == 1:
                     added.append(entry.id)
                     if leaves:
@@ -136,8 +149,11 @@ class SqliteIndex(SqliteConnection, Index):
                         for key, value in leaves:
                             args += (klass, key, value, row)
                         conn.execute(insert_values(len(leaves)), args)
-                elif summary is not None:
-                    conn.execute("UPDATE interfaces SET summary = ? WHERE id = ?", (summary, entry.id))
+                else:
+                    if summary is not None:
+                        conn.execute("UPDATE interfaces SET summary = ? WHERE id = ?", (summary, entry.id))
+                    if metrics is not None:
+                        conn.execute("UPDATE interfaces SET metrics = ? WHERE id = ?", (metrics, entry.id))
             return added
 
         with self._lock:
@@ -177,6 +193,7 @@ class SqliteIndex(SqliteConnection, Index):
 
     def replace_all(self, entries: Iterable[IndexEntry], meta: Mapping[str, str]) -> int:
         def work(conn: sqlite3.Connection) -> int:
+            self._check_kept_tables(conn)
             conn.execute("DELETE FROM config_values")
             conn.execute("DELETE FROM interfaces")
             # The secondary indexes of `interfaces` are built once, after the rows (one sort
@@ -227,13 +244,19 @@ class SqliteIndex(SqliteConnection, Index):
             if compiled is None:
                 return []
             sql, args = compiled
-            return conn.execute(
+            rows: list[IndexRow] = conn.execute(
                 f"SELECT {ROW_COLUMNS} {sql} ORDER BY i.created DESC, i.row DESC", args
             ).fetchall()
+            return rows
 
-        return self._read(work)
+        exact = rechecked(query)
+        rows = self._read(work)
+        return filter_rows(rows, exact) if exact else rows
 
     def count(self, query: Query) -> int:
+        if rechecked(query):
+            return len(self.select(query))
+
         def work(conn: sqlite3.Connection) -> int:
             compiled = self._compile(conn, query)
             if compiled is None:

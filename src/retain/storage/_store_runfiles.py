@@ -1,8 +1,8 @@
 """The runtime files of a component on an object store: `RunFiles` over the store's calls.
 
 Creating uses the store's put-if-absent, an append rewrites the object (on S3 only if nobody
-wrote it in between: ``If-Match``), and `output.log` is written to the local cache as it happens and sent with each
-heartbeat and when the run ends.
+wrote it in between: ``If-Match``), and `output.log` and the metrics (`metrics.jsonl`, and their last values) are
+written to the local cache as they happen and sent with each heartbeat and when the run ends.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import threading
 
 from .._fs import atomic_write
 from .._runfiles import RunFiles
-from .layout import FINISHED_FILE, OUTPUT_LOG
+from .layout import FINISHED_FILE, METRICS_FILE, METRICS_LAST_FILE, OUTPUT_LOG
+
+#: The files a run appends to in the local cache, sent with each heartbeat and at its end.
+_SENT = (OUTPUT_LOG, METRICS_FILE, METRICS_LAST_FILE)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,7 +37,8 @@ class StoreRunFiles(RunFiles):
         super().__init__(storage.local_directory(id))
         self.storage = storage
         self.id = id
-        self._sent: tuple[int, int] | None = None  # (size, mtime) of output.log when last sent
+        #: (size, mtime) of each file of `_SENT` when last sent.
+        self._sent: dict[str, tuple[int, int] | None] = {}
         # The heartbeat thread and the run's end both send the log: one at a time, so that an
         # older copy never lands after a newer one.
         self._sending = threading.Lock()
@@ -63,24 +67,31 @@ class StoreRunFiles(RunFiles):
             self.create(FINISHED_FILE, end)
 
     def prepare_run(self) -> None:
-        # Cached files the run reads are checked against the store by `load_file`; the log is
-        # appended to here, so it must start as the stored one.
+        # Cached files the run reads are checked against the store by `load_file`; the log and
+        # the metrics are appended to here, so they must start as the stored ones.
         self.ensure()
-        stored = self._read_bytes(OUTPUT_LOG)
-        if stored is None:
-            _remove(self.output_log)
-            self._sent = None
-            return
-        atomic_write(self.output_log, lambda handle: handle.write(stored))
-        self._sent = _size_and_time(self.output_log)
+        for name in _SENT:
+            path = os.path.join(self.directory, name)
+            stored = self._read_bytes(name)
+            if stored is None:
+                _remove(path)
+                self._sent[name] = None
+                continue
+            atomic_write(path, lambda handle: handle.write(stored))
+            self._sent[name] = _size_and_time(path)
 
     def sync_output(self) -> None:
         with self._sending:
-            now = _size_and_time(self.output_log)
-            if now is None or now == self._sent:
+            changed = []
+            for name in _SENT:
+                now = _size_and_time(os.path.join(self.directory, name))
+                if now is not None and now != self._sent.get(name):
+                    changed.append((name, now))
+            if not changed:
                 return
-            self.storage._upload(self.id, [OUTPUT_LOG])
-            self._sent = now
+            self.storage._upload(self.id, [name for name, _ in changed])
+            for name, now in changed:
+                self._sent[name] = now
 
 
 def _size_and_time(path: str) -> tuple[int, int] | None:

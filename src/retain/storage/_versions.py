@@ -3,7 +3,10 @@ read only while the store holds that same version (another machine may save it a
 
 Kept per interface in `<cache>/.retain/versions/<id>.json` (name -> version); a version is the
 object's size and ETag, or what the store has instead. A lost or missing entry only costs
-fetching the file again.
+fetching the file again; an entry that names a version other than the cached copy's would
+make the cache read the wrong file, so an upload records the version it makes itself (on S3,
+the ETag computed from the file it sends), never the one a later read of the store finds:
+another machine may have saved the file again in between.
 """
 
 from __future__ import annotations
@@ -33,6 +36,37 @@ def version_of(info: dict[str, Any]) -> str:
     return f"{info.get('size')}:"
 
 
+#: The part size s3fs uploads with when it does not compute one (its ``calculate_chunksize``).
+_S3_PART_SIZE = 50 * 2**20
+
+
+def s3_upload_version(path: str, *, single: bool = False) -> str:
+    """The version (as `version_of` gives it from a HEAD) of the object that s3fs makes when
+    it uploads the local file `path`: its size and ETag, the MD5 of the content for a single
+    PUT (or with `single`), the MD5 of the parts' MD5s and the number of parts for a multipart
+    upload. If the store computes ETags otherwise (encrypted with a KMS key, for example), the
+    version never matches and the file is fetched again when read: slower, never wrong."""
+    import hashlib
+
+    size = os.path.getsize(path)
+    try:
+        from s3fs.core import calculate_chunksize
+
+        part = int(calculate_chunksize(size))
+    except (ImportError, AttributeError, TypeError):
+        part = _S3_PART_SIZE
+    with open(path, "rb") as handle:
+        if single or size < min(5 * 2**30, 2 * part):  # s3fs sends one PUT
+            digest = hashlib.md5(usedforsecurity=False)
+            for block in iter(lambda: handle.read(2**20), b""):
+                digest.update(block)
+            return f'{size}:"{digest.hexdigest()}"'
+        parts = []
+        for chunk in iter(lambda: handle.read(part), b""):
+            parts.append(hashlib.md5(chunk, usedforsecurity=False).digest())
+    return f'{size}:"{hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest()}-{len(parts)}"'
+
+
 def _path(cache: str, id: str) -> str:
     return os.path.join(cache, STORAGE_META_DIR, VERSIONS_DIR, f"{id}.json")
 
@@ -47,12 +81,14 @@ def read_versions(cache: str, id: str) -> dict[str, str]:
     return found if isinstance(found, dict) else {}
 
 
-def record_versions(cache: str, id: str, versions: dict[str, str]) -> None:
-    """Record the versions of files of `id` just fetched or uploaded."""
+def record_versions(cache: str, id: str, versions: dict[str, str | None]) -> None:
+    """Record the versions of files of `id` just fetched or uploaded (None: forget the version
+    of a file, which is then fetched again when read)."""
     try:
         path = _path(cache, id)
         makedirs(os.path.dirname(path))
-        data = json.dumps({**read_versions(cache, id), **versions}, sort_keys=True).encode()
+        merged = {**read_versions(cache, id), **versions}
+        data = json.dumps({k: v for k, v in merged.items() if v is not None}, sort_keys=True).encode()
         atomic_write(path, lambda handle: handle.write(data))
     except (OSError, StorageError):
         pass  # only a cache: the file is fetched again when next read

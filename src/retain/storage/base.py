@@ -80,6 +80,10 @@ class Storage(ABC):
         another version (saved again elsewhere)."""
         return os.path.isfile(os.path.join(self.local_directory(id), *name.split("/")))
 
+    def has_file(self, id: str, name: str) -> bool:
+        """Whether file `name` of `id` exists, in ``local_directory(id)`` or in the store."""
+        return os.path.lexists(os.path.join(self.local_directory(id), *name.split("/")))
+
     def list_files(self, id: str) -> list[str]:
         """The files of `id` as the storage holds them (relative, ``/``-separated, sorted),
         without retain's runtime files (``.retain*``) and unfinished writes."""

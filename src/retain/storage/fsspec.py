@@ -24,7 +24,7 @@ from .._fs import TEMP_PREFIX, atomic_write, makedirs, temp_path_for
 from ..identity import ID_LENGTH, is_id
 from ._backends import cache_name, defaults, endpoint_of, filesystem
 from ._store_calls import StoreCalls
-from ._versions import read_versions, record_versions, version_of
+from ._versions import read_versions, record_versions, s3_upload_version, version_of
 from .base import Storage
 from .layout import (
     MARKER_FORMAT,
@@ -212,12 +212,10 @@ class FsspecStorage(StoreCalls, Storage):
             won = False  # committed already: its files stay as they are
         else:
             if names:
-                self._upload(id, names)
+                self._upload_files(id, names)
             won = self._create(self._key(id, RECORD_FILE), data)
         if won:
             self._cache_record(id, data)
-            if names:
-                self._record_uploaded(id, names)
         elif names:
             # The cache must not disagree with the store: the winner's files are fetched when read.
             directory = self.local_directory(id)
@@ -225,19 +223,28 @@ class FsspecStorage(StoreCalls, Storage):
                 _unlink(os.path.join(directory, *name.split("/")))
         return won
 
-    def _record_uploaded(self, id: str, names: list[str]) -> None:
-        """Record the versions of the files a commit uploaded (one listing)."""
+    def _upload_files(self, id: str, names: list[str]) -> None:
+        """Upload files of `id` from the cache, and record the versions these uploads make.
+
+        The versions come from the files themselves (computed before they are sent), never
+        from reading the store afterwards: another machine may have saved the same name in
+        between, and its version would then pass for this cache's copy. Where the version an
+        upload makes cannot be known beforehand (stores other than S3), or the upload fails,
+        the recorded version is forgotten: the file is fetched again when read.
+        """
+        directory = self.local_directory(id)
+        versions: dict[str, str | None] = {}
+        for name in names:
+            path = os.path.join(directory, *name.split("/"))
+            try:
+                versions[name] = s3_upload_version(path) if self._s3 else None
+            except OSError:
+                versions[name] = None  # the upload says what is wrong with the file
         try:
-            found = self.fs.find(self._key(id), detail=True)
-        except Exception:
-            return  # only a cache: the files are fetched again when next read
-        prefix, wanted = self._key(id) + "/", set(names)
-        versions = {}
-        for key, info in found.items():
-            key = self.fs._strip_protocol(key)
-            name = key[len(prefix):] if key.startswith(prefix) else ""
-            if name in wanted and isinstance(info, dict):
-                versions[name] = version_of(info)
+            self._upload(id, names)
+        except BaseException:
+            record_versions(self.cache, id, dict.fromkeys(names))
+            raise
         record_versions(self.cache, id, versions)
 
     def iter_ids(self, prefix: str = "") -> Iterator[str]:
@@ -267,10 +274,7 @@ class FsspecStorage(StoreCalls, Storage):
 
     def upload_file(self, id: str, name: str) -> None:
         self._check()
-        self._upload(id, [name])
-        info = self._info(self._key(id, name))
-        if info is not None:
-            record_versions(self.cache, id, {name: version_of(info)})
+        self._upload_files(id, [name])
 
     def local_file(self, id: str, name: str, *, committed: bool) -> bool:
         path = os.path.join(self.local_directory(id), *name.split("/"))
@@ -282,10 +286,16 @@ class FsspecStorage(StoreCalls, Storage):
             return True  # the stored version, or not in the store: the local copy is all there is
         return self._fetch(id, name, info)
 
+    def has_file(self, id: str, name: str) -> bool:
+        return super().has_file(id, name) or self._info(self._key(id, name)) is not None
+
     def _fetch(self, id: str, name: str, info: dict[str, Any] | None) -> bool:
-        """Get file `name` of `id` (whose `info` was read before: if the object changes in
-        between, the copy is newer than its recorded version and is fetched again next time,
-        never the other way round) into the cache; False when the store has no such file."""
+        """Get file `name` of `id` (whose `info` was read before) into the cache; False when
+        the store has no such file. On S3 the copy is recorded under the version computed
+        from its bytes when that differs from `info`'s single-part ETag (the object changed
+        between the HEAD and the GET): `info`'s version would pass for this copy if the
+        first content were saved back. Elsewhere the copy, newer than `info`, is fetched
+        again next time."""
         if info is None:
             return False
         key = self._key(id, name)
@@ -302,8 +312,14 @@ class FsspecStorage(StoreCalls, Storage):
             raise self._error(f"fetch {key}", exc) from exc
         if not os.path.isfile(tmp):  # some backends make nothing for a missing key
             return False
+        version = version_of(info)
+        if self._s3 and "-" not in str(info.get("ETag")):  # an MD5: what the bytes must give
+            try:
+                version = s3_upload_version(tmp, single=True)
+            except OSError:
+                pass
         os.replace(tmp, path)
-        record_versions(self.cache, id, {name: version_of(info)})
+        record_versions(self.cache, id, {name: version})
         return True
 
     def list_files(self, id: str) -> list[str]:

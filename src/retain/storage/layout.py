@@ -229,7 +229,9 @@ def read_marker(root: str) -> dict[str, Any] | None:
 # publishing the record (and `save_summary` before writing the summary), so an index that
 # missed an update (a killed process) finds the id by reading the journal past the offset it
 # recorded. Lines are short appends with O_APPEND (atomic on local file systems); a reader
-# ignores anything that is not a complete, well-formed line.
+# ignores anything that is not a complete, well-formed line. Beside the SQLite index (and its
+# -wal and -shm), ``index.sqlite-checked`` notes the state of the file when retain last knew it
+# whole (see `retain.index._sqlite_connection`).
 
 #: Directory of the storage's own files (index, journal), beside the interface directories.
 STORAGE_META_DIR = ".retain"
@@ -438,6 +440,15 @@ def decode_summary(data: bytes, where: str) -> dict[str, Any]:
 #   <root>/<id>/.retain.events.jsonl         append-only: claimed, resumed, takeover, finished...
 #   <root>/<id>/.retain.failures.jsonl       append-only: every failure (type, message,
 #                                            traceback, time, run, host, pid)
+#   <root>/<id>/metrics.jsonl                append-only: the metrics its runs logged
+#                                            (`Component.log_metrics`), buffered and written
+#                                            at least every second and at the run's end, one
+#                                            line per run of calls with the same names:
+#                                            ``[names, steps, times, values]`` (values call by
+#                                            call); a torn last line is ignored
+#   <root>/<id>/.retain.metrics-last.json    the last value of each metric (a JSON object,
+#                                            like summary.json), replaced atomically at each
+#                                            write of metrics.jsonl: what the index reads
 #   <root>/<id>/.retain.submissions.jsonl    append-only: each hand-over to a batch system
 #                                            (Slurm), written by the launcher at submission:
 #                                            time, execution (module, class), job (``123`` or
@@ -456,6 +467,8 @@ __all__ += [
     "EVENTS_FILE",
     "FAILURES_FILE",
     "FINISHED_FILE",
+    "METRICS_FILE",
+    "METRICS_LAST_FILE",
     "OUTPUT_LOG",
     "RUN_FORMAT",
     "RUNTIME_PREFIX",
@@ -472,6 +485,9 @@ FINISHED_FILE = RUNTIME_PREFIX + "finished.json"
 EVENTS_FILE = RUNTIME_PREFIX + "events.jsonl"
 FAILURES_FILE = RUNTIME_PREFIX + "failures.jsonl"
 SUBMISSIONS_FILE = RUNTIME_PREFIX + "submissions.jsonl"
+#: Metrics over steps (reserved: `save_file` refuses it); their last values for the index.
+METRICS_FILE = "metrics.jsonl"
+METRICS_LAST_FILE = RUNTIME_PREFIX + "metrics-last.json"
 RUN_FORMAT = "retain.run"
 #: Under `STORAGE_META_DIR`: the folders of Slurm batch scripts.
 SLURM_DIR = "slurm"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from .._errors import StorageError
-from .._fs import atomic_write, fsync_directory, makedirs, read_small_file
+from .._fs import atomic_write, fsync_directory, makedirs, read_small_file, reclaim_temporaries
 from ..identity import ID_LENGTH, is_id
 from .base import Storage
 from .layout import (
@@ -138,7 +138,10 @@ class LocalStorage(Storage):
 
     def publish_record(self, id: str, data: bytes, *, durable: bool = False) -> bool:
         directory = self.local_directory(id)
-        makedirs(directory)
+        if not makedirs(directory):
+            # Files saved before the commit may have left temporaries of killed writers (the
+            # rebuild of the index reclaims those of directories never committed).
+            reclaim_temporaries(directory)
         if durable:
             # Whoever created the directory (save_file before commit, perhaps not durably),
             # its entry in the root must be on disk before the record that makes it visible.
