@@ -470,3 +470,27 @@ def test_a_link_out_of_a_result_is_not_followed(world: dict[str, Any], tmp_path:
             assert code in (400, 404) and b"root:x" not in body, (route, listed, code, body)
     finally:
         link.unlink()
+
+
+def test_metrics_are_shown_without_the_code_of_their_class(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    project = tmp_path / "gone"
+    project.mkdir()
+    (project / "logged.py").write_text(
+        "from retain import Component\n\nclass Run(Component):\n    Config = {'a': 1}\n\n"
+        "    def __call__(self):\n        for step in range(5):\n            self.log_metrics({'loss': 1.0 / (step + 1)}, step=step)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
+    code = "import retain, logged; print(retain.get(logged.Run).launch().id)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=project, env={**env, "RETAIN_STORAGE": str(tmp_path / "storage")}, check=True, capture_output=True, text=True)
+    id = done.stdout.split()[-1]
+    (project / "logged.py").unlink()
+    server = Server(tmp_path / "storage", tmp_path)
+    try:
+        series = server.json(f"/api/results/{id}/series")["metrics"]
+        assert series == {"loss": {"step": [0, 1, 2, 3, 4], "value": [1.0, 0.5, pytest.approx(1 / 3), 0.25, 0.2]}}
+        assert server.json("/api/classes/logged:Run/rows")["rows"][0]["metrics.loss"] == 0.2
+    finally:
+        server.stop()
