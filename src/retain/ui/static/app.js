@@ -162,7 +162,7 @@ async function table(ref, params) {
       }}), " ", c))));
   const sortable = () => true;
   const head = el("tr", {}, el("th", {}, ""), shown.map((c) => {
-    const key = c.startsWith("config.") ? c.slice(7) : c;
+    const key = c;  // config.* spelled out: a config key named like a column stays a config key
     const mark = sort === key ? " ▲" : sort === `-${key}` ? " ▼" : "";
     return el("th", {class: sortable(c) ? "sortable" : null, "data-column": c, title: sortable(c) ? "sort" : null,
       onclick: sortable(c) ? () => { const p = new URLSearchParams(params); p.delete("offset");
