@@ -1,5 +1,7 @@
 """`retain ui` in a real browser: Debian's Chromium driven by Playwright against a real
-`retain ui` process on loopback. The tests write screenshots of the views to docs/images/.
+`retain ui` process on loopback. The tests take screenshots of the views: into a temporary
+folder, or into docs/images/ (what README shows) with ``RETAIN_UI_SCREENSHOTS=docs/images``, so
+that running the suite leaves the working tree as it was.
 
 The browser comes from ``scripts/services/chromium.sh`` (which `scripts/test` runs; it
 installs Debian's ``chromium`` package). Without it these tests fail and say so; Playwright
@@ -9,6 +11,7 @@ never downloads a browser of its own here.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,9 @@ import pytest
 from ui_server import Server, populate, start_slow
 
 CHROMIUM = os.environ.get("RETAIN_TEST_CHROMIUM") or "/usr/bin/chromium"
-IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
+ROOT = Path(__file__).resolve().parent.parent
+_SHOTS = os.environ.get("RETAIN_UI_SCREENSHOTS")
+IMAGES = (ROOT / _SHOTS) if _SHOTS else Path(tempfile.mkdtemp(prefix="retain-ui-shots-"))
 HOW = "run scripts/services/chromium.sh (as root: it installs Debian's chromium package); scripts/test does"
 
 
@@ -68,10 +73,12 @@ def open_view(page: Any, world: dict[str, Any], hash: str) -> None:
 
 
 def screenshot(page: Any, name: str, most: int = 860) -> None:
-    """The top of the page (at most `most` pixels of it), as docs/images/NAME."""
+    """The top of the page (at most `most` pixels of it), as IMAGES/NAME: a real picture."""
     IMAGES.mkdir(parents=True, exist_ok=True)
     height = min(most, int(page.evaluate("document.body.scrollHeight")) + 10)
-    page.screenshot(path=str(IMAGES / name), clip={"x": 0, "y": 0, "width": 1280, "height": height}, full_page=True)
+    path = IMAGES / name
+    page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": 1280, "height": height}, full_page=True)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
 
 
 def column(page: Any, name: str) -> list[str]:
