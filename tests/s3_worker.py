@@ -34,17 +34,29 @@ class RaceItem(Interface):
     Config = {"i": 0}
 
 
+#: A worker whose test gave up (its other machine failed) stops by itself after this long.
+WAIT_LIMIT = 120.0
+
+
+def _waited(since: float, what: str) -> None:
+    time.sleep(0.001)
+    if time.monotonic() - since > WAIT_LIMIT:
+        sys.exit(f"s3_worker: gave up waiting for {what} after {WAIT_LIMIT:.0f} s")
+
+
 def wait_for(path: str) -> None:
+    since = time.monotonic()
     while not os.path.exists(path):
-        time.sleep(0.001)
+        _waited(since, path)
 
 
 def gather(flag: str, step: str) -> None:
     """Wait until every machine of a race is done with `step`."""
     open(f"{flag}.{step}-{os.getpid()}", "w").close()
     prefix = f"{os.path.basename(flag)}.{step}-"
+    since = time.monotonic()
     while sum(name.startswith(prefix) for name in os.listdir(os.path.dirname(flag))) < MACHINES:
-        time.sleep(0.001)
+        _waited(since, f"every machine at {step}")
 
 
 def save_again(item: Interface, name: str, value: str) -> None:
