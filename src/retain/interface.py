@@ -377,6 +377,13 @@ class Interface(Element):
             found = storage.read_record(id) if storage.is_remote and is_id(id) else None
             if found is not None:
                 return load_record(cls, decode_record(found, where, id), storage)
+            if os.path.exists(directory) and not os.path.isdir(directory):
+                parent = os.path.dirname(directory)
+                hint = f"; pass its directory: {parent!r}" if id == RECORD_FILE else ""
+                raise RecordError(
+                    f"{os.fsdecode(path)!r} is a file, not a directory; from_directory takes an "
+                    f"interface's directory (<storage>/<id>, the one that holds {RECORD_FILE}){hint}"
+                ) from None
             if not os.path.isdir(directory):
                 reason = "it does not exist"
             elif _looks_like_storage(directory):
@@ -402,25 +409,19 @@ class Interface(Element):
 
 def _interface_directory(path: str | os.PathLike[str]) -> str:
     """The absolute directory `path` names, once it is checked to be one that could hold an
-    interface; a symbolic link (the last component) is followed to the directory it names."""
+    interface; a symbolic link with another name than an id is followed to the directory it
+    names. String checks only, unless the name is not an id: `from_directory` is a hot path."""
     raw = os.fsdecode(path)
     if "\x00" in raw:
         raise RecordError(f"{raw!r} is not a valid path: it contains a NUL character")
     directory = os.path.abspath(raw)
-    if os.path.islink(directory):
+    if not is_id(os.path.basename(directory)) and os.path.islink(directory):
         # The record names its directory by id: the link's own name would not match it.
         directory = os.path.realpath(directory)
     if os.path.dirname(directory) == directory:
         raise RecordError(
             f"{raw!r} is the root of the file system, not an interface's directory "
             "(<storage>/<id>, the directory that holds interface.json)"
-        )
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        parent = os.path.dirname(directory)
-        hint = f"; pass its directory: {parent!r}" if os.path.basename(directory) == RECORD_FILE else ""
-        raise RecordError(
-            f"{raw!r} is a file, not a directory; from_directory takes an interface's directory "
-            f"(<storage>/<id>, the one that holds {RECORD_FILE}){hint}"
         )
     return directory
 
