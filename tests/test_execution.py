@@ -268,13 +268,15 @@ def test_a_run_killed_in_the_pool_died_with_its_output_and_runs_again(store: Sto
     assert doomed.cached() and doomed.execution.output().count("fragile 1 printed this") == 2
 
 
-def kill_worker_when_started(started: Path, release: Path | None = None) -> Any:
+def kill_worker_when_started(started: Path, release: Path | None = None, *, also: tuple[Path, ...] = ()) -> Any:
     """A thread that kills the pool worker whose run wrote `started` (from outside, as an
-    operator or the kernel would), then creates `release`."""
+    operator or the kernel would), once the runs that write `also` have started too, then
+    creates `release`."""
     import threading
 
     def kill() -> None:
-        wait_for(started, 60)
+        for path in (started, *also):
+            wait_for(path, 60)
         os.kill(int(started.read_text()), signal.SIGKILL)
         if release is not None:
             time.sleep(0.3)  # the launcher sees its pool broken while the run still runs
@@ -294,7 +296,9 @@ def test_a_pool_worker_killed_from_outside_fails_no_component(store: Storage, tm
     running = [get(Fragile, {"index": i, "started": str(tmp_path / f"started{i}"), "release": str(release)})
                for i in range(2)]
     later = [get(Fragile, {"index": i}) for i in range(2, 5)]
-    kill = kill_worker_when_started(tmp_path / "started0", release)
+    # Both runs in flight when the worker dies: the second is then the broken pool's, finished
+    # in its worker; had it not started, the new pool would find it done ("cached").
+    kill = kill_worker_when_started(tmp_path / "started0", release, also=(tmp_path / "started1",))
     outcomes = get("retain.execution.pool", {"processes": 2}).dispatch([*running, *later])
     kill.join()
     assert [o.status for o in outcomes] == ["finished"] * 5
