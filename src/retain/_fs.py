@@ -200,6 +200,27 @@ def _publish_exclusive(tmp: str, path: str) -> bool:
     return True
 
 
+def append_bytes(path: str, data: bytes, *, durable: bool = False) -> None:
+    """Append `data` to `path` (created if missing) with O_APPEND: on a local file system one
+    write lands whole after whatever others appended; a short write goes on with the rest.
+
+    Raises:
+        StorageError: the file system refused.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StorageError(exc.errno or 0, f"could not append to {path}: {exc.strerror}") from exc
+
+
 def makedirs(path: str, *, durable: bool = False) -> bool:
     """Create directory `path` and its missing parents; with `durable`, fsync the parent of
     each directory created so that the new entries survive a power loss. Returns whether

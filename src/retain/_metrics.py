@@ -28,6 +28,7 @@ import threading
 import time
 
 from ._errors import CodecError, RecordError, StorageError
+from ._fs import append_bytes
 from .storage.layout import JOURNAL_SUMMARY, METRICS_FILE, METRICS_LAST_FILE
 
 TYPE_CHECKING = False
@@ -167,7 +168,7 @@ class _Series:
             if self.newline:
                 data = b"\n" + data
             durable = _settings.durable()
-            _append(self.path, data, durable)
+            append_bytes(self.path, data, durable=durable)
             self.newline = False
             if last is None:
                 return
@@ -250,21 +251,6 @@ def _unpack(text: str) -> list[float]:
 
 
 _BIG_ENDIAN = __import__("sys").byteorder == "big"
-
-
-def _append(path: str, data: bytes, durable: bool) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise StorageError(exc.errno or 0, f"could not append metrics to {path}: {exc.strerror}") from exc
 
 
 def _clean(values: Any) -> dict[str, float]:

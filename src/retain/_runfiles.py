@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from ._errors import RecordError, StorageError
-from ._fs import atomic_write, makedirs
+from ._fs import append_bytes, atomic_write, makedirs
 from .storage.layout import (
     EVENTS_FILE,
     FAILURES_FILE,
@@ -94,17 +94,7 @@ class RunFiles:
         atomic_write(self.path(name), lambda handle: handle.write(data), durable=durable)
 
     def _append_bytes(self, name: str, data: bytes, durable: bool) -> None:
-        path = self.path(name)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, data)
-                if durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise StorageError(exc.errno or 0, f"could not append to {path}: {exc.strerror}") from exc
+        append_bytes(self.path(name), data, durable=durable)
 
     # -- the output log ------------------------------------------------------------------
 
