@@ -244,7 +244,7 @@ def show(args: argparse.Namespace) -> int:
     interface, problem = _load(record, store)
     directory = store.local_directory(id)
     files = store.list_files(id)
-    summary = _summary(store, id)
+    summary = stored_summary(store, id)
     state, error = _status(interface) if interface is not None else (None, None)
     if args.json:
         extra = {} if state is None else {"status": state, "error": error}
@@ -312,7 +312,9 @@ def _load(record: dict[str, Any], store: Storage) -> tuple[Interface | None, str
         return None, " ".join(str(exc).split())
 
 
-def _summary(store: Storage, id: str) -> dict[str, Any] | None:
+def stored_summary(store: Storage, id: str) -> dict[str, Any] | None:
+    """The summary values of `id` as `store` holds them (no class needed), None when there
+    are none, ``{"(damaged)": reason}`` when the file is damaged: for views that show them."""
     from ..storage.layout import SUMMARY_FILE, decode_summary
 
     data = store.read_file(id, SUMMARY_FILE)

@@ -472,15 +472,9 @@ class Source:
         return decode_record(data, f"{self.storage.url}/{matches[0]}/{RECORD_FILE}", matches[0])
 
     def summary(self, id: str) -> dict[str, Any] | None:
-        from ..storage.layout import SUMMARY_FILE, decode_summary
+        from ..cli.commands import stored_summary
 
-        data = self.storage.read_file(id, SUMMARY_FILE)
-        if data is None:
-            return None
-        try:
-            return decode_summary(data, SUMMARY_FILE)
-        except RecordError as exc:
-            return {"(damaged)": str(exc)}
+        return stored_summary(self.storage, id)
 
     def duration(self, id: str) -> float | None:
         """Seconds the latest run took (or has taken so far, while it runs); None if it never
