@@ -6,7 +6,6 @@ The browser tests are in test_ui_browser.py.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ui_server import Server, populate, start_slow, wait_for
+from ui_server import Server, serving, start_slow, wait_for
 
 from retain._errors import UnsafePathError
 from retain.ui._data import safe_name
@@ -23,13 +22,8 @@ from retain.ui._data import safe_name
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    root = tmp_path_factory.mktemp("ui")
-    ids = populate(root)
-    server = Server(root / "storage", root)
-    try:
-        yield {"root": root, "server": server, **ids}
-    finally:
-        server.stop()
+    with serving(tmp_path_factory.mktemp("ui")) as found:
+        yield found
 
 
 def storage_files(storage: Path) -> dict[str, tuple[int, int]]:
@@ -369,7 +363,7 @@ def test_requests_on_a_kept_alive_connection_do_not_wait_for_delayed_acks(world:
 
 def test_results_are_filtered_by_their_inputs_own_config(world: dict[str, Any]) -> None:
     server = world["server"]
-    rows = f"/api/classes/uiproject:Train/rows?filter="
+    rows = "/api/classes/uiproject:Train/rows?filter="
     found = server.json(rows + _q("data.n=5"))
     assert sorted(r["id"] for r in found["rows"]) == sorted(world["trains"])
     assert server.json(rows + _q("data.n>5"))["total"] == 0

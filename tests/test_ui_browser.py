@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ui_server import Server, populate, start_slow
+from ui_server import serving, start_slow
 
 CHROMIUM = os.environ.get("RETAIN_TEST_CHROMIUM") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,13 +29,8 @@ HOW = "run scripts/services/chromium.sh (as root: it installs Debian's chromium 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    root = tmp_path_factory.mktemp("uibrowser")
-    ids = populate(root)
-    server = Server(root / "storage", root)
-    try:
-        yield {"root": root, "server": server, **ids}
-    finally:
-        server.stop()
+    with serving(tmp_path_factory.mktemp("uibrowser")) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")

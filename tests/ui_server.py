@@ -11,6 +11,8 @@ import time
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +207,15 @@ def wait_for(condition: Any, timeout: float = 20.0, what: str = "condition") -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+@contextmanager
+def serving(root: Path) -> Iterator[dict[str, Any]]:
+    """A populated storage under `root` and a `retain ui` server over it, stopped on exit: the
+    world that the HTTP and the browser tests look at (``root``, ``server`` and the ids)."""
+    ids = populate(root)
+    server = Server(root / "storage", root)
+    try:
+        yield {"root": root, "server": server, **ids}
+    finally:
+        server.stop()
