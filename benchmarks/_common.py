@@ -5,6 +5,8 @@ first section) atomically while keeping the others."""
 
 from __future__ import annotations
 
+import argparse
+
 import contextlib
 import json
 import os
@@ -142,3 +144,27 @@ def replace_preamble(results: str, text: str) -> None:
     old = _read(results, "")
     kept = old[old.find("\n## ") + 1:] if "\n## " in old else ""
     _write(results, text + ("\n" + kept if kept else ""))
+
+
+#: The learning rates of the sweep population that the index and UI benchmarks commit.
+LRS = [0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005, 0.0002, 0.0001]
+
+
+def config_of(i: int) -> dict[str, Any]:
+    """Cell `i` of that sweep: six config leaves, two of them nested."""
+    return {
+        "i": i,
+        "lr": LRS[i % len(LRS)],
+        "batch_size": (16, 32, 64, 128)[i % 4],
+        "group": i % 100,  # an equality on group matches 1%
+        "model.depth": 1 + i % 8,
+    }
+
+
+def results_parser(doc: str, write_help: str = "update RESULTS.md in quick mode too") -> argparse.ArgumentParser:
+    """The command line every benchmark script shares (described by the first paragraph of its
+    docstring): ``--write-results`` and ``--no-results``; the script adds its own sizes."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--write-results", action="store_true", help=write_help)
+    parser.add_argument("--no-results", action="store_true", help="do not touch RESULTS.md")
+    return parser

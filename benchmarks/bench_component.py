@@ -19,7 +19,6 @@ dispatches, after a warm-up dispatch that starts the forkserver.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import gc
 import os
@@ -32,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
-from _common import Figures, loadavg, make_log, r, scratch  # noqa: E402
+from _common import Figures, loadavg, make_log, r, results_parser, scratch  # noqa: E402
 from retain import Component, Interface, get, storage  # noqa: E402
 
 RESULTS = os.path.join(HERE, "RESULTS.md")
@@ -225,10 +224,8 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = results_parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--write-results", action="store_true", help="update RESULTS.md in quick mode too")
-    parser.add_argument("--no-results", action="store_true", help="do not touch RESULTS.md")
     args = parser.parse_args(argv)
     reps, rounds, repeats = (300, 6, 2) if args.quick else (1500, 10, 3)
     start = time.perf_counter()

@@ -21,7 +21,6 @@ scheduler) and N empty Dask tasks (the scheduler's own cost) are measured as bas
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import gc
 import os
@@ -34,7 +33,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 sys.path.insert(0, HERE)  # the workers import this module's component by name
 
-from _common import Figures, loadavg, make_log, r, scratch  # noqa: E402
+from _common import Figures, loadavg, make_log, r, results_parser, scratch  # noqa: E402
 from retain import Component, get, storage  # noqa: E402
 
 RESULTS = os.path.join(HERE, "RESULTS.md")
@@ -175,10 +174,8 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = results_parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="100 components, 2 repetitions")
-    parser.add_argument("--write-results", action="store_true", help="update RESULTS.md in quick mode too")
-    parser.add_argument("--no-results", action="store_true", help="do not touch RESULTS.md")
     args = parser.parse_args(argv)
     count, repeats = (100, 2) if args.quick else (500, 3)
     start = time.perf_counter()

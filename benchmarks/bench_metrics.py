@@ -19,20 +19,18 @@ write of the run's last buffer.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import gc
 import json
 import os
 import sys
 import time
-from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
-from _common import Figures, loadavg, make_log, r, scratch  # noqa: E402
+from _common import Figures, loadavg, make_log, r, results_parser, scratch  # noqa: E402
 from retain import Component, get, storage  # noqa: E402
 from retain._metrics import close_run  # noqa: E402
 
@@ -182,10 +180,8 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = results_parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer points")
-    parser.add_argument("--write-results", action="store_true", help="update RESULTS.md in quick mode too")
-    parser.add_argument("--no-results", action="store_true", help="do not touch RESULTS.md")
     args = parser.parse_args(argv)
     steps, rounds, points = (50_000, 3, 200_000) if args.quick else (200_000, 6, 1_000_000)
     start = time.perf_counter()

@@ -23,7 +23,6 @@ path), the two indexes alternating.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as _dt
 import os
@@ -36,7 +35,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _common import Figures, loadavg, r, scratch  # noqa: E402
+from _common import Figures, loadavg, r, results_parser, scratch  # noqa: E402
 # bench_index puts the working tree's src on sys.path; its log: "[bench-index ...]", as before
 from bench_index import BenchRun, config_of, log, populate, timed  # noqa: E402
 
@@ -178,10 +177,8 @@ def write_section(n: int, seconds: float, populate_s: float, server: str) -> Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = results_parser(__doc__, "update RESULTS.md even with --n")
     parser.add_argument("--n", type=int, default=100_000, help="interfaces to populate")
-    parser.add_argument("--write-results", action="store_true", help="update RESULTS.md even with --n")
-    parser.add_argument("--no-results", action="store_true", help="do not touch RESULTS.md")
     args = parser.parse_args(argv)
     n = args.n
     full = n == 100_000

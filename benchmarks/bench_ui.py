@@ -21,7 +21,6 @@ query runs again) are reported too.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import http.client
 import json
@@ -36,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
-from _common import Figures, loadavg, make_log, r, scratch  # noqa: E402
+from _common import Figures, config_of, loadavg, make_log, r, results_parser, scratch  # noqa: E402
 import retain  # noqa: E402
 from retain import get, storage  # noqa: E402
 
@@ -53,20 +52,9 @@ class BenchRun(Interface):
 
     Config = {"i": 0, "lr": 0.1, "batch_size": 32, "group": 0, "model": {"depth": 2, "width": 64}}
 '''
-LRS = [0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005, 0.0002, 0.0001]
 
 log = make_log("bench_ui")
 FIGURES = Figures()
-
-
-def config_of(i: int) -> dict[str, Any]:
-    return {
-        "i": i,
-        "lr": LRS[i % len(LRS)],
-        "batch_size": (16, 32, 64, 128)[i % 4],
-        "group": i % 100,  # an equality on group matches 1%
-        "model.depth": 1 + i % 8,
-    }
 
 
 def populate(work: str, n: int) -> float:
@@ -221,11 +209,9 @@ def write_section(n: int, seconds: float, populate_s: float, load_start: str) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = results_parser(__doc__, "update RESULTS.md even with --n")
     parser.add_argument("--n", type=int, default=100_000, help="interfaces to populate")
     parser.add_argument("--reps", type=int, default=20, help="requests per median")
-    parser.add_argument("--write-results", action="store_true", help="update RESULTS.md even with --n")
-    parser.add_argument("--no-results", action="store_true", help="do not touch RESULTS.md")
     parser.add_argument("--keep", action="store_true", help="keep the temporary storage")
     args = parser.parse_args(argv)
     n = args.n

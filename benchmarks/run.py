@@ -18,7 +18,6 @@ the two are measured in alternating rounds, in directories of the same file syst
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import gc
 import json
@@ -37,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
-from _common import TMP_ROOT, Figures, loadavg, make_log, r, replace_preamble, scratch  # noqa: E402
+from _common import Figures, TMP_ROOT, loadavg, make_log, r, replace_preamble, results_parser, scratch  # noqa: E402
 import retain  # noqa: E402
 from retain import Interface, get, settings, storage  # noqa: E402
 
@@ -537,10 +536,8 @@ def write_results(mode: str, params: dict[str, Any], seconds: float, info: dict[
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = results_parser(__doc__, "write RESULTS.md in quick mode too")
     parser.add_argument("--quick", action="store_true", help="small storages, fewer repetitions")
-    parser.add_argument("--write-results", action="store_true", help="write RESULTS.md in quick mode too")
-    parser.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
     parser.add_argument("--keep", action="store_true", help="keep the temporary storages (debugging)")
     parser.add_argument(
         "--only", default="", help="comma-separated subset: get,from_directory,commit,npy,import"
