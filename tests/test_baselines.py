@@ -13,7 +13,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
 
 import retain
 from retain import Interface, get
@@ -307,13 +306,3 @@ def test_a_changed_default_in_a_storage_of_the_previous_release(tmp_path: Path) 
     found = json.loads(done.stdout)
     assert found["old"] == expected["default"]
     assert found["default"] != expected["default"] and not found["committed"]
-
-
-@pytest.mark.parametrize("value", [0.2, 0.25])
-def test_in_process_classes_follow_the_same_rule(tmp_path: Path, value: float) -> None:
-    class Local(Interface):
-        Config = {"holdout": value}
-
-    with retain.storage(tmp_path / "s"):
-        first = Local().commit()
-        assert get(Local) == first and get(Local, {"holdout": value}) == first
