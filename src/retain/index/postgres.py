@@ -209,22 +209,16 @@ class PostgresIndex(PostgresConnection, Index):
         )
 
     def _update_summaries(self, conn: psycopg.Connection[Any], prepared: list[Prepared]) -> None:
-        with_summary = [(p[0], p[5]) for p in prepared if p[5] is not None]
-        if with_summary:
-            conn.execute(
-                f"UPDATE {self._s}.interfaces i SET summary = n.summary"
-                " FROM unnest(%b::text[], %b::text[]) AS n(id, summary)"
-                " WHERE i.id = n.id AND i.summary IS DISTINCT FROM n.summary",
-                ([p[0] for p in with_summary], [p[1] for p in with_summary]),
-            )
-        with_metrics = [(p[0], p[7]) for p in prepared if p[7] is not None]
-        if with_metrics:
-            conn.execute(
-                f"UPDATE {self._s}.interfaces i SET metrics = n.metrics"
-                " FROM unnest(%b::text[], %b::text[]) AS n(id, metrics)"
-                " WHERE i.id = n.id AND i.metrics IS DISTINCT FROM n.metrics",
-                ([p[0] for p in with_metrics], [p[1] for p in with_metrics]),
-            )
+        """Set the summaries and last metric values that `prepared` carries (fields 5 and 7)."""
+        for column, field in (("summary", 5), ("metrics", 7)):
+            changed = [(p[0], p[field]) for p in prepared if p[field] is not None]
+            if changed:
+                conn.execute(
+                    f"UPDATE {self._s}.interfaces i SET {column} = n.value"
+                    " FROM unnest(%b::text[], %b::text[]) AS n(id, value)"
+                    f" WHERE i.id = n.id AND i.{column} IS DISTINCT FROM n.value",
+                    ([id for id, _ in changed], [value for _, value in changed]),
+                )
 
     def upsert(self, entries: Sequence[IndexEntry]) -> None:
         if not entries:
