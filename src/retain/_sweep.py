@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
 
 TYPE_CHECKING = False
@@ -140,6 +142,25 @@ class ExecutionStatus:
     def __init__(self, component: Component) -> None:
         self.component = component
 
+    @classmethod
+    def of(cls, id: str, *, storage: Storage | str | None = None) -> ExecutionStatus:
+        """The status of the component with this id, read from `storage` (the current one by
+        default) without importing its class: for tools and scripts that read records without
+        their code. An id that is not committed is ``missing``.
+
+        Raises:
+            InterfaceNotFoundError: `id` is not a full id (32 hex characters).
+        """
+        from . import _settings
+        from .identity import is_id
+
+        if not isinstance(id, str) or not is_id(id):
+            raise InterfaceNotFoundError(
+                f"{id!r} is not an id (32 hex characters); `get.by_id` finds one by prefix"
+            )
+        store = _settings.current_storage(storage)
+        return cls(_Stored(store, id))  # type: ignore[arg-type]
+
     @property
     def _files(self) -> RunFiles:
         return self.component.storage.run_files(self.component.id)
@@ -219,6 +240,30 @@ class ExecutionStatus:
         """Everything its runs printed (stdout and stderr), as far as written."""
         return self._files.read_output().decode("utf-8", "replace")
 
+    def duration(self) -> float | None:
+        """Seconds its latest run took, or has taken so far while it runs; None when it never
+        ran (or its claim cannot be read)."""
+        from ._runfiles import parse_iso
+
+        files = self._files
+        run = files.latest_run()
+        if not run:
+            return None
+        claim = files.claim(run) or {}
+        end = files.end(run)
+        try:
+            start = parse_iso(str(claim.get("started")))
+            stop = parse_iso(str(end["time"])) if end and end.get("time") else time.time()
+        except (ValueError, TypeError):
+            return None
+        return round(stop - start, 3)
+
+    def metrics(self, name: str | None = None, frame: bool = False) -> Any:
+        """What its runs logged with `Component.log_metrics`, as `Interface.metrics` reads it."""
+        from . import _metrics
+
+        return _metrics.read(self.component, name, frame)
+
     def __repr__(self) -> str:
         state, error, job = _state(self.component, None)
         detail = f": {error['type']}: {error['message']}" if error else ""
@@ -230,6 +275,25 @@ class ExecutionStatus:
 def _describe_job(job: dict[str, Any]) -> str:
     reason = f" ({job['reason']})" if job.get("reason") else ""
     return f"job {job['id']} {job.get('state')}{reason}"
+
+
+class _Stored:
+    """A committed component known by storage and id alone (its class need not import)."""
+
+    __slots__ = ("storage", "id")
+
+    def __init__(self, storage: Storage, id: str) -> None:
+        self.storage = storage
+        self.id = id
+
+    def is_committed(self) -> bool:
+        return self.storage.has_record(self.id)
+
+    def local_directory(self) -> str:
+        return self.storage.local_directory(self.id)
+
+    def __repr__(self) -> str:
+        return f"<component {self.id}>"
 
 
 class StatusReport:
