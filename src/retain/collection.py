@@ -9,6 +9,7 @@ storage when it is accessed (``runs[0]``, iteration) and kept for later accesses
 from __future__ import annotations
 
 from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
+from ._html import collection_html, table_columns
 from .identity import REF_KEY
 from .query import MISSING, compile_where, equal, field_value, matches_all, resolve_field
 
@@ -110,8 +111,6 @@ class Collection(_Generic[I]):
 
     def _repr_html_(self) -> str:
         """Jupyter's view: a table of the first rows (as `to_table`) and the total count."""
-        from ._html import collection_html
-
         return collection_html(self)
 
     def ids(self) -> list[str]:
@@ -279,7 +278,7 @@ class Collection(_Generic[I]):
                 "Collection.to_dataframe needs pandas: pip install 'retain[pandas]'"
             ) from exc
         table = self.to_table()
-        frame = pandas.DataFrame(table, columns=_columns(table))
+        frame = pandas.DataFrame(table, columns=table_columns(table))
         if len(frame):
             frame["created"] = pandas.to_datetime(frame["created"], utc=True, format="ISO8601")
         return frame
@@ -455,18 +454,6 @@ def _hashable(value: Any) -> Any:
 
         return canonical_json(value)
     return value
-
-
-def _columns(table: list[dict[str, Any]]) -> list[str]:
-    seen: dict[str, None] = {"id": None, "module": None, "class": None, "created": None}
-    for row in table:
-        for key in row:
-            if key not in seen:
-                seen[key] = None
-    config = sorted(k for k in seen if k.startswith("config."))
-    summary = sorted(k for k in seen if k.startswith("summary."))
-    metrics = sorted(k for k in seen if k.startswith("metrics."))
-    return ["id", "module", "class", "created", *config, *summary, *metrics]
 
 
 def input_classes(collection: Collection[Any]) -> dict[str, str]:

@@ -6,6 +6,8 @@ import os
 
 from ._errors import ComponentDefinitionError
 from .interface import Interface
+from .runs.dispatch import check_storage_runs, launch_one
+from .runs.status import ExecutionStatus
 from .storage.layout import FINISHED_FILE, OUTPUT_LOG
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
@@ -13,8 +15,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any, ClassVar, TypeVar
 
-    from ._sweep import ExecutionStatus
-    from .storage import Storage
 
     Self = TypeVar("Self", bound="Component")
 
@@ -107,13 +107,7 @@ class Component(Interface):
         self.commit()
         if self.cached():
             return self
-        from .execution.base import current_batch, run_now
-
-        batch = current_batch()
-        if batch is not None:
-            batch.add(self, wait)
-        else:
-            run_now(self, wait)
+        launch_one(self, wait)
         return self
 
     def cached(self) -> bool:
@@ -129,8 +123,6 @@ class Component(Interface):
     def execution(self) -> ExecutionStatus:
         """The state of its runs, read from its directory: started, active, finished, failed,
         output."""
-        from ._sweep import ExecutionStatus
-
         return ExecutionStatus(self)
 
     # -- metrics -------------------------------------------------------------------------
@@ -184,19 +176,6 @@ class Component(Interface):
         from ._words import nickname
 
         return nickname(self.id)
-
-
-def check_storage_runs(storage: Storage) -> None:
-    """Raise `StorageError` if components cannot run on `storage` (an object store without
-    put-if-absent)."""
-    if not storage.supports_runs:
-        from ._errors import StorageError
-
-        raise StorageError(
-            f"components cannot run on {storage.url}: their exactly-once claims need a store "
-            "that creates an object only if it is absent (S3, GCS), or a local or shared file "
-            "system; interfaces, their files and summaries can live here"
-        )
 
 
 def check_runnable(cls: type[Component]) -> None:

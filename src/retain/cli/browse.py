@@ -195,7 +195,7 @@ PARSERS["status"] = _status_parser
 @command("status", "missing / queued / running / failed / died / finished, for components")
 def status(args: argparse.Namespace) -> int:
     from .._get import get
-    from .._sweep import status as library_status
+    from .._api import status as library_status
     from ..component import Component
 
     existing_storage()

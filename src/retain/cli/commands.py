@@ -137,7 +137,7 @@ def _launch(interface: Interface, execution: Execution, dry_run: bool, as_json: 
         )
     directory = interface.local_directory()
     if dry_run:
-        from .._sweep import status
+        from .._api import status
 
         check_runnable(type(interface))
         report = status(interface)
@@ -341,7 +341,7 @@ def _check_id(text: str) -> None:
 
 def _status(record: dict[str, Any], store: Storage) -> tuple[str | None, dict[str, Any] | None]:
     """A component's state and error (None, None for other interfaces), without its code."""
-    from .._sweep import ExecutionStatus
+    from ..runs.status import ExecutionStatus
 
     if record.get("kind") != "Component":
         return None, None
