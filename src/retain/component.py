@@ -6,7 +6,6 @@ import os
 
 from ._errors import ComponentDefinitionError
 from .interface import Interface
-from .runs.dispatch import check_storage_runs, launch_one
 from .runs.status import ExecutionStatus
 from .storage.layout import FINISHED_FILE, OUTPUT_LOG
 
@@ -102,6 +101,10 @@ class Component(Interface):
             LaunchError: the run failed elsewhere (see `wait`).
             Exception: whatever ``__call__`` raised, when it ran here (recorded first).
         """
+        # The run machinery (claims, heartbeat and flusher threads) loads at the first launch:
+        # `import retain` stays cheap.
+        from .runs.dispatch import check_storage_runs, launch_one
+
         check_runnable(type(self))
         check_storage_runs(self.storage)
         self.commit()
@@ -148,9 +151,9 @@ class Component(Interface):
         """
         series = self.__dict__.get("_retain_metrics")
         if series is None or series.closed:
-            from . import _metrics
+            from .runs.metrics import series_of  # loads threads: at the first metric, not import
 
-            series = _metrics.series_of(self)
+            series = series_of(self)
         series.log(values, step)
 
     # -- identity-derived names ----------------------------------------------------------

@@ -299,9 +299,9 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
 
 def _end_metrics(directory: str, component: Component, capture: Any) -> None:
     """Write the run's buffered metrics; a failure to is reported, never the run's outcome."""
-    metrics = sys.modules.get("retain._metrics")
+    metrics = sys.modules.get("retain.runs.metrics")
     if metrics is None:
-        return  # nothing was logged in this process (a run that logs none imports nothing)
+        return  # nothing was logged in this process (a run that logs none loads no flusher)
     try:
         metrics.close_run(directory)
     except Exception as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from .._errors import InterfaceNotFoundError
+from .._metrics import read as read_metrics
 from ..modules import resolve_class
 
 TYPE_CHECKING = False
@@ -259,9 +260,7 @@ class ExecutionStatus:
 
     def metrics(self, name: str | None = None, frame: bool = False) -> Any:
         """What its runs logged with `Component.log_metrics`, as `Interface.metrics` reads it."""
-        from .. import _metrics
-
-        return _metrics.read(self.component, name, frame)
+        return read_metrics(self.component, name, frame)
 
     def __repr__(self) -> str:
         state, error, job = state_of(self.component, None)
