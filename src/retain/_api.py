@@ -6,14 +6,17 @@ from __future__ import annotations
 from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
 from .runs.dispatch import batch
 from .runs.status import STATES, JobLookup, describe_job, state_of
+from ._get import get, _resolve
+from .execution.base import Execution
+from .execution.local import LocalExecution
+from .component import Component
+from .element import _classes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from typing import Any
 
-    from .component import Component
-    from .execution.base import Execution
     from .storage import Storage
 
 __all__ = ["StatusReport", "components_of", "launch", "make_execution", "status"]
@@ -173,12 +176,7 @@ def launch(
 
 def make_execution(value: Execution | str | None) -> Execution:
     """An Execution from an instance, a module name, or None (in process)."""
-    from ._get import get
-    from .execution.base import Execution
-
     if value is None:
-        from .execution.local import LocalExecution
-
         return LocalExecution()
     if isinstance(value, Execution):
         return value
@@ -192,9 +190,6 @@ def make_execution(value: Execution | str | None) -> Execution:
 
 
 def _components(targets: Any, storage: Any) -> list[Component]:
-    from ._get import _resolve
-    from .component import Component
-
     if isinstance(targets, Component):
         return [targets]
     if isinstance(targets, str):
@@ -213,9 +208,6 @@ def _components(targets: Any, storage: Any) -> list[Component]:
 def components_of(cls: type[Component], storage: Storage | str | None = None) -> list[Component]:
     """Every committed component of `cls`, or of a subclass of it defined in this process, in
     storage, oldest first: one index query per class, then their records (and no other)."""
-    from ._get import get
-    from .element import _classes
-
     classes = [cls, *(known for known in list(_classes.values())
                       if known is not cls and isinstance(known, type) and issubclass(known, cls))]
     found: dict[str, Component] = {}

@@ -6,6 +6,10 @@ what cannot be read (an invalid config, a storage that went away) is shown as su
 
 from __future__ import annotations
 
+from .identity import REF_KEY
+from .storage.layout import RESERVED_PREFIX
+from ._metrics import read_last
+
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,8 +63,6 @@ def _pairs(caption: str, pairs: list[tuple[str, Any]]) -> str:
 
 
 def _flat(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    from .identity import REF_KEY
-
     out: list[tuple[str, Any]] = []
     for key, item in value.items():
         if type(item) is dict and item and REF_KEY not in item:
@@ -81,8 +83,6 @@ def _safely(part: Any) -> str:
 
 def interface_html(interface: Interface) -> str:
     """Class, id, status (components), config, summary, last metric values and files."""
-    from .storage.layout import RESERVED_PREFIX
-
     parts = [_STYLE, '<div class="retain-view">']
     try:
         title = f"{type(interface).__qualname__} [{interface.id}]"
@@ -109,8 +109,6 @@ def interface_html(interface: Interface) -> str:
     parts.append(_safely(config))
     if committed:
         def results() -> str:
-            from ._metrics import read_last
-
             out = ""
             summary = interface.load_summary()
             if summary:

@@ -8,6 +8,8 @@ import shlex
 
 from ._errors import ConfigError, InterfaceNotFoundError, UsageError
 from .identity import REF_KEY
+from ._get import get
+from .query import ge, gt, le, lt
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,8 +38,6 @@ def parse_value(text: str) -> Any:
     if lowered in _WORDS:
         return _WORDS[lowered]
     if stripped.startswith("@") and len(stripped) > 1:
-        from ._get import get
-
         return get.by_id(stripped[1:])
     if stripped[:1] in "[{\"-0123456789" and stripped:
         try:
@@ -90,8 +90,6 @@ def parse_where(expression: str) -> tuple[str, Any]:
     Operators: ``=`` (or ``==``), ``<``, ``<=``, ``>``, ``>=``; values are typed as in
     key=value words.
     """
-    from .query import ge, gt, le, lt
-
     at = min((expression.find(c) for c in "<>=!" if c in expression), default=-1)
     if at <= 0:
         raise UsageError(

@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
 from ._html import collection_html, table_columns
-from .identity import REF_KEY
-from .query import MISSING, compile_where, equal, field_value, matches_all, resolve_field
+from .identity import REF_KEY, canonical_json
+from .query import MISSING, compile_where, equal, field_value, matches_all, resolve_field, Condition, Field, Query
+from .interface import Interface, load_record
+from .storage.layout import RECORD_FILE, decode_record
+from .index.base import parse_summary
+from .modules import class_reference
+from ._settings import current_storage
+from .index import make_index
+from .index._hooks import flush
+from .config import ConfigView
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,7 +27,6 @@ if TYPE_CHECKING:
     from typing import Any, Generic, TypeVar
 
     from .index.base import Index, IndexRow
-    from .interface import Interface
     from .storage.base import Storage
 
     I = TypeVar("I", bound=Interface)
@@ -220,8 +227,6 @@ class Collection(_Generic[I]):
         ``created``, then ``config.<dotted key>`` for every config leaf and
         ``summary.<name>`` for every summary value and ``metrics.<name>`` for the last value of
         every metric. Interfaces in a config appear as ids."""
-        from .index.base import parse_summary
-
         scan = _decoder()
         # Column names by config key (top level) and by nested path, built once per call: a
         # cached name also has its hash cached, which makes filling 100,000 rows cheaper.
@@ -303,8 +308,6 @@ class Collection(_Generic[I]):
         summaries = self._shared.summaries
         summary = summaries.get(row[0])
         if summary is None:
-            from .index.base import parse_summary
-
             summary = summaries[row[0]] = parse_summary(row[6]) or {}
         return summary
 
@@ -314,8 +317,6 @@ class Collection(_Generic[I]):
         cache = self._shared.metrics
         metrics = cache.get(row[0])
         if metrics is None:
-            from .index.base import parse_summary
-
             metrics = cache[row[0]] = parse_summary(row[7]) or {}
         return metrics
 
@@ -345,9 +346,6 @@ class Collection(_Generic[I]):
 
 def _load(row: IndexRow, shared: _Shared) -> Any:
     import os
-
-    from .interface import Interface, load_record
-    from .storage.layout import RECORD_FILE, decode_record
 
     id, storage = row[0], shared.storage
     data = storage.read_record(id)
@@ -420,7 +418,6 @@ def _order(value: Any) -> tuple[int, Any]:
         return (2, value)
     if value is None or value is MISSING:
         return (4, 0)
-    from .identity import canonical_json
 
     return (3, canonical_json(value))
 
@@ -450,8 +447,6 @@ def _hashable(value: Any) -> Any:
     if type(value) is list:
         return tuple(_hashable(v) for v in value)
     if type(value) is dict:
-        from .identity import canonical_json
-
         return canonical_json(value)
     return value
 
@@ -489,8 +484,6 @@ def check_summary_keys(fields: list[Any], rows: list[IndexRow], cls: type | None
         rows: every row the fields could have been found in.
         cls: the class queried, for the message (None: any).
     """
-    from .index.base import parse_summary
-
     if not rows:
         return  # nothing committed to tell a typo from a value not saved yet
     for source, column, what_values, saver in (
@@ -535,10 +528,6 @@ def query_all(
     index: Any = None,
 ) -> Collection[Any]:
     """What `get.all` does: the committed interfaces of `cls` that pass `where`."""
-    from .interface import Interface
-    from .modules import class_reference
-    from .query import Query
-
     if not (isinstance(cls, type) and issubclass(cls, Interface)):
         raise ModuleResolutionError(
             f"get.all lists committed interfaces; {getattr(cls, '__qualname__', cls)!r} is not "
@@ -571,8 +560,6 @@ def query_records(
         `error`: nothing is recorded under that name either.
         ModuleResolutionError: records of several classes of that module, and no class named.
     """
-    from .query import Condition, Field, Query
-
     module, _, qualname = reference.strip().partition(":")
     named = [Condition(Field("column", "module", "module"), equal(module, "module"))]
     if qualname:
@@ -594,10 +581,6 @@ def query_records(
 
 def _ready(storage: Any, index: Any) -> tuple[Storage, Index]:
     """The storage and its index, brought up to date."""
-    from ._settings import current_storage
-    from .index import make_index
-    from .index._hooks import flush
-
     store = current_storage(storage)
     idx = make_index(index, store)
     flush()  # what this process committed is written before the query
@@ -609,9 +592,6 @@ def _collect(
     query: Any, cls: type | None, summary: list[Any], predicate: Any, store: Storage, idx: Index
 ) -> Collection[Any]:
     """The collection of `query`'s rows that pass `predicate` (a function of the config)."""
-    from .config import ConfigView
-    from .query import Query
-
     rows = idx.query(query)
     if not rows and summary:
         # Nothing matched: a summary name no interface has is a typo, not an empty result.

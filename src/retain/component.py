@@ -8,6 +8,7 @@ from ._errors import ComponentDefinitionError
 from .interface import Interface
 from .runs.status import ExecutionStatus
 from .storage.layout import FINISHED_FILE, OUTPUT_LOG
+from ._words import nickname
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
 if TYPE_CHECKING:
@@ -176,8 +177,6 @@ class Component(Interface):
     @property
     def nickname(self) -> str:
         """A memorable name derived from the id (``brisk-otter``); not unique, unlike the id."""
-        from ._words import nickname
-
         return nickname(self.id)
 
 

@@ -52,8 +52,6 @@ class RunOptions:
         lease: float | None = None,
         durable: bool | None = None,
     ) -> None:
-        from .._claim import host_facts, packages
-
         default_heartbeat, default_lease = _settings.heartbeat_lease()
         self.wait = wait
         self.echo = echo
@@ -62,6 +60,8 @@ class RunOptions:
         self.lease = default_lease if lease is None else lease
         self.durable = _settings.durable() if durable is None else durable
         self.argv = list(sys.argv)
+        from .._claim import host_facts, packages  # claims load threads: not at import
+
         facts = host_facts()
         self.launcher = {"host": facts["host"], "pid": facts["pid"]}
         self.packages = packages()  # what the launcher imported: the code that matters
@@ -206,7 +206,7 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
     Raises:
         AlreadyRunningError: it runs elsewhere and `options.wait` does not allow waiting.
     """
-    from .._claim import FailedElsewhere, acquire
+    from .._claim import FailedElsewhere, acquire  # claims load threads: not at import
 
     check_storage_runs(component.storage)
     files = component.storage.run_files(component.id)

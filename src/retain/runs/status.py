@@ -8,6 +8,10 @@ import time
 from .._errors import InterfaceNotFoundError
 from .._metrics import read as read_metrics
 from ..modules import resolve_class
+from .._runfiles import parse_iso
+from .. import _settings
+from ..identity import is_id
+from ..storage.layout import SUBMISSIONS_FILE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -84,9 +88,6 @@ def state_of(
     component: Component, lookup: JobLookup | None
 ) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
     """(state, error, job): job is the batch system's view of the latest submission."""
-    from .._claim import judge
-    from .._runfiles import parse_iso
-
     if not component.is_committed():
         return "missing", None, None
     files = component.storage.run_files(component.id)
@@ -97,6 +98,8 @@ def state_of(
     end = files.end(latest) if latest else None
     reason = None
     if latest and end is None:
+        from .._claim import judge  # claims load threads: at the first question, not at import
+
         reason = judge(files, latest, claim) if claim else "its claim cannot be read"
         if reason is None:
             return "running", None, None
@@ -151,9 +154,6 @@ class ExecutionStatus:
         Raises:
             InterfaceNotFoundError: `id` is not a full id (32 hex characters).
         """
-        from .. import _settings
-        from ..identity import is_id
-
         if not isinstance(id, str) or not is_id(id):
             raise InterfaceNotFoundError(
                 f"{id!r} is not an id (32 hex characters); `get.by_id` finds one by prefix"
@@ -212,8 +212,6 @@ class ExecutionStatus:
 
     def submissions(self) -> list[dict[str, Any]]:
         """Every hand-over to a batch system, oldest first: time, execution, job, script, log."""
-        from ..storage.layout import SUBMISSIONS_FILE
-
         return self._files.read_lines(SUBMISSIONS_FILE)
 
     def failures(self) -> list[dict[str, Any]]:
@@ -243,8 +241,6 @@ class ExecutionStatus:
     def duration(self) -> float | None:
         """Seconds its latest run took, or has taken so far while it runs; None when it never
         ran (or its claim cannot be read)."""
-        from .._runfiles import parse_iso
-
         files = self._files
         run = files.latest_run()
         if not run:
