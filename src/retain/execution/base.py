@@ -143,12 +143,15 @@ class Execution(Interface):
         supports_unimportable_classes: whether it can run classes that cannot be imported
             by name (defined in a notebook or a function): True when it runs them in this
             process.
+        runs_elsewhere: whether components run in processes other than the launching one
+            (a pool, a cluster, a batch system).
         supports_job_states: whether it submits to a batch system whose jobs `job_states`
             reports (then `retain.status` shows ``queued`` components and their jobs).
     """
 
     kind: ClassVar[str] = "Execution"
     supports_unimportable_classes: ClassVar[bool] = True
+    runs_elsewhere: ClassVar[bool] = False
     supports_job_states: ClassVar[bool] = False
 
     _retain_tokens: list[Token[Batch | None]]

@@ -97,6 +97,7 @@ class DaskExecution(Execution):
         "echo": False,
     }
     supports_unimportable_classes: ClassVar[bool] = False
+    runs_elsewhere: ClassVar[bool] = True
 
     @property
     def concurrency(self) -> int:

@@ -85,6 +85,7 @@ class PoolExecution(Execution):
 
     Config: ClassVar[Any] = {"processes": None, "start_method": None, "preload": [], "echo": False}
     supports_unimportable_classes: ClassVar[bool] = False
+    runs_elsewhere: ClassVar[bool] = True
 
     @property
     def concurrency(self) -> int:

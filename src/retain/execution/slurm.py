@@ -119,6 +119,7 @@ class SlurmExecution(Execution):
         "command_timeout": 60.0,
     }
     supports_unimportable_classes: ClassVar[bool] = False
+    runs_elsewhere: ClassVar[bool] = True
     supports_job_states: ClassVar[bool] = True
 
     @property
