@@ -442,7 +442,8 @@ def test_heartbeat_and_lease_settings_are_checked() -> None:
 
 def fake_claim(component: Component, run: int, **fields: Any) -> None:
     """A claim as another launcher would leave it (to make `running` and `died` states)."""
-    from retain._runfiles import RunFiles, now_iso
+    from retain._runfiles import RunFiles
+    from retain._timestamps import now_iso
 
     files = RunFiles(component.local_directory())
     files.ensure()

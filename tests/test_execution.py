@@ -21,7 +21,8 @@ import pytest
 
 import retain
 from retain import Component, LaunchError, NotImportableError, Storage, get
-from retain._runfiles import RunFiles, now_iso
+from retain._runfiles import RunFiles
+from retain._timestamps import now_iso
 from retain.execution._progress import Progress
 from retain.storage.layout import OUTPUT_LOG, claim_file
 
@@ -158,7 +159,7 @@ def test_only_one_of_several_takers_wins_a_dead_claim(store: Storage, tmp_path: 
     work = get(Work, {"counter": str(counter), "sleep": 0.3, "salt": salt}).commit()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    from retain._claim import host_facts
+    from retain._host import host_facts
 
     files = RunFiles(work.local_directory())
     files.ensure()

@@ -8,7 +8,7 @@ import sys
 import time
 
 from . import _settings
-from ._runfiles import now_iso
+from ._timestamps import now_iso
 from .storage.layout import FAILURES_FILE, end_file
 
 TYPE_CHECKING = False
@@ -49,7 +49,7 @@ class RunOptions:
         lease: float | None = None,
         durable: bool | None = None,
     ) -> None:
-        from ._claim import host_facts, packages
+        from ._host import host_facts, packages
 
         default_heartbeat, default_lease = _settings.heartbeat_lease()
         self.wait = wait

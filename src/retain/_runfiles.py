@@ -15,6 +15,8 @@ import os
 
 from ._errors import RecordError, StorageError
 from ._fs import append_bytes, atomic_write, makedirs
+from ._host import host_facts
+from ._timestamps import now_iso
 from .storage.layout import (
     EVENTS_FILE,
     FAILURES_FILE,
@@ -30,21 +32,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["RunFiles", "now_iso", "parse_iso"]
-
-
-def now_iso() -> str:
-    """The current time, ISO 8601 UTC with microseconds and a ``Z``."""
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str) -> float:
-    """Seconds since the epoch of an ISO 8601 time written by `now_iso`."""
-    from datetime import datetime
-
-    return datetime.fromisoformat(text).timestamp()
+__all__ = ["RunFiles"]
 
 
 def _dumps(value: dict[str, Any]) -> bytes:
@@ -225,8 +213,6 @@ class RunFiles:
         self._append_bytes(name, _dumps(value), durable)
 
     def event(self, event: str, run: int, durable: bool = False, **fields: Any) -> None:
-        from ._claim import host_facts
-
         facts = host_facts()
         self.append(
             EVENTS_FILE,

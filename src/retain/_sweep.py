@@ -83,7 +83,7 @@ def _state(
 ) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
     """(state, error, job): job is the batch system's view of the latest submission."""
     from ._claim import judge
-    from ._runfiles import parse_iso
+    from ._timestamps import parse_iso
 
     if not component.is_committed():
         return "missing", None, None

@@ -8,6 +8,7 @@ from . import _baselines, _settings
 from ._errors import ImmutableError, RecordError, UnsafePathError
 from ._fs import atomic_write, makedirs, read_small_file
 from ._sentinel import NOT_GIVEN
+from ._timestamps import now_iso
 from .codecs import codec_for
 from .config import config_spec
 from .element import Element, Resolved, _classes, defaults_json, identify, resolved_from_record
@@ -159,8 +160,6 @@ class Interface(Element):
         return moved
 
     def _retain_new_record(self, state: Resolved, inputs: list[Interface]) -> dict[str, Any]:
-        from datetime import datetime, timezone
-
         from ._provenance import provenance
 
         cls = type(self)
@@ -181,7 +180,7 @@ class Interface(Element):
             "baseline": state.baseline,
             "non_identifying": list(cls.non_identifying),
             "inputs": sorted({dependency.id for dependency in inputs}),
-            "created": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "created": now_iso(),
             "provenance": provenance(cls.__module__),
         }
 

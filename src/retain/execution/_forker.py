@@ -175,7 +175,7 @@ class Helper:
             self.close()
             import signal
 
-            from .._runfiles import now_iso
+            from .._timestamps import now_iso
             from ..storage import make_storage
             from ..storage.layout import OUTPUT_LOG
 

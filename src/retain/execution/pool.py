@@ -191,8 +191,8 @@ class PoolExecution(Execution):
 
 def _started_since(job: Job, since: float) -> bool:
     """Whether this process's pool started a run of `job` at `since` (epoch seconds) or later."""
-    from .._claim import host_facts
-    from .._runfiles import parse_iso
+    from .._host import host_facts
+    from .._timestamps import parse_iso
 
     files = job.component.storage.run_files(job.component.id)
     latest = files.latest_run()
@@ -212,7 +212,7 @@ def _wait_for_orphan(job: Job) -> Outcome:
     """The outcome of a run whose worker died: wait until its process (the worker's child,
     which outlives it) ends, then read how the run ended from its files."""
     from .._run import Outcome
-    from .._runfiles import now_iso
+    from .._timestamps import now_iso
     from .._sweep import component_state
     from ..storage.layout import OUTPUT_LOG
 
@@ -243,7 +243,7 @@ def _wait_for_orphan(job: Job) -> Outcome:
 
 def _broken_outcome(job: Job) -> Outcome:
     from .._run import Outcome
-    from .._runfiles import now_iso
+    from .._timestamps import now_iso
 
     return Outcome(job.component.id, "failed", None, {
         "type": "concurrent.futures.process.BrokenProcessPool",
@@ -275,9 +275,9 @@ def _init_worker(preload: list[str]) -> None:
     from ..codecs import _ensure_builtins
 
     _ensure_builtins()  # most runs save a file
-    from .._claim import host_facts
+    from .._host import host_facts
     from .._run import apply_seed
-    from .._runfiles import now_iso, parse_iso
+    from .._timestamps import now_iso, parse_iso
 
     host_facts()
     parse_iso(now_iso())
@@ -460,7 +460,7 @@ def _reap(block: bool) -> None:
 def _died(status: int, payload: dict[str, Any]) -> dict[str, Any]:
     import signal
 
-    from .._runfiles import now_iso
+    from .._timestamps import now_iso
     from ..storage.layout import OUTPUT_LOG
 
     how = f"exit status {os.waitstatus_to_exitcode(status)}"

@@ -344,7 +344,7 @@ class SlurmExecution(Execution):
         )
 
     def _record(self, job: Job, task_id: str, script: str, log: str) -> None:
-        from .._runfiles import now_iso
+        from .._timestamps import now_iso
         from ..storage.layout import SUBMISSIONS_FILE
 
         from ..modules import class_reference

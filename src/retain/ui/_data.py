@@ -479,7 +479,7 @@ class Source:
     def duration(self, id: str) -> float | None:
         """Seconds the latest run took (or has taken so far, while it runs); None if it never
         ran. Kept for finished components (it no longer changes)."""
-        from .._runfiles import parse_iso
+        from .._timestamps import parse_iso
 
         known = self._durations.get(id)
         if known is not None:
