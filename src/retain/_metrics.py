@@ -91,7 +91,7 @@ class _Series:
     def _stored(self) -> bytes:
         if self.storage.is_remote and not self.buffered:
             # Outside a run nobody brought the stored series into the cache.
-            data = self.storage.run_files(self.id)._read_bytes(METRICS_FILE) or b""
+            data = self.storage.read_file(self.id, METRICS_FILE) or b""
             from ._fs import atomic_write, makedirs
 
             makedirs(self.directory)
@@ -429,7 +429,7 @@ def _stored_bytes(interface: Interface) -> bytes:
     directory = interface.local_directory()
     _flush_directory(directory)  # what this process logged so far is part of the answer
     if storage.is_remote and directory not in _open:
-        return storage.run_files(interface.id)._read_bytes(METRICS_FILE) or b""
+        return storage.read_file(interface.id, METRICS_FILE) or b""
     return _read_local(os.path.join(directory, METRICS_FILE))
 
 

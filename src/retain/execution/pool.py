@@ -271,7 +271,7 @@ def _init_worker(preload: list[str]) -> None:
             pass
     # Compute here, once, what every run would otherwise compute again in its forked child
     # (each first use writes to memory the child shares with the worker, copying pages).
-    from .. import _capture, _words  # noqa: F401  (imported by every run, lazily)
+    from .. import _capture, _claim, _runfiles, _words  # noqa: F401  (imported by every run, lazily)
     from ..codecs import _ensure_builtins
 
     _ensure_builtins()  # most runs save a file

@@ -41,8 +41,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from typing import Any
 
-    from .._runfiles import RunFiles
-
 __all__ = ["FsspecStorage", "default_cache_dir"]
 
 #: Stores whose fsspec backend makes ``pipe_file(..., mode="create")`` an atomic put-if-absent:
@@ -273,8 +271,11 @@ class FsspecStorage(StoreCalls, Storage):
     # -- files -------------------------------------------------------------------------------
 
     def upload_file(self, id: str, name: str) -> None:
+        self.upload_files(id, [name])
+
+    def upload_files(self, id: str, names: list[str]) -> None:
         self._check()
-        self._upload_files(id, [name])
+        self._upload_files(id, names)
 
     def local_file(self, id: str, name: str, *, committed: bool) -> bool:
         path = os.path.join(self.local_directory(id), *name.split("/"))
@@ -369,13 +370,20 @@ class FsspecStorage(StoreCalls, Storage):
     def create_meta(self, name: str, data: bytes, *, durable: bool = False) -> bool:
         return self._create(f"{self.root}/{STORAGE_META_DIR}/{name}", data)
 
-    def run_files(self, id: str) -> RunFiles:
-        from ._store_runfiles import StoreRunFiles
-
-        return StoreRunFiles(self, id)
-
     def read_file(self, id: str, name: str) -> bytes | None:
         return self._cat(self._key(id, name))
+
+    # Runtime files change: they go to the store at once, never through the cache. Object
+    # stores acknowledge a write once it is durable: `durable` asks nothing more.
+
+    def create_file(self, id: str, name: str, data: bytes, *, durable: bool = False) -> bool:
+        return self._create(self._key(id, name), data)
+
+    def replace_file(self, id: str, name: str, data: bytes, *, durable: bool = False) -> None:
+        self._put_bytes(self._key(id, name), data)
+
+    def append_file(self, id: str, name: str, data: bytes, *, durable: bool = False) -> None:
+        self._append(self._key(id, name), data)
 
     def read_files(self, items: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         self._check()
