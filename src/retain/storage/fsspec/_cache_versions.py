@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import os
 
-from .._errors import StorageError
-from .._fs import atomic_write, makedirs, read_small_file
-from .layout import STORAGE_META_DIR
+from ..._errors import StorageError
+from ..._fs import atomic_write, makedirs, read_small_file
+from ..layout import STORAGE_META_DIR
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

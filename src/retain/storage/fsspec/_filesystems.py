@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from .._errors import StorageError
+from ..._errors import StorageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
