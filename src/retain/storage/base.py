@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from .._runfiles import RunFiles
 
-__all__ = ["Storage"]
+__all__ = ["Storage", "read_local_file"]
 
 
 class Storage(ABC):
@@ -173,14 +173,7 @@ class Storage(ABC):
         Raises:
             StorageError: the file exists but cannot be read.
         """
-        path = self._local_path(id, name)
-        try:
-            with open(path, "rb") as handle:
-                return handle.read()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except OSError as exc:
-            raise _read_error(path, exc) from exc
+        return read_local_file(self._local_path(id, name))
 
     def create_file(self, id: str, name: str, data: bytes, *, durable: bool = False) -> bool:
         """Write file `name` of `id` unless it exists, atomically: readers see all of `data`
@@ -238,5 +231,13 @@ class Storage(ABC):
         return hash((type(self), self.url))
 
 
-def _read_error(path: str, exc: OSError) -> StorageError:
-    return StorageError(exc.errno or 0, f"could not read {path}: {exc.strerror or exc}")
+def read_local_file(path: str) -> bytes | None:
+    """The bytes of local file `path`, or None if it does not exist.
+
+    Raises:
+        StorageError: it exists but cannot be read.
+    """
+    try:
+        return read_small_file(path)
+    except OSError as exc:
+        raise StorageError(exc.errno or 0, f"could not read {path}: {exc.strerror or exc}") from exc

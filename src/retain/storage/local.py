@@ -7,7 +7,7 @@ import os
 from .._errors import StorageError
 from .._fs import atomic_write, fsync_directory, makedirs, read_small_file, reclaim_temporaries
 from ..identity import ID_LENGTH, is_id
-from .base import Storage, _read_error
+from .base import Storage, read_local_file
 from .layout import (
     MARKER_FORMAT,
     RECORD_FILE,
@@ -231,8 +231,4 @@ class LocalStorage(Storage):
         return (f"{len(times)}:{sum(times)}:{max(times)}", max(times))
 
     def read_file(self, id: str, name: str) -> bytes | None:
-        path = os.path.join(self.local_directory(id), name)
-        try:
-            return read_small_file(path)
-        except OSError as exc:
-            raise _read_error(path, exc) from exc
+        return read_local_file(os.path.join(self.local_directory(id), name))
