@@ -8,6 +8,7 @@ import os
 import platform
 import socket
 import sys
+import warnings
 
 from ._version import __version__
 
@@ -88,8 +89,6 @@ def packages() -> dict[str, str]:
     global _packages
     if _packages[0] == len(sys.modules):
         return _packages[1]
-    import warnings
-
     found: dict[str, str] = {}
     stdlib = sys.stdlib_module_names
     with warnings.catch_warnings():

@@ -86,7 +86,7 @@ class LocalStorage(Storage):
         return shard
 
     def _write_marker(self, shard: int) -> None:
-        import json
+        import json  # not at `import retain`, which loads this module
 
         # Ids at the top level mean the plain layout is in use: switching would hide them.
         try:

@@ -11,6 +11,7 @@ another machine may have saved the file again in between.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -46,11 +47,9 @@ def s3_upload_version(path: str, *, single: bool = False) -> str:
     PUT (or with `single`), the MD5 of the parts' MD5s and the number of parts for a multipart
     upload. If the store computes ETags otherwise (encrypted with a KMS key, for example), the
     version never matches and the file is fetched again when read: slower, never wrong."""
-    import hashlib
-
     size = os.path.getsize(path)
     try:
-        from s3fs.core import calculate_chunksize
+        from s3fs.core import calculate_chunksize  # optional: only S3 stores have it
 
         part = int(calculate_chunksize(size))
     except (ImportError, AttributeError, TypeError):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from urllib.parse import parse_qsl, urlsplit
 
 from ..._errors import StorageError
 from ..._fs import TEMP_PREFIX, atomic_write, makedirs, temp_path_for
@@ -82,8 +84,6 @@ class FsspecStorage(Storage):
         exclusive_create: bool | None = None,
         **storage_options: Any,
     ) -> None:
-        from urllib.parse import parse_qsl, urlsplit
-
         if "://" not in url:
             raise StorageError(f"an object store URL looks like 's3://bucket/prefix'; got {url!r}")
         parts = urlsplit(url)
@@ -159,8 +159,6 @@ class FsspecStorage(Storage):
     def _ensure_cache(self) -> None:
         if os.path.isfile(marker_path(self.cache)):
             return
-        import json
-
         makedirs(os.path.join(self.cache, STORAGE_META_DIR))
         data = (json.dumps({"format": MARKER_FORMAT, "cache_of": self._url}) + "\n").encode()
         atomic_write(marker_path(self.cache), lambda handle: handle.write(data), exclusive=True)
