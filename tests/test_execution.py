@@ -225,7 +225,7 @@ def test_a_prepared_worker_leaves_nothing_to_import_to_its_fresh_processes(store
     )
     import pickle
 
-    from retain._run import RunOptions
+    from retain.runs.dispatch import RunOptions
     from retain.execution.base import Job
 
     done = subprocess.run(

@@ -29,6 +29,7 @@ __all__ = [
     "RetainError",
     "StorageError",
     "UnsafePathError",
+    "UsageError",
     "VersionError",
 ]
 
@@ -63,6 +64,10 @@ class InterfaceNotFoundError(RetainError, LookupError):
 
 class UnsafePathError(RetainError, ValueError):
     """A file name would leave the interface's directory or collide with retain's own files."""
+
+
+class UsageError(RetainError, ValueError):
+    """The words on the command line (or a ``--where`` expression) do not form a command."""
 
 
 class FileMissingError(RetainError, FileNotFoundError):

@@ -9,12 +9,13 @@ storage when it is accessed (``runs[0]``, iteration) and kept for later accesses
 from __future__ import annotations
 
 from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
+from ._html import collection_html, table_columns
 from .identity import REF_KEY
 from .query import MISSING, compile_where, equal, field_value, matches_all, resolve_field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
     from typing import Any, Generic, TypeVar
 
     from .index.base import Index, IndexRow
@@ -110,8 +111,6 @@ class Collection(_Generic[I]):
 
     def _repr_html_(self) -> str:
         """Jupyter's view: a table of the first rows (as `to_table`) and the total count."""
-        from ._html import collection_html
-
         return collection_html(self)
 
     def ids(self) -> list[str]:
@@ -150,10 +149,22 @@ class Collection(_Generic[I]):
             )
         return self._derive([row for row in self._rows if predicate(self._load(row))])
 
-    def sort(self, key: str | Callable[[I], Any], reverse: bool = False) -> Collection[I]:
-        """Sorted by a field (no loading; missing values last) or by a function of the interface.
+    def sort(self, key: str | Callable[[I], Any] | Sequence[Any], reverse: bool = False) -> Collection[I]:
+        """Sorted by a field (no loading; missing values last), by a function of the interface,
+        or by a sequence of values, one per interface in order (None: missing, last).
 
         Values of different types sort by type (numbers, then strings, then others)."""
+        if not isinstance(key, str) and not callable(key):
+            values = list(key)
+            if len(values) != len(self._rows):
+                raise ConfigError(
+                    f"sort by values needs one value per interface: got {len(values)} for "
+                    f"{len(self._rows)}"
+                )
+            pairs = [(value, row) for value, row in zip(values, self._rows) if value is not None]
+            pairs.sort(key=lambda pair: _order(pair[0]), reverse=reverse)
+            absent = [row for value, row in zip(values, self._rows) if value is None]
+            return self._derive([row for _, row in pairs] + absent)
         if callable(key):
             loaded = [(key(self._load(row)), row) for row in self._rows]
             loaded.sort(key=lambda pair: _order(pair[0]), reverse=reverse)
@@ -168,6 +179,16 @@ class Collection(_Generic[I]):
             check_summary_keys([field], self._rows, self._shared.cls)
         present.sort(key=lambda pair: _order(pair[0]), reverse=reverse)
         return self._derive([row for _, row in present] + [row for _, row in missing])
+
+    def using(self, input: Interface | str) -> Collection[I]:
+        """The interfaces whose configuration holds `input` (an interface or its id) as an
+        input, at any depth, in order; from the index rows alone."""
+        id = input if isinstance(input, str) else input.id
+        scan = _decoder()
+        # Most rows do not mention the id at all: their text is looked at before it is parsed.
+        return self._derive([
+            row for row in self._rows if id in row[5] and _refers(scan(row[5])[0], id)
+        ])
 
     def group_by(self, key: str) -> dict[Any, Collection[I]]:
         """Collections by the value of a field, in order of first appearance. Lists become
@@ -257,7 +278,7 @@ class Collection(_Generic[I]):
                 "Collection.to_dataframe needs pandas: pip install 'retain[pandas]'"
             ) from exc
         table = self.to_table()
-        frame = pandas.DataFrame(table, columns=_columns(table))
+        frame = pandas.DataFrame(table, columns=table_columns(table))
         if len(frame):
             frame["created"] = pandas.to_datetime(frame["created"], utc=True, format="ISO8601")
         return frame
@@ -411,6 +432,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _refers(value: Any, id: str) -> bool:
+    """Whether a config value holds the interface `id` (at any depth)."""
+    if type(value) is dict:
+        if value.get(REF_KEY) == id:
+            return True
+        return any(_refers(item, id) for item in value.values())
+    if type(value) is list:
+        return any(_refers(item, id) for item in value)
+    return False
+
+
 def _hashable(value: Any) -> Any:
     if value is MISSING:
         return None
@@ -422,18 +454,6 @@ def _hashable(value: Any) -> Any:
 
         return canonical_json(value)
     return value
-
-
-def _columns(table: list[dict[str, Any]]) -> list[str]:
-    seen: dict[str, None] = {"id": None, "module": None, "class": None, "created": None}
-    for row in table:
-        for key in row:
-            if key not in seen:
-                seen[key] = None
-    config = sorted(k for k in seen if k.startswith("config."))
-    summary = sorted(k for k in seen if k.startswith("summary."))
-    metrics = sorted(k for k in seen if k.startswith("metrics."))
-    return ["id", "module", "class", "created", *config, *summary, *metrics]
 
 
 def input_classes(collection: Collection[Any]) -> dict[str, str]:

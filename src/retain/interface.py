@@ -36,7 +36,13 @@ if TYPE_CHECKING:
 
     Self = TypeVar("Self", bound="Interface")
 
-__all__ = ["Interface"]
+__all__ = ["Interface", "running_here"]
+
+#: Ids of the components whose run is in progress in this process, with how many runs of each
+#: (one, save for a component that launches itself); the run layer keeps it. Process-wide
+#: rather than a ContextVar: threads the run starts (a data loader, a checkpoint writer) are
+#: part of the run too, and may replace the run's own files (checkpoints).
+running_here: dict[str, int] = {}
 
 
 class Interface(Element):
@@ -246,9 +252,7 @@ class Interface(Element):
             else:
                 taken = os.path.lexists(path) and self.is_committed()
             if taken:
-                from ._run import is_running_here
-
-                if not is_running_here(self.id):
+                if self.id not in running_here:
                     raise ImmutableError(
                         f"{self!r} is committed and already has the file {joined!r}; its files "
                         "are its results. Pass overwrite=True to save_file to replace it"

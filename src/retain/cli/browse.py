@@ -12,7 +12,8 @@ import sys
 from .._errors import InterfaceNotFoundError
 from . import EXIT_OK, PARSERS, command
 from .output import ProgressBar, is_terminal, print_json, print_table
-from .parse import UsageError, parse_versions, parse_where
+from .._syntax import parse_versions, where_groups
+from .parse import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -102,21 +103,6 @@ def _ls_parser(parser: argparse.ArgumentParser) -> None:
 
 
 PARSERS["ls"] = _ls_parser
-
-
-def where_groups(expressions: list[str]) -> list[dict[str, Any]]:
-    """``--where`` expressions as `where` dicts: the first holds one condition per key, the
-    next ones the conditions on keys already used (``lr>0.1`` and ``lr<0.5``)."""
-    groups: list[dict[str, Any]] = []
-    for expression in expressions:
-        key, condition = parse_where(expression)
-        for group in groups:
-            if key not in group:
-                group[key] = condition
-                break
-        else:
-            groups.append({key: condition})
-    return groups
 
 
 @command("ls", "a table of committed interfaces from the index, filtered with --where")
@@ -209,7 +195,7 @@ PARSERS["status"] = _status_parser
 @command("status", "missing / queued / running / failed / died / finished, for components")
 def status(args: argparse.Namespace) -> int:
     from .._get import get
-    from .._sweep import status as library_status
+    from .._api import status as library_status
     from ..component import Component
 
     existing_storage()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 
-from .._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError, RetainError
+from .._errors import InterfaceNotFoundError, ModuleResolutionError, RetainError
 from . import EXIT_NOT_FOUND, EXIT_OK, PARSERS, command
 from .output import print_json, to_jsonable
-from .parse import UsageError, execution_module, format_value, parse_versions, split_run_words
+from .._syntax import parse_versions, recreate_command
+from .parse import UsageError, execution_module, split_run_words
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def _launch(interface: Interface, execution: Execution, dry_run: bool, as_json: 
         )
     directory = interface.local_directory()
     if dry_run:
-        from .._sweep import status
+        from .._api import status
 
         check_runnable(type(interface))
         report = status(interface)
@@ -244,8 +244,8 @@ def show(args: argparse.Namespace) -> int:
     interface, problem = _load(record, store)
     directory = store.local_directory(id)
     files = store.list_files(id)
-    summary = stored_summary(store, id)
-    state, error = _status(interface) if interface is not None else (None, None)
+    summary = _stored_summary(store, id)
+    state, error = _status(record, store)
     if args.json:
         extra = {} if state is None else {"status": state, "error": error}
         if problem is not None:
@@ -312,16 +312,10 @@ def _load(record: dict[str, Any], store: Storage) -> tuple[Interface | None, str
         return None, " ".join(str(exc).split())
 
 
-def stored_summary(store: Storage, id: str) -> dict[str, Any] | None:
-    """The summary values of `id` as `store` holds them (no class needed), None when there
-    are none, ``{"(damaged)": reason}`` when the file is damaged: for views that show them."""
-    from ..storage.layout import SUMMARY_FILE, decode_summary
-
-    data = store.read_file(id, SUMMARY_FILE)
-    if data is None:
-        return None
+def _stored_summary(store: Storage, id: str) -> dict[str, Any] | None:
+    """The summary values of `id`, or ``{"(damaged)": reason}``: `show` says what it cannot read."""
     try:
-        return decode_summary(data, SUMMARY_FILE)
+        return store.read_summary(id)
     except RetainError as exc:
         return {"(damaged)": str(exc)}
 
@@ -345,16 +339,15 @@ def _check_id(text: str) -> None:
         )
 
 
-def _status(interface: Interface) -> tuple[str | None, dict[str, Any] | None]:
-    """A component's state and error (None, None for other interfaces)."""
-    from .._sweep import status
-    from ..component import Component
+def _status(record: dict[str, Any], store: Storage) -> tuple[str | None, dict[str, Any] | None]:
+    """A component's state and error (None, None for other interfaces), without its code."""
+    from ..runs.status import ExecutionStatus
 
-    if not isinstance(interface, Component):
+    if record.get("kind") != "Component":
         return None, None
-    report = status(interface)
-    error = report.errors.get(interface.id)
-    return report.state(interface), error
+    status = ExecutionStatus.of(record["id"], storage=store)
+    state = status.state()
+    return state, status.error() if state in ("failed", "died") else None
 
 
 def _first_line(text: Any) -> str:
@@ -362,38 +355,4 @@ def _first_line(text: Any) -> str:
     return lines[0] if lines else ""
 
 
-def recreate_command(committed: Interface | dict[str, Any]) -> str:
-    """A shell-safe `retain` command whose `get` gives this identity (of an interface or a
-    record)."""
-    record = committed if isinstance(committed, dict) else committed.record
-    if record is None:
-        raise InterfaceNotFoundError(f"{committed!r} is not committed")
-    words = ["retain", f"{record['module']}:{record['class']}"]
-    for key, value in _flatten(record["canonical_config"]):
-        words.append(f"{key}={_word(value)}")
-    return " ".join(shlex.quote(word) for word in words)
-
-
-def _flatten(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    from ..identity import REF_KEY
-
-    items: list[tuple[str, Any]] = []
-    for key, value in sorted(config.items()):
-        if "." in key or "=" in key:
-            raise ConfigError(f"config key {key!r} cannot be written as a key=value word")
-        if isinstance(value, dict) and value and REF_KEY not in value:
-            items.extend(_flatten(value, f"{prefix}{key}."))
-        else:
-            items.append((f"{prefix}{key}", value))
-    return items
-
-
-def _word(value: Any) -> str:
-    from ..identity import REF_KEY
-
-    if isinstance(value, dict) and REF_KEY in value:
-        return f"@{value[REF_KEY]}"
-    return format_value(value)
-
-
-__all__ = ["find", "recreate_command", "run", "show", "show_value"]
+__all__ = ["find", "run", "show", "show_value"]

@@ -65,7 +65,7 @@ def write_frame(fd: int, value: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """The helper's loop (see the module's docstring)."""
-    from .._run import describe_error
+    from ..runs.dispatch import describe_error
     from . import pool
     from .base import prepare_payload, run_prepared
 

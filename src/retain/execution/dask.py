@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any, ClassVar
 
-    from .._run import Outcome
+    from ..runs.dispatch import Outcome
     from ._forker import Helper
     from .base import Job
 
@@ -118,7 +118,7 @@ class DaskExecution(Execution):
         return ("local", config.workers, config.threads_per_worker, config.dashboard)
 
     def run(self, jobs: list[Job]) -> Iterator[tuple[Job, Outcome]]:
-        from .._run import Outcome
+        from ..runs.dispatch import Outcome
 
         if not jobs:
             return
@@ -217,7 +217,7 @@ class DaskExecution(Execution):
 def _outcome_of(job: Job, future: Any) -> Outcome:
     """The outcome of one task, or a failure when it has none: its workers were lost, it was
     cancelled."""
-    from .._run import Outcome, describe_error
+    from ..runs.dispatch import Outcome, describe_error
 
     try:
         result = future.result()

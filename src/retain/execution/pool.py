@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
     from typing import Any, ClassVar
 
-    from .._run import Outcome
+    from ..runs.dispatch import Outcome
     from .base import Job
 
 __all__ = ["PoolExecution"]
@@ -34,12 +34,12 @@ __all__ = ["PoolExecution"]
 #: Imported by the forkserver, so that a new worker starts with them.
 _PRELOAD = (
     "retain",
-    "retain._capture",
+    "retain.runs.capture",
     "retain._claim",
     "retain._get",
-    "retain._run",
+    "retain.runs.dispatch",
     "retain._runfiles",
-    "retain._sweep",
+    "retain.runs.status",
     "retain._words",
     "retain.component",
     "retain.execution.pool",
@@ -131,7 +131,7 @@ class PoolExecution(Execution):
         from concurrent.futures import ProcessPoolExecutor, as_completed
         from concurrent.futures.process import BrokenProcessPool
 
-        from .._run import Outcome, describe_error
+        from ..runs.dispatch import Outcome, describe_error
 
         pool = ProcessPoolExecutor(
             min(self.concurrency, len(jobs)), mp_context=context, initializer=_init_worker,
@@ -211,9 +211,9 @@ def _started_since(job: Job, since: float) -> bool:
 def _wait_for_orphan(job: Job) -> Outcome:
     """The outcome of a run whose worker died: wait until its process (the worker's child,
     which outlives it) ends, then read how the run ended from its files."""
-    from .._run import Outcome
+    from ..runs.dispatch import Outcome
     from .._timestamps import now_iso
-    from .._sweep import component_state
+    from ..runs.status import component_state
     from ..storage.layout import OUTPUT_LOG
 
     component = job.component
@@ -242,7 +242,7 @@ def _wait_for_orphan(job: Job) -> Outcome:
 
 
 def _broken_outcome(job: Job) -> Outcome:
-    from .._run import Outcome
+    from ..runs.dispatch import Outcome
     from .._timestamps import now_iso
 
     return Outcome(job.component.id, "failed", None, {
@@ -271,12 +271,12 @@ def _init_worker(preload: list[str]) -> None:
             pass
     # Compute here, once, what every run would otherwise compute again in its forked child
     # (each first use writes to memory the child shares with the worker, copying pages).
-    from .. import _capture, _claim, _runfiles, _words  # noqa: F401  (imported by every run, lazily)
+    from .. import _claim, _runfiles, _words  # noqa: F401  (imported by every run, lazily)
     from ..codecs import _ensure_builtins
 
     _ensure_builtins()  # most runs save a file
     from .._host import host_facts
-    from .._run import apply_seed
+    from ..runs.dispatch import apply_seed
     from .._timestamps import now_iso, parse_iso
 
     host_facts()
@@ -314,7 +314,7 @@ def _fork_and_run(payload: dict[str, Any], watch: int | None = None) -> dict[str
     """
     import pickle
 
-    from .._run import describe_error
+    from ..runs.dispatch import describe_error
 
     global _spare
     try:
@@ -390,7 +390,7 @@ def _child(command: int, results: int) -> None:
     worker's code (os._exit)."""
     import pickle
 
-    from .._run import describe_error
+    from ..runs.dispatch import describe_error
 
     code = 0
     try:

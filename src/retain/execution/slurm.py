@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any, ClassVar
 
-    from .._run import Outcome
+    from ..runs.dispatch import Outcome
     from .base import Job
 
 __all__ = ["SlurmExecution"]
@@ -124,7 +124,7 @@ class SlurmExecution(Execution):
 
     def run(self, jobs: list[Job]) -> Iterator[tuple[Job, Outcome]]:
         from .._errors import ExecutionError
-        from .._run import Outcome
+        from ..runs.dispatch import Outcome
 
         dry_run = bool(self.config.dry_run)
         if jobs and not dry_run:
@@ -168,8 +168,8 @@ class SlurmExecution(Execution):
     def _split_queued(self, jobs: list[Job]) -> tuple[list[Job], list[tuple[Job, Outcome]]]:
         """(jobs to submit, outcomes of the components that a job of theirs will run already:
         queued, or running in an active job; they are not submitted again)."""
-        from .._run import Outcome
-        from .._sweep import _JobLookup, _state
+        from ..runs.dispatch import Outcome
+        from ..runs.status import JobLookup, state_of
 
         submissions = {}
         for job in jobs:
@@ -178,13 +178,13 @@ class SlurmExecution(Execution):
                 submissions[job.component.id] = submission
         if not submissions:
             return jobs, []
-        lookup = _JobLookup()
+        lookup = JobLookup()
         lookup.prefetch(submissions.values())
         todo, queued = [], []
         for job in jobs:
             submission = submissions.get(job.component.id)
             if submission is not None:
-                state, _, found = _state(job.component, lookup)
+                state, _, found = state_of(job.component, lookup)
                 if state == "running":
                     # A run is alive (the state of a running component asks no scheduler):
                     # another job would only wait for it, holding what it asked for.

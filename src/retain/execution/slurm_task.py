@@ -35,7 +35,7 @@ _JOB_VARIABLES = {
 def main(argv: list[str] | None = None) -> int:
     import json
 
-    from .._run import Outcome, RunOptions
+    from ..runs.dispatch import Outcome, RunOptions
     from .base import run_payload
     from .slurm import SPEC_FORMAT
 
