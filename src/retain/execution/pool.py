@@ -19,8 +19,8 @@ import sys
 import time
 
 from .base import Execution, prepare_payload, run_prepared
-from .._claim import host_facts
-from .._runfiles import parse_iso, now_iso
+from .._host import host_facts
+from .._timestamps import now_iso, parse_iso
 from ..runs.dispatch import Outcome, apply_seed, describe_error
 from ..runs.status import component_state
 from ..storage.layout import OUTPUT_LOG
@@ -262,7 +262,7 @@ def _init_worker(preload: list[str]) -> None:
             pass
     # Compute here, once, what every run would otherwise compute again in its forked child
     # (each first use writes to memory the child shares with the worker, copying pages).
-    from .. import _words  # noqa: F401  (imported by every run, lazily)
+    from .. import _claim, _runfiles, _words  # noqa: F401  (imported by every run, lazily)
 
     _ensure_builtins()  # most runs save a file
 

@@ -28,7 +28,7 @@ from ..runs.dispatch import Outcome
 from ..runs.status import JobLookup, state_of
 from ..storage.layout import SLURM_DIR, STORAGE_META_DIR, SUBMISSIONS_FILE
 from ..modules import class_reference
-from .._runfiles import now_iso
+from .._timestamps import now_iso
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from .. import _settings
 from .._errors import StorageError
 from ..interface import running_here
 from .capture import Capture
-from .._runfiles import now_iso
+from .._timestamps import now_iso
 from ..storage.layout import FAILURES_FILE, end_file
 
 TYPE_CHECKING = False
@@ -52,6 +52,8 @@ class RunOptions:
         lease: float | None = None,
         durable: bool | None = None,
     ) -> None:
+        from .._host import host_facts, packages  # socket, platform: at a launch, not at import
+
         default_heartbeat, default_lease = _settings.heartbeat_lease()
         self.wait = wait
         self.echo = echo
@@ -60,8 +62,6 @@ class RunOptions:
         self.lease = default_lease if lease is None else lease
         self.durable = _settings.durable() if durable is None else durable
         self.argv = list(sys.argv)
-        from .._claim import host_facts, packages  # claims load threads: not at import
-
         facts = host_facts()
         self.launcher = {"host": facts["host"], "pid": facts["pid"]}
         self.packages = packages()  # what the launcher imported: the code that matters

@@ -8,7 +8,7 @@ import time
 from .._errors import InterfaceNotFoundError
 from .._metrics import read as read_metrics
 from ..modules import resolve_class
-from .._runfiles import parse_iso
+from .._timestamps import parse_iso
 from .. import _settings
 from ..identity import is_id
 from ..storage.layout import SUBMISSIONS_FILE
