@@ -160,7 +160,7 @@ def test_only_one_of_several_takers_wins_a_dead_claim(store: Storage, tmp_path: 
     dead.wait()
     from retain._host import host_facts
 
-    files = work.storage.run_files(work.id)
+    files = RunFiles(work.storage, work.id)
     files.ensure()
     facts = host_facts()
     files.create(claim_file(1), {"run": 1, "started": now_iso(), "lease": 60.0, "heartbeat": 10.0,
@@ -443,6 +443,7 @@ def test_components_example_runs_twice(tmp_path: Path) -> None:
 # -- the conformance suite of executions (retain.testing.execution) -------------------------------
 
 from retain.testing.execution import ExecutionConformance  # noqa: E402
+from retain.runs.files import RunFiles
 
 
 class TestLocalExecutionConformance(ExecutionConformance):

@@ -14,6 +14,7 @@ from ..interface import running_here
 from .capture import Capture
 from .._timestamps import now_iso
 from ..storage.layout import FAILURES_FILE, end_file
+from .files import RunFiles
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -206,10 +207,10 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
     Raises:
         AlreadyRunningError: it runs elsewhere and `options.wait` does not allow waiting.
     """
-    from .._claim import FailedElsewhere, acquire  # claims load threads: not at import
+    from .claims import FailedElsewhere, acquire  # claims load threads: not at import
 
     check_storage_runs(component.storage)
-    files = component.storage.run_files(component.id)
+    files = RunFiles(component.storage, component.id)
     record = {
         "component": component.id,
         "argv": options.argv,

@@ -16,7 +16,7 @@ import time
 
 from .. import _metrics as metrics
 from .. import _settings
-from .._claim import _heartbeats
+from .claims import _heartbeats
 from .._errors import RecordError
 from .._fs import append_bytes, atomic_write, makedirs
 from ..index import _hooks

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from collections.abc import Hashable, Iterable, Iterator
     from typing import Any
 
-    from .._runfiles import RunFiles
 
 __all__ = ["Storage", "read_local_file"]
 
@@ -29,7 +28,7 @@ class Storage(ABC):
     The other methods have defaults that suit a storage whose directories are local (or
     mounted) paths; a remote backend (an object store) overrides them. Among them are the
     file primitives that runs build on (claims, heartbeats, ends, logs: see
-    `retain._runfiles.RunFiles`): `read_file`, `has_file`, `create_file` (first writer wins),
+    `retain.runs.files.RunFiles`): `read_file`, `has_file`, `create_file` (first writer wins),
     `replace_file` and `append_file`, on one named file of an id. Abilities are the boolean
     ``supports_*`` attributes, and `is_remote`.
     """
@@ -106,13 +105,6 @@ class Storage(ABC):
                 if not name.startswith((TEMP_PREFIX, RESERVED_PREFIX)):
                     out.append(os.path.relpath(os.path.join(parent, name), directory).replace(os.sep, "/"))
         return sorted(out)
-
-    def run_files(self, id: str) -> RunFiles:
-        """The runtime files of component `id` (claims, heartbeats, ends, logs)."""
-        # The run machinery sits above storage: imported when asked for, never at load time.
-        from .._runfiles import RunFiles
-
-        return RunFiles(self, id)
 
     # -- the storage's own files (``.retain/``), shared by every machine -------------------
 

@@ -29,6 +29,7 @@ from retain.storage.layout import (
     heartbeat_file,
 )
 from retain.testing import require
+from retain.runs.files import RunFiles
 
 __all__ = ["ConformanceItem", "ConformanceRun", "StorageConformance"]
 
@@ -230,7 +231,7 @@ class StorageConformance:
         """Claims, ends, the finished marker, events and the output log of a component, as
         every launcher of it reads them (from the storage, not from this process)."""
         id = some_id(25)
-        files = storage.run_files(id)
+        files = RunFiles(storage, id)
         files.ensure()
         assert files.latest_run() == 0 and not files.is_finished()
         claim = {"run": 1, "started": "2026-01-02T03:04:05.000006Z", "lease": 60.0, "heartbeat": 10.0}
@@ -243,7 +244,7 @@ class StorageConformance:
         with open(files.output_log, "ab") as handle:
             handle.write(b"printed by the run\n")
         files.sync_output()  # what a heartbeat does
-        again = make_storage(storage.url).run_files(id)
+        again = RunFiles(make_storage(storage.url), id)
         assert again.read_output() == b"printed by the run\n"
         end = {"run": 1, "status": "finished", "time": "2026-01-02T03:04:07.000000Z", "seconds": 2.0}
         assert files.create(end_file(1), end, durable=True)

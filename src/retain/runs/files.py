@@ -10,15 +10,13 @@ that a run appends to in the local cache are sent with each heartbeat and at the
 
 from __future__ import annotations
 
-import json
 import os
-import threading
+import _thread
 
-from ._errors import RecordError
-from ._fs import atomic_write, fsync_directory, makedirs
-from ._host import host_facts
-from ._timestamps import now_iso
-from .storage.layout import (
+from .._errors import RecordError
+from .._fs import atomic_write, fsync_directory, makedirs
+from .._timestamps import now_iso
+from ..storage.layout import (
     EVENTS_FILE,
     FAILURES_FILE,
     FINISHED_FILE,
@@ -35,7 +33,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .storage.base import Storage
+    from ..storage.base import Storage
 
 __all__ = ["RunFiles"]
 
@@ -45,7 +43,13 @@ __all__ = ["RunFiles"]
 _SENT = (OUTPUT_LOG, METRICS_FILE, METRICS_LAST_FILE)
 
 
+# `import retain` loads this module (a component's state is read through it); json (which
+# loads `re`) and the host facts (socket, platform) load at the first run file used.
+
+
 def _dumps(value: dict[str, Any]) -> bytes:
+    import json  # see above
+
     return (json.dumps(value, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode("utf-8")
 
 
@@ -67,7 +71,8 @@ class RunFiles:
         self._sent: dict[str, tuple[int, int] | None] = {}
         # The heartbeat thread and the run's end both send the log: one at a time, so that an
         # older copy never lands after a newer one.
-        self._sending = threading.Lock() if storage.is_remote else None
+        # `_thread`, not `threading`: `import retain` loads this module and no threads.
+        self._sending = _thread.allocate_lock() if storage.is_remote else None
 
     @property
     def output_log(self) -> str:
@@ -139,6 +144,8 @@ class RunFiles:
         data = self.storage.read_file(self.id, name)
         if data is None:
             return None
+        import json  # see `_dumps`
+
         try:
             value = json.loads(data)
         except ValueError:
@@ -161,6 +168,8 @@ class RunFiles:
 
     def read_lines(self, name: str) -> list[dict[str, Any]]:
         """The entries of an append-only log (a line cut short by a crash is skipped)."""
+        import json  # see `_dumps`
+
         data = self.storage.read_file(self.id, name)
         out = []
         for line in (data or b"").splitlines():
@@ -234,6 +243,8 @@ class RunFiles:
         self.storage.append_file(self.id, name, _dumps(value), durable=durable)
 
     def event(self, event: str, run: int, durable: bool = False, **fields: Any) -> None:
+        from .._host import host_facts  # see `_dumps`
+
         facts = host_facts()
         self.append(
             EVENTS_FILE,

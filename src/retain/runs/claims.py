@@ -19,11 +19,11 @@ import os
 import threading
 import time
 
-from ._errors import AlreadyRunningError
-from ._host import host_facts, process_gone
-from ._runfiles import RunFiles
-from ._timestamps import now_iso, parse_iso
-from .storage.layout import RUN_FORMAT, claim_file, end_file, heartbeat_file
+from .._errors import AlreadyRunningError
+from .._host import host_facts, process_gone
+from .._timestamps import now_iso, parse_iso
+from ..storage.layout import RUN_FORMAT, claim_file, end_file, heartbeat_file
+from .files import RunFiles
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
