@@ -29,7 +29,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["Claim", "FailedElsewhere", "acquire", "judge"]
+__all__ = ["Claim", "FailedElsewhere", "acquire", "why_dead"]
 
 
 class FailedElsewhere(Exception):
@@ -156,7 +156,7 @@ if hasattr(os, "register_at_fork"):
 # -- liveness -------------------------------------------------------------------------------
 
 
-def judge(
+def why_dead(
     files: RunFiles, run: int, claim: dict[str, Any], observed: dict[int, tuple[Any, float]] | None = None
 ) -> str | None:
     """Why the claim of `run` is dead, or None while it is alive.
@@ -252,7 +252,7 @@ def acquire(
             else:
                 claim = files.claim(latest)
                 assert claim is not None  # a claim file is complete once it exists
-                reason = judge(files, latest, claim, observed)
+                reason = why_dead(files, latest, claim, observed)
                 if reason is None:
                     held = _heartbeats.held(files.directory)
                     if held is not None and held.thread_id == _current_thread_id():

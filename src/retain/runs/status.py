@@ -98,9 +98,9 @@ def state_of(
     end = files.end(latest) if latest else None
     reason = None
     if latest and end is None:
-        from .claims import judge  # claims load threads: at the first question, not at import
+        from .claims import why_dead  # claims load threads: at the first question, not at import
 
-        reason = judge(files, latest, claim) if claim else "its claim cannot be read"
+        reason = why_dead(files, latest, claim) if claim else "its claim cannot be read"
         if reason is None:
             return "running", None, None
     job = None
