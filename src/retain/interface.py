@@ -445,11 +445,8 @@ def load_record(base: type[Self], record: dict[str, Any], storage: Storage) -> S
         )
     versions = decode_references(record["version"], storage)
     config = decode_references(record["config"], storage)
-    token = _settings._storage.set(storage)
-    try:
+    with _settings.storage(storage):
         instance = klass(versions)
-    finally:
-        _settings._storage.reset(token)
     adopt_record(instance, record, config)
     return instance
 
