@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -411,6 +412,18 @@ def test_repair_after_a_process_killed_between_publish_and_index(store: Storage)
     os.utime(store.url, ns=(old, old))  # only the journal can tell now
     assert get.all(index_worker.Run).ids() == [run.id]
     assert run.id in indexed_ids(store)
+
+
+def test_a_repair_is_logged_on_the_retain_index_logger(store: Storage, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="retain")
+    get.all(Train)
+    with retain.index.deferred():  # journal only: the next query repairs the index
+        run = Train({"lr": 0.5}).commit()
+    assert not [r for r in caplog.records if r.name == "retain.index"]
+    assert get.all(Train).ids() == [run.id]
+    (record,) = [r for r in caplog.records if r.name == "retain.index"]
+    assert record.levelname == "INFO" and "1 interface(s) indexed" in record.getMessage()
+    assert store.url in record.getMessage()
 
 
 def test_repair_after_cp_r_from_another_storage(store: Storage, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ import time
 
 from ._errors import CodecError, RecordError, StorageError
 from ._fs import append_bytes
+from ._log import logger
 from .storage.layout import JOURNAL_SUMMARY, METRICS_FILE, METRICS_LAST_FILE
 
 TYPE_CHECKING = False
@@ -375,9 +376,7 @@ def _flush_all() -> None:
         try:
             series.flush()
         except Exception as exc:  # the next flush tries again; the run goes on
-            import sys
-
-            print(f"retain: could not write the metrics of {series.directory}: {exc}", file=sys.stderr)
+            logger("retain.metrics").warning("could not write the metrics of %s: %s", series.directory, exc)
 
 
 def close_run(directory: str) -> None:

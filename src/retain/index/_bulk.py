@@ -21,6 +21,7 @@ from collections import deque
 from contextlib import contextmanager
 
 from .._fs import read_small_file
+from .._log import logger
 from .base import IndexEntry, config_leaves
 
 TYPE_CHECKING = False
@@ -80,10 +81,10 @@ def _collect(storage: Storage, pool: ProcessPoolExecutor, chunks: list[list[str]
                 ahead.append(pool.submit(_read_in_worker, chunks[submitted]))
                 submitted += 1
             yield _unpack(data)
-    except (BrokenProcessPool, OSError):
+    except (BrokenProcessPool, OSError) as exc:
         # A worker died (out of memory?): read the rest here. An error reading a record
         # comes back here too, and is raised again by reading that chunk here.
-        pass
+        logger("retain.index").warning("a rebuild worker failed (%s); reading the rest in this process", exc)
     for chunk in chunks[done:]:
         yield _read_here(storage, chunk)
 

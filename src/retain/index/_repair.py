@@ -25,6 +25,7 @@ import os
 import time
 
 from .._errors import IndexDatabaseError, RecordError
+from .._log import logger
 from ..storage.layout import (
     JOURNAL_COMMIT,
     METRICS_LAST_FILE,
@@ -191,6 +192,7 @@ def sync(index: Index, storage: Storage) -> None:
 
     new_pending: dict[str, int] = {} if state is not None or not settled else dict(pending)
     entries: list[IndexEntry] = []
+    indexed = 0
     ordered = sorted(reread)
     for start in range(0, len(ordered), BATCH):
         for id, entry, _ in _read_entries(storage, ordered[start:start + BATCH]):
@@ -205,9 +207,15 @@ def sync(index: Index, storage: Storage) -> None:
             entries.append(entry)
         if entries:
             index.upsert(entries)
+            indexed += len(entries)
             entries = []
     if removed:
         index.remove(removed)
+    if indexed or removed:
+        logger("retain.index").info(
+            "repaired the index %s from %s: %d interface(s) indexed, %d removed (%d pending)",
+            getattr(index, "display_url", index.url), storage.url, indexed, len(removed), len(new_pending),
+        )
     if new_pending != pending:
         updates["pending"] = json.dumps(new_pending, sort_keys=True)
     if updates:
