@@ -418,7 +418,7 @@ def _check_type(value: Any, default: Any, path: str, owner: type) -> Any:
     default accepts an integral float, made the int it equals (``16.0`` is ``16``, one
     identity); a float default accepts an int; a list default any list or tuple; a mapping
     default any mapping (a non-empty one also types its keys, checked as they are merged); an
-    Interface default an instance of its family (see `_family`).
+    Interface default an instance of its family (see `Element._retain_family`).
     """
     if default is None:
         return value
@@ -447,7 +447,7 @@ def _check_type(value: Any, default: Any, path: str, owner: type) -> Any:
             return value
         expected = "a list"
     elif hasattr(default, "__retain_reference__"):
-        family = _family(type(default))
+        family = type(default)._retain_family()
         if isinstance(value, family):
             return value
         expected = f"an instance of {family.__name__} (an Interface)"
@@ -490,15 +490,3 @@ def _short(value: Any, limit: int) -> str:
             return type(value).__name__
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _family(cls: type) -> type:
-    """The most general class of `cls`'s hierarchy that is not one of retain's own bases:
-    Mnist(Dataset(Interface)) -> Dataset, so any Dataset may replace a Mnist default."""
-    generic = ("retain.element", "retain.interface", "retain.component")
-    from .element import Element
-
-    for base in reversed(cls.__mro__):
-        if isinstance(base, type) and issubclass(base, Element) and base.__module__ not in generic:
-            return base
-    return cls

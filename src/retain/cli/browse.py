@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from .._errors import InterfaceNotFoundError
-from . import EXIT_OK, PARSERS, command
+from ._registry import EXIT_OK, PARSERS, command
 from .output import ProgressBar, is_terminal, print_json, print_table
 from .parse import UsageError, parse_versions, parse_where
 

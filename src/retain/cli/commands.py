@@ -6,9 +6,10 @@ import argparse
 import shlex
 
 from .._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError, RetainError
-from . import EXIT_NOT_FOUND, EXIT_OK, PARSERS, command
-from .output import print_json, to_jsonable
-from .parse import UsageError, execution_module, format_value, parse_versions, split_run_words
+from ._registry import EXIT_NOT_FOUND, EXIT_OK, PARSERS, command
+from .browse import existing_storage
+from .output import human, print_json, to_jsonable
+from .parse import UsageError, builtin_executions, execution_module, format_value, parse_versions, split_run_words
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -98,8 +99,6 @@ def _execution(spec: tuple[str, list[str]] | None, as_json: bool) -> Execution:
         if module != name or not name.isidentifier() or "no module named" not in str(exc):
             raise  # a module path of the user's: its own error says what is wrong
         import difflib
-
-        from .parse import builtin_executions
 
         names = builtin_executions()
         close = difflib.get_close_matches(name, names, n=1)
@@ -200,7 +199,6 @@ PARSERS["find"] = _find_parser
 @command("find", "print the id of that exact configuration if committed, else exit 1")
 def find(args: argparse.Namespace) -> int:
     from .._get import get
-    from .browse import existing_storage
 
     existing_storage()
     interface = get(args.module, parse_versions(args.words))
@@ -229,8 +227,6 @@ PARSERS["show"] = _show_parser
 
 @command("show", "show a committed interface: record, config, summary, status, files (by id or prefix)")
 def show(args: argparse.Namespace) -> int:
-    from .browse import existing_storage
-
     _check_id(args.id)
     store = existing_storage()
     record = _find_record(args.id, store)
@@ -329,8 +325,6 @@ def stored_summary(store: Storage, id: str) -> dict[str, Any] | None:
 def show_value(value: Any, rounded: bool = False) -> str:
     """A value of a record for people (see `output.human`): configurations exact, summaries
     `rounded`."""
-    from .output import human
-
     return human(value, quote=True, rounded=rounded)
 
 
