@@ -467,7 +467,7 @@ def test_cached_ids_follow_other_connections(store: Storage) -> None:
     other = SqliteIndex(index.path)
     other.remove([runs[0].id])
     assert index.ids() == {runs[1].id, runs[2].id}
-    entry = retain.index._repair.read_entry(store, runs[0].id)
+    entry = retain.index._records.read_entry(store, runs[0].id)
     assert entry is not None
     other.upsert([entry])
     other.close()

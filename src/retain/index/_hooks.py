@@ -81,7 +81,7 @@ def default_index(storage: Storage) -> Index:
     index = _defaults.get(storage)
     if index is None:
         # An object store's index lives in its local cache (<cache>/.retain/): a cache per
-        # machine, refreshed from the store's listing (see _repair.sync).
+        # machine, refreshed from the store's listing (see Index.sync).
         root = storage.local_root()
         if root is None:
             from .._errors import IndexDatabaseError
@@ -302,8 +302,8 @@ class _Writer:
 
 
 def _write(batch: list[_Item]) -> None:
-    from ._repair import read_summary
-    from .base import IndexEntry
+    from ._records import read_summary
+    from ._entry import IndexEntry
 
     by_storage: dict[tuple[Storage, Index | str | None], list[IndexEntry]] = {}
     for storage, record, with_summary, summary, index, metrics in batch:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..query import Filter, Query
-    from .base import IndexEntry
+    from ._entry import IndexEntry
 
     #: SQL that is true where a column passes a filter, and its arguments.
     ColumnTest = Callable[[Filter, str], tuple[str, list[Any]]]

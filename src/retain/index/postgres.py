@@ -38,7 +38,8 @@ from ._postgres_connection import CONNECT_TIMEOUT, PostgresConnection, driver, f
 from ._postgres_query import compile_query, stored_key, stored_value
 from ._postgres_schema import DEFAULT_SCHEMA, SCHEMA_VERSION, empty
 from ._sql import ROW_COLUMNS, covered_classes, texts
-from .base import Index, config_leaves
+from ._entry import config_leaves
+from .base import Index
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from ..query import Query
-    from .base import IndexEntry, IndexRow
+    from ._entry import IndexEntry, IndexRow
 
     #: (id, class, created, config text, canonical text, summary text, leaves (key, num, val),
     #: metrics text)

@@ -27,7 +27,8 @@ from ._sqlite_connection import CHECKED_SUFFIX, SqliteConnection, filesystem_typ
 from ._sqlite_insert import BulkInsert, insert_values, prepare
 from ._sqlite_query import compile_query, rechecked, sql_value
 from ._sqlite_schema import SCHEMA_VERSION
-from .base import Index, config_leaves, filter_rows
+from ._entry import config_leaves, filter_rows
+from .base import Index
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..query import Query
-    from .base import IndexEntry, IndexRow
+    from ._entry import IndexEntry, IndexRow
 
 __all__ = ["SCHEMA_VERSION", "SqliteIndex", "filesystem_type"]
 

@@ -22,7 +22,8 @@ from contextlib import contextmanager
 
 from .._fs import read_small_file
 from .._log import logger
-from .base import IndexEntry, config_leaves
+from ._entry import IndexEntry, config_leaves
+from ._records import read_entries
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -106,11 +107,9 @@ def paused_gc() -> Iterator[None]:
 
 
 def _read_here(storage: Storage, chunk: list[str]) -> list[Read]:
-    from ._repair import _read_entries
-
     return [
         (id, entry, None if error is None else str(error))
-        for id, entry, error in _read_entries(storage, chunk)
+        for id, entry, error in read_entries(storage, chunk)
     ]
 
 
