@@ -83,13 +83,13 @@ def default_index(store: Storage) -> SqliteIndex:
 
 def indexed_ids(store: Storage) -> set[str]:
     """The ids in the index as it is, without the repair a query would do."""
-    retain.index._hooks.flush()
+    retain.index._updates.flush()
     return default_index(store).ids()
 
 
 def corrupt_index(store: Storage) -> SqliteIndex:
     """Overwrite the storage's index file with garbage (after this process's queued updates)."""
-    retain.index._hooks.flush()
+    retain.index._updates.flush()
     index = default_index(store)
     index.close()
     Path(index.path).write_bytes(b"this is not a database" * 100)
@@ -461,7 +461,7 @@ def test_cached_ids_follow_other_connections(store: Storage) -> None:
     """Another process's writes (another connection) are seen: the cache is checked against
     SQLite's data_version."""
     runs = sweep(3)
-    retain.index._hooks.flush()
+    retain.index._updates.flush()
     index = default_index(store)
     assert index.ids() == {r.id for r in runs}
     other = SqliteIndex(index.path)
@@ -518,7 +518,7 @@ def test_a_broken_index_never_fails_a_commit(store: Storage) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         run = Train({"lr": 0.42}).commit()
-        retain.index._hooks.flush()
+        retain.index._updates.flush()
     assert run.is_committed()
     assert any(issubclass(w.category, IndexWarning) and "next query repairs" in str(w.message) for w in caught)
 
@@ -559,7 +559,7 @@ def test_corrupt_index_gives_a_clear_error_and_rebuild_loses_nothing(store: Stor
 
 def test_index_deleted_by_hand_is_recreated(store: Storage) -> None:
     runs = sweep(3)
-    retain.index._hooks.flush()
+    retain.index._updates.flush()
     index = default_index(store)
     for suffix in ("", "-wal", "-shm"):
         Path(index.path + suffix).unlink(missing_ok=True)
@@ -569,7 +569,7 @@ def test_index_deleted_by_hand_is_recreated(store: Storage) -> None:
 
 def test_newer_schema_gives_a_clear_error(store: Storage) -> None:
     runs = sweep(2)
-    retain.index._hooks.flush()
+    retain.index._updates.flush()
     index = default_index(store)
     index.close()
     with sqlite3.connect(index.path) as conn:

@@ -63,10 +63,10 @@ def schema(server: Any) -> Iterator[str]:
     indexes made for it are closed."""
     name = f"t_{uuid.uuid4().hex[:16]}"
     yield name
-    for key, index in list(retain.index._by_url.items()):
+    for key, index in list(retain.index._resolve._by_url.items()):
         if name in key:
             index.close()
-            del retain.index._by_url[key]
+            del retain.index._resolve._by_url[key]
     server.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
@@ -112,7 +112,7 @@ def test_selected_by_url_setting_and_environment(schema: str, store: Storage, mo
         runs = [Train({"lr": lr, "batch_size": b, "flag": f}).commit()
                 for lr, b, f in [(0.1, 1, True), (0.01, 1, False), (0.001, 2, False)]]
         runs[1].save_summary(loss=0.5)
-        retain.index._hooks.flush()
+        retain.index._updates.flush()
         # Commits went to PostgreSQL, not to the storage's SQLite index.
         assert index.ids() == {r.id for r in runs}
         assert not Path(store.url, ".retain", "index.sqlite").exists()
@@ -358,7 +358,7 @@ def test_queries_during_a_rebuild_see_the_old_rows_or_the_new(schema: str, store
     with retain.settings(index=url):
         for i in range(30):
             Job({"i": i, "worker": i % 3}).commit()
-        retain.index._hooks.flush()
+        retain.index._updates.flush()
         assert len(get.all(Job, where={"worker": 1})) == 10
         proc = subprocess.Popen(
             [sys.executable, "-m", "postgres_worker", "rebuild", url, store.url, "6"],

@@ -359,7 +359,7 @@ def test_damaged_index_files_get_clear_errors_and_rebuild(damage: Any, tmp_path_
     with retain.storage(root) as store:
         ids = {get(Item, {"k": k}).commit().id for k in range(5)}
         assert {i.id for i in get.all(Item)} == ids
-        retain.index._hooks.flush()
+        retain.index._updates.flush()
         index = make_index(None, store)
         path = Path(index.path)  # type: ignore[attr-defined]
         index.close()  # type: ignore[attr-defined]

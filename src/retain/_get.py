@@ -80,11 +80,11 @@ class Get:
         """
         cls = _resolve(target)
         if storage is not None:
-            token = _settings._storage.set(_settings.current_storage(storage))
+            token = _settings.scoped_storage.set(_settings.current_storage(storage))
             try:
                 instance = cls(version)
             finally:
-                _settings._storage.reset(token)
+                _settings.scoped_storage.reset(token)
         else:
             instance = cls(version)
         if not isinstance(instance, Interface):

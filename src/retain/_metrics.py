@@ -162,7 +162,7 @@ class _Series:
                 return
             from . import _settings
             from ._fs import atomic_write
-            from .index import _hooks
+            from .index import _updates
             from .storage.layout import encode_summary
 
             data = _encode(pending)
@@ -190,14 +190,14 @@ class _Series:
             if storage.is_remote and not self.buffered:  # in a run, the heartbeat sends them
                 storage._upload(self.id, [METRICS_FILE, METRICS_LAST_FILE])  # type: ignore[attr-defined]
             if self.record is not None:
-                _hooks.after_metrics(storage, self.record, last)
+                _updates.after_metrics(storage, self.record, last)
 
 
     def _journal(self) -> None:
         from . import _settings
-        from .index import _hooks
+        from .index import _updates
 
-        _hooks.journal(self.storage, self.id, JOURNAL_SUMMARY, _settings.durable())
+        _updates.journal(self.storage, self.id, JOURNAL_SUMMARY, _settings.durable())
         self.journaled = time.monotonic()
         self.owed = False
 

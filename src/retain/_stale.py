@@ -179,7 +179,7 @@ class _Checker:
         from ._get import changed_defaults
         from .interface import decode_references
 
-        token = _settings._storage.set(self.storage)
+        token = _settings.scoped_storage.set(self.storage)
         try:
             instance = cls(decode_references(record["version"], self.storage))
             state = instance._retain_resolve()
@@ -187,7 +187,7 @@ class _Checker:
             message = f"its versions no longer resolve: {type(exc).__name__}: {exc}"
             return [{"kind": "code", "message": message.splitlines()[0]}]
         finally:
-            _settings._storage.reset(token)
+            _settings.scoped_storage.reset(token)
         from . import _baselines
         from .config import config_spec
         from .element import defaults_json

@@ -576,7 +576,7 @@ def _ready(storage: Any, index: Any) -> tuple[Storage, Index]:
     """The storage and its index, brought up to date."""
     from ._settings import current_storage
     from .index import make_index
-    from .index._hooks import flush
+    from .index._updates import flush
 
     store = current_storage(storage)
     idx = make_index(index, store)

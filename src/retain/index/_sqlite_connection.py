@@ -70,16 +70,10 @@ forks = ForkTracker(_after_fork)
 _closing_registered = False
 
 
-def _close_at_exit() -> None:
-    """Close every connection at exit, after the queued index updates are written: closing
-    checkpoints the WAL into the database file, and noting the new state then spares the next
-    process a check of the whole file."""
-    from . import _hooks
-
-    try:
-        _hooks.flush(10.0)
-    except Exception:
-        pass
+def close_connections() -> None:
+    """Close every connection of this process (at exit, after the queued index updates are
+    written: see `retain.index._updates`): closing checkpoints the WAL into the database file,
+    and noting the new state then spares the next process a check of the whole file."""
     for index in list(forks.instances or ()):
         try:
             index.close()
@@ -188,7 +182,7 @@ class SqliteConnection:
             import atexit
 
             _closing_registered = True
-            atexit.register(_close_at_exit)
+            atexit.register(close_connections)
         known = file_state(self.path)
         try:
             conn = sqlite3.connect(
