@@ -563,7 +563,7 @@ def test_index_deleted_by_hand_is_recreated(store: Storage) -> None:
     index = default_index(store)
     for suffix in ("", "-wal", "-shm"):
         Path(index.path + suffix).unlink(missing_ok=True)
-    index._inode_checked = 0.0  # as after INODE_CHECK_S
+    index._db._inode_checked = 0.0  # as after INODE_CHECK_S
     assert set(get.all(Train).ids()) == {r.id for r in runs}
 
 
@@ -694,7 +694,7 @@ def test_a_forked_child_uses_the_index_safely(store: Storage) -> None:
     """Locks and connections do not cross a fork; the child commits and queries normally."""
     sweep(2)
     index = default_index(store)
-    index._lock.acquire()  # as if another thread of the parent held it at the fork
+    index._db.lock.acquire()  # as if another thread of the parent held it at the fork
     try:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
@@ -705,7 +705,7 @@ def test_a_forked_child_uses_the_index_safely(store: Storage) -> None:
             finally:
                 os._exit(code)
     finally:
-        index._lock.release()
+        index._db.lock.release()
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert len(get.all(Train)) == 3
