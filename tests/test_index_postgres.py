@@ -219,11 +219,11 @@ def test_a_server_that_never_answers_times_out() -> None:
 def test_a_lost_connection_is_reopened(schema: str, server: Any) -> None:
     index = retain.index.PostgresIndex(URL, schema=schema)
     index.upsert([entry(1, {"x": 1})])
-    pid = index._connection().info.backend_pid
+    pid = index._db.connection().info.backend_pid
     server.execute("SELECT pg_terminate_backend(%s)", (pid,))
     index.upsert([entry(2, {"x": 2})])  # reconnects once, then writes
     assert index.ids() == {f"{1:032x}", f"{2:032x}"}
-    assert index._connection().info.backend_pid != pid
+    assert index._db.connection().info.backend_pid != pid
     index.close()
 
 
@@ -231,7 +231,7 @@ def test_a_lost_connection_is_reopened(schema: str, server: Any) -> None:
 def test_a_forked_child_leaves_the_parents_connection_alone(schema: str) -> None:
     index = retain.index.PostgresIndex(URL, schema=schema)
     index.upsert([entry(1, {"x": 1})])
-    conn = index._connection()
+    conn = index._db.connection()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 1
@@ -245,7 +245,7 @@ def test_a_forked_child_leaves_the_parents_connection_alone(schema: str) -> None
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert index._connection() is conn and not conn.closed
+    assert index._db.connection() is conn and not conn.closed
     assert index.ids() == {f"{1:032x}", f"{2:032x}"}
     index.close()
 
