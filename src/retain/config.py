@@ -9,7 +9,7 @@ import sys
 from _collections_abc import Mapping
 
 from ._errors import ConfigError, ImmutableError
-from .identity import MAX_DEPTH, TooDeep, nesting_error
+from .identity import MAX_DEPTH, TooDeep, nesting_error, to_json
 
 __all__ = ["ConfigList", "ConfigSpec", "ConfigView", "config_spec"]
 
@@ -187,8 +187,6 @@ class ConfigSpec:
         if source is None:
             source = {}
         if isinstance(source, Mapping):
-            from .identity import to_json
-
             to_json(source, path="")  # reject defaults that could never be identified
             self.defaults: dict[str, Any] = copy_tree(dict(source))
             self.shape: Shape = _dict_shape(self.defaults)

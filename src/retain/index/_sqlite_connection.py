@@ -23,6 +23,7 @@ import os
 import time
 
 from .._errors import IndexDatabaseError
+from .._fs import atomic_write
 from ._sql import ForkTracker
 from ._sqlite_schema import setup
 
@@ -231,8 +232,6 @@ class SqliteConnection:
     def _note_state(self, state: str | None) -> None:
         if state is None:
             return
-        from .._fs import atomic_write
-
         data = state.encode("ascii")
         try:
             atomic_write(self.path + CHECKED_SUFFIX, lambda handle: handle.write(data))
