@@ -8,6 +8,7 @@ import sys
 import time
 
 from . import _settings
+from ._log import logger
 from ._runfiles import now_iso
 from .storage.layout import FAILURES_FILE, end_file
 
@@ -254,7 +255,7 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
         try:
             files.sync_output()
         except Exception as exc:  # the run's outcome stands; only its log is behind
-            print(f"retain: could not store the output of run {run} of {component!r}: {exc}", file=sys.stderr)
+            logger("retain.runs").warning("could not store the output of run %s of %r: %s", run, component, exc)
     if error is not None:
         return Outcome(component.id, "failed", run, error, exception)
     return Outcome(component.id, "finished", run)

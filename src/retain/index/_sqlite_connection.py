@@ -24,6 +24,7 @@ import time
 
 from .._errors import IndexDatabaseError
 from .._fs import atomic_write
+from .._log import logger
 from ._sql import ForkTracker
 from ._sqlite_schema import setup
 
@@ -76,8 +77,8 @@ def close_connections() -> None:
     for db in list(forks.instances or ()):
         try:
             db.close()
-        except Exception:
-            pass
+        except Exception as exc:  # the next process checks the file instead
+            logger("retain.index").debug("could not close the index %s at exit: %s", db.path, exc)
 
 
 def file_state(path: str) -> str | None:

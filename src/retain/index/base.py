@@ -379,8 +379,8 @@ def _reclaim(storage: Storage, uncommitted: Iterable[str]) -> None:
     for directory in directories:
         try:
             reclaim_temporaries(directory)
-        except OSError:  # garbage left for the next time; the rebuild itself succeeded
-            pass
+        except OSError as exc:  # garbage left for the next time; the rebuild itself succeeded
+            logger("retain.index").debug("could not remove the temporary files in %s: %s", directory, exc)
 
 
 def _progress_reporter(progress: Any, total: int) -> Callable[[int], None] | None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 
 from .._errors import IndexDatabaseError
+from .._log import logger
 from ._postgres_connection import CONNECT_TIMEOUT, PostgresConnection, driver, hide_password, split_url
 from ._postgres_query import compile_query, stored_key, stored_value
 from ._postgres_schema import DEFAULT_SCHEMA, SCHEMA_VERSION, empty
@@ -288,8 +289,8 @@ class PostgresIndex(Index):
             # Fresh statistics, and the visibility map that makes the value index's scans
             # index-only (autovacuum would get there later).
             self._db.run(lambda conn: conn.execute(f"VACUUM (ANALYZE) {s}.interfaces, {s}.config_values"), "vacuum")
-        except IndexDatabaseError:
-            pass
+        except IndexDatabaseError as exc:  # statistics only: the rebuild itself succeeded
+            logger("retain.index").debug("VACUUM (ANALYZE) failed after the rebuild of %s: %s", self.display_url, exc)
         return count
 
     def get_meta(self) -> dict[str, str]:

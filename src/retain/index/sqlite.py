@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 
 from .._errors import IndexDatabaseError
+from .._log import logger
 from ._sql import ROW_COLUMNS, covered_classes
 from ._sqlite_connection import CHECKED_SUFFIX, SqliteConnection, filesystem_type
 from ._sqlite_insert import BulkInsert, insert_values, prepare
@@ -226,8 +227,8 @@ class SqliteIndex(Index):
             self._ids = None  # rebuilt: read again on next use
         try:
             self._db.read(lambda conn: conn.execute("PRAGMA optimize"))
-        except IndexDatabaseError:
-            pass
+        except IndexDatabaseError as exc:  # statistics only: the rebuild itself succeeded
+            logger("retain.index").debug("PRAGMA optimize failed after the rebuild of %s: %s", self.path, exc)
         return count
 
     def get_meta(self) -> dict[str, str]:
