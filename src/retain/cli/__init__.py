@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from .._errors import InterfaceNotFoundError, LaunchError, RetainError
+from .._settings import storage
 from . import browse, commands, ui  # noqa: F401  (importing them registers their commands)
 from ._registry import COMMANDS, EXIT_BROKEN_PIPE, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, HELP, PARSERS
 from .parse import UsageError
@@ -25,8 +27,6 @@ __all__ = ["EXIT_BROKEN_PIPE", "EXIT_NOT_FOUND", "EXIT_OK", "EXIT_USAGE", "Usage
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    import warnings
-
     words = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in words
     try:
@@ -117,8 +117,6 @@ def _global_parser() -> argparse.ArgumentParser:
 def _run(words: list[str]) -> int:
     known, rest = _global_parser().parse_known_args(words)
     if known.storage:
-        from .._settings import storage
-
         # The environment for processes this one starts (a pool's workers), the scope for
         # this one (a `with retain.storage(...)` around `main` would otherwise win).
         os.environ["RETAIN_STORAGE"] = known.storage

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shlex
 
 from .._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError, RetainError
+from .._get import get
+from .._sweep import status
+from ..component import Component, check_runnable
+from ..execution import Execution
+from ..identity import is_id
+from ..interface import Interface
+from ..storage.layout import RECORD_FILE, decode_record
 from ._registry import EXIT_NOT_FOUND, EXIT_OK, PARSERS, command
 from .browse import existing_storage
 from .output import human, print_json, to_jsonable
@@ -15,8 +24,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..execution import Execution
-    from ..interface import Interface
     from ..storage.base import Storage
 
 
@@ -49,8 +56,6 @@ PARSERS["run"] = _run_parser
 
 @command("run", "get an interface by module and configuration; commit, launch, or call its methods")
 def run(args: argparse.Namespace) -> int:
-    from .._get import get
-
     words = split_run_words(list(args.extra))
     execution = _execution(words.execution, args.json) if "launch" in words.actions else None
     interface = get(args.module, parse_versions(words.versions))
@@ -86,9 +91,6 @@ def run(args: argparse.Namespace) -> int:
 def _execution(spec: tuple[str, list[str]] | None, as_json: bool) -> Execution:
     """The execution of ``--execution NAME key=value...``; by default in process, echoing the
     run's output unless the output is JSON."""
-    from .._get import get
-    from ..execution import Execution
-
     if spec is None:
         return get("retain.execution.local", {"echo": not as_json})  # type: ignore[return-value]
     name, words = spec
@@ -127,8 +129,6 @@ _DRY_RUN = {
 
 def _launch(interface: Interface, execution: Execution, dry_run: bool, as_json: bool) -> dict[str, Any]:
     """``--launch``: one dispatch (or, with ``--dry-run``, one status); what happened."""
-    from ..component import Component, check_runnable
-
     if not isinstance(interface, Component):
         raise UsageError(
             f"{interface!r} is an {interface.kind}, not a Component: --launch runs a component's "
@@ -136,8 +136,6 @@ def _launch(interface: Interface, execution: Execution, dry_run: bool, as_json: 
         )
     directory = interface.local_directory()
     if dry_run:
-        from .._sweep import status
-
         check_runnable(type(interface))
         report = status(interface)
         state = report.state(interface)
@@ -159,12 +157,8 @@ def _launch(interface: Interface, execution: Execution, dry_run: bool, as_json: 
 
 
 def _plain(value: Any) -> str:
-    from ..interface import Interface
-
     if value is None or isinstance(value, (str, int, float, bool)) or isinstance(value, Interface):
         return str(value)
-    import json
-
     return json.dumps(to_jsonable(value), ensure_ascii=False)
 
 
@@ -198,8 +192,6 @@ PARSERS["find"] = _find_parser
 
 @command("find", "print the id of that exact configuration if committed, else exit 1")
 def find(args: argparse.Namespace) -> int:
-    from .._get import get
-
     existing_storage()
     interface = get(args.module, parse_versions(args.words))
     if not interface.is_committed():
@@ -274,11 +266,6 @@ def _find_record(text: str, store: Storage) -> dict[str, Any]:
     Raises:
         InterfaceNotFoundError: none, or several (listed: then exit code 2).
     """
-    import os
-
-    from ..identity import is_id
-    from ..storage.layout import RECORD_FILE, decode_record
-
     prefix = text.strip().lower()
     if is_id(prefix):
         matches = [prefix] if store.has_record(prefix) else []
@@ -341,9 +328,6 @@ def _check_id(text: str) -> None:
 
 def _status(interface: Interface) -> tuple[str | None, dict[str, Any] | None]:
     """A component's state and error (None, None for other interfaces)."""
-    from .._sweep import status
-    from ..component import Component
-
     if not isinstance(interface, Component):
         return None, None
     report = status(interface)

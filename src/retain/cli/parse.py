@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+from .. import execution
 from .._errors import ConfigError, RetainError
+from .._get import get
+from ..query import ge, gt, le, lt
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,8 +36,6 @@ def parse_value(text: str) -> Any:
     if lowered in _WORDS:
         return _WORDS[lowered]
     if stripped.startswith("@") and len(stripped) > 1:
-        from .._get import get
-
         return get.by_id(stripped[1:])
     if stripped[:1] in "[{\"-0123456789" and stripped:
         try:
@@ -157,8 +158,6 @@ def builtin_executions() -> list[str]:
     `retain.execution` that define an Execution (not its helpers)."""
     import pkgutil
 
-    from .. import execution
-
     helpers = {"base", "slurm_task"}
     return sorted(
         info.name for info in pkgutil.iter_modules(execution.__path__)
@@ -176,8 +175,6 @@ def parse_where(expression: str) -> tuple[str, Any]:
     Operators: ``=`` (or ``==``), ``<``, ``<=``, ``>``, ``>=``; values are typed as in
     key=value words.
     """
-    from ..query import ge, gt, le, lt
-
     at = min((expression.find(c) for c in "<>=!" if c in expression), default=-1)
     if at <= 0:
         raise UsageError(
