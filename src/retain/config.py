@@ -251,7 +251,7 @@ def _dict_shape(defaults: Mapping[str, Any]) -> Shape:
 def _model_type(annotation: Any) -> Any:
     """The BaseModel class inside `annotation` (also `Model | None`), else None."""
     import types
-    from typing import Union, get_args, get_origin
+    from typing import Union, get_args, get_origin  # typing only with annotated configs: `import retain` stays cheap
 
     if _is_pydantic_model(annotation):
         return annotation
@@ -264,7 +264,7 @@ def _model_type(annotation: Any) -> Any:
 
 
 def _is_open_annotation(annotation: Any) -> bool:
-    from typing import Any, get_origin
+    from typing import Any, get_origin  # (as above)
 
     target = get_origin(annotation) or annotation
     return annotation is Any or (isinstance(target, type) and issubclass(target, Mapping))
@@ -396,7 +396,7 @@ def _child_shape(shape: Shape, key: str, path: str, owner: type) -> Shape:
         valid = ", ".join(sorted(shape)) or "(none)"
         where = f" under {path!r}" if path else ""
         hint = ""
-        import difflib
+        import difflib  # on an error only (it loads re, functools)
 
         close = difflib.get_close_matches(key, list(shape), n=1)
         if close:

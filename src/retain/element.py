@@ -277,7 +277,7 @@ class Element:
 
 
 def _raise_if_bad_arguments(method: Any, call: Any, version: str, exc: TypeError) -> None:
-    import inspect
+    import inspect  # on an error only: `import retain` stays cheap
 
     try:
         inspect.signature(method).bind(*call.args, **call.kwargs)
