@@ -59,7 +59,7 @@ _CORRUPT_SIGNS = ("not a database", "malformed", "Could not decode", "unsupporte
 def _after_fork(db: SqliteConnection) -> None:
     """After a fork, the child gets a fresh lock (a thread of the parent may have held it)
     and no connection (SQLite connections must not cross a fork)."""
-    import threading
+    import threading  # (see SqliteConnection.__init__)
 
     db.lock = threading.RLock()
     db._conn = None  # not closed: it belongs to the parent
@@ -114,7 +114,7 @@ def _unescape_mount(text: str) -> str:
     # /proc/mounts writes space, tab, newline and backslash as octal escapes (\040 ...).
     if "\\" not in text:
         return text
-    import re
+    import re  # rarely needed: `import retain` does not load re
 
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
 
@@ -183,7 +183,7 @@ class SqliteConnection:
                 pass
 
     def _open(self) -> sqlite3.Connection:
-        import sqlite3
+        import sqlite3  # it loads datetime: on first use, not at `import retain`
 
         directory = os.path.dirname(self.path)
         try:
@@ -251,7 +251,7 @@ class SqliteConnection:
 
     def _check_whole(self, conn: sqlite3.Connection) -> None:
         """Raise `IndexDatabaseError` if ``PRAGMA integrity_check`` finds the file damaged."""
-        import sqlite3
+        import sqlite3  # (see _open)
 
         try:
             found = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
@@ -303,7 +303,7 @@ class SqliteConnection:
         return IndexDatabaseError(f"the index {self.path} failed ({doing}): {text}")
 
     def _retry(self, work: Callable[[], T]) -> T:
-        import sqlite3
+        import sqlite3  # (see _open)
 
         deadline = time.monotonic() + self.timeout
         delay = 0.001

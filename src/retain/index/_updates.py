@@ -179,6 +179,7 @@ class _Writer:
                 cond.notify()
 
     def _start(self) -> Any:
+        # With the first commit, not at `import retain` (threading and sqlite3 are not cheap).
         import atexit
         import sqlite3  # noqa: F401  (here, not in the thread: a test may swap sys.path meanwhile)
         import threading
