@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without 
 
 from _common import Figures, loadavg, make_log, r, results_parser, scratch  # noqa: E402
 from retain import Component, get, storage  # noqa: E402
-from retain._metrics import close_run  # noqa: E402
+from retain.runs.metrics import close_run  # noqa: E402
 
 RESULTS = os.path.join(HERE, "RESULTS.md")
 SECTION = "## Metrics"

@@ -18,9 +18,10 @@ from conftest import write_module
 from retain import get, lt
 from retain._words import nickname
 from retain.cli import COMMANDS, PARSERS, Parser, main
-from retain.cli.browse import where_groups
+from retain._syntax import where_groups
 from retain.cli.output import ProgressBar, fit_widths, print_table
-from retain.cli.parse import execution_module, format_value, parse_value, parse_where
+from retain._syntax import format_value, parse_value, parse_where
+from retain.cli.parse import execution_module
 
 ROOT = Path(__file__).resolve().parent.parent
 

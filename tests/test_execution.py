@@ -225,7 +225,7 @@ def test_a_prepared_worker_leaves_nothing_to_import_to_its_fresh_processes(store
     )
     import pickle
 
-    from retain._run import RunOptions
+    from retain.runs.dispatch import RunOptions
     from retain.execution.base import Job
 
     done = subprocess.run(
@@ -440,14 +440,12 @@ def test_components_example_runs_twice(tmp_path: Path) -> None:
     assert "4 finished" in second.stdout and first.stdout.count("samples=") == 3
 
 
-# -- the conformance suite of executions (tests/execution_conformance.py) -------------------------
+# -- the conformance suite of executions (retain.testing.execution) -------------------------------
 
-from execution_conformance import ExecutionConformance  # noqa: E402
+from retain.testing.execution import ExecutionConformance  # noqa: E402
 
 
 class TestLocalExecutionConformance(ExecutionConformance):
-    runs_elsewhere = False
-
     @pytest.fixture
     def execution(self) -> Any:
         return get("retain.execution.local", {"echo": False})

@@ -230,9 +230,9 @@ def test_a_local_cluster_when_no_scheduler_is_given(store: Storage, tmp_path: Pa
         close_clusters()
 
 
-# -- the conformance suite of executions (tests/execution_conformance.py) -------------------------
+# -- the conformance suite of executions (retain.testing.execution) -------------------------------
 
-from execution_conformance import ExecutionConformance  # noqa: E402
+from retain.testing.execution import ExecutionConformance  # noqa: E402
 
 
 class TestDaskExecutionConformance(ExecutionConformance):

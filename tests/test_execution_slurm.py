@@ -272,9 +272,9 @@ def test_a_requeued_job_resumes_its_component(store: Storage, tmp_path: Path) ->
     assert "requeueing job" in Path(outcome.job["log"]).read_text()  # type: ignore[index]
 
 
-# -- the conformance suite of executions (tests/execution_conformance.py) -------------------------
+# -- the conformance suite of executions (retain.testing.execution) -------------------------------
 
-from execution_conformance import ExecutionConformance  # noqa: E402
+from retain.testing.execution import ExecutionConformance  # noqa: E402
 
 
 class TestSlurmExecutionConformance(ExecutionConformance):

@@ -44,9 +44,9 @@ from retain.index import sqlite as sqlite_backend
 from retain.modules import class_reference
 from retain.query import MISSING, Query, equal
 from retain.storage.local import LocalStorage
+from retain.testing.index import CLASS, IndexConformance, entry
 
 from conftest import write_module
-from index_conformance import CLASS, IndexConformance, entry
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 

@@ -26,8 +26,7 @@ from retain import IndexDatabaseError, Interface, Storage, get, lt
 from retain.index import make_index
 from retain.modules import class_reference
 from retain.query import Query, equal
-
-from index_conformance import CLASS, IndexConformance, cond, entry
+from retain.testing.index import CLASS, IndexConformance, cond, entry
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 

@@ -283,7 +283,7 @@ def test_a_damaged_last_values_file_keeps_the_row_in_the_index() -> None:
 
 def test_a_long_run_journals_its_metrics_for_the_index_rarely(monkeypatch: pytest.MonkeyPatch,
                                                                store: retain.Storage) -> None:
-    from retain import _metrics
+    from retain.runs import metrics as _metrics
     from retain.storage.layout import journal_path
 
     monkeypatch.setattr(_metrics, "FLUSH_SECONDS", 0.05)

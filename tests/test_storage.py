@@ -15,8 +15,7 @@ import retain
 from retain import Interface, StorageError, get
 from retain.storage import LocalStorage, Storage, make_storage
 from retain.storage.layout import RECORD_FILE, marker_path
-
-from storage_conformance import StorageConformance
+from retain.testing.storage import StorageConformance
 
 
 class Item(Interface):
@@ -122,7 +121,7 @@ def test_index_repairs_from_a_sharded_listing(tmp_path: Path) -> None:
 
 
 def test_components_run_in_a_sharded_storage(tmp_path: Path) -> None:
-    from storage_conformance import ConformanceRun
+    from retain.testing.storage import ConformanceRun
 
     with retain.storage(LocalStorage(tmp_path / "s", shard=3)):
         run = ConformanceRun({"n": 3}).launch()

@@ -23,10 +23,10 @@ from retain import Component, Interface, StorageError, get, lt
 from retain.storage import Storage, make_storage
 from retain.storage.fsspec import FsspecStorage
 from retain.storage.layout import FINISHED_FILE, OUTPUT_LOG, RECORD_FILE, claim_file
+from retain.testing.execution import ExecutionConformance
+from retain.testing.storage import StorageConformance
 
-from execution_conformance import ExecutionConformance
 from s3_worker import RaceItem, save_again
-from storage_conformance import StorageConformance
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS_DIR)
@@ -523,7 +523,7 @@ def test_concurrent_appends_to_a_runtime_log_lose_nothing(s3: FsspecStorage) -> 
 
 
 def test_a_store_without_put_if_absent_refuses_components(s3_env: dict[str, str]) -> None:
-    from storage_conformance import ConformanceRun
+    from retain.testing.storage import ConformanceRun
 
     store = FsspecStorage(new_url(s3_env), exclusive_create=False)
     with retain.storage(store):

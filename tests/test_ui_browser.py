@@ -163,8 +163,7 @@ def test_detail_shows_config_summary_files_output_and_a_drawn_chart(page: Any, w
     assert chart is not None
     assert page.evaluate("document.querySelector(\"#charts .chart[data-title='curve.npy']\").data[0].y.length") == 40
     assert page.locator("#charts .chart[data-title='curve.npy'] .scatterlayer .trace path.js-line").count() == 1
-    if world_has_metrics():
-        page.wait_for_selector("#charts .chart[data-title='loss'] svg.main-svg")
+    page.wait_for_selector("#charts .chart[data-title='loss'] svg.main-svg")
     page.wait_for_function("document.querySelector('#output').textContent.includes('training with lr=0.2')")
     assert page.inner_text("#command").startswith("retain uiproject:Train ")
     assert "host" in page.inner_text("#provenance")
@@ -172,12 +171,6 @@ def test_detail_shows_config_summary_files_output_and_a_drawn_chart(page: Any, w
     page.click(f"text=Data [{world['data'][:6]}]")
     page.wait_for_selector("#users")
     assert page.locator("#users a").count() == 3
-
-
-def world_has_metrics() -> bool:
-    from retain import Interface
-
-    return hasattr(Interface, "metrics")
 
 
 def test_compare_overlays_two_runs(page: Any, world: dict[str, Any]) -> None:
@@ -243,8 +236,7 @@ def test_live_output_updates_without_reloading(page: Any, world: dict[str, Any])
         )
         assert page.evaluate("window.__same_page") is True
         assert "running" in page.inner_text("#live .card")
-        if world_has_metrics():
-            page.wait_for_selector("#live .card .chart[data-title='progress'] svg.main-svg")
+        page.wait_for_selector("#live .card .chart[data-title='progress'] svg.main-svg")
         screenshot(page, "ui-live.png")
     finally:
         process.terminate()

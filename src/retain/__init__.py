@@ -48,7 +48,8 @@ from ._errors import (
     LaunchError,
     NotImportableError,
 )
-from ._sweep import ExecutionStatus, StatusReport, launch, status
+from ._api import StatusReport, launch, status
+from .runs.status import ExecutionStatus
 from ._stale import stale
 from .component import Component
 from .execution import Execution

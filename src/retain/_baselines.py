@@ -40,6 +40,7 @@ from .storage.layout import (
     decode_record,
     encode_baseline,
 )
+from .element import normalize_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -241,8 +242,6 @@ def infer_from_records(storage: Storage) -> dict[tuple[str, str], dict[str, Any]
     """The baselines of every class in `storage`, from its records alone (oldest first): a
     record's field ``baseline``, or, for a record of an earlier release, the values of the
     keys its canonical config left out. Unreadable records are skipped."""
-    from .element import normalize_json
-
     ids = list(storage.iter_ids())
     if not ids:
         return {}

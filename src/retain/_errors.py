@@ -21,6 +21,7 @@ brackets), so `except ValueError` keeps working for code that does not know abou
         RecordError (ValueError)
         StorageError (OSError)
         UnsafePathError (ValueError)
+        UsageError (ValueError)
         VersionError (ValueError)
 
     RetainWarning (UserWarning)
@@ -53,6 +54,7 @@ __all__ = [
     "RetainWarning",
     "StorageError",
     "UnsafePathError",
+    "UsageError",
     "VersionError",
 ]
 
@@ -87,6 +89,10 @@ class InterfaceNotFoundError(RetainError, LookupError):
 
 class UnsafePathError(RetainError, ValueError):
     """A file name would leave the interface's directory or collide with retain's own files."""
+
+
+class UsageError(RetainError, ValueError):
+    """The words on the command line (or a ``--where`` expression) do not form a command."""
 
 
 class FileMissingError(RetainError, FileNotFoundError):

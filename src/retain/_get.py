@@ -12,6 +12,7 @@ from .identity import REF_KEY, is_id, remove_paths, same_value
 from .interface import Interface, adopt_record, decode_references, load_record
 from .modules import resolve_class
 from .storage.layout import RECORD_FILE, decode_record
+from .collection import query_all, query_records
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
 if TYPE_CHECKING:
@@ -127,8 +128,6 @@ class Get:
                 is malformed.
             IndexDatabaseError: the index cannot be used (the message says how to fix it).
         """
-        from .collection import query_all, query_records
-
         try:
             cls = _resolve(target)
         except ModuleResolutionError as exc:

@@ -6,7 +6,10 @@ what cannot be read (an invalid config, a storage that went away) is shown as su
 
 from __future__ import annotations
 
-from html import escape
+from .identity import REF_KEY
+from .storage.layout import RESERVED_PREFIX
+from ._metrics import read_last
+
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -15,7 +18,15 @@ if TYPE_CHECKING:
     from .collection import Collection
     from .interface import Interface
 
-__all__ = ["collection_html", "interface_html"]
+__all__ = ["collection_html", "interface_html", "table_columns"]
+
+
+def escape(text: str) -> str:
+    """`html.escape`, loaded at the first view: `html` loads `re`, which `import retain` does
+    not need (collections import this module)."""
+    from html import escape as escape_html
+
+    return escape_html(text)
 
 #: Rows of a collection shown in a notebook.
 ROWS = 20
@@ -52,8 +63,6 @@ def _pairs(caption: str, pairs: list[tuple[str, Any]]) -> str:
 
 
 def _flat(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    from .identity import REF_KEY
-
     out: list[tuple[str, Any]] = []
     for key, item in value.items():
         if type(item) is dict and item and REF_KEY not in item:
@@ -74,8 +83,6 @@ def _safely(part: Any) -> str:
 
 def interface_html(interface: Interface) -> str:
     """Class, id, status (components), config, summary, last metric values and files."""
-    from .storage.layout import RESERVED_PREFIX
-
     parts = [_STYLE, '<div class="retain-view">']
     try:
         title = f"{type(interface).__qualname__} [{interface.id}]"
@@ -102,8 +109,6 @@ def interface_html(interface: Interface) -> str:
     parts.append(_safely(config))
     if committed:
         def results() -> str:
-            from ._metrics import read_last
-
             out = ""
             summary = interface.load_summary()
             if summary:
@@ -130,8 +135,6 @@ def interface_html(interface: Interface) -> str:
 
 def collection_html(collection: Collection[Any], rows: int = ROWS) -> str:
     """A table of the first `rows` interfaces (as `to_table`), and the total count."""
-    from .collection import _columns
-
     total = len(collection)
     parts = [_STYLE, '<div class="retain-view">', f"<p><b>{escape(repr(collection))}</b>"]
     if total > rows:
@@ -142,7 +145,7 @@ def collection_html(collection: Collection[Any], rows: int = ROWS) -> str:
         if not total:
             return ""
         first = collection[:rows].to_table()
-        columns = [c for c in _columns(first) if c != "module"]
+        columns = [c for c in table_columns(first) if c != "module"]
         taken = {c for c in columns if not c.startswith("config.")}
         short = [c[len("config."):] if c.startswith("config.") and c[len("config."):] not in taken else c for c in columns]
         head = "".join(f"<th>{escape(name)}</th>" for name in short)
@@ -160,3 +163,17 @@ def collection_html(collection: Collection[Any], rows: int = ROWS) -> str:
     parts.append(_safely(table))
     parts.append("</div>")
     return "".join(parts)
+
+
+def table_columns(table: list[dict[str, Any]]) -> list[str]:
+    """The columns of `Collection.to_table` rows: id, module, class, created, then the config,
+    summary and metric columns, each group sorted."""
+    seen: dict[str, None] = {"id": None, "module": None, "class": None, "created": None}
+    for row in table:
+        for key in row:
+            if key not in seen:
+                seen[key] = None
+    config = sorted(k for k in seen if k.startswith("config."))
+    summary = sorted(k for k in seen if k.startswith("summary."))
+    metrics = sorted(k for k in seen if k.startswith("metrics."))
+    return ["id", "module", "class", "created", *config, *summary, *metrics]

@@ -18,11 +18,19 @@ from __future__ import annotations
 
 import os
 
+from ._get import _resolve, get, changed_defaults
+from ._settings import current_storage
+from .interface import Interface, decode_references
+from .storage.layout import RECORD_FILE, decode_record
+from .element import _classes, defaults_json
+from .modules import resolve_class
+from . import _settings, _baselines
+from .config import config_spec
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .interface import Interface
     from .storage import Storage
 
 __all__ = ["StaleResult", "stale"]
@@ -74,11 +82,6 @@ def stale(target: Any = None, *, storage: Any = None, git: bool = False) -> list
     Returns:
         One `StaleResult` per stale result, with the reasons (see the module docstring).
     """
-    from ._get import _resolve, get
-    from ._settings import current_storage
-    from .interface import Interface
-    from .storage.layout import RECORD_FILE, decode_record
-
     store = current_storage(storage)
     cls: Any = Interface if target is None else _resolve(target)
     checker = _Checker(store, git)
@@ -117,10 +120,6 @@ class _Checker:
         key = (module, qualname)
         found = self.classes.get(key)
         if found is None:
-            from .element import _classes
-            from .interface import Interface
-            from .modules import resolve_class
-
             try:
                 # Import first (a module dropped from sys.modules is read again), then the
                 # classes alive in this process (a notebook's, a function's).
@@ -135,6 +134,7 @@ class _Checker:
         return found
 
     def _code_reasons(self, record: dict[str, Any], module: str) -> list[dict[str, Any]]:
+        # `_provenance` loads functools and typing: at the first question, not at import.
         from ._provenance import _file_sha256, module_file
 
         provenance = record.get("provenance") or {}
@@ -166,7 +166,7 @@ class _Checker:
 
     def _head(self, root: str) -> str | None:
         if root not in self.heads:
-            from ._provenance import _git_root, _git_state
+            from ._provenance import _git_root, _git_state  # as in `_code_reasons`
 
             top = _git_root(root)
             # Uncached: the repository may have moved on since this process first looked.
@@ -175,10 +175,6 @@ class _Checker:
         return self.heads[root]
 
     def _config_reasons(self, record: dict[str, Any], cls: type[Interface]) -> list[dict[str, Any]]:
-        from . import _settings
-        from ._get import changed_defaults
-        from .interface import decode_references
-
         token = _settings.scoped_storage.set(self.storage)
         try:
             instance = cls(decode_references(record["version"], self.storage))
@@ -188,9 +184,6 @@ class _Checker:
             return [{"kind": "code", "message": message.splitlines()[0]}]
         finally:
             _settings.scoped_storage.reset(token)
-        from . import _baselines
-        from .config import config_spec
-        from .element import defaults_json
 
         defaults = defaults_json(config_spec(cls), tuple(cls.non_identifying))
         baseline = _baselines.effective(self.storage, record["module"], record["class"], defaults)

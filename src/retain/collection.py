@@ -9,16 +9,24 @@ storage when it is accessed (``runs[0]``, iteration) and kept for later accesses
 from __future__ import annotations
 
 from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
-from .identity import REF_KEY
-from .query import MISSING, compile_where, equal, field_value, matches_all, resolve_field
+from ._html import collection_html, table_columns
+from .identity import REF_KEY, canonical_json
+from .query import MISSING, compile_where, equal, field_value, matches_all, resolve_field, Condition, Field, Query
+from .interface import Interface, load_record
+from .storage.layout import RECORD_FILE, decode_record
+from .index.base import parse_summary
+from .modules import class_reference
+from ._settings import current_storage
+from .index import make_index
+from .index._updates import flush
+from .config import ConfigView
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
     from typing import Any, Generic, TypeVar
 
     from .index.base import Index, IndexRow
-    from .interface import Interface
     from .storage.base import Storage
 
     I = TypeVar("I", bound=Interface)
@@ -110,8 +118,6 @@ class Collection(_Generic[I]):
 
     def _repr_html_(self) -> str:
         """Jupyter's view: a table of the first rows (as `to_table`) and the total count."""
-        from ._html import collection_html
-
         return collection_html(self)
 
     def ids(self) -> list[str]:
@@ -150,10 +156,22 @@ class Collection(_Generic[I]):
             )
         return self._derive([row for row in self._rows if predicate(self._load(row))])
 
-    def sort(self, key: str | Callable[[I], Any], reverse: bool = False) -> Collection[I]:
-        """Sorted by a field (no loading; missing values last) or by a function of the interface.
+    def sort(self, key: str | Callable[[I], Any] | Sequence[Any], reverse: bool = False) -> Collection[I]:
+        """Sorted by a field (no loading; missing values last), by a function of the interface,
+        or by a sequence of values, one per interface in order (None: missing, last).
 
         Values of different types sort by type (numbers, then strings, then others)."""
+        if not isinstance(key, str) and not callable(key):
+            values = list(key)
+            if len(values) != len(self._rows):
+                raise ConfigError(
+                    f"sort by values needs one value per interface: got {len(values)} for "
+                    f"{len(self._rows)}"
+                )
+            pairs = [(value, row) for value, row in zip(values, self._rows) if value is not None]
+            pairs.sort(key=lambda pair: _order(pair[0]), reverse=reverse)
+            absent = [row for value, row in zip(values, self._rows) if value is None]
+            return self._derive([row for _, row in pairs] + absent)
         if callable(key):
             loaded = [(key(self._load(row)), row) for row in self._rows]
             loaded.sort(key=lambda pair: _order(pair[0]), reverse=reverse)
@@ -168,6 +186,16 @@ class Collection(_Generic[I]):
             check_summary_keys([field], self._rows, self._shared.cls)
         present.sort(key=lambda pair: _order(pair[0]), reverse=reverse)
         return self._derive([row for _, row in present] + [row for _, row in missing])
+
+    def using(self, input: Interface | str) -> Collection[I]:
+        """The interfaces whose configuration holds `input` (an interface or its id) as an
+        input, at any depth, in order; from the index rows alone."""
+        id = input if isinstance(input, str) else input.id
+        scan = _decoder()
+        # Most rows do not mention the id at all: their text is looked at before it is parsed.
+        return self._derive([
+            row for row in self._rows if id in row[5] and _refers(scan(row[5])[0], id)
+        ])
 
     def group_by(self, key: str) -> dict[Any, Collection[I]]:
         """Collections by the value of a field, in order of first appearance. Lists become
@@ -199,8 +227,6 @@ class Collection(_Generic[I]):
         ``created``, then ``config.<dotted key>`` for every config leaf and
         ``summary.<name>`` for every summary value and ``metrics.<name>`` for the last value of
         every metric. Interfaces in a config appear as ids."""
-        from .index.base import parse_summary
-
         scan = _decoder()
         # Column names by config key (top level) and by nested path, built once per call: a
         # cached name also has its hash cached, which makes filling 100,000 rows cheaper.
@@ -257,7 +283,7 @@ class Collection(_Generic[I]):
                 "Collection.to_dataframe needs pandas: pip install 'retain[pandas]'"
             ) from exc
         table = self.to_table()
-        frame = pandas.DataFrame(table, columns=_columns(table))
+        frame = pandas.DataFrame(table, columns=table_columns(table))
         if len(frame):
             frame["created"] = pandas.to_datetime(frame["created"], utc=True, format="ISO8601")
         return frame
@@ -282,8 +308,6 @@ class Collection(_Generic[I]):
         summaries = self._shared.summaries
         summary = summaries.get(row[0])
         if summary is None:
-            from .index.base import parse_summary
-
             summary = summaries[row[0]] = parse_summary(row[6]) or {}
         return summary
 
@@ -293,8 +317,6 @@ class Collection(_Generic[I]):
         cache = self._shared.metrics
         metrics = cache.get(row[0])
         if metrics is None:
-            from .index.base import parse_summary
-
             metrics = cache[row[0]] = parse_summary(row[7]) or {}
         return metrics
 
@@ -324,9 +346,6 @@ class Collection(_Generic[I]):
 
 def _load(row: IndexRow, shared: _Shared) -> Any:
     import os
-
-    from .interface import Interface, load_record
-    from .storage.layout import RECORD_FILE, decode_record
 
     id, storage = row[0], shared.storage
     data = storage.read_record(id)
@@ -399,7 +418,6 @@ def _order(value: Any) -> tuple[int, Any]:
         return (2, value)
     if value is None or value is MISSING:
         return (4, 0)
-    from .identity import canonical_json
 
     return (3, canonical_json(value))
 
@@ -411,6 +429,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _refers(value: Any, id: str) -> bool:
+    """Whether a config value holds the interface `id` (at any depth)."""
+    if type(value) is dict:
+        if value.get(REF_KEY) == id:
+            return True
+        return any(_refers(item, id) for item in value.values())
+    if type(value) is list:
+        return any(_refers(item, id) for item in value)
+    return False
+
+
 def _hashable(value: Any) -> Any:
     if value is MISSING:
         return None
@@ -418,22 +447,8 @@ def _hashable(value: Any) -> Any:
     if type(value) is list:
         return tuple(_hashable(v) for v in value)
     if type(value) is dict:
-        from .identity import canonical_json
-
         return canonical_json(value)
     return value
-
-
-def _columns(table: list[dict[str, Any]]) -> list[str]:
-    seen: dict[str, None] = {"id": None, "module": None, "class": None, "created": None}
-    for row in table:
-        for key in row:
-            if key not in seen:
-                seen[key] = None
-    config = sorted(k for k in seen if k.startswith("config."))
-    summary = sorted(k for k in seen if k.startswith("summary."))
-    metrics = sorted(k for k in seen if k.startswith("metrics."))
-    return ["id", "module", "class", "created", *config, *summary, *metrics]
 
 
 def input_classes(collection: Collection[Any]) -> dict[str, str]:
@@ -469,8 +484,6 @@ def check_summary_keys(fields: list[Any], rows: list[IndexRow], cls: type | None
         rows: every row the fields could have been found in.
         cls: the class queried, for the message (None: any).
     """
-    from .index.base import parse_summary
-
     if not rows:
         return  # nothing committed to tell a typo from a value not saved yet
     for source, column, what_values, saver in (
@@ -515,10 +528,6 @@ def query_all(
     index: Any = None,
 ) -> Collection[Any]:
     """What `get.all` does: the committed interfaces of `cls` that pass `where`."""
-    from .interface import Interface
-    from .modules import class_reference
-    from .query import Query
-
     if not (isinstance(cls, type) and issubclass(cls, Interface)):
         raise ModuleResolutionError(
             f"get.all lists committed interfaces; {getattr(cls, '__qualname__', cls)!r} is not "
@@ -551,8 +560,6 @@ def query_records(
         `error`: nothing is recorded under that name either.
         ModuleResolutionError: records of several classes of that module, and no class named.
     """
-    from .query import Condition, Field, Query
-
     module, _, qualname = reference.strip().partition(":")
     named = [Condition(Field("column", "module", "module"), equal(module, "module"))]
     if qualname:
@@ -574,10 +581,6 @@ def query_records(
 
 def _ready(storage: Any, index: Any) -> tuple[Storage, Index]:
     """The storage and its index, brought up to date."""
-    from ._settings import current_storage
-    from .index import make_index
-    from .index._updates import flush
-
     store = current_storage(storage)
     idx = make_index(index, store)
     flush()  # what this process committed is written before the query
@@ -589,9 +592,6 @@ def _collect(
     query: Any, cls: type | None, summary: list[Any], predicate: Any, store: Storage, idx: Index
 ) -> Collection[Any]:
     """The collection of `query`'s rows that pass `predicate` (a function of the config)."""
-    from .config import ConfigView
-    from .query import Query
-
     rows = idx.query(query)
     if not rows and summary:
         # Nothing matched: a summary name no interface has is a typo, not an empty result.

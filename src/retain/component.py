@@ -6,15 +6,15 @@ import os
 
 from ._errors import ComponentDefinitionError
 from .interface import Interface
+from .runs.status import ExecutionStatus
 from .storage.layout import FINISHED_FILE, OUTPUT_LOG
+from ._words import nickname
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any, ClassVar, TypeVar
 
-    from ._sweep import ExecutionStatus
-    from .storage import Storage
 
     Self = TypeVar("Self", bound="Component")
 
@@ -102,18 +102,16 @@ class Component(Interface):
             LaunchError: the run failed elsewhere (see `wait`).
             Exception: whatever ``__call__`` raised, when it ran here (recorded first).
         """
+        # The run machinery (claims, heartbeat and flusher threads) loads at the first launch:
+        # `import retain` stays cheap.
+        from .runs.dispatch import check_storage_runs, launch_one
+
         check_runnable(type(self))
         check_storage_runs(self.storage)
         self.commit()
         if self.cached():
             return self
-        from .execution.base import current_batch, run_now
-
-        batch = current_batch()
-        if batch is not None:
-            batch.add(self, wait)
-        else:
-            run_now(self, wait)
+        launch_one(self, wait)
         return self
 
     def cached(self) -> bool:
@@ -129,8 +127,6 @@ class Component(Interface):
     def execution(self) -> ExecutionStatus:
         """The state of its runs, read from its directory: started, active, finished, failed,
         output."""
-        from ._sweep import ExecutionStatus
-
         return ExecutionStatus(self)
 
     # -- metrics -------------------------------------------------------------------------
@@ -156,9 +152,9 @@ class Component(Interface):
         """
         series = self.__dict__.get("_retain_metrics")
         if series is None or series.closed:
-            from . import _metrics
+            from .runs.metrics import series_of  # loads threads: at the first metric, not import
 
-            series = _metrics.series_of(self)
+            series = series_of(self)
         series.log(values, step)
 
     # -- identity-derived names ----------------------------------------------------------
@@ -181,22 +177,7 @@ class Component(Interface):
     @property
     def nickname(self) -> str:
         """A memorable name derived from the id (``brisk-otter``); not unique, unlike the id."""
-        from ._words import nickname
-
         return nickname(self.id)
-
-
-def check_storage_runs(storage: Storage) -> None:
-    """Raise `StorageError` if components cannot run on `storage` (an object store without
-    put-if-absent)."""
-    if not storage.supports_runs:
-        from ._errors import StorageError
-
-        raise StorageError(
-            f"components cannot run on {storage.url}: their exactly-once claims need a store "
-            "that creates an object only if it is absent (S3, GCS), or a local or shared file "
-            "system; interfaces, their files and summaries can live here"
-        )
 
 
 def check_runnable(cls: type[Component]) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from . import _baselines, _settings
-from ._errors import ImmutableError, RecordError, UnsafePathError
+from . import _baselines, _metrics, _settings
+from ._errors import CodecError, FileMissingError, ImmutableError, RecordError, UnsafePathError
 from ._fs import atomic_write, makedirs, read_small_file
 from ._sentinel import NOT_GIVEN
 from .codecs import codec_for
@@ -25,6 +25,7 @@ from .storage.layout import (
     decode_summary,
     encode_summary,
 )
+from ._html import interface_html
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
 if TYPE_CHECKING:
@@ -35,7 +36,13 @@ if TYPE_CHECKING:
 
     Self = TypeVar("Self", bound="Interface")
 
-__all__ = ["Interface"]
+__all__ = ["Interface", "running_here"]
+
+#: Ids of the components whose run is in progress in this process, with how many runs of each
+#: (one, save for a component that launches itself); the run layer keeps it. Process-wide
+#: rather than a ContextVar: threads the run starts (a data loader, a checkpoint writer) are
+#: part of the run too, and may replace the run's own files (checkpoints).
+running_here: dict[str, int] = {}
 
 
 class Interface(Element):
@@ -161,8 +168,6 @@ class Interface(Element):
     def _retain_new_record(self, state: Resolved, inputs: list[Interface]) -> dict[str, Any]:
         from datetime import datetime, timezone
 
-        from ._provenance import provenance
-
         cls = type(self)
         module, qualname = class_reference(cls)
         return {
@@ -182,7 +187,7 @@ class Interface(Element):
             "non_identifying": list(cls.non_identifying),
             "inputs": sorted({dependency.id for dependency in inputs}),
             "created": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            "provenance": provenance(cls.__module__),
+            "provenance": _provenance(cls.__module__),
         }
 
     def _retain_before_change(self) -> None:
@@ -247,9 +252,7 @@ class Interface(Element):
             else:
                 taken = os.path.lexists(path) and self.is_committed()
             if taken:
-                from ._run import is_running_here
-
-                if not is_running_here(self.id):
+                if self.id not in running_here:
                     raise ImmutableError(
                         f"{self!r} is committed and already has the file {joined!r}; its files "
                         "are its results. Pass overwrite=True to save_file to replace it"
@@ -278,7 +281,6 @@ class Interface(Element):
         if not self.storage.local_file(self.id, "/".join(relative), committed=self._retain_record is not None):
             if default is not NOT_GIVEN:
                 return default
-            from ._errors import FileMissingError
 
             raise FileMissingError(
                 f"{self!r} has no file {'/'.join(relative)!r} in {directory}; pass default=... "
@@ -344,14 +346,10 @@ class Interface(Element):
         Raises:
             ImportError: `frame` and pandas is not installed (``pip install 'retain[pandas]'``).
         """
-        from . import _metrics
-
         return _metrics.read(self, name, frame)
 
     def _repr_html_(self) -> str:
         """Jupyter's view: config, status (components), summary, last metric values, files."""
-        from ._html import interface_html
-
         return interface_html(self)
 
     # -- reloading -----------------------------------------------------------------------
@@ -577,8 +575,6 @@ def _safe_parts(parts: tuple[Any, ...], reserved: tuple[str, ...]) -> list[str]:
 
 
 def _check_summary(values: dict[str, Any]) -> dict[str, Any]:
-    from ._errors import CodecError
-
     out: dict[str, Any] = {}
     for name, value in values.items():
         if type(name) is not str or not name:
@@ -608,3 +604,10 @@ def _check_inside(directory: str, path: str) -> None:
             f"{path!r} resolves to {real_path!r}, outside the interface's directory "
             "(through a symbolic link); files stay inside local_directory()"
         )
+
+
+def _provenance(module: str) -> dict[str, Any]:
+    # git and hashlib load at the first commit, not at `import retain`.
+    from ._provenance import provenance
+
+    return provenance(module)

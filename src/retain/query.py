@@ -21,8 +21,10 @@ from __future__ import annotations
 
 from _collections_abc import Mapping
 
-from ._errors import ConfigError
-from .identity import REF_KEY
+from ._errors import ConfigError, IdentityError
+from .identity import REF_KEY, same_value, to_json
+from .element import normalize_json
+from .config import LEAF, OPEN, config_spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -143,21 +145,14 @@ def _comparable(value: Any, bound: Any) -> bool:
 
 
 def _normalize(value: Any) -> Any:
-    from .element import normalize_json
-
     return normalize_json(value)
 
 
 def _same(a: Any, b: Any) -> bool:
-    from .identity import same_value
-
     return same_value(a, b)
 
 
 def _json_value(value: Any, what: str) -> Any:
-    from ._errors import IdentityError
-    from .identity import to_json
-
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         raise ConfigError(
             f"{what}: {value!r} is never stored in a config (configs hold finite numbers), so "
@@ -318,8 +313,6 @@ def resolve_field(name: Any, cls: type | None) -> Field:
 def check_config_key(cls: type, path: str) -> None:
     """Raise `ConfigError` unless dotted `path` is declared by `cls.Config` (open mappings
     accept any key below them)."""
-    from .config import LEAF, OPEN, config_spec
-
     shape = config_spec(cls).shape
     parts = path.split(".")
     done: list[str] = []
@@ -428,7 +421,6 @@ def _check_comparable(cls: type, field: Field, filter: Filter) -> None:
     other way round): it could never match, so it is a typo, not an empty result."""
     if filter.op not in ("lt", "le", "gt", "ge", "between"):
         return
-    from .config import config_spec
 
     default: Any = config_spec(cls).defaults
     for part in field.path.split("."):

@@ -7,21 +7,13 @@ when piped, JSON with ``--json``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from .._errors import InterfaceNotFoundError
-from .._get import get
-from .._settings import current_storage
-from .._stale import stale as library_stale
-from .._sweep import status as library_status
-from ..collection import input_classes
-from ..component import Component
-from ..index import rebuild
-from ..interface import Interface
 from ._registry import EXIT_OK, PARSERS, command
 from .output import ProgressBar, is_terminal, print_json, print_table
-from .parse import UsageError, parse_versions, parse_where
+from .._syntax import parse_versions, where_groups
+from .parse import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,6 +27,8 @@ _JSON_HELP = "print JSON (also accepted before the command)"
 
 
 def _storage_url() -> str:
+    from .._settings import current_storage
+
     return current_storage().url
 
 
@@ -46,6 +40,10 @@ def existing_storage() -> Storage:
             nothing there to read), whether named by ``--storage``, ``RETAIN_STORAGE`` or the
             default ``./storage``.
     """
+    import os
+
+    from .._settings import current_storage
+
     store = current_storage()
     root = None if store.is_remote else store.local_root()
     if root is not None and not os.path.isdir(root):
@@ -107,23 +105,12 @@ def _ls_parser(parser: argparse.ArgumentParser) -> None:
 PARSERS["ls"] = _ls_parser
 
 
-def where_groups(expressions: list[str]) -> list[dict[str, Any]]:
-    """``--where`` expressions as `where` dicts: the first holds one condition per key, the
-    next ones the conditions on keys already used (``lr>0.1`` and ``lr<0.5``)."""
-    groups: list[dict[str, Any]] = []
-    for expression in expressions:
-        key, condition = parse_where(expression)
-        for group in groups:
-            if key not in group:
-                group[key] = condition
-                break
-        else:
-            groups.append({key: condition})
-    return groups
-
-
 @command("ls", "a table of committed interfaces from the index, filtered with --where")
 def ls(args: argparse.Namespace) -> int:
+    from .._get import get
+    from ..collection import input_classes
+    from ..interface import Interface
+
     existing_storage()
     groups = where_groups(args.where)
     runs = get.all(args.module or Interface, where=groups[0] if groups else None)
@@ -207,6 +194,10 @@ PARSERS["status"] = _status_parser
 
 @command("status", "missing / queued / running / failed / died / finished, for components")
 def status(args: argparse.Namespace) -> int:
+    from .._get import get
+    from .._api import status as library_status
+    from ..component import Component
+
     existing_storage()
     target: Any = args.module
     if args.words:
@@ -268,6 +259,8 @@ PARSERS["stale"] = _stale_parser
 
 @command("stale", "committed results older than their module's code, or whose defaults changed")
 def stale(args: argparse.Namespace) -> int:
+    from .._stale import stale as library_stale
+
     existing_storage()
     results = library_stale(args.module, git=args.git)
     if args.json:
@@ -309,6 +302,8 @@ PARSERS["index"] = _index_parser
 
 @command("index", "maintain the index: `retain index rebuild` rebuilds it from storage")
 def index(args: argparse.Namespace) -> int:
+    from ..index import rebuild
+
     existing_storage()
     bar = ProgressBar("rebuilding index")
     try:

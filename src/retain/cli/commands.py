@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shlex
 
-from .._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError, RetainError
-from .._get import get
-from .._sweep import status
-from ..component import Component, check_runnable
-from ..execution import Execution
-from ..identity import is_id
-from ..interface import Interface
-from ..storage.layout import RECORD_FILE, decode_record
+from .._errors import InterfaceNotFoundError, ModuleResolutionError, RetainError
 from ._registry import EXIT_NOT_FOUND, EXIT_OK, PARSERS, command
-from .browse import existing_storage
-from .output import human, print_json, to_jsonable
-from .parse import UsageError, builtin_executions, execution_module, format_value, parse_versions, split_run_words
+from .output import print_json, to_jsonable
+from .._syntax import parse_versions, recreate_command
+from .parse import UsageError, execution_module, split_run_words
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..execution import Execution
+    from ..interface import Interface
     from ..storage.base import Storage
 
 
@@ -56,6 +48,8 @@ PARSERS["run"] = _run_parser
 
 @command("run", "get an interface by module and configuration; commit, launch, or call its methods")
 def run(args: argparse.Namespace) -> int:
+    from .._get import get
+
     words = split_run_words(list(args.extra))
     execution = _execution(words.execution, args.json) if "launch" in words.actions else None
     interface = get(args.module, parse_versions(words.versions))
@@ -91,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
 def _execution(spec: tuple[str, list[str]] | None, as_json: bool) -> Execution:
     """The execution of ``--execution NAME key=value...``; by default in process, echoing the
     run's output unless the output is JSON."""
+    from .._get import get
+    from ..execution import Execution
+
     if spec is None:
         return get("retain.execution.local", {"echo": not as_json})  # type: ignore[return-value]
     name, words = spec
@@ -101,6 +98,8 @@ def _execution(spec: tuple[str, list[str]] | None, as_json: bool) -> Execution:
         if module != name or not name.isidentifier() or "no module named" not in str(exc):
             raise  # a module path of the user's: its own error says what is wrong
         import difflib
+
+        from .parse import builtin_executions
 
         names = builtin_executions()
         close = difflib.get_close_matches(name, names, n=1)
@@ -129,6 +128,8 @@ _DRY_RUN = {
 
 def _launch(interface: Interface, execution: Execution, dry_run: bool, as_json: bool) -> dict[str, Any]:
     """``--launch``: one dispatch (or, with ``--dry-run``, one status); what happened."""
+    from ..component import Component, check_runnable
+
     if not isinstance(interface, Component):
         raise UsageError(
             f"{interface!r} is an {interface.kind}, not a Component: --launch runs a component's "
@@ -136,6 +137,8 @@ def _launch(interface: Interface, execution: Execution, dry_run: bool, as_json: 
         )
     directory = interface.local_directory()
     if dry_run:
+        from .._api import status
+
         check_runnable(type(interface))
         report = status(interface)
         state = report.state(interface)
@@ -157,8 +160,12 @@ def _launch(interface: Interface, execution: Execution, dry_run: bool, as_json: 
 
 
 def _plain(value: Any) -> str:
+    from ..interface import Interface
+
     if value is None or isinstance(value, (str, int, float, bool)) or isinstance(value, Interface):
         return str(value)
+    import json
+
     return json.dumps(to_jsonable(value), ensure_ascii=False)
 
 
@@ -192,6 +199,9 @@ PARSERS["find"] = _find_parser
 
 @command("find", "print the id of that exact configuration if committed, else exit 1")
 def find(args: argparse.Namespace) -> int:
+    from .._get import get
+    from .browse import existing_storage
+
     existing_storage()
     interface = get(args.module, parse_versions(args.words))
     if not interface.is_committed():
@@ -219,6 +229,8 @@ PARSERS["show"] = _show_parser
 
 @command("show", "show a committed interface: record, config, summary, status, files (by id or prefix)")
 def show(args: argparse.Namespace) -> int:
+    from .browse import existing_storage
+
     _check_id(args.id)
     store = existing_storage()
     record = _find_record(args.id, store)
@@ -232,8 +244,8 @@ def show(args: argparse.Namespace) -> int:
     interface, problem = _load(record, store)
     directory = store.local_directory(id)
     files = store.list_files(id)
-    summary = stored_summary(store, id)
-    state, error = _status(interface) if interface is not None else (None, None)
+    summary = _stored_summary(store, id)
+    state, error = _status(record, store)
     if args.json:
         extra = {} if state is None else {"status": state, "error": error}
         if problem is not None:
@@ -266,6 +278,11 @@ def _find_record(text: str, store: Storage) -> dict[str, Any]:
     Raises:
         InterfaceNotFoundError: none, or several (listed: then exit code 2).
     """
+    import os
+
+    from ..identity import is_id
+    from ..storage.layout import RECORD_FILE, decode_record
+
     prefix = text.strip().lower()
     if is_id(prefix):
         matches = [prefix] if store.has_record(prefix) else []
@@ -295,16 +312,10 @@ def _load(record: dict[str, Any], store: Storage) -> tuple[Interface | None, str
         return None, " ".join(str(exc).split())
 
 
-def stored_summary(store: Storage, id: str) -> dict[str, Any] | None:
-    """The summary values of `id` as `store` holds them (no class needed), None when there
-    are none, ``{"(damaged)": reason}`` when the file is damaged: for views that show them."""
-    from ..storage.layout import SUMMARY_FILE, decode_summary
-
-    data = store.read_file(id, SUMMARY_FILE)
-    if data is None:
-        return None
+def _stored_summary(store: Storage, id: str) -> dict[str, Any] | None:
+    """The summary values of `id`, or ``{"(damaged)": reason}``: `show` says what it cannot read."""
     try:
-        return decode_summary(data, SUMMARY_FILE)
+        return store.read_summary(id)
     except RetainError as exc:
         return {"(damaged)": str(exc)}
 
@@ -312,6 +323,8 @@ def stored_summary(store: Storage, id: str) -> dict[str, Any] | None:
 def show_value(value: Any, rounded: bool = False) -> str:
     """A value of a record for people (see `output.human`): configurations exact, summaries
     `rounded`."""
+    from .output import human
+
     return human(value, quote=True, rounded=rounded)
 
 
@@ -326,13 +339,15 @@ def _check_id(text: str) -> None:
         )
 
 
-def _status(interface: Interface) -> tuple[str | None, dict[str, Any] | None]:
-    """A component's state and error (None, None for other interfaces)."""
-    if not isinstance(interface, Component):
+def _status(record: dict[str, Any], store: Storage) -> tuple[str | None, dict[str, Any] | None]:
+    """A component's state and error (None, None for other interfaces), without its code."""
+    from ..runs.status import ExecutionStatus
+
+    if record.get("kind") != "Component":
         return None, None
-    report = status(interface)
-    error = report.errors.get(interface.id)
-    return report.state(interface), error
+    status = ExecutionStatus.of(record["id"], storage=store)
+    state = status.state()
+    return state, status.error() if state in ("failed", "died") else None
 
 
 def _first_line(text: Any) -> str:
@@ -340,38 +355,4 @@ def _first_line(text: Any) -> str:
     return lines[0] if lines else ""
 
 
-def recreate_command(committed: Interface | dict[str, Any]) -> str:
-    """A shell-safe `retain` command whose `get` gives this identity (of an interface or a
-    record)."""
-    record = committed if isinstance(committed, dict) else committed.record
-    if record is None:
-        raise InterfaceNotFoundError(f"{committed!r} is not committed")
-    words = ["retain", f"{record['module']}:{record['class']}"]
-    for key, value in _flatten(record["canonical_config"]):
-        words.append(f"{key}={_word(value)}")
-    return " ".join(shlex.quote(word) for word in words)
-
-
-def _flatten(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    from ..identity import REF_KEY
-
-    items: list[tuple[str, Any]] = []
-    for key, value in sorted(config.items()):
-        if "." in key or "=" in key:
-            raise ConfigError(f"config key {key!r} cannot be written as a key=value word")
-        if isinstance(value, dict) and value and REF_KEY not in value:
-            items.extend(_flatten(value, f"{prefix}{key}."))
-        else:
-            items.append((f"{prefix}{key}", value))
-    return items
-
-
-def _word(value: Any) -> str:
-    from ..identity import REF_KEY
-
-    if isinstance(value, dict) and REF_KEY in value:
-        return f"@{value[REF_KEY]}"
-    return format_value(value)
-
-
-__all__ = ["find", "recreate_command", "run", "show", "show_value"]
+__all__ = ["find", "run", "show", "show_value"]

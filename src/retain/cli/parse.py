@@ -1,85 +1,12 @@
-"""Turning command-line words into versions: `key=value` overrides and `~version` calls."""
+"""Sorting the words of ``retain MODULE ...``: versions, actions, options, the execution.
+
+The grammar of single words (``key=value``, ``~version``, ``--where``) is `retain._syntax`."""
 
 from __future__ import annotations
 
-import json
+from .._errors import UsageError
 
-from .. import execution
-from .._errors import ConfigError, RetainError
-from .._get import get
-from ..query import ge, gt, le, lt
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
-__all__ = [
-    "RunWords",
-    "builtin_executions",
-    "execution_module",
-    "format_value",
-    "parse_value",
-    "parse_versions",
-    "parse_where",
-    "split_run_words",
-]
-
-_WORDS = {"true": True, "false": False, "null": None, "none": None}
-
-
-def parse_value(text: str) -> Any:
-    """A value typed the way a user expects: ``1`` int, ``1.0`` float, ``true``/``false``,
-    ``null``, ``[1,2]`` and ``{"a":1}`` as JSON, ``"1"`` (quoted) the string ``1``,
-    ``@29f034`` the committed interface with that id prefix; anything else a string."""
-    stripped = text.strip()
-    lowered = stripped.lower()
-    if lowered in _WORDS:
-        return _WORDS[lowered]
-    if stripped.startswith("@") and len(stripped) > 1:
-        return get.by_id(stripped[1:])
-    if stripped[:1] in "[{\"-0123456789" and stripped:
-        try:
-            return json.loads(stripped)
-        except ValueError:
-            pass
-    if stripped[:1] == "'" and stripped[-1:] == "'" and len(stripped) >= 2:
-        return stripped[1:-1]
-    return text
-
-
-def parse_versions(words: list[str]) -> list[str | dict[str, Any]]:
-    """`key=value` words (dotted keys nest) and `~name(args)` words, in order."""
-    versions: list[str | dict[str, Any]] = []
-    for word in words:
-        if word.startswith("~"):
-            versions.append(word)
-            continue
-        key, sep, value = word.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(
-                f"cannot read {word!r}: expected key=value (e.g. lr=0.1, model.depth=4) or "
-                "~version (e.g. '~large(2)')"
-            )
-        versions.append({key.strip(): parse_value(value)})
-    return versions
-
-
-def format_value(value: Any) -> str:
-    """The inverse of `parse_value` for JSON values: a word that parses back to `value`."""
-    if isinstance(value, str):
-        plain = (
-            value
-            and value == value.strip()
-            and not value.startswith(("@", "'", "~"))
-            and "=" not in value
-            and parse_value(value) == value
-        )
-        return value if plain else json.dumps(value, ensure_ascii=False)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-class UsageError(RetainError, ValueError):
-    """The words on the command line do not form a command."""
+__all__ = ["RunWords", "UsageError", "builtin_executions", "execution_module", "split_run_words"]
 
 
 class RunWords:
@@ -158,43 +85,10 @@ def builtin_executions() -> list[str]:
     `retain.execution` that define an Execution (not its helpers)."""
     import pkgutil
 
+    from .. import execution
+
     helpers = {"base", "slurm_task"}
     return sorted(
         info.name for info in pkgutil.iter_modules(execution.__path__)
         if not info.name.startswith("_") and info.name not in helpers
     )
-
-
-#: Comparison operators of ``--where``, longest first so ``<=`` is not read as ``<``.
-_OPERATORS = ("<=", ">=", "!=", "==", "<", ">", "=")
-
-
-def parse_where(expression: str) -> tuple[str, Any]:
-    """``'lr<0.01'`` as ``("lr", lt(0.01))``; ``'batch_size=8'`` as ``("batch_size", 8)``.
-
-    Operators: ``=`` (or ``==``), ``<``, ``<=``, ``>``, ``>=``; values are typed as in
-    key=value words.
-    """
-    at = min((expression.find(c) for c in "<>=!" if c in expression), default=-1)
-    if at <= 0:
-        raise UsageError(
-            f"cannot read --where {expression!r}: expected KEY OP VALUE with OP one of "
-            "= < <= > >= (e.g. 'lr<0.01', 'batch_size=8', 'summary.loss<=0.2')"
-        )
-    op = next(o for o in _OPERATORS if expression.startswith(o, at))
-    key, text = expression[:at].strip(), expression[at + len(op):]
-    if op == "!=":
-        raise UsageError(
-            f"--where {expression!r}: '!=' is not supported (the index compares with = < <= > >=); "
-            "use a range, or two queries"
-        )
-    if not text.strip() and op != "=" and op != "==":
-        raise UsageError(f"--where {expression!r}: expected a value after {op!r}")
-    value = parse_value(text)
-    if op in ("=", "=="):
-        return key, value
-    maker = {"<": lt, "<=": le, ">": gt, ">=": ge}[op]
-    try:
-        return key, maker(value)
-    except ConfigError as exc:
-        raise ConfigError(f"--where {expression!r}: {exc}") from None

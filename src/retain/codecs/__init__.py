@@ -12,7 +12,7 @@ _registry: dict[str, Codec] = {}
 
 def _ensure_builtins() -> None:
     if not _registry:
-        from .builtin import BUILTIN_CODECS
+        from .builtin import BUILTIN_CODECS  # json and io load at the first file, not at import
 
         for codec in BUILTIN_CODECS:
             for extension in codec.extensions:

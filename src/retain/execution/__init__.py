@@ -7,5 +7,6 @@ used (Dask's library only when a dispatch starts: ``pip install 'retain[dask]'``
 from __future__ import annotations
 
 from .base import Execution, Job
+from .local import LocalExecution  # installs the in-process run that launch() uses by default
 
-__all__ = ["Execution", "Job"]
+__all__ = ["Execution", "Job", "LocalExecution"]

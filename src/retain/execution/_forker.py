@@ -22,6 +22,14 @@ import struct
 import sys
 import threading
 
+from .pool import _write_all
+from ..runs.dispatch import describe_error
+from . import pool
+from .base import prepare_payload, run_prepared
+from .._runfiles import now_iso
+from ..storage import make_storage
+from ..storage.layout import OUTPUT_LOG
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
@@ -57,18 +65,12 @@ def read_frame(fd: int) -> Any:
 def write_frame(fd: int, value: Any) -> None:
     import pickle
 
-    from .pool import _write_all
-
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     _write_all(fd, _HEADER.pack(len(data)) + data)
 
 
 def main(argv: list[str] | None = None) -> None:
     """The helper's loop (see the module's docstring)."""
-    from .._run import describe_error
-    from . import pool
-    from .base import prepare_payload, run_prepared
-
     args = list(sys.argv[1:] if argv is None else argv)
     in_process = bool(args) and args[0] == "--in-process"
     preload = args[1:] if in_process else args
@@ -174,10 +176,6 @@ class Helper:
         if result is None:  # the helper itself died (killed, out of memory, or the run ended it)
             self.close()
             import signal
-
-            from .._runfiles import now_iso
-            from ..storage import make_storage
-            from ..storage.layout import OUTPUT_LOG
 
             code = process.returncode
             how = f"exit status {code}"

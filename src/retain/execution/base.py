@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import os
 import sys
-from contextvars import ContextVar
 
 from .._errors import LaunchError, ModuleResolutionError, NotImportableError
-from ..interface import Interface
+from .._get import get
+from ..component import Component, check_runnable
+from ..interface import Interface, load_record
 from ..modules import class_reference, resolve_class
+from ..runs.dispatch import Outcome, RunOptions, batch, describe_error, run_component
+from ..storage import make_storage
+from ._progress import Progress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,17 +27,12 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any, ClassVar
 
-    from .._run import Outcome, RunOptions
-    from ..component import Component
-    from ._progress import Progress
-
 __all__ = [
     "Batch",
     "Execution",
     "Job",
-    "current_batch",
+    "failure_message",
     "prepare_payload",
-    "run_now",
     "run_payload",
     "run_prepared",
 ]
@@ -50,14 +49,8 @@ class Batch:
         self.items.setdefault(component.id, (component, wait))
 
 
-_batch: ContextVar[Batch | None] = ContextVar("retain_batch", default=None)
 #: The module a worker process is importing to reload a component (see `run_payload`).
 _importing_for_worker: list[str] = []
-
-
-def current_batch() -> Batch | None:
-    """The batch of the innermost ``with execution:`` block, or None."""
-    return _batch.get()
 
 
 class Job:
@@ -72,7 +65,6 @@ class Job:
 
     def run(self) -> Outcome:
         """Run it in this process. KeyboardInterrupt and SystemExit are recorded, then raised."""
-        from .._run import run_component
 
         if self.progress is not None:
             self.progress.clear()  # the run's own output starts on a clean line
@@ -109,7 +101,6 @@ def run_payload(payload: dict[str, Any]) -> dict[str, Any]:
 def prepare_payload(payload: dict[str, Any]) -> None:
     """Take the launcher's ``sys.path``, working directory and environment (so the run sees
     what it would see in the launcher), and import the component's class."""
-    from ..component import Component
 
     if sys.path != payload["sys_path"]:
         sys.path[:] = payload["sys_path"]
@@ -127,11 +118,6 @@ def prepare_payload(payload: dict[str, Any]) -> None:
 
 def run_prepared(payload: dict[str, Any]) -> dict[str, Any]:
     """Reload the component of a prepared `payload` and run it; the outcome as a dict."""
-    from .._get import get
-    from .._run import run_component
-    from ..component import Component
-    from ..interface import load_record
-    from ..storage import make_storage
 
     record = payload.get("record")
     component: Interface
@@ -142,23 +128,6 @@ def run_prepared(payload: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(component, Component):
         raise TypeError(f"{component!r} is a {component.kind}, not a Component")
     return run_component(component, payload["options"]).to_dict()
-
-
-_default: Execution | None = None  # what launch() uses outside an execution block
-
-
-def run_now(component: Component, wait: bool | float) -> None:
-    """Run one component with the default execution (in process); re-raise its failure."""
-    global _default
-    if _default is None:
-        from .local import LocalExecution
-
-        _default = LocalExecution()
-    outcome = _default._dispatch([component], wait)[0]
-    if outcome.failed:
-        if outcome.exception is not None:
-            raise outcome.exception
-        raise LaunchError(_failure_message([outcome], [outcome]), [outcome])
 
 
 class Execution(Interface):
@@ -174,12 +143,15 @@ class Execution(Interface):
         supports_unimportable_classes: whether it can run classes that cannot be imported
             by name (defined in a notebook or a function): True when it runs them in this
             process.
+        runs_elsewhere: whether components run in processes other than the launching one
+            (a pool, a cluster, a batch system).
         supports_job_states: whether it submits to a batch system whose jobs `job_states`
             reports (then `retain.status` shows ``queued`` components and their jobs).
     """
 
     kind: ClassVar[str] = "Execution"
     supports_unimportable_classes: ClassVar[bool] = True
+    runs_elsewhere: ClassVar[bool] = False
     supports_job_states: ClassVar[bool] = False
 
     _retain_tokens: list[Token[Batch | None]]
@@ -221,17 +193,17 @@ class Execution(Interface):
     def __enter__(self) -> Execution:
         if "_retain_tokens" not in self.__dict__:
             self._retain_tokens = []
-        self._retain_tokens.append(_batch.set(Batch(self)))
+        self._retain_tokens.append(batch.set(Batch(self)))
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        batch = _batch.get()
-        _batch.reset(self._retain_tokens.pop())
-        if kind is None and batch is not None and batch.items:
+        current: Batch | None = batch.get()
+        batch.reset(self._retain_tokens.pop())
+        if kind is None and current is not None and current.items:
             by_wait: dict[bool | float, list[Component]] = {}
-            for component, wait in batch.items.values():
+            for component, wait in current.items.values():
                 by_wait.setdefault(wait, []).append(component)
             for wait, components in by_wait.items():
                 self.dispatch(components, wait=wait)
@@ -250,7 +222,7 @@ class Execution(Interface):
         outcomes = self._dispatch(list(components), wait)
         failures = [outcome for outcome in outcomes if outcome.failed]
         if failures:
-            raise LaunchError(_failure_message(failures, outcomes), failures)
+            raise LaunchError(failure_message(failures, outcomes), failures)
         return outcomes
 
     def describe(self) -> dict[str, Any]:
@@ -259,9 +231,6 @@ class Execution(Interface):
         return {"module": module, "class": qualname, "config": self._retain_resolve().json}
 
     def _dispatch(self, components: list[Component], wait: bool | float) -> list[Outcome]:
-        from .._run import Outcome, RunOptions, describe_error
-        from ..component import check_runnable
-        from ._progress import Progress
 
         if _importing_for_worker:
             raise LaunchError(
@@ -339,7 +308,6 @@ def launch_counts(outcomes: list[Outcome]) -> str:
 
 def check_importable(classes: Iterable[type], execution: Execution) -> None:
     """Raise `NotImportableError` naming every class another process could not import."""
-    from ..component import Component
 
     problems = []
     for cls in sorted(classes, key=lambda c: c.__qualname__):
@@ -366,7 +334,7 @@ def check_importable(classes: Iterable[type], execution: Execution) -> None:
         )
 
 
-def _failure_message(failures: list[Outcome], outcomes: list[Outcome]) -> str:
+def failure_message(failures: list[Outcome], outcomes: list[Outcome]) -> str:
     lines = [f"{len(failures)} of {len(outcomes)} component(s) failed{launch_counts(outcomes)}:"]
     for outcome in failures[:20]:
         error = outcome.error or {}

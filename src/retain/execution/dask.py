@@ -22,14 +22,16 @@ import os
 import threading
 
 from .base import Execution
+from ..runs.dispatch import Outcome, describe_error
+from .._errors import ConfigError, ExecutionError
+from ._forker import Helper
+from .pool import _PRELOAD
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any, ClassVar
 
-    from .._run import Outcome
-    from ._forker import Helper
     from .base import Job
 
 __all__ = ["DaskExecution"]
@@ -95,6 +97,7 @@ class DaskExecution(Execution):
         "echo": False,
     }
     supports_unimportable_classes: ClassVar[bool] = False
+    runs_elsewhere: ClassVar[bool] = True
 
     @property
     def concurrency(self) -> int:
@@ -118,8 +121,6 @@ class DaskExecution(Execution):
         return ("local", config.workers, config.threads_per_worker, config.dashboard)
 
     def run(self, jobs: list[Job]) -> Iterator[tuple[Job, Outcome]]:
-        from .._run import Outcome
-
         if not jobs:
             return
         distributed = import_distributed()
@@ -162,8 +163,6 @@ class DaskExecution(Execution):
         """What each helper imports once, so that the children it forks do not."""
         from importlib.util import find_spec
 
-        from .pool import _PRELOAD
-
         modules = [*_PRELOAD, "retain.execution._forker"]
         if find_spec("numpy") is not None:
             modules += ["numpy", "numpy.random"]  # every run seeds numpy: import it once
@@ -197,7 +196,6 @@ class DaskExecution(Execution):
             except (OSError, TimeoutError) as exc:
                 if cluster is not None:
                     cluster.close()
-                from .._errors import ExecutionError
 
                 raise ExecutionError(
                     f"could not reach the Dask scheduler at {address} within {timeout:g} s "
@@ -217,8 +215,6 @@ class DaskExecution(Execution):
 def _outcome_of(job: Job, future: Any) -> Outcome:
     """The outcome of one task, or a failure when it has none: its workers were lost, it was
     cancelled."""
-    from .._run import Outcome, describe_error
-
     try:
         result = future.result()
         if isinstance(result, dict):
@@ -239,8 +235,6 @@ def _positive(name: str, value: Any, default: int) -> int:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        from .._errors import ConfigError
-
         raise ConfigError(f"{name} must be a positive integer or None; got {value!r}")
     return value
 
@@ -291,8 +285,6 @@ def _run_task(
 ) -> dict[str, Any]:
     """A Dask task: run the component of `payload` in a helper process of this worker (in a
     fresh child of it, with `fresh_process`); its outcome as a dict."""
-    from ._forker import Helper
-
     if not forward_environment:
         payload = {**payload, "environ": dict(os.environ)}
     if not os.path.isdir(payload["cwd"]):  # another machine: run where the worker runs

@@ -19,6 +19,14 @@ import sys
 import time
 
 from .base import Execution, prepare_payload, run_prepared
+from .._claim import host_facts
+from .._runfiles import parse_iso, now_iso
+from ..runs.dispatch import Outcome, apply_seed, describe_error
+from ..runs.status import component_state
+from ..storage.layout import OUTPUT_LOG
+from ..codecs import _ensure_builtins
+from ..storage import make_storage
+from .._errors import ConfigError, LaunchError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,7 +34,6 @@ if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
     from typing import Any, ClassVar
 
-    from .._run import Outcome
     from .base import Job
 
 __all__ = ["PoolExecution"]
@@ -34,12 +41,12 @@ __all__ = ["PoolExecution"]
 #: Imported by the forkserver, so that a new worker starts with them.
 _PRELOAD = (
     "retain",
-    "retain._capture",
+    "retain.runs.capture",
     "retain._claim",
     "retain._get",
-    "retain._run",
+    "retain.runs.dispatch",
     "retain._runfiles",
-    "retain._sweep",
+    "retain.runs.status",
     "retain._words",
     "retain.component",
     "retain.execution.pool",
@@ -78,6 +85,7 @@ class PoolExecution(Execution):
 
     Config: ClassVar[Any] = {"processes": None, "start_method": None, "preload": [], "echo": False}
     supports_unimportable_classes: ClassVar[bool] = False
+    runs_elsewhere: ClassVar[bool] = True
 
     @property
     def concurrency(self) -> int:
@@ -85,8 +93,6 @@ class PoolExecution(Execution):
         if processes is None:
             return os.cpu_count() or 1
         if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-            from .._errors import ConfigError
-
             raise ConfigError(f"processes must be a positive integer or None; got {processes!r}")
         return processes
 
@@ -94,8 +100,6 @@ class PoolExecution(Execution):
         if not jobs:
             return
         if not hasattr(os, "fork"):
-            from .._errors import LaunchError
-
             raise LaunchError(
                 "PoolExecution forks a fresh process per component, which this platform cannot "
                 "(no os.fork); launch in process, or use an execution for your cluster"
@@ -130,8 +134,6 @@ class PoolExecution(Execution):
         """Run `jobs` in one executor; those it failed because it broke go to `broken`."""
         from concurrent.futures import ProcessPoolExecutor, as_completed
         from concurrent.futures.process import BrokenProcessPool
-
-        from .._run import Outcome, describe_error
 
         pool = ProcessPoolExecutor(
             min(self.concurrency, len(jobs)), mp_context=context, initializer=_init_worker,
@@ -191,9 +193,6 @@ class PoolExecution(Execution):
 
 def _started_since(job: Job, since: float) -> bool:
     """Whether this process's pool started a run of `job` at `since` (epoch seconds) or later."""
-    from .._claim import host_facts
-    from .._runfiles import parse_iso
-
     files = job.component.storage.run_files(job.component.id)
     latest = files.latest_run()
     claim = files.claim(latest) if latest else None
@@ -211,11 +210,6 @@ def _started_since(job: Job, since: float) -> bool:
 def _wait_for_orphan(job: Job) -> Outcome:
     """The outcome of a run whose worker died: wait until its process (the worker's child,
     which outlives it) ends, then read how the run ended from its files."""
-    from .._run import Outcome
-    from .._runfiles import now_iso
-    from .._sweep import component_state
-    from ..storage.layout import OUTPUT_LOG
-
     component = job.component
     files = component.storage.run_files(component.id)
     run = files.latest_run()
@@ -242,9 +236,6 @@ def _wait_for_orphan(job: Job) -> Outcome:
 
 
 def _broken_outcome(job: Job) -> Outcome:
-    from .._run import Outcome
-    from .._runfiles import now_iso
-
     return Outcome(job.component.id, "failed", None, {
         "type": "concurrent.futures.process.BrokenProcessPool",
         "message": "a worker process of the pool died before it ran anything (killed, or the "
@@ -271,13 +262,9 @@ def _init_worker(preload: list[str]) -> None:
             pass
     # Compute here, once, what every run would otherwise compute again in its forked child
     # (each first use writes to memory the child shares with the worker, copying pages).
-    from .. import _capture, _words  # noqa: F401  (imported by every run, lazily)
-    from ..codecs import _ensure_builtins
+    from .. import _words  # noqa: F401  (imported by every run, lazily)
 
     _ensure_builtins()  # most runs save a file
-    from .._claim import host_facts
-    from .._run import apply_seed
-    from .._runfiles import now_iso, parse_iso
 
     host_facts()
     parse_iso(now_iso())
@@ -313,8 +300,6 @@ def _fork_and_run(payload: dict[str, Any], watch: int | None = None) -> dict[str
     its pool. Its claim is then dead, so the component can be resumed elsewhere at once.
     """
     import pickle
-
-    from .._run import describe_error
 
     global _spare
     try:
@@ -390,8 +375,6 @@ def _child(command: int, results: int) -> None:
     worker's code (os._exit)."""
     import pickle
 
-    from .._run import describe_error
-
     code = 0
     try:
         chunks = []
@@ -460,9 +443,6 @@ def _reap(block: bool) -> None:
 def _died(status: int, payload: dict[str, Any]) -> dict[str, Any]:
     import signal
 
-    from .._runfiles import now_iso
-    from ..storage.layout import OUTPUT_LOG
-
     how = f"exit status {os.waitstatus_to_exitcode(status)}"
     if os.WIFSIGNALED(status):
         try:
@@ -471,8 +451,6 @@ def _died(status: int, payload: dict[str, Any]) -> dict[str, Any]:
             how = f"killed by signal {os.WTERMSIG(status)}"
     hint = " (out of memory?)" if how.endswith("SIGKILL") else ""
     try:
-        from ..storage import make_storage
-
         log = os.path.join(make_storage(payload["storage"]).local_directory(payload["id"]), OUTPUT_LOG)
     except Exception:
         log = os.path.join(payload["storage"], payload["id"], OUTPUT_LOG)

@@ -23,13 +23,18 @@ import sys
 import time
 
 from .base import Execution
+from .._errors import ExecutionError, ConfigError
+from ..runs.dispatch import Outcome
+from ..runs.status import JobLookup, state_of
+from ..storage.layout import SLURM_DIR, STORAGE_META_DIR, SUBMISSIONS_FILE
+from ..modules import class_reference
+from .._runfiles import now_iso
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any, ClassVar
 
-    from .._run import Outcome
     from .base import Job
 
 __all__ = ["SlurmExecution"]
@@ -114,6 +119,7 @@ class SlurmExecution(Execution):
         "command_timeout": 60.0,
     }
     supports_unimportable_classes: ClassVar[bool] = False
+    runs_elsewhere: ClassVar[bool] = True
     supports_job_states: ClassVar[bool] = True
 
     @property
@@ -123,9 +129,6 @@ class SlurmExecution(Execution):
     # -- submitting ----------------------------------------------------------------------
 
     def run(self, jobs: list[Job]) -> Iterator[tuple[Job, Outcome]]:
-        from .._errors import ExecutionError
-        from .._run import Outcome
-
         dry_run = bool(self.config.dry_run)
         if jobs and not dry_run:
             _require("sbatch")
@@ -168,9 +171,6 @@ class SlurmExecution(Execution):
     def _split_queued(self, jobs: list[Job]) -> tuple[list[Job], list[tuple[Job, Outcome]]]:
         """(jobs to submit, outcomes of the components that a job of theirs will run already:
         queued, or running in an active job; they are not submitted again)."""
-        from .._run import Outcome
-        from .._sweep import _JobLookup, _state
-
         submissions = {}
         for job in jobs:
             submission = job.component.storage.run_files(job.component.id).submission()
@@ -178,13 +178,13 @@ class SlurmExecution(Execution):
                 submissions[job.component.id] = submission
         if not submissions:
             return jobs, []
-        lookup = _JobLookup()
+        lookup = JobLookup()
         lookup.prefetch(submissions.values())
         todo, queued = [], []
         for job in jobs:
             submission = submissions.get(job.component.id)
             if submission is not None:
-                state, _, found = _state(job.component, lookup)
+                state, _, found = state_of(job.component, lookup)
                 if state == "running":
                     # A run is alive (the state of a running component asks no scheduler):
                     # another job would only wait for it, holding what it asked for.
@@ -214,14 +214,11 @@ class SlurmExecution(Execution):
             store = job.component.storage
             local = None if store.is_remote else store.local_root()
             if local is None:
-                from .._errors import ConfigError
-
                 raise ConfigError(
                     f"SlurmExecution needs a directory for its scripts and job logs that the "
                     f"compute nodes can read, and the storage {store.url} is not a local path: "
                     "set directory (a path on a shared file system)"
                 )
-            from ..storage.layout import SLURM_DIR, STORAGE_META_DIR
 
             root = os.path.join(local, STORAGE_META_DIR, SLURM_DIR)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -233,8 +230,6 @@ class SlurmExecution(Execution):
         """Write the spec and the batch script of one job (array); the script's path."""
         import json
         import shlex
-
-        from ..modules import class_reference
 
         first = chunk[0]
         options = first.options.__getstate__()
@@ -298,8 +293,6 @@ class SlurmExecution(Execution):
         for extra in config.sbatch:
             extra = str(extra).strip()
             if "\n" in extra:
-                from .._errors import ConfigError
-
                 raise ConfigError(f"sbatch: each entry is one line; got {extra!r}")
             lines.append(extra if extra.startswith("#SBATCH") else f"#SBATCH {extra}")
         lines.append("")
@@ -323,8 +316,6 @@ class SlurmExecution(Execution):
 
     def _submit(self, script: str) -> str:
         """``sbatch --parsable script``, again with backoff while it is refused; the job id."""
-        from .._errors import ExecutionError
-
         retries = int(self.config.submit_retries)
         delay = float(self.config.retry_delay)
         refusals = []
@@ -344,11 +335,6 @@ class SlurmExecution(Execution):
         )
 
     def _record(self, job: Job, task_id: str, script: str, log: str) -> None:
-        from .._runfiles import now_iso
-        from ..storage.layout import SUBMISSIONS_FILE
-
-        from ..modules import class_reference
-
         module, qualname = class_reference(type(self))
         job.component.storage.run_files(job.component.id).append(
             SUBMISSIONS_FILE,
@@ -479,8 +465,6 @@ def _command(argv: list[str], timeout: float) -> tuple[int, str, str]:
 
 def _require(program: str) -> None:
     if shutil.which(program) is None:
-        from .._errors import ExecutionError
-
         raise ExecutionError(
             f"{program} was not found on PATH: SlurmExecution submits with Slurm's commands, so "
             "launch from a machine where they work (a login node); dry_run=True writes the "
@@ -509,16 +493,12 @@ def max_array_size(timeout: float = 60.0) -> int:
 
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        from .._errors import ConfigError
-
         raise ConfigError(f"{name} must be a positive integer; got {value!r}")
     return value
 
 
 def _time(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        from .._errors import ConfigError
-
         raise ConfigError(f"time must be a Slurm time limit ('4:00:00', '1-00:00:00') or minutes; got {value!r}")
     return value if isinstance(value, str) else str(max(1, int(value)))
 
@@ -526,7 +506,5 @@ def _time(value: Any) -> str:
 def _sbatch_value(value: str) -> str:
     """A value for an ``#SBATCH --option=value`` line (which Slurm does not shell-parse)."""
     if "\n" in value or "\r" in value:
-        from .._errors import ConfigError
-
         raise ConfigError(f"a Slurm option value cannot span lines; got {value!r}")
     return value

@@ -14,6 +14,12 @@ from __future__ import annotations
 import os
 import sys
 
+from ..runs.dispatch import Outcome, RunOptions
+from .base import run_payload
+from .slurm import SPEC_FORMAT
+from ..storage import make_storage
+from ..storage.layout import OUTPUT_LOG
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -34,10 +40,6 @@ _JOB_VARIABLES = {
 
 def main(argv: list[str] | None = None) -> int:
     import json
-
-    from .._run import Outcome, RunOptions
-    from .base import run_payload
-    from .slurm import SPEC_FORMAT
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or len(args) > 2:
@@ -76,9 +78,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"retain: could not launch component {entry['id']}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     if outcome.failed:
-        from ..storage import make_storage
-        from ..storage.layout import OUTPUT_LOG
-
         error = outcome.error or {}
         log = os.path.join(make_storage(spec["storage"]).local_directory(entry["id"]), OUTPUT_LOG)
         print(f"retain: component {entry['id']} failed: {error.get('type')}: {error.get('message')} "

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 
-from .layout import RESERVED_PREFIX, STORAGE_META_DIR
+from .layout import RESERVED_PREFIX, STORAGE_META_DIR, SUMMARY_FILE, decode_summary, journal_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Hashable, Iterable, Iterator
+    from typing import Any
 
     from .._runfiles import RunFiles
 
@@ -168,6 +169,29 @@ class Storage(ABC):
                 return handle.read()
         except (FileNotFoundError, NotADirectoryError):
             return None
+
+    def read_summary(self, id: str) -> dict[str, Any] | None:
+        """The summary values of `id` (from its ``summary.json``), or None when it has none.
+
+        Raises:
+            RecordError: the summary file is damaged.
+        """
+        data = self.read_file(id, SUMMARY_FILE)
+        return None if data is None else decode_summary(data, f"{self.url}/{id}/{SUMMARY_FILE}")
+
+    def change_token(self) -> Hashable | None:
+        """A value that changes whenever this machine commits a result, records a summary or
+        last metric value, or a directory is added or removed; None when the storage cannot
+        tell cheaply (then ask again after a while). For views that cache what they show."""
+        root = self.local_root()
+        if root is None:
+            return None
+        try:
+            info = os.stat(journal_path(root))
+            journal: tuple[int, int] = (info.st_size, info.st_mtime_ns)
+        except OSError:
+            journal = (0, 0)
+        return (journal, self.listing_state())
 
     def read_files(self, items: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         """`read_file` of many ``(id, name)`` pairs (concurrently where the store can); the

@@ -11,6 +11,8 @@ import secrets
 import socket
 import sys
 
+from ._app import create_app as make
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, TextIO
@@ -28,8 +30,6 @@ def create_app(
     storage: Storage | str | None = None, *, token: str | None = None, loopback: bool = True, host: str | None = None
 ) -> Any:
     """The ASGI application of `retain ui` over `storage` (see `retain.ui._app.create_app`)."""
-    from ._app import create_app as make
-
     return make(storage, token=token, loopback=loopback, host=host)
 
 

@@ -15,6 +15,7 @@ import shlex
 
 from .._errors import InterfaceNotFoundError, RetainError, UnsafePathError
 from ._data import IMAGE_TYPES, Source
+from .._settings import current_storage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -105,8 +106,6 @@ def create_app(
     from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.responses import FileResponse, JSONResponse, Response
     from starlette.routing import Route
-
-    from .._settings import current_storage
 
     store = current_storage(storage)
     source = Source(store)

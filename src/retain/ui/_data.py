@@ -1,13 +1,16 @@
 """What `retain ui` shows, as JSON-ready values, read from a storage and its index only.
 
 Nothing here writes to the storage. Tables are pages of an index query whose rows are kept
-between requests while the storage has not changed (its journal and its listing are the
-same), so paging and sorting 100,000 results do not query the index again; a result's
-records, files and run files are read through the storage.
+between requests while the storage has not changed (`Storage.change_token`), so paging and
+sorting 100,000 results do not query the index again; a result's record and files are read
+through the storage, its runs through `ExecutionStatus.of`.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
+import io
 import json
 import math
 import os
@@ -16,7 +19,22 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from .._errors import ConfigError, InterfaceNotFoundError, RecordError, UnsafePathError
+# The public API, as a user's script uses it: views are clients of the format (docs/design.md).
+from .. import (
+    ConfigError,
+    ExecutionStatus,
+    Interface,
+    InterfaceNotFoundError,
+    RecordError,
+    UnsafePathError,
+    get,
+    one_of,
+)
+from .._syntax import recreate_command, where_groups
+from ..collection import input_classes
+from ..identity import REF_KEY, is_id
+from ..index.base import config_leaves
+from ..storage.layout import OUTPUT_LOG, RECORD_FILE, decode_record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -95,23 +113,6 @@ def safe_name(name: str) -> str:
     return name
 
 
-class _Stub:
-    """What the state of a component is read from: its storage and id (its class need not be
-    importable here)."""
-
-    __slots__ = ("storage", "id")
-
-    def __init__(self, storage: Storage, id: str) -> None:
-        self.storage = storage
-        self.id = id
-
-    def is_committed(self) -> bool:
-        return True
-
-    def local_directory(self) -> str:
-        return self.storage.local_directory(self.id)
-
-
 class Source:
     """The data of `retain ui` over one storage (thread-safe)."""
 
@@ -133,19 +134,9 @@ class Source:
     # -- queries ------------------------------------------------------------------------------
 
     def _generation(self) -> tuple[Any, ...]:
-        """A token that changes when a commit or a summary is recorded in the journal, or when
-        directories are added or removed by hand."""
-        from ..storage.layout import journal_path
-
-        root = self.storage.local_root()
-        if root is None:
-            return ("remote",)
-        try:
-            info = os.stat(journal_path(root))
-            journal: tuple[int, int] = (info.st_size, info.st_mtime_ns)
-        except OSError:
-            journal = (0, 0)
-        return (journal, self.storage.listing_state())
+        """A token that changes when the storage does (see `Storage.change_token`)."""
+        token = self.storage.change_token()
+        return ("remote",) if token is None else ("local", token)
 
     def collection(self, ref: str | None, where: list[str], sort: str | None = None) -> Collection[Any]:
         """The committed interfaces of class `ref` (``module:Class``; None: all) that pass the
@@ -219,10 +210,7 @@ class Source:
             values: list[Any] = [states.get(id) or self.state(id, str(kind))[0] for id, kind in zip(runs.ids(), kinds)]
         else:
             values = [self.duration(id) if kind == "Component" else None for id, kind in zip(runs.ids(), kinds)]
-        present = [(value, row) for value, row in zip(values, runs._rows) if value is not None]
-        missing = [row for value, row in zip(values, runs._rows) if value is None]
-        present.sort(key=lambda pair: pair[0], reverse=reverse)
-        return runs._derive([row for _, row in present] + missing)
+        return runs.sort(values, reverse=reverse)
 
     def warm(self) -> None:
         """Answer the overview's query and each class's table once (the first page of each
@@ -231,10 +219,6 @@ class Source:
             self.collection(entry["class"], [])
 
     def _query(self, ref: str | None, where: list[str]) -> Collection[Any]:
-        from .._get import get
-        from ..cli.browse import where_groups
-        from ..interface import Interface
-
         groups = where_groups(where)
         if ref is not None and any("." in key for group in groups for key in group):
             groups = [self._through_inputs(ref, group) for group in groups]
@@ -251,7 +235,6 @@ class Source:
         """Import the module of class `ref` once, before any query names it: two threads
         resolving a class while its module is half imported would take it for missing (and
         read the records without checking the config keys of a filter)."""
-        import importlib
 
         module = ref.partition(":")[0].strip()
         with self._import_lock:
@@ -266,9 +249,6 @@ class Source:
     def _through_inputs(self, ref: str, group: dict[str, Any]) -> dict[str, Any]:
         """`group` with each condition on an input's own config (``data.n``: key ``n`` of the
         interface in config key ``data``) as the inputs of class `ref` that pass it."""
-        from .._get import get
-        from ..identity import REF_KEY
-        from ..query import one_of
 
         out: dict[str, Any] = {}
         chosen: dict[str, list[dict[str, Any]]] = {}
@@ -295,8 +275,7 @@ class Source:
 
     def _input_refs(self, ref: str, key: str) -> dict[str, dict[str, Any]]:
         """The interfaces in config key `key` of the results of class `ref`, by id (empty when
-        that key holds no interface)."""
-        from ..identity import REF_KEY
+        that key holds no interface): their references (``id``, ``module``, ``class``)."""
 
         runs = self.collection(ref, [])
         with self._lock:
@@ -304,11 +283,15 @@ class Source:
         if known is not None and known[0] is runs:
             return known[1]
         found: dict[str, dict[str, Any]] = {}
-        for row in runs._rows:
-            if REF_KEY in row[5]:
-                value = json.loads(row[5]).get(key)
-                if isinstance(value, dict) and REF_KEY in value:
-                    found[str(value[REF_KEY])] = value
+        try:
+            values = runs.pluck(key)
+        except ConfigError:  # not a config key of that class
+            values = []
+        ids = sorted({value for value in values if isinstance(value, str) and is_id(value)})
+        if ids:
+            inputs = get.all(Interface, where={"id": one_of(ids)}, storage=self.storage)
+            for id, module, qualname in zip(inputs.ids(), inputs.pluck("module"), inputs.pluck("class")):
+                found[id] = {REF_KEY: id, "module": module, "class": qualname}
         with self._lock:
             self._inputs[(ref, key)] = (runs, found)
         return found
@@ -337,10 +320,10 @@ class Source:
             return "committed", None
         if id in self._finished:
             return "finished", None
-        from .._sweep import component_state
-
         try:
-            state, error = component_state(_Stub(self.storage, id))  # type: ignore[arg-type]
+            status = ExecutionStatus.of(id, storage=self.storage)
+            state = status.state()
+            error = status.error() if state in ("failed", "died") else None
         except RecordError as exc:
             return "unknown", {"type": "RecordError", "message": str(exc)}
         if state == "finished":
@@ -382,7 +365,6 @@ class Source:
         """One page of the results table of class `ref`: its rows (``id``, ``state``,
         ``created``, ``duration``, ``config.*``, ``summary.*`` and any other index columns),
         every column name, the total count, and the class of each input id shown."""
-        from ..collection import input_classes
 
         if offset < 0 or limit < 1:
             raise ConfigError(f"offset must be >= 0 and limit >= 1; got offset={offset}, limit={limit}")
@@ -454,8 +436,6 @@ class Source:
         Raises:
             InterfaceNotFoundError: none, several, or `text` is not an id prefix.
         """
-        from ..identity import is_id
-        from ..storage.layout import RECORD_FILE, decode_record
 
         prefix = text.strip().lower()
         if not prefix or len(prefix) > 32 or not set(prefix) <= set("0123456789abcdef"):
@@ -472,49 +452,35 @@ class Source:
         return decode_record(data, f"{self.storage.url}/{matches[0]}/{RECORD_FILE}", matches[0])
 
     def summary(self, id: str) -> dict[str, Any] | None:
-        from ..cli.commands import stored_summary
-
-        return stored_summary(self.storage, id)
+        """The summary values of `id`; ``{"(damaged)": reason}`` when they cannot be read."""
+        try:
+            return self.storage.read_summary(id)
+        except RecordError as exc:
+            return {"(damaged)": str(exc)}
 
     def duration(self, id: str) -> float | None:
         """Seconds the latest run took (or has taken so far, while it runs); None if it never
         ran. Kept for finished components (it no longer changes)."""
-        from .._runfiles import parse_iso
-
         known = self._durations.get(id)
         if known is not None:
             return known
-
         try:
-            files = self.storage.run_files(id)
-            run = files.latest_run()
-            if not run:
-                return None
-            claim = files.claim(run) or {}
-            end = files.end(run)
+            seconds = ExecutionStatus.of(id, storage=self.storage).duration()
         except RecordError:
             return None
-        try:
-            start = parse_iso(str(claim.get("started")))
-            stop = parse_iso(str(end["time"])) if end and end.get("time") else time.time()
-        except (ValueError, TypeError):
-            return None
-        seconds = round(stop - start, 3)
-        if end is not None and id in self._finished:
+        if seconds is not None and id in self._finished:
             self._durations[id] = seconds
         return seconds
 
     def detail(self, text: str) -> dict[str, Any]:
         """Everything the detail page shows about one result."""
-        from ..cli.commands import recreate_command
-        from ..identity import REF_KEY
 
         record = self.record(text)
         id = record["id"]
         state, error = self.state(id, record.get("kind", ""))
         baseline = record.get("baseline")
         config = []
-        for key, value in _leaves(record.get("config") or {}):
+        for key, value in config_leaves(record.get("config") or {}):
             default = _lookup(baseline, key) if isinstance(baseline, dict) else _NOTHING
             link = value.get(REF_KEY) if isinstance(value, dict) else None
             config.append({
@@ -531,7 +497,7 @@ class Source:
         events: list[dict[str, Any]] = []
         if record.get("kind") == "Component":
             try:
-                events = self.storage.run_files(id).events()
+                events = ExecutionStatus.of(id, storage=self.storage).events()
             except RecordError:
                 events = []
         return _json({
@@ -552,7 +518,6 @@ class Source:
             "provenance": record.get("provenance"),
             "events": events,
             "command": command,
-            "metrics": self.has_metrics(),
         })
 
     def _class_of(self, id: str) -> str | None:
@@ -568,15 +533,11 @@ class Source:
     def users(self, id: str) -> list[dict[str, Any]]:
         """The committed interfaces whose configuration holds `id` as an input (from the
         index)."""
-        everything = self.collection(None, [])
-        found = []
-        # Row texts first: most rows do not mention the id at all.
-        for row in everything._rows:
-            if id in row[5] and _refers(json.loads(row[5]), id):
-                found.append({"id": row[0], "class": f"{row[1]}:{row[2]}"})
-                if len(found) >= 200:
-                    break
-        return found
+        users = self.collection(None, []).using(id)[:200]
+        return [
+            {"id": user, "class": f"{module}:{qualname}"}
+            for user, module, qualname in zip(users.ids(), users.pluck("module"), users.pluck("class"))
+        ]
 
     def files(self, id: str) -> list[dict[str, Any]]:
         """The files of a result, each with its size (when local) and preview kind."""
@@ -672,11 +633,10 @@ class Source:
         id = record["id"]
         if record.get("kind") != "Component":
             return {"id": id, "text": "", "offset": 0, "state": "committed", "start": 0}
-        files = self.storage.run_files(id)
         if self.storage.local_root() is not None:
             # Only the new bytes are read: the log of a long run is polled every second.
             try:
-                with open(files.output_log, "rb") as handle:
+                with open(os.path.join(self.storage.local_directory(id), OUTPUT_LOG), "rb") as handle:
                     size = handle.seek(0, os.SEEK_END)
                     start = max(0, size - OUTPUT_TAIL_BYTES) if offset is None else min(max(offset, 0), size)
                     handle.seek(start)
@@ -684,7 +644,7 @@ class Source:
             except (FileNotFoundError, NotADirectoryError):
                 size, start, chunk = 0, 0, b""
         else:
-            data = files.read_output()
+            data = ExecutionStatus.of(id, storage=self.storage).output().encode()
             size = len(data)
             start = max(0, size - OUTPUT_TAIL_BYTES) if offset is None else min(max(offset, 0), size)
             chunk = data[start:]
@@ -693,25 +653,17 @@ class Source:
 
     # -- metrics ------------------------------------------------------------------------------
 
-    @staticmethod
-    def has_metrics() -> bool:
-        from ..interface import Interface
-
-        return hasattr(Interface, "metrics")
-
     def series(self, id: str) -> dict[str, Any]:
-        """The curves of one result: its metrics by name (``{"step": [...], "value": [...]}``,
-        when this version of retain records metrics) and its one-dimensional numeric ``.npy``
-        files of at most `MAX_CURVE_POINTS` values (against their position), by file name."""
+        """The curves of one result: its metrics by name (``{"step": [...], "value": [...]}``)
+        and its one-dimensional numeric ``.npy`` files of at most `MAX_CURVE_POINTS` values
+        (against their position), by file name."""
         record = self.record(id)
         id = record["id"]
         metrics: dict[str, dict[str, list[Any]]] = {}
-        if self.has_metrics() and record.get("kind") == "Component":
-            from .. import _metrics
-
+        if record.get("kind") == "Component":
             # What `Interface.metrics` reads, from the storage: the class need not load here.
             try:
-                points = _metrics.read(_Stub(self.storage, id))  # type: ignore[arg-type]
+                points = ExecutionStatus.of(id, storage=self.storage).metrics()
             except (RecordError, OSError):
                 points = []
             for point in points:
@@ -736,7 +688,6 @@ class Source:
         if len(shape) != 1 or not 1 < shape[0] <= MAX_CURVE_POINTS or descr[1:2] not in ("f", "i", "u"):
             return None
         try:
-            import io
 
             import numpy
         except ImportError:
@@ -764,7 +715,7 @@ class Source:
                 "class": f"{record.get('module')}:{record.get('class')}",
                 "created": record.get("created"),
                 "state": self.state(id, record.get("kind", ""))[0],
-                "config": dict(_leaves(record.get("config") or {})),
+                "config": dict(config_leaves(record.get("config") or {})),
                 "summary": self.summary(id) or {},
                 "series": self.series(id),
             })
@@ -790,36 +741,30 @@ class Source:
         of their output and their last metric values."""
         states = self.states()
         active = [id for id, state in states.items() if state in ("running", "queued")]
-        everything = self.collection(None, [])
+        shown = active[:50]
         by_id = {}
-        wanted = set(active)
-        if wanted:
-            for found in everything._rows:
-                if found[0] in wanted:
-                    by_id[found[0]] = found
+        if shown:
+
+            rows = self.collection(None, []).filter({"id": one_of(shown)})
+            columns = zip(rows.ids(), rows.pluck("module"), rows.pluck("class"), rows.pluck("created"))
+            by_id = {id: (f"{module}:{qualname}", created) for id, module, qualname, created in columns}
         out = []
-        for id in active[:50]:
+        for id in shown:
             row = by_id.get(id)
             state, _ = self.state(id, "Component")
-            text = self.storage.run_files(id).read_output()[-4096:].decode("utf-8", "replace")
+            text = ExecutionStatus.of(id, storage=self.storage).output()[-4096:]
             out.append({
                 "id": id,
-                "class": f"{row[1]}:{row[2]}" if row else None,
-                "created": row[4] if row else None,
+                "class": row[0] if row else None,
+                "created": row[1] if row else None,
                 "state": state,
                 "duration": self.duration(id),
                 "output": text,
             })
-        return _json({"running": out, "count": len(active), "metrics": self.has_metrics()})
+        return _json({"running": out, "count": len(active)})
 
 
 _NOTHING: Any = object()
-
-
-def _leaves(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    from ..index.base import config_leaves
-
-    return config_leaves(config, prefix)
 
 
 def _lookup(config: dict[str, Any], dotted: str) -> Any:
@@ -829,18 +774,6 @@ def _lookup(config: dict[str, Any], dotted: str) -> Any:
             return _NOTHING
         value = value[part]
     return value
-
-
-def _refers(value: Any, id: str) -> bool:
-    from ..identity import REF_KEY
-
-    if isinstance(value, dict):
-        if value.get(REF_KEY) == id:
-            return True
-        return any(_refers(item, id) for item in value.values())
-    if isinstance(value, list):
-        return any(_refers(item, id) for item in value)
-    return False
 
 
 def _error_line(error: dict[str, Any] | None) -> str | None:
@@ -866,7 +799,6 @@ def _kind_of(name: str) -> str:
 
 def _npy_header(head: bytes) -> tuple[list[int], str] | None:
     """(shape, dtype descr) from the start of a ``.npy`` file; None if it is not one."""
-    import ast
 
     if not head.startswith(b"\x93NUMPY") or len(head) < 10:
         return None
@@ -888,7 +820,6 @@ def _npy_preview(head: bytes, source: Source, id: str, name: str) -> dict[str, A
         return {"error": "not a .npy file, or its header cannot be read"}
     out: dict[str, Any] = {"shape": header[0], "dtype": header[1]}
     try:
-        import io
 
         import numpy
     except ImportError:

@@ -1,5 +1,7 @@
 """What every index backend must do: subclass `IndexConformance` and provide an `index` fixture
-that returns a fresh, empty `retain.index.Index` (see tests/test_index.py for SQLite).
+that returns a fresh, empty `retain.index.Index` (retain's own tests run it for SQLite and
+PostgreSQL). Every test applies to every backend: the one ability of an index,
+``supports_multiple_hosts``, is about where it may be used, not about what it answers.
 
 Filter semantics are checked against the reference in Python (`retain.query.Filter.matches`),
 so a backend's query language cannot drift from what `Collection.filter` does.
@@ -44,6 +46,7 @@ BIG: list[Any] = [2**1024, -(2**1024), 10**400, 2**63, 2**63 + 1, 2**64, -(2**63
 
 def entry(n: int, config: dict[str, Any], *, klass: tuple[str, str] = CLASS, kind: str = "Interface",
           summary: dict[str, Any] | None = None, created: str | None = None) -> IndexEntry:
+    """The index entry of id `n` (created later as `n` grows) with `config`."""
     return IndexEntry(
         id=f"{n:032x}",
         module=klass[0],
@@ -57,15 +60,22 @@ def entry(n: int, config: dict[str, Any], *, klass: tuple[str, str] = CLASS, kin
 
 
 def ids(rows: list[Any]) -> list[str]:
+    """The ids of selected rows, in order."""
     return [row[0] for row in rows]
 
 
+def _equal_v(value: Any) -> Filter:
+    return equal(value, "v")
+
+
 def cond(path: str, filter: Filter, source: str = "config") -> Condition:
+    """The condition that the field at `path` of `source` passes `filter`."""
     return Condition(Field(source, path, path), filter)
 
 
 class IndexConformance:
-    """Behaviour every `Index` backend shares."""
+    """Behaviour every `Index` backend shares: subclass it and provide an ``index`` fixture
+    returning a fresh, empty index."""
 
     @pytest.fixture
     def index(self) -> Index:  # pragma: no cover - provided by subclasses
@@ -84,7 +94,7 @@ class IndexConformance:
         index.upsert([entry(4, {"x": 4}, klass=OTHER)])
         rows = index.select(Query([CLASS]))
         assert ids(rows) == [f"{n:032x}" for n in (3, 2, 1)]
-        id, module, qualname, kind, created, config, summary, metrics = rows[0]
+        _, module, qualname, kind, created, config, summary, _ = rows[0]
         assert (module, qualname, kind, summary) == (*CLASS, "Interface", None)
         assert '"x"' in config and created.endswith("Z")
         assert index.count(Query([CLASS])) == 3
@@ -225,7 +235,7 @@ class IndexConformance:
             index.upsert(entries)
         bounds = [2**1024, -(2**1024), 2**63, 2**63 + 1, 2**63 - 1, float(2**63), 2.0**64, 10**400, 5, 1e308]
         filters = [
-            *(make(b) for b in bounds for make in (lambda b: equal(b, "v"), lt, le, gt, ge)),
+            *(make(b) for b in bounds for make in (_equal_v, lt, le, gt, ge)),
             between(2**63, 2**64), between(2**63 + 1, 2**1024), one_of([2**63 + 1, 10**400, 5]),
         ]
         for filter in filters:

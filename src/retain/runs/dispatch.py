@@ -6,31 +6,34 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextvars import ContextVar
 
-from . import _settings
-from ._log import logger
-from ._runfiles import now_iso
-from .storage.layout import FAILURES_FILE, end_file
+from .. import _settings
+from .._errors import StorageError
+from .._log import logger
+from ..interface import running_here
+from .capture import Capture
+from .._runfiles import now_iso
+from ..storage.layout import FAILURES_FILE, end_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
-    from .component import Component
+    from ..component import Component
+    from ..storage import Storage
 
-__all__ = ["Outcome", "RunOptions", "describe_error", "is_running_here", "run_component"]
-
-# Ids of the components whose run is in progress in this process, with how many runs of each
-# (one, save for a component that launches itself). Process-wide rather than a ContextVar:
-# threads the run starts (a data loader, a checkpoint writer) are part of the run too.
-_running: dict[str, int] = {}
-
-
-def is_running_here(id: str) -> bool:
-    """Whether a run of component `id` is in progress in this process (then it may replace
-    its own files: checkpoints)."""
-    return id in _running
-
+__all__ = [
+    "Outcome",
+    "RunOptions",
+    "batch",
+    "check_storage_runs",
+    "describe_error",
+    "install_in_process",
+    "launch_one",
+    "run_component",
+]
 
 class RunOptions:
     """How a run is made; recorded in its claim, never part of the component's identity.
@@ -50,8 +53,6 @@ class RunOptions:
         lease: float | None = None,
         durable: bool | None = None,
     ) -> None:
-        from ._claim import host_facts, packages
-
         default_heartbeat, default_lease = _settings.heartbeat_lease()
         self.wait = wait
         self.echo = echo
@@ -60,6 +61,8 @@ class RunOptions:
         self.lease = default_lease if lease is None else lease
         self.durable = _settings.durable() if durable is None else durable
         self.argv = list(sys.argv)
+        from .._claim import host_facts, packages  # claims load threads: not at import
+
         facts = host_facts()
         self.launcher = {"host": facts["host"], "pid": facts["pid"]}
         self.packages = packages()  # what the launcher imported: the code that matters
@@ -159,6 +162,43 @@ def apply_seed(seed: int) -> None:
         _numpy.random.seed(seed % 2**32)
 
 
+#: The innermost ``with execution:`` block's batch, which `Component.launch` joins (set by
+#: `Execution.__enter__`); None outside such blocks.
+batch: ContextVar[Any] = ContextVar("retain_batch", default=None)
+
+#: How `launch()` runs a component outside an execution block: ``run(component, wait)``,
+#: installed by `retain.execution.local` (in process) when `retain.execution` is imported,
+#: which `import retain` does. Registered rather than imported: this layer sits below the
+#: executions and never imports them.
+_in_process: list[Callable[[Component, bool | float], None]] = []
+
+
+def install_in_process(run: Callable[[Component, bool | float], None]) -> None:
+    """Make `run` what `launch()` uses outside an execution block."""
+    _in_process[:] = [run]
+
+
+def launch_one(component: Component, wait: bool | float) -> None:
+    """Queue a committed, unfinished component in the current batch, or run it now in this
+    process (re-raising its failure)."""
+    current = batch.get()
+    if current is not None:
+        current.add(component, wait)
+    else:
+        _in_process[0](component, wait)
+
+
+def check_storage_runs(storage: Storage) -> None:
+    """Raise `StorageError` if components cannot run on `storage` (an object store without
+    put-if-absent)."""
+    if not storage.supports_runs:
+        raise StorageError(
+            f"components cannot run on {storage.url}: their exactly-once claims need a store "
+            "that creates an object only if it is absent (S3, GCS), or a local or shared file "
+            "system; interfaces, their files and summaries can live here"
+        )
+
+
 def run_component(component: Component, options: RunOptions) -> Outcome:
     """Run `component` here, exactly once across every launcher sharing its storage.
 
@@ -167,10 +207,7 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
     Raises:
         AlreadyRunningError: it runs elsewhere and `options.wait` does not allow waiting.
     """
-    from ._capture import Capture
-    from ._claim import FailedElsewhere, acquire
-
-    from .component import check_storage_runs
+    from .._claim import FailedElsewhere, acquire  # claims load threads: not at import
 
     check_storage_runs(component.storage)
     files = component.storage.run_files(component.id)
@@ -203,7 +240,7 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
         options.echo,
     )
     trailer = ""
-    _running[component.id] = _running.get(component.id, 0) + 1
+    running_here[component.id] = running_here.get(component.id, 0) + 1
     try:
         with capture:
             try:
@@ -246,10 +283,10 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
             )
     finally:
         _end_metrics(files.directory, component, None)
-        if _running[component.id] == 1:
-            del _running[component.id]
+        if running_here[component.id] == 1:
+            del running_here[component.id]
         else:
-            _running[component.id] -= 1
+            running_here[component.id] -= 1
         capture.close(trailer)
         claim.release()
         try:
@@ -263,9 +300,9 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
 
 def _end_metrics(directory: str, component: Component, capture: Any) -> None:
     """Write the run's buffered metrics; a failure to is reported, never the run's outcome."""
-    metrics = sys.modules.get("retain._metrics")
+    metrics = sys.modules.get("retain.runs.metrics")
     if metrics is None:
-        return  # nothing was logged in this process (a run that logs none imports nothing)
+        return  # nothing was logged in this process (a run that logs none loads no flusher)
     try:
         metrics.close_run(directory)
     except Exception as exc:

@@ -1,0 +1,222 @@
+"""The verbs over many components: `status` and `launch` (one component has
+`Component.launch` and `Component.execution`)."""
+
+from __future__ import annotations
+
+from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
+from .runs.dispatch import batch
+from .runs.status import STATES, JobLookup, describe_job, state_of
+from ._get import get, _resolve
+from .execution.base import Execution
+from .execution.local import LocalExecution
+from .component import Component
+from .element import _classes
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from typing import Any
+
+    from .storage import Storage
+
+__all__ = ["StatusReport", "components_of", "launch", "make_execution", "status"]
+
+
+class StatusReport:
+    """The states of many components: ``report.failed`` (a list), ``report.errors[id]``,
+    ``report.counts()``, and a readable ``repr``."""
+
+    def __init__(
+        self,
+        entries: list[tuple[Component, str, dict[str, Any] | None]],
+        jobs: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.components = [component for component, _, _ in entries]
+        self.states = {component.id: state for component, state, _ in entries}
+        self.errors = {component.id: error for component, _, error in entries if error is not None}
+        #: The batch system's view of each submitted component's latest job, by id.
+        self.jobs: dict[str, dict[str, Any]] = dict(jobs or {})
+
+    def __getitem__(self, state: str) -> list[Component]:
+        if state not in STATES:
+            raise KeyError(f"{state!r} is not a state; states are {', '.join(STATES)}")
+        return [c for c in self.components if self.states[c.id] == state]
+
+    @property
+    def missing(self) -> list[Component]:
+        return self["missing"]
+
+    @property
+    def queued(self) -> list[Component]:
+        return self["queued"]
+
+    @property
+    def running(self) -> list[Component]:
+        return self["running"]
+
+    @property
+    def failed(self) -> list[Component]:
+        return self["failed"]
+
+    @property
+    def died(self) -> list[Component]:
+        return self["died"]
+
+    @property
+    def finished(self) -> list[Component]:
+        return self["finished"]
+
+    def state(self, component: Component) -> str:
+        return self.states[component.id]
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATES, 0)
+        for state in self.states.values():
+            counts[state] += 1
+        return counts
+
+    def __len__(self) -> int:
+        return len(self.components)
+
+    def __iter__(self) -> Iterator[tuple[Component, str]]:
+        return iter([(c, self.states[c.id]) for c in self.components])
+
+    def __repr__(self) -> str:
+        counts = self.counts()
+        lines = [
+            f"StatusReport of {len(self)} component(s): "
+            + ", ".join(f"{counts[state]} {state}" for state in STATES if state != "queued" or counts[state])
+        ]
+        for state in ("failed", "died", "running", "queued", "missing"):
+            chosen = self[state]
+            for component in chosen[:20]:
+                error = self.errors.get(component.id)
+                message = f"  {error['type']}: {error['message']}".splitlines()[0][:160] if error else ""
+                job = self.jobs.get(component.id)
+                if state == "queued" and job is not None:
+                    message = f"  {describe_job(job)}"
+                lines.append(f"  {state:<8} {component!r} {component.nickname}{message}")
+            if len(chosen) > 20:
+                lines.append(f"  {state:<8} ... and {len(chosen) - 20} more")
+        return "\n".join(lines)
+
+
+def status(targets: Any, *, storage: Any = None) -> StatusReport:
+    """The state of every component in `targets`: missing, queued (in a batch system's
+    queue), running, failed (with the error), died, finished.
+
+    Args:
+        targets: a Component, a list of them, or a Component subclass (or its module name,
+            as `get` takes): then every committed component of that class in storage.
+        storage: where to look for a class's components (default: see `retain.storage`).
+
+    Example:
+        >>> report = retain.status(EstimatePi)
+        >>> report.failed, report.errors
+    """
+    components = _components(targets, storage)
+    lookup = JobLookup()
+    submissions = []
+    for component in components:
+        if component.is_committed():
+            files = component.storage.run_files(component.id)
+            if not files.is_finished():
+                submission = files.submission()
+                if submission is not None:
+                    submissions.append(submission)
+    lookup.prefetch(submissions)  # one question per batch system, not one per component
+    entries = []
+    jobs = {}
+    for component in components:
+        state, error, job = state_of(component, lookup)
+        entries.append((component, state, error))
+        if job is not None:
+            jobs[component.id] = job
+    return StatusReport(entries, jobs)
+
+
+def launch(
+    targets: Any,
+    *,
+    only: Iterable[str] | str | None = None,
+    execution: Execution | str | None = None,
+    wait: bool | float = True,
+    storage: Any = None,
+) -> list[Component]:
+    """Launch many components; those finished already are skipped.
+
+    Args:
+        targets: as for `status`: components, or a class (every one of it in storage).
+        only: launch only those in these states, e.g. ``("missing", "failed", "died")``.
+        execution: an Execution or its module name (``"retain.execution.pool"``); default:
+            the innermost ``with execution:`` block (which queues them), else in process.
+        wait: as for `Component.launch`.
+
+    Returns:
+        The components launched (or queued).
+
+    Raises:
+        LaunchError: some failed (the others ran), listed in ``.failures``.
+    """
+    components = _components(targets, storage)
+    if only is not None:
+        wanted = {only} if isinstance(only, str) else set(only)
+        unknown = sorted(wanted - set(STATES))
+        if unknown:
+            raise ConfigError(f"only: unknown state(s) {', '.join(map(repr, unknown))}; states are {', '.join(STATES)}")
+        report = status(components)
+        components = [c for c in components if report.state(c) in wanted]
+    if execution is None and batch.get() is not None:
+        for component in components:
+            component.launch(wait=wait)
+        return components
+    make_execution(execution).dispatch(components, wait=wait)
+    return components
+
+
+def make_execution(value: Execution | str | None) -> Execution:
+    """An Execution from an instance, a module name, or None (in process)."""
+    if value is None:
+        return LocalExecution()
+    if isinstance(value, Execution):
+        return value
+    if isinstance(value, str):
+        found = get(value)
+        if isinstance(found, Execution):
+            return found
+    raise ConfigError(
+        f"execution must be an Execution or the module name of one ('retain.execution.pool'); got {value!r}"
+    )
+
+
+def _components(targets: Any, storage: Any) -> list[Component]:
+    if isinstance(targets, Component):
+        return [targets]
+    if isinstance(targets, str):
+        targets = _resolve(targets)
+    if isinstance(targets, type):
+        if not issubclass(targets, Component):
+            raise ModuleResolutionError(f"{targets.__qualname__} is not a Component subclass")
+        return components_of(targets, storage)
+    components = list(targets)
+    for item in components:
+        if not isinstance(item, Component):
+            raise TypeError(f"expected Components, got {type(item).__name__} {item!r}")
+    return components
+
+
+def components_of(cls: type[Component], storage: Storage | str | None = None) -> list[Component]:
+    """Every committed component of `cls`, or of a subclass of it defined in this process, in
+    storage, oldest first: one index query per class, then their records (and no other)."""
+    classes = [cls, *(known for known in list(_classes.values())
+                      if known is not cls and isinstance(known, type) and issubclass(known, cls))]
+    found: dict[str, Component] = {}
+    for each in classes:
+        collection = get.all(each, storage=storage)
+        for position in range(len(collection)):
+            try:
+                component = collection[position]
+            except InterfaceNotFoundError:  # removed from storage since the query
+                continue
+            found.setdefault(component.id, component)
+    return sorted(found.values(), key=lambda component: (component.created or "", component.id))
