@@ -15,7 +15,6 @@ from ..storage import current_storage
 from ._resolve import make_index
 from ._updates import deferred, flush, updates
 from .base import Index, IndexEntry
-from .sqlite import SqliteIndex
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from ..storage import StorageLike
     from ._resolve import IndexLike
     from .postgres import PostgresIndex
+    from .sqlite import SqliteIndex
 
 __all__ = [
     "Index", "IndexEntry", "PostgresIndex", "SqliteIndex", "deferred", "make_index", "rebuild", "updates",
@@ -32,11 +32,16 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # psycopg is optional, and the PostgreSQL modules load contextlib: imported when first named.
+    # The backends are imported when first named or used, so that `import retain` stays light
+    # (psycopg is optional, too).
     if name == "PostgresIndex":
         from .postgres import PostgresIndex
 
         return PostgresIndex
+    if name == "SqliteIndex":
+        from .sqlite import SqliteIndex
+
+        return SqliteIndex
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -11,7 +11,6 @@ from .._errors import IndexDatabaseError
 from ..storage import current_storage
 from ..storage.layout import INDEX_FILE, index_path
 from .base import Index
-from .sqlite import SqliteIndex
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -68,6 +67,8 @@ def make_index(index: IndexLike = None, storage: StorageLike | None = None) -> I
             path = os.path.abspath(index[len("sqlite:///"):])
             found = _by_url.get(path)
             if found is None:
+                from .sqlite import SqliteIndex  # the backends load with the first index (import time)
+
                 found = _by_url[path] = SqliteIndex(path)
             return found
         if scheme in _POSTGRES_SCHEMES:
@@ -99,6 +100,8 @@ def default_index(storage: Storage) -> Index:
             raise IndexDatabaseError(
                 f"{storage!r} has no default index (it has no local directory); pass index=..."
             )
+        from .sqlite import SqliteIndex  # (see make_index)
+
         path = index_path(root)
         if not _writable(os.path.dirname(path), root):
             path = readonly_index_path(root)

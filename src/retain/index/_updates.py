@@ -19,7 +19,6 @@ from ..storage.layout import encode_journal_line, journal_path
 from ._entry import IndexEntry
 from ._records import read_summary
 from ._resolve import default_index, index_setting, make_index
-from ._sqlite_connection import close_connections
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -139,6 +138,8 @@ def _flush_and_close() -> None:
     """At exit: write the queued updates, then close the SQLite connections (closing
     checkpoints the WAL into the database file; see `close_connections`)."""
     flush(10.0)
+    from ._sqlite_connection import close_connections  # here: `import retain` need not load it
+
     close_connections()
 
 
