@@ -30,6 +30,7 @@ from retain._words import nickname
 from retain.execution.local import LocalExecution
 from retain.execution.pool import PoolExecution
 from retain.storage.layout import FINISHED_FILE, OUTPUT_LOG, claim_file, end_file, heartbeat_file
+from retain.runs.files import RunFiles
 
 CALLS: list[tuple[str, Any]] = []
 
@@ -463,9 +464,9 @@ def test_heartbeat_and_lease_settings_are_checked() -> None:
 
 def fake_claim(component: Component, run: int, **fields: Any) -> None:
     """A claim as another launcher would leave it (to make `running` and `died` states)."""
-    from retain._runfiles import RunFiles, now_iso
+    from retain._timestamps import now_iso
 
-    files = RunFiles(component.local_directory())
+    files = RunFiles(component.storage, component.id)
     files.ensure()
     claim = {"run": run, "started": now_iso(), "lease": 30.0, "heartbeat": 1.0, "host": "elsewhere",
              "pid": 1, "pidns": None, "component": component.id}

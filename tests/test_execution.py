@@ -21,7 +21,7 @@ import pytest
 
 import retain
 from retain import Component, LaunchError, NotImportableError, Storage, get
-from retain._runfiles import RunFiles, now_iso
+from retain._timestamps import now_iso
 from retain.execution._progress import Progress
 from retain.storage.layout import OUTPUT_LOG, claim_file
 
@@ -158,9 +158,9 @@ def test_only_one_of_several_takers_wins_a_dead_claim(store: Storage, tmp_path: 
     work = get(Work, {"counter": str(counter), "sleep": 0.3, "salt": salt}).commit()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    from retain._claim import host_facts
+    from retain._host import host_facts
 
-    files = RunFiles(work.local_directory())
+    files = RunFiles(work.storage, work.id)
     files.ensure()
     facts = host_facts()
     files.create(claim_file(1), {"run": 1, "started": now_iso(), "lease": 60.0, "heartbeat": 10.0,
@@ -443,6 +443,7 @@ def test_components_example_runs_twice(tmp_path: Path) -> None:
 # -- the conformance suite of executions (retain.testing.execution) -------------------------------
 
 from retain.testing.execution import ExecutionConformance  # noqa: E402
+from retain.runs.files import RunFiles
 
 
 class TestLocalExecutionConformance(ExecutionConformance):

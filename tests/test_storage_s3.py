@@ -27,6 +27,7 @@ from retain.testing.execution import ExecutionConformance
 from retain.testing.storage import StorageConformance
 
 from s3_worker import RaceItem, save_again
+from retain.runs.files import RunFiles
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS_DIR)
@@ -506,7 +507,7 @@ def test_concurrent_appends_to_a_runtime_log_lose_nothing(s3: FsspecStorage) -> 
 
     def writer(n: int) -> None:
         try:
-            files = s3.run_files(item.id)
+            files = RunFiles(s3, item.id)
             for k in range(10):
                 files.append(EVENTS_FILE, {"event": "test", "writer": n, "k": k})
         except BaseException as exc:  # reported below
@@ -518,7 +519,7 @@ def test_concurrent_appends_to_a_runtime_log_lose_nothing(s3: FsspecStorage) -> 
     for thread in threads:
         thread.join()
     assert errors == []
-    lines = s3.run_files(item.id).read_lines(EVENTS_FILE)
+    lines = RunFiles(s3, item.id).read_lines(EVENTS_FILE)
     assert sorted((e["writer"], e["k"]) for e in lines) == [(n, k) for n in range(4) for k in range(10)]
 
 

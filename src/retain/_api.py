@@ -11,6 +11,7 @@ from .execution.base import Execution
 from .execution.local import LocalExecution
 from .component import Component
 from .element import _classes
+from .runs.files import RunFiles
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ def status(targets: Any, *, storage: Any = None) -> StatusReport:
     submissions = []
     for component in components:
         if component.is_committed():
-            files = component.storage.run_files(component.id)
+            files = RunFiles(component.storage, component.id)
             if not files.is_finished():
                 submission = files.submission()
                 if submission is not None:

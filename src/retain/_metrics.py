@@ -203,7 +203,7 @@ def _stored_bytes(interface: Interface) -> bytes:
     directory = interface.local_directory()
     _flush_directory(directory)  # what this process logged so far is part of the answer
     if storage.is_remote and directory not in open_series:
-        return storage.run_files(interface.id)._read_bytes(METRICS_FILE) or b""
+        return storage.read_file(interface.id, METRICS_FILE) or b""
     return read_local(os.path.join(directory, METRICS_FILE))
 
 

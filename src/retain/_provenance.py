@@ -11,7 +11,7 @@ import sys
 from functools import lru_cache
 from typing import Any
 
-from ._version import __version__
+from ._host import host_facts
 
 
 @lru_cache(maxsize=None)
@@ -63,15 +63,8 @@ def _git_state(root: str) -> dict[str, Any] | None:
 
 @lru_cache(maxsize=None)
 def _host() -> dict[str, Any]:
-    import platform
-    import socket
-
-    return {
-        "host": socket.gethostname(),
-        "python": platform.python_version(),
-        "platform": sys.platform,
-        "retain": __version__,
-    }
+    facts = host_facts()
+    return {key: facts[key] for key in ("host", "python", "platform", "retain")}
 
 
 def module_file(module_name: str) -> str | None:

@@ -9,6 +9,7 @@ from .interface import Interface
 from .runs.status import ExecutionStatus
 from .storage.layout import FINISHED_FILE, OUTPUT_LOG
 from ._words import nickname
+from .runs.files import RunFiles
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ class Component(Interface):
             return False
         storage = self.storage
         if storage.is_remote:
-            return storage.run_files(self.id).is_finished()
+            return RunFiles(storage, self.id).is_finished()
         return os.path.exists(os.path.join(self.local_directory(), FINISHED_FILE))
 
     @property

@@ -8,6 +8,7 @@ from . import _baselines, _metrics, _settings
 from ._errors import CodecError, FileMissingError, ImmutableError, RecordError, UnsafePathError
 from ._fs import atomic_write, makedirs, read_small_file
 from ._sentinel import NOT_GIVEN
+from ._timestamps import now_iso
 from .codecs import codec_for
 from .config import config_spec
 from .element import Element, Resolved, _classes, defaults_json, identify, resolved_from_record
@@ -166,7 +167,6 @@ class Interface(Element):
         return moved
 
     def _retain_new_record(self, state: Resolved, inputs: list[Interface]) -> dict[str, Any]:
-        from datetime import datetime, timezone
 
         cls = type(self)
         module, qualname = class_reference(cls)
@@ -186,7 +186,7 @@ class Interface(Element):
             "baseline": state.baseline,
             "non_identifying": list(cls.non_identifying),
             "inputs": sorted({dependency.id for dependency in inputs}),
-            "created": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "created": now_iso(),
             "provenance": _provenance(cls.__module__),
         }
 

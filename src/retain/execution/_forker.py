@@ -26,7 +26,7 @@ from .pool import _write_all
 from ..runs.dispatch import describe_error
 from . import pool
 from .base import prepare_payload, run_prepared
-from .._runfiles import now_iso
+from .._timestamps import now_iso
 from ..storage import make_storage
 from ..storage.layout import OUTPUT_LOG
 

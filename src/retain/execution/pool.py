@@ -19,14 +19,15 @@ import sys
 import time
 
 from .base import Execution, prepare_payload, run_prepared
-from .._claim import host_facts
-from .._runfiles import parse_iso, now_iso
+from .._host import host_facts
+from .._timestamps import now_iso, parse_iso
 from ..runs.dispatch import Outcome, apply_seed, describe_error
 from ..runs.status import component_state
 from ..storage.layout import OUTPUT_LOG
 from ..codecs import _ensure_builtins
 from ..storage import make_storage
 from .._errors import ConfigError, LaunchError
+from ..runs.files import RunFiles
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,10 +43,10 @@ __all__ = ["PoolExecution"]
 _PRELOAD = (
     "retain",
     "retain.runs.capture",
-    "retain._claim",
+    "retain.runs.claims",
     "retain._get",
     "retain.runs.dispatch",
-    "retain._runfiles",
+    "retain.runs.files",
     "retain.runs.status",
     "retain._words",
     "retain.component",
@@ -193,7 +194,7 @@ class PoolExecution(Execution):
 
 def _started_since(job: Job, since: float) -> bool:
     """Whether this process's pool started a run of `job` at `since` (epoch seconds) or later."""
-    files = job.component.storage.run_files(job.component.id)
+    files = RunFiles(job.component.storage, job.component.id)
     latest = files.latest_run()
     claim = files.claim(latest) if latest else None
     if claim is None:
@@ -211,7 +212,7 @@ def _wait_for_orphan(job: Job) -> Outcome:
     """The outcome of a run whose worker died: wait until its process (the worker's child,
     which outlives it) ends, then read how the run ended from its files."""
     component = job.component
-    files = component.storage.run_files(component.id)
+    files = RunFiles(component.storage, component.id)
     run = files.latest_run()
     delay = 0.02
     while True:
@@ -263,6 +264,7 @@ def _init_worker(preload: list[str]) -> None:
     # Compute here, once, what every run would otherwise compute again in its forked child
     # (each first use writes to memory the child shares with the worker, copying pages).
     from .. import _words  # noqa: F401  (imported by every run, lazily)
+    from ..runs import claims, files  # noqa: F401  (as _words)
 
     _ensure_builtins()  # most runs save a file
 

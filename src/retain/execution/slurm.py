@@ -28,7 +28,8 @@ from ..runs.dispatch import Outcome
 from ..runs.status import JobLookup, state_of
 from ..storage.layout import SLURM_DIR, STORAGE_META_DIR, SUBMISSIONS_FILE
 from ..modules import class_reference
-from .._runfiles import now_iso
+from .._timestamps import now_iso
+from ..runs.files import RunFiles
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -173,7 +174,7 @@ class SlurmExecution(Execution):
         queued, or running in an active job; they are not submitted again)."""
         submissions = {}
         for job in jobs:
-            submission = job.component.storage.run_files(job.component.id).submission()
+            submission = RunFiles(job.component.storage, job.component.id).submission()
             if submission is not None:
                 submissions[job.component.id] = submission
         if not submissions:
@@ -336,7 +337,7 @@ class SlurmExecution(Execution):
 
     def _record(self, job: Job, task_id: str, script: str, log: str) -> None:
         module, qualname = class_reference(type(self))
-        job.component.storage.run_files(job.component.id).append(
+        RunFiles(job.component.storage, job.component.id).append(
             SUBMISSIONS_FILE,
             {"time": now_iso(), "execution": {"module": module, "class": qualname}, "job": task_id,
              "script": script, "log": log},

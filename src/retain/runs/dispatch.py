@@ -13,8 +13,9 @@ from .._errors import StorageError
 from .._log import logger
 from ..interface import running_here
 from .capture import Capture
-from .._runfiles import now_iso
+from .._timestamps import now_iso
 from ..storage.layout import FAILURES_FILE, end_file
+from .files import RunFiles
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ class RunOptions:
         lease: float | None = None,
         durable: bool | None = None,
     ) -> None:
+        from .._host import host_facts, packages  # socket, platform: at a launch, not at import
+
         default_heartbeat, default_lease = _settings.heartbeat_lease()
         self.wait = wait
         self.echo = echo
@@ -61,8 +64,6 @@ class RunOptions:
         self.lease = default_lease if lease is None else lease
         self.durable = _settings.durable() if durable is None else durable
         self.argv = list(sys.argv)
-        from .._claim import host_facts, packages  # claims load threads: not at import
-
         facts = host_facts()
         self.launcher = {"host": facts["host"], "pid": facts["pid"]}
         self.packages = packages()  # what the launcher imported: the code that matters
@@ -207,10 +208,10 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
     Raises:
         AlreadyRunningError: it runs elsewhere and `options.wait` does not allow waiting.
     """
-    from .._claim import FailedElsewhere, acquire  # claims load threads: not at import
+    from .claims import FailedElsewhere, acquire  # claims load threads: not at import
 
     check_storage_runs(component.storage)
-    files = component.storage.run_files(component.id)
+    files = RunFiles(component.storage, component.id)
     record = {
         "component": component.id,
         "argv": options.argv,

@@ -15,7 +15,7 @@ import time
 
 from .. import _metrics as metrics
 from .. import _settings
-from .._claim import _heartbeats
+from .claims import _heartbeats
 from .._errors import RecordError
 from .._fs import append_bytes, atomic_write, makedirs
 from .._log import logger
@@ -79,7 +79,7 @@ class _Series:
     def _stored(self) -> bytes:
         if self.storage.is_remote and not self.buffered:
             # Outside a run nobody brought the stored series into the cache.
-            data = self.storage.run_files(self.id)._read_bytes(METRICS_FILE) or b""
+            data = self.storage.read_file(self.id, METRICS_FILE) or b""
             makedirs(self.directory)
             atomic_write(self.path, lambda handle: handle.write(data))
             return data
@@ -168,7 +168,7 @@ class _Series:
                 durable=durable,
             )
             if storage.is_remote and not self.buffered:  # in a run, the heartbeat sends them
-                storage._upload(self.id, [METRICS_FILE, METRICS_LAST_FILE])  # type: ignore[attr-defined]
+                storage.upload_files(self.id, [METRICS_FILE, METRICS_LAST_FILE])
             if self.record is not None:
                 _updates.after_metrics(storage, self.record, last)
 

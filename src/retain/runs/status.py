@@ -8,17 +8,17 @@ import time
 from .._errors import InterfaceNotFoundError
 from .._metrics import read as read_metrics
 from ..modules import resolve_class
-from .._runfiles import parse_iso
+from .._timestamps import parse_iso
 from .. import _settings
 from ..identity import is_id
 from ..storage.layout import SUBMISSIONS_FILE
+from .files import RunFiles
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
-    from .._runfiles import RunFiles
     from ..component import Component
     from ..storage import Storage
 
@@ -90,7 +90,7 @@ def state_of(
     """(state, error, job): job is the batch system's view of the latest submission."""
     if not component.is_committed():
         return "missing", None, None
-    files = component.storage.run_files(component.id)
+    files = RunFiles(component.storage, component.id)
     if files.is_finished():
         return "finished", None, None
     latest = files.latest_run()
@@ -98,7 +98,7 @@ def state_of(
     end = files.end(latest) if latest else None
     reason = None
     if latest and end is None:
-        from .._claim import judge  # claims load threads: at the first question, not at import
+        from .claims import judge  # claims load threads: at the first question, not at import
 
         reason = judge(files, latest, claim) if claim else "its claim cannot be read"
         if reason is None:
@@ -163,7 +163,7 @@ class ExecutionStatus:
 
     @property
     def _files(self) -> RunFiles:
-        return self.component.storage.run_files(self.component.id)
+        return RunFiles(self.component.storage, self.component.id)
 
     def state(self) -> str:
         """One of `STATES`."""

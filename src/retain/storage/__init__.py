@@ -7,6 +7,7 @@ from contextvars import ContextVar
 
 from .._errors import StorageError
 from .base import Storage
+from .layout import read_marker
 from .local import LocalStorage
 
 TYPE_CHECKING = False
@@ -66,7 +67,7 @@ def make_storage(location: Any) -> Storage:
     if location.startswith("file://"):
         location, shard = _file_url(location)
     elif "://" in location:
-        from .fsspec import FsspecStorage, default_cache_dir
+        from .fsspec import FsspecStorage, default_cache_dir  # as in __getattr__ below
 
         key = (location, default_cache_dir())
         found = _cache.get(key)
@@ -76,11 +77,9 @@ def make_storage(location: Any) -> Storage:
     root = os.path.abspath(location)
     storage = _cache.get(root)
     if storage is None or (shard is not None and shard != getattr(storage, "shard", None)):
-        from .layout import read_marker
-
         marker = read_marker(root)
         if marker is not None and "cache_of" in marker:
-            from .fsspec import storage_from_cache
+            from .fsspec import storage_from_cache  # as in __getattr__ below
 
             storage = storage_from_cache(root)
         else:
@@ -96,8 +95,6 @@ def storage_of_directory(directory: str) -> Storage:
     parent = os.path.dirname(directory)
     name = os.path.basename(parent)
     if 0 < len(name) <= 3 and os.path.basename(directory).startswith(name):
-        from .layout import read_marker
-
         grandparent = os.path.dirname(parent)
         try:
             marker = read_marker(grandparent)
@@ -109,7 +106,7 @@ def storage_of_directory(directory: str) -> Storage:
 
 
 def _file_url(url: str) -> tuple[str, int | None]:
-    from urllib.parse import parse_qsl, unquote
+    from urllib.parse import parse_qsl, unquote  # loads collections: not at `import retain`
 
     # file:///absolute/path, or file://relative/path as earlier versions took it.
     path, _, query = url[len("file://"):].partition("?")
@@ -124,7 +121,9 @@ def _file_url(url: str) -> tuple[str, int | None]:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "FsspecStorage":  # its module loads nothing heavy, but only when asked for
+    # The object store backend loads threading (and, when a storage is made, fsspec): only
+    # when asked for, never at `import retain`.
+    if name == "FsspecStorage":
         from .fsspec import FsspecStorage
 
         return FsspecStorage

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 
+from .._errors import StorageError
+from .._fs import TEMP_PREFIX, append_bytes, atomic_write, makedirs, read_small_file
 from .layout import RESERVED_PREFIX, STORAGE_META_DIR, SUMMARY_FILE, decode_summary, journal_path
 
 TYPE_CHECKING = False
@@ -12,9 +14,8 @@ if TYPE_CHECKING:
     from collections.abc import Hashable, Iterable, Iterator
     from typing import Any
 
-    from .._runfiles import RunFiles
 
-__all__ = ["Storage"]
+__all__ = ["Storage", "read_local_file"]
 
 
 class Storage(ABC):
@@ -25,8 +26,11 @@ class Storage(ABC):
     the commit: `publish_record` must make it visible atomically and only once.
 
     The other methods have defaults that suit a storage whose directories are local (or
-    mounted) paths; a remote backend (an object store) overrides them. Abilities are the
-    boolean ``supports_*`` attributes, and `is_remote`.
+    mounted) paths; a remote backend (an object store) overrides them. Among them are the
+    file primitives that runs build on (claims, heartbeats, ends, logs: see
+    `retain.runs.files.RunFiles`): `read_file`, `has_file`, `create_file` (first writer wins),
+    `replace_file` and `append_file`, on one named file of an id. Abilities are the boolean
+    ``supports_*`` attributes, and `is_remote`.
     """
 
     #: Files of an interface can be read and written through a local path.
@@ -75,6 +79,11 @@ class Storage(ABC):
     def upload_file(self, id: str, name: str) -> None:
         """Send file `name` (relative, ``/``-separated) of ``local_directory(id)`` to the store."""
 
+    def upload_files(self, id: str, names: list[str]) -> None:
+        """`upload_file` of several files of `id` (concurrently where the store can)."""
+        for name in names:
+            self.upload_file(id, name)
+
     def local_file(self, id: str, name: str, *, committed: bool) -> bool:
         """Whether file `name` of `id` is in ``local_directory(id)``, as the storage holds it:
         a remote storage fetches it when missing there, or (`committed`) when the store holds
@@ -88,8 +97,6 @@ class Storage(ABC):
     def list_files(self, id: str) -> list[str]:
         """The files of `id` as the storage holds them (relative, ``/``-separated, sorted),
         without retain's runtime files (``.retain*``) and unfinished writes."""
-        from .._fs import TEMP_PREFIX
-
         directory = self.local_directory(id)
         out = []
         for parent, dirs, names in os.walk(directory):
@@ -99,19 +106,11 @@ class Storage(ABC):
                     out.append(os.path.relpath(os.path.join(parent, name), directory).replace(os.sep, "/"))
         return sorted(out)
 
-    def run_files(self, id: str) -> RunFiles:
-        """The runtime files of component `id` (claims, heartbeats, ends, logs)."""
-        from .._runfiles import RunFiles
-
-        return RunFiles(self.local_directory(id))
-
     # -- the storage's own files (``.retain/``), shared by every machine -------------------
 
     def read_meta(self, name: str) -> bytes | None:
         """The storage's own file ``.retain/<name>`` (``/``-separated) as every machine that
         uses the storage sees it, or None when it does not exist."""
-        from .._fs import read_small_file
-
         root = self.local_root()
         if root is None:
             return None
@@ -124,9 +123,6 @@ class Storage(ABC):
         Raises:
             StorageError: the storage cannot be written.
         """
-        from .._errors import StorageError
-        from .._fs import atomic_write, makedirs
-
         root = self.local_root()
         if root is None:
             raise StorageError(f"{self.url} has no place for its own files (.retain/)")
@@ -162,13 +158,49 @@ class Storage(ABC):
         lists it again after a while)."""
         return None
 
+    # -- the files of an id, one at a time (what runs build on) -----------------------------
+
     def read_file(self, id: str, name: str) -> bytes | None:
-        """The bytes of file `name` of `id` as the storage holds it, or None if missing."""
-        try:
-            with open(os.path.join(self.local_directory(id), name), "rb") as handle:
-                return handle.read()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+        """The bytes of file `name` of `id` as the storage holds it, or None if missing.
+
+        Raises:
+            StorageError: the file exists but cannot be read.
+        """
+        return read_local_file(self._local_path(id, name))
+
+    def create_file(self, id: str, name: str, data: bytes, *, durable: bool = False) -> bool:
+        """Write file `name` of `id` unless it exists, atomically: readers see all of `data`
+        or no file, and of writers racing to create it exactly one wins (on every machine
+        where `supports_exclusive_create`). False when it existed. The directory of `id`
+        must exist (``local_directory(id)`` where the storage is local).
+
+        Raises:
+            StorageError: the storage cannot be written.
+        """
+        path = self._local_path(id, name)
+        return atomic_write(path, lambda handle: handle.write(data), durable=durable, exclusive=True)
+
+    def replace_file(self, id: str, name: str, data: bytes, *, durable: bool = False) -> None:
+        """Write file `name` of `id`, atomically, over any earlier version (readers see the old
+        or the new file, whole).
+
+        Raises:
+            StorageError: the storage cannot be written.
+        """
+        atomic_write(self._local_path(id, name), lambda handle: handle.write(data), durable=durable)
+
+    def append_file(self, id: str, name: str, data: bytes, *, durable: bool = False) -> None:
+        """Add `data` at the end of file `name` of `id` (created if missing). Appends of
+        writers racing on one file all land, each whole (a line never interleaves with
+        another's).
+
+        Raises:
+            StorageError: the storage cannot be written.
+        """
+        append_bytes(self._local_path(id, name), data, durable=durable)
+
+    def _local_path(self, id: str, name: str) -> str:
+        return os.path.join(self.local_directory(id), *name.split("/"))
 
     def read_summary(self, id: str) -> dict[str, Any] | None:
         """The summary values of `id` (from its ``summary.json``), or None when it has none.
@@ -213,3 +245,15 @@ class Storage(ABC):
 
     def __hash__(self) -> int:
         return hash((type(self), self.url))
+
+
+def read_local_file(path: str) -> bytes | None:
+    """The bytes of local file `path`, or None if it does not exist.
+
+    Raises:
+        StorageError: it exists but cannot be read.
+    """
+    try:
+        return read_small_file(path)
+    except OSError as exc:
+        raise StorageError(exc.errno or 0, f"could not read {path}: {exc.strerror or exc}") from exc

@@ -27,7 +27,8 @@ The index (see "Index files" below) adds::
 
 from __future__ import annotations
 
-
+# json, re and hashlib are imported where they are used: `import retain` loads this module
+# and must not load them (tests/test_package.py).
 from .._errors import RecordError
 from ..identity import ID_LENGTH, SCHEME, compute_id, is_id
 

@@ -7,7 +7,7 @@ import os
 from .._errors import StorageError
 from .._fs import atomic_write, fsync_directory, makedirs, read_small_file, reclaim_temporaries
 from ..identity import ID_LENGTH, is_id
-from .base import Storage
+from .base import Storage, read_local_file
 from .layout import (
     MARKER_FORMAT,
     RECORD_FILE,
@@ -86,7 +86,7 @@ class LocalStorage(Storage):
         return shard
 
     def _write_marker(self, shard: int) -> None:
-        import json
+        import json  # not at `import retain`, which loads this module
 
         # Ids at the top level mean the plain layout is in use: switching would hide them.
         try:
@@ -231,4 +231,4 @@ class LocalStorage(Storage):
         return (f"{len(times)}:{sum(times)}:{max(times)}", max(times))
 
     def read_file(self, id: str, name: str) -> bytes | None:
-        return read_small_file(os.path.join(self.local_directory(id), name))
+        return read_local_file(os.path.join(self.local_directory(id), name))

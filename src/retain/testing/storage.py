@@ -19,8 +19,17 @@ import pytest
 import retain
 from retain import Component, Interface, RecordError, StorageError, get
 from retain.storage import Storage, make_storage
-from retain.storage.layout import RECORD_FILE, SUMMARY_FILE
+from retain.storage.layout import (
+    FINISHED_FILE,
+    OUTPUT_LOG,
+    RECORD_FILE,
+    SUMMARY_FILE,
+    claim_file,
+    end_file,
+    heartbeat_file,
+)
 from retain.testing import require
+from retain.runs.files import RunFiles
 
 __all__ = ["ConformanceItem", "ConformanceRun", "StorageConformance"]
 
@@ -160,6 +169,92 @@ class StorageConformance:
         assert storage.local_directory(id) == storage.local_directory(id)
         assert storage.local_directory(id).endswith(id)
         assert storage.local_root() is not None
+
+    # -- the files of an id, one at a time (what runs build on) ------------------------------
+
+    def test_file_primitives_on_a_missing_file(self, storage: Storage) -> None:
+        id = some_id(20)
+        os.makedirs(storage.local_directory(id), exist_ok=True)
+        assert storage.read_file(id, ".retain.claim-000001.json") is None
+        assert not storage.has_file(id, ".retain.claim-000001.json")
+
+    def test_create_file_first_writer_wins(self, storage: Storage) -> None:
+        id = some_id(21)
+        os.makedirs(storage.local_directory(id), exist_ok=True)
+        assert storage.create_file(id, "claim.json", b"first\n") is True
+        assert storage.has_file(id, "claim.json")
+        assert storage.create_file(id, "claim.json", b"second\n", durable=True) is False
+        assert storage.read_file(id, "claim.json") == b"first\n"
+        assert not storage.has_record(id)  # a file of an id does not commit it
+
+    def test_concurrent_create_file_one_winner(self, storage: Storage) -> None:
+        id = some_id(22)
+        os.makedirs(storage.local_directory(id), exist_ok=True)
+        barrier = threading.Barrier(6)
+        results: dict[int, bool] = {}
+
+        def create(n: int) -> None:
+            barrier.wait()
+            results[n] = storage.create_file(id, "claim.json", f"writer {n}".encode())
+
+        threads = [threading.Thread(target=create, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [n for n, won in results.items() if won]
+        stored = storage.read_file(id, "claim.json")
+        if storage.supports_exclusive_create:
+            assert len(winners) == 1 and stored == f"writer {winners[0]}".encode()
+        else:
+            assert winners and stored in {f"writer {n}".encode() for n in winners}
+
+    def test_replace_file(self, storage: Storage) -> None:
+        id = some_id(23)
+        os.makedirs(storage.local_directory(id), exist_ok=True)
+        storage.replace_file(id, "heartbeat.json", b"beat 1\n")
+        assert storage.read_file(id, "heartbeat.json") == b"beat 1\n"
+        storage.replace_file(id, "heartbeat.json", b"beat 2\n", durable=True)
+        assert storage.read_file(id, "heartbeat.json") == b"beat 2\n"
+        assert storage.create_file(id, "heartbeat.json", b"beat 3\n") is False
+
+    def test_append_file(self, storage: Storage) -> None:
+        id = some_id(24)
+        os.makedirs(storage.local_directory(id), exist_ok=True)
+        storage.append_file(id, "events.jsonl", b'{"n": 1}\n')
+        storage.append_file(id, "events.jsonl", b'{"n": 2}\n', durable=True)
+        storage.append_file(id, "events.jsonl", b'{"n": 3}\n')
+        assert storage.read_file(id, "events.jsonl") == b'{"n": 1}\n{"n": 2}\n{"n": 3}\n'
+        assert storage.has_file(id, "events.jsonl")
+
+    def test_run_files_over_the_primitives(self, storage: Storage) -> None:
+        """Claims, ends, the finished marker, events and the output log of a component, as
+        every launcher of it reads them (from the storage, not from this process)."""
+        id = some_id(25)
+        files = RunFiles(storage, id)
+        files.ensure()
+        assert files.latest_run() == 0 and not files.is_finished()
+        claim = {"run": 1, "started": "2026-01-02T03:04:05.000006Z", "lease": 60.0, "heartbeat": 10.0}
+        assert files.create(claim_file(1), claim) is True
+        assert files.create(claim_file(1), {**claim, "started": "later"}) is False
+        assert files.latest_run() == 1 and files.claim(1) == claim
+        files.replace(heartbeat_file(1), {"run": 1, "time": "2026-01-02T03:04:06.000000Z", "beats": 1})
+        assert files.heartbeat(1) == {"run": 1, "time": "2026-01-02T03:04:06.000000Z", "beats": 1}
+        files.prepare_run()
+        with open(files.output_log, "ab") as handle:
+            handle.write(b"printed by the run\n")
+        files.sync_output()  # what a heartbeat does
+        again = RunFiles(make_storage(storage.url), id)
+        assert again.read_output() == b"printed by the run\n"
+        end = {"run": 1, "status": "finished", "time": "2026-01-02T03:04:07.000000Z", "seconds": 2.0}
+        assert files.create(end_file(1), end, durable=True)
+        files.mark_finished(1, durable=True)
+        files.mark_finished(1)  # once is enough: a second time changes nothing
+        assert again.is_finished() and again.end(1) == end
+        assert storage.read_file(id, FINISHED_FILE) == storage.read_file(id, end_file(1))
+        files.event("superseded", 1, reason="a test")
+        assert [e["event"] for e in again.events()] == ["started", "finished", "superseded"]
+        assert not storage.has_record(id) and storage.list_files(id) == [OUTPUT_LOG]
 
     # -- the public API through this storage -----------------------------------------------
 

@@ -4,9 +4,13 @@ and reading a refused conditional write."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import socket
+from urllib.parse import urlsplit
 
-from .._errors import StorageError
+from ..._errors import StorageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,7 +32,7 @@ def defaults(protocol: str) -> dict[str, Any]:
 def filesystem(protocol: str, url: str, options: dict[str, Any]) -> Any:
     extra = _EXTRAS.get(protocol, "fsspec")
     try:
-        import fsspec
+        import fsspec  # optional: the extra of the store installs it
     except ImportError:
         raise ImportError(
             f"storage {url} needs fsspec, which is not installed: pip install 'retain[{extra}]'"
@@ -57,9 +61,6 @@ def endpoint_of(fs: Any, options: dict[str, Any]) -> str | None:
 
 
 def cache_name(protocol: str, path: str, endpoint: str | None) -> str:
-    import hashlib
-    import re
-
     digest = hashlib.sha256(f"{protocol}://{path}\n{endpoint or ''}".encode()).hexdigest()[:12]
     readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{protocol}-{path}").strip("-.")[:60]
     return f"{readable}-{digest}"
@@ -68,9 +69,6 @@ def cache_name(protocol: str, path: str, endpoint: str | None) -> str:
 def probe_endpoint(endpoint: str, url: str) -> None:
     """Connect to the endpoint's port once, with a short timeout: an endpoint that is down
     then fails in a second, not after the backend's retries."""
-    import socket
-    from urllib.parse import urlsplit
-
     parts = urlsplit(endpoint)
     host = parts.hostname
     if not host:

@@ -11,12 +11,13 @@ another machine may have saved the file again in between.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
-from .._errors import StorageError
-from .._fs import atomic_write, makedirs, read_small_file
-from .layout import STORAGE_META_DIR
+from ..._errors import StorageError
+from ..._fs import atomic_write, makedirs, read_small_file
+from ..layout import STORAGE_META_DIR
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,11 +47,9 @@ def s3_upload_version(path: str, *, single: bool = False) -> str:
     PUT (or with `single`), the MD5 of the parts' MD5s and the number of parts for a multipart
     upload. If the store computes ETags otherwise (encrypted with a KMS key, for example), the
     version never matches and the file is fetched again when read: slower, never wrong."""
-    import hashlib
-
     size = os.path.getsize(path)
     try:
-        from s3fs.core import calculate_chunksize
+        from s3fs.core import calculate_chunksize  # optional: only S3 stores have it
 
         part = int(calculate_chunksize(size))
     except (ImportError, AttributeError, TypeError):

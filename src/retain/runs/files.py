@@ -1,24 +1,27 @@
 """Reading and writing a component's runtime files (names in `storage/layout.py`).
 
-`RunFiles` holds the logic (claims, ends, the finished marker, logs) over five byte-level
-primitives, which it implements on a directory; `storage/_store_runfiles.py` implements them
-on an object store.
-
-On a directory, whole files go through `_fs.atomic_write` (a claim or an end is created
-exclusively: the first writer wins) and logs are appended with one `O_APPEND` write per line,
-so concurrent writers never interleave inside a line.
+`RunFiles` holds the logic (claims, ends, the finished marker, logs) over the file primitives
+of the `Storage` contract: `read_file`, `has_file`, `create_file` (a claim or an end is
+created exclusively: the first writer wins), `replace_file` and `append_file` (logs, one
+line per append, so concurrent writers never interleave inside a line). It serves every
+backend: where the storage is remote (`Storage.is_remote`), the output log and the metrics
+that a run appends to in the local cache are sent with each heartbeat and at the run's end.
 """
 
 from __future__ import annotations
 
 import os
+import _thread
 
-from ._errors import RecordError, StorageError
-from ._fs import append_bytes, atomic_write, makedirs
-from .storage.layout import (
+from .._errors import RecordError
+from .._fs import atomic_write, fsync_directory, makedirs
+from .._timestamps import now_iso
+from ..storage.layout import (
     EVENTS_FILE,
     FAILURES_FILE,
     FINISHED_FILE,
+    METRICS_FILE,
+    METRICS_LAST_FILE,
     OUTPUT_LOG,
     SUBMISSIONS_FILE,
     claim_file,
@@ -30,39 +33,46 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["RunFiles", "now_iso", "parse_iso"]
+    from ..storage.base import Storage
+
+__all__ = ["RunFiles"]
 
 
-def now_iso() -> str:
-    """The current time, ISO 8601 UTC with microseconds and a ``Z``."""
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+#: The files a run appends to in the local cache of a remote storage, sent with each heartbeat
+#: and at its end.
+_SENT = (OUTPUT_LOG, METRICS_FILE, METRICS_LAST_FILE)
 
 
-def parse_iso(text: str) -> float:
-    """Seconds since the epoch of an ISO 8601 time written by `now_iso`."""
-    from datetime import datetime
-
-    return datetime.fromisoformat(text).timestamp()
+# `import retain` loads this module (a component's state is read through it); json (which
+# loads `re`) and the host facts (socket, platform) load at the first run file used.
 
 
 def _dumps(value: dict[str, Any]) -> bytes:
-    import json
+    import json  # see above
 
     return (json.dumps(value, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode("utf-8")
 
 
 class RunFiles:
-    """The runtime files of one component directory."""
+    """The runtime files of component `id` in `storage`.
 
-    __slots__ = ("directory",)
+    `directory` is ``storage.local_directory(id)``: where runs write their output (for a
+    remote storage, its local cache; every other runtime file is read from and written to
+    the storage, never cached: they change).
+    """
 
-    def __init__(self, directory: str) -> None:
-        self.directory = directory
+    __slots__ = ("storage", "id", "directory", "_sent", "_sending")
 
-    def path(self, name: str) -> str:
-        return os.path.join(self.directory, name)
+    def __init__(self, storage: Storage, id: str) -> None:
+        self.storage = storage
+        self.id = id
+        self.directory = storage.local_directory(id)
+        #: (size, mtime) of each file of `_SENT` when last sent (a remote storage only).
+        self._sent: dict[str, tuple[int, int] | None] = {}
+        # The heartbeat thread and the run's end both send the log: one at a time, so that an
+        # older copy never lands after a newer one.
+        # `_thread`, not `threading`: `import retain` loads this module and no threads.
+        self._sending = _thread.allocate_lock() if storage.is_remote else None
 
     @property
     def output_log(self) -> str:
@@ -72,47 +82,51 @@ class RunFiles:
     def ensure(self, durable: bool = False) -> None:
         makedirs(self.directory, durable=durable)
 
-    # -- the primitives (bytes of one runtime file) -----------------------------------------
-
-    def _exists(self, name: str) -> bool:
-        return os.path.exists(os.path.join(self.directory, name))
-
-    def _read_bytes(self, name: str) -> bytes | None:
-        path = os.path.join(self.directory, name)
-        try:
-            with open(path, "rb") as handle:
-                return handle.read()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except OSError as exc:
-            raise StorageError(exc.errno or 0, f"could not read {path}: {exc.strerror}") from exc
-
-    def _create_bytes(self, name: str, data: bytes, durable: bool) -> bool:
-        return atomic_write(self.path(name), lambda handle: handle.write(data), durable=durable, exclusive=True)
-
-    def _put_bytes(self, name: str, data: bytes, durable: bool) -> None:
-        atomic_write(self.path(name), lambda handle: handle.write(data), durable=durable)
-
-    def _append_bytes(self, name: str, data: bytes, durable: bool) -> None:
-        append_bytes(self.path(name), data, durable=durable)
-
     # -- the output log ------------------------------------------------------------------
 
     def prepare_run(self) -> None:
         """Before a run: where the directory is a local cache of the storage, make the run's
-        log continue the stored one."""
+        log and metrics continue the stored ones."""
+        if not self.storage.is_remote:
+            return
+        # Cached files the run reads are checked against the store by `load_file`; the log and
+        # the metrics are appended to here, so they must start as the stored ones.
+        self.ensure()
+        for name in _SENT:
+            path = os.path.join(self.directory, name)
+            stored = self.storage.read_file(self.id, name)
+            if stored is None:
+                _remove(path)
+                self._sent[name] = None
+                continue
+            atomic_write(path, lambda handle: handle.write(stored))
+            self._sent[name] = _size_and_time(path)
 
     def sync_output(self) -> None:
-        """Send what a run wrote to `output_log` so far to the storage (where it is elsewhere)."""
+        """Send what a run wrote to `output_log` (and its metrics) so far to the storage,
+        where it is elsewhere."""
+        if self._sending is None:
+            return
+        with self._sending:
+            changed = []
+            for name in _SENT:
+                now = _size_and_time(os.path.join(self.directory, name))
+                if now is not None and now != self._sent.get(name):
+                    changed.append((name, now))
+            if not changed:
+                return
+            self.storage.upload_files(self.id, [name for name, _ in changed])
+            for name, now in changed:
+                self._sent[name] = now
 
     def read_output(self) -> bytes:
         """Everything the runs printed, as far as the storage has it."""
-        return self._read_bytes(OUTPUT_LOG) or b""
+        return self.storage.read_file(self.id, OUTPUT_LOG) or b""
 
     # -- reading -------------------------------------------------------------------------
 
     def is_finished(self) -> bool:
-        return self._exists(FINISHED_FILE)
+        return self.storage.has_file(self.id, FINISHED_FILE)
 
     def latest_run(self) -> int:
         """The number of the latest claimed run; 0 when it never ran.
@@ -121,17 +135,17 @@ class RunFiles:
         directory that may hold any number of the user's files.
         """
         run = 0
-        while self._exists(claim_file(run + 1)):
+        while self.storage.has_file(self.id, claim_file(run + 1)):
             run += 1
         return run
 
     def read(self, name: str) -> dict[str, Any] | None:
         """A whole runtime file as a dict, or None when it does not exist."""
-        import json
-
-        data = self._read_bytes(name)
+        data = self.storage.read_file(self.id, name)
         if data is None:
             return None
+        import json  # see `_dumps`
+
         try:
             value = json.loads(data)
         except ValueError:
@@ -154,9 +168,9 @@ class RunFiles:
 
     def read_lines(self, name: str) -> list[dict[str, Any]]:
         """The entries of an append-only log (a line cut short by a crash is skipped)."""
-        import json
+        import json  # see `_dumps`
 
-        data = self._read_bytes(name)
+        data = self.storage.read_file(self.id, name)
         out = []
         for line in (data or b"").splitlines():
             try:
@@ -198,13 +212,19 @@ class RunFiles:
 
     def create(self, name: str, value: dict[str, Any], durable: bool = False) -> bool:
         """Write `name` unless it exists (exclusive, atomic); False when another writer won."""
-        return self._create_bytes(name, _dumps(value), durable)
+        return self.storage.create_file(self.id, name, _dumps(value), durable=durable)
 
     def mark_finished(self, run: int, durable: bool = False) -> None:
-        """Publish the finished marker: a hard link to run `run`'s end (one link, no copy)."""
-        target = self.path(FINISHED_FILE)
+        """Publish the finished marker: a copy of run `run`'s end (where the directory is the
+        storage, a hard link to it: one link, no copy)."""
+        if self.storage.is_remote:
+            end = self.end(run)
+            if end is not None:
+                self.create(FINISHED_FILE, end, durable)
+            return
+        target = os.path.join(self.directory, FINISHED_FILE)
         try:
-            os.link(self.path(end_file(run)), target)
+            os.link(os.path.join(self.directory, end_file(run)), target)
         except FileExistsError:
             return
         except OSError:  # a file system without hard links: a copy, atomically
@@ -213,19 +233,17 @@ class RunFiles:
                 self.replace(FINISHED_FILE, end, durable)
             return
         if durable:
-            from ._fs import fsync_directory
-
             fsync_directory(self.directory)
 
     def replace(self, name: str, value: dict[str, Any], durable: bool = False) -> None:
-        self._put_bytes(name, _dumps(value), durable)
+        self.storage.replace_file(self.id, name, _dumps(value), durable=durable)
 
     def append(self, name: str, value: dict[str, Any], durable: bool = False) -> None:
         """Append one JSON line (a single ``O_APPEND`` write on a directory)."""
-        self._append_bytes(name, _dumps(value), durable)
+        self.storage.append_file(self.id, name, _dumps(value), durable=durable)
 
     def event(self, event: str, run: int, durable: bool = False, **fields: Any) -> None:
-        from ._claim import host_facts
+        from .._host import host_facts  # see `_dumps`
 
         facts = host_facts()
         self.append(
@@ -237,3 +255,18 @@ class RunFiles:
 
 def _prefixed(takeover: dict[str, Any]) -> dict[str, Any]:
     return {f"of_{key}": value for key, value in takeover.items()}
+
+
+def _size_and_time(path: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,32 +1,16 @@
-"""Storage in an object store through fsspec: ``s3://bucket/prefix``, ``gs://``, ``memory://``.
-
-The layout is the local one under the URL (``<url>/<id>/interface.json`` and the files beside
-it). Files are used through a local cache directory with the same layout, so that
-`local_directory()`, `save_file` and user code work with local paths:
-
-- before commit, files are written to the cache only;
-- a commit uploads every file of the interface's cache directory, then writes the record with
-  the store's conditional write (S3 ``If-None-Match: *``, GCS ``ifGenerationMatch=0``): the
-  record is the last thing written and exactly one committer of an identity wins;
-- after commit, `save_file` uploads at once; `load_file` fetches a missing file into the cache.
-
-A commit killed before its record is written leaves files without a record: invisible, like a
-directory without a record on local storage, and overwritten by the next commit of the
-identity. fsspec and the store's own package (s3fs, gcsfs) are imported when a storage is made.
-"""
+"""`FsspecStorage`: the storage contract over an object store and its local cache."""
 
 from __future__ import annotations
 
+import json
 import os
+from urllib.parse import parse_qsl, urlsplit
 
-from .._errors import StorageError
-from .._fs import TEMP_PREFIX, atomic_write, makedirs, temp_path_for
-from ..identity import ID_LENGTH, is_id
-from ._backends import cache_name, defaults, endpoint_of, filesystem
-from ._store_calls import StoreCalls
-from ._versions import read_versions, record_versions, s3_upload_version, version_of
-from .base import Storage
-from .layout import (
+from ..._errors import StorageError
+from ..._fs import TEMP_PREFIX, atomic_write, makedirs, temp_path_for
+from ...identity import ID_LENGTH, is_id
+from ..base import Storage
+from ..layout import (
     MARKER_FORMAT,
     RECORD_FILE,
     RESERVED_PREFIX,
@@ -35,15 +19,16 @@ from .layout import (
     marker_path,
     read_marker,
 )
+from ._cache_versions import read_versions, record_versions, s3_upload_version, version_of
+from ._filesystems import cache_name, defaults, endpoint_of, filesystem
+from ._store import ObjectStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from typing import Any
 
-    from .._runfiles import RunFiles
-
-__all__ = ["FsspecStorage", "default_cache_dir"]
+__all__ = ["CONDITIONAL_WRITE_PROTOCOLS", "URL_OPTIONS", "FsspecStorage", "default_cache_dir", "storage_from_cache"]
 
 #: Stores whose fsspec backend makes ``pipe_file(..., mode="create")`` an atomic put-if-absent:
 #: S3 (s3fs >= 2024.12, ``If-None-Match: *``) and GCS (gcsfs >= 2024.12,
@@ -68,7 +53,7 @@ def default_cache_dir() -> str:
     return os.path.join(base, "retain")
 
 
-class FsspecStorage(StoreCalls, Storage):
+class FsspecStorage(Storage):
     """Interfaces in an object store (any fsspec URL), used through a local cache.
 
     Args:
@@ -99,8 +84,6 @@ class FsspecStorage(StoreCalls, Storage):
         exclusive_create: bool | None = None,
         **storage_options: Any,
     ) -> None:
-        from urllib.parse import parse_qsl, urlsplit
-
         if "://" not in url:
             raise StorageError(f"an object store URL looks like 's3://bucket/prefix'; got {url!r}")
         parts = urlsplit(url)
@@ -130,10 +113,11 @@ class FsspecStorage(StoreCalls, Storage):
         self.supports_runs = self.supports_exclusive_create  # claims are created put-if-absent
         self.cache_dir = os.path.abspath(os.fspath(cache_dir)) if cache_dir is not None else default_cache_dir()
         self.cache = os.path.join(self.cache_dir, cache_name(protocol, path, self.endpoint))
-        self._checked = False
-        self._s3 = protocol in ("s3", "s3a")
-        # Small objects in one request (s3fs otherwise asks for the size first).
-        self._small: dict[str, Any] = {"max_concurrency": 1} if self._s3 else {}
+        #: The calls to the store (each error names it).
+        self.store = ObjectStore(
+            self.fs, url=self._url, protocol=protocol, bucket=self.bucket, endpoint=self.endpoint,
+            exclusive_create=self.supports_exclusive_create,
+        )
 
     # -- naming ----------------------------------------------------------------------------
 
@@ -148,6 +132,21 @@ class FsspecStorage(StoreCalls, Storage):
     def _key(self, id: str, name: str | None = None) -> str:
         return f"{self.root}/{id}" if name is None else f"{self.root}/{id}/{name}"
 
+    # -- the two steps of a commit, and the check before the first call ---------------------
+
+    def _check(self) -> None:
+        self.store.check()
+
+    def _upload(self, id: str, names: list[str]) -> None:
+        """Send files `names` of `id` from the cache to the store."""
+        directory = self.local_directory(id)
+        paths = [os.path.join(directory, *name.split("/")) for name in names]
+        self.store.upload(paths, [self._key(id, name) for name in names], f"the files of {id}")
+
+    def _create(self, key: str, data: bytes) -> bool:
+        """Write object `key` unless it exists (records, claims: the first writer wins)."""
+        return self.store.create(key, data)
+
     # -- the local cache ---------------------------------------------------------------------
 
     def local_directory(self, id: str) -> str:
@@ -160,8 +159,6 @@ class FsspecStorage(StoreCalls, Storage):
     def _ensure_cache(self) -> None:
         if os.path.isfile(marker_path(self.cache)):
             return
-        import json
-
         makedirs(os.path.join(self.cache, STORAGE_META_DIR))
         data = (json.dumps({"format": MARKER_FORMAT, "cache_of": self._url}) + "\n").encode()
         atomic_write(marker_path(self.cache), lambda handle: handle.write(data), exclusive=True)
@@ -197,13 +194,13 @@ class FsspecStorage(StoreCalls, Storage):
     # -- the contract ------------------------------------------------------------------------
 
     def read_record(self, id: str) -> bytes | None:
-        data = self._cat(self._key(id, RECORD_FILE))
+        data = self.store.cat(self._key(id, RECORD_FILE))
         if data is not None:
             self._cache_record(id, data)
         return data
 
     def has_record(self, id: str) -> bool:
-        return self._exists(self._key(id, RECORD_FILE))
+        return self.store.exists(self._key(id, RECORD_FILE))
 
     def publish_record(self, id: str, data: bytes, *, durable: bool = False) -> bool:
         # Object stores acknowledge a write once it is durable: `durable` asks nothing more.
@@ -237,7 +234,7 @@ class FsspecStorage(StoreCalls, Storage):
         for name in names:
             path = os.path.join(directory, *name.split("/"))
             try:
-                versions[name] = s3_upload_version(path) if self._s3 else None
+                versions[name] = s3_upload_version(path) if self.store.s3 else None
             except OSError:
                 versions[name] = None  # the upload says what is wrong with the file
         try:
@@ -261,7 +258,7 @@ class FsspecStorage(StoreCalls, Storage):
         except FileNotFoundError:
             return
         except Exception as exc:
-            raise self._error("list the interfaces", exc) from exc
+            raise self.store.error("list the interfaces", exc) from exc
         wanted = set(candidates)
         start = len(self.root) + 1
         for key in keys:
@@ -273,21 +270,24 @@ class FsspecStorage(StoreCalls, Storage):
     # -- files -------------------------------------------------------------------------------
 
     def upload_file(self, id: str, name: str) -> None:
+        self.upload_files(id, [name])
+
+    def upload_files(self, id: str, names: list[str]) -> None:
         self._check()
-        self._upload_files(id, [name])
+        self._upload_files(id, names)
 
     def local_file(self, id: str, name: str, *, committed: bool) -> bool:
         path = os.path.join(self.local_directory(id), *name.split("/"))
         if not committed:  # its files are in the cache, or (adopted meanwhile) in the store
-            return os.path.isfile(path) or self._fetch(id, name, self._info(self._key(id, name)))
+            return os.path.isfile(path) or self._fetch(id, name, self.store.info(self._key(id, name)))
         # One HEAD: another machine may have saved the file again since it was cached.
-        info = self._info(self._key(id, name))
+        info = self.store.info(self._key(id, name))
         if os.path.isfile(path) and (info is None or read_versions(self.cache, id).get(name) == version_of(info)):
             return True  # the stored version, or not in the store: the local copy is all there is
         return self._fetch(id, name, info)
 
     def has_file(self, id: str, name: str) -> bool:
-        return super().has_file(id, name) or self._info(self._key(id, name)) is not None
+        return super().has_file(id, name) or self.store.info(self._key(id, name)) is not None
 
     def _fetch(self, id: str, name: str, info: dict[str, Any] | None) -> bool:
         """Get file `name` of `id` (whose `info` was read before) into the cache; False when
@@ -309,11 +309,11 @@ class FsspecStorage(StoreCalls, Storage):
             return False
         except Exception as exc:
             _unlink(tmp)
-            raise self._error(f"fetch {key}", exc) from exc
+            raise self.store.error(f"fetch {key}", exc) from exc
         if not os.path.isfile(tmp):  # some backends make nothing for a missing key
             return False
         version = version_of(info)
-        if self._s3 and "-" not in str(info.get("ETag")):  # an MD5: what the bytes must give
+        if self.store.s3 and "-" not in str(info.get("ETag")):  # an MD5: what the bytes must give
             try:
                 version = s3_upload_version(tmp, single=True)
             except OSError:
@@ -328,7 +328,7 @@ class FsspecStorage(StoreCalls, Storage):
         try:
             found = self.fs.find(self._key(id))
         except Exception as exc:
-            raise self._error(f"list the files of {id}", exc) from exc
+            raise self.store.error(f"list the files of {id}", exc) from exc
         prefix = self._key(id) + "/"
         out = []
         for key in found:
@@ -347,7 +347,7 @@ class FsspecStorage(StoreCalls, Storage):
         except FileNotFoundError:
             return
         except Exception as exc:
-            raise self._error("list the interfaces", exc) from exc
+            raise self.store.error("list the interfaces", exc) from exc
         for entry in entries:
             name = entry.rstrip("/").rsplit("/", 1)[-1]
             if len(name) == ID_LENGTH and name.startswith(prefix) and is_id(name):
@@ -360,22 +360,29 @@ class FsspecStorage(StoreCalls, Storage):
         except FileNotFoundError:
             return False
         except Exception as exc:
-            raise self._error(f"look up {self._key(id)}", exc) from exc
+            raise self.store.error(f"look up {self._key(id)}", exc) from exc
 
     def read_meta(self, name: str) -> bytes | None:
         # In the store, not the cache: every machine must read the same storage files.
-        return self._cat(f"{self.root}/{STORAGE_META_DIR}/{name}")
+        return self.store.cat(f"{self.root}/{STORAGE_META_DIR}/{name}")
 
     def create_meta(self, name: str, data: bytes, *, durable: bool = False) -> bool:
         return self._create(f"{self.root}/{STORAGE_META_DIR}/{name}", data)
 
-    def run_files(self, id: str) -> RunFiles:
-        from ._store_runfiles import StoreRunFiles
-
-        return StoreRunFiles(self, id)
-
     def read_file(self, id: str, name: str) -> bytes | None:
-        return self._cat(self._key(id, name))
+        return self.store.cat(self._key(id, name))
+
+    # Runtime files change: they go to the store at once, never through the cache. Object
+    # stores acknowledge a write once it is durable: `durable` asks nothing more.
+
+    def create_file(self, id: str, name: str, data: bytes, *, durable: bool = False) -> bool:
+        return self._create(self._key(id, name), data)
+
+    def replace_file(self, id: str, name: str, data: bytes, *, durable: bool = False) -> None:
+        self.store.put(self._key(id, name), data)
+
+    def append_file(self, id: str, name: str, data: bytes, *, durable: bool = False) -> None:
+        self.store.append(self._key(id, name), data)
 
     def read_files(self, items: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         self._check()
@@ -383,9 +390,9 @@ class FsspecStorage(StoreCalls, Storage):
         if not keys:
             return {}
         try:
-            found = self.fs.cat(list(keys), on_error="omit", **self._small)
+            found = self.fs.cat(list(keys), on_error="omit", **self.store.small)
         except Exception as exc:
-            raise self._error("read records", exc) from exc
+            raise self.store.error("read records", exc) from exc
         out = {}
         for key, data in found.items():
             item = keys.get(key) or keys.get(self.fs._strip_protocol(key))
