@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from .._errors import IndexDatabaseError
+from ..element import normalize_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..query import Filter, Query
-    from .base import IndexEntry
+    from ._entry import IndexEntry
 
     #: SQL that is true where a column passes a filter, and its arguments.
     ColumnTest = Callable[[Filter, str], tuple[str, list[Any]]]
@@ -77,8 +78,6 @@ def canonical_json(value: Any) -> str:
         _canonical = json.JSONEncoder(
             sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         ).encode
-    from ..element import normalize_json
-
     text: str = _canonical(normalize_json(value))
     return text
 
