@@ -9,6 +9,7 @@ import os
 
 from .._errors import IndexDatabaseError
 from ..element import normalize_json
+from ..identity import canonical_json as identity_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,7 +51,6 @@ class ForkTracker:
 
 
 _dumps: Any = None
-_canonical: Any = None
 
 
 def texts(entry: IndexEntry) -> tuple[str, str, str | None, str | None]:
@@ -70,16 +70,9 @@ def texts(entry: IndexEntry) -> tuple[str, str, str | None, str | None]:
 
 def canonical_json(value: Any) -> str:
     """A config leaf that is no number, string, boolean or None (a list, an empty dict, an
-    interface reference) as canonical JSON text: equal values, equal texts."""
-    global _canonical
-    if _canonical is None:
-        import json
-
-        _canonical = json.JSONEncoder(
-            sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode
-    text: str = _canonical(normalize_json(value))
-    return text
+    interface reference) as canonical JSON text: equal values, equal texts (identity's
+    spelling, numbers normalised as in the canonical configuration)."""
+    return identity_json(normalize_json(value))
 
 
 def covered_classes(query: Query, read: Callable[[], Iterable[Sequence[Any]]]) -> list[int] | None:
