@@ -43,7 +43,9 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "key=value words change the configuration (dotted keys nest; values are typed: 1, 1.0,\n"
         "true, null, [1,2], '\"quoted\"' strings, @ID for a committed interface); ~name(args)\n"
-        "calls a version method. Actions, in the order given:\n"
+        "calls a version method. Commas make a grid: lr=0.1,0.01 batch=8,16 is 4 cells,\n"
+        "'seed=range(5)' 5, '~small,~large' 2 (\"name='a,b'\" keeps the comma); without an\n"
+        "action the cells are listed. Actions, in the order given:\n"
         "  --commit                 commit it\n"
         "  --launch                 commit and run a component (unless finished); prints ran,\n"
         "                           cached, or fails with exit code 1\n"
