@@ -151,6 +151,10 @@ def test_a_grid_of_interfaces_that_do_not_run(sweep: Any) -> None:
         cells.launch()
     with pytest.raises(TypeError, match="status is for components"):
         cells.status()
+    elements = grid(retain.Element, {})
+    assert len(elements) == 1 and Grid[retain.Interface] is Grid
+    with pytest.raises(TypeError, match="Element is an Element, which is never stored"):
+        elements.missing()
 
 
 def test_grid_launches_in_a_pool(sweep: Any) -> None:

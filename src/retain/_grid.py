@@ -132,8 +132,13 @@ class Grid(_Generic[I]):
         if issubclass(self.target, Component):
             report = self.status()
             keep = [report.state(cell) != "finished" for cell in self._components("missing")]
-        else:
+        elif issubclass(self.target, Interface):
             keep = [not cell.is_committed() for cell in self._cells]
+        else:
+            raise TypeError(
+                f"{self.target.__qualname__} is an Element, which is never stored: every cell is "
+                "missing (make it an Interface to commit it)"
+            )
         return Grid(
             self.target,
             [point for point, kept in zip(self.points, keep) if kept],
