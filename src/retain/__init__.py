@@ -24,6 +24,7 @@ from ._errors import (
     UnsafePathError,
     VersionError,
 )
+from ._diff import InterfaceDiff
 from ._get import get
 from ._sentinel import NOT_GIVEN
 from ._settings import settings, storage
@@ -73,6 +74,7 @@ __all__ = [
     "IndexDatabaseError",
     "IndexWarning",
     "Interface",
+    "InterfaceDiff",
     "InterfaceNotFoundError",
     "LaunchError",
     "LocalStorage",
