@@ -97,16 +97,16 @@ class InterfaceDiff:
 
     def __str__(self) -> str:
         lines = [f"{_who(self.a)} -> {_who(self.b)}"]
-        rows = [(section, key, _show(left), _show(right)) for section, key, left, right in self.changes()]
-        if not rows:
-            lines.append("  no differences")
-        width = max((len(key) for _, key, _, _ in rows), default=0)
-        section_now = None
-        for section, key, left, right in rows:
-            if section != section_now:
+        for section in self.SECTIONS:
+            changes: Changes = getattr(self, section)
+            if changes:
                 lines.append(f"  {section}:")
-                section_now = section
-            lines.append(f"    {key.ljust(width)}  {left} -> {right}")
+                width = max(len(key) for key in changes)
+                lines.extend(
+                    f"    {key.ljust(width)}  {_show(left)} -> {_show(right)}" for key, (left, right) in changes.items()
+                )
+        if len(lines) == 1:
+            lines.append("  no differences")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
