@@ -112,6 +112,62 @@ def test_claims_and_records_read_package_versions_from_one_source() -> None:
     assert package_versions({"os", "json", "not_a_loaded_module"}) == {}
 
 
+def fake_site(tmp_path: Path, dist_info: str, files: dict[str, str]) -> Path:
+    """A site-packages directory as installers lay it out: `files` (relative paths: text),
+    with METADATA of distribution `dist_info` (``name-version``)."""
+    site = tmp_path / "lib" / "site-packages"
+    name, _, version = dist_info.partition("-")
+    files = {f"{dist_info}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nText\n", **files}
+    for relative, text in files.items():
+        (site / relative).parent.mkdir(parents=True, exist_ok=True)
+        (site / relative).write_text(text)
+    return site
+
+
+def test_a_distribution_is_found_by_its_record_when_named_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, project: Path
+) -> None:
+    """No top_level.txt (hatchling, flit, meson write none): the RECORD says what it installed."""
+    site = fake_site(tmp_path, "Fancy_Tools-3.1.4", {
+        "fancytools/__init__.py": "VALUE = 1\n",
+        "fancy_single.py": "def helper():\n    return 2\n",
+        "Fancy_Tools-3.1.4.dist-info/RECORD": (
+            "fancytools/__init__.py,sha256=x,10\nfancy_single.py,sha256=y,10\n"
+            "Fancy_Tools-3.1.4.dist-info/METADATA,,\n../../bin/fancy,,\n"
+        ),
+    })
+    monkeypatch.syspath_prepend(str(site))
+    write_module(project, "env_fancy", (
+        "import fancytools\nfrom fancy_single import helper\nfrom retain import Interface\n\n"
+        "class Fancy(Interface):\n    Config = {}\n"
+    ))
+    packages_ = get("env_fancy").commit().record["provenance"]["packages"]  # type: ignore[index]
+    assert packages_ == {"Fancy_Tools": "3.1.4"}
+
+
+def test_an_editable_install_is_named_only_when_it_points_to_the_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, project: Path
+) -> None:
+    """`pip install -e`: the code lives in the project, the metadata in site-packages."""
+    source = tmp_path / "checkout"
+    (source / "src").mkdir(parents=True)
+    write_module(source / "src", "edited.core", "def f():\n    return 1\n")
+    write_module(project, "sharesname", "def g():\n    return 2\n")  # not installed: a name only
+    url = json.dumps({"url": source.as_uri(), "dir_info": {"editable": True}})
+    site = fake_site(tmp_path, "edited-0.2.0", {"edited-0.2.0.dist-info/direct_url.json": url})
+    fake_site(tmp_path, "sharesname-9.9", {
+        "sharesname-9.9.dist-info/direct_url.json": json.dumps({"url": (tmp_path / "x").as_uri(), "dir_info": {"editable": True}}),
+    })
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(source / "src"))
+    write_module(project, "env_editable", (
+        "from edited.core import f\nfrom sharesname import g\nfrom retain import Interface\n\n"
+        "class Editable(Interface):\n    Config = {}\n"
+    ))
+    packages_ = get("env_editable").commit().record["provenance"]["packages"]  # type: ignore[index]
+    assert packages_ == {"edited": "0.2.0"}
+
+
 def test_the_environment_is_never_part_of_identity(tmp_path: Path, project: Path) -> None:
     """Two processes, one with numpy imported by the module, one without: one identity."""
     write_module(project, "env_switch", SWITCH)

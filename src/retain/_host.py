@@ -13,7 +13,7 @@ from ._version import __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable
     from types import ModuleType
     from typing import Any
 
@@ -99,13 +99,20 @@ def packages() -> dict[str, str]:
 #: the standard library and code installed by none): found once per process, as the code a
 #: process runs is the code it imported.
 _distributions: dict[str, dict[str, str]] = {}
-_by_module: Mapping[str, list[str]] | None = None
 
 
 def package_versions(names: Iterable[str]) -> dict[str, str]:
     """Distribution name -> version of the installed distributions that provide the top-level
     modules `names` (loaded ones); the standard library and code that no distribution
-    installed (a script, a project on ``sys.path``) are left out."""
+    installed (a script, a project on ``sys.path``) are left out.
+
+    Read from the installers' metadata next to each module (``NAME-VERSION.dist-info``,
+    ``.egg-info``), not through `importlib.metadata`: importing it costs more than a first
+    commit, and its map of modules to distributions reads every file list (a second and more
+    in a process that loaded dask and pandas). Here a name is a directory listing (once) and
+    a few header lines; only a module installed under another name (yaml: PyYAML) reads the
+    file lists of its directory, once.
+    """
     found: dict[str, str] = {}
     for name in sorted(names):
         known = _distributions.get(name)
@@ -119,59 +126,89 @@ def _distributions_of(name: str) -> dict[str, str]:
     module = sys.modules.get(name)
     if name in sys.stdlib_module_names or module is None:
         return {}
-    if installed(module):
-        beside = _beside(name, module)
-        if beside is not None:
-            return beside
-    # Importing importlib.metadata (email, zipfile, csv) and its parsing cost more than the
-    # rest of a first commit: only for what is not found beside the module.
-    import importlib.metadata as metadata
-
-    try:
-        # Most distributions are named as the module they install: one look-up in sys.path.
-        distribution = metadata.distribution(name)
-        return {distribution.name: distribution.version}
-    except metadata.PackageNotFoundError:
-        pass
-    if not installed(module):
-        return {}
-    global _by_module
-    if _by_module is None:
-        # Reads every distribution's file list (a tenth of a second or more): only for a
-        # module installed under another name (yaml: PyYAML, sklearn: scikit-learn).
-        _by_module = metadata.packages_distributions()
-    versions: dict[str, str] = {}
-    for distribution_name in _by_module.get(name, ()):
-        try:
-            versions[distribution_name] = metadata.version(distribution_name)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
-
-
-_listings: dict[str, list[str]] = {}
-
-
-def _beside(name: str, module: ModuleType) -> dict[str, str] | None:
-    """The distribution named as module `name` from the ``.dist-info`` directory next to it
-    (where pip puts both), read without importlib.metadata; None when there is none."""
     paths = list(getattr(module, "__path__", None) or ())
-    location = os.path.dirname(paths[0] if paths else getattr(module, "__file__", None) or "")
-    if not location:
-        return None
-    listing = _listings.get(location)
-    if listing is None:
+    path = paths[0] if paths else getattr(module, "__file__", None)
+    if not isinstance(path, str):
+        return {}
+    if installed(module):
+        site = _site(os.path.dirname(path))
+        if site is None:
+            return {}
+        entry = site.by_name.get(_normal(name))
+        entries = [entry] if entry else site.providers().get(name, [])
+    else:
+        entries = _editable(name, path)
+    found: dict[str, str] = {}
+    for entry in entries:
+        headers = _metadata_headers(entry)
+        if "Name" in headers and "Version" in headers:
+            found[headers["Name"]] = headers["Version"]
+    return found
+
+
+def _editable(name: str, path: str) -> list[str]:
+    """The metadata of the editable install (``pip install -e``) that module `name` at `path`
+    comes from: named as the module, in a site directory on ``sys.path``, and pointing to a
+    directory that holds `path` (PEP 610's ``direct_url.json``); else none: a module of the
+    project that only shares a name with an installed distribution is not it."""
+    for directory in sys.path:
+        site = _site(directory) if "-packages" in os.path.basename(directory) else None
+        entry = site.by_name.get(_normal(name)) if site else None
+        if entry is None or not entry.endswith(".dist-info"):
+            continue
+        text = "".join(_read_lines(os.path.join(entry, "direct_url.json")))
+        # json loads at the first look-up of a module that is not in site-packages, rarely.
+        import json
+
         try:
-            listing = _listings[location] = sorted(os.listdir(location))
+            url = json.loads(text) if text else {}
+        except ValueError:
+            continue
+        source = url.get("url", "") if isinstance(url, dict) else ""
+        editable = isinstance(url, dict) and (url.get("dir_info") or {}).get("editable")
+        if editable and source.startswith("file://"):
+            root = os.path.realpath(source[len("file://"):])
+            if os.path.realpath(path).startswith(root + os.sep):
+                return [entry]
+    return []
+
+
+class _Site:
+    """The installers' metadata in one directory (site-packages)."""
+
+    __slots__ = ("location", "by_name", "_providers")
+
+    def __init__(self, location: str, listing: list[str]) -> None:
+        self.location = location
+        #: Normalised distribution name -> its metadata directory (or egg-info file).
+        self.by_name: dict[str, str] = {}
+        for entry in listing:
+            if entry.endswith((".dist-info", ".egg-info")):
+                self.by_name.setdefault(_normal(entry.partition("-")[0].removesuffix(".egg-info")), os.path.join(location, entry))
+        self._providers: dict[str, list[str]] | None = None
+
+    def providers(self) -> dict[str, list[str]]:
+        """Top-level module -> the metadata of the distributions that installed it, from
+        their ``top_level.txt`` or else their ``RECORD`` (read once, on the first module
+        installed under another name)."""
+        if self._providers is None:
+            self._providers = {}
+            for entry in self.by_name.values():
+                for module in _top_levels(entry):
+                    self._providers.setdefault(module, []).append(entry)
+        return self._providers
+
+
+_sites: dict[str, _Site | None] = {}
+
+
+def _site(location: str) -> _Site | None:
+    if location not in _sites:
+        try:
+            _sites[location] = _Site(location, sorted(os.listdir(location)))
         except OSError:
-            return None
-    wanted = _normal(name)
-    for entry in listing:
-        if entry.endswith(".dist-info") and _normal(entry[: -len(".dist-info")].partition("-")[0]) == wanted:
-            headers = _metadata_headers(os.path.join(location, entry, "METADATA"))
-            if "Name" in headers and "Version" in headers:
-                return {headers["Name"]: headers["Version"]}
-    return None
+            _sites[location] = None
+    return _sites[location]
 
 
 def _normal(name: str) -> str:
@@ -179,8 +216,39 @@ def _normal(name: str) -> str:
     return name.lower().replace("-", "_").replace(".", "_")
 
 
-def _metadata_headers(path: str) -> dict[str, str]:
-    """The headers of a METADATA file (up to the first blank line: the description follows)."""
+def _read_lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read().splitlines()
+    except OSError:
+        return []
+
+
+def _top_levels(entry: str) -> set[str]:
+    """The top-level modules a distribution installed (its metadata at `entry`)."""
+    listed = _read_lines(os.path.join(entry, "top_level.txt"))
+    if listed:
+        return {line.strip() for line in listed if line.strip()}
+    found: set[str] = set()
+    for line in _read_lines(os.path.join(entry, "RECORD")):
+        first = line.partition(",")[0].partition("/")
+        part = first[0]
+        if not first[1]:  # a file at the top: foo.py, foo.cpython-311-x86_64-linux-gnu.so
+            if not part.endswith((".py", ".so", ".pyd")):
+                continue
+        elif part.endswith((".dist-info", ".data")) or part in ("..", "__pycache__"):
+            continue
+        found.add(part.partition(".")[0])
+    return found
+
+
+def _metadata_headers(entry: str) -> dict[str, str]:
+    """Name and Version from the headers of a distribution's METADATA (or PKG-INFO), up to
+    the first blank line (the description follows)."""
+    if entry.endswith(".dist-info"):
+        path = os.path.join(entry, "METADATA")
+    else:
+        path = entry if os.path.isfile(entry) else os.path.join(entry, "PKG-INFO")
     headers: dict[str, str] = {}
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:

@@ -97,8 +97,8 @@ def provenance(module_name: str) -> dict[str, Any]:
 def imported_packages(module_name: str) -> set[str]:
     """The top-level names of the packages that module `module_name` imported: the modules,
     classes and functions in its namespace, and those of the project's own modules it
-    imported in turn (a helper module that imports torch). retain itself is left out: the
-    record names its version already."""
+    imported in turn (a helper module that imports torch). The standard library and retain
+    itself (the record names its version already) are left out."""
     found: set[str] = set()
     seen: set[str] = set()
     pending = [module_name]
@@ -120,10 +120,9 @@ def imported_packages(module_name: str) -> set[str]:
             top = source.partition(".")[0]
             if top == "retain" or top in sys.stdlib_module_names or top == "builtins":
                 continue
+            found.add(top)  # the project's own code may be an editable install: looked up too
             if _own_code(source):
                 pending.append(source)
-            else:
-                found.add(top)
     return found
 
 
