@@ -300,6 +300,16 @@ def test_an_uncommitted_side_is_compared_as_it_would_be_recorded(store: Storage)
     assert not planned.is_committed() and not store.has_record(planned.id)  # nothing written
 
 
+def test_diff_of_two_classes_shows_each_ones_keys_missing_on_the_other() -> None:
+    data, train = get(Data).commit(), get(Train).commit()
+    difference = data.diff(train)
+    missing = InterfaceDiff.MISSING
+    assert difference.config["n"] == (1, missing) and difference.config["lr"] == (missing, 0.1)
+    assert difference.a["class"] == "Data" and difference.b["class"] == "Train"
+    assert str(difference).splitlines()[0] == f"Data [{data.id[:6]}] -> Train [{train.id[:6]}]"
+    assert difference.to_dict()["config"]["n"] == {"a": 1}
+
+
 def test_diff_refuses_what_is_not_an_interface() -> None:
     with pytest.raises(TypeError, match="diff compares two interfaces; got dict"):
         get(Train).diff({"lr": 0.1})  # type: ignore[arg-type]
