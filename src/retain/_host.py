@@ -1,6 +1,7 @@
 """Facts about this host and process that runs record (host, pid and its start time, pid
-namespace, Python, retain), whether a process recorded so still runs, and the packages this
-process loaded."""
+namespace, Python, retain), whether a process recorded so still runs, and the versions of
+installed packages: those this process loaded (claims) or a module imported (records), from
+one source, `package_versions`."""
 
 from __future__ import annotations
 
