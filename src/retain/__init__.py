@@ -24,7 +24,6 @@ from ._errors import (
     UnsafePathError,
     VersionError,
 )
-from ._diff import InterfaceDiff
 from ._get import get
 from ._sentinel import NOT_GIVEN
 from ._settings import settings, storage
@@ -49,12 +48,33 @@ from ._errors import (
     LaunchError,
     NotImportableError,
 )
-from ._api import StatusReport, launch, status
 from .runs.status import ExecutionStatus
-from ._stale import stale
-from ._grid import Grid, grid
 from .component import Component
 from .execution import Execution
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._api import StatusReport, launch, status
+    from ._diff import InterfaceDiff
+    from ._grid import Grid, grid
+    from ._stale import stale
+
+#: The verbs over many results load when first named: `import retain` stays cheap.
+_LAZY = {
+    "InterfaceDiff": "_diff", "Grid": "_grid", "grid": "_grid", "StatusReport": "_api",
+    "launch": "_api", "status": "_api", "stale": "_stale",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'retain' has no attribute {name!r}")
+    from importlib import import_module  # (see _LAZY; importlib is loaded already)
+
+    value = getattr(import_module(f"retain.{module}"), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "AlreadyRunningError",
