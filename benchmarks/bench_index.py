@@ -220,7 +220,7 @@ def bench_commit(root: str, reps: int, rounds: int) -> None:
                     samples[arm] += got
         # What was committed with the index is in it without any repair.
         t0 = time.perf_counter()
-        retain.index._hooks.flush()
+        retain.index._updates.flush()
         flush_ms = (time.perf_counter() - t0) * 1000
         index = retain.index.make_index()
         from retain.modules import class_reference

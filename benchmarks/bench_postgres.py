@@ -140,7 +140,7 @@ def bench_commit(root: str, pg_url: str, reps: int) -> None:
                         t0 = clock()
                         item.commit()
                         got.append(clock() - t0)
-                    ms, _ = timed(lambda: retain.index._hooks.flush())
+                    ms, _ = timed(lambda: retain.index._updates.flush())
                 if arm == "pg":
                     flushes.append(ms)
                 if round_:

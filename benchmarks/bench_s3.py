@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without 
 from _common import Figures, make_log  # noqa: E402
 import retain  # noqa: E402
 from retain import Interface, get  # noqa: E402
-from retain.index._hooks import flush  # noqa: E402
+from retain.index._updates import flush  # noqa: E402
 
 RESULTS = os.path.join(HERE, "RESULTS.md")
 SECTION = "## S3 storage"

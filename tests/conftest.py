@@ -34,14 +34,14 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Storage]:
 def close_default_indexes() -> None:
     """Close the storages' own indexes opened by a test (three descriptors each: a whole run
     would otherwise exceed the 1,024 that `select` takes)."""
-    from retain.index import _hooks
+    from retain.index import _resolve, _updates
 
-    _hooks.flush()
-    for index in list(_hooks._defaults.values()):
+    _updates.flush()
+    for index in list(_resolve._defaults.values()):
         close = getattr(index, "close", None)
         if close is not None:
             close()
-    _hooks._defaults.clear()
+    _resolve._defaults.clear()
 
 
 @pytest.fixture

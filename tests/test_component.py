@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
+import shutil
 import sys
 import threading
 import time
@@ -27,7 +29,7 @@ from retain import (
 from retain._words import nickname
 from retain.execution.local import LocalExecution
 from retain.execution.pool import PoolExecution
-from retain.storage.layout import FINISHED_FILE, OUTPUT_LOG, claim_file, end_file
+from retain.storage.layout import FINISHED_FILE, OUTPUT_LOG, claim_file, end_file, heartbeat_file
 from retain.runs.files import RunFiles
 
 CALLS: list[tuple[str, Any]] = []
@@ -428,6 +430,25 @@ def test_a_waiter_reports_the_failure_it_waited_for_without_running_again(store:
 def test_launching_itself_from_its_own_run_is_an_error(store: Storage) -> None:
     with pytest.raises(AlreadyRunningError, match="inside its own run"):
         get(Recursive).launch()
+
+
+class BlocksItsHeartbeat(Component):
+    """Puts a directory where its heartbeat file goes, so the heartbeats fail for a while."""
+
+    def __call__(self) -> None:
+        beat = Path(self.local_directory()) / heartbeat_file(1)
+        beat.unlink(missing_ok=True)
+        (beat / "in-the-way").mkdir(parents=True)
+        time.sleep(0.3)  # six heartbeats at 0.05 s
+        shutil.rmtree(beat)
+
+
+def test_a_failed_heartbeat_is_logged_and_the_run_goes_on(store: Storage, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="retain")
+    component = get(BlocksItsHeartbeat).launch()
+    assert component.execution.is_finished()
+    failures = [r for r in caplog.records if r.name == "retain.runs"]
+    assert failures and all("heartbeat of run 1" in r.getMessage() and r.exc_info for r in failures)
 
 
 def test_heartbeat_and_lease_settings_are_checked() -> None:

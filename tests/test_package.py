@@ -64,3 +64,33 @@ def test_quickstart_example_runs(tmp_path: Path) -> None:
     # The second run finds what the first committed and writes nothing into it (a committed
     # interface's files are frozen).
     assert files == first and any(p.name == "inputs.npy" for p in files)
+
+
+def test_every_error_and_warning_is_in_the_tree_drawn_in_errors_docstring() -> None:
+    """The tree in `retain._errors`'s docstring names every public error and warning, each
+    under its retain base, and every one derives from RetainError or RetainWarning."""
+    from retain import _errors
+
+    assert _errors.__doc__ is not None
+    drawn = _errors.__doc__.split("::", 1)[1]
+    parents: dict[str, str | None] = {}
+    stack: list[tuple[int, str]] = []
+    for line in drawn.splitlines():
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        name = line.split()[0]
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        parents[name] = stack[-1][1] if stack else None
+        stack.append((depth, name))
+    public = {
+        name for name in retain.__all__
+        if isinstance(getattr(retain, name), type) and issubclass(getattr(retain, name), (Exception, Warning))
+    }
+    assert public <= set(parents) == set(_errors.__all__)
+    for name, parent in parents.items():
+        cls = getattr(_errors, name)
+        assert issubclass(cls, (retain.RetainError, retain.RetainWarning))
+        if parent is not None:
+            assert getattr(_errors, parent) in cls.__bases__, (name, parent)

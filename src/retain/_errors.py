@@ -1,7 +1,31 @@
-"""One rooted exception tree: every error retain raises is a `RetainError`.
+"""One rooted exception tree: every error retain raises is a `RetainError`, every warning it
+issues a `RetainWarning`.
 
-Each specific error also inherits the built-in exception a caller would naturally catch, so
-`except ValueError` keeps working for code that does not know about retain.
+Each specific error also inherits the built-in exception a caller would naturally catch (in
+brackets), so `except ValueError` keeps working for code that does not know about retain::
+
+    RetainError (Exception)
+        AlreadyRunningError (RuntimeError)
+        CodecError (ValueError)
+        ComponentDefinitionError (TypeError)
+        ConfigError (ValueError)
+        ExecutionError (RuntimeError)
+        FileMissingError (FileNotFoundError)
+        IdentityError (TypeError)
+        ImmutableError (RuntimeError)
+        IndexDatabaseError (RuntimeError)
+        InterfaceNotFoundError (LookupError)
+        LaunchError (RuntimeError)
+        ModuleResolutionError (ImportError)
+            NotImportableError
+        RecordError (ValueError)
+        StorageError (OSError)
+        UnsafePathError (ValueError)
+        UsageError (ValueError)
+        VersionError (ValueError)
+
+    RetainWarning (UserWarning)
+        IndexWarning
 """
 
 from __future__ import annotations
@@ -27,6 +51,7 @@ __all__ = [
     "NotImportableError",
     "RecordError",
     "RetainError",
+    "RetainWarning",
     "StorageError",
     "UnsafePathError",
     "UsageError",
@@ -88,7 +113,12 @@ class IndexDatabaseError(RetainError, RuntimeError):
     corrupt: bool = False
 
 
-class IndexWarning(UserWarning):
+class RetainWarning(UserWarning):
+    """Root of every warning issued by retain (``warnings.simplefilter("ignore", RetainWarning)``
+    silences them all)."""
+
+
+class IndexWarning(RetainWarning):
     """The index could not be updated (a commit still succeeded); the next query repairs it."""
 
 

@@ -81,11 +81,8 @@ class Get:
         """
         cls = _resolve(target)
         if storage is not None:
-            token = _settings._storage.set(_settings.current_storage(storage))
-            try:
+            with _settings.storage(storage):
                 instance = cls(version)
-            finally:
-                _settings._storage.reset(token)
         else:
             instance = cls(version)
         if not isinstance(instance, Interface):

@@ -3,7 +3,9 @@
 Precedence, innermost first: an explicit argument, the innermost `with` block, the
 environment (`RETAIN_STORAGE`, `RETAIN_DURABLE`, `RETAIN_INDEX`), the
 default.
-Context variables keep nested and threaded uses independent.
+Context variables keep nested and threaded uses independent. The storage and the index in
+force are kept beside what makes them (`retain.storage.current_storage`,
+`retain.index.make_index`); this module sets them for a block.
 """
 
 from __future__ import annotations
@@ -12,24 +14,21 @@ import os
 from contextvars import ContextVar
 
 from ._errors import ConfigError
+from .index import make_index
+from .index._resolve import scoped_index
+from .storage import current_storage as current_storage, make_storage, scoped_storage as scoped_storage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from contextvars import Token
-    from typing import Any, Union
+    from typing import Any
 
     from .index.base import Index
-    from .storage.base import Storage
+    from .storage import StorageLike
 
-    StorageLike = Union[Storage, str, os.PathLike[str]]
-
-DEFAULT_STORAGE = "./storage"
-
-_storage: ContextVar[Storage | None] = ContextVar("retain_storage", default=None)
 _durable: ContextVar[bool | None] = ContextVar("retain_durable", default=None)
 _heartbeat: ContextVar[float | None] = ContextVar("retain_heartbeat", default=None)
 _lease: ContextVar[float | None] = ContextVar("retain_lease", default=None)
-_index: ContextVar[Index | None] = ContextVar("retain_index", default=None)
 
 #: Seconds between two heartbeats of a running component, and how long a claim stays valid
 #: without one (a component whose heartbeat is older than its lease is taken over).
@@ -60,21 +59,7 @@ def storage(location: StorageLike) -> _Scope:
         >>> with retain.storage("/tmp/results") as results:
         ...     mnist = get(MnistData)
     """
-    from .storage import make_storage
-
-    return _Scope([(_storage, make_storage(location))])
-
-
-def current_storage(explicit: StorageLike | None = None) -> Storage:
-    """The storage in force: `explicit`, else the innermost block, else the environment."""
-    from .storage import make_storage
-
-    if explicit is not None:
-        return make_storage(explicit)
-    scoped = _storage.get()
-    if scoped is not None:
-        return scoped
-    return make_storage(os.environ.get("RETAIN_STORAGE") or DEFAULT_STORAGE)
+    return _Scope([(scoped_storage, make_storage(location))])
 
 
 def settings(
@@ -106,9 +91,7 @@ def settings(
     if lease is not None:
         values.append((_lease, _check_seconds("lease", lease)))
     if index is not None:
-        from .index import make_index
-
-        values.append((_index, make_index(index)))
+        values.append((scoped_index, make_index(index)))
     return _Scope(values)
 
 
@@ -148,12 +131,3 @@ def heartbeat_lease() -> tuple[float, float]:
             f"({heartbeat:g} s), or live components would be taken over; raise the lease"
         )
     return heartbeat, lease
-
-
-def index_setting() -> Index | str | None:
-    """The index set by `settings(index=...)` (innermost block) or ``RETAIN_INDEX``; None when
-    neither is set (each storage then uses its own SQLite index)."""
-    value = _index.get()
-    if value is not None:
-        return value
-    return os.environ.get("RETAIN_INDEX", "").strip() or None

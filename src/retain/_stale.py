@@ -175,15 +175,13 @@ class _Checker:
         return self.heads[root]
 
     def _config_reasons(self, record: dict[str, Any], cls: type[Interface]) -> list[dict[str, Any]]:
-        token = _settings._storage.set(self.storage)
         try:
-            instance = cls(decode_references(record["version"], self.storage))
-            state = instance._retain_resolve()
+            with _settings.storage(self.storage):
+                instance = cls(decode_references(record["version"], self.storage))
+                state = instance._retain_resolve()
         except Exception as exc:  # a removed key, a renamed version, a missing input...
             message = f"its versions no longer resolve: {type(exc).__name__}: {exc}"
             return [{"kind": "code", "message": message.splitlines()[0]}]
-        finally:
-            _settings._storage.reset(token)
 
         defaults = defaults_json(config_spec(cls), tuple(cls.non_identifying))
         baseline = _baselines.effective(self.storage, record["module"], record["class"], defaults)

@@ -18,7 +18,7 @@ from .index.base import parse_summary
 from .modules import class_reference
 from ._settings import current_storage
 from .index import make_index
-from .index._hooks import flush
+from .index._updates import flush
 from .config import ConfigView
 
 TYPE_CHECKING = False

@@ -9,7 +9,7 @@ import sys
 from _collections_abc import Mapping
 
 from ._errors import ConfigError, ImmutableError
-from .identity import MAX_DEPTH, TooDeep, nesting_error
+from .identity import MAX_DEPTH, TooDeep, nesting_error, to_json
 
 __all__ = ["ConfigList", "ConfigSpec", "ConfigView", "config_spec"]
 
@@ -187,8 +187,6 @@ class ConfigSpec:
         if source is None:
             source = {}
         if isinstance(source, Mapping):
-            from .identity import to_json
-
             to_json(source, path="")  # reject defaults that could never be identified
             self.defaults: dict[str, Any] = copy_tree(dict(source))
             self.shape: Shape = _dict_shape(self.defaults)
@@ -253,7 +251,7 @@ def _dict_shape(defaults: Mapping[str, Any]) -> Shape:
 def _model_type(annotation: Any) -> Any:
     """The BaseModel class inside `annotation` (also `Model | None`), else None."""
     import types
-    from typing import Union, get_args, get_origin
+    from typing import Union, get_args, get_origin  # typing only with annotated configs: `import retain` stays cheap
 
     if _is_pydantic_model(annotation):
         return annotation
@@ -266,7 +264,7 @@ def _model_type(annotation: Any) -> Any:
 
 
 def _is_open_annotation(annotation: Any) -> bool:
-    from typing import Any, get_origin
+    from typing import Any, get_origin  # (as above)
 
     target = get_origin(annotation) or annotation
     return annotation is Any or (isinstance(target, type) and issubclass(target, Mapping))
@@ -398,7 +396,7 @@ def _child_shape(shape: Shape, key: str, path: str, owner: type) -> Shape:
         valid = ", ".join(sorted(shape)) or "(none)"
         where = f" under {path!r}" if path else ""
         hint = ""
-        import difflib
+        import difflib  # on an error only (it loads re, functools)
 
         close = difflib.get_close_matches(key, list(shape), n=1)
         if close:
@@ -418,7 +416,7 @@ def _check_type(value: Any, default: Any, path: str, owner: type) -> Any:
     default accepts an integral float, made the int it equals (``16.0`` is ``16``, one
     identity); a float default accepts an int; a list default any list or tuple; a mapping
     default any mapping (a non-empty one also types its keys, checked as they are merged); an
-    Interface default an instance of its family (see `_family`).
+    Interface default an instance of its family (see `Element._retain_family`).
     """
     if default is None:
         return value
@@ -447,7 +445,7 @@ def _check_type(value: Any, default: Any, path: str, owner: type) -> Any:
             return value
         expected = "a list"
     elif hasattr(default, "__retain_reference__"):
-        family = _family(type(default))
+        family = type(default)._retain_family()
         if isinstance(value, family):
             return value
         expected = f"an instance of {family.__name__} (an Interface)"
@@ -490,15 +488,3 @@ def _short(value: Any, limit: int) -> str:
             return type(value).__name__
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _family(cls: type) -> type:
-    """The most general class of `cls`'s hierarchy that is not one of retain's own bases:
-    Mnist(Dataset(Interface)) -> Dataset, so any Dataset may replace a Mnist default."""
-    generic = ("retain.element", "retain.interface", "retain.component")
-    from .element import Element
-
-    for base in reversed(cls.__mro__):
-        if isinstance(base, type) and issubclass(base, Element) and base.__module__ not in generic:
-            return base
-    return cls

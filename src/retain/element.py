@@ -166,6 +166,16 @@ class Element:
             raise
         return copy_tree(self._retain_versions)  # type: ignore[no-any-return]
 
+    @classmethod
+    def _retain_family(cls) -> type:
+        """The most general class of this hierarchy that is not one of retain's own bases:
+        Mnist(Dataset(Interface)) -> Dataset, so any Dataset may replace a Mnist default."""
+        generic = ("retain.element", "retain.interface", "retain.component")
+        for base in reversed(cls.__mro__):
+            if isinstance(base, type) and issubclass(base, Element) and base.__module__ not in generic:
+                return base
+        return cls
+
     def _retain_before_change(self) -> None:
         """Hook: refuse changes that would alter a committed identity."""
 
@@ -267,7 +277,7 @@ class Element:
 
 
 def _raise_if_bad_arguments(method: Any, call: Any, version: str, exc: TypeError) -> None:
-    import inspect
+    import inspect  # on an error only: `import retain` stays cheap
 
     try:
         inspect.signature(method).bind(*call.args, **call.kwargs)

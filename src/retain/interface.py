@@ -16,7 +16,7 @@ from .identity import MAX_DEPTH, REF_KEY, SCHEME, is_id, to_json
 from .modules import class_reference, resolve_class
 from .storage import Storage, storage_of_directory
 from .storage.layout import OUTPUT_LOG, RECORD_FILE, RECORD_FORMAT, RESERVED_PREFIX, decode_record, encode_record
-from .index import _hooks as _index_hooks  # light: sqlite3 loads when the index is first used
+from .index import _updates as _index_updates  # light: sqlite3 loads when the index is first used
 from .storage.layout import (
     JOURNAL_COMMIT,
     JOURNAL_SUMMARY,
@@ -129,11 +129,11 @@ class Interface(Element):
         state = self._retain_record_baseline(state, durable)
         record = self._retain_new_record(state, inputs)
         # Journal first: an index that misses the update below (a killed process) finds the id.
-        _index_hooks.journal(storage, state.id, JOURNAL_COMMIT, durable)
+        _index_updates.journal(storage, state.id, JOURNAL_COMMIT, durable)
         if storage.publish_record(state.id, encode_record(record), durable=durable):
             self._retain_record = record
             # Never raises: the index is a cache.
-            _index_hooks.after_publish(storage, record, self._retain_summary_saved)
+            _index_updates.after_publish(storage, record, self._retain_summary_saved)
             return self
         # Another commit of this identity won (another process, or an earlier run): adopt it.
         where = os.path.join(storage.local_directory(state.id), RECORD_FILE)
@@ -315,7 +315,7 @@ class Interface(Element):
         durable = _settings.durable()
         makedirs(directory, durable=durable)
         merged = {**self.load_summary(), **update}
-        _index_hooks.journal(storage, self.id, JOURNAL_SUMMARY, durable)
+        _index_updates.journal(storage, self.id, JOURNAL_SUMMARY, durable)
         data = encode_summary(merged)
         atomic_write(os.path.join(directory, SUMMARY_FILE), lambda handle: handle.write(data), durable=durable)
         self._retain_summary_saved = True
@@ -325,7 +325,7 @@ class Interface(Element):
         if record is not None:
             if storage.is_remote:
                 storage.upload_file(self.id, SUMMARY_FILE)
-            _index_hooks.after_summary(storage, record, merged)
+            _index_updates.after_summary(storage, record, merged)
         return merged
 
     def load_summary(self) -> dict[str, Any]:
@@ -445,11 +445,8 @@ def load_record(base: type[Self], record: dict[str, Any], storage: Storage) -> S
         )
     versions = decode_references(record["version"], storage)
     config = decode_references(record["config"], storage)
-    token = _settings._storage.set(storage)
-    try:
+    with _settings.storage(storage):
         instance = klass(versions)
-    finally:
-        _settings._storage.reset(token)
     adopt_record(instance, record, config)
     return instance
 

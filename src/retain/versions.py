@@ -61,7 +61,7 @@ def _parse(text: str) -> tuple[str, tuple[Any, ...], tuple[tuple[str, Any], ...]
 
 
 def _parse_uncached(text: str) -> tuple[str, tuple[Any, ...], tuple[tuple[str, Any], ...]]:
-    import ast
+    import ast  # with the first version call: it loads functools, which `import retain` avoids
 
     body = text.strip()
     if not body.startswith("~"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -80,13 +81,13 @@ def default_index(store: Storage) -> SqliteIndex:
 
 def indexed_ids(store: Storage) -> set[str]:
     """The ids in the index as it is, without the repair a query would do."""
-    retain.index._hooks.flush()
+    retain.index._updates.flush()
     return default_index(store).ids()
 
 
 def corrupt_index(store: Storage) -> SqliteIndex:
     """Overwrite the storage's index file with garbage (after this process's queued updates)."""
-    retain.index._hooks.flush()
+    retain.index._updates.flush()
     index = default_index(store)
     index.close()
     Path(index.path).write_bytes(b"this is not a database" * 100)
@@ -411,6 +412,18 @@ def test_repair_after_a_process_killed_between_publish_and_index(store: Storage)
     assert run.id in indexed_ids(store)
 
 
+def test_a_repair_is_logged_on_the_retain_index_logger(store: Storage, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="retain")
+    get.all(Train)
+    with retain.index.deferred():  # journal only: the next query repairs the index
+        run = Train({"lr": 0.5}).commit()
+    assert not [r for r in caplog.records if r.name == "retain.index"]
+    assert get.all(Train).ids() == [run.id]
+    (record,) = [r for r in caplog.records if r.name == "retain.index"]
+    assert record.levelname == "INFO" and "1 interface(s) indexed" in record.getMessage()
+    assert store.url in record.getMessage()
+
+
 def test_repair_after_cp_r_from_another_storage(store: Storage, tmp_path: Path) -> None:
     other = tmp_path / "other"
     with retain.storage(other):
@@ -446,13 +459,13 @@ def test_cached_ids_follow_other_connections(store: Storage) -> None:
     """Another process's writes (another connection) are seen: the cache is checked against
     SQLite's data_version."""
     runs = sweep(3)
-    retain.index._hooks.flush()
+    retain.index._updates.flush()
     index = default_index(store)
     assert index.ids() == {r.id for r in runs}
     other = SqliteIndex(index.path)
     other.remove([runs[0].id])
     assert index.ids() == {runs[1].id, runs[2].id}
-    entry = retain.index._repair.read_entry(store, runs[0].id)
+    entry = retain.index._records.read_entry(store, runs[0].id)
     assert entry is not None
     other.upsert([entry])
     other.close()
@@ -503,7 +516,7 @@ def test_a_broken_index_never_fails_a_commit(store: Storage) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         run = Train({"lr": 0.42}).commit()
-        retain.index._hooks.flush()
+        retain.index._updates.flush()
     assert run.is_committed()
     assert any(issubclass(w.category, IndexWarning) and "next query repairs" in str(w.message) for w in caught)
 
@@ -544,17 +557,17 @@ def test_corrupt_index_gives_a_clear_error_and_rebuild_loses_nothing(store: Stor
 
 def test_index_deleted_by_hand_is_recreated(store: Storage) -> None:
     runs = sweep(3)
-    retain.index._hooks.flush()
+    retain.index._updates.flush()
     index = default_index(store)
     for suffix in ("", "-wal", "-shm"):
         Path(index.path + suffix).unlink(missing_ok=True)
-    index._inode_checked = 0.0  # as after INODE_CHECK_S
+    index._db._inode_checked = 0.0  # as after INODE_CHECK_S
     assert set(get.all(Train).ids()) == {r.id for r in runs}
 
 
 def test_newer_schema_gives_a_clear_error(store: Storage) -> None:
     runs = sweep(2)
-    retain.index._hooks.flush()
+    retain.index._updates.flush()
     index = default_index(store)
     index.close()
     with sqlite3.connect(index.path) as conn:
@@ -679,7 +692,7 @@ def test_a_forked_child_uses_the_index_safely(store: Storage) -> None:
     """Locks and connections do not cross a fork; the child commits and queries normally."""
     sweep(2)
     index = default_index(store)
-    index._lock.acquire()  # as if another thread of the parent held it at the fork
+    index._db.lock.acquire()  # as if another thread of the parent held it at the fork
     try:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
@@ -690,7 +703,7 @@ def test_a_forked_child_uses_the_index_safely(store: Storage) -> None:
             finally:
                 os._exit(code)
     finally:
-        index._lock.release()
+        index._db.lock.release()
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert len(get.all(Train)) == 3

@@ -14,7 +14,7 @@ import pytest
 
 import retain
 from retain import IndexWarning, Interface, Storage, get
-from retain.index import _bulk
+from retain.index import _rebuild_workers
 from retain.index.base import IndexEntry, config_leaves
 from retain.storage.layout import _fast_index_fields, decode_record, index_fields
 
@@ -37,15 +37,15 @@ def cpus() -> int:
 REBUILD_IN_A_FRESH_PROCESS = """
 import json, sys, warnings
 import retain
-from retain.index import _bulk
-_bulk.PARALLEL_MIN = 1
-pool = _bulk._pool
+from retain.index import _rebuild_workers
+_rebuild_workers.PARALLEL_MIN = 1
+pool = _rebuild_workers._pool
 started = []
 def spy(storage, count):
     found = pool(storage, count)
     started.append(found[1])
     return found
-_bulk._pool = spy
+_rebuild_workers._pool = spy
 calls = []
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
@@ -99,8 +99,8 @@ def test_a_process_with_threads_reads_in_the_process(store: Storage, monkeypatch
 
     Sweep().commit()  # starts the index writer's thread
     assert threading.active_count() > 1
-    monkeypatch.setattr(_bulk, "PARALLEL_MIN", 1)
-    assert _bulk._pool(store, 10**6) == (None, 0)
+    monkeypatch.setattr(_rebuild_workers, "PARALLEL_MIN", 1)
+    assert _rebuild_workers._pool(store, 10**6) == (None, 0)
     assert retain.index.rebuild() == 1
 
 
@@ -112,10 +112,10 @@ def test_entries_cross_processes_whole(store: Storage, monkeypatch: pytest.Monke
     run.save_summary(loss=float("nan"), name="x")
     damaged = Sweep({"lr": 0.7}).commit()
     Path(damaged.local_directory(), "interface.json").write_text("{ not json")
-    monkeypatch.setattr(_bulk, "_storage", store)
+    monkeypatch.setattr(_rebuild_workers, "_storage", store)
     ids = [run.id, data.id, "f" * 32, damaged.id]
-    read = _bulk._unpack(_bulk._read_in_worker(ids))
-    here = _bulk._read_here(store, ids)
+    read = _rebuild_workers._unpack(_rebuild_workers._read_in_worker(ids))
+    here = _rebuild_workers._read_here(store, ids)
     assert [(id, entry is None, error) for id, entry, error in read] == [
         (id, entry is None, error) for id, entry, error in here
     ]

@@ -61,10 +61,10 @@ def schema(server: Any) -> Iterator[str]:
     indexes made for it are closed."""
     name = f"t_{uuid.uuid4().hex[:16]}"
     yield name
-    for key, index in list(retain.index._by_url.items()):
+    for key, index in list(retain.index._resolve._by_url.items()):
         if name in key:
             index.close()
-            del retain.index._by_url[key]
+            del retain.index._resolve._by_url[key]
     server.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
@@ -110,7 +110,7 @@ def test_selected_by_url_setting_and_environment(schema: str, store: Storage, mo
         runs = [Train({"lr": lr, "batch_size": b, "flag": f}).commit()
                 for lr, b, f in [(0.1, 1, True), (0.01, 1, False), (0.001, 2, False)]]
         runs[1].save_summary(loss=0.5)
-        retain.index._hooks.flush()
+        retain.index._updates.flush()
         # Commits went to PostgreSQL, not to the storage's SQLite index.
         assert index.ids() == {r.id for r in runs}
         assert not Path(store.url, ".retain", "index.sqlite").exists()
@@ -217,11 +217,11 @@ def test_a_server_that_never_answers_times_out() -> None:
 def test_a_lost_connection_is_reopened(schema: str, server: Any) -> None:
     index = retain.index.PostgresIndex(URL, schema=schema)
     index.upsert([entry(1, {"x": 1})])
-    pid = index._connection().info.backend_pid
+    pid = index._db.connection().info.backend_pid
     server.execute("SELECT pg_terminate_backend(%s)", (pid,))
     index.upsert([entry(2, {"x": 2})])  # reconnects once, then writes
     assert index.ids() == {f"{1:032x}", f"{2:032x}"}
-    assert index._connection().info.backend_pid != pid
+    assert index._db.connection().info.backend_pid != pid
     index.close()
 
 
@@ -229,7 +229,7 @@ def test_a_lost_connection_is_reopened(schema: str, server: Any) -> None:
 def test_a_forked_child_leaves_the_parents_connection_alone(schema: str) -> None:
     index = retain.index.PostgresIndex(URL, schema=schema)
     index.upsert([entry(1, {"x": 1})])
-    conn = index._connection()
+    conn = index._db.connection()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 1
@@ -243,7 +243,7 @@ def test_a_forked_child_leaves_the_parents_connection_alone(schema: str) -> None
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert index._connection() is conn and not conn.closed
+    assert index._db.connection() is conn and not conn.closed
     assert index.ids() == {f"{1:032x}", f"{2:032x}"}
     index.close()
 
@@ -356,7 +356,7 @@ def test_queries_during_a_rebuild_see_the_old_rows_or_the_new(schema: str, store
     with retain.settings(index=url):
         for i in range(30):
             Job({"i": i, "worker": i % 3}).commit()
-        retain.index._hooks.flush()
+        retain.index._updates.flush()
         assert len(get.all(Job, where={"worker": 1})) == 10
         proc = subprocess.Popen(
             [sys.executable, "-m", "postgres_worker", "rebuild", url, store.url, "6"],

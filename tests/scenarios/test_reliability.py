@@ -122,20 +122,20 @@ class TwoMachinesModel(RuleBasedStateMachine):
         import tempfile
         import uuid
 
-        from retain.index import _repair
+        from retain.index import base as index_base
         from retain.storage.fsspec import FsspecStorage
 
-        self.saved_relist = _repair.RELIST_NS
-        _repair.RELIST_NS = 0  # every query lists the store: the other machine's commits show
+        self.saved_relist = index_base.RELIST_NS
+        index_base.RELIST_NS = 0  # every query lists the store: the other machine's commits show
         self.caches = tempfile.mkdtemp(prefix="retain-machines-")
         url = f"memory://model-{uuid.uuid4().hex[:12]}"
         self.machines = [FsspecStorage(url, cache_dir=os.path.join(self.caches, name)) for name in "AB"]
 
     def teardown(self) -> None:
         if self.machines:
-            from retain.index import _repair
+            from retain.index import base as index_base
 
-            _repair.RELIST_NS = self.saved_relist
+            index_base.RELIST_NS = self.saved_relist
             store = self.machines[0]
             if store.fs.exists(store.root):
                 store.fs.rm(store.root, recursive=True)
@@ -359,7 +359,7 @@ def test_damaged_index_files_get_clear_errors_and_rebuild(damage: Any, tmp_path_
     with retain.storage(root) as store:
         ids = {get(Item, {"k": k}).commit().id for k in range(5)}
         assert {i.id for i in get.all(Item)} == ids
-        retain.index._hooks.flush()
+        retain.index._updates.flush()
         index = make_index(None, store)
         path = Path(index.path)  # type: ignore[attr-defined]
         index.close()  # type: ignore[attr-defined]

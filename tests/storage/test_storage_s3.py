@@ -307,7 +307,7 @@ def test_killed_commit_is_invisible(s3: FsspecStorage, tmp_path: Path) -> None:
 
 def test_index_sees_other_machines_after_a_listing(s3: FsspecStorage, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from retain.index import _repair
+    from retain.index import base as index_base
 
     mine = [Item({"i": n}).commit() for n in range(3)]
     assert len(get.all(Item)) == 3
@@ -316,7 +316,7 @@ def test_index_sees_other_machines_after_a_listing(s3: FsspecStorage, tmp_path: 
     with retain.storage(other), retain.index.updates("off"):
         theirs = Item({"i": 10}).commit()
     assert len(get.all(Item)) == 3  # listed less than RELIST_NS ago: not yet
-    monkeypatch.setattr(_repair, "RELIST_NS", 0)
+    monkeypatch.setattr(index_base, "RELIST_NS", 0)
     assert set(get.all(Item).ids()) == {i.id for i in mine} | {theirs.id}
 
 

@@ -21,12 +21,12 @@ class Run(Interface):
 def kill_after_publish(root: str, i: int) -> None:
     """Commit Run(i), whose directory exists already (a file saved first), and die by SIGKILL
     right after the record is published, before the index hears of it."""
-    from retain.index import _hooks
+    from retain.index import _updates
 
     def die(*args: object, **kwargs: object) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
-    _hooks.after_publish = die  # type: ignore[assignment]
+    _updates.after_publish = die  # type: ignore[assignment]
     with retain.storage(root):
         run = Run({"i": i})
         run.save_file("notes.txt", "saved before the commit")

@@ -29,7 +29,7 @@ def commit(url: str, root: str, worker: int, own: int, shared: int) -> None:
                 Job({"i": i, "shared": True}).commit()
             if i % 10 == 0 and i < own:
                 assert len(get.all(Job, where={"worker": worker})) >= i + 1
-        retain.index._hooks.flush()
+        retain.index._updates.flush()
         seen = len(get.all(Job))
     print(seen, flush=True)
 

@@ -118,9 +118,9 @@ def populate(root: Path) -> dict[str, Any]:
                 point = retain.get(uiproject.Point, {"x": x, "group": x % 3}).commit()
                 point.save_summary(y=float((x - 75) ** 2), label=f"p{x}")
                 points.append(point.id)
-            from retain.index import _hooks
+            from retain.index import _updates
 
-            _hooks.flush()
+            _updates.flush()
             return {
                 "data": data.id, "trains": [t.id for t in trains], "failed": failed.id, "points": points,
                 "long": long.id,

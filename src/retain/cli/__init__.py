@@ -9,40 +9,24 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from .._errors import InterfaceNotFoundError, LaunchError, RetainError
+from .._settings import storage
+from . import browse, commands, ui  # noqa: F401  (importing them registers their commands)
+from ._registry import COMMANDS, EXIT_BROKEN_PIPE, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, HELP, PARSERS
 from .parse import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
     from typing import Any, NoReturn
 
 __all__ = ["EXIT_BROKEN_PIPE", "EXIT_NOT_FOUND", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
 
-EXIT_OK = 0
-EXIT_NOT_FOUND = 1  # nothing found, or a launched component failed
-EXIT_USAGE = 2  # bad input: unknown module, unknown key, bad value, ambiguous id prefix
-EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE, as a shell reports it)
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
-PARSERS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
-HELP: dict[str, str] = {}
-
-
-def command(name: str, help: str) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
-    def register(function: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-        COMMANDS[name] = function
-        HELP[name] = help
-        return function
-
-    return register
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    import warnings
-
     words = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in words
     try:
@@ -131,13 +115,8 @@ def _global_parser() -> argparse.ArgumentParser:
 
 
 def _run(words: list[str]) -> int:
-    from . import browse, commands, ui  # register the commands
-
-    del browse, commands, ui
     known, rest = _global_parser().parse_known_args(words)
     if known.storage:
-        from .._settings import storage
-
         # The environment for processes this one starts (a pool's workers), the scope for
         # this one (a `with retain.storage(...)` around `main` would otherwise win).
         os.environ["RETAIN_STORAGE"] = known.storage

@@ -7,12 +7,21 @@ when piped, JSON with ``--json``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+from .._api import status as library_status
 from .._errors import InterfaceNotFoundError
-from . import EXIT_OK, PARSERS, command
-from .output import ProgressBar, is_terminal, print_json, print_table
+from .._get import get
+from .._settings import current_storage
+from .._stale import stale as library_stale
 from .._syntax import parse_versions, where_groups
+from ..collection import input_classes
+from ..component import Component
+from ..index import rebuild
+from ..interface import Interface
+from ._registry import EXIT_OK, PARSERS, command
+from .output import ProgressBar, is_terminal, print_json, print_table
 from .parse import UsageError
 
 TYPE_CHECKING = False
@@ -27,8 +36,6 @@ _JSON_HELP = "print JSON (also accepted before the command)"
 
 
 def _storage_url() -> str:
-    from .._settings import current_storage
-
     return current_storage().url
 
 
@@ -40,10 +47,6 @@ def existing_storage() -> Storage:
             nothing there to read), whether named by ``--storage``, ``RETAIN_STORAGE`` or the
             default ``./storage``.
     """
-    import os
-
-    from .._settings import current_storage
-
     store = current_storage()
     root = None if store.is_remote else store.local_root()
     if root is not None and not os.path.isdir(root):
@@ -107,10 +110,6 @@ PARSERS["ls"] = _ls_parser
 
 @command("ls", "a table of committed interfaces from the index, filtered with --where")
 def ls(args: argparse.Namespace) -> int:
-    from .._get import get
-    from ..collection import input_classes
-    from ..interface import Interface
-
     existing_storage()
     groups = where_groups(args.where)
     runs = get.all(args.module or Interface, where=groups[0] if groups else None)
@@ -194,10 +193,6 @@ PARSERS["status"] = _status_parser
 
 @command("status", "missing / queued / running / failed / died / finished, for components")
 def status(args: argparse.Namespace) -> int:
-    from .._get import get
-    from .._api import status as library_status
-    from ..component import Component
-
     existing_storage()
     target: Any = args.module
     if args.words:
@@ -259,8 +254,6 @@ PARSERS["stale"] = _stale_parser
 
 @command("stale", "committed results older than their module's code, or whose defaults changed")
 def stale(args: argparse.Namespace) -> int:
-    from .._stale import stale as library_stale
-
     existing_storage()
     results = library_stale(args.module, git=args.git)
     if args.json:
@@ -302,8 +295,6 @@ PARSERS["index"] = _index_parser
 
 @command("index", "maintain the index: `retain index rebuild` rebuilds it from storage")
 def index(args: argparse.Namespace) -> int:
-    from ..index import rebuild
-
     existing_storage()
     bar = ProgressBar("rebuilding index")
     try:

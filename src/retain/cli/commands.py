@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 
+from .._api import status
 from .._errors import InterfaceNotFoundError, ModuleResolutionError, RetainError
-from . import EXIT_NOT_FOUND, EXIT_OK, PARSERS, command
-from .output import print_json, to_jsonable
+from .._get import get
 from .._syntax import parse_versions, recreate_command
-from .parse import UsageError, execution_module, split_run_words
+from ..component import Component, check_runnable
+from ..execution import Execution
+from ..identity import is_id
+from ..interface import Interface, load_record
+from ..runs.status import ExecutionStatus
+from ..storage.layout import RECORD_FILE, decode_record
+from ._registry import EXIT_NOT_FOUND, EXIT_OK, PARSERS, command
+from .browse import existing_storage
+from .output import human, print_json, to_jsonable
+from .parse import UsageError, builtin_executions, execution_module, split_run_words
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..execution import Execution
-    from ..interface import Interface
     from ..storage.base import Storage
 
 
@@ -48,8 +57,6 @@ PARSERS["run"] = _run_parser
 
 @command("run", "get an interface by module and configuration; commit, launch, or call its methods")
 def run(args: argparse.Namespace) -> int:
-    from .._get import get
-
     words = split_run_words(list(args.extra))
     execution = _execution(words.execution, args.json) if "launch" in words.actions else None
     interface = get(args.module, parse_versions(words.versions))
@@ -85,9 +92,6 @@ def run(args: argparse.Namespace) -> int:
 def _execution(spec: tuple[str, list[str]] | None, as_json: bool) -> Execution:
     """The execution of ``--execution NAME key=value...``; by default in process, echoing the
     run's output unless the output is JSON."""
-    from .._get import get
-    from ..execution import Execution
-
     if spec is None:
         return get("retain.execution.local", {"echo": not as_json})  # type: ignore[return-value]
     name, words = spec
@@ -98,8 +102,6 @@ def _execution(spec: tuple[str, list[str]] | None, as_json: bool) -> Execution:
         if module != name or not name.isidentifier() or "no module named" not in str(exc):
             raise  # a module path of the user's: its own error says what is wrong
         import difflib
-
-        from .parse import builtin_executions
 
         names = builtin_executions()
         close = difflib.get_close_matches(name, names, n=1)
@@ -128,8 +130,6 @@ _DRY_RUN = {
 
 def _launch(interface: Interface, execution: Execution, dry_run: bool, as_json: bool) -> dict[str, Any]:
     """``--launch``: one dispatch (or, with ``--dry-run``, one status); what happened."""
-    from ..component import Component, check_runnable
-
     if not isinstance(interface, Component):
         raise UsageError(
             f"{interface!r} is an {interface.kind}, not a Component: --launch runs a component's "
@@ -137,8 +137,6 @@ def _launch(interface: Interface, execution: Execution, dry_run: bool, as_json: 
         )
     directory = interface.local_directory()
     if dry_run:
-        from .._api import status
-
         check_runnable(type(interface))
         report = status(interface)
         state = report.state(interface)
@@ -160,12 +158,8 @@ def _launch(interface: Interface, execution: Execution, dry_run: bool, as_json: 
 
 
 def _plain(value: Any) -> str:
-    from ..interface import Interface
-
     if value is None or isinstance(value, (str, int, float, bool)) or isinstance(value, Interface):
         return str(value)
-    import json
-
     return json.dumps(to_jsonable(value), ensure_ascii=False)
 
 
@@ -199,9 +193,6 @@ PARSERS["find"] = _find_parser
 
 @command("find", "print the id of that exact configuration if committed, else exit 1")
 def find(args: argparse.Namespace) -> int:
-    from .._get import get
-    from .browse import existing_storage
-
     existing_storage()
     interface = get(args.module, parse_versions(args.words))
     if not interface.is_committed():
@@ -229,8 +220,6 @@ PARSERS["show"] = _show_parser
 
 @command("show", "show a committed interface: record, config, summary, status, files (by id or prefix)")
 def show(args: argparse.Namespace) -> int:
-    from .browse import existing_storage
-
     _check_id(args.id)
     store = existing_storage()
     record = _find_record(args.id, store)
@@ -278,11 +267,6 @@ def _find_record(text: str, store: Storage) -> dict[str, Any]:
     Raises:
         InterfaceNotFoundError: none, or several (listed: then exit code 2).
     """
-    import os
-
-    from ..identity import is_id
-    from ..storage.layout import RECORD_FILE, decode_record
-
     prefix = text.strip().lower()
     if is_id(prefix):
         matches = [prefix] if store.has_record(prefix) else []
@@ -303,9 +287,6 @@ def _find_record(text: str, store: Storage) -> dict[str, Any]:
 
 def _load(record: dict[str, Any], store: Storage) -> tuple[Interface | None, str | None]:
     """The interface of `record`, or None and why its code did not load."""
-    from .._errors import RetainError
-    from ..interface import Interface, load_record
-
     try:
         return load_record(Interface, record, store), None
     except (RetainError, ImportError) as exc:
@@ -323,8 +304,6 @@ def _stored_summary(store: Storage, id: str) -> dict[str, Any] | None:
 def show_value(value: Any, rounded: bool = False) -> str:
     """A value of a record for people (see `output.human`): configurations exact, summaries
     `rounded`."""
-    from .output import human
-
     return human(value, quote=True, rounded=rounded)
 
 
@@ -341,8 +320,6 @@ def _check_id(text: str) -> None:
 
 def _status(record: dict[str, Any], store: Storage) -> tuple[str | None, dict[str, Any] | None]:
     """A component's state and error (None, None for other interfaces), without its code."""
-    from ..runs.status import ExecutionStatus
-
     if record.get("kind") != "Component":
         return None, None
     status = ExecutionStatus.of(record["id"], storage=store)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import sys
 
+from ..identity import REF_KEY
+from ..interface import Interface
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -22,8 +25,6 @@ WRAP_WIDTH = 24
 
 def to_jsonable(value: Any) -> Any:
     """Values as JSON; interfaces as their id and class, other objects by repr."""
-    from ..interface import Interface
-
     if isinstance(value, Interface):
         return {"id": value.id, "class": type(value).__qualname__, "committed": value.is_committed()}
     if isinstance(value, dict):
@@ -55,9 +56,6 @@ def human(value: Any, quote: bool = False, rounded: bool = True) -> str:
     `rounded`: configuration values, where every digit is identity) and each interface (or
     reference to one in a record) as ``Class [shortid]``; strings quoted only inside lists and
     dicts, or with `quote`."""
-    from ..identity import REF_KEY
-    from ..interface import Interface
-
     if isinstance(value, Interface):
         return repr(value)
     if isinstance(value, dict):

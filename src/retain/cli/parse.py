@@ -4,6 +4,7 @@ The grammar of single words (``key=value``, ``~version``, ``--where``) is `retai
 
 from __future__ import annotations
 
+from .. import execution
 from .._errors import UsageError
 
 __all__ = ["RunWords", "UsageError", "builtin_executions", "execution_module", "split_run_words"]
@@ -84,8 +85,6 @@ def builtin_executions() -> list[str]:
     """The names ``--execution`` knows without a module of the user's: the modules of
     `retain.execution` that define an Execution (not its helpers)."""
     import pkgutil
-
-    from .. import execution
 
     helpers = {"base", "slurm_task"}
     return sorted(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from . import EXIT_OK, PARSERS, command
+from ._registry import EXIT_OK, PARSERS, command
+from .browse import existing_storage
 
 __all__ = ["ui"]
 
@@ -39,8 +40,7 @@ PARSERS["ui"] = _ui_parser
 
 @command("ui", "serve a read-only web application over the storage (pip install 'retain[ui]')")
 def ui(args: argparse.Namespace) -> int:
-    from ..ui import serve
-    from .browse import existing_storage
+    from ..ui import serve  # starlette, uvicorn and plotly are optional: retain[ui]
 
     store = existing_storage()
     try:

@@ -11,33 +11,29 @@ with `rebuild`. Machines that share a storage share a PostgreSQL index instead
 
 from __future__ import annotations
 
-import os
-
-from .._errors import IndexDatabaseError
-from ._hooks import deferred, updates
+from ..storage import current_storage
+from ._resolve import make_index
+from ._updates import deferred, flush, updates
 from .base import Index, IndexEntry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any, Union
+    from typing import Any
 
-    from .._settings import StorageLike
+    from ..storage import StorageLike
+    from ._resolve import IndexLike
     from .postgres import PostgresIndex
     from .sqlite import SqliteIndex
-
-    IndexLike = Union[Index, str, None]
 
 __all__ = [
     "Index", "IndexEntry", "PostgresIndex", "SqliteIndex", "deferred", "make_index", "rebuild", "updates",
 ]
 
-_by_url: dict[str, Index] = {}
-_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
-
 
 def __getattr__(name: str) -> Any:
-    # The backends are imported when first named or used, so that `import retain` stays light.
+    # The backends are imported when first named or used, so that `import retain` stays light
+    # (psycopg is optional, too).
     if name == "PostgresIndex":
         from .postgres import PostgresIndex
 
@@ -47,58 +43,6 @@ def __getattr__(name: str) -> Any:
 
         return SqliteIndex
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def make_index(index: IndexLike = None, storage: StorageLike | None = None) -> Index:
-    """An Index from an instance, a URL, or None (the index in force for `storage`).
-
-    Args:
-        index: an `Index`; ``"sqlite:///relative/path.sqlite"`` or
-            ``"sqlite:////absolute/path.sqlite"``; ``"postgresql://user:password@host:5432/db"``
-            (optionally ``?schema=name``; see `PostgresIndex`); or None for the index set by
-            ``retain.settings(index=...)`` or ``RETAIN_INDEX``, else the storage's own
-            ``<storage>/.retain/index.sqlite``. One instance per URL and process.
-        storage: the storage whose default index None means (default: see `retain.storage`).
-
-    Raises:
-        IndexDatabaseError: the URL names no available backend.
-        ImportError: the backend's driver is not installed (the message says what to install).
-    """
-    if isinstance(index, Index):
-        return index
-    if index is None:
-        from .._settings import current_storage, index_setting
-        from ._hooks import default_index
-
-        configured = index_setting()
-        if configured is not None:
-            return make_index(configured)
-        return default_index(current_storage(storage))
-    if isinstance(index, str):
-        scheme = index.split("://", 1)[0].lower() if "://" in index else ""
-        if scheme == "sqlite" and index.startswith("sqlite:///") and len(index) > len("sqlite:///"):
-            path = os.path.abspath(index[len("sqlite:///"):])
-            found = _by_url.get(path)
-            if found is None:
-                from .sqlite import SqliteIndex
-
-                found = _by_url[path] = SqliteIndex(path)
-            return found
-        if scheme in _POSTGRES_SCHEMES:
-            found = _by_url.get(index)
-            if found is None:
-                from .postgres import PostgresIndex
-
-                found = _by_url.setdefault(index, PostgresIndex(index))
-            return found
-    from .postgres import hide_password
-
-    shown = repr(hide_password(index)) if isinstance(index, str) else repr(index)
-    raise IndexDatabaseError(
-        "index must be an Index, a URL such as 'sqlite:////path/to/index.sqlite' or "
-        "'postgresql://user@host:5432/dbname', or None for the storage's own index; got "
-        f"{shown}"
-    )
 
 
 def rebuild(
@@ -121,10 +65,6 @@ def rebuild(
             True to print a progress line to stderr.
         index: the index to rebuild (default: the storage's own).
     """
-    from .._settings import current_storage
-
-    from ._hooks import flush
-
     store = current_storage(storage)
     flush()
     return make_index(index, store).rebuild(store, progress)

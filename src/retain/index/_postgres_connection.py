@@ -16,7 +16,6 @@ from ._sql import ForkTracker
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import threading
     from collections.abc import Callable, Iterator
     from typing import Any, TypeVar
 
@@ -85,15 +84,15 @@ def message(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _after_fork(index: PostgresConnection) -> None:
+def _after_fork(db: PostgresConnection) -> None:
     """A child must never talk on its parent's connection, nor close it: closing sends the
     server a goodbye on the shared socket, which ends the parent's session. The child's copy of
     the socket is pointed at /dev/null, and the connection is dropped; the child reconnects."""
     import threading
 
-    index._lock = threading.RLock()
-    conn, index._conn = index._conn, None
-    index._class_ids.clear()
+    db.lock = threading.RLock()
+    conn, db._conn = db._conn, None
+    db._forget()
     if conn is not None:
         try:
             fd = conn.pgconn.socket
@@ -112,47 +111,66 @@ _orphans: list[Any] = []
 
 
 class PostgresConnection:
-    """The connection half of `PostgresIndex`: one connection per process, opened on first
-    use with the schema brought up to date, and `_run`, which every operation goes through."""
+    """This process's connection to a PostgreSQL index, for `PostgresIndex`: opened on first
+    use with the schema brought up to date, and `run`, which every operation goes through.
 
-    schema: str
-    connect_timeout: float
-    _conninfo: str
-    _s: str  # the quoted schema name
-    _lock: threading.RLock
-    _conn: psycopg.Connection[Any] | None
-    _pid: int
-    _class_ids: dict[tuple[str, str, str], int]
+    Args:
+        conninfo: the libpq URI (see `split_url`).
+        schema: the schema that holds the tables (a plain identifier).
+        connect_timeout: see `PostgresIndex`.
+        forget: called whenever a transaction failed or the connection is dropped, for the
+            index to drop what it cached from it.
+    """
+
+    def __init__(self, conninfo: str, schema: str, connect_timeout: float, forget: Callable[[], None]) -> None:
+        import threading  # with the first index, not at `import retain`
+
+        self.conninfo = conninfo
+        self.schema = schema
+        self.connect_timeout = connect_timeout
+        #: The quoted schema name, for SQL.
+        self.s = f'"{schema}"'
+        self._forget = forget
+        #: Held around every use of the connection.
+        self.lock = threading.RLock()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._pid = 0
+        forks.add(self)
 
     @property
     def display_url(self) -> str:
         """The URL without its password, and the schema: for messages."""
-        return f"{hide_password(self._conninfo)} (schema {self.schema})"
+        return f"{hide_password(self.conninfo)} (schema {self.schema})"
 
-    def _connection(self) -> psycopg.Connection[Any]:
+    def connection(self) -> psycopg.Connection[Any]:
         conn = self._conn
         if conn is not None and self._pid == os.getpid() and not conn.closed:
             return conn
-        self._drop_connection()
-        return self._open()
+        self.drop()
+        return self.open()
 
-    def _drop_connection(self) -> None:
+    def close(self) -> None:
+        with self.lock:
+            self.drop()
+
+    def drop(self) -> None:
+        """Forget the connection (closed if this process opened it); the next use reconnects."""
         conn, self._conn = self._conn, None
-        self._class_ids.clear()
+        self._forget()
         if conn is not None and self._pid == os.getpid():
             try:
                 conn.close()
             except Exception:
                 pass
 
-    def _open(self, check: bool = True) -> psycopg.Connection[Any]:
+    def open(self, check: bool = True) -> psycopg.Connection[Any]:
         """Connect; with `check`, bring the schema up to date (or refuse a newer one) and keep
         the connection for this process."""
         driver()
         import psycopg
 
         options: dict[str, Any] = {"autocommit": True}
-        given = psycopg.conninfo.conninfo_to_dict(self._conninfo)
+        given = psycopg.conninfo.conninfo_to_dict(self.conninfo)
         defaults = {
             "connect_timeout": str(max(2, int(self.connect_timeout))),
             "application_name": "retain",
@@ -167,7 +185,7 @@ class PostgresConnection:
                 options[name] = value
         started = time.monotonic()
         try:
-            conn = psycopg.connect(self._conninfo, **options)
+            conn = psycopg.connect(self.conninfo, **options)
         except psycopg.Error as exc:
             elapsed = time.monotonic() - started
             raise IndexDatabaseError(
@@ -188,8 +206,8 @@ class PostgresConnection:
 
     def _setup(self, conn: psycopg.Connection[Any]) -> None:
         driver()
-        with self._failing("set up"):
-            version = schema_version(conn, self._s)
+        with self.failing("set up"):
+            version = schema_version(conn, self.s)
             if version == SCHEMA_VERSION:
                 return
             if version > SCHEMA_VERSION:
@@ -198,7 +216,7 @@ class PostgresConnection:
                 migrate(conn, self.schema, self.display_url)
 
     @contextmanager
-    def _failing(self, doing: str) -> Iterator[None]:
+    def failing(self, doing: str) -> Iterator[None]:
         """A driver error in the block raised as ``cannot {doing} the PostgreSQL index``."""
         import psycopg
 
@@ -209,7 +227,7 @@ class PostgresConnection:
                 f"cannot {doing} the PostgreSQL index at {self.display_url}: {message(exc)}"
             ) from exc
 
-    def _run(self, work: Callable[[psycopg.Connection[Any]], T], doing: str, *, transaction: bool = False,
+    def run(self, work: Callable[[psycopg.Connection[Any]], T], doing: str, *, transaction: bool = False,
              snapshot: bool = False, retry: bool = True) -> T:
         """`work` on this process's connection (in a transaction if asked; with `snapshot`, in
         a read-only one whose statements all read one snapshot), retrying lost deadlocks and
@@ -219,11 +237,11 @@ class PostgresConnection:
         import psycopg
         from psycopg import errors
 
-        with self._lock:
+        with self.lock:
             attempt = 0
             reconnected = False
             while True:
-                conn = self._connection()
+                conn = self.connection()
                 try:
                     if snapshot:
                         return _in_snapshot(conn, work)
@@ -232,7 +250,7 @@ class PostgresConnection:
                             return work(conn)
                     return work(conn)
                 except (errors.DeadlockDetected, errors.SerializationFailure) as exc:
-                    self._class_ids.clear()
+                    self._forget()
                     attempt += 1
                     if not retry or attempt > _RETRIES:
                         raise IndexDatabaseError(
@@ -241,24 +259,24 @@ class PostgresConnection:
                         ) from exc
                     time.sleep(min(0.005 * 2**attempt, 0.5))
                 except (psycopg.OperationalError, errors.UndefinedTable, errors.InvalidSchemaName) as exc:
-                    self._class_ids.clear()
+                    self._forget()
                     lost = conn.closed or isinstance(exc, (errors.UndefinedTable, errors.InvalidSchemaName))
                     if lost and retry and not reconnected:
                         reconnected = True
-                        self._drop_connection()
+                        self.drop()
                         continue
                     if conn.closed:
-                        self._drop_connection()
+                        self.drop()
                     raise IndexDatabaseError(
                         f"the PostgreSQL index at {self.display_url} failed ({doing}): {message(exc)}"
                     ) from exc
                 except psycopg.Error as exc:
-                    self._class_ids.clear()
+                    self._forget()
                     raise IndexDatabaseError(
                         f"the PostgreSQL index at {self.display_url} failed ({doing}): {message(exc)}"
                     ) from exc
                 except BaseException:
-                    self._class_ids.clear()
+                    self._forget()
                     raise
 
 

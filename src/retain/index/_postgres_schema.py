@@ -7,6 +7,7 @@ version is refused with an error that says to upgrade retain or rebuild.
 
 from __future__ import annotations
 
+from .._version import __version__
 from ._sql import newer_schema
 
 TYPE_CHECKING = False
@@ -61,8 +62,6 @@ def schema_version(conn: psycopg.Connection[Any], s: str) -> int:
 def migrate(conn: psycopg.Connection[Any], schema: str, display_url: str) -> None:
     """Bring the schema up to date, inside the caller's transaction; one process at a
     time, on any machine (an advisory lock)."""
-    from .._version import __version__
-
     s = f'"{schema}"'
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"retain:{schema}",))
     exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()

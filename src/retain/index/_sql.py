@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 
 from .._errors import IndexDatabaseError
+from ..element import normalize_json
+from ..identity import canonical_json as identity_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..query import Filter, Query
-    from .base import IndexEntry
+    from ._entry import IndexEntry
 
     #: SQL that is true where a column passes a filter, and its arguments.
     ColumnTest = Callable[[Filter, str], tuple[str, list[Any]]]
@@ -49,7 +51,6 @@ class ForkTracker:
 
 
 _dumps: Any = None
-_canonical: Any = None
 
 
 def texts(entry: IndexEntry) -> tuple[str, str, str | None, str | None]:
@@ -69,18 +70,9 @@ def texts(entry: IndexEntry) -> tuple[str, str, str | None, str | None]:
 
 def canonical_json(value: Any) -> str:
     """A config leaf that is no number, string, boolean or None (a list, an empty dict, an
-    interface reference) as canonical JSON text: equal values, equal texts."""
-    global _canonical
-    if _canonical is None:
-        import json
-
-        _canonical = json.JSONEncoder(
-            sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode
-    from ..element import normalize_json
-
-    text: str = _canonical(normalize_json(value))
-    return text
+    interface reference) as canonical JSON text: equal values, equal texts (identity's
+    spelling, numbers normalised as in the canonical configuration)."""
+    return identity_json(normalize_json(value))
 
 
 def covered_classes(query: Query, read: Callable[[], Iterable[Sequence[Any]]]) -> list[int] | None:

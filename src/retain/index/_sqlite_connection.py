@@ -23,13 +23,14 @@ import os
 import time
 
 from .._errors import IndexDatabaseError
+from .._fs import atomic_write
+from .._log import logger
 from ._sql import ForkTracker
 from ._sqlite_schema import setup
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
-    import threading
     from collections.abc import Callable
     from typing import TypeVar
 
@@ -55,36 +56,29 @@ _CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
 _CORRUPT_SIGNS = ("not a database", "malformed", "Could not decode", "unsupported file format")
 
 
-def _after_fork(index: SqliteConnection) -> None:
-    """After a fork, the child gets fresh locks (a thread of the parent may have held one)
+def _after_fork(db: SqliteConnection) -> None:
+    """After a fork, the child gets a fresh lock (a thread of the parent may have held it)
     and no connection (SQLite connections must not cross a fork)."""
-    import threading
+    import threading  # (see SqliteConnection.__init__)
 
-    index._lock = threading.RLock()
-    index._conn = None  # not closed: it belongs to the parent
-    index._class_ids.clear()
-    index._ids = None
+    db.lock = threading.RLock()
+    db._conn = None  # not closed: it belongs to the parent
+    db._forget()
 
 
 forks = ForkTracker(_after_fork)
 _closing_registered = False
 
 
-def _close_at_exit() -> None:
-    """Close every connection at exit, after the queued index updates are written: closing
-    checkpoints the WAL into the database file, and noting the new state then spares the next
-    process a check of the whole file."""
-    from . import _hooks
-
-    try:
-        _hooks.flush(10.0)
-    except Exception:
-        pass
-    for index in list(forks.instances or ()):
+def close_connections() -> None:
+    """Close every connection of this process (at exit, after the queued index updates are
+    written: see `retain.index._updates`): closing checkpoints the WAL into the database file,
+    and noting the new state then spares the next process a check of the whole file."""
+    for db in list(forks.instances or ()):
         try:
-            index.close()
-        except Exception:
-            pass
+            db.close()
+        except Exception as exc:  # the next process checks the file instead
+            logger("retain.index").debug("could not close the index %s at exit: %s", db.path, exc)
 
 
 def file_state(path: str) -> str | None:
@@ -120,28 +114,44 @@ def _unescape_mount(text: str) -> str:
     # /proc/mounts writes space, tab, newline and backslash as octal escapes (\040 ...).
     if "\\" not in text:
         return text
-    import re
+    import re  # rarely needed: `import retain` does not load re
 
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
 
 
 class SqliteConnection:
-    """The connection half of `SqliteIndex`: `_read` and `_write` run work on this process's
-    connection, opened on first use, retried while the database is busy."""
+    """This process's connection to one SQLite file, for `SqliteIndex`: `read` and `write` run
+    work on it, opened on first use, retried while the database is busy.
 
-    path: str
-    timeout: float
-    allow_network_fs: bool | None
-    _lock: threading.RLock
-    _conn: sqlite3.Connection | None
-    _pid: int
-    _inode: int
-    _inode_checked: float
-    _class_ids: dict[tuple[str, str, str], int]
-    _ids: set[str] | None
-    _checked_fs: bool
+    Args:
+        path: the database file; created (with its directory) on first use.
+        timeout: seconds to wait for another process's write before giving up.
+        allow_network_fs: see `SqliteIndex`.
+        forget: called whenever the connection is dropped (a fork, a reconnection, a rolled
+            back write), for the index to drop what it cached from it.
+    """
 
-    def _connection(self) -> sqlite3.Connection:
+    def __init__(self, path: str, timeout: float, allow_network_fs: bool | None, forget: Callable[[], None]) -> None:
+        import threading  # with the first index, not at `import retain`
+
+        self.path = path
+        self.timeout = timeout
+        self.allow_network_fs = allow_network_fs
+        self._forget = forget
+        #: Held around every use of the connection (the index holds it across its own caches).
+        self.lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self._inode = 0
+        self._inode_checked = 0.0
+        self._checked_fs = False
+        forks.add(self)
+
+    def close(self) -> None:
+        with self.lock:
+            self.drop()
+
+    def connection(self) -> sqlite3.Connection:
         conn = self._conn
         if conn is not None and self._pid == os.getpid():
             # Whether the file was replaced (another process rebuilt a corrupt index) is checked
@@ -158,14 +168,14 @@ class SqliteConnection:
                 self._inode_checked = now
                 return conn
         # First use, a fork, or the file was deleted or replaced (a rebuild): reconnect.
-        self._drop_connection(close=self._pid == os.getpid())
+        self.drop()
         return self._open()
 
-    def _drop_connection(self, close: bool = True) -> None:
+    def drop(self) -> None:
+        """Forget the connection (closed if this process opened it); the next use reconnects."""
         conn, self._conn = self._conn, None
-        self._class_ids.clear()
-        self._ids = None  # data_version is per connection
-        if conn is not None and close:
+        self._forget()
+        if conn is not None and self._pid == os.getpid():
             try:
                 # The last connection to close checkpoints the WAL into the file.
                 self._noting_changes(conn.close)
@@ -173,7 +183,7 @@ class SqliteConnection:
                 pass
 
     def _open(self) -> sqlite3.Connection:
-        import sqlite3
+        import sqlite3  # it loads datetime: on first use, not at `import retain`
 
         directory = os.path.dirname(self.path)
         try:
@@ -188,7 +198,7 @@ class SqliteConnection:
             import atexit
 
             _closing_registered = True
-            atexit.register(_close_at_exit)
+            atexit.register(close_connections)
         known = file_state(self.path)
         try:
             conn = sqlite3.connect(
@@ -223,8 +233,6 @@ class SqliteConnection:
     def _note_state(self, state: str | None) -> None:
         if state is None:
             return
-        from .._fs import atomic_write
-
         data = state.encode("ascii")
         try:
             atomic_write(self.path + CHECKED_SUFFIX, lambda handle: handle.write(data))
@@ -243,16 +251,16 @@ class SqliteConnection:
 
     def _check_whole(self, conn: sqlite3.Connection) -> None:
         """Raise `IndexDatabaseError` if ``PRAGMA integrity_check`` finds the file damaged."""
-        import sqlite3
+        import sqlite3  # (see _open)
 
         try:
             found = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
         except sqlite3.DatabaseError:
             raise  # "malformed", "not a database": _retry says it is corrupt
         if found != ["ok"]:
-            raise self._corrupt(str(found[0]).replace("*** in database main ***\n", "").split("\n")[0])
+            raise self.corrupt(str(found[0]).replace("*** in database main ***\n", "").split("\n")[0])
 
-    def _corrupt(self, what: str) -> IndexDatabaseError:
+    def corrupt(self, what: str) -> IndexDatabaseError:
         error = IndexDatabaseError(
             f"the index {self.path} is corrupt ({what}); run retain.index.rebuild() (or `retain "
             "index rebuild`), which makes it anew, or delete it with its -wal and -shm files: the "
@@ -286,7 +294,7 @@ class SqliteConnection:
             or isinstance(exc, UnicodeDecodeError)
             or any(sign in text for sign in _CORRUPT_SIGNS)
         ):
-            return self._corrupt(text[:200])
+            return self.corrupt(text[:200])
         if code in _BUSY_CODES or "locked" in text:
             return IndexDatabaseError(
                 f"the index {self.path} stayed locked by another process for more than "
@@ -295,7 +303,7 @@ class SqliteConnection:
         return IndexDatabaseError(f"the index {self.path} failed ({doing}): {text}")
 
     def _retry(self, work: Callable[[], T]) -> T:
-        import sqlite3
+        import sqlite3  # (see _open)
 
         deadline = time.monotonic() + self.timeout
         delay = 0.001
@@ -320,7 +328,7 @@ class SqliteConnection:
                     # The file was deleted or replaced under this connection (a rebuild in
                     # another process, or by hand): reconnect once and try again.
                     reconnected = True
-                    self._drop_connection(close=self._pid == os.getpid())
+                    self.drop()
                     continue
                 raise self._error(exc, "waiting for a lock" if busy else "query") from exc
 
@@ -332,24 +340,26 @@ class SqliteConnection:
         except FileNotFoundError:
             return True
 
-    def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            return self._retry(lambda: work(self._connection()))
+    def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        with self.lock:
+            return self._retry(lambda: work(self.connection()))
 
-    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in a ``BEGIN IMMEDIATE`` transaction, retried while the database is busy."""
+
         def transaction() -> T:
-            conn = self._connection()
+            conn = self.connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = work(conn)
                 conn.execute("COMMIT")
             except BaseException:
-                self._class_ids.clear()  # it may hold numbers of classes rolled back now
+                self._forget()  # the index may have cached numbers of classes rolled back now
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
             return result
 
-        with self._lock:
+        with self.lock:
             # A commit may checkpoint the WAL into the database file.
             return self._noting_changes(lambda: self._retry(transaction))

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from ._sql import texts
 from ._sqlite_query import sql_value
-from .base import config_leaves
+from ._entry import config_leaves
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
     from typing import Any
 
-    from .base import IndexEntry
+    from ._entry import IndexEntry
 
 
 def prepare(entry: IndexEntry) -> tuple[IndexEntry, str, str, str | None, str | None, list[tuple[str, Any]]]:

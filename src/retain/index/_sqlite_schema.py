@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from .._errors import IndexDatabaseError
+from .._version import __version__
 from ._sql import newer_schema
 
 TYPE_CHECKING = False
@@ -61,8 +62,6 @@ def setup(conn: sqlite3.Connection, path: str) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
         if version > SCHEMA_VERSION:
             raise newer(path, version)
-        from .._version import __version__
-
         for number, statements in _MIGRATIONS:
             if number <= version:
                 continue

@@ -5,139 +5,66 @@ from the records. A backend implements `upsert`, `remove`, `replace_all`, `selec
 `ids`, `get_meta`, `set_meta` and `reset`; the base derives adding a record, evaluating summary
 conditions, self-repair (`sync`) and `rebuild` from them. Optional abilities are `supports_*`
 booleans.
+
+Self-repair: `Index.sync` runs before every query and is cheap when nothing happened behind the
+index's back: two `stat` calls and one read of the index's bookkeeping. It finds
+
+- ids committed by a process that died before updating the index (or whose update failed):
+  commit appends the id to the storage's journal *before* publishing the record, and `sync`
+  reads the journal past the offset it recorded;
+- directories copied in by hand (rsync, ``cp -r``) or deleted: when the storage's listing
+  token (`Storage.listing_state`: the root's modification time; with a sharded layout, those
+  of the shard directories too) differs from the one recorded at the last scan (or that scan
+  was too close to the recorded time to trust a coarse clock), the storage's listing
+  (`Storage.iter_directories`) is compared with the index's ids;
+- directories seen without a record (a commit in flight, a copy in progress): they are kept
+  as *pending* and checked on every `sync` until their record appears or they vanish.
+
+An object store has no cheap change token: it is listed again when its last listing is older
+than `RELIST_NS` (its pending directories are looked at then too), while the journal in its
+local cache brings this machine's commits at once.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import time
+import warnings
 from abc import ABC, abstractmethod
 
-from ..identity import REF_KEY
+from .._errors import IndexDatabaseError, IndexWarning
+from .._fs import reclaim_temporaries
+from .._log import logger
+from ..query import Condition, Field, Filter, Query
+from ..storage.layout import JOURNAL_COMMIT, STORAGE_META_DIR, decode_journal, journal_path
+from ._entry import IndexEntry as IndexEntry, config_leaves as config_leaves, filter_rows, parse_summary as parse_summary
+from ._records import read_entries
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
     from typing import Any, ClassVar
 
-    from ..query import Query
     from ..storage.base import Storage
+    from ._entry import IndexRow as IndexRow
 
-    #: (id, module, class qualname, kind, created, config JSON text, summary JSON text | None,
-    #: last metric values JSON text | None)
-    IndexRow = tuple[str, str, str, str, str, str, "str | None", "str | None"]
     Progress = Callable[[int, int], object]
 
 __all__ = ["Index", "IndexEntry", "config_leaves", "parse_summary"]
 
-
-class IndexEntry:
-    """What an index stores about one committed interface (taken from its record)."""
-
-    __slots__ = (
-        "id", "module", "qualname", "kind", "created", "_config", "canonical", "summary",
-        "config_text", "canonical_text", "summary_text", "leaves", "metrics", "metrics_text",
-    )
-
-    def __init__(
-        self,
-        id: str,
-        module: str,
-        qualname: str,
-        kind: str,
-        created: str,
-        config: dict[str, Any] | None,
-        canonical: dict[str, Any],
-        summary: dict[str, Any] | None = None,
-        *,
-        config_text: str | None = None,
-        canonical_text: str | None = None,
-        summary_text: str | None = None,
-        leaves: list[tuple[str, Any]] | None = None,
-        metrics: dict[str, Any] | None = None,
-        metrics_text: str | None = None,
-    ) -> None:
-        self.id = id
-        self.module = module
-        self.qualname = qualname
-        self.kind = kind
-        self.created = created
-        #: None: parsed from `config_text` when first used (`rebuild` sends entries between
-        #: processes as text and leaves, which is what most backends write).
-        self._config = config
-        self.canonical = canonical
-        self.summary = summary
-        #: The configs as JSON text, when already at hand (saves encoding them again).
-        self.config_text = config_text
-        self.canonical_text = canonical_text
-        #: The summary as JSON text, instead of `summary` (as read from ``summary.json``).
-        self.summary_text = summary_text
-        #: ``config_leaves(config)``, when already at hand (`rebuild` computes them in the
-        #: processes that read the records).
-        self.leaves = leaves
-        #: The last value of each metric (see `Component.log_metrics`), or their JSON text as
-        #: read from ``.retain.metrics-last.json``; both None: none (or unchanged).
-        self.metrics = metrics
-        self.metrics_text = metrics_text
-
-    @property
-    def config(self) -> dict[str, Any]:
-        config = self._config
-        if config is None:
-            from json import loads
-
-            config = self._config = loads(self.config_text or "{}")
-        return config
-
-    @config.setter
-    def config(self, value: dict[str, Any]) -> None:
-        self._config = value
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any], summary: dict[str, Any] | None = None) -> IndexEntry:
-        return cls(
-            record["id"],
-            record["module"],
-            record["class"],
-            record["kind"],
-            record["created"],
-            record["config"],
-            record["canonical_config"],
-            summary,
-        )
-
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, Any], summary: dict[str, Any] | None = None) -> IndexEntry:
-        """From `retain.storage.layout.index_fields` (the canonical config only as text)."""
-        return cls(
-            fields["id"],
-            fields["module"],
-            fields["class"],
-            fields["kind"],
-            fields["created"],
-            fields["config"],
-            {},
-            summary,
-            config_text=fields["config_text"],
-            canonical_text=fields["canonical_text"],
-        )
-
-    def __repr__(self) -> str:
-        return f"IndexEntry({self.qualname} [{self.id[:6]}])"
-
-
-def config_leaves(config: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """The dotted leaf keys of a config and their JSON values. Non-empty dicts are walked;
-    lists, empty dicts and interface references are leaves."""
-    out: list[tuple[str, Any]] = []
-    _leaves(config, prefix, out)
-    return out
-
-
-def _leaves(value: Mapping[str, Any], prefix: str, out: list[tuple[str, Any]]) -> None:
-    for key, item in value.items():
-        if type(item) is dict and item and REF_KEY not in item:
-            _leaves(item, f"{prefix}{key}.", out)
-        else:
-            out.append((prefix + key, item))
+#: A root scanned less than this after its last change is scanned again next time: file
+#: system clocks are coarse (a later change in the same tick would keep the same mtime).
+SETTLE_NS = 2_000_000_000
+#: How long a journaled id whose directory does not exist yet stays pending (its commit may
+#: be between the journal append and the directory's creation).
+PENDING_WITHOUT_DIRECTORY_NS = 120_000_000_000
+#: Records read per transaction while catching up (bounds memory and lock time).
+BATCH = 5_000
+#: A storage without a cheap change token (an object store) is listed again by a query when
+#: its last listing is older than this; commits made on this machine are found at once (the
+#: journal in its local cache), commits from other machines within this delay.
+RELIST_NS = 10_000_000_000
 
 
 class Index(ABC):
@@ -215,8 +142,6 @@ class Index(ABC):
 
     def present(self, ids: Iterable[str]) -> set[str]:
         """Which of `ids` are in the index."""
-        from ..query import Condition, Field, Filter, Query
-
         wanted = list(ids)
         found: set[str] = set()
         for start in range(0, len(wanted), 500):
@@ -229,49 +154,252 @@ class Index(ABC):
         """Catch up with `storage` cheaply: index what the journal lists past the recorded
         offset, and scan the storage's names if its root directory changed. See
         `docs/design.md`, "Index"."""
-        from ._repair import sync
-
-        sync(self, storage)
+        _sync(self, storage)
 
     def rebuild(self, storage: Storage, progress: Progress | bool | None = None) -> int:
         """Rebuild every row from `storage` alone; returns the number indexed. A corrupt
         database, or one from a newer schema, is discarded first."""
-        from ._repair import rebuild
-
-        return rebuild(self, storage, progress)
+        return _rebuild_or_reset(self, storage, progress)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
 
 
-def parse_summary(text: str | None) -> dict[str, Any] | None:
-    """The summary values of an index row; None when there are none, or when the stored text
-    is damaged (a ``summary.json`` edited by hand: the index stores it as it is)."""
-    if not text:
+def _journal_info(local: str | None) -> os.stat_result | None:
+    if local is None:
         return None
-    from json import loads
-
     try:
-        value = loads(text)
-    except ValueError:
+        return os.stat(journal_path(local))
+    except FileNotFoundError:
         return None
-    return value if type(value) is dict else None
 
 
-def filter_rows(rows: list[IndexRow], conditions: list[Any]) -> list[IndexRow]:
-    """The rows that pass `conditions`, evaluated in Python over their JSON."""
-    from json import loads
+def _sync(index: Index, storage: Storage) -> None:
+    """Bring `index` up to date with `storage` (see the module docstring)."""
+    import json  # on first use: `import retain` stays cheap
 
-    from ..query import matches_all
+    local = storage.local_root()  # where the journal is (an object store's: its local cache)
+    meta = index.get_meta()
+    updates: dict[str, str] = {}
+    fresh = meta.get("storage") != storage.url
+    if fresh:
+        updates["storage"] = storage.url
+    if index.supports_multiple_hosts:
+        storage_id = storage.storage_id()
+        served = meta.get("storage_id")
+        if storage_id is not None and served != storage_id:
+            if served:
+                raise _another_storage(index, storage, meta.get("storage", "?"))
+            updates["storage_id"] = storage_id
+    now = time.time_ns()
+    committed: set[str] = set()  # journaled commits: indexed unless already present
+    reread: set[str] = set()  # ids whose record or summary must be read again
 
-    out = []
-    for row in rows:
-        columns = {"id": row[0], "module": row[1], "class": row[2], "kind": row[3], "created": row[4]}
-        config = None
-        summary = parse_summary(row[6])
-        metrics = parse_summary(row[7])
-        if any(c.field.source == "config" for c in conditions):
-            config = loads(row[5])
-        if matches_all(conditions, config, summary, columns, metrics):
-            out.append(row)
-    return out
+    info = _journal_info(local)
+    if info is not None and local is not None:
+        inode = str(info.st_ino)
+        offset = int(meta.get("journal_offset", "0")) if meta.get("journal_inode") == inode and not fresh else 0
+        if offset > info.st_size:
+            offset = 0  # the journal was truncated or replaced: read it again
+        if info.st_size > offset:
+            with open(journal_path(local), "rb") as handle:
+                handle.seek(offset)
+                data = handle.read(info.st_size - offset)
+            lines, used = decode_journal(data)
+            for id, kind in lines:
+                (committed if kind == JOURNAL_COMMIT else reread).add(id)
+            updates["journal_inode"] = inode
+            updates["journal_offset"] = str(offset + used)
+
+    state = storage.listing_state()
+    scanned = int(meta.get("root_scanned_ns", "0"))
+    if state is None:
+        # No cheap change token (an object store): list again once the last listing is old.
+        settled = not fresh and now - scanned < RELIST_NS
+    else:
+        token, newest = state
+        settled = not fresh and meta.get("root_mtime_ns") == token and scanned - newest >= SETTLE_NS
+    removed: set[str] = set()
+    names: set[str] | None = None
+    if not settled:
+        names = set(storage.iter_directories())
+        known = index.ids()
+        reread |= names - known
+        removed = known - names
+        committed -= names  # the scan decided about these already
+        updates["root_mtime_ns"] = state[0] if state is not None else ""
+        updates["root_scanned_ns"] = str(now)
+
+    pending_text = meta.get("pending", "{}")
+    pending: dict[str, int] = json.loads(pending_text) if pending_text != "{}" else {}
+    if committed:
+        reread |= committed - index.present(committed)
+    if state is not None or not settled:
+        # Remote pending directories (a commit in flight, or one that crashed) are looked at
+        # with each listing, not at every query.
+        reread |= pending.keys()
+    reread -= removed
+
+    new_pending: dict[str, int] = {} if state is not None or not settled else dict(pending)
+    entries: list[IndexEntry] = []
+    indexed = 0
+    ordered = sorted(reread)
+    for start in range(0, len(ordered), BATCH):
+        for id, entry, _ in read_entries(storage, ordered[start:start + BATCH]):
+            if entry is None:  # no record yet (a copy in progress), or a damaged one: look again
+                since = pending.get(id, now)
+                exists = id in names if names is not None else storage.has_directory(id)
+                if exists or now - since < PENDING_WITHOUT_DIRECTORY_NS:
+                    new_pending[id] = since
+                elif id not in removed:
+                    removed.add(id)
+                continue
+            entries.append(entry)
+        if entries:
+            index.upsert(entries)
+            indexed += len(entries)
+            entries = []
+    if removed:
+        index.remove(removed)
+    if indexed or removed:
+        logger("retain.index").info(
+            "repaired the index %s from %s: %d interface(s) indexed, %d removed (%d pending)",
+            getattr(index, "display_url", index.url), storage.url, indexed, len(removed), len(new_pending),
+        )
+    if new_pending != pending:
+        updates["pending"] = json.dumps(new_pending, sort_keys=True)
+    if updates:
+        index.set_meta(updates)
+
+
+def _another_storage(index: Index, storage: Storage, served: str) -> IndexDatabaseError:
+    where = getattr(index, "display_url", index.url)
+    return IndexDatabaseError(
+        f"the index {where} serves another storage ({served}), not {storage.url}: two storages in "
+        "one index would keep replacing each other's rows. Give each storage its own index (for "
+        "PostgreSQL, its own schema: postgresql://.../db?schema=NAME); if that other storage is "
+        "gone, `retain index rebuild` makes this index serve this one"
+    )
+
+
+def _rebuild_or_reset(index: Index, storage: Storage, progress: Progress | bool | None) -> int:
+    """Replace the contents of `index` by what `storage` holds; returns the number indexed.
+
+    Records that cannot be read are skipped with a warning that names them (they stay pending,
+    so the index takes them once repaired). An index found damaged on the way is discarded and
+    made anew (`Index.reset`), and the rebuild starts again.
+    """
+    try:
+        return _rebuild(index, storage, progress)
+    except IndexDatabaseError as exc:
+        if not exc.corrupt:
+            raise  # locked, unreachable, another storage's: not for a reset to mend
+        index.reset()
+        return _rebuild(index, storage, progress)
+
+
+def _rebuild(index: Index, storage: Storage, progress: Progress | bool | None) -> int:
+    import json
+
+    # contextlib, collections and the process pool load for a rebuild only (import retain stays cheap).
+    from ._rebuild_workers import paused_gc, read_chunks
+
+    # Observed before listing: anything that changes during the rebuild changes these too,
+    # and the next sync looks again.
+    now = time.time_ns()
+    info = _journal_info(storage.local_root())
+    state = storage.listing_state()
+    names = sorted(storage.iter_directories())
+    total = len(names)
+    report = _progress_reporter(progress, total)
+    pending: dict[str, int] = {}
+    damaged: list[str] = []
+    meta = {
+        "storage": storage.url,
+        "storage_id": (storage.storage_id() or "") if index.supports_multiple_hosts else "",
+        "journal_inode": str(info.st_ino) if info is not None else "",
+        "journal_offset": str(info.st_size) if info is not None else "0",
+        "root_mtime_ns": state[0] if state is not None else "",
+        "root_scanned_ns": str(now),
+    }
+    try:
+        index.get_meta()
+    except IndexDatabaseError:
+        # Corrupt, or from a newer schema: the index is only a cache, start it afresh.
+        index.reset()
+
+    def read(chunk: list[tuple[str, IndexEntry | None, str | None]]) -> list[IndexEntry]:
+        entries = []
+        for id, entry, error in chunk:
+            if error is not None:
+                damaged.append(f"{id}: {error}")
+            if entry is None:
+                pending[id] = now
+            else:
+                entries.append(entry)
+        return entries
+
+    def entries() -> Iterator[IndexEntry]:
+        done = 0
+        for chunk in chunks:
+            yield from read(chunk)
+            done += 1000
+            if report is not None:
+                report(min(done, total))
+        if report is not None and total == 0:
+            report(0)
+        # Known only now; replace_all sets the meta after the last entry.
+        meta["pending"] = json.dumps(pending, sort_keys=True)
+
+    # Read in worker processes when there are many (see _rebuild_workers), written here.
+    with paused_gc(), read_chunks(storage, names, 1000) as chunks:
+        count = index.replace_all(entries(), meta)
+    _reclaim(storage, pending)
+    if damaged:
+        shown = "\n  ".join(damaged[:20]) + (f"\n  and {len(damaged) - 20} more" if len(damaged) > 20 else "")
+        warnings.warn(
+            f"rebuild skipped {len(damaged)} damaged record(s) in {storage.url}; they are indexed "
+            f"once repaired:\n  {shown}",
+            IndexWarning,
+            stacklevel=3,
+        )
+    return count
+
+
+def _reclaim(storage: Storage, uncommitted: Iterable[str]) -> None:
+    """Remove the temporaries killed writers left where no commit will reclaim them: in the
+    directories without a record, and in the storage's own ``.retain/``. (A commit reclaims
+    those of its directory; reading every committed directory here would double a rebuild.)"""
+    if not storage.supports_local_files:
+        return
+    directories = [storage.local_directory(id) for id in uncommitted]
+    root = storage.local_root()
+    if root is not None:
+        directories.append(os.path.join(root, STORAGE_META_DIR))
+    for directory in directories:
+        try:
+            reclaim_temporaries(directory)
+        except OSError as exc:  # garbage left for the next time; the rebuild itself succeeded
+            logger("retain.index").debug("could not remove the temporary files in %s: %s", directory, exc)
+
+
+def _progress_reporter(progress: Any, total: int) -> Callable[[int], None] | None:
+    if progress is None or progress is False:
+        return None
+    if progress is True:
+        started = time.perf_counter()
+
+        def show(done: int) -> None:
+            elapsed = time.perf_counter() - started
+            end = "\n" if done == total else ""
+            sys.stderr.write(f"\rrebuilding index: {done:,}/{total:,} records ({elapsed:.1f} s){end}")
+            sys.stderr.flush()
+
+        return show
+    if not callable(progress):
+        raise TypeError(f"progress must be a function (done, total) or True; got {progress!r}")
+
+    def call(done: int) -> None:
+        progress(done, total)
+
+    return call

@@ -34,11 +34,13 @@ from __future__ import annotations
 import re
 
 from .._errors import IndexDatabaseError
-from ._postgres_connection import CONNECT_TIMEOUT, PostgresConnection, driver, forks, hide_password, split_url
+from .._log import logger
+from ._postgres_connection import CONNECT_TIMEOUT, PostgresConnection, driver, hide_password, split_url
 from ._postgres_query import compile_query, stored_key, stored_value
 from ._postgres_schema import DEFAULT_SCHEMA, SCHEMA_VERSION, empty
 from ._sql import ROW_COLUMNS, covered_classes, texts
-from .base import Index, config_leaves
+from ._entry import config_leaves
+from .base import Index
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from ..query import Query
-    from .base import IndexEntry, IndexRow
+    from ._entry import IndexEntry, IndexRow
 
     #: (id, class, created, config text, canonical text, summary text, leaves (key, num, val),
     #: metrics text)
@@ -61,7 +63,7 @@ __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresIndex", "hide_password"]
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
-class PostgresIndex(PostgresConnection, Index):
+class PostgresIndex(Index):
     """The index in a PostgreSQL database, safe for processes on many machines at once.
 
     Args:
@@ -81,50 +83,61 @@ class PostgresIndex(PostgresConnection, Index):
     supports_multiple_hosts = True
 
     def __init__(self, url: str, *, schema: str | None = None, connect_timeout: float = CONNECT_TIMEOUT) -> None:
-        import threading
-
         driver()
         self._url = url
-        self._conninfo, self._url_schema = split_url(url)
-        self.schema = schema or self._url_schema or DEFAULT_SCHEMA
-        if not _SCHEMA_NAME.fullmatch(self.schema):
+        conninfo, self._url_schema = split_url(url)
+        chosen = schema or self._url_schema or DEFAULT_SCHEMA
+        if not _SCHEMA_NAME.fullmatch(chosen):
             raise IndexDatabaseError(
-                f"the schema name {self.schema!r} is not a plain identifier (letters, digits and "
+                f"the schema name {chosen!r} is not a plain identifier (letters, digits and "
                 "underscores, not starting with a digit, at most 63)"
             )
-        self.connect_timeout = connect_timeout
-        self._s = f'"{self.schema}"'
-        self._lock = threading.RLock()
-        forks.add(self)
-        self._conn: psycopg.Connection[Any] | None = None
-        self._pid = 0
+        self._db = PostgresConnection(conninfo, chosen, connect_timeout, self._forget)
+        #: Class numbers by (module, qualname, kind), as read or written on this connection.
         self._class_ids: dict[tuple[str, str, str], int] = {}
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema that holds the tables."""
+        return self._db.schema
+
+    @property
+    def connect_timeout(self) -> float:
+        return self._db.connect_timeout
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password, and the schema: for messages."""
+        return self._db.display_url
+
+    def _forget(self) -> None:
+        """Drop what was cached from the connection (a transaction failed, or it was dropped)."""
+        self._class_ids.clear()
 
     @property
     def url(self) -> str:
         if self.schema == (self._url_schema or DEFAULT_SCHEMA):
             return self._url
         # The schema was given apart: say it in the URL, instead of the URL's own.
-        base, _, query = self._conninfo.partition("?")
+        base, _, query = self._db.conninfo.partition("?")
         return f"{base}?{query + '&' if query else ''}schema={self.schema}"
 
     def __repr__(self) -> str:
         return f"PostgresIndex({hide_password(self.url)!r})"
 
     def close(self) -> None:
-        with self._lock:
-            self._drop_connection()
+        self._db.close()
 
     def reset(self) -> None:
         """Empty the index. Tables of the current version are emptied (classes kept, so the
         numbers other processes cached stay right); tables of another version are dropped and
         made anew."""
         driver()
-        with self._lock:
-            self._drop_connection()
-            conn = self._open(check=False)  # whatever version the tables have
+        with self._db.lock:
+            self._db.drop()
+            conn = self._db.open(check=False)  # whatever version the tables have
             try:
-                with self._failing("reset"), conn.transaction():
+                with self._db.failing("reset"), conn.transaction():
                     empty(conn, self.schema, self.display_url)
             finally:
                 conn.close()
@@ -136,13 +149,13 @@ class PostgresIndex(PostgresConnection, Index):
         found = self._class_ids.get(key)
         if found is None:
             row = conn.execute(
-                f"INSERT INTO {self._s}.classes (module, qualname, kind) VALUES (%s, %s, %s)"
+                f"INSERT INTO {self._db.s}.classes (module, qualname, kind) VALUES (%s, %s, %s)"
                 " ON CONFLICT DO NOTHING RETURNING class",
                 key,
             ).fetchone()
             if row is None:
                 row = conn.execute(
-                    f"SELECT class FROM {self._s}.classes WHERE module = %s AND qualname = %s AND kind = %s",
+                    f"SELECT class FROM {self._db.s}.classes WHERE module = %s AND qualname = %s AND kind = %s",
                     key,
                 ).fetchone()
             assert row is not None
@@ -154,7 +167,7 @@ class PostgresIndex(PostgresConnection, Index):
 
     def _class_ids_for(self, conn: psycopg.Connection[Any], query: Query) -> list[int] | None:
         """The class numbers `query` covers; None for all."""
-        sql = f"SELECT class, module, qualname, kind FROM {self._s}.classes"
+        sql = f"SELECT class, module, qualname, kind FROM {self._db.s}.classes"
         return covered_classes(query, lambda: conn.execute(sql).fetchall())
 
     # -- writes -------------------------------------------------------------------------------
@@ -192,7 +205,7 @@ class PostgresIndex(PostgresConnection, Index):
                 keys.append(key)
                 nums.append(num)
                 vals.append(val)
-        s = self._s
+        s = self._db.s
         conn.execute(
             f"WITH added AS (INSERT INTO {s}.interfaces (id, class, created, config, canonical, summary, metrics)"
             " SELECT * FROM unnest(%b::text[], %b::int[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[])"
@@ -214,7 +227,7 @@ class PostgresIndex(PostgresConnection, Index):
             changed = [(p[0], p[field]) for p in prepared if p[field] is not None]
             if changed:
                 conn.execute(
-                    f"UPDATE {self._s}.interfaces i SET {column} = n.value"
+                    f"UPDATE {self._db.s}.interfaces i SET {column} = n.value"
                     " FROM unnest(%b::text[], %b::text[]) AS n(id, value)"
                     f" WHERE i.id = n.id AND i.{column} IS DISTINCT FROM n.value",
                     ([id for id, _ in changed], [value for _, value in changed]),
@@ -232,14 +245,14 @@ class PostgresIndex(PostgresConnection, Index):
             self._insert(conn, prepared)
             self._update_summaries(conn, prepared)
 
-        self._run(work, "upsert")
+        self._db.run(work, "upsert")
 
     def remove(self, ids: Iterable[str]) -> None:
         wanted = sorted(set(ids))
         if not wanted:
             return
-        s = self._s
-        self._run(
+        s = self._db.s
+        self._db.run(
             lambda conn: conn.execute(
                 f"WITH gone AS (DELETE FROM {s}.interfaces WHERE id = ANY(%b::text[]) RETURNING row)"
                 f" DELETE FROM {s}.config_values WHERE row IN (SELECT row FROM gone)",
@@ -249,7 +262,7 @@ class PostgresIndex(PostgresConnection, Index):
         )
 
     def replace_all(self, entries: Iterable[IndexEntry], meta: Mapping[str, str]) -> int:
-        s = self._s
+        s = self._db.s
 
         def work(conn: psycopg.Connection[Any]) -> int:
             # Excludes other writers (who wait), not readers (who see the old contents until
@@ -271,24 +284,24 @@ class PostgresIndex(PostgresConnection, Index):
             return number
 
         # Not retried: `entries` may be a generator, consumed by the first attempt.
-        count = self._run(work, "rebuild", transaction=True, retry=False)
+        count = self._db.run(work, "rebuild", transaction=True, retry=False)
         try:
             # Fresh statistics, and the visibility map that makes the value index's scans
             # index-only (autovacuum would get there later).
-            self._run(lambda conn: conn.execute(f"VACUUM (ANALYZE) {s}.interfaces, {s}.config_values"), "vacuum")
-        except IndexDatabaseError:
-            pass
+            self._db.run(lambda conn: conn.execute(f"VACUUM (ANALYZE) {s}.interfaces, {s}.config_values"), "vacuum")
+        except IndexDatabaseError as exc:  # statistics only: the rebuild itself succeeded
+            logger("retain.index").debug("VACUUM (ANALYZE) failed after the rebuild of %s: %s", self.display_url, exc)
         return count
 
     def get_meta(self) -> dict[str, str]:
-        return self._run(
-            lambda conn: {row[0]: row[1] for row in conn.execute(f"SELECT key, value FROM {self._s}.meta")},
+        return self._db.run(
+            lambda conn: {row[0]: row[1] for row in conn.execute(f"SELECT key, value FROM {self._db.s}.meta")},
             "read meta",
         )
 
     def set_meta(self, values: Mapping[str, str]) -> None:
         if values:
-            self._run(lambda conn: _set_meta(conn, self._s, values), "write meta")
+            self._db.run(lambda conn: _set_meta(conn, self._db.s, values), "write meta")
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -301,7 +314,7 @@ class PostgresIndex(PostgresConnection, Index):
             rows = conn.execute(f"SELECT {ROW_COLUMNS} {sql} ORDER BY i.created DESC, i.row DESC", args).fetchall()
             return rows
 
-        return self._run(work, "query", snapshot=_two_statements(query))
+        return self._db.run(work, "query", snapshot=_two_statements(query))
 
     def count(self, query: Query) -> int:
         def work(conn: psycopg.Connection[Any]) -> int:
@@ -312,24 +325,24 @@ class PostgresIndex(PostgresConnection, Index):
             row = conn.execute(f"SELECT count(*) {sql}", args).fetchone()
             return int(row[0]) if row is not None else 0
 
-        return self._run(work, "count", snapshot=_two_statements(query))
+        return self._db.run(work, "count", snapshot=_two_statements(query))
 
     def ids(self) -> set[str]:
-        return self._run(lambda conn: {row[0] for row in conn.execute(f"SELECT id FROM {self._s}.interfaces")}, "list ids")
+        return self._db.run(lambda conn: {row[0] for row in conn.execute(f"SELECT id FROM {self._db.s}.interfaces")}, "list ids")
 
     def migrations(self) -> list[tuple[int, str, str]]:
         """The migrations applied to this database: (version, time applied, retain version)."""
-        return self._run(
+        return self._db.run(
             lambda conn: [
                 (int(row[0]), row[1].isoformat(), row[2])
-                for row in conn.execute(f"SELECT version, applied, retain FROM {self._s}.migrations ORDER BY version")
+                for row in conn.execute(f"SELECT version, applied, retain FROM {self._db.s}.migrations ORDER BY version")
             ],
             "read migrations",
         )
 
     def _compile(self, conn: psycopg.Connection[Any], query: Query) -> tuple[str, list[Any]] | None:
         """The FROM/WHERE clause of `query` and its arguments; None if nothing can match."""
-        return compile_query(conn, self._s, query, self._class_ids_for(conn, query))
+        return compile_query(conn, self._db.s, query, self._class_ids_for(conn, query))
 
 
 def _two_statements(query: Query) -> bool:

@@ -22,12 +22,14 @@ from __future__ import annotations
 import os
 
 from .._errors import IndexDatabaseError
+from .._log import logger
 from ._sql import ROW_COLUMNS, covered_classes
-from ._sqlite_connection import CHECKED_SUFFIX, SqliteConnection, filesystem_type, forks
+from ._sqlite_connection import CHECKED_SUFFIX, SqliteConnection, filesystem_type
 from ._sqlite_insert import BulkInsert, insert_values, prepare
 from ._sqlite_query import compile_query, rechecked, sql_value
 from ._sqlite_schema import SCHEMA_VERSION
-from .base import Index, config_leaves, filter_rows
+from ._entry import config_leaves, filter_rows
+from .base import Index
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,12 +38,12 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..query import Query
-    from .base import IndexEntry, IndexRow
+    from ._entry import IndexEntry, IndexRow
 
 __all__ = ["SCHEMA_VERSION", "SqliteIndex", "filesystem_type"]
 
 
-class SqliteIndex(SqliteConnection, Index):
+class SqliteIndex(Index):
     """The index in a SQLite file.
 
     Args:
@@ -53,17 +55,8 @@ class SqliteIndex(SqliteConnection, Index):
     """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0, allow_network_fs: bool | None = None) -> None:
-        import threading
-
-        self.path = os.path.abspath(os.fspath(path))
-        self.timeout = timeout
-        self.allow_network_fs = allow_network_fs
-        self._lock = threading.RLock()
-        forks.add(self)
-        self._conn: sqlite3.Connection | None = None
-        self._pid = 0
-        self._inode = 0
-        self._inode_checked = 0.0
+        self._db = SqliteConnection(os.path.abspath(os.fspath(path)), timeout, allow_network_fs, self._forget)
+        #: Class numbers by (module, qualname, kind), as read or written on this connection.
         self._class_ids: dict[tuple[str, str, str], int] = {}
         #: Every id in the index as of `_ids_version` (``PRAGMA data_version`` of the
         #: connection, which changes when another connection commits), kept up to date with
@@ -71,19 +64,27 @@ class SqliteIndex(SqliteConnection, Index):
         #: every id from the database. None: read them again.
         self._ids: set[str] | None = None
         self._ids_version = 0
-        self._checked_fs = False
+
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return self._db.path
 
     @property
     def url(self) -> str:
         return f"sqlite:///{self.path}"
 
+    def _forget(self) -> None:
+        """Drop what was cached from the connection (it was dropped, or a write rolled back)."""
+        self._class_ids.clear()
+        self._ids = None  # data_version is per connection
+
     def close(self) -> None:
-        with self._lock:
-            self._drop_connection(close=self._pid == os.getpid())
+        self._db.close()
 
     def reset(self) -> None:
-        with self._lock:
-            self._drop_connection(close=self._pid == os.getpid())
+        with self._db.lock:
+            self._db.drop()
             for suffix in ("", "-wal", "-shm", "-journal", CHECKED_SUFFIX):
                 try:
                     os.unlink(self.path + suffix)
@@ -91,7 +92,7 @@ class SqliteIndex(SqliteConnection, Index):
                     pass
                 except OSError as exc:
                     raise IndexDatabaseError(f"cannot delete {self.path + suffix}: {exc}") from exc
-            self._connection()
+            self._db.connection()
 
     def _check_kept_tables(self, conn: sqlite3.Connection) -> None:
         """Raise `IndexDatabaseError` if the tables a rebuild keeps (the class numbers, the
@@ -100,10 +101,10 @@ class SqliteIndex(SqliteConnection, Index):
         for table in ("classes", "meta"):
             found = conn.execute(f"PRAGMA integrity_check({table})").fetchone()[0]
             if found != "ok":
-                raise self._corrupt(f"table {table}: {str(found).splitlines()[-1]}")
+                raise self._db.corrupt(f"table {table}: {str(found).splitlines()[-1]}")
         for row in conn.execute("SELECT class, module, qualname, kind FROM classes"):
             if not (type(row[0]) is int and all(type(text) is str and text for text in row[1:])):
-                raise self._corrupt(f"table classes: row {row!r}")
+                raise self._db.corrupt(f"table classes: row {row!r}")
         self._class_ids.clear()  # numbers cached before the file was checked
 
     # -- classes ------------------------------------------------------------------------------
@@ -156,8 +157,8 @@ class SqliteIndex(SqliteConnection, Index):
                         conn.execute("UPDATE interfaces SET metrics = ? WHERE id = ?", (metrics, entry.id))
             return added
 
-        with self._lock:
-            added = self._write(work)
+        with self._db.lock:
+            added = self._db.write(work)
             if self._ids is not None:
                 self._ids.update(added)
 
@@ -186,8 +187,8 @@ class SqliteIndex(SqliteConnection, Index):
                 )
                 conn.execute(f"DELETE FROM interfaces WHERE id IN ({marks})", chunk)
 
-        with self._lock:
-            self._write(work)
+        with self._db.lock:
+            self._db.write(work)
             if self._ids is not None:
                 self._ids.difference_update(wanted)
 
@@ -221,20 +222,20 @@ class SqliteIndex(SqliteConnection, Index):
             _set_meta(conn, meta)
             return number
 
-        with self._lock:
-            count = self._write(work)
+        with self._db.lock:
+            count = self._db.write(work)
             self._ids = None  # rebuilt: read again on next use
         try:
-            self._read(lambda conn: conn.execute("PRAGMA optimize"))
-        except IndexDatabaseError:
-            pass
+            self._db.read(lambda conn: conn.execute("PRAGMA optimize"))
+        except IndexDatabaseError as exc:  # statistics only: the rebuild itself succeeded
+            logger("retain.index").debug("PRAGMA optimize failed after the rebuild of %s: %s", self.path, exc)
         return count
 
     def get_meta(self) -> dict[str, str]:
-        return self._read(lambda conn: dict(conn.execute("SELECT key, value FROM meta").fetchall()))
+        return self._db.read(lambda conn: dict(conn.execute("SELECT key, value FROM meta").fetchall()))
 
     def set_meta(self, values: Mapping[str, str]) -> None:
-        self._write(lambda conn: _set_meta(conn, values))
+        self._db.write(lambda conn: _set_meta(conn, values))
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -250,7 +251,7 @@ class SqliteIndex(SqliteConnection, Index):
             return rows
 
         exact = rechecked(query)
-        rows = self._read(work)
+        rows = self._db.read(work)
         return filter_rows(rows, exact) if exact else rows
 
     def count(self, query: Query) -> int:
@@ -264,7 +265,7 @@ class SqliteIndex(SqliteConnection, Index):
             sql, args = compiled
             return int(conn.execute(f"SELECT count(*) {sql}", args).fetchone()[0])
 
-        return self._read(work)
+        return self._db.read(work)
 
     def ids(self) -> set[str]:
         def work(conn: sqlite3.Connection) -> set[str]:
@@ -276,11 +277,11 @@ class SqliteIndex(SqliteConnection, Index):
                 self._ids_version = version
             return set(self._ids)
 
-        return self._read(work)
+        return self._db.read(work)
 
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check``: ``"ok"``, or what is wrong."""
-        return self._read(
+        return self._db.read(
             lambda conn: "\n".join(row[0] for row in conn.execute("PRAGMA integrity_check"))
         )
 

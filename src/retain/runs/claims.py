@@ -21,6 +21,7 @@ import time
 
 from .._errors import AlreadyRunningError
 from .._host import host_facts, process_gone
+from .._log import logger
 from .._timestamps import now_iso, parse_iso
 from ..storage.layout import RUN_FORMAT, claim_file, end_file, heartbeat_file
 from .files import RunFiles
@@ -139,7 +140,10 @@ class _Heartbeats:
                 try:
                     claim.beat()
                 except Exception:  # a transient storage error: try again at the next beat
-                    pass
+                    logger("retain.runs").warning(
+                        "the heartbeat of run %s in %s failed; trying again at the next beat",
+                        claim.run, claim.files.directory, exc_info=True,
+                    )
 
     def reset(self) -> None:
         # In a forked child the thread is gone and the claims belong to the parent.

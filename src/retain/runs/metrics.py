@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import sys
 import threading
 import time
 
@@ -19,7 +18,8 @@ from .. import _settings
 from .claims import _heartbeats
 from .._errors import RecordError
 from .._fs import append_bytes, atomic_write, makedirs
-from ..index import _hooks
+from .._log import logger
+from ..index import _updates
 from ..storage.layout import JOURNAL_SUMMARY, METRICS_FILE, METRICS_LAST_FILE, encode_summary
 
 TYPE_CHECKING = False
@@ -170,11 +170,11 @@ class _Series:
             if storage.is_remote and not self.buffered:  # in a run, the heartbeat sends them
                 storage.upload_files(self.id, [METRICS_FILE, METRICS_LAST_FILE])
             if self.record is not None:
-                _hooks.after_metrics(storage, self.record, last)
+                _updates.after_metrics(storage, self.record, last)
 
 
     def _journal(self) -> None:
-        _hooks.journal(self.storage, self.id, JOURNAL_SUMMARY, _settings.durable())
+        _updates.journal(self.storage, self.id, JOURNAL_SUMMARY, _settings.durable())
         self.journaled = time.monotonic()
         self.owed = False
 
@@ -229,7 +229,7 @@ def _flush_all() -> None:
         try:
             series.flush()
         except Exception as exc:  # the next flush tries again; the run goes on
-            print(f"retain: could not write the metrics of {series.directory}: {exc}", file=sys.stderr)
+            logger("retain.metrics").warning("could not write the metrics of %s: %s", series.directory, exc)
 
 
 def close_run(directory: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 
 from .._errors import StorageError
 from .base import Storage
@@ -11,13 +12,32 @@ from .local import LocalStorage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Union
 
     from .fsspec import FsspecStorage
 
-__all__ = ["FsspecStorage", "LocalStorage", "Storage", "make_storage", "storage_of_directory"]
+    StorageLike = Union[Storage, str, os.PathLike[str]]
+
+__all__ = [
+    "DEFAULT_STORAGE", "FsspecStorage", "LocalStorage", "Storage", "current_storage", "make_storage",
+    "scoped_storage", "storage_of_directory",
+]
 
 _cache: dict[Any, Storage] = {}
+
+DEFAULT_STORAGE = "./storage"
+#: The storage of the innermost ``with retain.storage(...)`` block; None outside any.
+scoped_storage: ContextVar[Storage | None] = ContextVar("retain_storage", default=None)
+
+
+def current_storage(explicit: StorageLike | None = None) -> Storage:
+    """The storage in force: `explicit`, else the innermost block, else the environment."""
+    if explicit is not None:
+        return make_storage(explicit)
+    scoped = scoped_storage.get()
+    if scoped is not None:
+        return scoped
+    return make_storage(os.environ.get("RETAIN_STORAGE") or DEFAULT_STORAGE)
 
 
 def make_storage(location: Any) -> Storage:

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from contextvars import ContextVar
 
-from .._settings import index_setting
-from ..storage.layout import INDEX_FILE, encode_journal_line, index_path, journal_path
+from .._errors import ConfigError, IndexWarning
+from ..storage.layout import encode_journal_line, journal_path
+from ._entry import IndexEntry
+from ._records import read_summary
+from ._resolve import default_index, index_setting, make_index
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,12 +32,11 @@ if TYPE_CHECKING:
         Storage, dict[str, Any], bool, "dict[str, Any] | None", "Index | str | None", "dict[str, Any] | None"
     ]
 
-__all__ = ["after_metrics", "after_publish", "after_summary", "default_index", "deferred", "flush", "journal", "updates"]
+__all__ = ["after_metrics", "after_publish", "after_summary", "deferred", "flush", "journal", "updates"]
 
 #: "on": commits update the index; "deferred": journal only (the next query indexes in one
 #: batch); "off": neither (benchmarks and tests of what a crash leaves).
 _mode: ContextVar[str] = ContextVar("retain_index_updates", default="on")
-_defaults: dict[Storage, Index] = {}
 #: How long the index writer lets commits accumulate before writing them in one transaction.
 LINGER_S = 0.05
 
@@ -70,87 +73,8 @@ def updates(mode: str) -> _Mode:
     tests, not for use.
     """
     if mode not in ("on", "deferred", "off"):
-        from .._errors import ConfigError
-
         raise ConfigError(f"index updates are 'on', 'deferred' or 'off'; got {mode!r}")
     return _Mode(mode)
-
-
-def default_index(storage: Storage) -> Index:
-    """The storage's own index (``<root>/.retain/index.sqlite``), one per storage and process."""
-    index = _defaults.get(storage)
-    if index is None:
-        # An object store's index lives in its local cache (<cache>/.retain/): a cache per
-        # machine, refreshed from the store's listing (see _repair.sync).
-        root = storage.local_root()
-        if root is None:
-            from .._errors import IndexDatabaseError
-
-            raise IndexDatabaseError(
-                f"{storage!r} has no default index (it has no local directory); pass index=..."
-            )
-        from .sqlite import SqliteIndex
-
-        path = index_path(root)
-        if not _writable(os.path.dirname(path), root):
-            path = readonly_index_path(root)
-        # setdefault: the writer thread and a query may get here at once; one instance wins.
-        index = _defaults.setdefault(storage, SqliteIndex(path))
-    return index
-
-
-def _writable(meta: str, root: str) -> bool:
-    """Whether the index can live in the storage: its `.retain` directory (or, before that
-    exists, the root) can be written. A storage that does not exist yet counts as writable:
-    the first commit creates it."""
-    if os.path.isdir(meta):
-        index = os.path.join(meta, INDEX_FILE)
-        return _allows_writes(meta) and (not os.path.exists(index) or _allows_writes(index))
-    return not os.path.isdir(root) or _allows_writes(root)
-
-
-def _allows_writes(path: str) -> bool:
-    # `os.access` reports a read-only mount even to root; the mode bits say that an archive
-    # was made read-only on purpose (`chmod -R a-w`), which root would otherwise write into.
-    try:
-        return os.access(path, os.W_OK) and bool(os.stat(path).st_mode & 0o222)
-    except OSError:
-        return False
-
-
-def readonly_index_path(root: str) -> str:
-    """Where the index of a storage that cannot be written (a read-only mount, an archive)
-    lives: in the user's cache (``$RETAIN_CACHE_DIR``, ``$XDG_CACHE_HOME/retain`` or
-    ``~/.cache/retain``), else in the temporary directory, under a name made of the storage's
-    path and its directory's identity. Built from the records by the first query."""
-    import hashlib
-    import re
-    import tempfile
-
-    from ..storage.fsspec import default_cache_dir
-
-    try:
-        info = os.stat(root)
-        identity = f"{info.st_dev}:{info.st_ino}"
-    except OSError:
-        identity = ""
-    digest = hashlib.sha256(f"{root}\n{identity}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", root).strip("-.")[-60:] or "root"
-    uid = getattr(os, "getuid", lambda: 0)()
-    for base in (default_cache_dir(), os.path.join(tempfile.gettempdir(), f"retain-{uid}")):
-        directory = os.path.join(base, "readonly-indexes")
-        try:
-            os.makedirs(directory, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(directory, os.W_OK):
-            return os.path.join(directory, f"{name}-{digest}.sqlite")
-    from .._errors import IndexDatabaseError
-
-    raise IndexDatabaseError(
-        f"the storage {root} is read-only and no cache directory is writable for its index; "
-        "set RETAIN_CACHE_DIR to a writable directory"
-    )
 
 
 def journal(storage: Storage, id: str, kind: str, durable: bool = False) -> None:
@@ -210,6 +134,15 @@ def flush(timeout: float = 60.0) -> None:
     _writer.flush(timeout)
 
 
+def _flush_and_close() -> None:
+    """At exit: write the queued updates, then close the SQLite connections (closing
+    checkpoints the WAL into the database file; see `close_connections`)."""
+    flush(10.0)
+    from ._sqlite_connection import close_connections  # here: `import retain` need not load it
+
+    close_connections()
+
+
 class _Writer:
     """Writes queued index updates from a background thread, many commits per transaction.
 
@@ -247,6 +180,7 @@ class _Writer:
                 cond.notify()
 
     def _start(self) -> Any:
+        # With the first commit, not at `import retain` (threading and sqlite3 are not cheap).
         import atexit
         import sqlite3  # noqa: F401  (here, not in the thread: a test may swap sys.path meanwhile)
         import threading
@@ -256,7 +190,7 @@ class _Writer:
         self._thread.start()
         if not _Writer._registered:
             _Writer._registered = True
-            atexit.register(flush, 10.0)
+            atexit.register(_flush_and_close)
         return self._cond
 
     _registered = False
@@ -302,9 +236,6 @@ class _Writer:
 
 
 def _write(batch: list[_Item]) -> None:
-    from ._repair import read_summary
-    from .base import IndexEntry
-
     by_storage: dict[tuple[Storage, Index | str | None], list[IndexEntry]] = {}
     for storage, record, with_summary, summary, index, metrics in batch:
         if with_summary and summary is None and storage.supports_local_files:
@@ -324,8 +255,6 @@ def _write(batch: list[_Item]) -> None:
             if index is None:
                 default_index(storage).upsert(entries)
             else:
-                from . import make_index
-
                 make_index(index).upsert(entries)
         except Exception as exc:
             _warn(f"the index of {storage.url} was not updated ({exc}); what was committed is "
@@ -338,9 +267,5 @@ if hasattr(os, "register_at_fork"):
 
 
 def _warn(message: str) -> None:
-    import warnings
-
-    from .._errors import IndexWarning
-
     # No per-commit details in the message: the warnings filter then shows it once per place.
     warnings.warn(message, IndexWarning, stacklevel=3)

@@ -16,12 +16,21 @@ this process, with the same results.
 
 from __future__ import annotations
 
+import gc
+import marshal
 import os
+import sys
+import threading
 from collections import deque
 from contextlib import contextmanager
 
+from .._errors import RecordError
 from .._fs import read_small_file
-from .base import IndexEntry, config_leaves
+from .._log import logger
+from ..storage.layout import METRICS_LAST_FILE, RECORD_FILE, SUMMARY_FILE, index_fields, summary_text
+from ..storage.local import LocalStorage
+from ._entry import IndexEntry, config_leaves
+from ._records import read_entries
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,10 +89,10 @@ def _collect(storage: Storage, pool: ProcessPoolExecutor, chunks: list[list[str]
                 ahead.append(pool.submit(_read_in_worker, chunks[submitted]))
                 submitted += 1
             yield _unpack(data)
-    except (BrokenProcessPool, OSError):
+    except (BrokenProcessPool, OSError) as exc:
         # A worker died (out of memory?): read the rest here. An error reading a record
         # comes back here too, and is raised again by reading that chunk here.
-        pass
+        logger("retain.index").warning("a rebuild worker failed (%s); reading the rest in this process", exc)
     for chunk in chunks[done:]:
         yield _read_here(storage, chunk)
 
@@ -93,8 +102,6 @@ def paused_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector in the block. A rebuild makes millions of short-lived
     objects and no cycles; the collector would walk them again and again (a fifth of the time
     of a rebuild). Reference counting still frees everything meanwhile."""
-    import gc
-
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -105,19 +112,15 @@ def paused_gc() -> Iterator[None]:
 
 
 def _read_here(storage: Storage, chunk: list[str]) -> list[Read]:
-    from ._repair import _read_entries
-
     return [
         (id, entry, None if error is None else str(error))
-        for id, entry, error in _read_entries(storage, chunk)
+        for id, entry, error in read_entries(storage, chunk)
     ]
 
 
 def _pool(storage: Storage, count: int) -> tuple[ProcessPoolExecutor | None, int]:
     """A process pool to read `count` records of `storage` with and its number of workers, or
     None to read here."""
-    from ..storage.local import LocalStorage
-
     if type(storage) is not LocalStorage or count < PARALLEL_MIN:
         return None, 0
     try:
@@ -126,6 +129,7 @@ def _pool(storage: Storage, count: int) -> tuple[ProcessPoolExecutor | None, int
         cpus = os.cpu_count() or 1
     if cpus < 2 or not _can_fork():
         return None, 0
+    # multiprocessing and the process pool load only when there are workers to start.
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -146,8 +150,6 @@ def _can_fork() -> bool:
     """Whether workers may be forked: on Linux (elsewhere system libraries do not survive a
     fork), from a process with no other thread (see the module docstring)."""
     import multiprocessing
-    import sys
-    import threading
 
     return (
         sys.platform.startswith("linux")
@@ -160,8 +162,6 @@ _storage: Storage | None = None
 
 
 def _start_worker(storage: Storage) -> None:
-    import gc
-
     global _storage
     _storage = storage
     gc.disable()  # a worker only makes short-lived objects without cycles (see paused_gc)
@@ -173,10 +173,6 @@ def _read_in_worker(chunk: list[str]) -> bytes:
     an entry. What `_read_here` does for a `LocalStorage`, in fewer steps (one directory path
     per id, no IndexEntry on this side). The config travels as text and leaves, which is what
     backends write, not as a dict: a third of the objects for the writer to decode."""
-    import marshal
-
-    from .._errors import RecordError
-    from ..storage.layout import METRICS_LAST_FILE, RECORD_FILE, SUMMARY_FILE, index_fields, summary_text
 
     assert _storage is not None
     directory = _storage.local_directory
@@ -213,8 +209,6 @@ _shared: dict[str, str] = {}
 
 
 def _unpack(data: bytes) -> list[Read]:
-    import marshal
-
     out: list[Read] = []
     for item in marshal.loads(data):
         if len(item) == 2:
