@@ -583,7 +583,7 @@ def test_newer_schema_gives_a_clear_error(store: Storage) -> None:
 def test_an_index_of_schema_1_is_migrated_in_place_and_takes_metrics(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from retain.index import _sqlite_schema
+    from retain.index.sqlite import _schema as _sqlite_schema
 
     path = str(tmp_path / "index.sqlite")
     with monkeypatch.context() as patch:

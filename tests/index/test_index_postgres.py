@@ -267,7 +267,7 @@ def test_migrations_are_recorded_and_a_newer_schema_is_refused(schema: str, serv
 
 
 def test_a_schema_1_is_migrated_in_place_and_takes_metrics(schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from retain.index import _postgres_connection, _postgres_schema
+    from retain.index.postgres import _connection as _postgres_connection, _schema as _postgres_schema
 
     assert _postgres_connection.SCHEMA_VERSION == 2  # imported before the patch, which it must not see
     with monkeypatch.context() as patch:

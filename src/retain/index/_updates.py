@@ -138,7 +138,7 @@ def _flush_and_close() -> None:
     """At exit: write the queued updates, then close the SQLite connections (closing
     checkpoints the WAL into the database file; see `close_connections`)."""
     flush(10.0)
-    from ._sqlite_connection import close_connections  # here: `import retain` need not load it
+    from .sqlite._connection import close_connections  # here: `import retain` need not load it
 
     close_connections()
 

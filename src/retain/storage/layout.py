@@ -232,7 +232,7 @@ def read_marker(root: str) -> dict[str, Any] | None:
 # recorded. Lines are short appends with O_APPEND (atomic on local file systems); a reader
 # ignores anything that is not a complete, well-formed line. Beside the SQLite index (and its
 # -wal and -shm), ``index.sqlite-checked`` notes the state of the file when retain last knew it
-# whole (see `retain.index._sqlite_connection`).
+# whole (see `retain.index.sqlite._connection`).
 
 #: Directory of the storage's own files (index, journal), beside the interface directories.
 STORAGE_META_DIR = ".retain"

@@ -10,9 +10,9 @@ import re
 import time
 from contextlib import contextmanager
 
-from .._errors import IndexDatabaseError
-from ._postgres_schema import SCHEMA_VERSION, migrate, newer, schema_version
-from ._sql import ForkTracker
+from ..._errors import IndexDatabaseError
+from ._schema import SCHEMA_VERSION, migrate, newer, schema_version
+from .._sql import ForkTracker
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ version is refused with an error that says to upgrade retain or rebuild.
 
 from __future__ import annotations
 
-from .._version import __version__
-from ._sql import newer_schema
+from ..._version import __version__
+from .._sql import newer_schema
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     import psycopg
 
-    from .._errors import IndexDatabaseError
+    from ..._errors import IndexDatabaseError
 
 #: The newest schema this code writes; a database with a higher version is refused.
 SCHEMA_VERSION = 2

@@ -14,7 +14,7 @@ rows of all conditions are intersected, then read by primary key.
 
 from __future__ import annotations
 
-from ._sql import canonical_json, from_where
+from .._sql import canonical_json, from_where
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     import psycopg
 
-    from ..query import Condition, Filter, Query
+    from ...query import Condition, Filter, Query
 
 _NONE = b"N"
 _FALSE = b"F"

@@ -3,16 +3,16 @@ commit's few (`prepare`, `insert_values`) or a rebuild's many (`BulkInsert`)."""
 
 from __future__ import annotations
 
-from ._sql import texts
-from ._sqlite_query import sql_value
-from ._entry import config_leaves
+from .._sql import texts
+from ._query import sql_value
+from .._entry import config_leaves
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
     from typing import Any
 
-    from ._entry import IndexEntry
+    from .._entry import IndexEntry
 
 
 def prepare(entry: IndexEntry) -> tuple[IndexEntry, str, str, str | None, str | None, list[tuple[str, Any]]]:

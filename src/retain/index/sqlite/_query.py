@@ -15,14 +15,14 @@ the integer) and checked again, exactly, in Python over the rows it returns.
 
 from __future__ import annotations
 
-from ._sql import canonical_json, from_where
+from .._sql import canonical_json, from_where
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
     from typing import Any
 
-    from ..query import Condition, Filter, Query
+    from ...query import Condition, Filter, Query
 
 _TRUE = b"\x01"
 _FALSE = b"\x00"

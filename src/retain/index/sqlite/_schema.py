@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 
-from .._errors import IndexDatabaseError
-from .._version import __version__
-from ._sql import newer_schema
+from ..._errors import IndexDatabaseError
+from ..._version import __version__
+from .._sql import newer_schema
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

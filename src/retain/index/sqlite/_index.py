@@ -7,29 +7,29 @@ Schema (version 2)::
     config_values(class, key, value, row)             every config leaf, by dotted key
 
 `config_values.value` is typed so that SQL comparisons agree with Python's (see
-`retain.index._sqlite_query`, which also builds the SQL of queries). `config_values` is a
+`retain.index.sqlite._query`, which also builds the SQL of queries). `config_values` is a
 WITHOUT ROWID table whose primary key (class, key, value, row) is the index: equality and range
 filters are index seeks, and a commit writes one B-tree for its config, not two. Migrations:
-`retain.index._sqlite_schema`.
+`retain.index.sqlite._schema`.
 
 Concurrency: WAL mode, ``BEGIN IMMEDIATE`` for every write, a busy timeout and retries; a
 process keeps its connection and reconnects after a fork or when the file was replaced (see
-`retain.index._sqlite_connection`).
+`retain.index.sqlite._connection`).
 """
 
 from __future__ import annotations
 
 import os
 
-from .._errors import IndexDatabaseError
-from .._log import logger
-from ._sql import ROW_COLUMNS, covered_classes
-from ._sqlite_connection import CHECKED_SUFFIX, SqliteConnection, filesystem_type
-from ._sqlite_insert import BulkInsert, insert_values, prepare
-from ._sqlite_query import compile_query, rechecked, sql_value
-from ._sqlite_schema import SCHEMA_VERSION
-from ._entry import config_leaves, filter_rows
-from .base import Index
+from ..._errors import IndexDatabaseError
+from ..._log import logger
+from .._sql import ROW_COLUMNS, covered_classes
+from ._connection import CHECKED_SUFFIX, SqliteConnection, filesystem_type
+from ._insert import BulkInsert, insert_values, prepare
+from ._query import compile_query, rechecked, sql_value
+from ._schema import SCHEMA_VERSION
+from .._entry import config_leaves, filter_rows
+from ..base import Index
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
 
-    from ..query import Query
-    from ._entry import IndexEntry, IndexRow
+    from ...query import Query
+    from .._entry import IndexEntry, IndexRow
 
 __all__ = ["SCHEMA_VERSION", "SqliteIndex", "filesystem_type"]
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 import os
 import time
 
-from .._errors import IndexDatabaseError
-from .._fs import atomic_write
-from .._log import logger
-from ._sql import ForkTracker
-from ._sqlite_schema import setup
+from ..._errors import IndexDatabaseError
+from ..._fs import atomic_write
+from ..._log import logger
+from .._sql import ForkTracker
+from ._schema import setup
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ Schema (version 2), in its own PostgreSQL schema::
     meta(key, value), migrations(version, applied, retain)
 
 How a config leaf is stored so that SQL comparisons agree with Python's, and the SQL of
-queries: `retain.index._postgres_query`. Migrations: `retain.index._postgres_schema`. The
-connection, its retries and fork safety: `retain.index._postgres_connection`.
+queries: `retain.index.postgres._query`. Migrations: `retain.index.postgres._schema`. The
+connection, its retries and fork safety: `retain.index.postgres._connection`.
 
 Concurrency, with any number of processes on any number of machines: an upsert is one
 statement, ``INSERT ... ON CONFLICT (id) DO NOTHING`` in id order (concurrent writers of one id
@@ -33,14 +33,14 @@ from __future__ import annotations
 
 import re
 
-from .._errors import IndexDatabaseError
-from .._log import logger
-from ._postgres_connection import CONNECT_TIMEOUT, PostgresConnection, driver, hide_password, split_url
-from ._postgres_query import compile_query, stored_key, stored_value
-from ._postgres_schema import DEFAULT_SCHEMA, SCHEMA_VERSION, empty
-from ._sql import ROW_COLUMNS, covered_classes, texts
-from ._entry import config_leaves
-from .base import Index
+from ..._errors import IndexDatabaseError
+from ..._log import logger
+from ._connection import CONNECT_TIMEOUT, PostgresConnection, driver, hide_password, split_url
+from ._query import compile_query, stored_key, stored_value
+from ._schema import DEFAULT_SCHEMA, SCHEMA_VERSION, empty
+from .._sql import ROW_COLUMNS, covered_classes, texts
+from .._entry import config_leaves
+from ..base import Index
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,8 +49,8 @@ if TYPE_CHECKING:
 
     import psycopg
 
-    from ..query import Query
-    from ._entry import IndexEntry, IndexRow
+    from ...query import Query
+    from .._entry import IndexEntry, IndexRow
 
     #: (id, class, created, config text, canonical text, summary text, leaves (key, num, val),
     #: metrics text)
