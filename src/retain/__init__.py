@@ -51,6 +51,7 @@ from ._errors import (
 from ._api import StatusReport, launch, status
 from .runs.status import ExecutionStatus
 from ._stale import stale
+from ._grid import Grid, grid
 from .component import Component
 from .execution import Execution
 
@@ -68,6 +69,7 @@ __all__ = [
     "ExecutionError",
     "ExecutionStatus",
     "FileMissingError",
+    "Grid",
     "IdentityError",
     "ImmutableError",
     "IndexDatabaseError",
@@ -91,6 +93,7 @@ __all__ = [
     "between",
     "ge",
     "get",
+    "grid",
     "gt",
     "launch",
     "le",

@@ -19,10 +19,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "format_value",
+    "parse_alternatives",
+    "parse_grid",
     "parse_value",
     "parse_versions",
     "parse_where",
     "recreate_command",
+    "split_alternatives",
     "where_groups",
 ]
 
@@ -56,14 +59,118 @@ def parse_versions(words: list[str]) -> list[str | dict[str, Any]]:
         if word.startswith("~"):
             versions.append(word)
             continue
-        key, sep, value = word.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(
-                f"cannot read {word!r}: expected key=value (e.g. lr=0.1, model.depth=4) or "
-                "~version (e.g. '~large(2)')"
-            )
-        versions.append({key.strip(): parse_value(value)})
+        key, value = _update(word)
+        versions.append({key: parse_value(value)})
     return versions
+
+
+def _update(word: str) -> tuple[str, str]:
+    """The key and the value's text of a ``key=value`` word."""
+    key, sep, value = word.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(
+            f"cannot read {word!r}: expected key=value (e.g. lr=0.1, model.depth=4) or "
+            "~version (e.g. '~large(2)')"
+        )
+    return key.strip(), value
+
+
+def split_alternatives(text: str) -> list[str]:
+    """The comma-separated alternatives of a value: ``0.1,0.01`` is two. A comma inside
+    brackets (``[1,2]``, ``{"a":1,"b":2}``, ``range(1,5)``, ``~large(2,3)``) or inside an
+    alternative that starts with a quote (``'a,b'``, ``"a,b"``) does not separate; text whose
+    brackets or quotes do not close is one alternative (as before grids)."""
+    items: list[str] = []
+    depth = 0
+    quote = ""
+    start = 0
+    position = 0
+    while position < len(text):
+        char = text[position]
+        if quote:
+            if char == "\\" and quote == '"':
+                position += 1  # an escaped character of a JSON string
+            elif char == quote:
+                quote = ""
+        elif char in "'\"" and (depth > 0 or not text[start:position].strip()):
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth < 0:
+                return [text]
+        elif char == "," and depth == 0:
+            items.append(text[start:position])
+            start = position + 1
+        position += 1
+    if quote or depth:
+        return [text]
+    items.append(text[start:])
+    return items
+
+
+def parse_alternatives(text: str, word: str | None = None) -> list[Any]:
+    """The values of a grid word's value: ``0.1,0.01`` is ``[0.1, 0.01]``, ``range(3)`` is
+    ``[0, 1, 2]`` (also ``range(start, stop[, step])``), each alternative typed as by
+    `parse_value`; a value without a separating comma or a range is one value, as always."""
+    items = split_alternatives(text)
+    values: list[Any] = []
+    for item in items:
+        if len(items) > 1 and not item.strip():
+            raise ConfigError(
+                f"cannot read {word or text!r}: an empty alternative between commas; remove the extra "
+                "comma, or quote a value that holds a comma: \"name='a,b'\""
+            )
+        stripped = item.strip()
+        if stripped.startswith("range(") and stripped.endswith(")"):
+            values.extend(_range(stripped))
+        else:
+            values.append(parse_value(item))
+    return values
+
+
+def _range(text: str) -> list[int]:
+    parts = [part.strip() for part in text[len("range("):-1].split(",")]
+    try:
+        bounds = [int(part) for part in parts]
+        if not 1 <= len(bounds) <= 3:
+            raise ValueError(text)
+        values = list(range(*bounds))
+    except ValueError:
+        raise ConfigError(
+            f"cannot read {text!r}: expected range(stop), range(start, stop) or "
+            "range(start, stop, step) with whole numbers and a step other than 0, e.g. "
+            "seed=range(5); quote it for the text: \"name='range(5)'\""
+        ) from None
+    if not values:
+        raise ConfigError(f"{text} is empty: it gives no values (e.g. range(5) is 0, 1, 2, 3, 4)")
+    return values
+
+
+def parse_grid(words: list[str]) -> list[tuple[str, list[Any]]]:
+    """The axes of a grid from ``key=value`` and ``~version`` words, in order: each word's
+    key (``"~"`` for a version word) and its alternatives (``lr=0.1,0.01``, ``seed=range(3)``,
+    ``'~small,~large(2)'``). Words without alternatives make axes of one value, which
+    `parse_versions` would give."""
+    axes: list[tuple[str, list[Any]]] = []
+    for word in words:
+        if word.startswith("~"):
+            versions = [item.strip() for item in split_alternatives(word)]
+            if len(versions) == 1:
+                axes.append(("~", [word]))
+                continue
+            for version in versions:
+                if not version.startswith("~"):
+                    raise ConfigError(
+                        f"cannot read {word!r}: each alternative of a version grid is a version "
+                        f"starting with ~ ('~small,~large(2)'); got {version!r}"
+                    )
+            axes.append(("~", versions))
+            continue
+        key, value = _update(word)
+        axes.append((key, parse_alternatives(value, word)))
+    return axes
 
 
 def format_value(value: Any) -> str:

@@ -216,7 +216,7 @@ def test_a_prepared_worker_leaves_nothing_to_import_to_its_fresh_processes(store
         "import sys, pickle\n"
         "from retain.execution import pool, base\n"
         "payload = pickle.loads(sys.stdin.buffer.read())\n"
-        "pool._init_worker(['component_worker'])\n"
+        "pool.init_worker(['component_worker'])\n"
         "base.prepare_payload(payload)\n"
         "before = set(sys.modules)\n"
         "assert base.run_prepared(payload)['status'] == 'finished'\n"

@@ -6,10 +6,11 @@ import argparse
 import json
 import os
 
-from .._api import status
+from .._api import StatusReport, status
 from .._errors import InterfaceNotFoundError, ModuleResolutionError, RetainError
 from .._get import get
-from .._syntax import parse_versions, recreate_command
+from .._grid import VERSION_KEY, Grid, grid_of_axes
+from .._syntax import format_value, parse_grid, parse_versions, recreate_command
 from ..component import Component, check_runnable
 from ..execution import Execution
 from ..identity import is_id
@@ -19,12 +20,13 @@ from ..storage.layout import RECORD_FILE, decode_record
 from ._registry import EXIT_NOT_FOUND, EXIT_OK, PARSERS, command
 from .browse import existing_storage
 from .output import human, print_json, to_jsonable
-from .parse import UsageError, builtin_executions, execution_module, split_run_words
+from .parse import RunWords, UsageError, builtin_executions, execution_module, split_run_words
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..runs.dispatch import Outcome
     from ..storage.base import Storage
 
 
@@ -41,7 +43,9 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "key=value words change the configuration (dotted keys nest; values are typed: 1, 1.0,\n"
         "true, null, [1,2], '\"quoted\"' strings, @ID for a committed interface); ~name(args)\n"
-        "calls a version method. Actions, in the order given:\n"
+        "calls a version method. Commas make a grid: lr=0.1,0.01 batch=8,16 is 4 cells,\n"
+        "'seed=range(5)' 5, '~small,~large' 2 (\"name='a,b'\" keeps the comma); without an\n"
+        "action the cells are listed. Actions, in the order given:\n"
         "  --commit                 commit it\n"
         "  --launch                 commit and run a component (unless finished); prints ran,\n"
         "                           cached, or fails with exit code 1\n"
@@ -59,7 +63,10 @@ PARSERS["run"] = _run_parser
 def run(args: argparse.Namespace) -> int:
     words = split_run_words(list(args.extra))
     execution = _execution(words.execution, args.json) if "launch" in words.actions else None
-    interface = get(args.module, parse_versions(words.versions))
+    axes = parse_grid(words.versions)
+    if any(len(values) > 1 for _, values in axes):
+        return _run_grid(args, words, axes, execution)
+    interface = get(args.module, [values[0] if key == VERSION_KEY else {key: values[0]} for key, values in axes])
     if not words.actions:
         _describe(interface, args.json)
         return EXIT_OK
@@ -135,26 +142,127 @@ def _launch(interface: Interface, execution: Execution, dry_run: bool, as_json: 
             f"{interface!r} is an {interface.kind}, not a Component: --launch runs a component's "
             "__call__; use --commit to commit it"
         )
-    directory = interface.local_directory()
     if dry_run:
         check_runnable(type(interface))
-        report = status(interface)
-        state = report.state(interface)
-        error = report.errors.get(interface.id)
-        detail = f": {error.get('type')}: {_first_line(error.get('message'))}" if error else ""
-        if not as_json:
-            print(f"{_DRY_RUN.get(state, state)} {interface!r} ({state}{detail}; id {interface.id}) in {directory}")
-        return {
-            "dry_run": True, "state": state, "would_run": state in ("missing", "failed", "died"),
-            "id": interface.id, "directory": directory,
-            "error": None if error is None else {"type": error.get("type"), "message": error.get("message")},
-        }
-    outcome = execution.dispatch([interface])[0]
+        return _dry_run(interface, status(interface), "", as_json)
+    return _did(interface, execution.dispatch([interface])[0], "", as_json)
+
+
+def _dry_run(component: Component, report: StatusReport, label: str, as_json: bool) -> dict[str, Any]:
+    """What ``--launch --dry-run`` says of one component (of a grid: with its `label`)."""
+    directory = component.local_directory()
+    state = report.state(component)
+    error = report.errors.get(component.id)
+    detail = f": {error.get('type')}: {_first_line(error.get('message'))}" if error else ""
+    if not as_json:
+        print(f"{_DRY_RUN.get(state, state)} {component!r}{label} ({state}{detail}; id {component.id}) in {directory}")
+    return {
+        "dry_run": True, "state": state, "would_run": state in ("missing", "failed", "died"),
+        "id": component.id, "directory": directory,
+        "error": None if error is None else {"type": error.get("type"), "message": error.get("message")},
+    }
+
+
+def _did(component: Component, outcome: Outcome, label: str, as_json: bool) -> dict[str, Any]:
+    """What ``--launch`` says of one component it dispatched (of a grid: with its `label`)."""
+    directory = component.local_directory()
     did = "ran" if outcome.status == "finished" else outcome.status
     run = f", run {outcome.run}" if outcome.run else ""
     if not as_json:
-        print(f"{did} {interface!r} (id {interface.id}{run}) in {directory}")
-    return {"did": did, "id": interface.id, "run": outcome.run, "directory": directory}
+        print(f"{did} {component!r}{label} (id {component.id}{run}) in {directory}")
+    return {"did": did, "id": component.id, "run": outcome.run, "directory": directory}
+
+
+def _run_grid(args: argparse.Namespace, words: RunWords, axes: list[tuple[str, list[Any]]],
+              execution: Execution | None) -> int:
+    """``retain MODULE lr=0.1,0.01 ...``: the words make several cells; list, commit or launch
+    them (one dispatch for all, so an execution runs them side by side)."""
+    methods = [name for name in words.actions if name not in ("commit", "launch")]
+    if methods:
+        raise UsageError(
+            f"--{methods[0]} calls a method of one interface, and the words make a grid of "
+            f"{_cell_count(axes)} cells (comma-separated values or a range); give one value per key"
+        )
+    cells = grid_of_axes(args.module, axes)
+    labels = _labels(cells)
+    if not words.actions:
+        _describe_grid(cells, labels, args.json)
+        return EXIT_OK
+    results: list[dict[str, Any]] = [{} for _ in cells]
+    for name in words.actions:
+        if name == "commit":
+            for cell, label, result in zip(cells, labels, results):
+                cell.commit()
+                result[name] = {"id": cell.id, "directory": cell.local_directory()}
+                if not args.json:
+                    print(f"committed {cell!r}{label} in {cell.local_directory()}")
+            continue
+        assert name == "launch" and execution is not None
+        components = _components_of_grid(cells)
+        if words.dry_run:
+            check_runnable(cells.target)
+            report = status(components)
+            for cell, label, result in zip(components, labels, results):
+                result[name] = _dry_run(cell, report, label, args.json)
+            if not args.json:
+                counts: dict[str, int] = {}
+                for cell in components:
+                    said = _DRY_RUN.get(report.state(cell), report.state(cell)).split(";")[0]
+                    counts[said] = counts.get(said, 0) + 1
+                print(f"{len(cells)} cells: " + ", ".join(f"{n} {said}" for said, n in counts.items()))
+            continue
+        outcomes = {outcome.id: outcome for outcome in execution.dispatch(components)}
+        for cell, label, result in zip(components, labels, results):
+            result[name] = _did(cell, outcomes[cell.id], label, args.json)
+    if args.json:
+        print_json({"cells": [
+            {"id": cell.id, "values": point, "results": result}
+            for (point, cell), result in zip(cells.items(), results)
+        ]})
+    return EXIT_OK
+
+
+def _cell_count(axes: list[tuple[str, list[Any]]]) -> int:
+    count = 1
+    for _, values in axes:
+        count *= len(values)
+    return count
+
+
+def _labels(cells: Grid[Interface]) -> list[str]:
+    """Each cell's values of the keys that vary, as words (`` lr=0.1 ~small``)."""
+    keys = list(cells.points[0]) if cells.points else []
+    varying = [key for key in keys if len({repr(point.get(key)) for point in cells.points}) > 1]
+    return [
+        "".join(f" {point[key]}" if key == VERSION_KEY else f" {key}={format_value(point[key])}" for key in varying)
+        for point in cells.points
+    ]
+
+
+def _components_of_grid(cells: Grid[Interface]) -> list[Component]:
+    components = [cell for cell in cells if isinstance(cell, Component)]
+    if len(components) != len(cells):
+        raise UsageError(
+            f"{cells.target.__qualname__} is not a Component: --launch runs a component's "
+            "__call__; use --commit to commit the cells"
+        )
+    return components
+
+
+def _describe_grid(cells: Grid[Interface], labels: list[str], as_json: bool) -> None:
+    """The cells of a grid without an action: each with whether it is committed."""
+    if as_json:
+        print_json({"cells": [
+            {"id": cell.id, "values": point, "committed": cell.is_committed(),
+             "directory": cell.local_directory(), "config": cell.config.to_dict()}
+            for point, cell in cells.items()
+        ]})
+        return
+    committed = [cell.is_committed() for cell in cells]
+    print(f"{len(cells)} cells of {cells.target.__qualname__}, {sum(committed)} committed "
+          "(--launch runs them, --launch --dry-run says what would run):")
+    for cell, label, done in zip(cells, labels, committed):
+        print(f"  {cell!r}{label} ({'committed' if done else 'not committed'}; id {cell.id})")
 
 
 def _plain(value: Any) -> str:

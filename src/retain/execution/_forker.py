@@ -2,7 +2,7 @@
 behalf of a multi-threaded host (a Dask worker), which must not fork itself: a fork copies
 locks that other threads hold.
 
-It does what a process pool's worker does (`pool._fork_and_run`: a spare child forked ahead
+It does what a process pool's worker does (`pool.fork_and_run`: a spare child forked ahead
 of time takes each payload), over two pipes: the host writes frames (8-byte big-endian length,
 then a pickled payload) on the helper's standard input and reads one frame back (the outcome
 as a dict) on its standard output. End of file on the input means the host is gone: a run in
@@ -22,7 +22,7 @@ import struct
 import sys
 import threading
 
-from .pool import _write_all
+from .pool import write_all
 from ..runs.dispatch import describe_error
 from . import pool
 from .base import prepare_payload, run_prepared
@@ -66,7 +66,7 @@ def write_frame(fd: int, value: Any) -> None:
     import pickle
 
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    _write_all(fd, _HEADER.pack(len(data)) + data)
+    write_all(fd, _HEADER.pack(len(data)) + data)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     os.dup2(null, 0)
     os.close(null)
     os.dup2(2, 1)
-    pool._init_worker(preload)
+    pool.init_worker(preload)
     running = _watch(commands) if in_process else None
     try:
         while True:
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
                     finally:
                         running.clear()
                 else:
-                    result = pool._fork_and_run(payload, watch=commands)
+                    result = pool.fork_and_run(payload, watch=commands)
             except pool.OwnerGone:
                 break
             except BaseException as exc:
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
             except OSError:  # the host is gone
                 break
     finally:
-        pool._end_worker()
+        pool.end_worker()
 
 
 def _watch(commands: int) -> threading.Event:

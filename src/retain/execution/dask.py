@@ -25,7 +25,7 @@ from .base import Execution
 from ..runs.dispatch import Outcome, describe_error
 from .._errors import ConfigError, ExecutionError
 from ._forker import Helper
-from .pool import _PRELOAD
+from .pool import PRELOAD
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ class DaskExecution(Execution):
         """What each helper imports once, so that the children it forks do not."""
         from importlib.util import find_spec
 
-        modules = [*_PRELOAD, "retain.execution._forker"]
+        modules = [*PRELOAD, "retain.execution._forker"]
         if find_spec("numpy") is not None:
             modules += ["numpy", "numpy.random"]  # every run seeds numpy: import it once
         return modules + [str(name) for name in self.config.preload]

@@ -37,10 +37,10 @@ if TYPE_CHECKING:
 
     from .base import Job
 
-__all__ = ["PoolExecution"]
+__all__ = ["PRELOAD", "PoolExecution", "end_worker", "fork_and_run", "init_worker", "write_all"]
 
 #: Imported by the forkserver, so that a new worker starts with them.
-_PRELOAD = (
+PRELOAD = (
     "retain",
     "retain.runs.capture",
     "retain.runs.claims",
@@ -137,10 +137,10 @@ class PoolExecution(Execution):
         from concurrent.futures.process import BrokenProcessPool
 
         pool = ProcessPoolExecutor(
-            min(self.concurrency, len(jobs)), mp_context=context, initializer=_init_worker,
+            min(self.concurrency, len(jobs)), mp_context=context, initializer=init_worker,
             initargs=(preload,),
         )
-        futures = {pool.submit(_fork_and_run, job.payload()): job for job in jobs}
+        futures = {pool.submit(fork_and_run, job.payload()): job for job in jobs}
         try:
             for future in as_completed(futures):
                 job = futures[future]
@@ -173,7 +173,7 @@ class PoolExecution(Execution):
     def _preload(self) -> list[str]:
         from importlib.util import find_spec
 
-        modules = set(_PRELOAD)
+        modules = set(PRELOAD)
         modules.update(str(name) for name in self.config.preload)
         if "numpy" in sys.modules or find_spec("numpy") is not None:
             modules.update(("numpy", "numpy.random"))  # every run seeds numpy: import it once
@@ -249,7 +249,7 @@ def _broken_outcome(job: Job) -> Outcome:
 # -- in the workers ------------------------------------------------------------------------
 
 
-def _init_worker(preload: list[str]) -> None:
+def init_worker(preload: list[str]) -> None:
     import importlib
     import signal
 
@@ -273,10 +273,10 @@ def _init_worker(preload: list[str]) -> None:
     apply_seed(0)
     from multiprocessing.util import Finalize
 
-    Finalize(None, _end_worker, exitpriority=10)
+    Finalize(None, end_worker, exitpriority=10)
 
 
-def _end_worker() -> None:
+def end_worker() -> None:
     """Let the spare child go and reap every child (nobody else may: in a container, the
     process that adopts orphans does not always reap them)."""
     global _spare
@@ -290,10 +290,10 @@ def _end_worker() -> None:
 
 
 class OwnerGone(Exception):
-    """The process that asked for a run went away while it ran (see `_fork_and_run`)."""
+    """The process that asked for a run went away while it ran (see `fork_and_run`)."""
 
 
-def _fork_and_run(payload: dict[str, Any], watch: int | None = None) -> dict[str, Any]:
+def fork_and_run(payload: dict[str, Any], watch: int | None = None) -> dict[str, Any]:
     """In a worker: run the component in a fresh child (a spare forked ahead of time, so the
     fork is not on the component's way), fork the next spare, and return the outcome.
 
@@ -313,7 +313,7 @@ def _fork_and_run(payload: dict[str, Any], watch: int | None = None) -> dict[str
         spare, _spare = _spare or _fork_spare(), None
         pid, command, results = spare
         try:
-            _write_all(command, blob)
+            write_all(command, blob)
             break
         except OSError:  # the spare died while it waited (killed): fork another
             os.close(command)
@@ -406,7 +406,7 @@ def _child(command: int, results: int) -> None:
                 stream.flush()
             except Exception:
                 pass
-        _write_all(results, pickle.dumps(data))
+        write_all(results, pickle.dumps(data))
         os.close(results)  # the worker reads the outcome now, not after our exit
     except BaseException:
         code = 1
@@ -426,7 +426,7 @@ def _wait_readable(first: int, second: int) -> int:
         return first if first in ready else second
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
