@@ -24,6 +24,7 @@ from ._errors import (
     UnsafePathError,
     VersionError,
 )
+from ._diff import InterfaceDiff
 from ._get import get
 from ._sentinel import NOT_GIVEN
 from ._settings import settings, storage
@@ -75,6 +76,7 @@ __all__ = [
     "IndexDatabaseError",
     "IndexWarning",
     "Interface",
+    "InterfaceDiff",
     "InterfaceNotFoundError",
     "LaunchError",
     "LocalStorage",

@@ -26,6 +26,7 @@ from .storage.layout import (
     decode_summary,
     encode_summary,
 )
+from ._diff import InterfaceDiff, record_diff
 from ._html import interface_html
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
@@ -209,6 +210,30 @@ class Interface(Element):
                     data, os.path.join(self.local_directory(), RECORD_FILE), self.id
                 )
         return None if record is None else dict(record)
+
+    def diff(self, other: Interface) -> InterfaceDiff:
+        """How `other` differs from this interface: configuration (dotted keys), inputs, code
+        provenance (git, source, host) and environment (Python, platform, package versions),
+        each key with both values. An uncommitted side is compared as it would be recorded
+        now. `retain diff ID1 ID2` says the same from the records alone.
+
+        Example:
+            >>> print(get(Train, {"lr": 0.1}).diff(get(Train, {"lr": 0.01})))
+            Train [29f034] -> Train [a1b2c3]
+              config:
+                lr  0.1 -> 0.01
+        """
+        if not isinstance(other, Interface):
+            raise TypeError(f"diff compares two interfaces; got {type(other).__name__}: {other!r}")
+        return record_diff(self._retain_record_now(), other._retain_record_now())
+
+    def _retain_record_now(self) -> dict[str, Any]:
+        """The stored record, or the one a commit would write now (nothing is written)."""
+        record = self.record
+        if record is not None:
+            return record
+        state = self._retain_resolve()
+        return self._retain_new_record(state, list(_interfaces_in(state.config)))
 
     @property
     def created(self) -> str | None:

@@ -578,6 +578,7 @@ EVERY_COMMAND = {  # name: (words, what stdout holds); ID stands for the id of m
     "run": (["mc_pi", "samples=2", "--launch"], "ran McPi [ID6] (id ID, run 1)"),
     "find": (["find", "mc_pi", "samples=2"], "ID\n"),
     "show": (["show", "ID"], "  status:    finished\n"),
+    "diff": (["diff", "ID", "ID"], "  no differences\n"),
     "ls": (["ls", "mc_pi"], "\nID\tMcPi\t"),
     "status": (["status", "mc_pi"], "\nID\tMcPi\tfinished\t"),
     "stale": (["--json", "stale", "mc_pi"], "[]\n"),

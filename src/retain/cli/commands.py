@@ -7,6 +7,7 @@ import json
 import os
 
 from .._api import StatusReport, status
+from .._diff import ENVIRONMENT_KEYS, environment, record_diff
 from .._errors import InterfaceNotFoundError, ModuleResolutionError, RetainError
 from .._get import get
 from .._grid import VERSION_KEY, Grid, grid_of_axes
@@ -321,6 +322,9 @@ def find(args: argparse.Namespace) -> int:
 def _show_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("id", help="an id or a unique id prefix")
     parser.add_argument("--cli", action="store_true", help="print the command that recreates it")
+    parser.add_argument(
+        "--env", action="store_true", help="print the environment it was committed in (python, platform, packages)"
+    )
 
 
 PARSERS["show"] = _show_parser
@@ -335,6 +339,9 @@ def show(args: argparse.Namespace) -> int:
     if args.cli:
         line = recreate_command(record)
         print_json({"id": id, "command": line}) if args.json else print(line)
+        return EXIT_OK
+    if args.env:
+        _show_environment(record, args.json)
         return EXIT_OK
     # The record is readable without its code (DESIGN decision 12): the class is loaded only
     # for a component's status, and what fails to load is said, not raised.
@@ -367,6 +374,49 @@ def show(args: argparse.Namespace) -> int:
         print(f"  status:    {state}{detail}")
     print(f"  files:     {', '.join(files) if files else '(none)'}")
     return EXIT_OK
+
+
+def _show_environment(record: dict[str, Any], as_json: bool) -> None:
+    found = environment(record)
+    if as_json:
+        print_json({"id": record["id"], "environment": found})
+        return
+    print(f"{record['class']} [{record['id'][:6]}]  {record['module']}:{record['class']}  environment")
+    # A record written before retain recorded a fact lacks it: said, not guessed.
+    for key in ENVIRONMENT_KEYS:
+        value = found.get(key, "(not recorded)")
+        if key == "packages" and isinstance(value, dict):
+            width = max((len(name) for name in value), default=0)
+            print(f"  packages:{'' if value else '       (none)'}")
+            for name, version in value.items():
+                print(f"    {name.ljust(width)}  {version}")
+        else:
+            print(f"  {(key + ':').ljust(16)}{value}")
+
+
+# -- retain diff ID1 ID2 -------------------------------------------------------------------
+
+
+def _diff_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("id1", help="an id or a unique id prefix")
+    parser.add_argument("id2", help="another id or unique id prefix")
+
+
+PARSERS["diff"] = _diff_parser
+
+
+@command("diff", "how two committed interfaces differ: config, inputs, provenance, environment")
+def diff(args: argparse.Namespace) -> int:
+    _check_id(args.id1)
+    _check_id(args.id2)
+    store = existing_storage()
+    # From the records alone (DESIGN decision 12), as `show`: the code need not import.
+    difference = record_diff(_find_record(args.id1, store), _find_record(args.id2, store))
+    if args.json:
+        print_json(difference.to_dict())
+    else:
+        print(difference)
+    return EXIT_OK  # found both: differing is an answer, not a failure
 
 
 def _find_record(text: str, store: Storage) -> dict[str, Any]:
@@ -440,4 +490,4 @@ def _first_line(text: Any) -> str:
     return lines[0] if lines else ""
 
 
-__all__ = ["find", "run", "show", "show_value"]
+__all__ = ["diff", "find", "run", "show", "show_value"]
