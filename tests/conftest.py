@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +12,12 @@ import pytest
 
 import retain
 from retain import Storage
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Modules that tests start in other processes (`python -m component_worker`) or import: they are
+# on pytest's `pythonpath` (pyproject.toml); subprocesses get this directory on PYTHONPATH.
+WORKERS_DIR = os.path.join(ROOT, "tests", "workers")
+S3_SCRIPT = os.path.join(ROOT, "scripts", "services", "s3.sh")
 
 
 @pytest.fixture(autouse=True)
@@ -60,3 +69,49 @@ def write_module(root: Path, dotted: str, source: str) -> Path:
     path = directory / f"{parts[-1]}.py"
     path.write_text(source)
     return path
+
+
+# -- the S3 test server (tests/storage/test_storage_s3.py, tests/test_baselines.py) --------------
+
+NAMES = ("RETAIN_TEST_S3_ENDPOINT", "RETAIN_TEST_S3_BUCKET", "RETAIN_TEST_S3_KEY", "RETAIN_TEST_S3_SECRET")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> dict[str, str]:
+    """The test server's endpoint, bucket and credentials (starting it if needed)."""
+    found = {name: os.environ.get(name, "") for name in NAMES}
+    if not all(found.values()):
+        try:
+            done = subprocess.run(["bash", S3_SCRIPT], capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            pytest.fail(f"the S3 test server did not start ({S3_SCRIPT}): {exc}")
+        if done.returncode != 0:
+            pytest.fail(f"the S3 test server did not start: {S3_SCRIPT} failed:\n{done.stderr}")
+        for line in done.stdout.splitlines():
+            name, _, value = line.partition("=")
+            if name in NAMES:
+                found[name] = value
+    endpoint = found["RETAIN_TEST_S3_ENDPOINT"]
+    host, port = endpoint.split("://", 1)[1].split(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        pytest.fail(f"no S3 test server answers at {endpoint} ({exc}); run {S3_SCRIPT}")
+    return found
+
+
+@pytest.fixture
+def s3_env(s3_server: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server["RETAIN_TEST_S3_KEY"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server["RETAIN_TEST_S3_SECRET"])
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RETAIN_CACHE_DIR", str(tmp_path / "cache"))
+    return s3_server
+
+
+def new_url(server: dict[str, str]) -> str:
+    """A fresh prefix in the test bucket: every test has an empty storage."""
+    return (f"s3://{server['RETAIN_TEST_S3_BUCKET']}/t-{uuid.uuid4().hex[:12]}"
+            f"?endpoint_url={server['RETAIN_TEST_S3_ENDPOINT']}")

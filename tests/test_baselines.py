@@ -19,7 +19,7 @@ from retain import Interface, get
 from retain import _baselines
 from retain.storage import make_storage
 
-from test_storage_s3 import new_url, s3_env, s3_server  # noqa: F401 (fixtures)
+from conftest import new_url
 
 FIXTURE = Path(__file__).parent / "data" / "legacy_storage"
 

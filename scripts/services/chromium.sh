@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's chromium (as root; idempotent) for the browser tests of `retain ui`
-# (tests/test_ui_browser.py drive it with Playwright, which never downloads a browser here).
+# (tests/ui/test_ui_browser.py drive it with Playwright, which never downloads a browser here).
 # Prints nothing on stdout: the tests find the browser at /usr/bin/chromium.
 set -euo pipefail
 

@@ -1,7 +1,7 @@
-"""Worker processes for tests/test_concurrency.py.
+"""Worker processes for tests/scenarios/test_concurrency.py.
 
-Importable as ``concurrency_worker`` (with ``tests/`` on ``sys.path``) and runnable as
-``python -m concurrency_worker MODE ...`` or ``python tests/concurrency_worker.py MODE ...``.
+Importable as ``concurrency_worker`` (with ``tests/workers/`` on ``sys.path``) and runnable as
+``python -m concurrency_worker MODE ...`` or ``python tests/workers/concurrency_worker.py MODE ...``.
 The Interface classes live at the top level so that every process, and the test process that
 reloads records with ``Interface.from_directory``, names them ``concurrency_worker:<Class>``.
 """

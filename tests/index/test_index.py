@@ -46,9 +46,7 @@ from retain.query import MISSING, Query, equal
 from retain.storage.local import LocalStorage
 from retain.testing.index import CLASS, IndexConformance, entry
 
-from conftest import write_module
-
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+from conftest import WORKERS_DIR, write_module
 
 
 class Train(Interface):
@@ -100,7 +98,7 @@ def corrupt_index(store: Storage) -> SqliteIndex:
 
 def worker_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS_DIR, env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (WORKERS_DIR, env.get("PYTHONPATH")) if p)
     for name in ("RETAIN_STORAGE", "RETAIN_DURABLE"):
         env.pop(name, None)
     return env
@@ -402,7 +400,7 @@ def test_repair_after_a_process_killed_between_publish_and_index(store: Storage)
     get.all(Train)  # ... and trusts the (old) root time from now on
     proc = subprocess.run(
         [sys.executable, "-m", "index_worker", "kill-after-publish", store.url, "7"],
-        cwd=TESTS_DIR, env=worker_env(), capture_output=True, timeout=60,
+        cwd=WORKERS_DIR, env=worker_env(), capture_output=True, timeout=60,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
     import index_worker
@@ -658,7 +656,7 @@ def test_processes_commit_and_query_at_once(store: Storage) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "index_worker", "commit-and-query", store.url, str(w), str(each)],
-            cwd=TESTS_DIR, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=WORKERS_DIR, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         for w in range(workers)
     ]

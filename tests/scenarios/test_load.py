@@ -11,10 +11,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from conftest import WORKERS_DIR
+
 import retain
 from retain import Interface, get
 
-HERE = Path(__file__).resolve().parent
+WORKERS = Path(WORKERS_DIR)
 PROCESSES = 8
 SECONDS = 4.0
 
@@ -22,11 +24,11 @@ SECONDS = 4.0
 def test_eight_processes_under_load(tmp_path: Path) -> None:
     root = tmp_path / "shared"
     counter = tmp_path / "runs.log"
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    env = {**os.environ, "PYTHONPATH": str(WORKERS)}
     workers = [
         subprocess.Popen(
-            [sys.executable, str(HERE / "load_worker.py"), str(root), str(seed), str(SECONDS), str(counter)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=HERE,
+            [sys.executable, str(WORKERS / "load_worker.py"), str(root), str(seed), str(SECONDS), str(counter)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=WORKERS,
         )
         for seed in range(PROCESSES)
     ]

@@ -23,7 +23,7 @@ from retain.cli.output import ProgressBar, fit_widths, print_table
 from retain._syntax import format_value, parse_value, parse_where
 from retain.cli.parse import execution_module
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 ESTIMATE_PI = """
 from retain import Interface
@@ -587,7 +587,7 @@ EVERY_COMMAND = {  # name: (words, what stdout holds); ID stands for the id of m
 
 
 def test_every_command_is_run_by_a_test() -> None:
-    # `retain ui` serves until stopped: tests/test_ui.py runs it as a process.
+    # `retain ui` serves until stopped: tests/ui/test_ui.py runs it as a process.
     assert set(EVERY_COMMAND) | {"ui"} == set(COMMANDS)
 
 

@@ -1,4 +1,4 @@
-"""Worker processes for tests/test_index.py: ``python -m index_worker MODE STORAGE ...``.
+"""Worker processes for tests/index/test_index.py: ``python -m index_worker MODE STORAGE ...``.
 
 The Interface class lives at the top level so that the workers and the test process name it
 ``index_worker:Run``.

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import WORKERS_DIR
 
 import retain
 from retain import IndexDatabaseError, Interface, Storage, get, lt
@@ -27,8 +28,6 @@ from retain.index import make_index
 from retain.modules import class_reference
 from retain.query import Query, equal
 from retain.testing.index import CLASS, IndexConformance, cond, entry
-
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 #: What scripts/services/postgres.sh sets up (and prints) when the variable is not set.
 DEFAULT_URL = "postgresql://retain:retain@127.0.0.1:54329/retain_test"
@@ -81,7 +80,7 @@ def closed_port() -> int:
 
 def worker_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_") or k.startswith("RETAIN_TEST_")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS_DIR, env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (WORKERS_DIR, env.get("PYTHONPATH")) if p)
     return env
 
 
@@ -298,7 +297,7 @@ def test_processes_commit_at_once_and_no_row_is_lost(schema: str, store: Storage
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "postgres_worker", "commit", url, store.url, str(w), str(own), str(shared)],
-            cwd=TESTS_DIR, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=WORKERS_DIR, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         for w in range(workers)
     ]
@@ -330,7 +329,7 @@ def test_processes_upsert_the_same_ids_at_once(schema: str) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "postgres_worker", "upsert", url, str(w), str(count)],
-            cwd=TESTS_DIR, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=WORKERS_DIR, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         for w in range(3)
     ]
@@ -361,7 +360,7 @@ def test_queries_during_a_rebuild_see_the_old_rows_or_the_new(schema: str, store
         assert len(get.all(Job, where={"worker": 1})) == 10
         proc = subprocess.Popen(
             [sys.executable, "-m", "postgres_worker", "rebuild", url, store.url, "6"],
-            cwd=TESTS_DIR, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=WORKERS_DIR, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         try:
             queries, empty = 0, 0

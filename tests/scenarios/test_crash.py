@@ -11,27 +11,29 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import WORKERS_DIR
+
 import retain
 from retain import Interface, get
 
-HERE = Path(__file__).resolve().parent
+WORKERS = Path(WORKERS_DIR)
 KILLS = 20
 
 
 def test_random_kills_leave_storage_consistent(tmp_path: Path) -> None:
     root = tmp_path / "shared"
     counter = tmp_path / "runs.log"
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    env = {**os.environ, "PYTHONPATH": str(WORKERS)}
     rng = random.Random(7)
-    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(WORKERS))
     try:
         from load_worker import Point, Task  # type: ignore[import-not-found]
     finally:
-        sys.path.remove(str(HERE))
+        sys.path.remove(str(WORKERS))
     for kill in range(KILLS):
         worker = subprocess.Popen(
-            [sys.executable, str(HERE / "load_worker.py"), str(root), str(kill), "30", str(counter)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=HERE,
+            [sys.executable, str(WORKERS / "load_worker.py"), str(root), str(kill), "30", str(counter)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=WORKERS,
         )
         time.sleep(0.3 + rng.random() * 0.5)  # past start-up, into the loop
         worker.send_signal(signal.SIGKILL)

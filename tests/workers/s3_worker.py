@@ -1,4 +1,4 @@
-"""Worker processes for tests/test_storage_s3.py: ``python -m s3_worker MODE URL ...`` with
+"""Worker processes for tests/storage/test_storage_s3.py: ``python -m s3_worker MODE URL ...`` with
 ``tests/`` on the path, the S3 credentials and ``RETAIN_CACHE_DIR`` in the environment.
 
 - ``race URL I BARRIER``: wait for file BARRIER, then save a file and commit ``RaceItem(i)`` as

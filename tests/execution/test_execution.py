@@ -2,7 +2,7 @@
 claims, the process pool, progress.
 
 Launchers in other processes run ``python -m component_worker launch ...``
-(tests/component_worker.py); pool workers import the same module to reload its components.
+(tests/workers/component_worker.py); pool workers import the same module to reload its components.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from retain.execution._progress import Progress
 from retain.storage.layout import OUTPUT_LOG, claim_file
 
 from component_worker import Work
-
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+from conftest import ROOT, WORKERS_DIR
 
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
@@ -41,14 +40,14 @@ def fast_leases() -> Any:
 
 def worker_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS_DIR, env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (WORKERS_DIR, env.get("PYTHONPATH")) if p)
     return env
 
 
 def launcher(store: Storage, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "component_worker", "launch", "--storage", store.url, *args],
-        cwd=TESTS_DIR, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=WORKERS_DIR, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
 
 
@@ -230,7 +229,7 @@ def test_a_prepared_worker_leaves_nothing_to_import_to_its_fresh_processes(store
 
     done = subprocess.run(
         [sys.executable, "-c", script], input=pickle.dumps(Job(work, RunOptions()).payload()),
-        capture_output=True, timeout=60, cwd=TESTS_DIR, env={**os.environ, "PYTHONPATH": TESTS_DIR},
+        capture_output=True, timeout=60, cwd=WORKERS_DIR, env={**os.environ, "PYTHONPATH": WORKERS_DIR},
     )
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().splitlines()[-1] == "[]"
@@ -428,7 +427,7 @@ def test_no_progress_noise_when_stderr_is_not_a_terminal(store: Storage, tmp_pat
 
 
 def test_components_example_runs_twice(tmp_path: Path) -> None:
-    example = Path(TESTS_DIR).parent / "examples" / "estimate_pi.py"
+    example = Path(ROOT) / "examples" / "estimate_pi.py"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
     first, second = (
         subprocess.run([sys.executable, str(example)], cwd=tmp_path, env=env, capture_output=True,

@@ -1,4 +1,4 @@
-"""Worker processes for tests/test_index_postgres.py: ``python -m postgres_worker MODE ...``.
+"""Worker processes for tests/index/test_index_postgres.py: ``python -m postgres_worker MODE ...``.
 
 The Interface class lives at the top level so that the workers and the test process name it
 ``postgres_worker:Job``.

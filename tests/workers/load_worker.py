@@ -1,4 +1,4 @@
-"""A worker for tests/test_load.py: for a bounded time, commits, queries and launches
+"""A worker for tests/scenarios/test_load.py: for a bounded time, commits, queries and launches
 overlapping work in one shared storage, and reports what it saw as JSON on stdout.
 
 Run as ``python load_worker.py STORAGE SEED SECONDS COUNTER``.

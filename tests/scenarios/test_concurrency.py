@@ -1,6 +1,6 @@
 """Commits under real concurrency: several processes, killed processes, tight races.
 
-The worker code lives in ``tests/concurrency_worker.py`` (importable, top-level classes), run
+The worker code lives in ``tests/workers/concurrency_worker.py`` (importable, top-level classes), run
 with ``python -m concurrency_worker`` in subprocesses or as a ``multiprocessing`` spawn target.
 """
 
@@ -24,8 +24,7 @@ from retain import Interface, RecordError, get, storage
 from retain.storage.layout import RECORD_FILE
 
 import concurrency_worker as worker
-
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+from conftest import WORKERS_DIR
 
 
 pytestmark = pytest.mark.skipif(
@@ -37,7 +36,7 @@ TEMP_PREFIX = ".retain-tmp-"
 
 def worker_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS_DIR, env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (WORKERS_DIR, env.get("PYTHONPATH")) if p)
     env.pop("RETAIN_STORAGE", None)
     env.pop("RETAIN_DURABLE", None)
     return env
@@ -45,10 +44,10 @@ def worker_env() -> dict[str, str]:
 
 def spawn_worker(*args: str, as_script: bool = False) -> subprocess.Popen[bytes]:
     """Run the worker as ``python -m concurrency_worker`` or as ``python path/to/it.py``."""
-    how = [os.path.join(TESTS_DIR, "concurrency_worker.py")] if as_script else ["-m", "concurrency_worker"]
+    how = [os.path.join(WORKERS_DIR, "concurrency_worker.py")] if as_script else ["-m", "concurrency_worker"]
     return subprocess.Popen(
         [sys.executable, *how, *args],
-        cwd=TESTS_DIR,
+        cwd=WORKERS_DIR,
         env=worker_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -1,5 +1,5 @@
 """Object-store storage against a real S3-compatible server (SeaweedFS on 127.0.0.1, started by
-scripts/services/s3.sh, which scripts/test runs; this file starts it too when it is not up).
+scripts/services/s3.sh, which scripts/test runs; tests/conftest.py starts it too when it is not up).
 Never mocked, never skipped: a server that cannot start fails these tests."""
 
 from __future__ import annotations
@@ -26,57 +26,9 @@ from retain.storage.layout import FINISHED_FILE, OUTPUT_LOG, RECORD_FILE, claim_
 from retain.testing.execution import ExecutionConformance
 from retain.testing.storage import StorageConformance
 
+from conftest import WORKERS_DIR, new_url
 from s3_worker import RaceItem, save_again
 from retain.runs.files import RunFiles
-
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(TESTS_DIR)
-SCRIPT = os.path.join(ROOT, "scripts", "services", "s3.sh")
-
-
-NAMES = ("RETAIN_TEST_S3_ENDPOINT", "RETAIN_TEST_S3_BUCKET", "RETAIN_TEST_S3_KEY", "RETAIN_TEST_S3_SECRET")
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> dict[str, str]:
-    """The test server's endpoint, bucket and credentials (starting it if needed)."""
-    found = {name: os.environ.get(name, "") for name in NAMES}
-    if not all(found.values()):
-        try:
-            done = subprocess.run(["bash", SCRIPT], capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            pytest.fail(f"the S3 test server did not start ({SCRIPT}): {exc}")
-        if done.returncode != 0:
-            pytest.fail(f"the S3 test server did not start: {SCRIPT} failed:\n{done.stderr}")
-        for line in done.stdout.splitlines():
-            name, _, value = line.partition("=")
-            if name in NAMES:
-                found[name] = value
-    endpoint = found["RETAIN_TEST_S3_ENDPOINT"]
-    host, port = endpoint.split("://", 1)[1].split(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except OSError as exc:
-        pytest.fail(f"no S3 test server answers at {endpoint} ({exc}); run {SCRIPT}")
-    return found
-
-
-@pytest.fixture
-def s3_env(s3_server: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server["RETAIN_TEST_S3_KEY"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server["RETAIN_TEST_S3_SECRET"])
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("RETAIN_CACHE_DIR", str(tmp_path / "cache"))
-    return s3_server
-
-
-def new_url(server: dict[str, str]) -> str:
-    """A fresh prefix in the test bucket: every test has an empty storage."""
-    return (f"s3://{server['RETAIN_TEST_S3_BUCKET']}/t-{uuid.uuid4().hex[:12]}"
-            f"?endpoint_url={server['RETAIN_TEST_S3_ENDPOINT']}")
-
 
 @pytest.fixture
 def s3(s3_env: dict[str, str]) -> Iterator[FsspecStorage]:
@@ -237,9 +189,9 @@ def test_adopting_commit_keeps_the_stored_files(s3: FsspecStorage, tmp_path: Pat
 
 def spawn(mode: str, url: str, index: int, flag: Path, env: dict[str, str], cache: Path) -> subprocess.Popen[str]:
     environment = {**os.environ, **env, "RETAIN_CACHE_DIR": str(cache),
-                   "PYTHONPATH": os.pathsep.join(p for p in (TESTS_DIR, os.environ.get("PYTHONPATH")) if p)}
+                   "PYTHONPATH": os.pathsep.join(p for p in (WORKERS_DIR, os.environ.get("PYTHONPATH")) if p)}
     return subprocess.Popen([sys.executable, "-m", "s3_worker", mode, url, str(index), str(flag)],
-                            cwd=TESTS_DIR, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=WORKERS_DIR, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def aws_env() -> dict[str, str]:
@@ -374,10 +326,10 @@ def test_index_sees_other_machines_after_a_listing(s3: FsspecStorage, tmp_path: 
 def launcher(url: str, index: int, env: dict[str, str], cache: Path, *extra: str) -> subprocess.Popen[str]:
     """``python -m component_worker launch`` as another machine: its own cache directory."""
     environment = {**os.environ, **env, "RETAIN_CACHE_DIR": str(cache),
-                   "PYTHONPATH": os.pathsep.join(p for p in (TESTS_DIR, os.environ.get("PYTHONPATH")) if p)}
+                   "PYTHONPATH": os.pathsep.join(p for p in (WORKERS_DIR, os.environ.get("PYTHONPATH")) if p)}
     return subprocess.Popen([sys.executable, "-m", "component_worker", "launch", "--storage", url,
                              "--index", str(index), *extra],
-                            cwd=TESTS_DIR, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=WORKERS_DIR, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_a_component_runs_on_the_store_and_another_machine_reads_its_state(s3: FsspecStorage,

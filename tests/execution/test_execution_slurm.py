@@ -2,7 +2,7 @@
 ``scripts/services/slurm.sh`` installs, configures and starts (``scripts/test`` runs it). Without
 it these tests fail, saying so: they never skip.
 
-Components come from tests/component_worker.py; the jobs run this interpreter, with the
+Components come from tests/workers/component_worker.py; the jobs run this interpreter, with the
 launcher's ``sys.path``, so they import it too.
 """
 

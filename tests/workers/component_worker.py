@@ -1,4 +1,4 @@
-"""Components for tests/test_component.py and tests/test_execution.py, importable by worker
+"""Components for tests/test_component.py and tests/execution/test_execution.py, importable by worker
 processes (``component_worker:<Class>``), and a command line to launch them from other
 processes: ``python -m component_worker launch --storage S --index I ...``.
 

@@ -1,7 +1,7 @@
 """DaskExecution against a real Dask cluster: a scheduler and workers started as processes on
 127.0.0.1 (``python -m distributed.cli.dask_scheduler`` / ``dask_worker``), and a LocalCluster.
 
-Components come from tests/component_worker.py, which the runs import (the launcher's
+Components come from tests/workers/component_worker.py, which the runs import (the launcher's
 ``sys.path`` travels with each task).
 """
 
@@ -24,8 +24,6 @@ import retain
 from retain import ExecutionError, LaunchError, Storage, get
 
 from component_worker import Work
-
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")

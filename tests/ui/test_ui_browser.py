@@ -21,7 +21,7 @@ import pytest
 from ui_server import serving, start_slow
 
 CHROMIUM = os.environ.get("RETAIN_TEST_CHROMIUM") or "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 _SHOTS = os.environ.get("RETAIN_UI_SCREENSHOTS")
 IMAGES = (ROOT / _SHOTS) if _SHOTS else Path(tempfile.mkdtemp(prefix="retain-ui-shots-"))
 HOW = "run scripts/services/chromium.sh (as root: it installs Debian's chromium package); scripts/test does"
