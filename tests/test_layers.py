@@ -95,7 +95,7 @@ def imports() -> list[Import]:
                         if target != name:
                             line = child.lineno
                             # A comment on the line, or between the function's start and it.
-                            above = lines[max(start, line - 4) if not in_function else start:line - 1]
+                            above = lines[max(0, line - 4) if not in_function else start - 1:line - 1]
                             reason = "#" in lines[line - 1] or any("#" in text for text in above)
                             out.append(Import(name, target, line, in_function, reason))
                 function = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))

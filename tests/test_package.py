@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_all_is_sorted_and_complete() -> None:
     assert retain.__all__ == sorted(retain.__all__)
-    public = {name for name in vars(retain) if not name.startswith("_")}
-    modules = {name for name, value in vars(retain).items() if type(value) is type(retain)}
+    public = {name for name in dir(retain) if not name.startswith("_")}
+    modules = {name for name in public if type(getattr(retain, name)) is type(retain)}
     assert public - modules - {"annotations"} == set(retain.__all__) - {"__version__"}
+    assert all(getattr(retain, name) is not None for name in retain.__all__)  # lazy ones load
     for name in retain.__all__:
         assert getattr(retain, name) is not None
 

@@ -48,21 +48,22 @@ from ._errors import (
     LaunchError,
     NotImportableError,
 )
-from .runs.status import ExecutionStatus
 from .component import Component
 from .execution import Execution
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._api import StatusReport, launch, status
+    from .runs.status import ExecutionStatus
     from ._diff import InterfaceDiff
     from ._grid import Grid, grid
     from ._stale import stale
+del TYPE_CHECKING
 
 #: The verbs over many results load when first named: `import retain` stays cheap.
 _LAZY = {
     "InterfaceDiff": "_diff", "Grid": "_grid", "grid": "_grid", "StatusReport": "_api",
-    "launch": "_api", "status": "_api", "stale": "_stale",
+    "launch": "_api", "status": "_api", "stale": "_stale", "ExecutionStatus": "runs.status",
 }
 
 
@@ -75,6 +76,10 @@ def __getattr__(name: str) -> object:
     value = getattr(import_module(f"retain.{module}"), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 __all__ = [
     "AlreadyRunningError",

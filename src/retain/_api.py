@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
-from .runs.dispatch import batch
+from .runs import batch
 from .runs.status import STATES, JobLookup, describe_job, state_of
 from ._get import get, _resolve
 from .execution.base import Execution

@@ -9,7 +9,6 @@ storage when it is accessed (``runs[0]``, iteration) and kept for later accesses
 from __future__ import annotations
 
 from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
-from ._html import collection_html, table_columns
 from .identity import REF_KEY, canonical_json
 from .query import MISSING, compile_where, equal, field_value, matches_all, resolve_field, Condition, Field, Query
 from .interface import Interface, load_record
@@ -116,8 +115,10 @@ class Collection(_Generic[I]):
         name = cls.__qualname__ if cls is not None else classes.pop() if len(classes) == 1 else "Interface"
         return f"<Collection of {len(self._rows)} {name}>"
 
-    def _repr_html_(self) -> str:
+    def _repr_html_(self) -> str:  # views load when a notebook asks: `import retain` stays cheap
         """Jupyter's view: a table of the first rows (as `to_table`) and the total count."""
+        from ._html import collection_html
+
         return collection_html(self)
 
     def ids(self) -> list[str]:
@@ -283,6 +284,8 @@ class Collection(_Generic[I]):
                 "Collection.to_dataframe needs pandas: pip install 'retain[pandas]'"
             ) from exc
         table = self.to_table()
+        from ._html import table_columns  # (with pandas: at the first frame)
+
         frame = pandas.DataFrame(table, columns=table_columns(table))
         if len(frame):
             frame["created"] = pandas.to_datetime(frame["created"], utc=True, format="ISO8601")

@@ -6,13 +6,12 @@ import os
 
 from ._errors import ComponentDefinitionError
 from .interface import Interface
-from .runs.status import ExecutionStatus
+from .runs import launch_one
 from .storage.layout import FINISHED_FILE, OUTPUT_LOG
-from ._words import nickname
-from .runs.files import RunFiles
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
 if TYPE_CHECKING:
+    from .runs.status import ExecutionStatus
     from collections.abc import Mapping
     from typing import Any, ClassVar, TypeVar
 
@@ -105,7 +104,7 @@ class Component(Interface):
         """
         # The run machinery (claims, heartbeat and flusher threads) loads at the first launch:
         # `import retain` stays cheap.
-        from .runs.dispatch import check_storage_runs, launch_one
+        from .runs.dispatch import check_storage_runs
 
         check_runnable(type(self))
         check_storage_runs(self.storage)
@@ -121,6 +120,8 @@ class Component(Interface):
             return False
         storage = self.storage
         if storage.is_remote:
+            from .runs.files import RunFiles  # the run machinery loads at the first launch
+
             return RunFiles(storage, self.id).is_finished()
         return os.path.exists(os.path.join(self.local_directory(), FINISHED_FILE))
 
@@ -128,6 +129,8 @@ class Component(Interface):
     def execution(self) -> ExecutionStatus:
         """The state of its runs, read from its directory: started, active, finished, failed,
         output."""
+        from .runs.status import ExecutionStatus  # (see `cached`)
+
         return ExecutionStatus(self)
 
     # -- metrics -------------------------------------------------------------------------
@@ -178,6 +181,8 @@ class Component(Interface):
     @property
     def nickname(self) -> str:
         """A memorable name derived from the id (``brisk-otter``); not unique, unlike the id."""
+        from ._words import nickname  # word lists load at the first nickname: `import retain` stays cheap
+
         return nickname(self.id)
 
 

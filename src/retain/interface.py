@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from . import _baselines, _metrics, _settings
+from . import _baselines, _settings
 from ._errors import CodecError, FileMissingError, ImmutableError, RecordError, UnsafePathError
 from ._fs import atomic_write, makedirs, read_small_file
 from ._sentinel import NOT_GIVEN
@@ -26,11 +26,10 @@ from .storage.layout import (
     decode_summary,
     encode_summary,
 )
-from ._diff import InterfaceDiff, record_diff
-from ._html import interface_html
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
 if TYPE_CHECKING:
+    from ._diff import InterfaceDiff
     from collections.abc import Iterator, Mapping
     from typing import Any, ClassVar, TypeVar
 
@@ -225,6 +224,8 @@ class Interface(Element):
         """
         if not isinstance(other, Interface):
             raise TypeError(f"diff compares two interfaces; got {type(other).__name__}: {other!r}")
+        from ._diff import record_diff  # at the first diff: `import retain` stays cheap
+
         return record_diff(self._retain_record_now(), other._retain_record_now())
 
     def _retain_record_now(self) -> dict[str, Any]:
@@ -371,10 +372,14 @@ class Interface(Element):
         Raises:
             ImportError: `frame` and pandas is not installed (``pip install 'retain[pandas]'``).
         """
+        from . import _metrics  # the metrics format loads at the first read: `import retain` stays cheap
+
         return _metrics.read(self, name, frame)
 
     def _repr_html_(self) -> str:
         """Jupyter's view: config, status (components), summary, last metric values, files."""
+        from ._html import interface_html  # views load when a notebook asks: `import retain` stays cheap
+
         return interface_html(self)
 
     # -- reloading -----------------------------------------------------------------------

@@ -16,9 +16,8 @@ from .._get import get
 from ..component import Component, check_runnable
 from ..interface import Interface, load_record
 from ..modules import class_reference, resolve_class
-from ..runs.dispatch import Outcome, RunOptions, batch, describe_error, run_component
+from ..runs import batch
 from ..storage import make_storage
-from ._progress import Progress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,6 +25,10 @@ if TYPE_CHECKING:
     from contextvars import Token
     from types import TracebackType
     from typing import Any, ClassVar
+
+    from ..runs.dispatch import Outcome, RunOptions
+
+    from ._progress import Progress
 
 __all__ = [
     "Batch",
@@ -68,6 +71,8 @@ class Job:
 
         if self.progress is not None:
             self.progress.clear()  # the run's own output starts on a clean line
+        from ..runs.dispatch import run_component  # the run machinery loads at the first run
+
         outcome = run_component(self.component, self.options)
         if outcome.exception is not None and not isinstance(outcome.exception, Exception):
             raise outcome.exception
@@ -127,6 +132,8 @@ def run_prepared(payload: dict[str, Any]) -> dict[str, Any]:
         component = get.by_id(payload["id"], storage=payload["storage"])
     if not isinstance(component, Component):
         raise TypeError(f"{component!r} is a {component.kind}, not a Component")
+    from ..runs.dispatch import run_component  # (see Job.run)
+
     return run_component(component, payload["options"]).to_dict()
 
 
@@ -255,6 +262,8 @@ class Execution(Interface):
             unique.setdefault(component.id, component)
         if not self.supports_unimportable_classes:
             check_importable({type(c) for c in unique.values()}, self)
+        from ..runs.dispatch import Outcome, RunOptions, describe_error  # (see Job.run)
+
         options = RunOptions(wait=wait, echo=self.echo, execution=self.describe())
         outcomes: dict[str, Outcome] = {}
         jobs: list[Job] = []
@@ -270,6 +279,8 @@ class Execution(Interface):
                 outcomes[id].component = component
                 continue
             jobs.append(Job(component, options))
+        from ._progress import Progress  # at the first dispatch: `import retain` stays cheap
+
         progress = Progress(len(jobs), self.concurrency)
         for job in jobs:
             job.progress = progress if progress.enabled else None

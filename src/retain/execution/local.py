@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._errors import LaunchError
-from ..runs.dispatch import install_in_process
+from ..runs import install_in_process
 from .base import Execution, failure_message
 
 TYPE_CHECKING = False

@@ -264,7 +264,7 @@ def init_worker(preload: list[str]) -> None:
     # Compute here, once, what every run would otherwise compute again in its forked child
     # (each first use writes to memory the child shares with the worker, copying pages).
     from .. import _words  # noqa: F401  (imported by every run, lazily)
-    from ..runs import claims, files  # noqa: F401  (as _words)
+    from ..runs import capture, claims, files  # noqa: F401  (as _words)
 
     _ensure_builtins()  # most runs save a file
 

@@ -6,34 +6,22 @@ from __future__ import annotations
 import os
 import sys
 import time
-from contextvars import ContextVar
 
 from .. import _settings
 from .._errors import StorageError
 from ..interface import running_here
-from .capture import Capture
 from .._timestamps import now_iso
 from ..storage.layout import FAILURES_FILE, end_file
 from .files import RunFiles
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Any
 
     from ..component import Component
     from ..storage import Storage
 
-__all__ = [
-    "Outcome",
-    "RunOptions",
-    "batch",
-    "check_storage_runs",
-    "describe_error",
-    "install_in_process",
-    "launch_one",
-    "run_component",
-]
+__all__ = ["Outcome", "RunOptions", "check_storage_runs", "describe_error", "run_component"]
 
 class RunOptions:
     """How a run is made; recorded in its claim, never part of the component's identity.
@@ -162,32 +150,6 @@ def apply_seed(seed: int) -> None:
         _numpy.random.seed(seed % 2**32)
 
 
-#: The innermost ``with execution:`` block's batch, which `Component.launch` joins (set by
-#: `Execution.__enter__`); None outside such blocks.
-batch: ContextVar[Any] = ContextVar("retain_batch", default=None)
-
-#: How `launch()` runs a component outside an execution block: ``run(component, wait)``,
-#: installed by `retain.execution.local` (in process) when `retain.execution` is imported,
-#: which `import retain` does. Registered rather than imported: this layer sits below the
-#: executions and never imports them.
-_in_process: list[Callable[[Component, bool | float], None]] = []
-
-
-def install_in_process(run: Callable[[Component, bool | float], None]) -> None:
-    """Make `run` what `launch()` uses outside an execution block."""
-    _in_process[:] = [run]
-
-
-def launch_one(component: Component, wait: bool | float) -> None:
-    """Queue a committed, unfinished component in the current batch, or run it now in this
-    process (re-raising its failure)."""
-    current = batch.get()
-    if current is not None:
-        current.add(component, wait)
-    else:
-        _in_process[0](component, wait)
-
-
 def check_storage_runs(storage: Storage) -> None:
     """Raise `StorageError` if components cannot run on `storage` (an object store without
     put-if-absent)."""
@@ -233,6 +195,8 @@ def run_component(component: Component, options: RunOptions) -> Outcome:
     error: dict[str, Any] | None = None
     exception: BaseException | None = None
     started = time.monotonic()
+    from .capture import Capture  # at the first run: `import retain` stays cheap
+
     capture = Capture(
         files.output_log,
         f"----- retain: run {run} of {component!r} ({component.nickname}) on "

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 from .._errors import InterfaceNotFoundError
-from .._metrics import read as read_metrics
 from ..modules import resolve_class
 from .._timestamps import parse_iso
 from .. import _settings
@@ -256,7 +255,9 @@ class ExecutionStatus:
 
     def metrics(self, name: str | None = None, frame: bool = False) -> Any:
         """What its runs logged with `Component.log_metrics`, as `Interface.metrics` reads it."""
-        return read_metrics(self.component, name, frame)
+        from .._metrics import read  # as `Interface.metrics`: at the first read
+
+        return read(self.component, name, frame)
 
     def __repr__(self) -> str:
         state, error, job = state_of(self.component, None)
