@@ -30,7 +30,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["Claim", "FailedElsewhere", "acquire", "why_dead"]
+__all__ = ["Claim", "FailedElsewhere", "acquire", "held_here", "why_dead"]
 
 
 class FailedElsewhere(Exception):
@@ -155,6 +155,11 @@ class _Heartbeats:
 _heartbeats = _Heartbeats()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_heartbeats.reset)
+
+
+def held_here(directory: str) -> bool:
+    """Whether this process holds the claim of a run in `directory` (the run is here)."""
+    return _heartbeats.held(directory) is not None
 
 
 # -- liveness -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import time
 
 from .. import _metrics as metrics
 from .. import _settings
-from .claims import _heartbeats
+from .claims import held_here
 from .._errors import RecordError
 from .._fs import append_bytes, atomic_write, makedirs
 from .._log import logger
@@ -202,7 +202,7 @@ def _series(component: Component) -> _Series:
         series = _open.get(directory)
         if series is None or series.closed:
             # Inside a run of this process: buffered, written by the flusher and at the end.
-            buffered = _heartbeats.held(directory) is not None
+            buffered = held_here(directory)
             series = _Series(component, buffered)
             if buffered:
                 _open[directory] = series
