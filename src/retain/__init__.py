@@ -51,6 +51,8 @@ from ._errors import (
 from ._api import StatusReport, launch, status
 from .runs.status import ExecutionStatus
 from ._stale import stale
+from ._errors import InUseError
+from ._lifecycle import Removed  # importing it installs Interface.delete
 from .component import Component
 from .execution import Execution
 
@@ -70,6 +72,7 @@ __all__ = [
     "FileMissingError",
     "IdentityError",
     "ImmutableError",
+    "InUseError",
     "IndexDatabaseError",
     "IndexWarning",
     "Interface",
@@ -80,6 +83,7 @@ __all__ = [
     "NOT_GIVEN",
     "NotImportableError",
     "RecordError",
+    "Removed",
     "RetainError",
     "RetainWarning",
     "StatusReport",
