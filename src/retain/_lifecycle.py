@@ -21,6 +21,7 @@ from .storage.layout import JOURNAL_REMOVE, RECORD_FILE, decode_record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from typing import Any
 
     from .storage import Storage
 
@@ -132,7 +133,7 @@ def remove(
     return done
 
 
-def _record(store: Storage, id: str) -> dict[str, object]:
+def _record(store: Storage, id: str) -> dict[str, Any]:
     data = store.read_record(id)
     if data is None:
         raise InterfaceNotFoundError(f"no interface {id} in {store.url}; `retain ls` lists what is there")

@@ -555,8 +555,9 @@ def _modified(info: dict[str, Any]) -> float | None:
     when the store does not say."""
     for name in ("LastModified", "mtime", "created"):
         value = info.get(name)
-        if hasattr(value, "timestamp"):
-            return float(value.timestamp())
+        stamp = getattr(value, "timestamp", None)
+        if stamp is not None:
+            return float(stamp())
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     return None
