@@ -1,0 +1,94 @@
+"""`retain rm`: removal from the shell, its output and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from conftest import write_module
+from retain import Interface, Storage, get
+from retain.cli import main
+
+MODELS = """
+from retain import Interface
+
+class Data(Interface):
+    Config = {"name": "a"}
+
+class Model(Interface):
+    Config = {"data": None, "lr": 0.1}
+"""
+
+
+def cli(capsys: pytest.CaptureFixture[str], *words: str) -> tuple[int, str, str]:
+    code = main(list(words))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def chain(project: Path) -> tuple[Interface, Interface]:
+    write_module(project, "models", MODELS)
+    import models  # type: ignore[import-not-found]
+
+    data = get(models.Data, {"name": "a"})
+    data.save_file("rows.txt", "x" * 2000)
+    data.commit()
+    return data, get(models.Model, {"data": data}).commit()
+
+
+def test_rm_refuses_users_then_cascades(chain: tuple[Interface, Interface], store: Storage,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    data, model = chain
+    code, out, err = cli(capsys, "rm", data.id[:8])
+    assert code == 1 and out == ""
+    assert err.startswith("retain: error: ") and f"Model [{model.id}]" in err and "--cascade" in err
+    assert store.has_record(data.id)
+    code, out, _ = cli(capsys, "rm", data.id[:8], "--cascade", "--dry-run")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith(f"would remove Model [{model.id}]")
+    assert lines[1].startswith(f"would remove Data [{data.id}]") and lines[1].endswith("kB")
+    assert lines[2].startswith("would remove 2 interface(s), ") and store.has_record(data.id)
+    code, out, _ = cli(capsys, "--json", "rm", data.id, "--cascade")
+    report = json.loads(out)
+    assert code == 0 and [r["id"] for r in report["removed"]] == [model.id, data.id]
+    assert report["removed"][1]["class"] == "Data" and report["bytes"] >= 2000 and not report["dry_run"]
+    assert not store.has_record(data.id) and not store.has_record(model.id)
+    code, out, _ = cli(capsys, "ls", "Interface")
+    assert data.id[:6] not in out
+
+
+def test_rm_exit_codes(chain: tuple[Interface, Interface], store: Storage, capsys: pytest.CaptureFixture[str]) -> None:
+    data, model = chain
+    code, out, _ = cli(capsys, "rm", model.id)
+    assert code == 0 and out.splitlines()[0].startswith(f"removed Model [{model.id}]")
+    code, _, err = cli(capsys, "rm", model.id)  # gone: not found
+    assert code == 1 and "no interface" in err
+    code, _, err = cli(capsys, "rm", "not-an-id")
+    assert code == 2 and "is not an id" in err
+    code, _, err = cli(capsys, "rm")
+    assert code == 2 and "ID" in err
+    code, _, err = cli(capsys, "rm", data.id, "--force")
+    assert code == 2 and store.has_record(data.id)
+
+
+def test_rm_works_without_the_code(chain: tuple[Interface, Interface], store: Storage,
+                                   capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Removal reads records and index rows only: no class is loaded (its code may be gone)."""
+    import retain.collection
+    import retain.interface
+    import retain.modules
+
+    def no_code(*args: object, **kwargs: object) -> None:
+        raise AssertionError("removal loaded a class")
+
+    for module in (retain.modules, retain.interface, retain.collection):
+        for name in ("resolve_class", "load_record"):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, no_code)
+    data, model = chain
+    code, out, _ = cli(capsys, "rm", data.id, "--cascade")
+    assert code == 0 and "removed Data" in out and not store.has_record(data.id)
