@@ -582,6 +582,7 @@ EVERY_COMMAND = {  # name: (words, what stdout holds); ID stands for the id of m
     "status": (["status", "mc_pi"], "\nID\tMcPi\tfinished\t"),
     "stale": (["--json", "stale", "mc_pi"], "[]\n"),
     "index": (["index", "rebuild"], "indexed 1 interface(s)"),
+    "rm": (["rm", "ID", "--dry-run"], "would remove McPi [ID]"),
 }
 
 

@@ -72,7 +72,7 @@ def test_users_are_listed_and_refused(store: Storage) -> None:
         data.delete()
     message = str(caught.value)
     assert f"Model [{first.id}]" in message and f"Model [{second.id}]" in message
-    assert "is used by 2 result(s)" in message and "cascade=True" in message
+    assert f"Data [{data.id}] is used by 2 result(s)" in message and "cascade=True" in message
     assert report.id not in message  # a user of a user: not a direct user
     assert all(i.is_committed() for i in (data, first, second, report))  # nothing removed
     assert get(Data, {"name": "a"}).is_committed()

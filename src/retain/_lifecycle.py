@@ -102,7 +102,7 @@ def remove(
     for id in wanted:
         visit(id)
     if refused:
-        raise InUseError(_used_by(refused))
+        raise InUseError(_used_by({f"{records[id]['class']} [{id}]": users for id, users in refused.items()}))
     for id in order:
         if id not in records:
             records[id] = _record(store, id)
@@ -142,10 +142,10 @@ def _record(store: Storage, id: str) -> dict[str, Any]:
 
 def _used_by(refused: dict[str, list[dict[str, str]]]) -> str:
     lines = []
-    for id, users in refused.items():
+    for what, users in refused.items():
         shown = ", ".join(f"{user['class']} [{user['id']}]" for user in users[:20])
         more = f" and {len(users) - 20} more" if len(users) > 20 else ""
-        lines.append(f"{id} is used by {len(users)} result(s): {shown}{more}")
+        lines.append(f"{what} is used by {len(users)} result(s): {shown}{more}")
     return (
         "; ".join(lines) + ". Removing it would break them: remove them first, or remove them "
         "with it (cascade=True; retain rm --cascade)"
