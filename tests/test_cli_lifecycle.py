@@ -91,3 +91,46 @@ def test_rm_works_without_the_code(chain: tuple[Interface, Interface], store: St
     data, model = chain
     code, out, _ = cli(capsys, "rm", data.id, "--cascade")
     assert code == 0 and "removed Data" in out and not store.has_record(data.id)
+
+
+FLAKY = """
+import os
+from retain import Component
+
+class Flaky(Component):
+    Config = {"n": 0}
+
+    def __call__(self):
+        if self.config.n % 2 and not os.environ.get("FLAKY_FIXED"):
+            raise ValueError(f"odd {self.config.n}")
+        self.save_summary(n=self.config.n)
+"""
+
+
+def test_launch_only_failed(project: Path, store: Storage, capsys: pytest.CaptureFixture[str],
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    write_module(project, "flaky", FLAKY)
+    import flaky  # type: ignore[import-not-found]
+
+    code, _, err = cli(capsys, "launch", "flaky")
+    assert code == 1 and "no storage at" in err  # nothing committed yet
+    for n in range(4):
+        code, _, _ = cli(capsys, "flaky", f"n={n}", "--launch")
+        assert code == (1 if n % 2 else 0)
+    code, out, _ = cli(capsys, "launch", "flaky", "--only", "failed", "--dry-run")
+    ids = sorted(get(flaky.Flaky, {"n": n}).id for n in (1, 3))
+    assert code == 0 and sorted(line.split("[")[1][:32] for line in out.splitlines()[:-1]) == ids
+    assert out.splitlines()[-1] == "would launch 2 of 4 component(s)"
+    code, _, err = cli(capsys, "launch", "flaky", "--only", "failed")
+    assert code == 1 and "odd 1" in err  # they failed again; the others were not run
+    monkeypatch.setenv("FLAKY_FIXED", "1")
+    code, out, _ = cli(capsys, "--json", "launch", "flaky", "--only", "failed,died")
+    report = json.loads(out)
+    assert code == 0 and sorted(row["id"] for row in report["launched"]) == ids
+    assert all(get(flaky.Flaky, {"n": n}).execution.is_finished() for n in range(4))
+    code, out, _ = cli(capsys, "launch", "flaky", "--only", "failed")
+    assert code == 0 and out.startswith("nothing to launch: 0 of 4 component(s)")
+    code, out, _ = cli(capsys, "launch", "flaky", "n=7", "--execution", "local", "echo=false")
+    assert code == 0 and out.splitlines()[0].startswith("launched Flaky [") and "(was missing)" in out
+    code, _, err = cli(capsys, "launch", "flaky", "--only", "failed,broken")
+    assert code == 2 and "unknown state(s) 'broken'" in err

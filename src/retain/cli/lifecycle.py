@@ -1,16 +1,28 @@
-"""`retain rm`: remove committed interfaces (and, with --cascade, the results that use them)."""
+"""`retain rm` (remove committed interfaces and, with --cascade, the results that use them)
+and `retain launch` (the components of a class, by state)."""
 
 from __future__ import annotations
 
 import argparse
 
+from .._api import launch as library_launch, status as library_status
+from .._errors import InterfaceNotFoundError
+from .._get import get
 from .._lifecycle import remove
+from .._syntax import parse_versions
+from ..component import Component
+from ..runs.status import STATES
 from ._registry import EXIT_OK, PARSERS, command
 from .browse import existing_storage
-from .commands import _check_id, _find_record
+from .commands import _check_id, _execution, _find_record
 from .output import print_json
+from .parse import UsageError
 
-__all__ = ["rm"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["launch", "rm"]
 
 
 def _rm_parser(parser: argparse.ArgumentParser) -> None:
@@ -49,3 +61,79 @@ def size_text(size: int) -> str:
             return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
+
+
+# -- retain launch MODULE [key=value ...] [--only STATES] -------------------------------------
+
+
+def _launch_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("module", help="a module (its one Component class) or module:Class")
+    parser.add_argument(
+        "words", nargs="*", metavar="key=value|~version",
+        help="one configuration; without any, every committed component of the class",
+    )
+    parser.add_argument(
+        "--only", metavar="STATES", type=_states,
+        help=f"launch only those in these states, comma-separated ({', '.join(STATES)})",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="list what would be launched; run nothing")
+    parser.add_argument(
+        "--execution", nargs="+", metavar="NAME [key=value ...]",
+        help="how to run them (pool processes=4; NAME is retain.execution.NAME or a module of yours); "
+        "default: in this process",
+    )
+    parser.epilog = (
+        "Without --only: those missing, failed or died. Finished components are never run again. "
+        "Exits 1 when one failed (the others ran)."
+    )
+
+
+PARSERS["launch"] = _launch_parser
+
+#: What `retain launch` runs without --only: what never ran, or did not finish.
+DEFAULT_STATES = ("missing", "failed", "died")
+
+
+def _states(text: str) -> tuple[str, ...]:
+    states = tuple(word.strip() for word in text.split(",") if word.strip())
+    unknown = [state for state in states if state not in STATES]
+    if unknown or not states:
+        raise argparse.ArgumentTypeError(
+            f"unknown state(s) {', '.join(map(repr, unknown)) or '(none given)'}; states are {', '.join(STATES)}"
+        )
+    return states
+
+
+@command("launch", "launch the components of a class (or one configuration), e.g. --only failed,died")
+def launch(args: argparse.Namespace) -> int:
+    target: Any = args.module
+    if args.words:
+        target = get(args.module, parse_versions(args.words))
+        if not isinstance(target, Component):
+            raise UsageError(f"{target!r} is an {target.kind}, not a Component: launch runs a component's __call__")
+    else:
+        existing_storage()  # every committed component of a class: the storage must exist
+    report = library_status(target)
+    if not len(report):
+        raise InterfaceNotFoundError(f"no committed {args.module} in {existing_storage().url}")
+    wanted = set(args.only or DEFAULT_STATES)
+    chosen = [component for component, state in report if state in wanted]
+    rows = [{"id": c.id, "class": type(c).__qualname__, "state": report.state(c)} for c in chosen]
+    if args.dry_run or not chosen:
+        if args.json:
+            print_json({"dry_run": args.dry_run, "launched": [], "would_launch": rows})
+            return EXIT_OK
+        for row in rows:
+            print(f"would launch {row['class']} [{row['id']}] ({row['state']})")
+        print(f"{'would launch' if chosen else 'nothing to launch:'} {len(chosen)} of {len(report)} component(s)"
+              + ("" if chosen else f" in state {', '.join(sorted(wanted))}"))
+        return EXIT_OK
+    spec = None if args.execution is None else (args.execution[0], args.execution[1:])
+    library_launch(chosen, execution=_execution(spec, args.json))
+    if args.json:
+        print_json({"dry_run": False, "launched": rows, "would_launch": []})
+        return EXIT_OK
+    for row in rows:
+        print(f"launched {row['class']} [{row['id']}] (was {row['state']})")
+    print(f"launched {len(chosen)} of {len(report)} component(s)")
+    return EXIT_OK
