@@ -134,3 +134,23 @@ def test_launch_only_failed(project: Path, store: Storage, capsys: pytest.Captur
     assert code == 0 and out.splitlines()[0].startswith("launched Flaky [") and "(was missing)" in out
     code, _, err = cli(capsys, "launch", "flaky", "--only", "failed,broken")
     assert code == 2 and "unknown state(s) 'broken'" in err
+
+
+def test_rerun(project: Path, store: Storage, capsys: pytest.CaptureFixture[str],
+               monkeypatch: pytest.MonkeyPatch) -> None:
+    write_module(project, "flaky", FLAKY)
+    import flaky
+
+    code, _, _ = cli(capsys, "flaky", "n=1", "--launch")
+    assert code == 1
+    run = get(flaky.Flaky, {"n": 1})
+    code, _, err = cli(capsys, "rerun", run.id[:8])
+    assert code == 1 and "odd 1" in err and len(run.execution.runs()) == 1
+    monkeypatch.setenv("FLAKY_FIXED", "1")
+    code, out, _ = cli(capsys, "--json", "rerun", run.id, "--execution", "local", "echo=false")
+    assert code == 0 and json.loads(out) == {"id": run.id, "state": "finished"}
+    assert len(run.execution.runs()) == 1 and run.load_summary() == {"n": 1}
+    code, _, err = cli(capsys, "rerun", "0" * 32)
+    assert code == 1 and "no interface" in err
+    code, _, err = cli(capsys, "rerun", "xyz")
+    assert code == 2 and "is not an id" in err

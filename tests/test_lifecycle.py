@@ -388,3 +388,86 @@ def test_random_kills_during_removals(tmp_path: Path) -> None:
             item.delete(cascade=True) if item.is_committed() else None
         assert get.all(Interface).ids() == []
     assert os.listdir(removal_area(str(root))) == []
+
+
+# -- rerun ------------------------------------------------------------------------------------
+
+
+class Counted(Component):
+    Config: ClassVar[Any] = {"n": 0, "fail": False}
+    calls: ClassVar[list[int]] = []
+
+    def __call__(self) -> None:
+        Counted.calls.append(self.config.n)
+        print(f"call {len(Counted.calls)}")
+        self.log_metrics({"loss": 1.0 / len(Counted.calls)})
+        self.save_summary(calls=len(Counted.calls))
+        self.save_file(f"out-{len(Counted.calls)}.txt", "out")
+        if self.config.fail:
+            raise ValueError("failing on purpose")
+
+
+def outputs(run: Component) -> list[str]:
+    return [name for name in run.files() if name.startswith("out-")]
+
+
+def test_rerun_a_finished_component(store: Storage) -> None:
+    Counted.calls.clear()
+    data = Data({"name": "input"}).commit()
+    run = Counted({"n": 1}).launch()
+    record, directory = run.record, run.local_directory()
+    assert outputs(run) == ["out-1.txt"] and get.all(Counted, where={"summary.calls": 1}).ids()
+    assert run.rerun() is run and Counted.calls == [1, 1]
+    assert run.record == record and run.local_directory() == directory  # same identity
+    assert run.execution.is_finished() and len(run.execution.runs()) == 1  # a fresh run 1
+    assert outputs(run) == ["out-2.txt"]  # the old outputs went
+    assert run.execution.output().count("call ") == 1 and "call 2" in run.execution.output()
+    assert run.load_summary() == {"calls": 2} and [m["value"] for m in run.metrics("loss")] == [0.5]
+    assert get.all(Counted, where={"summary.calls": 1}).ids() == []
+    assert get.all(Counted, where={"summary.calls": 2}).ids() == [run.id]
+    assert data.is_committed() and get(Data, {"name": "input"}).is_committed()  # inputs untouched
+
+
+def test_rerun_a_failed_component_and_refusals(store: Storage) -> None:
+    Counted.calls.clear()
+    run = Counted({"n": 2, "fail": True})
+    with pytest.raises(InterfaceNotFoundError, match="not committed"):
+        run.rerun()
+    with pytest.raises(ValueError, match="on purpose"):
+        run.launch()
+    assert run.execution.state() == "failed"
+    with pytest.raises(ValueError, match="on purpose"):
+        run.rerun()
+    assert run.execution.state() == "failed" and len(run.execution.runs()) == 1
+    assert len(run.execution.failures()) == 1  # the first failure went with its run
+    assert outputs(run) == ["out-2.txt"]
+
+
+class RerunsItself(Component):
+    Config: ClassVar[Any] = {"n": 0}
+    seen: ClassVar[list[str]] = []
+
+    def __call__(self) -> None:
+        try:
+            self.rerun()
+        except InUseError as exc:
+            RerunsItself.seen.append(str(exc))
+
+
+def test_rerun_is_refused_while_running(store: Storage) -> None:
+    RerunsItself.seen.clear()
+    run = RerunsItself().launch()
+    assert len(RerunsItself.seen) == 1 and "is running" in RerunsItself.seen[0]
+    assert run.execution.is_finished()
+
+
+@pytest.mark.parametrize("kind", ["memory", "s3"])
+def test_rerun_on_an_object_store(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = object_store(kind, tmp_path, monkeypatch)
+    Counted.calls.clear()
+    with retain.storage(store):
+        run = Counted({"n": 3}).launch()
+        run.rerun()
+        assert run.execution.is_finished() and len(run.execution.runs()) == 1
+        assert outputs(run) == ["out-2.txt"] and run.load_summary() == {"calls": 2}
+        assert not os.path.exists(os.path.join(run.local_directory(), "out-1.txt"))

@@ -1,5 +1,6 @@
-"""`retain rm` (remove committed interfaces and, with --cascade, the results that use them)
-and `retain launch` (the components of a class, by state)."""
+"""`retain rm` (remove committed interfaces and, with --cascade, the results that use them),
+`retain rerun` (a component's run again, from scratch) and `retain launch` (the components of
+a class, by state)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .._get import get
 from .._lifecycle import remove
 from .._syntax import parse_versions
 from ..component import Component
+from ..interface import Interface, load_record
 from ..runs.status import STATES
 from ._registry import EXIT_OK, PARSERS, command
 from .browse import existing_storage
@@ -22,7 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["launch", "rm"]
+__all__ = ["launch", "rerun", "rm"]
 
 
 def _rm_parser(parser: argparse.ArgumentParser) -> None:
@@ -136,4 +138,41 @@ def launch(args: argparse.Namespace) -> int:
     for row in rows:
         print(f"launched {row['class']} [{row['id']}] (was {row['state']})")
     print(f"launched {len(chosen)} of {len(report)} component(s)")
+    return EXIT_OK
+
+
+# -- retain rerun ID ---------------------------------------------------------------------------
+
+
+def _rerun_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("id", help="the id (or a unique prefix) of a committed component")
+    parser.add_argument(
+        "--execution", nargs="+", metavar="NAME [key=value ...]",
+        help="how to run it (pool, slurm partition=gpu...; NAME is retain.execution.NAME or a module "
+        "of yours); default: in this process",
+    )
+    parser.epilog = (
+        "Removes the component's run files and the files it saved (the record and its inputs stay), "
+        "then runs it again. Refused while it runs. Exits 1 when the new run fails."
+    )
+
+
+PARSERS["rerun"] = _rerun_parser
+
+
+@command("rerun", "remove a component's run and the files it saved, then run it again (same id)")
+def rerun(args: argparse.Namespace) -> int:
+    _check_id(args.id)
+    store = existing_storage()
+    record = _find_record(args.id, store)
+    component = load_record(Interface, record, store)
+    if not isinstance(component, Component):
+        raise UsageError(f"{component!r} is an {component.kind}, not a Component: only a component runs")
+    spec = None if args.execution is None else (args.execution[0], args.execution[1:])
+    with _execution(spec, args.json):
+        component.rerun()
+    if args.json:
+        print_json({"id": component.id, "state": component.execution.state()})
+    else:
+        print(f"ran {component!r} again (id {component.id}) in {component.local_directory()}")
     return EXIT_OK

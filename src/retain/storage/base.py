@@ -266,6 +266,21 @@ class Storage(ABC):
         """
         append_bytes(self._local_path(id, name), data, durable=durable)
 
+    def delete_file(self, id: str, name: str) -> None:
+        """Delete file `name` of `id` (nothing happens when it is missing): what a rerun does
+        to the files of the run it replaces.
+
+        Raises:
+            StorageError: the storage cannot be written.
+        """
+        path = self._local_path(id, name)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StorageError(exc.errno or 0, f"could not delete {path}: {exc.strerror or exc}") from exc
+
     def _local_path(self, id: str, name: str) -> str:
         return os.path.join(self.local_directory(id), *name.split("/"))
 

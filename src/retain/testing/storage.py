@@ -350,6 +350,17 @@ class StorageConformance:
         assert storage.read_file(item.id, "deep/data.txt") is None and storage.size(item.id) == 0
         assert storage.remove(item.id) is False
 
+    def test_delete_file(self, storage: Storage) -> None:
+        with retain.storage(storage):
+            item = ConformanceItem({"i": 42})
+            item.save_file("a/b.txt", "b")
+            item.save_file("c.txt", "c")
+            item.commit()
+        storage.delete_file(item.id, "a/b.txt")
+        storage.delete_file(item.id, "missing.txt")  # nothing to do
+        assert storage.read_file(item.id, "a/b.txt") is None and not storage.has_file(item.id, "a/b.txt")
+        assert storage.list_files(item.id) == ["c.txt", "interface.json"]
+
     def test_delete_then_commit_again(self, storage: Storage) -> None:
         with retain.storage(storage):
             item = ConformanceItem({"i": 41})

@@ -533,6 +533,12 @@ class FsspecStorage(Storage):
     def append_file(self, id: str, name: str, data: bytes, *, durable: bool = False) -> None:
         self.store.append(self._key(id, name), data)
 
+    def delete_file(self, id: str, name: str) -> None:
+        self._check()
+        self._delete([self._key(id, name)], f"{name} of {id}")
+        _unlink(os.path.join(self.local_directory(id), *name.split("/")))
+        record_versions(self.cache, id, {name: None})
+
     def read_files(self, items: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         self._check()
         keys = {self._key(id, name): (id, name) for id, name in items}
