@@ -75,7 +75,8 @@ def remove(
     Raises:
         InterfaceNotFoundError: an id is not committed there.
         InUseError: other results use one of them (and not `cascade`; the error lists them),
-            or one of them (or a user, with `cascade`) is a running component.
+            or one of them (or a user, with `cascade`) is a running component (or one queued
+            in a batch system).
     """
     store = _settings.current_storage(storage)
     wanted = list(dict.fromkeys(ids))
@@ -106,13 +107,13 @@ def remove(
     for id in order:
         if id not in records:
             records[id] = _record(store, id)
-    running = [id for id in order if records[id].get("kind") == "Component"
-               and ExecutionStatus.of(id, storage=store).state() == "running"]
-    if running:
-        shown = ", ".join(f"{records[id]['class']} [{id}]" for id in running)
+    live = {id: state for id in order if records[id].get("kind") == "Component"
+            and (state := ExecutionStatus.of(id, storage=store).state()) in ("running", "queued")}
+    if live:
+        shown = ", ".join(f"{records[id]['class']} [{id}] is {state}" for id, state in live.items())
         raise InUseError(
-            f"{shown} {'is' if len(running) == 1 else 'are'} running: a running component is "
-            "never removed; wait for its run to end (retain status), then remove it"
+            f"{shown}: a running component (or one queued in a batch system) is never removed; "
+            "wait for its run to end (retain status), then remove it"
         )
     plan = [
         Removed(id, records[id]["module"], records[id]["class"], records[id]["kind"], store.size(id))

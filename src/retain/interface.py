@@ -170,7 +170,7 @@ class Interface(Element):
         Raises:
             InterfaceNotFoundError: it is not committed.
             InUseError: other results use it (listed), or it (or, with `cascade`, a user) is
-                a running component.
+                a running component (or one queued in a batch system).
         """
         if not self.is_committed():
             raise InterfaceNotFoundError(f"{self!r} is not committed in {self.storage.url}: nothing to delete")
