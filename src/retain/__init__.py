@@ -48,6 +48,8 @@ from ._errors import (
     LaunchError,
     NotImportableError,
 )
+from ._errors import InUseError
+from ._lifecycle import Removed  # importing it installs Interface.delete
 from .component import Component
 from .execution import Execution
 
@@ -98,6 +100,7 @@ __all__ = [
     "Grid",
     "IdentityError",
     "ImmutableError",
+    "InUseError",
     "IndexDatabaseError",
     "IndexWarning",
     "Interface",
@@ -109,6 +112,7 @@ __all__ = [
     "NOT_GIVEN",
     "NotImportableError",
     "RecordError",
+    "Removed",
     "RetainError",
     "RetainWarning",
     "StatusReport",

@@ -13,6 +13,7 @@ brackets), so `except ValueError` keeps working for code that does not know abou
         FileMissingError (FileNotFoundError)
         IdentityError (TypeError)
         ImmutableError (RuntimeError)
+        InUseError (RuntimeError)
         IndexDatabaseError (RuntimeError)
         InterfaceNotFoundError (LookupError)
         LaunchError (RuntimeError)
@@ -43,6 +44,7 @@ __all__ = [
     "FileMissingError",
     "IdentityError",
     "ImmutableError",
+    "InUseError",
     "IndexDatabaseError",
     "IndexWarning",
     "InterfaceNotFoundError",
@@ -81,6 +83,10 @@ class ModuleResolutionError(RetainError, ImportError):
 
 class RecordError(RetainError, ValueError):
     """A stored record is missing, corrupted, or not a retain record."""
+
+
+class InUseError(RetainError, RuntimeError):
+    """An interface cannot be removed: other results use it as an input, or it is running."""
 
 
 class InterfaceNotFoundError(RetainError, LookupError):

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import os
 
-from ._errors import ComponentDefinitionError
+from . import _settings
+from ._errors import ComponentDefinitionError, InterfaceNotFoundError, InUseError
+from .index import _updates as _index_updates
 from .interface import Interface
 from .runs import launch_one
-from .storage.layout import FINISHED_FILE, OUTPUT_LOG
+from .storage.layout import (
+    EVENTS_FILE,
+    FAILURES_FILE,
+    FINISHED_FILE,
+    JOURNAL_REMOVE,
+    METRICS_FILE,
+    METRICS_LAST_FILE,
+    OUTPUT_LOG,
+    RECORD_FILE,
+    SUBMISSIONS_FILE,
+    SUMMARY_FILE,
+    claim_file,
+    end_file,
+    heartbeat_file,
+)
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
 if TYPE_CHECKING:
@@ -113,6 +129,55 @@ class Component(Interface):
             return self
         launch_one(self, wait)
         return self
+
+    def rerun(self: Self, *, wait: bool | float = True) -> Self:
+        """Remove the run of this committed component, then launch it again, in the same
+        identity (the same id, record and directory); returns self.
+
+        What goes: its run files (claims, heartbeats, ends, events, failures, submissions,
+        ``output.log``, metrics, summary) and every file it saved (its outputs: the run
+        makes them again; files saved before its commit too). What stays: its record, and
+        its inputs (other interfaces, untouched). The finished marker goes first, so a crash
+        midway leaves a component that is not finished and resumes at its next launch.
+        Inside ``with execution:`` the new run is queued, as `launch` does.
+
+        Raises:
+            InterfaceNotFoundError: it is not committed.
+            InUseError: it is running (or queued in a batch system): never touched.
+        """
+        if not self.is_committed():
+            raise InterfaceNotFoundError(f"{self!r} is not committed: nothing to run again; launch() runs it")
+        state = self.execution.state()
+        if state in ("running", "queued"):
+            raise InUseError(
+                f"{self!r} is {state}: a rerun would remove the files of a live run; wait for it "
+                "to end (retain status), then run it again"
+            )
+        self._retain_clear_run()
+        return self.launch(wait=wait)
+
+    def _retain_clear_run(self) -> None:
+        storage, id = self.storage, self.id
+        record = self.record
+        assert record is not None
+        from .runs.files import RunFiles  # (see `cached`)
+
+        latest = RunFiles(storage, id).latest_run()
+        # Finished marker first (no longer finished), then the runs from the latest down (runs
+        # stay numbered 1..k without gaps), each end before its claim (no end without its run).
+        names = [FINISHED_FILE]
+        for run in range(latest, 0, -1):
+            names += [end_file(run), heartbeat_file(run), claim_file(run)]
+        names += [SUBMISSIONS_FILE, EVENTS_FILE, FAILURES_FILE, METRICS_LAST_FILE, METRICS_FILE,
+                  SUMMARY_FILE, OUTPUT_LOG]
+        outputs = [name for name in storage.list_files(id) if name != RECORD_FILE and name not in names]
+        # The index row loses its summary and metrics: journaled first (as a removal: the next
+        # query drops the row and reads the record again), so a crash midway is repaired too.
+        _index_updates.journal(storage, id, JOURNAL_REMOVE, _settings.durable())
+        for name in names + outputs:
+            storage.delete_file(id, name)
+        _index_updates.after_remove(storage, [id])
+        _index_updates.after_publish(storage, record)
 
     def cached(self) -> bool:
         """Whether it is committed and finished: `launch()` would not run it again."""

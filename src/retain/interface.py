@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from . import _baselines, _settings
-from ._errors import CodecError, FileMissingError, ImmutableError, RecordError, UnsafePathError
+from ._errors import CodecError, FileMissingError, ImmutableError, InterfaceNotFoundError, RecordError, UnsafePathError
 from ._fs import atomic_write, makedirs, read_small_file
 from ._sentinel import NOT_GIVEN
 from ._timestamps import now_iso
@@ -30,20 +30,30 @@ from .storage.layout import (
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
 if TYPE_CHECKING:
     from ._diff import InterfaceDiff
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from typing import Any, ClassVar, TypeVar
 
+    from ._lifecycle import Removed
     from .versions import Version
 
     Self = TypeVar("Self", bound="Interface")
 
-__all__ = ["Interface", "running_here"]
+__all__ = ["Interface", "install_remover", "running_here"]
 
 #: Ids of the components whose run is in progress in this process, with how many runs of each
 #: (one, save for a component that launches itself); the run layer keeps it. Process-wide
 #: rather than a ContextVar: threads the run starts (a data loader, a checkpoint writer) are
 #: part of the run too, and may replace the run's own files (checkpoints).
 running_here: dict[str, int] = {}
+
+#: What `Interface.delete` calls: `retain._lifecycle.remove`, which asks the run layer (above
+#: this one) whether a component is running, and installs itself when `import retain` loads it.
+_remover: list[Callable[..., list[Removed]]] = []
+
+
+def install_remover(remover: Callable[..., list[Removed]]) -> None:
+    """Set what `Interface.delete` calls (done by `retain._lifecycle`)."""
+    _remover[:] = [remover]
 
 
 class Interface(Element):
@@ -142,6 +152,35 @@ class Interface(Element):
             raise RecordError(f"the record {where!r} vanished while it was being committed")
         self._retain_record = decode_record(existing, where, state.id)
         return self
+
+    def delete(self, *, cascade: bool = False, dry_run: bool = False) -> list[Removed]:
+        """Remove this committed interface from its storage: its record and every file, in one
+        atomic step (a crash leaves it whole or gone), and its index rows. Afterwards this
+        instance is uncommitted (committing it again makes a fresh one).
+
+        Args:
+            cascade: also remove the results that use it as an input (their users too),
+                users first; without it, such users make the removal fail.
+            dry_run: remove nothing; return what would be removed.
+
+        Returns:
+            What was (or would be) removed, users first, each with its ``id``, ``module``,
+            ``qualname``, ``kind`` and ``size`` in bytes.
+
+        Raises:
+            InterfaceNotFoundError: it is not committed.
+            InUseError: other results use it (listed), or it (or, with `cascade`, a user) is
+                a running component (or one queued in a batch system).
+        """
+        if not self.is_committed():
+            raise InterfaceNotFoundError(f"{self!r} is not committed in {self.storage.url}: nothing to delete")
+        if not _remover:  # pragma: no cover - `import retain` installs it
+            raise RuntimeError("retain._lifecycle is not loaded; import retain")
+        removed = _remover[0]([self.id], cascade=cascade, dry_run=dry_run, storage=self.storage)
+        if not dry_run:
+            self._retain_record = None
+            self._retain_summary_saved = False
+        return removed
 
     def _retain_record_baseline(self, state: Resolved, durable: bool) -> Resolved:
         """Record the baselines of this class in storage before the record that relies on

@@ -583,6 +583,9 @@ EVERY_COMMAND = {  # name: (words, what stdout holds); ID stands for the id of m
     "status": (["status", "mc_pi"], "\nID\tMcPi\tfinished\t"),
     "stale": (["--json", "stale", "mc_pi"], "[]\n"),
     "index": (["index", "rebuild"], "indexed 1 interface(s)"),
+    "rm": (["rm", "ID", "--dry-run"], "would remove McPi [ID]"),
+    "launch": (["launch", "mc_pi", "--only", "finished", "--dry-run"], "would launch McPi [ID] (finished)"),
+    "rerun": (["rerun", "ID"], "ran McPi [ID6] again (id ID)"),
 }
 
 

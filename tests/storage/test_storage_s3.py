@@ -71,12 +71,13 @@ def test_layout_in_the_bucket(s3: FsspecStorage) -> None:
 
 
 def test_round_trips_per_operation(s3: FsspecStorage) -> None:
-    """`get` of a committed interface is one request; a commit is one (plus a check, an upload
-    per file, when it has files; their versions are computed, not read back)."""
+    """`get` of a committed interface is one request; a commit is two (a look for an
+    interrupted removal of its id, the record; plus a check and an upload per file, when it
+    has files; their versions are computed, not read back)."""
     Item({"i": 0}).commit()  # the first use also checks the bucket once
     calls = count_requests(s3)
     Item({"i": 1}).commit()
-    assert [m for m, _ in calls] == ["PUT"]
+    assert [m for m, _ in calls] == ["HEAD", "PUT"]
     calls.clear()
     found = get(Item, {"i": 1})
     assert found.is_committed() and [m for m, _ in calls] == ["GET"]
@@ -87,7 +88,7 @@ def test_round_trips_per_operation(s3: FsspecStorage) -> None:
     with_file.save_file("x.txt", "x")
     calls.clear()
     with_file.commit()
-    assert [m for m, _ in calls] == ["HEAD", "PUT", "PUT"] and calls[2][1].endswith(RECORD_FILE)
+    assert [m for m, _ in calls] == ["HEAD", "HEAD", "PUT", "PUT"] and calls[3][1].endswith(RECORD_FILE)
 
 
 def test_files_are_fetched_into_the_cache(s3: FsspecStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

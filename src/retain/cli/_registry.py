@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 __all__ = ["COMMANDS", "EXIT_BROKEN_PIPE", "EXIT_NOT_FOUND", "EXIT_OK", "EXIT_USAGE", "HELP", "PARSERS", "command"]
 
 EXIT_OK = 0
-EXIT_NOT_FOUND = 1  # nothing found, or a launched component failed
+EXIT_NOT_FOUND = 1  # nothing found, a launched component failed, or a removal refused
 EXIT_USAGE = 2  # bad input: unknown module, unknown key, bad value, ambiguous id prefix
 EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE, as a shell reports it)
 

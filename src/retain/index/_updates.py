@@ -32,7 +32,9 @@ if TYPE_CHECKING:
         Storage, dict[str, Any], bool, "dict[str, Any] | None", "Index | str | None", "dict[str, Any] | None"
     ]
 
-__all__ = ["after_metrics", "after_publish", "after_summary", "deferred", "flush", "journal", "updates"]
+__all__ = [
+    "after_metrics", "after_publish", "after_remove", "after_summary", "deferred", "flush", "journal", "updates",
+]
 
 #: "on": commits update the index; "deferred": journal only (the next query indexes in one
 #: batch); "off": neither (benchmarks and tests of what a crash leaves).
@@ -126,6 +128,21 @@ def after_metrics(storage: Storage, record: dict[str, Any], last: dict[str, Any]
     raises."""
     if _mode.get() == "on":
         _writer.put(storage, record, False, None, index_setting(), last)
+
+
+def after_remove(storage: Storage, ids: list[str]) -> None:
+    """Drop ids just removed from storage from the index (the queued updates first: one of
+    them could add an id back). Never raises: the journal's removal lines repair the index at
+    the next query."""
+    if _mode.get() != "on" or not ids:
+        return
+    flush()
+    index = index_setting()
+    try:
+        (default_index(storage) if index is None else make_index(index)).remove(ids)
+    except Exception as exc:
+        _warn(f"the index of {storage.url} was not updated after a removal ({exc}); the next "
+              "query repairs it")
 
 
 def flush(timeout: float = 60.0) -> None:

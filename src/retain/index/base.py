@@ -18,7 +18,10 @@ index's back: two `stat` calls and one read of the index's bookkeeping. It finds
   was too close to the recorded time to trust a coarse clock), the storage's listing
   (`Storage.iter_directories`) is compared with the index's ids;
 - directories seen without a record (a commit in flight, a copy in progress): they are kept
-  as *pending* and checked on every `sync` until their record appears or they vanish.
+  as *pending* and checked on every `sync` until their record appears or they vanish;
+- ids removed (`Storage.remove`) by a process that died before updating the index: removal
+  appends an ``r`` line to the journal first, and `sync` drops every such id whose record is
+  absent (an object store's interrupted removals are also listed with each listing).
 
 An object store has no cheap change token: it is listed again when its last listing is older
 than `RELIST_NS` (its pending directories are looked at then too), while the journal in its
@@ -37,7 +40,7 @@ from .._errors import IndexDatabaseError, IndexWarning
 from .._fs import reclaim_temporaries
 from .._log import logger
 from ..query import Condition, Field, Filter, Query
-from ..storage.layout import JOURNAL_COMMIT, STORAGE_META_DIR, decode_journal, journal_path
+from ..storage.layout import JOURNAL_COMMIT, JOURNAL_REMOVE, STORAGE_META_DIR, decode_journal, journal_path
 from ._entry import IndexEntry as IndexEntry, config_leaves as config_leaves, filter_rows, parse_summary as parse_summary
 from ._records import read_entries
 
@@ -194,6 +197,7 @@ def _sync(index: Index, storage: Storage) -> None:
     now = time.time_ns()
     committed: set[str] = set()  # journaled commits: indexed unless already present
     reread: set[str] = set()  # ids whose record or summary must be read again
+    removals: set[str] = set()  # journaled removals: dropped unless the record is there again
 
     info = _journal_info(local)
     if info is not None and local is not None:
@@ -207,7 +211,7 @@ def _sync(index: Index, storage: Storage) -> None:
                 data = handle.read(info.st_size - offset)
             lines, used = decode_journal(data)
             for id, kind in lines:
-                (committed if kind == JOURNAL_COMMIT else reread).add(id)
+                (committed if kind == JOURNAL_COMMIT else removals if kind == JOURNAL_REMOVE else reread).add(id)
             updates["journal_inode"] = inode
             updates["journal_offset"] = str(offset + used)
 
@@ -230,6 +234,18 @@ def _sync(index: Index, storage: Storage) -> None:
         updates["root_mtime_ns"] = state[0] if state is not None else ""
         updates["root_scanned_ns"] = str(now)
 
+    if state is None and not settled:
+        # A removal from an object store that a crash interrupted leaves objects that a
+        # listing takes for the id's directory.
+        removals.update(storage.unfinished_removals())
+    recommitted: set[str] = set()
+    if removals:
+        recommitted = {id for id in removals if storage.has_record(id)}
+        gone = removals - recommitted
+        removed |= gone
+        committed -= gone
+        reread |= recommitted  # committed again after its removal: its row is made anew
+
     pending_text = meta.get("pending", "{}")
     pending: dict[str, int] = json.loads(pending_text) if pending_text != "{}" else {}
     if committed:
@@ -240,6 +256,8 @@ def _sync(index: Index, storage: Storage) -> None:
         reread |= pending.keys()
     reread -= removed
 
+    if recommitted:
+        index.remove(recommitted)
     new_pending: dict[str, int] = {} if state is not None or not settled else dict(pending)
     entries: list[IndexEntry] = []
     indexed = 0

@@ -6,8 +6,8 @@ import os
 from abc import ABC, abstractmethod
 
 from .._errors import StorageError
-from .._fs import TEMP_PREFIX, append_bytes, atomic_write, makedirs, read_small_file
-from .layout import RESERVED_PREFIX, STORAGE_META_DIR, SUMMARY_FILE, decode_summary, journal_path
+from .._fs import TEMP_PREFIX, append_bytes, atomic_write, fsync_directory, makedirs, read_small_file
+from .layout import RESERVED_PREFIX, STORAGE_META_DIR, SUMMARY_FILE, decode_summary, journal_path, removal_area
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,7 +29,8 @@ class Storage(ABC):
     mounted) paths; a remote backend (an object store) overrides them. Among them are the
     file primitives that runs build on (claims, heartbeats, ends, logs: see
     `retain.runs.files.RunFiles`): `read_file`, `has_file`, `create_file` (first writer wins),
-    `replace_file` and `append_file`, on one named file of an id. Abilities are the boolean
+    `replace_file` and `append_file`, on one named file of an id; and removal: `remove` (an id
+    whole, atomically for readers) and `delete_file` (one file, for reruns). Abilities are the boolean
     ``supports_*`` attributes, and `is_remote`.
     """
 
@@ -73,6 +74,73 @@ class Storage(ABC):
     def has_record(self, id: str) -> bool:
         """Whether `id` is committed."""
         return self.read_record(id) is not None
+
+    # -- removal ---------------------------------------------------------------------------
+
+    def remove(self, id: str, *, durable: bool = False) -> bool:
+        """Remove the record and every file of `id`, atomically for readers: during the call,
+        and after a crash at any point of it, `id` is either whole or not committed (its
+        leftovers invisible, finished by the next removal). True when `id` was committed.
+
+        The default renames the directory into the removal area
+        (``<root>/.retain/removing/``, see `retain.storage.layout`), then deletes it.
+
+        Raises:
+            StorageError: the storage cannot be written.
+        """
+        root = self.local_root()
+        if root is None:
+            raise StorageError(f"{self.url} has no place for its own files (.retain/): it cannot remove")
+        directory = self.local_directory(id)
+        committed = self.has_record(id)
+        area = removal_area(root)
+        makedirs(area, durable=durable)
+        target = f"{area}/{id}.{os.getpid()}.{os.urandom(4).hex()}"
+        try:
+            # The commit point: one rename, after which <root>/<id>/ is absent.
+            os.rename(directory, target)
+        except FileNotFoundError:
+            return False  # nothing there (or another process removed it first)
+        except OSError as exc:
+            raise StorageError(exc.errno or 0, f"could not remove {directory}: {exc.strerror or exc}") from exc
+        if durable:
+            fsync_directory(os.path.dirname(directory))
+            fsync_directory(area)
+        self.finish_removals()
+        return committed
+
+    def finish_removals(self) -> None:
+        """Delete what removals left behind (a crash after their commit point): invisible
+        leftovers, never a committed interface."""
+        root = self.local_root()
+        if root is None:
+            return
+        area = removal_area(root)
+        try:
+            names = os.listdir(area)
+        except FileNotFoundError:
+            return
+        import shutil  # here: `import retain` does not load shutil
+
+        for name in names:
+            # Two removers may delete one leftover at once: whatever vanishes meanwhile is fine.
+            shutil.rmtree(os.path.join(area, name), ignore_errors=True)
+
+    def unfinished_removals(self) -> list[str]:
+        """The ids whose removal a crash interrupted where leftovers could still look like a
+        directory of the id (an object store); the index drops them at its next listing."""
+        return []
+
+    def size(self, id: str) -> int:
+        """The bytes the files of `id` take in the storage (its record and run files included)."""
+        total = 0
+        for parent, _, names in os.walk(self.local_directory(id)):
+            for name in names:
+                try:
+                    total += os.lstat(os.path.join(parent, name)).st_size
+                except OSError:
+                    continue
+        return total
 
     # -- files of a remote storage (no-ops where local_directory() is the storage) ---------
 
@@ -198,6 +266,21 @@ class Storage(ABC):
             StorageError: the storage cannot be written.
         """
         append_bytes(self._local_path(id, name), data, durable=durable)
+
+    def delete_file(self, id: str, name: str) -> None:
+        """Delete file `name` of `id` (nothing happens when it is missing): what a rerun does
+        to the files of the run it replaces.
+
+        Raises:
+            StorageError: the storage cannot be written.
+        """
+        path = self._local_path(id, name)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StorageError(exc.errno or 0, f"could not delete {path}: {exc.strerror or exc}") from exc
 
     def _local_path(self, id: str, name: str) -> str:
         return os.path.join(self.local_directory(id), *name.split("/"))

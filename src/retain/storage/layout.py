@@ -22,7 +22,15 @@ The index (see "Index files" below) adds::
 
     <root>/<id>/summary.json      summary values (scalars) of an interface, written atomically
     <root>/.retain/index.sqlite   the default index: a cache, rebuilt from the records at will
-    <root>/.retain/journal        one line per commit or summary, appended before it is published
+    <root>/.retain/journal        one line per commit, summary or removal, appended before it happens
+
+Removal (`Storage.remove`, what `Interface.delete` and `retain rm` use; see "Removal" below)
+adds a removal area::
+
+    <root>/.retain/removing/<id>.<pid>.<token>/   a local directory being deleted: renamed here
+                                                  first (the rename is the removal's commit point)
+    <root>/.retain/removing/<id>                  on an object store: the marker of a removal in
+                                                  progress (written before the record is deleted)
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ __all__ = [
     "INDEX_FILE",
     "JOURNAL_COMMIT",
     "JOURNAL_FILE",
+    "JOURNAL_REMOVE",
+    "REMOVAL_DIR",
     "JOURNAL_SUMMARY",
     "MARKER_FILE",
     "MARKER_FORMAT",
@@ -62,6 +72,7 @@ __all__ = [
     "journal_path",
     "marker_path",
     "read_marker",
+    "removal_area",
     "summary_text",
 ]
 
@@ -244,9 +255,11 @@ JOURNAL_FILE = "journal"
 STORAGE_ID_FILE = "storage-id"
 #: Summary values of an interface, in its directory; reserved (not writable with `save_file`).
 SUMMARY_FILE = "summary.json"
-#: Journal line kinds: a commit, or a summary saved.
+#: Journal line kinds: a commit, a summary saved, or a removal (appended before the removal:
+#: the next query drops the id from the index unless its record is there).
 JOURNAL_COMMIT = "c"
 JOURNAL_SUMMARY = "s"
+JOURNAL_REMOVE = "r"
 
 
 def index_path(root: str) -> str:
@@ -261,7 +274,7 @@ def journal_path(root: str) -> str:
 
 def encode_journal_line(id: str, kind: str, time_ns: int) -> bytes:
     """One journal line: ``<id> <kind> <unix time in ns>\\n`` (54 bytes); kind is
-    `JOURNAL_COMMIT` or `JOURNAL_SUMMARY`."""
+    `JOURNAL_COMMIT`, `JOURNAL_SUMMARY` or `JOURNAL_REMOVE`."""
     return f"{id} {kind} {time_ns}\n".encode("ascii")
 
 
@@ -279,9 +292,44 @@ def decode_journal(data: bytes) -> tuple[list[tuple[str, str]], int]:
         except UnicodeDecodeError:
             continue
         id, kind = text[:ID_LENGTH], text[ID_LENGTH + 1:]
-        if is_id(id) and kind in (JOURNAL_COMMIT, JOURNAL_SUMMARY):
+        if is_id(id) and kind in (JOURNAL_COMMIT, JOURNAL_SUMMARY, JOURNAL_REMOVE):
             out.append((id, kind))
     return out, end
+
+
+# -- Removal ----------------------------------------------------------------------------------
+#
+# Removing an interface (`Storage.remove`) is atomic for readers: after a crash at any point the
+# interface is whole (found by get, from_directory and the index) or gone (found nowhere).
+#
+# Local (and sharded) storage: the journal line (``r``) is appended first; then the interface
+# directory is renamed into the removal area, ``<root>/.retain/removing/<id>.<pid>.<token>/``
+# (one rename on one file system: the commit point, after which ``<root>/<id>/`` is absent),
+# then deleted. What a crash leaves in the removal area is invisible (not an id directory) and
+# deleted by the next removal on the storage.
+#
+# Object store: objects cannot be renamed, so the record goes first. The objects of the id are
+# listed, the marker ``<root>/.retain/removing/<id>`` is written, the record is deleted (the
+# commit point: `get` finds nothing), then the other objects listed, then the marker. A crash
+# leaves objects without a record (invisible, like a killed commit's uploads) and the marker;
+# the next removal, a re-commit of that id (which looks for the marker first: one HEAD), and the
+# index's listing finish it, deleting only objects not newer than the marker, so the files a
+# re-commit uploads after it are never taken. A marker beside a record (a crash before the
+# record was deleted) is dropped: the interface stayed whole. Each machine's local cache of the
+# id is removed with it (renamed into the cache's own removal area, then deleted).
+#
+# The index follows: the removal's journal line is written before the storage changes, and the
+# removed ids are dropped from the index after it; a query reads the journal and drops every
+# journaled id whose record is absent, so a crash between the two steps is repaired by the next
+# query.
+
+#: Under `STORAGE_META_DIR`: the removal area.
+REMOVAL_DIR = "removing"
+
+
+def removal_area(root: str) -> str:
+    """The removal area of the storage (or cache) directory `root`."""
+    return f"{root}/{STORAGE_META_DIR}/{REMOVAL_DIR}"
 
 
 def _record_lines() -> Any:

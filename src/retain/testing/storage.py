@@ -333,3 +333,56 @@ class StorageConformance:
                 with pytest.raises(StorageError, match="cannot run on"):
                     run.launch()
 
+
+    # -- removal ---------------------------------------------------------------------------
+
+    def test_remove_primitive(self, storage: Storage) -> None:
+        id = some_id(40)
+        assert storage.remove(id) is False  # nothing there: nothing to do
+        with retain.storage(storage):
+            item = ConformanceItem({"i": 40})
+            item.save_file("deep/data.txt", "some data")
+            item.commit()
+        assert storage.size(item.id) >= len("some data") + len(storage.read_record(item.id) or b"")
+        assert storage.remove(item.id) is True
+        assert storage.read_record(item.id) is None and not storage.has_record(item.id)
+        assert item.id not in set(storage.iter_ids()) and item.id not in set(storage.iter_directories())
+        assert storage.read_file(item.id, "deep/data.txt") is None and storage.size(item.id) == 0
+        assert storage.remove(item.id) is False
+
+    def test_delete_file(self, storage: Storage) -> None:
+        with retain.storage(storage):
+            item = ConformanceItem({"i": 42})
+            item.save_file("a/b.txt", "b")
+            item.save_file("c.txt", "c")
+            item.commit()
+        storage.delete_file(item.id, "a/b.txt")
+        storage.delete_file(item.id, "missing.txt")  # nothing to do
+        assert storage.read_file(item.id, "a/b.txt") is None and not storage.has_file(item.id, "a/b.txt")
+        assert storage.list_files(item.id) == ["c.txt", "interface.json"]
+
+    def test_delete_then_commit_again(self, storage: Storage) -> None:
+        with retain.storage(storage):
+            item = ConformanceItem({"i": 41})
+            item.save_file("old.txt", "old")
+            item.commit()
+            assert [r.id for r in item.delete()] == [item.id] and not item.is_committed()
+            assert not get(ConformanceItem, {"i": 41}).is_committed()
+            assert get.all(ConformanceItem).ids() == []
+            again = get(ConformanceItem, {"i": 41})
+            again.save_file("new.txt", "new")
+            again.commit()
+            found = get(ConformanceItem, {"i": 41})
+            assert found.is_committed() and found.files() == ["interface.json", "new.txt"]
+            assert found.load_file("new.txt") == "new" and get.all(ConformanceItem).ids() == [item.id]
+
+    def test_delete_a_component_then_run_it_again(self, storage: Storage) -> None:
+        require(storage, "supports_runs")
+        with retain.storage(storage):
+            run = ConformanceRun({"n": 8})
+            run.launch()
+            run.delete()
+            fresh = get(ConformanceRun, {"n": 8})
+            assert not fresh.is_committed() and fresh.execution.state() == "missing"
+            fresh.launch()
+            assert fresh.execution.state() == "finished" and fresh.execution.runs()[-1]["run"] == 1

@@ -8,16 +8,19 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ..._errors import StorageError
 from ..._fs import TEMP_PREFIX, atomic_write, makedirs, temp_path_for
+from ..._timestamps import now_iso
 from ...identity import ID_LENGTH, is_id
 from ..base import Storage
 from ..layout import (
     MARKER_FORMAT,
     RECORD_FILE,
+    REMOVAL_DIR,
     RESERVED_PREFIX,
     STORAGE_META_DIR,
     interface_directory,
     marker_path,
     read_marker,
+    removal_area,
 )
 from ._cache_versions import read_versions, record_versions, s3_upload_version, version_of
 from ._filesystems import cache_name, defaults, endpoint_of, filesystem
@@ -197,6 +200,10 @@ class FsspecStorage(Storage):
         data = self.store.cat(self._key(id, RECORD_FILE))
         if data is not None:
             self._cache_record(id, data)
+        elif os.path.isfile(os.path.join(self.local_directory(id), RECORD_FILE)):
+            # Cached while committed, and removed since (elsewhere): its cached files belong
+            # to the removed interface, not to a new commit of the identity.
+            self._drop_cache(id)
         return data
 
     def has_record(self, id: str) -> bool:
@@ -204,6 +211,12 @@ class FsspecStorage(Storage):
 
     def publish_record(self, id: str, data: bytes, *, durable: bool = False) -> bool:
         # Object stores acknowledge a write once it is durable: `durable` asks nothing more.
+        self._check()
+        # A removal of this id that a crash interrupted left objects without a record: they
+        # must not join this commit (a component's old run files would say it ran).
+        marker = self.store.info(self._removal_marker(id))
+        if marker is not None:
+            self._finish_removal(id, marker)
         names = self._local_files(id)
         if names and self.has_record(id):
             won = False  # committed already: its files stay as they are
@@ -266,6 +279,142 @@ class FsspecStorage(Storage):
                 id = key[start:start + ID_LENGTH]
                 if id in wanted:
                     yield id
+
+    # -- removal -----------------------------------------------------------------------------
+    #
+    # The order (see retain.storage.layout, "Removal"): list the objects, write the marker,
+    # delete the record (the commit point), the objects listed, the marker.
+
+    def _removal_marker(self, id: str) -> str:
+        return f"{self.root}/{STORAGE_META_DIR}/{REMOVAL_DIR}/{id}"
+
+    def remove(self, id: str, *, durable: bool = False) -> bool:
+        self._check()
+        record = self._key(id, RECORD_FILE)
+        keys = self._objects(id)
+        committed = record in keys
+        if keys:
+            marker = self._removal_marker(id)
+            self.store.put(marker, (now_iso() + "\n").encode())
+            if committed:
+                self._delete([record], f"the record of {id}")
+            rest = [key for key in keys if key != record]
+            if rest:
+                self._delete(rest, f"the files of {id}")
+            self._delete([marker], f"the removal marker of {id}")
+            self._remove_directories(id, keys)
+        self._drop_cache(id)
+        self.finish_removals()
+        return committed
+
+    def _objects(self, id: str, detail: bool = False) -> Any:
+        """The keys of the objects of `id` (with `detail`, a dict of key -> info)."""
+        try:
+            found = self.fs.find(self._key(id), detail=detail)
+        except FileNotFoundError:
+            return {} if detail else []
+        except Exception as exc:
+            raise self.store.error(f"list the files of {id}", exc) from exc
+        if detail:
+            return {self.fs._strip_protocol(key): info for key, info in found.items()}
+        return [self.fs._strip_protocol(key) for key in found]
+
+    def _delete(self, keys: list[str], what: str) -> None:
+        try:
+            if len(keys) == 1:
+                self.fs.rm_file(keys[0])
+            else:
+                self.fs.rm(keys)  # in batches of up to 1,000 keys on S3
+        except FileNotFoundError:
+            pass  # deleted meanwhile by another remover
+        except Exception as exc:
+            raise self.store.error(f"delete {what}", exc) from exc
+
+    def _remove_directories(self, id: str, keys: list[str]) -> None:
+        """Remove the directories the objects of `id` leave empty, deepest first, where the
+        store keeps them (the memory store, a file system; SeaweedFS's S3 lists an empty
+        folder until its key is deleted, which real S3 answers as a no-op): a listing would
+        take the id's directory for a commit in flight. A directory that is not empty (a new
+        commit's files) stays."""
+        if self.bucket and not self.store.s3:
+            return
+        directories = {self._key(id)}
+        for key in keys:
+            parent = key.rsplit("/", 1)[0]
+            while parent.startswith(self._key(id) + "/"):
+                directories.add(parent)
+                parent = parent.rsplit("/", 1)[0]
+        for directory in sorted(directories, key=len, reverse=True):
+            try:
+                if self.store.s3:
+                    bucket, _, name = directory.partition("/")
+                    self.fs.call_s3("delete_object", Bucket=bucket, Key=name)
+                else:
+                    self.fs.rmdir(directory)
+            except Exception:
+                pass  # not empty (a new commit's files), or already gone
+
+    def _finish_removal(self, id: str, marker: dict[str, Any]) -> None:
+        """Finish the removal of `id` that left `marker`: delete the objects not newer than
+        the marker (never the uploads of a commit made after it), unless the record is still
+        there (the removal never reached its commit point: the interface stays whole)."""
+        if not self.has_record(id):
+            since = _modified(marker)
+            old = [
+                key for key, info in self._objects(id, detail=True).items()
+                if since is None or (_modified(info) or 0.0) <= since
+            ]
+            if old:
+                self._delete(old, f"the files left by the removal of {id}")
+                self._remove_directories(id, old)
+        self._delete([self._removal_marker(id)], f"the removal marker of {id}")
+
+    def finish_removals(self) -> None:
+        area = f"{self.root}/{STORAGE_META_DIR}/{REMOVAL_DIR}"
+        try:
+            found = self.fs.find(area, detail=True)
+        except FileNotFoundError:
+            found = {}
+        except Exception as exc:
+            raise self.store.error("list the removals in progress", exc) from exc
+        for key, info in found.items():
+            id = key.rstrip("/").rsplit("/", 1)[-1]
+            if is_id(id):
+                self._finish_removal(id, info)
+        super().finish_removals()  # the cache's removal area
+
+    def unfinished_removals(self) -> list[str]:
+        self._check()
+        area = f"{self.root}/{STORAGE_META_DIR}/{REMOVAL_DIR}"
+        try:
+            keys = self.fs.find(area)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise self.store.error("list the removals in progress", exc) from exc
+        ids = (key.rstrip("/").rsplit("/", 1)[-1] for key in keys)
+        return [id for id in ids if is_id(id)]
+
+    def size(self, id: str) -> int:
+        self._check()
+        return sum(int(info.get("size") or 0) for info in self._objects(id, detail=True).values())
+
+    def _drop_cache(self, id: str) -> None:
+        """Remove this machine's cached copy of `id` (renamed away first, then deleted)."""
+        directory = self.local_directory(id)
+        if os.path.isdir(directory):
+            area = removal_area(self.cache)
+            makedirs(area)
+            target = f"{area}/{id}.{os.getpid()}.{os.urandom(4).hex()}"
+            try:
+                os.rename(directory, target)
+            except FileNotFoundError:
+                pass
+            else:
+                import shutil  # here: `import retain` does not load shutil
+
+                shutil.rmtree(target, ignore_errors=True)
+        _unlink(os.path.join(self.cache, STORAGE_META_DIR, "versions", f"{id}.json"))
 
     # -- files -------------------------------------------------------------------------------
 
@@ -384,6 +533,12 @@ class FsspecStorage(Storage):
     def append_file(self, id: str, name: str, data: bytes, *, durable: bool = False) -> None:
         self.store.append(self._key(id, name), data)
 
+    def delete_file(self, id: str, name: str) -> None:
+        self._check()
+        self._delete([self._key(id, name)], f"{name} of {id}")
+        _unlink(os.path.join(self.local_directory(id), *name.split("/")))
+        record_versions(self.cache, id, {name: None})
+
     def read_files(self, items: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         self._check()
         keys = {self._key(id, name): (id, name) for id, name in items}
@@ -399,6 +554,19 @@ class FsspecStorage(Storage):
             if item is not None and isinstance(data, (bytes, bytearray)):
                 out[item] = bytes(data)
         return out
+
+
+def _modified(info: dict[str, Any]) -> float | None:
+    """When an object was last written (seconds since the epoch), from fsspec's info; None
+    when the store does not say."""
+    for name in ("LastModified", "mtime", "created"):
+        value = info.get(name)
+        stamp = getattr(value, "timestamp", None)
+        if stamp is not None:
+            return float(stamp())
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
 
 
 def _unlink(path: str) -> None:

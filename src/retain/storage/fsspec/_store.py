@@ -99,7 +99,10 @@ class ObjectStore:
             if self.s3:  # one HEAD (info() also lists, to tell a missing key from a directory)
                 bucket, _, name = key.partition("/")
                 head = self.fs.call_s3("head_object", Bucket=bucket, Key=name)
-                return {"type": "file", "size": head.get("ContentLength"), "ETag": head.get("ETag")}
+                return {
+                    "type": "file", "size": head.get("ContentLength"), "ETag": head.get("ETag"),
+                    "LastModified": head.get("LastModified"),
+                }
             info = self.fs.info(key)
         except FileNotFoundError:
             return None
