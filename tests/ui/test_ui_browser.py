@@ -166,7 +166,8 @@ def test_detail_shows_config_summary_files_output_and_a_drawn_chart(page: Any, w
     page.wait_for_selector("#charts .chart[data-title='loss'] svg.main-svg")
     page.wait_for_function("document.querySelector('#output').textContent.includes('training with lr=0.2')")
     assert page.inner_text("#command").startswith("retain uiproject:Train ")
-    assert "host" in page.inner_text("#provenance")
+    provenance = page.inner_text("#provenance")
+    assert "host" in provenance and "platform" in provenance and "numpy " in provenance
     screenshot(page, "ui-detail.png")
     page.click(f"text=Data [{world['data'][:6]}]")
     page.wait_for_selector("#users")

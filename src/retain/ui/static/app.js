@@ -218,8 +218,11 @@ async function detail(id) {
   const git = prov.git || {};
   const provenance = [
     ["created", fmtTime(data.created)],
-    ["host", prov.host], ["python", prov.python], ["retain", prov.retain], ["source", prov.source_file],
+    ["host", prov.host], ["python", prov.python], ["platform", prov.platform], ["retain", prov.retain],
+    ["source", prov.source_file],
     ["git commit", git.commit ? `${git.commit}${git.dirty ? " (dirty)" : ""}` : "(not in a git repository)"],
+    ["packages", prov.packages && Object.keys(prov.packages).length
+      ? Object.entries(prov.packages).map(([name, version]) => `${name} ${version}`).join(", ") : undefined],
     ...data.events.map((e) => [`${e.event} (run ${e.run})`, `${fmtTime(e.time)}${e.host ? " on " + e.host : ""}`]),
   ].filter(([, v]) => v !== undefined && v !== null);
   const charts = el("div", {class: "grid", id: "charts"});
