@@ -194,4 +194,4 @@ def test_the_graph_sees_function_level_imports_and_cycles() -> None:
     edges = [Import("a", "b", 1, False, False), Import("b", "a", 2, True, False), Import("b", "c", 3, False, False)]
     assert cycles(edges) == [["a", "b"]]
     graph = {edge.target for edge in imports() if edge.source == "retain.component"}
-    assert "retain.runs.dispatch" in graph  # imported inside `launch`
+    assert "retain.runs.status" in graph  # imported inside `Component.execution`

@@ -8,7 +8,7 @@ from . import _settings
 from ._errors import ComponentDefinitionError, InterfaceNotFoundError, InUseError
 from .index import _updates as _index_updates
 from .interface import Interface
-from .runs import launch_one
+from .runs import check_storage_runs, launch_one
 from .storage.layout import (
     EVENTS_FILE,
     FAILURES_FILE,
@@ -118,10 +118,6 @@ class Component(Interface):
             LaunchError: the run failed elsewhere (see `wait`).
             Exception: whatever ``__call__`` raised, when it ran here (recorded first).
         """
-        # The run machinery (claims, heartbeat and flusher threads) loads at the first launch:
-        # `import retain` stays cheap.
-        from .runs.dispatch import check_storage_runs
-
         check_runnable(type(self))
         check_storage_runs(self.storage)
         self.commit()

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
+from .._errors import StorageError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
     from ..component import Component
+    from ..storage.base import Storage
 
-__all__ = ["batch", "install_in_process", "launch_one"]
+__all__ = ["batch", "check_storage_runs", "install_in_process", "launch_one"]
 
 
 #: The innermost ``with execution:`` block's batch, which `Component.launch` joins (set by
@@ -47,3 +50,14 @@ def launch_one(component: Component, wait: bool | float) -> None:
         current.add(component, wait)
     else:
         _in_process[0](component, wait)
+
+
+def check_storage_runs(storage: Storage) -> None:
+    """Raise `StorageError` if components cannot run on `storage` (an object store without
+    put-if-absent)."""
+    if not storage.supports_runs:
+        raise StorageError(
+            f"components cannot run on {storage.url}: their exactly-once claims need a store "
+            "that creates an object only if it is absent (S3, GCS), or a local or shared file "
+            "system; interfaces, their files and summaries can live here"
+        )

@@ -8,8 +8,8 @@ import sys
 import time
 
 from .. import _settings
-from .._errors import StorageError
 from ..interface import running_here
+from . import check_storage_runs
 from .._timestamps import now_iso
 from ..storage.layout import FAILURES_FILE, end_file
 from .files import RunFiles
@@ -19,9 +19,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..component import Component
-    from ..storage import Storage
 
-__all__ = ["Outcome", "RunOptions", "check_storage_runs", "describe_error", "run_component"]
+__all__ = ["Outcome", "RunOptions", "describe_error", "run_component"]
 
 class RunOptions:
     """How a run is made; recorded in its claim, never part of the component's identity.
@@ -148,17 +147,6 @@ def apply_seed(seed: int) -> None:
             _numpy = numpy
     if _numpy is not False:
         _numpy.random.seed(seed % 2**32)
-
-
-def check_storage_runs(storage: Storage) -> None:
-    """Raise `StorageError` if components cannot run on `storage` (an object store without
-    put-if-absent)."""
-    if not storage.supports_runs:
-        raise StorageError(
-            f"components cannot run on {storage.url}: their exactly-once claims need a store "
-            "that creates an object only if it is absent (S3, GCS), or a local or shared file "
-            "system; interfaces, their files and summaries can live here"
-        )
 
 
 def run_component(component: Component, options: RunOptions) -> Outcome:
