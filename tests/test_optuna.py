@@ -235,3 +235,24 @@ def test_wrong_uses_are_clear_errors(search: object) -> None:
         objective(quad, space, metric="metrics.acc").optimize(optuna.create_study(), n_trials=1)
     with pytest.raises(KeyError, match="no 'retain_id' attribute"):
         missing.component(optuna.trial.create_trial(value=1.0))
+
+
+def test_trials_run_in_the_execution_given_and_now_inside_a_with_block(
+    tmp_path: Path, project: Path, search: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quad, space = search.Quad, search.space  # type: ignore[attr-defined]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(project), *sys.path]))
+    pooled = objective(quad, space, execution="retain.execution.pool")
+    study = pooled.optimize(optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1)), n_trials=2)
+    assert len(runs(tmp_path)) == 2 and len({trial.value for trial in study.trials}) == 2
+    assert all(pooled.component(trial).execution.is_finished() for trial in study.trials)
+    # Inside a `with execution:` block (which queues launches), a trial still runs at once.
+    with get("retain.execution.pool", {"processes": 2}):
+        here = objective(quad, space)
+        here.optimize(study, n_trials=3)
+        assert len(runs(tmp_path)) == 3
+    # An execution that returns before its runs end cannot serve a trial: said, not guessed.
+    queued = objective(quad, space, execution=get("retain.execution.slurm", {"dry_run": True}))
+    with pytest.raises(retain.ExecutionError, match="has not finished after SlurmExecution returned"):
+        queued(study.ask())
+    assert len(runs(tmp_path)) == 3

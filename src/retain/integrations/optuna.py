@@ -20,8 +20,8 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FixedTrial, FrozenTrial, TrialState, create_trial
 
-from .._api import components_of, launch
-from .._errors import ConfigError, MetricMissingError
+from .._api import components_of, make_execution
+from .._errors import ConfigError, ExecutionError, MetricMissingError
 from .._get import get
 from ..component import Component
 from ..execution.base import Execution
@@ -56,8 +56,10 @@ def objective(
         metric: what a trial returns: ``"summary.<key>"`` (from `save_summary`),
             ``"metrics.<name>"`` (the last value logged with `log_metrics`), a sequence of
             those for a multi-objective study, or a function of the finished component.
-        execution: where to run each trial (as `retain.launch`); default: the innermost
-            ``with execution:`` block, else in this process. The trial waits for its result.
+        execution: where each trial runs: an Execution or its module name
+            (``"retain.execution.pool"``); default: in this process (also inside a ``with
+            execution:`` block, which would only queue it). The trial waits for its result, so
+            an execution that returns before its runs end (slurm) cannot serve.
     """
     return Objective(target, space, metric, execution=execution)
 
@@ -88,6 +90,7 @@ class Objective:
         self.space = space
         self.metric = metric
         self.execution = execution
+        self._execution: Execution | None = None
 
     def __call__(self, trial: optuna.Trial) -> float | Sequence[float]:
         """Launch the trial's result (run unless finished) and return its metric.
@@ -96,11 +99,22 @@ class Objective:
             ConfigError: a parameter does not name the config key it sets.
             LaunchError: the component failed (``study.optimize(..., catch=LaunchError)``
                 records a failed trial and goes on).
+            ExecutionError: the execution returned before the run ended (a batch system).
         """
         component = get(self.target, dict(self.space(trial)))
         _check_names(trial.params, component)
         trial.set_user_attr(ID_ATTR, component.id)
-        launch([component], execution=self.execution)
+        if self._execution is None:
+            # Dispatched now, even inside a `with execution:` block: the sampler needs the value.
+            self._execution = make_execution(self.execution)
+        self._execution.dispatch([component])
+        if not component.cached():
+            raise ExecutionError(
+                f"{component!r} has not finished after {type(self._execution).__name__} returned "
+                "(it queues runs and returns), but a trial needs its value now: use an execution "
+                "that waits for its runs ('retain.execution.pool', 'retain.execution.dask'), or "
+                "none (in this process)"
+            )
         return self.value(component)
 
     def value(self, component: Component) -> float | tuple[float, ...]:
