@@ -256,3 +256,35 @@ def test_trials_run_in_the_execution_given_and_now_inside_a_with_block(
     with pytest.raises(retain.ExecutionError, match="has not finished after SlurmExecution returned"):
         queued(study.ask())
     assert len(runs(tmp_path)) == 3
+
+
+def test_a_conditional_space_and_a_study_kept_in_optuna_storage_reuse_too(tmp_path: Path, search: object) -> None:
+    quad = search.Quad  # type: ignore[attr-defined]
+
+    def conditional(trial: optuna.Trial) -> dict[str, object]:
+        act = trial.suggest_categorical("model.act", ["relu", "tanh"])
+        depth = trial.suggest_int("model.depth", 1, 3) if act == "relu" else 1
+        return {"x": trial.suggest_float("x", -5, 5), "model.act": act, "model.depth": depth}
+
+    target = objective(quad, conditional)
+    first = target.optimize(optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)), n_trials=6)
+    assert len(runs(tmp_path)) == 6
+    again = optuna.create_study()
+    assert len(target.reuse(again)) == 6
+    # Each trial has the parameters its path suggested, and the values of the first study.
+    values = {trial.user_attrs[ID_ATTR]: (trial.params, trial.value) for trial in first.trials}
+    assert {trial.user_attrs[ID_ATTR]: (trial.params, trial.value) for trial in again.trials} == values
+    assert any("model.depth" not in params for params, _ in values.values())
+
+    # A study in Optuna's own storage: what it holds is not added again.
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    kept = optuna.create_study(storage=url, study_name="quad")
+    target.optimize(kept, n_trials=7)
+    assert len(kept.trials) == 7 and len(runs(tmp_path)) == 7
+    loaded = optuna.load_study(storage=url, study_name="quad")
+    assert target.reuse(loaded) == []
+    target.optimize(loaded, n_trials=7)
+    assert len(loaded.trials) == 7 and len(runs(tmp_path)) == 7
+
+    # A result whose metric is NaN is not a trial value.
+    assert objective(quad, conditional, metric=lambda result: float("nan")).reuse(optuna.create_study()) == []
