@@ -288,3 +288,11 @@ def test_a_conditional_space_and_a_study_kept_in_optuna_storage_reuse_too(tmp_pa
 
     # A result whose metric is NaN is not a trial value.
     assert objective(quad, conditional, metric=lambda result: float("nan")).reuse(optuna.create_study()) == []
+
+
+def test_without_optuna_the_import_error_says_how_to_install_it() -> None:
+    code = ("import sys; sys.modules['optuna'] = None\n"
+            "try:\n    import retain.integrations.optuna\n"
+            "except ImportError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "needs the optuna package: pip install 'retain[optuna]'" in done.stdout, done.stderr

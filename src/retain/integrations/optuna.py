@@ -4,8 +4,8 @@
 config (what ``space(trial)`` returns) is ``get(Train, config)``, launched (a finished one is
 not run again) and scored by its metric. ``objective.optimize(study, n_trials=20)`` first adds
 every finished ``Train`` the space could have suggested to the study as a complete trial
-(`reuse`), then runs trials until the study holds ``n_trials`` complete ones: re-running a
-script after a crash, or with more trials, computes no finished trial again, and the study
+(`reuse`), then runs trials until the study holds ``n_trials`` distinct results: re-running
+a script after a crash, or with more trials, computes no finished trial again, and the study
 knows their values. See docs/search.md.
 """
 
@@ -16,7 +16,12 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import optuna
+try:
+    import optuna
+except ImportError as exc:  # said clearly, with the fix
+    raise ImportError(
+        "retain.integrations.optuna needs the optuna package: pip install 'retain[optuna]'"
+    ) from exc
 from optuna.distributions import BaseDistribution
 from optuna.trial import FixedTrial, FrozenTrial, TrialState, create_trial
 
