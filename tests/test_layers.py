@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("component", ["retain.component"]),
     ("execution", ["retain.execution"]),
     ("verbs", ["retain._api", "retain._grid", "retain._lifecycle", "retain._stale", "retain._syntax", "retain"]),
-    ("clients", ["retain.cli", "retain.ui", "retain.testing"]),
+    ("clients", ["retain.cli", "retain.ui", "retain.testing", "retain.integrations"]),
 ]
 
 

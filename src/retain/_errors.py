@@ -17,6 +17,7 @@ brackets), so `except ValueError` keeps working for code that does not know abou
         IndexDatabaseError (RuntimeError)
         InterfaceNotFoundError (LookupError)
         LaunchError (RuntimeError)
+        MetricMissingError (LookupError)
         ModuleResolutionError (ImportError)
             NotImportableError
         RecordError (ValueError)
@@ -49,6 +50,7 @@ __all__ = [
     "IndexWarning",
     "InterfaceNotFoundError",
     "LaunchError",
+    "MetricMissingError",
     "ModuleResolutionError",
     "NotImportableError",
     "RecordError",
@@ -91,6 +93,11 @@ class InUseError(RetainError, RuntimeError):
 
 class InterfaceNotFoundError(RetainError, LookupError):
     """No committed interface matches an id or prefix, or a prefix matches several."""
+
+
+class MetricMissingError(RetainError, LookupError):
+    """A result has no value for the metric asked of it (a summary key it never saved, a
+    metric it never logged): the message lists those it has."""
 
 
 class UnsafePathError(RetainError, ValueError):
