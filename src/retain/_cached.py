@@ -14,16 +14,16 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-
-from ._errors import ConfigError, ExecutionError
-from .component import Component
-from .interface import Interface
-from .codecs import codec_for
-from .modules import main_module_name
-from .storage.layout import FINISHED_FILE
-
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, ParamSpec, TypeVar
+
+from ._errors import ConfigError, ExecutionError, FileMissingError
+from ._get import get
+from .codecs import codec_for
+from .component import Component
+from .interface import Interface
+from .modules import main_module_name
+from .storage.layout import FINISHED_FILE
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -94,8 +94,6 @@ class CachedFunction(Generic[P, R]):
 
     def get(self, *args: P.args, **kwargs: P.kwargs) -> CachedCall:
         """The interface of this call: committed (its result stored) or not; never computes."""
-        from ._get import get  # `get` resolves the committed record the same way as everywhere
-
         call = self._call(args, kwargs)
         found = get(self.component, {"arguments": call.config.arguments.to_dict()})
         found._retain_arguments = call._retain_arguments
@@ -152,8 +150,6 @@ class CachedCall(Component):
         Raises:
             FileMissingError: it has no result (not computed yet, or removed).
         """
-        from ._errors import FileMissingError
-
         storage = self.storage
         if not storage.is_remote:
             directory = self.local_directory()
@@ -239,7 +235,7 @@ def pandas_hash(value: Any) -> str:
     """A hash of a pandas object's content: values, index, columns, dtypes, names."""
     import hashlib
 
-    import pandas
+    import pandas  # the caller passed a pandas object: it is loaded already
 
     digest = hashlib.blake2b(digest_size=16)
     digest.update(type(value).__name__.encode())
