@@ -97,6 +97,34 @@ def test_a_dict_that_json_would_change_is_pickled(project: Path) -> None:
     assert "result.p" in f.get(3).files()
 
 
+def test_a_call_inside_an_execution_block_runs_at_once_here(fits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    x = np.arange(3.0)
+    with get("retain.execution.local"):
+        assert fits.fit(x, ridge=2.0) == {"total": 6.0, "n": 3}  # not queued: the value now
+    assert calls(tmp_path / "calls.txt") == 1
+
+
+def test_a_failed_call_raises_and_the_next_call_computes_again(project: Path, tmp_path: Path) -> None:
+    flag = tmp_path / "fail"
+    flag.touch()
+    write_module(project, "flaky", f"""
+import os, retain
+
+@retain.cached
+def flaky(n):
+    if os.path.exists({str(flag)!r}):
+        raise ValueError("not yet")
+    return [n]
+""")
+    flaky = importlib.import_module("flaky").flaky
+    with pytest.raises(ValueError, match="not yet"):
+        flaky(1)
+    assert flaky.get(1).execution.is_failed()
+    flag.unlink()
+    assert flaky(1) == [1]
+    assert flaky(1) == [1] and flaky.get(1).cached()
+
+
 def test_get_returns_the_interface_committed_or_not(fits) -> None:  # type: ignore[no-untyped-def]
     x = np.arange(5.0)
     before = fits.fit.get(x, ridge=3.0)

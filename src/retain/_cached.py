@@ -23,6 +23,7 @@ from .codecs import codec_for
 from .component import Component
 from .interface import Interface
 from .modules import main_module_name
+from .runs import batch
 from .storage.layout import FINISHED_FILE
 
 P = ParamSpec("P")
@@ -105,7 +106,13 @@ class CachedFunction(Generic[P, R]):
         if found is not _MISS:
             return found  # type: ignore[no-any-return]
         if not call.cached():
-            call.launch()
+            # Now and here even inside ``with execution:``: the arguments live in this
+            # process, and the caller waits for the value.
+            token = batch.set(None)
+            try:
+                call.launch()
+            finally:
+                batch.reset(token)
         return call.result()  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
