@@ -286,6 +286,25 @@ def test_stale_from_the_command_line_names_the_call(
     assert "fit.component" in out and "changed since" in out
 
 
+def test_calls_on_an_object_store(fits, s3_env: dict[str, str], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from conftest import new_url
+
+    x = np.arange(4.0)
+    with retain.storage(new_url(s3_env)):
+        assert fits.scale(x) is not None and fits.fit(x, ridge=1.0) == {"total": 6.0, "n": 4}
+        np.testing.assert_array_equal(fits.scale(x), [0.0, 2.0, 4.0, 6.0])  # hits, from the store
+        assert fits.fit(x, ridge=1.0) == {"total": 6.0, "n": 4}
+        assert "result.json" in fits.fit.get(x, ridge=1.0).files()
+    assert calls(tmp_path / "calls.txt") == 1
+
+
+def test_a_cached_function_pickles_by_reference(fits) -> None:  # type: ignore[no-untyped-def]
+    import pickle
+
+    assert pickle.loads(pickle.dumps(fits.fit)) is fits.fit
+    assert repr(fits.fit) == "<retain.cached fits:fit>" and fits.fit.__doc__ == "Fit (counts its calls in a file)."
+
+
 def test_cached_is_exported_lazily() -> None:
     assert retain.cached is importlib.import_module("retain._cached").cached
     assert "cached" in retain.__all__ and "cached" in dir(retain)

@@ -115,6 +115,11 @@ class CachedFunction(Generic[P, R]):
                 batch.reset(token)
         return call.result()  # type: ignore[no-any-return]
 
+    def __reduce__(self) -> str:
+        # By reference, as functions are (its module's attribute): passed to another process,
+        # it is the same decorated function there, with the same component class.
+        return str(getattr(self.function, "__qualname__", self.function.__name__))
+
     def __repr__(self) -> str:
         return f"<retain.cached {self.reference}>"
 
