@@ -47,7 +47,8 @@ def cached(function: Callable[P, R]) -> CachedFunction[P, R]:
 
     ``fit(x, ridge=1.0)`` returns the stored result of that call if there is one (in any
     process sharing the storage), else calls `fit`, stores its return value (a dict or list as
-    JSON, a numpy array as ``.npy``, anything else pickled) and returns it. Two processes
+    JSON, a numpy array as ``.npy``, anything else pickled) and returns it as stored (so a
+    first call and a later one return equal values). Two processes
     making the same call at once compute it once. ``fit.get(x, ridge=1.0)`` is the interface
     behind the call (committed or not): its files, record, provenance, ``delete()``.
 
@@ -82,22 +83,27 @@ class CachedFunction(Generic[P, R]):
             },
         )
 
-    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> CachedCall:
+    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict[str, Any], inspect.BoundArguments]:
+        """The call's identifying arguments (defaults applied), and the arguments to call with."""
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"{self.reference}(): {exc}") from None
         bound.apply_defaults()
         arguments = {name: argument_identity(value, name, self.reference) for name, value in bound.arguments.items()}
-        call = self.component({"arguments": arguments})
+        return {"arguments": arguments}, bound
+
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> CachedCall:
+        version, bound = self._bind(args, kwargs)
+        call = self.component(version)
         call._retain_arguments = (bound.args, bound.kwargs)
         return call
 
     def get(self, *args: P.args, **kwargs: P.kwargs) -> CachedCall:
         """The interface of this call: committed (its result stored) or not; never computes."""
-        call = self._call(args, kwargs)
-        found = get(self.component, {"arguments": call.config.arguments.to_dict()})
-        found._retain_arguments = call._retain_arguments
+        version, bound = self._bind(args, kwargs)
+        found = get(self.component, version)
+        found._retain_arguments = (bound.args, bound.kwargs)
         return found
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
