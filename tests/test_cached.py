@@ -125,6 +125,15 @@ def flaky(n):
     assert flaky(1) == [1] and flaky.get(1).cached()
 
 
+def test_variadic_arguments_and_numpy_scalars(project: Path) -> None:
+    write_module(project, "variadic", "import retain\n\n@retain.cached\ndef f(*args, scale=1, **kw):\n    return [list(args), scale, kw]\n")
+    f = importlib.import_module("variadic").f
+    assert f(1, 2, scale=3, name="a") == [[1, 2], 3, {"name": "a"}]
+    assert f.get(1, 2, scale=3, name="a").config.arguments.to_dict() == {"args": [1, 2], "kw": {"name": "a"}, "scale": 3}
+    assert f.get(np.int64(1), 2, scale=3, name="a").is_committed()  # a numpy scalar is its value
+    assert not f.get(1, 2, scale=3, name="b").is_committed()
+
+
 def test_get_returns_the_interface_committed_or_not(fits) -> None:  # type: ignore[no-untyped-def]
     x = np.arange(5.0)
     before = fits.fit.get(x, ridge=3.0)
