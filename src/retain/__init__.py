@@ -60,12 +60,14 @@ if TYPE_CHECKING:
     from ._diff import InterfaceDiff
     from ._grid import Grid, grid
     from ._stale import stale
+    from ._cached import CachedFunction, cached
 del TYPE_CHECKING
 
 #: The verbs over many results load when first named: `import retain` stays cheap.
 _LAZY = {
     "InterfaceDiff": "_diff", "Grid": "_grid", "grid": "_grid", "StatusReport": "_api",
     "launch": "_api", "status": "_api", "stale": "_stale", "ExecutionStatus": "runs.status",
+    "cached": "_cached", "CachedFunction": "_cached",
 }
 
 
@@ -85,6 +87,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AlreadyRunningError",
+    "CachedFunction",
     "Codec",
     "CodecError",
     "Collection",
@@ -122,6 +125,7 @@ __all__ = [
     "VersionError",
     "__version__",
     "between",
+    "cached",
     "ge",
     "get",
     "grid",
