@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from .runs.status import ExecutionStatus
     from ._diff import InterfaceDiff
     from ._grid import Grid, grid
+    from ._health import DiskUsage, VerifyReport, du, verify
     from ._stale import stale
 del TYPE_CHECKING
 
@@ -66,6 +67,7 @@ del TYPE_CHECKING
 _LAZY = {
     "InterfaceDiff": "_diff", "Grid": "_grid", "grid": "_grid", "StatusReport": "_api",
     "launch": "_api", "status": "_api", "stale": "_stale", "ExecutionStatus": "runs.status",
+    "DiskUsage": "_health", "VerifyReport": "_health", "du": "_health", "verify": "_health",
 }
 
 
@@ -92,6 +94,7 @@ __all__ = [
     "ComponentDefinitionError",
     "ConfigError",
     "ConfigView",
+    "DiskUsage",
     "Element",
     "Execution",
     "ExecutionError",
@@ -119,9 +122,11 @@ __all__ = [
     "Storage",
     "StorageError",
     "UnsafePathError",
+    "VerifyReport",
     "VersionError",
     "__version__",
     "between",
+    "du",
     "ge",
     "get",
     "grid",
@@ -135,4 +140,5 @@ __all__ = [
     "stale",
     "status",
     "storage",
+    "verify",
 ]

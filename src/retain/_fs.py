@@ -54,12 +54,18 @@ def reclaim_temporaries(directory: str, *, older_than: float = ABANDONED_AFTER) 
                         pending.append(entry.path)
                     elif entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
                         age = now - entry.stat(follow_symlinks=False).st_mtime
-                        if age > older_than and (age > CERTAINLY_ABANDONED_AFTER or not _writer_alive(entry.name)):
+                        if is_abandoned(entry.name, age, older_than):
                             os.unlink(entry.path)
                             removed += 1
                 except FileNotFoundError:  # renamed into place, or reclaimed by another process
                     continue
     return removed
+
+
+def is_abandoned(name: str, age: float, older_than: float = ABANDONED_AFTER) -> bool:
+    """Whether the temporary file `name`, last written `age` seconds ago, is a killed writer's
+    leftover (see `reclaim_temporaries`)."""
+    return age > older_than and (age > CERTAINLY_ABANDONED_AFTER or not _writer_alive(name))
 
 
 def _writer_alive(name: str) -> bool:
