@@ -65,10 +65,10 @@ def reclaim_temporaries(directory: str, *, older_than: float = ABANDONED_AFTER) 
 def is_abandoned(name: str, age: float, older_than: float = ABANDONED_AFTER) -> bool:
     """Whether the temporary file `name`, last written `age` seconds ago, is a killed writer's
     leftover (see `reclaim_temporaries`)."""
-    return age > older_than and (age > CERTAINLY_ABANDONED_AFTER or not _writer_alive(name))
+    return age > older_than and (age > CERTAINLY_ABANDONED_AFTER or not writer_alive(name))
 
 
-def _writer_alive(name: str) -> bool:
+def writer_alive(name: str) -> bool:
     """Whether the pid `temp_path_for` put in `name` is a live process on this host."""
     parts = name.rsplit(".", 2)
     if len(parts) != 3 or not parts[1].isdigit():

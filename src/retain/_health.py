@@ -14,7 +14,7 @@ import time
 
 from . import _settings
 from ._errors import InterfaceNotFoundError, RecordError, RetainError
-from ._fs import TEMP_PREFIX, is_abandoned
+from ._fs import TEMP_PREFIX, is_abandoned, writer_alive
 from .identity import REF_KEY, SCHEME, compute_id
 from .index import _updates, make_index, rebuild
 from .query import Query
@@ -505,19 +505,16 @@ def _meta_leftovers(store: Storage, now: float) -> list[Problem]:
     except (FileNotFoundError, NotADirectoryError):
         leftovers = []
     for name in leftovers:
-        path = os.path.join(area, name)
-        try:
-            # A rename into the area sets the entry's ctime: the removal's time.
-            age = now - os.lstat(path).st_ctime
-        except FileNotFoundError:
+        # `<id>.<pid>.<token>`: a remover alive here deletes it in a moment; deleting what a
+        # dead one left is always safe (its rename was the removal's commit point).
+        if writer_alive(name):
             continue
-        # `<id>.<pid>.<token>`: a remover alive here deletes it in a moment.
-        if is_abandoned(name, age, older_than=60.0):
-            out.append(Problem(
-                name.split(".")[0] if "." in name else None, "removal-leftover",
-                f"{path} is what a removal killed midway left (invisible, but it takes space)",
-                "retain verify --repair deletes it (so does the next retain rm)", path,
-            ))
+        path = os.path.join(area, name)
+        out.append(Problem(
+            name.split(".")[0], "removal-leftover",
+            f"{path} is what a removal killed midway left (invisible, but it takes space)",
+            "retain verify --repair deletes it (so does the next retain rm)", path,
+        ))
     return out
 
 
