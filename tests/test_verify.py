@@ -322,7 +322,7 @@ def test_du_on_the_command_line(store: Storage, capsys: pytest.CaptureFixture[st
     assert "largest:" in out and data.id in out
     total = bytes_on_disk(data.local_directory()) + bytes_on_disk(finished.local_directory()) \
         + bytes_on_disk(failed.local_directory())
-    assert out.strip().splitlines()[-1].startswith(f"total: 3 result(s), ") and f"({total:,} bytes)" in out
+    assert out.strip().splitlines()[-1].startswith("total: 3 result(s), ") and f"({total:,} bytes)" in out
     assert main(["du", f"{__name__}:Train", "--json", "--largest", "1"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["count"] == 2 and len(payload["largest"]) == 1
