@@ -330,3 +330,29 @@ def test_du_on_the_command_line(store: Storage, capsys: pytest.CaptureFixture[st
     assert payload["classes"] == [{"module": __name__, "class": "Train", "count": 2, "size": payload["size"]}]
     assert main(["du", "nowhere"]) == 1
     assert main(["du", "--largest", "-1"]) == 2
+
+
+# -- object stores ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["memory", "s3"])
+def test_verify_and_du_on_an_object_store(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_lifecycle import object_store
+
+    remote = object_store(kind, tmp_path, monkeypatch)
+    with retain.storage(remote):
+        data, finished, failed = population()
+        report = retain.verify()
+        assert report.problems == [] and report.checked == 3
+        usage = retain.du()
+        assert usage.count == 3 and usage.size == sum(remote.size(i.id) for i in (data, finished, failed))
+        remote.replace_file(finished.id, SUMMARY_FILE, b"oops")
+        remote.delete_file(finished.id, end_file(1))
+        remote.remove(data.id)  # behind the index's back (not through retain rm)
+        assert kinds(retain.verify()) == sorted([
+            (finished.id, "summary-damaged"), (finished.id, "run-files"), (finished.id, "input-missing"),
+            (failed.id, "input-missing"), (data.id, "index-extra"),
+        ])
+        repaired = retain.verify(repair=True)
+        assert [p.kind for p in repaired.problems if p.repaired] == ["index-extra"]
+        assert (data.id, "index-extra") not in kinds(retain.verify())

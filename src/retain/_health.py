@@ -245,6 +245,7 @@ def verify(*, repair: bool = False, storage: Storage | str | None = None) -> Ver
     records: dict[str, dict[str, Any]] = {}  # id -> record, for records that parse
     mismatched: set[str] = set()
     with_inputs: list[str] = []
+    texts: dict[str, str | None] = {}  # id -> the config as the record's text holds it
     directories = list(store.iter_directories())
     committed = set(store.iter_ids()) if not local else set()
     checked = 0
@@ -273,9 +274,10 @@ def verify(*, repair: bool = False, storage: Storage | str | None = None) -> Ver
             checked += 1
             if local:
                 committed.add(id)
-            record = _check_record(store, id, data, names, problems)
+            record = _check_record(store, id, directory, data, names, problems)
             if isinstance(record, dict):
                 records[id] = record
+                texts[id] = _config_text(data)
                 if _REF_BYTES in data:  # most records have no input: their configs are not walked
                     with_inputs.append(id)
             elif record == "id-mismatch":
@@ -297,7 +299,7 @@ def verify(*, repair: bool = False, storage: Storage | str | None = None) -> Ver
                 ))
     if local:
         problems += _meta_leftovers(store, now)
-    problems += _check_index(store, records, committed - set(records))
+    problems += _check_index(store, records, texts, committed - set(records))
     if repair:
         _repair(store, problems, mismatched)
     return VerifyReport(problems, checked, store.url)
@@ -310,16 +312,20 @@ def _scan(directory: str, now: float, uncommitted: bool) -> tuple[list[str], lis
     files are not looked at one by one); None when it is gone."""
     names: list[str] = []
     temporaries: list[tuple[str, float]] = []
-    try:
-        newest = os.stat(directory).st_mtime
-    except (FileNotFoundError, NotADirectoryError):
-        return None
+    newest = 0.0
+    if uncommitted:
+        try:
+            newest = os.stat(directory).st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            return None
     pending = [directory]
     top = True
     while pending:
         try:
             entries = os.scandir(pending.pop())
         except (FileNotFoundError, NotADirectoryError, PermissionError):
+            if top:
+                return None
             continue
         with entries:
             for entry in entries:
@@ -327,6 +333,7 @@ def _scan(directory: str, now: float, uncommitted: bool) -> tuple[list[str], lis
                 if top:
                     names.append(name)
                 try:
+                    # Plain files of a committed directory cost one test each: d_type, no stat.
                     if entry.is_dir(follow_symlinks=False):
                         pending.append(entry.path)
                     elif name.startswith(TEMP_PREFIX):
@@ -342,11 +349,11 @@ def _scan(directory: str, now: float, uncommitted: bool) -> tuple[list[str], lis
 
 
 def _check_record(
-    store: Storage, id: str, data: bytes, names: list[str] | None, problems: list[Problem]
+    store: Storage, id: str, directory: str, data: bytes, names: list[str] | None, problems: list[Problem]
 ) -> dict[str, Any] | str:
     """The record of `id` if whole, after checking its summary and run files; else the kind
     of the problem added."""
-    where = os.path.join(store.local_directory(id), RECORD_FILE)
+    where = f"{directory}/{RECORD_FILE}"
     record = _parse(data)
     if record is None:
         problems.append(_damaged(id, f"{where} is not valid JSON", where))
@@ -537,7 +544,27 @@ def _meta_leftovers(store: Storage, now: float) -> list[Problem]:
     return out
 
 
-def _check_index(store: Storage, records: dict[str, dict[str, Any]], unreadable: set[str]) -> list[Problem]:
+def _config_text(data: bytes) -> str | None:
+    """The config's line of a record in the layout `encode_record` writes (what the index
+    stores as it is), or None in another layout. JSON strings escape their newlines: the line
+    ends at the first."""
+    start = data.find(_CONFIG_LINE)
+    if start < 0:
+        return None
+    start += len(_CONFIG_LINE)
+    end = data.find(b"\n", start)
+    try:
+        return data[start:end].rstrip(b",").decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+_CONFIG_LINE = b'\n  "config": '
+
+
+def _check_index(
+    store: Storage, records: dict[str, dict[str, Any]], texts: dict[str, str | None], unreadable: set[str]
+) -> list[Problem]:
     """Index rows against the records: the same ids, and each row what its record says."""
     import json
 
@@ -561,7 +588,8 @@ def _check_index(store: Storage, records: dict[str, dict[str, Any]], unreadable:
             continue
         differs = [name for name, value in (("module", row[1]), ("class", row[2]), ("kind", row[3]))
                    if record[name] != value]
-        if row[5] != encode(record["config"]):
+        text = texts.get(id)
+        if row[5] != text and row[5] != encode(record["config"]):
             try:
                 same = json.loads(row[5]) == record["config"]
             except ValueError:
