@@ -238,7 +238,15 @@ def verify(*, repair: bool = False, storage: Storage | str | None = None) -> Ver
     Returns:
         The problems, one per thing wrong, with what a repair did to each.
     """
+    # threading and contextlib load with the first verify (the CLI imports this module).
+    from .index._rebuild_workers import paused_gc
+
     store = _settings.current_storage(storage)
+    with paused_gc():  # many small objects and no cycles: the collector would only slow it
+        return _verify(store, repair)
+
+
+def _verify(store: Storage, repair: bool) -> VerifyReport:
     now = time.time()
     local = not store.is_remote and store.supports_local_files
     problems: list[Problem] = []
