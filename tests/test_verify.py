@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -356,3 +358,45 @@ def test_verify_and_du_on_an_object_store(kind: str, tmp_path: Path, monkeypatch
         repaired = retain.verify(repair=True)
         assert [p.kind for p in repaired.problems if p.repaired] == ["index-extra"]
         assert (data.id, "index-extra") not in kinds(retain.verify())
+
+
+VERIFY_IN_A_FRESH_PROCESS = """
+import json, sys
+import retain
+from retain import _health
+_health.PARALLEL_MIN = 1
+_health._CHUNK = 2
+pool = _health._pool
+started = []
+def spy(storage, count):
+    found = pool(storage, count)
+    started.append(found is not None)
+    return found
+_health._pool = spy
+report = retain.verify(storage=sys.argv[1])
+print(json.dumps({"started": started, "report": report.as_dict()}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2, reason="fork, two CPUs")
+def test_worker_processes_find_what_this_process_finds(store: Storage) -> None:
+    """Workers are forked by a process with one thread (a fresh one here: this one has the
+    index writer's thread), and find the same problems as checking in the process."""
+    data, finished, failed = population()
+    Path(finished.local_directory(), SUMMARY_FILE).write_text("oops")
+    os.unlink(os.path.join(failed.local_directory(), claim_file(1)))
+    orphan = Data({"name": "orphan"})
+    orphan.save_file("a.txt", "a")
+    age(orphan.local_directory(), 2 * 3600)
+    temporary = os.path.join(data.local_directory(), f".retain-tmp-x.txt.{DEAD_PID}.abcdef")
+    Path(temporary).write_text("partial")
+    age(temporary, 2 * 3600)
+    here = retain.verify()
+    assert sorted(p.kind for p in here.problems) == ["orphan", "run-files", "summary-damaged", "temporary"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
+    out = subprocess.run([sys.executable, "-c", VERIFY_IN_A_FRESH_PROCESS, store.url],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["started"] == [True]
+    assert result["report"] == here.as_dict()

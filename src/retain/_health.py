@@ -32,9 +32,15 @@ from .storage.layout import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
     from .storage import Storage
+
+    #: What `_check_directories` says of one directory: (id, state, module, class, kind, config
+    #: text, inputs, problems); state is ``"gone"``, ``"uncommitted"``, ``"record"`` (whole),
+    #: ``"id-mismatch"`` or ``"record-damaged"``; problems are (id, kind, what, fix, path).
+    Checked = tuple[str, str, str, str, str, str, list[tuple[str, str]], list[tuple[Any, ...]]]
 
 __all__ = ["ClassUsage", "DiskUsage", "Problem", "ResultSize", "VerifyReport", "du", "verify"]
 
@@ -250,19 +256,127 @@ def _verify(store: Storage, repair: bool) -> VerifyReport:
     now = time.time()
     local = not store.is_remote and store.supports_local_files
     problems: list[Problem] = []
-    records: dict[str, dict[str, Any]] = {}  # id -> record, for records that parse
+    records: dict[str, tuple[str, str, str, str]] = {}  # id -> (module, class, kind, config text)
     mismatched: set[str] = set()
-    with_inputs: list[str] = []
-    texts: dict[str, str | None] = {}  # id -> the config as the record's text holds it
+    inputs: list[tuple[str, list[tuple[str, str]]]] = []
     directories = list(store.iter_directories())
     committed = set(store.iter_ids()) if not local else set()
     checked = 0
-    for id in directories:
+    for chunk in _checked_chunks(store, directories, now, local):
+        for id, state, module, qualname, kind, text, used, found in chunk:
+            problems += [Problem(*item) for item in found]
+            if state in ("gone", "uncommitted"):
+                continue
+            checked += 1
+            committed.add(id)
+            if state == "record":
+                records[id] = (module, qualname, kind, text)
+                if used:
+                    inputs.append((id, used))
+            elif state == "id-mismatch":
+                mismatched.add(id)
+    for id, used in inputs:
+        for input_id, input_class in used:
+            if input_id not in committed:
+                problems.append(Problem(
+                    id, "input-missing",
+                    f"its input {input_class} [{input_id}] is not committed in {store.url}",
+                    f"restore {input_id} from a backup, or remove this result (retain rm {id})",
+                ))
+    if local:
+        problems += _meta_leftovers(store, now)
+    problems += _check_index(store, records, committed - set(records))
+    if repair:
+        _repair(store, problems, mismatched)
+    return VerifyReport(problems, checked, store.url)
+
+
+#: Directories below which checking them in this process is faster than starting workers.
+PARALLEL_MIN = 10_000
+_CHUNK = 1_000
+
+
+def _checked_chunks(store: Storage, ids: list[str], now: float, local: bool) -> Iterator[list[Checked]]:
+    """`_check_directories` of `ids` by chunks: in forked worker processes when there are many
+    (the checks of one directory are independent of the others'; see
+    `retain.index._rebuild_workers` for when forking is safe), else here."""
+    chunks = [ids[start:start + _CHUNK] for start in range(0, len(ids), _CHUNK)]
+    pool = _pool(store, len(ids)) if local else None
+    if pool is None:
+        for chunk in chunks:
+            yield _check_directories(store, chunk, now, local)
+        return
+    import marshal
+    from concurrent.futures.process import BrokenProcessPool
+
+    done = 0
+    try:
+        with pool:
+            futures = [pool.submit(_check_in_worker, chunk, now) for chunk in chunks]
+            for future in futures:
+                result = marshal.loads(future.result())
+                done += 1
+                yield result
+    except (BrokenProcessPool, OSError):  # a worker died (out of memory?): check the rest here
+        pass
+    for chunk in chunks[done:]:
+        yield _check_directories(store, chunk, now, local)
+
+
+def _pool(store: Storage, count: int) -> Any:
+    """A pool of forked workers to check `count` directories of a local storage, or None."""
+    from .index._rebuild_workers import MAX_WORKERS, can_fork  # loads threading: only here
+
+    if count < PARALLEL_MIN:
+        return None
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    if cpus < 2 or not can_fork():
+        return None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    try:
+        return ProcessPoolExecutor(
+            min(cpus, MAX_WORKERS), mp_context=multiprocessing.get_context("fork"),
+            initializer=_start_worker, initargs=(store,),
+        )
+    except (OSError, ImportError, NotImplementedError, ValueError):
+        return None  # no working semaphores (some sandboxes)
+
+
+_worker_storage: Storage | None = None
+
+
+def _start_worker(store: Storage) -> None:
+    global _worker_storage
+    _worker_storage = store
+
+
+def _check_in_worker(ids: list[str], now: float) -> bytes:
+    import gc
+    import marshal
+
+    gc.disable()  # short-lived objects without cycles (see `verify`)
+    assert _worker_storage is not None
+    return marshal.dumps(_check_directories(_worker_storage, ids, now, True))
+
+
+def _check_directories(store: Storage, ids: list[str], now: float, local: bool) -> list[Checked]:
+    """Check the directories of `ids`: each record, its summary and run files, and (`local`)
+    temporaries, and whether a directory without a record is an orphan."""
+    out: list[Checked] = []
+    for id in ids:
         directory = store.local_directory(id)
         data = store.read_file(id, RECORD_FILE)
+        found: list[Problem] = []
+        state, module, qualname, kind, text, used = "uncommitted", "", "", "", "", []
         if local:
             tree = _scan(directory, now, data is None)
             if tree is None:
+                out.append((id, "gone", "", "", "", "", [], []))
                 continue  # removed since the listing
             names, temporaries, newest = tree
         else:
@@ -270,47 +384,47 @@ def _verify(store: Storage, repair: bool) -> VerifyReport:
         if data is None:
             if local and now - newest > ORPHAN_AGE:
                 hours = (now - newest) / 3600
-                problems.append(Problem(
+                found.append(Problem(
                     id, "orphan",
                     f"directory {directory} has no record and nothing in it changed for {hours:.1f} h "
                     "(a killed commit, or files of an interface never committed)",
                     "retain verify --repair removes it (or commit the interface that saved those files)",
                     directory,
                 ))
-                continue  # its temporaries go with it
+                temporaries = []  # they go with it
         else:
-            checked += 1
-            if local:
-                committed.add(id)
-            record = _check_record(store, id, directory, data, names, problems)
+            record = _check_record(store, id, directory, data, names, found)
             if isinstance(record, dict):
-                records[id] = record
-                texts[id] = _config_text(data)
+                state, module, qualname, kind = "record", record["module"], record["class"], record["kind"]
+                text = _config_text(data) or _encode_config(record["config"])
                 if _REF_BYTES in data:  # most records have no input: their configs are not walked
-                    with_inputs.append(id)
-            elif record == "id-mismatch":
-                mismatched.add(id)
+                    used = _inputs(record["config"])
+            else:
+                state = record
         for path, age in temporaries:
-            problems.append(Problem(
+            found.append(Problem(
                 id, "temporary",
                 f"{path} is a temporary file of a writer that is gone ({age / 3600:.1f} h old)",
                 "retain verify --repair deletes it",
                 path,
             ))
-    for id in with_inputs:
-        for input_id, qualname in _inputs(records[id]["config"]):
-            if input_id not in committed:
-                problems.append(Problem(
-                    id, "input-missing",
-                    f"its input {qualname} [{input_id}] is not committed in {store.url}",
-                    f"restore {input_id} from a backup, or remove this result (retain rm {id})",
-                ))
-    if local:
-        problems += _meta_leftovers(store, now)
-    problems += _check_index(store, records, texts, committed - set(records))
-    if repair:
-        _repair(store, problems, mismatched)
-    return VerifyReport(problems, checked, store.url)
+        out.append((id, state, module, qualname, kind, text, used,
+                    [(p.id, p.kind, p.what, p.fix, p.path) for p in found]))
+    return out
+
+
+_encoder: Any = None
+
+
+def _encode_config(config: Any) -> str:
+    """A config as the index stores it (sorted keys, compact)."""
+    global _encoder
+    if _encoder is None:
+        import json
+
+        _encoder = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
+    text: str = _encoder(config)
+    return text
 
 
 def _scan(directory: str, now: float, uncommitted: bool) -> tuple[list[str], list[tuple[str, float]], float] | None:
@@ -570,9 +684,7 @@ def _config_text(data: bytes) -> str | None:
 _CONFIG_LINE = b'\n  "config": '
 
 
-def _check_index(
-    store: Storage, records: dict[str, dict[str, Any]], texts: dict[str, str | None], unreadable: set[str]
-) -> list[Problem]:
+def _check_index(store: Storage, records: dict[str, tuple[str, str, str, str]], unreadable: set[str]) -> list[Problem]:
     """Index rows against the records: the same ids, and each row what its record says."""
     import json
 
@@ -583,7 +695,6 @@ def _check_index(
         rows = index.select(Query())
     except RetainError as exc:
         return [Problem(None, "index-damaged", f"the index of {store.url} cannot be read: {exc}", fix)]
-    encode = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
     out = []
     seen: set[str] = set()
     for row in rows:
@@ -594,12 +705,12 @@ def _check_index(
             if id not in unreadable:
                 out.append(Problem(id, "index-extra", f"the index lists {row[2]} [{id}], which is not committed", fix))
             continue
-        differs = [name for name, value in (("module", row[1]), ("class", row[2]), ("kind", row[3]))
-                   if record[name] != value]
-        text = texts.get(id)
-        if row[5] != text and row[5] != encode(record["config"]):
+        module, qualname, kind, text = record
+        differs = [name for name, mine, theirs in (("module", module, row[1]), ("class", qualname, row[2]),
+                                                   ("kind", kind, row[3])) if mine != theirs]
+        if row[5] != text:
             try:
-                same = json.loads(row[5]) == record["config"]
+                same = json.loads(row[5]) == json.loads(text)
             except ValueError:
                 same = False
             if not same:
@@ -607,10 +718,10 @@ def _check_index(
         if differs:
             out.append(Problem(
                 id, "index-differs",
-                f"the index row of {record['class']} [{id}] differs from its record in {', '.join(differs)}", fix,
+                f"the index row of {qualname} [{id}] differs from its record in {', '.join(differs)}", fix,
             ))
     for id in sorted(records.keys() - seen):
-        out.append(Problem(id, "index-missing", f"{records[id]['class']} [{id}] is committed but not in the index", fix))
+        out.append(Problem(id, "index-missing", f"{records[id][1]} [{id}] is committed but not in the index", fix))
     return out
 
 
