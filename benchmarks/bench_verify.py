@@ -15,7 +15,8 @@ Prints one JSON line per figure on stdout (name, values, baseline, ratio, target
 Method: the storage is populated with commits that skip the index (`retain.index.updates("off")`),
 each with two summary values, one in ten using another result as an input; `rebuild()` then
 builds the index. `verify()` (every record parsed and hashed again, inputs, summaries, each
-directory listed for temporaries, the index compared row by row) alternates with the baseline,
+directory listed for temporaries, the index compared row by row; in worker processes from
+10,000 directories on) alternates with the baseline,
 opening, reading and parsing (`json.loads`) every record file in one process, after a warm-up
 of both; the median of the rounds is reported.
 """
@@ -131,8 +132,10 @@ def write_section(n: int, seconds: float, populate_s: float, load_at_start: str)
     notes = [
         "- verify: `retain.verify()` (list the storage; read, parse and hash every record again; "
         "inputs; summaries; list every directory for temporaries; compare every index row with its "
-        "record) vs opening, reading and parsing every record file in one process; alternating "
-        "rounds, warm cache, median.",
+        "record; from 10,000 directories on, in forked worker processes, as `rebuild` reads) vs "
+        "opening, reading and parsing every record file in one process; alternating rounds, warm "
+        "cache, median. The machine is shared (2 CPUs): the 1-minute load average of each round is "
+        "in the JSON line.",
     ]
     FIGURES.write_section(RESULTS, SECTION, intro, notes, log)
 
