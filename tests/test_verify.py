@@ -400,3 +400,20 @@ def test_worker_processes_find_what_this_process_finds(store: Storage) -> None:
     result = json.loads(out.stdout)
     assert result["started"] == [True]
     assert result["report"] == here.as_dict()
+
+
+def test_a_damaged_index_is_reported_and_rebuilt(store: Storage) -> None:
+    data, finished, failed = population()
+    from conftest import close_default_indexes
+
+    close_default_indexes()
+    database = Path(store.url, ".retain", "index.sqlite")
+    for extra in ("-wal", "-shm"):
+        Path(str(database) + extra).unlink(missing_ok=True)
+    database.write_bytes(b"this is not a database" * 100)
+    report = retain.verify()
+    assert [p.kind for p in report.problems] == ["index-damaged"]
+    assert "cannot be read" in report.problems[0].what
+    assert retain.verify(repair=True).ok
+    assert retain.verify().problems == []
+    assert sorted(get.all(Interface).ids()) == sorted([data.id, finished.id, failed.id])
