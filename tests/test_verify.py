@@ -417,3 +417,19 @@ def test_a_damaged_index_is_reported_and_rebuilt(store: Storage) -> None:
     assert retain.verify(repair=True).ok
     assert retain.verify().problems == []
     assert sorted(get.all(Interface).ids()) == sorted([data.id, finished.id, failed.id])
+
+
+def test_a_sharded_storage(tmp_path: Path) -> None:
+    sharded = retain.LocalStorage(tmp_path / "sharded", shard=2)
+    with retain.storage(sharded):
+        data, finished, _ = population()
+        assert os.path.dirname(os.path.dirname(data.local_directory())) == sharded.url
+        orphan = Data({"name": "orphan"})
+        orphan.save_file("a.txt", "a")
+        age(orphan.local_directory(), 2 * 3600)
+        Path(finished.local_directory(), SUMMARY_FILE).write_text("oops")
+        assert kinds(retain.verify()) == sorted([(orphan.id, "orphan"), (finished.id, "summary-damaged")])
+        assert retain.du().count == 3
+        retain.verify(repair=True)
+        assert not os.path.exists(orphan.local_directory()) and data.is_committed()
+        assert kinds(retain.verify()) == [(finished.id, "summary-damaged")]
