@@ -729,7 +729,7 @@ def _repair(store: Storage, problems: list[Problem], mismatched: set[str]) -> No
     import shutil  # here: `import retain` does not load shutil
 
     for problem in problems:
-        if problem.kind not in REPAIRABLE or problem.id in mismatched and problem.kind == "temporary":
+        if problem.kind not in REPAIRABLE or (problem.kind == "temporary" and problem.id in mismatched):
             continue
         path = problem.path
         if problem.kind == "temporary" and path is not None:
