@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from .runs.status import ExecutionStatus
     from ._diff import InterfaceDiff
     from ._grid import Grid, grid
+    from ._health import DiskUsage, VerifyReport, du, verify
     from ._stale import stale
     from ._cached import CachedFunction, cached
 del TYPE_CHECKING
@@ -68,6 +69,7 @@ _LAZY = {
     "InterfaceDiff": "_diff", "Grid": "_grid", "grid": "_grid", "StatusReport": "_api",
     "launch": "_api", "status": "_api", "stale": "_stale", "ExecutionStatus": "runs.status",
     "cached": "_cached", "CachedFunction": "_cached",
+    "DiskUsage": "_health", "VerifyReport": "_health", "du": "_health", "verify": "_health",
 }
 
 
@@ -95,6 +97,7 @@ __all__ = [
     "ComponentDefinitionError",
     "ConfigError",
     "ConfigView",
+    "DiskUsage",
     "Element",
     "Execution",
     "ExecutionError",
@@ -122,10 +125,12 @@ __all__ = [
     "Storage",
     "StorageError",
     "UnsafePathError",
+    "VerifyReport",
     "VersionError",
     "__version__",
     "between",
     "cached",
+    "du",
     "ge",
     "get",
     "grid",
@@ -139,4 +144,5 @@ __all__ = [
     "stale",
     "status",
     "storage",
+    "verify",
 ]

@@ -54,7 +54,7 @@ def reclaim_temporaries(directory: str, *, older_than: float = ABANDONED_AFTER) 
                         pending.append(entry.path)
                     elif entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
                         age = now - entry.stat(follow_symlinks=False).st_mtime
-                        if age > older_than and (age > CERTAINLY_ABANDONED_AFTER or not _writer_alive(entry.name)):
+                        if is_abandoned(entry.name, age, older_than):
                             os.unlink(entry.path)
                             removed += 1
                 except FileNotFoundError:  # renamed into place, or reclaimed by another process
@@ -62,7 +62,13 @@ def reclaim_temporaries(directory: str, *, older_than: float = ABANDONED_AFTER) 
     return removed
 
 
-def _writer_alive(name: str) -> bool:
+def is_abandoned(name: str, age: float, older_than: float = ABANDONED_AFTER) -> bool:
+    """Whether the temporary file `name`, last written `age` seconds ago, is a killed writer's
+    leftover (see `reclaim_temporaries`)."""
+    return age > older_than and (age > CERTAINLY_ABANDONED_AFTER or not writer_alive(name))
+
+
+def writer_alive(name: str) -> bool:
     """Whether the pid `temp_path_for` put in `name` is a live process on this host."""
     parts = name.rsplit(".", 2)
     if len(parts) != 3 or not parts[1].isdigit():

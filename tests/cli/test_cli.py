@@ -586,6 +586,8 @@ EVERY_COMMAND = {  # name: (words, what stdout holds); ID stands for the id of m
     "rm": (["rm", "ID", "--dry-run"], "would remove McPi [ID]"),
     "launch": (["launch", "mc_pi", "--only", "finished", "--dry-run"], "would launch McPi [ID] (finished)"),
     "rerun": (["rerun", "ID"], "ran McPi [ID6] again (id ID)"),
+    "du": (["du", "mc_pi"], "\nmc_pi:McPi\t1\t"),
+    "verify": (["verify"], "checked 1 record(s) in "),
 }
 
 

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     #: (id, entry or None when there is no record or it is damaged, error message or None)
     Read = tuple[str, "IndexEntry | None", "str | None"]
 
-__all__ = ["PARALLEL_MIN", "paused_gc", "read_chunks"]
+__all__ = ["MAX_WORKERS", "PARALLEL_MIN", "can_fork", "paused_gc", "read_chunks"]
 
 #: Records below which reading in this process is faster than starting forked workers.
 PARALLEL_MIN = 10_000
@@ -127,7 +127,7 @@ def _pool(storage: Storage, count: int) -> tuple[ProcessPoolExecutor | None, int
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    if cpus < 2 or not _can_fork():
+    if cpus < 2 or not can_fork():
         return None, 0
     # multiprocessing and the process pool load only when there are workers to start.
     import multiprocessing
@@ -146,7 +146,7 @@ def _pool(storage: Storage, count: int) -> tuple[ProcessPoolExecutor | None, int
     return pool, workers
 
 
-def _can_fork() -> bool:
+def can_fork() -> bool:
     """Whether workers may be forked: on Linux (elsewhere system libraries do not survive a
     fork), from a process with no other thread (see the module docstring)."""
     import multiprocessing

@@ -60,6 +60,7 @@ __all__ = [
     "STORAGE_ID_FILE",
     "STORAGE_META_DIR",
     "SUMMARY_FILE",
+    "check_record",
     "decode_journal",
     "decode_record",
     "decode_summary",
@@ -129,11 +130,22 @@ def decode_record(data: bytes, where: str, expected_id: str | None = None) -> di
     """
     import json
 
-    fix = f"move {where!r} aside (nothing else is affected), or restore it from a backup"
     try:
         record = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        fix = f"move {where!r} aside (nothing else is affected), or restore it from a backup"
         raise RecordError(f"record {where!r} is corrupted: not valid JSON ({exc}); {fix}") from None
+    return check_record(record, where, expected_id)
+
+
+def check_record(record: Any, where: str, expected_id: str | None = None, *, content: bool = True) -> dict[str, Any]:
+    """`decode_record` of a record already parsed; without `content`, the content hash is
+    not checked (`retain.verify` checks it itself, to tell that problem from the others).
+
+    Raises:
+        RecordError: as `decode_record`.
+    """
+    fix = f"move {where!r} aside (nothing else is affected), or restore it from a backup"
     if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
         raise RecordError(
             f"{where!r} is not a retain record (expected a JSON object with "
@@ -161,7 +173,7 @@ def decode_record(data: bytes, where: str, expected_id: str | None = None) -> di
             f"record {where!r} is corrupted: it holds id {record_id} but lives in directory "
             f"{expected_id}; {fix}"
         )
-    if record["scheme"] == SCHEME:
+    if content and record["scheme"] == SCHEME:
         content_id = compute_id(record["module"], record["class"], record["canonical_config"])
         if content_id != record_id:
             raise RecordError(
