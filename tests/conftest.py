@@ -7,6 +7,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +116,18 @@ def new_url(server: dict[str, str]) -> str:
     """A fresh prefix in the test bucket: every test has an empty storage."""
     return (f"s3://{server['RETAIN_TEST_S3_BUCKET']}/t-{uuid.uuid4().hex[:12]}"
             f"?endpoint_url={server['RETAIN_TEST_S3_ENDPOINT']}")
+
+
+@pytest.fixture
+def object_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``object_store(kind)``: a fresh, empty object store, ``"memory"`` or ``"s3"`` (the test
+    server), with its local cache in the test's directory."""
+    from retain.storage import make_storage
+
+    def make(kind: str) -> Storage:
+        monkeypatch.setenv("RETAIN_CACHE_DIR", str(tmp_path / "cache"))
+        if kind == "memory":
+            return make_storage(f"memory://retain-{uuid.uuid4().hex[:8]}")
+        return make_storage(new_url(request.getfixturevalue("s3_env")))
+
+    return make

@@ -244,20 +244,6 @@ def test_postgresql_index(tmp_path: Path) -> None:
 # -- object stores ------------------------------------------------------------------------------
 
 
-def object_store(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Storage:
-    monkeypatch.setenv("RETAIN_CACHE_DIR", str(tmp_path / "cache"))
-    if kind == "memory":
-        return make_storage(f"memory://retain-{uuid.uuid4().hex[:8]}")
-    done = subprocess.run(["bash", str(HERE.parent / "scripts/services/s3.sh")], capture_output=True, text=True,
-                          timeout=120, check=True)
-    env = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", env["RETAIN_TEST_S3_KEY"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", env["RETAIN_TEST_S3_SECRET"])
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    return make_storage(f"s3://{env['RETAIN_TEST_S3_BUCKET']}/t-{uuid.uuid4().hex[:12]}"
-                        f"?endpoint_url={env['RETAIN_TEST_S3_ENDPOINT']}")
-
-
 class Run(Component):
     Config: ClassVar[Any] = {"n": 0}
 
@@ -266,12 +252,12 @@ class Run(Component):
 
 
 @pytest.mark.parametrize("kind", ["memory", "s3"])
-def test_object_store_removal_interrupted_after_the_record(kind: str, tmp_path: Path,
+def test_object_store_removal_interrupted_after_the_record(kind: str, object_store: Any, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Killed after the record was deleted, before the other objects: the interface is gone
     (get, the index), and a new commit of the identity is fresh: the old run files never say
     it ran."""
-    store = object_store(kind, tmp_path, monkeypatch)
+    store = object_store(kind)
     with retain.storage(store):
         run = Run({"n": 1}).launch()
         kept = Run({"n": 2}).launch()
@@ -294,9 +280,9 @@ def test_object_store_removal_interrupted_after_the_record(kind: str, tmp_path: 
 
 
 @pytest.mark.parametrize("kind", ["memory", "s3"])
-def test_object_store_leftovers_are_finished_by_the_next_removal(kind: str, tmp_path: Path,
+def test_object_store_leftovers_are_finished_by_the_next_removal(kind: str, object_store: Any, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    store = object_store(kind, tmp_path, monkeypatch)
+    store = object_store(kind)
     with retain.storage(store):
         a = Data({"name": "a"})
         a.save_file("rows.txt", "rows")
@@ -316,8 +302,8 @@ def test_object_store_leftovers_are_finished_by_the_next_removal(kind: str, tmp_
 
 
 @pytest.mark.parametrize("kind", ["memory", "s3"])
-def test_object_store_delete_and_cache(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = object_store(kind, tmp_path, monkeypatch)
+def test_object_store_delete_and_cache(kind: str, object_store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = object_store(kind)
     with retain.storage(store):
         data, first, second, report = chain()
         planned = data.delete(cascade=True, dry_run=True)
@@ -461,8 +447,8 @@ def test_rerun_is_refused_while_running(store: Storage) -> None:
 
 
 @pytest.mark.parametrize("kind", ["memory", "s3"])
-def test_rerun_on_an_object_store(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = object_store(kind, tmp_path, monkeypatch)
+def test_rerun_on_an_object_store(kind: str, object_store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = object_store(kind)
     Counted.calls.clear()
     with retain.storage(store):
         run = Counted({"n": 3}).launch()

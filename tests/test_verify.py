@@ -338,10 +338,8 @@ def test_du_on_the_command_line(store: Storage, capsys: pytest.CaptureFixture[st
 
 
 @pytest.mark.parametrize("kind", ["memory", "s3"])
-def test_verify_and_du_on_an_object_store(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from test_lifecycle import object_store
-
-    remote = object_store(kind, tmp_path, monkeypatch)
+def test_verify_and_du_on_an_object_store(kind: str, object_store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    remote = object_store(kind)
     with retain.storage(remote):
         data, finished, failed = population()
         report = retain.verify()
