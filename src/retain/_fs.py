@@ -10,7 +10,7 @@ from ._errors import StorageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import BinaryIO
 
 TEMP_PREFIX = ".retain-tmp-"
@@ -37,10 +37,25 @@ def reclaim_temporaries(directory: str, *, older_than: float = ABANDONED_AFTER) 
     its name is not a live process here (or more than `CERTAINLY_ABANDONED_AFTER` ago): a live
     writer keeps its file's mtime recent, or is alive; a writer on another host that stays
     silent for an hour mid-write is the risk taken."""
+    removed = 0
+    for path, _ in abandoned_temporaries(directory, older_than=older_than):
+        try:
+            os.unlink(path)
+            removed += 1
+        except FileNotFoundError:  # reclaimed by another process meanwhile
+            continue
+    return removed
+
+
+def abandoned_temporaries(
+    directory: str, *, older_than: float = ABANDONED_AFTER, skip: str | None = None
+) -> Iterator[tuple[str, float]]:
+    """(path, age in seconds) of each temporary file that a killed writer left in `directory`
+    and its sub-directories (see `reclaim_temporaries`), never through a symbolic link nor
+    into the directory `skip`."""
     import time
 
     now = time.time()
-    removed = 0
     pending = [directory]
     while pending:
         try:
@@ -51,15 +66,14 @@ def reclaim_temporaries(directory: str, *, older_than: float = ABANDONED_AFTER) 
             for entry in entries:
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        pending.append(entry.path)
+                        if entry.path != skip:
+                            pending.append(entry.path)
                     elif entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
                         age = now - entry.stat(follow_symlinks=False).st_mtime
                         if is_abandoned(entry.name, age, older_than):
-                            os.unlink(entry.path)
-                            removed += 1
-                except FileNotFoundError:  # renamed into place, or reclaimed by another process
+                            yield entry.path, age
+                except FileNotFoundError:  # renamed into place, or reclaimed meanwhile
                     continue
-    return removed
 
 
 def is_abandoned(name: str, age: float, older_than: float = ABANDONED_AFTER) -> bool:

@@ -14,7 +14,7 @@ import time
 
 from . import _settings
 from ._errors import InterfaceNotFoundError, RecordError, RetainError
-from ._fs import TEMP_PREFIX, is_abandoned, writer_alive
+from ._fs import TEMP_PREFIX, abandoned_temporaries, is_abandoned, writer_alive
 from .identity import REF_KEY, SCHEME, compute_id
 from .index import _updates, make_index, rebuild
 from .query import Query
@@ -284,7 +284,7 @@ def _verify(store: Storage, repair: bool) -> VerifyReport:
                     f"restore {input_id} from a backup, or remove this result (retain rm {id})",
                 ))
     if local:
-        problems += _meta_leftovers(store, now)
+        problems += _meta_leftovers(store)
     problems += _check_index(store, records, committed - set(records))
     if repair:
         _repair(store, problems, mismatched)
@@ -617,37 +617,21 @@ def _inputs(value: Any) -> list[tuple[str, str]]:
     return found
 
 
-def _meta_leftovers(store: Storage, now: float) -> list[Problem]:
+def _meta_leftovers(store: Storage) -> list[Problem]:
     """Temporaries of killed writers in the storage's own ``.retain/``, and what killed
     removals left in its removal area."""
     root = store.local_root()
     if root is None:
         return []
-    out = []
-    meta = os.path.join(root, STORAGE_META_DIR)
     area = removal_area(root)
-    pending = [meta]
-    while pending:
-        try:
-            entries = os.scandir(pending.pop())
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            continue
-        with entries:
-            for entry in entries:
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        if entry.path != area:
-                            pending.append(entry.path)
-                    elif entry.name.startswith(TEMP_PREFIX):
-                        age = now - entry.stat(follow_symlinks=False).st_mtime
-                        if is_abandoned(entry.name, age):
-                            out.append(Problem(
-                                None, "temporary",
-                                f"{entry.path} is a temporary file of a writer that is gone ({age / 3600:.1f} h old)",
-                                "retain verify --repair deletes it", entry.path,
-                            ))
-                except FileNotFoundError:
-                    continue
+    out = [
+        Problem(
+            None, "temporary",
+            f"{path} is a temporary file of a writer that is gone ({age / 3600:.1f} h old)",
+            "retain verify --repair deletes it", path,
+        )
+        for path, age in abandoned_temporaries(os.path.join(root, STORAGE_META_DIR), skip=area)
+    ]
     try:
         leftovers = sorted(os.listdir(area))
     except (FileNotFoundError, NotADirectoryError):
