@@ -13,35 +13,19 @@ from ._api import launch, status
 from .component import Component
 from .interface import Interface
 
+# `typing` at run time is fine here: this module loads at the first grid, not at `import retain`.
+from typing import Generic, TypeVar, overload
+
 TYPE_CHECKING = False
-if not TYPE_CHECKING:
-    # `typing` is not imported at run time (`import retain` stays cheap).
-    overload = lambda function: function  # noqa: E731
-
-
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
-    from typing import Any, Generic, TypeVar, overload
+    from typing import Any
 
     from ._api import StatusReport
     from .execution.base import Execution
     from .versions import Version
 
-    I = TypeVar("I", bound=Interface)
-
-    class _Generic(Generic[I]):
-        pass
-
-else:
-    # `typing` is not imported at run time (`import retain` stays cheap); `Grid[X]` still
-    # works, as the class itself.
-    I = None
-
-    class _Generic:
-        __slots__ = ()
-
-        def __class_getitem__(cls, item):
-            return cls
+I = TypeVar("I", bound=Interface)
 
 
 __all__ = ["Grid", "VERSION_KEY", "grid", "grid_of_axes"]
@@ -50,7 +34,7 @@ __all__ = ["Grid", "VERSION_KEY", "grid", "grid_of_axes"]
 VERSION_KEY = "~"
 
 
-class Grid(_Generic[I]):
+class Grid(Generic[I]):
     """The cells of a grid: one interface per combination of the values, committed ones
     loaded, the others new (what `get` returns for each), in a fixed order: the product of
     the values in the order of the keys, the last key varying fastest.
