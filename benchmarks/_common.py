@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 import contextlib
+import datetime
 import json
 import os
 import shutil
@@ -65,6 +66,18 @@ class Figures(list[dict[str, Any]]):
         """Replace the `title` section of `results` with `intro`, the figures and `notes`."""
         replace_section(results, title, self.markdown([title, "", intro], notes))
         log(f"updated the {title!r} section of {results}")
+
+
+def run_intro(script: str, mode: str, seconds: float, load_start: str, versions: str = "") -> str:
+    """The first line of a section: when and how `benchmarks/<script>` ran (mode, cores, Python
+    and `versions`, duration, load average at start and end)."""
+    now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    extra = f"; {versions}" if versions else ""
+    return (
+        f"Latest run of `benchmarks/{script}` ({now}; {mode}; {os.cpu_count()} cores; "
+        f"Python {sys.version.split()[0]}{extra}; run took {seconds:.0f} s; load average "
+        f"{load_start} at start, {loadavg()} at end)."
+    )
 
 
 def loadavg() -> str:

@@ -20,7 +20,6 @@ end).
 
 from __future__ import annotations
 
-import datetime as _dt
 import gc
 import hashlib
 import os
@@ -38,7 +37,7 @@ import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 
 import retain  # noqa: E402
-from _common import Figures, loadavg, make_log, r, results_parser, scratch  # noqa: E402
+from _common import Figures, loadavg, make_log, r, results_parser, run_intro, scratch  # noqa: E402
 from retain._cached import array_hash  # noqa: E402
 
 RESULTS = os.path.join(HERE, "RESULTS.md")
@@ -122,12 +121,7 @@ def bench_hash(reps: int, rounds: int, megabytes: int) -> None:
 
 
 def write_section(mode: str, seconds: float, load_start: str) -> None:
-    now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    intro = (
-        f"Latest run of `benchmarks/bench_cached.py` ({now}; {mode}; {os.cpu_count()} cores; "
-        f"Python {sys.version.split()[0]}; run took {seconds:.0f} s; load average {load_start} at "
-        f"start, {loadavg()} at end)."
-    )
+    intro = run_intro("bench_cached.py", mode, seconds, load_start)
     notes = [
         "- cached_hit: a hit of `@retain.cached` (bind the arguments, hash the array, resolve the "
         "call's identity, see its finished marker, read `result.json`) vs a hit of "

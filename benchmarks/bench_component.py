@@ -19,7 +19,6 @@ dispatches, after a warm-up dispatch that starts the forkserver.
 
 from __future__ import annotations
 
-import datetime as _dt
 import gc
 import os
 import statistics
@@ -31,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
-from _common import Figures, loadavg, make_log, r, results_parser, scratch  # noqa: E402
+from _common import Figures, loadavg, make_log, r, results_parser, run_intro, scratch  # noqa: E402
 from retain import Component, Interface, get, storage  # noqa: E402
 
 RESULTS = os.path.join(HERE, "RESULTS.md")
@@ -200,12 +199,7 @@ def bench_pool_latency(work: str, count: int) -> None:
 
 
 def write_section(mode: str, seconds: float, load_start: str) -> None:
-    now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    intro = (
-        f"Latest run of `benchmarks/bench_component.py` ({now}; {mode}; {os.cpu_count()} cores; "
-        f"Python {sys.version.split()[0]}; run took {seconds:.0f} s; load average {load_start} at "
-        f"start, {loadavg()} at end)."
-    )
+    intro = run_intro("bench_component.py", mode, seconds, load_start)
     notes = [
         "- launch_overhead: `launch()` of a fresh component whose `__call__` does nothing (commit, "
         "claim, capture, seed, run, end, finished marker; in process, the default) vs `commit()` of a "

@@ -21,7 +21,6 @@ scheduler) and N empty Dask tasks (the scheduler's own cost) are measured as bas
 
 from __future__ import annotations
 
-import datetime as _dt
 import gc
 import os
 import statistics
@@ -33,7 +32,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 sys.path.insert(0, HERE)  # the workers import this module's component by name
 
-from _common import Figures, loadavg, make_log, r, results_parser, scratch  # noqa: E402
+from _common import Figures, loadavg, make_log, r, results_parser, run_intro, scratch  # noqa: E402
 from retain import Component, get, storage  # noqa: E402
 
 RESULTS = os.path.join(HERE, "RESULTS.md")
@@ -149,12 +148,7 @@ def bench_dask(work: str, count: int, repeats: int) -> None:
 def write_section(mode: str, seconds: float, load_start: str) -> None:
     import distributed
 
-    now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    intro = (
-        f"Latest run of `benchmarks/bench_dask.py` ({now}; {mode}; {os.cpu_count()} cores; "
-        f"Python {sys.version.split()[0]}; distributed {distributed.__version__}; run took {seconds:.0f} s; "
-        f"load average {load_start} at start, {loadavg()} at end)."
-    )
+    intro = run_intro("bench_dask.py", mode, seconds, load_start, f"distributed {distributed.__version__}")
     notes = [
         "- dask_500x20ms: `DaskExecution(workers=2, threads_per_worker=1).dispatch` of 500 committed "
         "components that each sleep 20 ms, on a LocalCluster (127.0.0.1) warmed up by a first "

@@ -19,7 +19,6 @@ write of the run's last buffer.
 
 from __future__ import annotations
 
-import datetime as _dt
 import gc
 import json
 import os
@@ -30,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
-from _common import Figures, loadavg, make_log, r, results_parser, scratch  # noqa: E402
+from _common import Figures, loadavg, make_log, r, results_parser, run_intro, scratch  # noqa: E402
 from retain import Component, get, storage  # noqa: E402
 from retain.runs.metrics import close_run  # noqa: E402
 
@@ -159,12 +158,7 @@ def bench_reading(work: str, points: int, rounds: int) -> None:
 
 
 def write_section(mode: str, seconds: float, load_start: str) -> None:
-    now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    intro = (
-        f"Latest run of `benchmarks/bench_metrics.py` ({now}; {mode}; {os.cpu_count()} cores; "
-        f"Python {sys.version.split()[0]}; run took {seconds:.0f} s; load average {load_start} at "
-        f"start, {loadavg()} at end)."
-    )
+    intro = run_intro("bench_metrics.py", mode, seconds, load_start)
     notes = [
         "- log_metrics: `self.log_metrics({\"loss\": ..., \"accuracy\": ...}, step=step)` inside a run "
         "(buffered; written by the flusher thread every second and at the end), the final write "
