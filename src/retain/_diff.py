@@ -3,7 +3,7 @@ configuration, inputs, code provenance and environment."""
 
 from __future__ import annotations
 
-from .identity import REF_KEY
+from .identity import REF_KEY, references, same_value
 from .index._entry import config_leaves
 
 TYPE_CHECKING = False
@@ -131,16 +131,10 @@ def _show(value: Any) -> str:
 
 
 def _same(left: Any, right: Any) -> bool:
-    # As JSON: True and 1 differ, as they do in identity.
+    # As in identity: True and 1 differ, 1 and 1.0 do not.
     if left is MISSING or right is MISSING:
         return left is right
-    if type(left) is not type(right) and {type(left), type(right)} != {int, float}:
-        return False
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(_same(left[key], right[key]) for key in left)
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(_same(x, y) for x, y in zip(left, right))
-    return bool(left == right)
+    return same_value(left, right)
 
 
 def _changes(left: Mapping[str, Any], right: Mapping[str, Any]) -> Changes:
@@ -186,16 +180,9 @@ def _flat_environment(record: Mapping[str, Any]) -> dict[str, Any]:
 def _inputs(record: Mapping[str, Any]) -> dict[str, Any]:
     """The ids of a record's inputs, each with its ``module:Class`` (from the references in
     its config)."""
-    classes: dict[str, str] = {}
-    pending: list[Any] = [record.get("config")]
-    while pending:
-        value = pending.pop()
-        if isinstance(value, dict):
-            if isinstance(value.get(REF_KEY), str):
-                classes[value[REF_KEY]] = f"{value.get('module')}:{value.get('class')}"
-            pending.extend(value.values())
-        elif isinstance(value, list):
-            pending.extend(value)
+    classes = {
+        str(ref[REF_KEY]): f"{ref.get('module')}:{ref.get('class')}" for ref in references(record.get("config"))
+    }
     ids = record.get("inputs")
     ids = ids if isinstance(ids, list) else list(classes)
     return {str(id): classes.get(str(id), "?") for id in ids}

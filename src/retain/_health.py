@@ -15,7 +15,7 @@ import time
 from . import _settings
 from ._errors import InterfaceNotFoundError, RecordError, RetainError
 from ._fs import TEMP_PREFIX, abandoned_temporaries, is_abandoned, writer_alive
-from .identity import REF_KEY, SCHEME, compute_id
+from .identity import REF_KEY, SCHEME, compute_id, references
 from .index import _updates, make_index, rebuild
 from .query import Query
 from .storage.layout import (
@@ -603,18 +603,7 @@ def _run_numbers(names: list[str], what: str) -> list[int]:
 
 def _inputs(value: Any) -> list[tuple[str, str]]:
     """The (id, class) of every interface a config refers to, at any depth."""
-    found: list[tuple[str, str]] = []
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if type(item) is dict:
-            if REF_KEY in item:
-                found.append((str(item[REF_KEY]), str(item.get("class", "?"))))
-            else:
-                pending.extend(item.values())
-        elif type(item) is list:
-            pending.extend(item)
-    return found
+    return [(str(ref[REF_KEY]), str(ref.get("class", "?"))) for ref in references(value)]
 
 
 def _meta_leftovers(store: Storage) -> list[Problem]:

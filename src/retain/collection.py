@@ -9,7 +9,7 @@ storage when it is accessed (``runs[0]``, iteration) and kept for later accesses
 from __future__ import annotations
 
 from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
-from .identity import REF_KEY, canonical_json
+from .identity import REF_KEY, canonical_json, references
 from .query import MISSING, compile_where, equal, field_value, matches_all, resolve_field, Condition, Field, Query
 from .interface import Interface, load_record
 from .storage.layout import RECORD_FILE, decode_record
@@ -434,13 +434,7 @@ def _plain(value: Any) -> Any:
 
 def _refers(value: Any, id: str) -> bool:
     """Whether a config value holds the interface `id` (at any depth)."""
-    if type(value) is dict:
-        if value.get(REF_KEY) == id:
-            return True
-        return any(_refers(item, id) for item in value.values())
-    if type(value) is list:
-        return any(_refers(item, id) for item in value)
-    return False
+    return any(reference[REF_KEY] == id for reference in references(value))
 
 
 def _hashable(value: Any) -> Any:
@@ -460,21 +454,10 @@ def input_classes(collection: Collection[Any]) -> dict[str, str]:
     from json import loads
 
     found: dict[str, str] = {}
-
-    def walk(value: Any) -> None:
-        if type(value) is dict:
-            if REF_KEY in value:
-                found[str(value[REF_KEY])] = str(value.get("class", "?"))
-                return
-            for item in value.values():
-                walk(item)
-        elif type(value) is list:
-            for item in value:
-                walk(item)
-
     for row in collection._rows:
         if REF_KEY in row[5]:
-            walk(loads(row[5]))
+            for reference in references(loads(row[5])):
+                found[str(reference[REF_KEY])] = str(reference.get("class", "?"))
     return found
 
 

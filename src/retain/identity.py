@@ -26,6 +26,7 @@ __all__ = [
     "drop_defaults",
     "is_id",
     "normal_number",
+    "references",
     "same_value",
     "to_json",
 ]
@@ -47,7 +48,7 @@ _MISSING = object()
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     JSON = Any  # None | bool | int | float | str | list[JSON] | dict[str, JSON]
@@ -292,6 +293,21 @@ def _unsupported(value: Any, path: str) -> IdentityError:
 
 def _where(path: str) -> str:
     return repr(path) if path else "(root)"
+
+
+def references(value: Any) -> Iterator[dict[str, Any]]:
+    """Every interface reference (a dict holding `REF_KEY`) in a JSON config value, at any depth
+    (references are not looked into)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is dict:
+            if REF_KEY in item:
+                yield item
+            else:
+                pending.extend(item.values())
+        elif type(item) is list:
+            pending.extend(item)
 
 
 def same_value(a: JSON, b: JSON) -> bool:
