@@ -70,6 +70,7 @@ def test_status_of_a_failed_id_gives_its_error(project: Path) -> None:
     assert status.state() == "failed"
     error = status.error()
     assert error is not None and error["type"] == "ValueError" and "diverged" in error["message"]
+    assert status.state_and_error() == ("failed", error)
 
 
 def test_status_of_an_id_not_committed_is_missing_and_a_bad_id_an_error() -> None:

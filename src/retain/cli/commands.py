@@ -480,9 +480,7 @@ def _status(record: dict[str, Any], store: Storage) -> tuple[str | None, dict[st
     """A component's state and error (None, None for other interfaces), without its code."""
     if record.get("kind") != "Component":
         return None, None
-    status = ExecutionStatus.of(record["id"], storage=store)
-    state = status.state()
-    return state, status.error() if state in ("failed", "died") else None
+    return ExecutionStatus.of(record["id"], storage=store).state_and_error()
 
 
 def _first_line(text: Any) -> str:

@@ -197,6 +197,10 @@ class ExecutionStatus:
         """The failure of a ``failed`` or ``died`` component: type, message, traceback, time."""
         return component_state(self.component)[1]
 
+    def state_and_error(self) -> tuple[str, dict[str, Any] | None]:
+        """`state()` and `error()` read at once (one look at the run files, not two)."""
+        return component_state(self.component)
+
     def job(self) -> dict[str, Any] | None:
         """The batch system's view of the latest job it was submitted in (None when it was
         never submitted, or the scheduler no longer knows the job): ``id``, ``state``

@@ -321,9 +321,7 @@ class Source:
         if id in self._finished:
             return "finished", None
         try:
-            status = ExecutionStatus.of(id, storage=self.storage)
-            state = status.state()
-            error = status.error() if state in ("failed", "died") else None
+            state, error = ExecutionStatus.of(id, storage=self.storage).state_and_error()
         except RecordError as exc:
             return "unknown", {"type": "RecordError", "message": str(exc)}
         if state == "finished":
