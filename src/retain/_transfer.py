@@ -602,9 +602,9 @@ def _land(
                 missing.append(f"{item.record['class']} [{item.id}] uses {input_id}")
     if missing:
         raise InterfaceNotFoundError(
-            f"inputs missing in {target.url}: " + "; ".join(missing) + f". They are not in {source} "
-            "either: export (or copy) the results with their inputs (--with-inputs; "
-            "with_inputs=True), or import those inputs first; nothing was moved"
+            f"inputs missing in {target.url}: " + "; ".join(missing) + f". They are not among the "
+            f"results moved from {source} either: export (or copy) the results with their inputs "
+            "(--with-inputs; with_inputs=True), or move those inputs first; nothing was moved"
         )
     _adopt_baselines(target, moving, trees, source)
     durable = _settings.durable()
