@@ -44,6 +44,7 @@ from ._version import __version__
 from .identity import REF_KEY, is_id, references, same_value
 from .index import _updates
 from .interface import Interface
+from .storage import make_storage
 from .storage.layout import (
     BASELINES_READY,
     JOURNAL_COMMIT,
@@ -165,7 +166,8 @@ def export(
     })
 
     def write(handle: IO[bytes]) -> None:
-        with tarfile.open(fileobj=handle, mode=mode, format=tarfile.PAX_FORMAT) as tar:
+        open_tar: Any = tarfile.open  # (the stubs' overloads want the mode as a literal)
+        with open_tar(fileobj=handle, mode=mode, format=tarfile.PAX_FORMAT) as tar:
             _add_bytes(tar, MANIFEST, manifest)
             for (module, qualname), tree in sorted(trees.items()):
                 _add_bytes(tar, f"{STORAGE_META_DIR}/{baseline_name(module, qualname, 1)}",
@@ -236,8 +238,6 @@ def copy(
         InterfaceNotFoundError, InUseError, RecordError: as `export`.
         CollisionError, InterfaceNotFoundError: as `ingest`.
     """
-    from .storage import make_storage
-
     wanted = _listed(what)
     store = _source(wanted, storage)
     target = make_storage(to)
@@ -626,7 +626,7 @@ def _differs(target: Storage, item: _Item, existing: bytes) -> list[str]:
         return ["everything (the target's record is damaged: retain verify)"]
     mine = item.record
     return [key for key in sorted(set(mine) | set(theirs))
-            if not same_value(mine.get(key, _MISSING), theirs.get(key, _MISSING))]  # type: ignore[arg-type]
+            if not same_value(mine.get(key, _MISSING), theirs.get(key, _MISSING))]
 
 
 def _adopt_baselines(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from .._settings import current_storage
 from .._transfer import copy as library_copy, export as library_export, ingest
 from ._registry import EXIT_OK, PARSERS, command
 from .browse import existing_storage
@@ -14,7 +15,8 @@ from .output import print_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .._transfer import Moved
+    from .._settings import current_storage
+from .._transfer import Moved
 
 __all__ = ["copy", "export", "import_"]
 
@@ -88,8 +90,6 @@ def export(args: argparse.Namespace) -> int:
 
 @command("import", "import an archive of retain export into the storage (same ids; twice is a no-op)")
 def import_(args: argparse.Namespace) -> int:
-    from .._settings import current_storage
-
     store = current_storage()
     moved = ingest(args.archive, storage=store)
     return _report(moved, args, "imported", f"into {store.url}", {"storage": store.url})
