@@ -15,8 +15,7 @@ from .output import print_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .._settings import current_storage
-from .._transfer import Moved
+    from .._transfer import Moved
 
 __all__ = ["copy", "export", "import_"]
 
