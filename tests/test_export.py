@@ -470,3 +470,27 @@ def test_the_manifest_says_what_the_archive_holds(project: Path, tmp_path: Path)
     with tarfile.open(archive) as tar:
         manifest = json.loads(tar.extractfile("retain-export.json").read())  # type: ignore[union-attr]
     assert manifest["format"] == "retain.export" and manifest["ids"] == [data.id, train.id]
+
+
+def test_an_archive_unpacked_and_packed_again_with_tar_imports(project: Path, tmp_path: Path) -> None:
+    data, train = chain(project)
+    archive = tmp_path / "r.tar"
+    retain.export([train], archive, with_inputs=True)
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    subprocess.run(["tar", "xf", str(archive), "-C", str(unpacked)], check=True)
+    again = tmp_path / "again.tar.gz"
+    subprocess.run(["tar", "czf", str(again), "-C", str(unpacked), "."], check=True)  # "./" and directory entries
+    with retain.storage(tmp_path / "other") as target:
+        assert [m.state for m in retain.ingest(again)] == ["imported", "imported"]
+        assert files_of(Path(target.local_directory(train.id))) == files_of(unpacked / train.id)
+
+
+def test_a_file_where_the_record_stands_is_refused(project: Path, tmp_path: Path) -> None:
+    models = write_models(project)
+    data = get(models.Data).commit()
+    good = tmp_path / "good.tar"
+    retain.export([data], good)
+    extra = tarfile.TarInfo(f"{data.id}/{RECORD_FILE}/inside.txt")
+    with pytest.raises(ArchiveError, match="where the record is"):
+        retain.ingest(_archive_with(tmp_path, good, extra))

@@ -465,21 +465,8 @@ def _read_archive(tar: Any, where: str) -> tuple[list[_Item], dict[tuple[str, st
             f"{where}: the manifest lists {len(ids)} result(s), the archive holds {len(by_id)} "
             "(damaged, or edited by hand); export it again"
         )
-    items = []
-    records: dict[str, _Item] = {}
-    for id in ids:
-        files = by_id[id]
-        member = files.pop(RECORD_FILE, None)
-        if member is None:
-            raise ArchiveError(f"{where}: {id}/ has no {RECORD_FILE}; export it again")
-        data = _read_member(tar, member, where)
-        record = decode_record(data, f"{where}:{id}/{RECORD_FILE}", id)
-        size = len(data) + sum(m.size for m in files.values())
-        item = _Item(id, data, record, [(rel, _member_opener(tar, m, where)) for rel, m in sorted(files.items())
-                                        if not _skipped(rel)], size)
-        records[id] = item
-    for id in _ordered({id: item.record for id, item in records.items()}):
-        items.append(records[id])
+    # Read in the archive's order (baselines come first): a compressed archive seeks back
+    # only by decompressing again from its start.
     trees: dict[tuple[str, str], dict[str, Any]] = {}
     versions: dict[tuple[str, str], int] = {}
     for member in baselines:
@@ -496,6 +483,20 @@ def _read_archive(tar: Any, where: str) -> tuple[list[_Item], dict[tuple[str, st
         if version >= versions.get(key, 0):
             versions[key] = version
             trees[key] = tree
+    records: dict[str, _Item] = {}
+    for id, files in by_id.items():
+        member = files.pop(RECORD_FILE, None)
+        if member is None:
+            raise ArchiveError(f"{where}: {id}/ has no {RECORD_FILE}; export it again")
+        misplaced = [rel for rel in files if rel.split("/", 1)[0] == RECORD_FILE]
+        if misplaced:
+            raise ArchiveError(f"{where}: {id}/{misplaced[0]} would stand where the record is; export it again")
+        data = _read_member(tar, member, where)
+        record = decode_record(data, f"{where}:{id}/{RECORD_FILE}", id)
+        kept = [(rel, m) for rel, m in files.items() if not _skipped(rel)]
+        size = len(data) + sum(m.size for _, m in kept)
+        records[id] = _Item(id, data, record, [(rel, _member_opener(tar, m, where)) for rel, m in kept], size)
+    items = [records[id] for id in _ordered({id: records[id].record for id in ids})]
     return items, trees
 
 
@@ -513,6 +514,8 @@ def _member_name(member: Any, where: str) -> str | None:
     """
     raw = member.name
     name = raw[2:] if raw.startswith("./") else raw
+    if member.isdir() and name.rstrip("/") in ("", "."):
+        return None  # the top directory of an archive packed again with `tar -C dir -cf FILE .`
     parts = name.rstrip("/").split("/")
     if name.startswith("/") or "\\" in name or "\x00" in name or any(p in ("", ".", "..") for p in parts):
         raise UnsafePathError(
