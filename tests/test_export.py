@@ -494,3 +494,21 @@ def test_a_file_where_the_record_stands_is_refused(project: Path, tmp_path: Path
     extra = tarfile.TarInfo(f"{data.id}/{RECORD_FILE}/inside.txt")
     with pytest.raises(ArchiveError, match="where the record is"):
         retain.ingest(_archive_with(tmp_path, good, extra))
+
+
+def test_a_link_out_of_a_results_directory_is_not_exported(project: Path, tmp_path: Path) -> None:
+    models = write_models(project)
+    data = get(models.Data)
+    data.save_file("inside.txt", "mine")
+    data.commit()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not the result's")
+    directory = Path(data.local_directory())
+    (directory / "alias.txt").symlink_to(directory / "inside.txt")  # inside: exported as the file
+    assert [m.state for m in retain.export([data], tmp_path / "ok.tar")] == ["exported"]
+    with tarfile.open(tmp_path / "ok.tar") as tar:
+        assert tar.extractfile(f"{data.id}/alias.txt").read() == b"mine"  # type: ignore[union-attr]
+    (directory / "leak.txt").symlink_to(secret)
+    with pytest.raises(UnsafePathError, match="outside the result's directory"):
+        retain.export([data], tmp_path / "leak.tar")
+    assert not (tmp_path / "leak.tar").exists()

@@ -314,9 +314,11 @@ def _gather(
             if local:
                 path = os.path.join(store.local_directory(id), *name.split("/"))
                 try:
-                    size += os.lstat(path).st_size
+                    size += os.stat(path).st_size
                 except FileNotFoundError:
                     continue
+                if os.path.islink(path):
+                    _check_inside(path, store.local_directory(id))
                 files.append((name, _opener(path)))
             else:
                 content = store.read_file(id, name)
@@ -335,6 +337,17 @@ def _gather(
             if tree is not None:
                 trees[key] = tree
     return items, trees
+
+
+def _check_inside(path: str, directory: str) -> None:
+    """Refuse a symbolic link that leads outside the result's directory: what it points to is
+    not the result's to give away."""
+    real, top = os.path.realpath(path), os.path.realpath(directory)
+    if not real.startswith(top + os.sep):
+        raise UnsafePathError(
+            f"{path} is a symbolic link to {real}, outside the result's directory: nothing was "
+            "moved; replace the link by a copy of the file (or remove it) to move this result"
+        )
 
 
 def _refuse_running(store: Storage, records: dict[str, dict[str, Any]]) -> None:
