@@ -388,7 +388,8 @@ def test_object_store_both_ways(kind: str, object_store: Any, project: Path, tmp
     forget_models(project)
     # And back, through an archive written from the object store, into a new local storage.
     archive = tmp_path / "from-remote.tar"
-    shutil.rmtree(tmp_path / "cache")  # nothing cached: the files come from the store
+    for id in (data.id, train.id):  # nothing cached: the files come from the store
+        shutil.rmtree(remote.local_directory(id))
     assert [m.id for m in retain.export([train.id], archive, with_inputs=True, storage=remote)] == [data.id, train.id]
     with retain.storage(tmp_path / "back") as back:
         retain.ingest(archive)

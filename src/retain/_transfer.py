@@ -321,11 +321,9 @@ def _gather(
                     _check_inside(path, store.local_directory(id))
                 files.append((name, _opener(path)))
             else:
-                content = store.read_file(id, name)
-                if content is None:
-                    continue
-                size += len(content)
-                files.append((name, _bytes_opener(content)))
+                files.append((name, _stored_opener(store, id, name)))  # read when written
+        if not local:
+            size = store.size(id)
         items.append(_Item(id, data, record, files, size))
     trees: dict[tuple[str, str], dict[str, Any]] = {}
     for item in items:
@@ -372,10 +370,18 @@ def _opener(path: str) -> Callable[[], IO[bytes]]:
     return lambda: open(path, "rb")
 
 
-def _bytes_opener(content: bytes) -> Callable[[], IO[bytes]]:
-    import io
+def _stored_opener(store: Storage, id: str, name: str) -> Callable[[], IO[bytes]]:
+    """How to read file `name` of `id` from a remote storage: one file in memory at a time."""
 
-    return lambda: io.BytesIO(content)
+    def open_stored() -> IO[bytes]:
+        import io
+
+        content = store.read_file(id, name)
+        if content is None:
+            raise StorageError(f"{store.url}/{id}/{name} vanished while it was being moved; try again")
+        return io.BytesIO(content)
+
+    return open_stored
 
 
 def _inputs(record: dict[str, Any]) -> list[str]:
