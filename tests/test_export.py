@@ -513,3 +513,35 @@ def test_a_link_out_of_a_results_directory_is_not_exported(project: Path, tmp_pa
     with pytest.raises(UnsafePathError, match="outside the result's directory"):
         retain.export([data], tmp_path / "leak.tar")
     assert not (tmp_path / "leak.tar").exists()
+
+
+LEGACY = Path(__file__).parent / "data" / "legacy_storage"
+
+
+def test_a_storage_of_the_previous_release_both_ways(project: Path, tmp_path: Path) -> None:
+    """A storage without baseline files (an earlier release): its results carry the baselines
+    its records imply, and results imported into it leave its own ids as they were."""
+    legacy = tmp_path / "legacy"
+    shutil.copytree(LEGACY / "storage", legacy)
+    shutil.copy(LEGACY / "legacy_train.py", project / "legacy_train.py")
+    expected = json.loads((LEGACY / "ids.json").read_text())
+    archive = tmp_path / "legacy.tar"
+    with retain.storage(legacy):
+        retain.export(list(expected.values()), archive)
+    assert not (legacy / ".retain" / "baselines").exists()  # exporting writes nothing there
+    from legacy_train import Train  # type: ignore[import-not-found]
+
+    with retain.storage(tmp_path / "fresh"):
+        retain.ingest(archive)
+        assert get(Train).id == expected["default"] and get(Train).is_committed()
+        assert get(Train, {"holdout": 0.3}).id == expected["holdout"]
+    # Into the earlier release's storage: its own results keep their ids.
+    models = write_models(project)
+    other = get(models.Data, {"name": "new"}).commit()
+    retain.export([other], tmp_path / "new.tar")
+    with retain.storage(legacy):
+        assert [m.state for m in retain.ingest(tmp_path / "new.tar")] == ["imported"]
+        assert get(models.Data, {"name": "new"}).is_committed()
+        for name, values in (("default", {}), ("holdout", {"holdout": 0.3}), ("deep", {"model.depth": 4})):
+            assert get(Train, values).id == expected[name] and get(Train, values).is_committed(), name
+        assert (legacy / ".retain" / "baselines" / "ready.json").is_file()
