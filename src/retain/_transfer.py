@@ -464,7 +464,8 @@ def _read_archive(tar: Any, where: str) -> tuple[list[_Item], dict[tuple[str, st
         if name == MANIFEST:
             manifest = member
         elif name.startswith(_BASELINES_DIR):
-            baselines.append(member)
+            if name != f"{STORAGE_META_DIR}/{BASELINES_READY}":  # a storage's marker, not a class's
+                baselines.append(member)
         else:
             id, rel = name.split("/", 1)
             by_id.setdefault(id, {})[rel] = member
