@@ -545,3 +545,60 @@ def test_a_storage_of_the_previous_release_both_ways(project: Path, tmp_path: Pa
         for name, values in (("default", {}), ("holdout", {"holdout": 0.3}), ("deep", {"model.depth": 4})):
             assert get(Train, values).id == expected[name] and get(Train, values).is_committed(), name
         assert (legacy / ".retain" / "baselines" / "ready.json").is_file()
+
+
+S3_COPIER = """
+import sys
+import retain
+from retain.storage import make_storage
+target = make_storage(sys.argv[2])
+list(target.iter_ids())  # the store's libraries loaded and connected: the copy starts now
+print("start", flush=True)
+with retain.storage(sys.argv[1]):
+    retain.copy(sys.argv[3].split(","), target)
+print("done", flush=True)
+"""
+
+
+def test_random_kills_during_a_copy_to_s3(object_store: Any, tmp_path: Path, store: Storage) -> None:
+    """A worker copies results with files into S3 and is killed at random times: each id is
+    whole in the store or has no record; copying again completes it."""
+    remote = object_store("s3")
+    rng = random.Random(7)
+    blob = os.urandom(60_000)
+    expected: dict[str, bytes] = {}
+    for n in range(40):
+        item = Bulk({"n": n})
+        path = Path(item.local_directory()) / "a.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(blob + str(n).encode())
+        item.commit()
+        expected[item.id] = path.read_bytes()
+    ids = ",".join(expected)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([WORKERS_DIR, os.environ.get("PYTHONPATH", "")])}
+    partial = 0
+    for _ in range(3):
+        before = len(list(remote.iter_ids()))
+        worker = subprocess.Popen([sys.executable, "-c", S3_COPIER, str(store.url), remote.url, ids],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        assert worker.stdout is not None and worker.stdout.readline() == b"start\n"
+        deadline = time.monotonic() + 60
+        while len(list(remote.iter_ids())) <= before and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # until the copy lands its first result
+        time.sleep(rng.random() * 0.4)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        committed = list(remote.iter_ids())
+        partial += 0 < len(committed) < len(expected)
+        for id in committed:
+            assert remote.read_file(id, "a.bin") == expected[id], id
+    assert partial, "no kill landed in the middle of a copy"
+    moved = retain.copy(list(expected), remote)
+    assert {m.id for m in moved} == set(expected)
+    assert sorted(remote.iter_ids()) == sorted(expected)
+    for id, content in expected.items():
+        assert remote.read_file(id, "a.bin") == content
+    with retain.storage(remote):
+        assert sorted(get.all(Interface).ids()) == sorted(expected)
+        report = retain.verify()
+        assert report.ok, report.problems
