@@ -602,3 +602,10 @@ def test_random_kills_during_a_copy_to_s3(object_store: Any, tmp_path: Path, sto
         assert sorted(get.all(Interface).ids()) == sorted(expected)
         report = retain.verify()
         assert report.ok, report.problems
+
+
+def test_the_order_asked_is_kept_among_independent_results(project: Path, tmp_path: Path) -> None:
+    models = write_models(project)
+    made = [get(models.Data, {"name": name}).commit() for name in ("x", "y", "z")]
+    order = [made[2], made[0], made[1]]
+    assert [m.id for m in retain.export(order, tmp_path / "r.tar")] == [item.id for item in order]

@@ -288,8 +288,7 @@ def _gather(
         raise InterfaceNotFoundError("nothing to move: give at least one id")
     records: dict[str, tuple[bytes, dict[str, Any]]] = {}
     pending = list(wanted)
-    while pending:
-        id = pending.pop()
+    for id in pending:  # grows with the inputs found (breadth first: the order asked kept)
         if id in records:
             continue
         data = store.read_record(id)
