@@ -155,7 +155,7 @@ def test_an_input_absent_on_the_target_is_named_and_nothing_lands(project: Path,
     with retain.storage(tmp_path / "other") as target:
         with pytest.raises(InterfaceNotFoundError) as info:
             retain.ingest(archive)
-        assert data.id in str(info.value) and f"Train [{train.id}]" in str(info.value)
+        assert f"Train [{train.id}] uses Data [{data.id}]" in str(info.value)
         assert "--with-inputs" in str(info.value)
         assert list(target.iter_directories()) == []
         # With the input there first, the same archive imports.

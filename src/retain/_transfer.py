@@ -619,9 +619,10 @@ def _land(
     ids = {item.id for item in items}
     missing = []
     for item in moving:
-        for input_id in _inputs(item.record):
+        for ref in references(item.record["config"]):
+            input_id = str(ref[REF_KEY])
             if input_id not in ids and not target.has_record(input_id):
-                missing.append(f"{item.record['class']} [{item.id}] uses {input_id}")
+                missing.append(f"{item.record['class']} [{item.id}] uses {ref.get('class', '?')} [{input_id}]")
     if missing:
         raise InterfaceNotFoundError(
             f"inputs missing in {target.url}: " + "; ".join(missing) + f". They are not among the "
