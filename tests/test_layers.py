@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("component", ["retain.component"]),
     ("execution", ["retain.execution"]),
     ("verbs", ["retain._api", "retain._cached", "retain._grid", "retain._health", "retain._lifecycle", "retain._stale",
-               "retain._syntax", "retain"]),
+               "retain._syntax", "retain._transfer", "retain"]),
     ("clients", ["retain.cli", "retain.ui", "retain.testing", "retain.integrations"]),
 ]
 

@@ -10,7 +10,9 @@ when first used.
 from __future__ import annotations
 
 from ._errors import (
+    ArchiveError,
     CodecError,
+    CollisionError,
     ConfigError,
     FileMissingError,
     IdentityError,
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
     from ._health import DiskUsage, VerifyReport, du, verify
     from ._stale import stale
     from ._cached import CachedFunction, cached
+    from ._transfer import Moved, copy, export, ingest
 del TYPE_CHECKING
 
 #: The verbs over many results load when first named: `import retain` stays cheap.
@@ -70,6 +73,7 @@ _LAZY = {
     "launch": "_api", "status": "_api", "stale": "_stale", "ExecutionStatus": "runs.status",
     "cached": "_cached", "CachedFunction": "_cached",
     "DiskUsage": "_health", "VerifyReport": "_health", "du": "_health", "verify": "_health",
+    "Moved": "_transfer", "copy": "_transfer", "export": "_transfer", "ingest": "_transfer",
 }
 
 
@@ -89,10 +93,12 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AlreadyRunningError",
+    "ArchiveError",
     "CachedFunction",
     "Codec",
     "CodecError",
     "Collection",
+    "CollisionError",
     "Component",
     "ComponentDefinitionError",
     "ConfigError",
@@ -115,6 +121,7 @@ __all__ = [
     "LaunchError",
     "LocalStorage",
     "ModuleResolutionError",
+    "Moved",
     "NOT_GIVEN",
     "NotImportableError",
     "RecordError",
@@ -130,11 +137,14 @@ __all__ = [
     "__version__",
     "between",
     "cached",
+    "copy",
     "du",
+    "export",
     "ge",
     "get",
     "grid",
     "gt",
+    "ingest",
     "launch",
     "le",
     "lt",

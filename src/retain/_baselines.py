@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
     from .storage import Storage
 
-__all__ = ["effective", "fill", "record", "reset_cache"]
+__all__ = ["effective", "fill", "record", "recorded", "reset_cache", "trees_of"]
 
 #: Attempts at recording a class's baselines before giving up (each lost race re-reads).
 _ATTEMPTS = 50
@@ -127,6 +127,13 @@ def record(storage: Storage, module: str, qualname: str, defaults: dict[str, Any
         f"could not record the identity baselines of {module}:{qualname} in {storage.url}: "
         f"other processes kept recording new ones ({_ATTEMPTS} attempts)"
     )
+
+
+def recorded(storage: Storage, module: str, qualname: str) -> dict[str, Any] | None:
+    """The baselines `storage` holds for a class (inferred from the records of a storage not
+    migrated yet), or None when it has none. Never writes."""
+    with _lock:
+        return _refresh(storage, module, qualname, {}, write=False).recorded
 
 
 def _refresh(storage: Storage, module: str, qualname: str, defaults: dict[str, Any], *, write: bool) -> _Entry:
@@ -252,7 +259,14 @@ def infer_from_records(storage: Storage) -> dict[tuple[str, str], dict[str, Any]
             records.append(decode_record(data, f"{storage.url}/{id}/{RECORD_FILE}", id))
         except RecordError:
             continue
-    records.sort(key=lambda r: (r["created"], r["id"]))
+    return trees_of(records)
+
+
+def trees_of(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The baselines of each class (module, class) that decoded `records` imply, the oldest
+    record first for a key: a record's field ``baseline``, or, for a record of an earlier
+    release, the values of the keys its canonical config left out."""
+    records = sorted(records, key=lambda r: (r["created"], r["id"]))
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for rec in records:
         tree = rec.get("baseline")

@@ -6,7 +6,9 @@ brackets), so `except ValueError` keeps working for code that does not know abou
 
     RetainError (Exception)
         AlreadyRunningError (RuntimeError)
+        ArchiveError (ValueError)
         CodecError (ValueError)
+        CollisionError (ValueError)
         ComponentDefinitionError (TypeError)
         ConfigError (ValueError)
         ExecutionError (RuntimeError)
@@ -38,7 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AlreadyRunningError",
+    "ArchiveError",
     "CodecError",
+    "CollisionError",
     "ComponentDefinitionError",
     "ConfigError",
     "ExecutionError",
@@ -98,6 +102,16 @@ class InterfaceNotFoundError(RetainError, LookupError):
 class MetricMissingError(RetainError, LookupError):
     """A result has no value for the metric asked of it (a summary key it never saved, a
     metric it never logged): the message lists those it has."""
+
+
+class CollisionError(RetainError, ValueError):
+    """Results moved into a storage disagree with what it holds: an id it has with another
+    record, or identity baselines of a class that differ (the same id would mean two
+    configurations). Nothing was moved."""
+
+
+class ArchiveError(RetainError, ValueError):
+    """A file given to `retain import` is not a retain archive, or is damaged."""
 
 
 class UnsafePathError(RetainError, ValueError):

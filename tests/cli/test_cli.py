@@ -588,6 +588,9 @@ EVERY_COMMAND = {  # name: (words, what stdout holds); ID stands for the id of m
     "rerun": (["rerun", "ID"], "ran McPi [ID6] again (id ID)"),
     "du": (["du", "mc_pi"], "\nmc_pi:McPi\t1\t"),
     "verify": (["verify"], "checked 1 record(s) in "),
+    "export": (["export", "ID", "-o", "r.tar"], "exported McPi [ID]"),
+    "import": (["import", "r.tar"], "already present McPi [ID]"),
+    "copy": (["copy", "ID", "--to", "copied"], "copied McPi [ID]"),
 }
 
 

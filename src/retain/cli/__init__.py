@@ -11,9 +11,9 @@ import os
 import sys
 import warnings
 
-from .._errors import InterfaceNotFoundError, InUseError, LaunchError, RetainError
+from .._errors import CollisionError, InterfaceNotFoundError, InUseError, LaunchError, RetainError
 from .._settings import storage
-from . import browse, commands, health, lifecycle, ui  # noqa: F401  (importing them registers their commands)
+from . import browse, commands, health, lifecycle, transfer, ui  # noqa: F401  (importing them registers their commands)
 from ._registry import COMMANDS, EXIT_BROKEN_PIPE, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, HELP, PARSERS
 from .parse import UsageError
 
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = EXIT_USAGE
         if isinstance(exc, InterfaceNotFoundError) and "ambiguous" not in str(exc):
             code = EXIT_NOT_FOUND
-        if isinstance(exc, (LaunchError, InUseError)):
+        if isinstance(exc, (LaunchError, InUseError, CollisionError)):
             code = EXIT_NOT_FOUND
         print(f"retain: error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
         return code

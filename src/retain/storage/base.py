@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 
 from .._errors import StorageError
 from .._fs import TEMP_PREFIX, append_bytes, atomic_write, fsync_directory, makedirs, read_small_file
-from .layout import RESERVED_PREFIX, STORAGE_META_DIR, SUMMARY_FILE, decode_summary, journal_path, removal_area
+from .layout import RECORD_FILE, RESERVED_PREFIX, STORAGE_META_DIR, SUMMARY_FILE, decode_summary, journal_path, removal_area
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -173,6 +173,19 @@ class Storage(ABC):
                 if not name.startswith((TEMP_PREFIX, RESERVED_PREFIX)):
                     out.append(os.path.relpath(os.path.join(parent, name), directory).replace(os.sep, "/"))
         return sorted(out)
+
+    def stored_files(self, id: str) -> list[str]:
+        """Every file of `id` as the storage holds it (relative, ``/``-separated, sorted),
+        retain's runtime files and annotations included, without unfinished writes
+        (temporaries) and the record: what moving `id` to another storage carries."""
+        directory = self.local_directory(id)
+        out = []
+        for parent, dirs, names in os.walk(directory):
+            dirs[:] = [d for d in dirs if not d.startswith(TEMP_PREFIX)]
+            for name in names:
+                if not name.startswith(TEMP_PREFIX):
+                    out.append(os.path.relpath(os.path.join(parent, name), directory).replace(os.sep, "/"))
+        return sorted(name for name in out if name != RECORD_FILE)
 
     # -- the storage's own files (``.retain/``), shared by every machine -------------------
 

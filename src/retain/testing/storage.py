@@ -361,6 +361,15 @@ class StorageConformance:
         assert storage.read_file(item.id, "a/b.txt") is None and not storage.has_file(item.id, "a/b.txt")
         assert storage.list_files(item.id) == ["c.txt", "interface.json"]
 
+    def test_stored_files_are_what_a_move_carries(self, storage: Storage) -> None:
+        with retain.storage(storage):
+            item = ConformanceItem({"i": 43})
+            item.save_file("a/b.txt", "b")
+            item.commit()
+        storage.create_file(item.id, ".retain.note.json", b"{}")
+        # Every file but the record, retain's own files included (what `retain.export` carries).
+        assert storage.stored_files(item.id) == [".retain.note.json", "a/b.txt"]
+
     def test_delete_then_commit_again(self, storage: Storage) -> None:
         with retain.storage(storage):
             item = ConformanceItem({"i": 41})

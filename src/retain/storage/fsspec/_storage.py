@@ -487,6 +487,15 @@ class FsspecStorage(Storage):
                 out.append(name)
         return sorted(out)
 
+    def stored_files(self, id: str) -> list[str]:
+        prefix = self._key(id) + "/"
+        out = []
+        for key in self._objects(id):
+            name = key[len(prefix):] if key.startswith(prefix) else ""
+            if name and name != RECORD_FILE and not any(part.startswith(TEMP_PREFIX) for part in name.split("/")):
+                out.append(name)
+        return sorted(out)
+
     # -- what the index reads ----------------------------------------------------------------
 
     def iter_directories(self, prefix: str = "") -> Iterator[str]:
