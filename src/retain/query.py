@@ -248,7 +248,7 @@ def one_of(values: Any) -> Filter:
 def has(*names: str) -> Filter:
     """Carries every tag in `names` (see `Interface.tag`): ``where={"tags": has("best")}``."""
     if not names:
-        raise ConfigError('has() takes one or more tag names, e.g. has("best")')
+        raise TagError('has() takes one or more tag names, e.g. has("best")')
     return Filter("has", sorted({check_tag(name) for name in names}))
 
 
