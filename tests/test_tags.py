@@ -376,3 +376,40 @@ def test_sigkill_mid_tag_leaves_the_old_or_the_new_state(store: Storage, index_u
         assert get.all(Train, where={"tags": has(*tags)}).ids() == [run.id]
         assert make_index(index_url, store).tags([run.id]) == {run.id: sorted(tags)}
     assert done > 0
+
+
+# -- storages and health ------------------------------------------------------------------------
+
+
+def test_a_tagged_storage_verifies_clean(store: Storage) -> None:
+    a, b, _ = sweep()
+    a.tag("best").note("n")
+    b.tag("x").untag("x")
+    report = retain.verify()
+    assert report.ok and report.problems == [] and report.checked == 3
+
+
+def test_sharded_storage(tmp_path: Path) -> None:
+    with retain.storage(LocalStorage(tmp_path / "sharded", shard=2)) as storage:
+        a, b, _ = sweep()
+        a.tag("best")
+        assert Path(storage.local_directory(a.id), ".retain", "annotations").is_dir()
+        assert get.all(Train, where={"tags": has("best")}).ids() == [a.id]
+        assert retain.index.rebuild() == 3 and tagged_ids() == {a.id}
+
+
+@pytest.mark.parametrize("kind", ["local", "memory", "s3"])
+def test_list_folder_and_list_meta(kind: str, object_store: Any, store: Storage) -> None:
+    storage = store if kind == "local" else object_store(kind)
+    with retain.storage(storage):
+        run = Train().commit()
+    assert storage.list_folder(run.id, ANNOTATIONS_FOLDER) == []  # no such folder: nothing, no error
+    assert storage.list_meta(ANNOTATED_DIR) == []
+    if not storage.is_remote:
+        os.makedirs(Path(storage.local_directory(run.id), *ANNOTATIONS_FOLDER.split("/")))
+    for name in ("b.json", "a.json"):
+        assert storage.create_file(run.id, f"{ANNOTATIONS_FOLDER}/{name}", b"{}")
+    assert storage.list_folder(run.id, ANNOTATIONS_FOLDER) == ["a.json", "b.json"]  # sorted
+    assert storage.create_meta(f"{ANNOTATED_DIR}/{run.id}", b"")
+    assert not storage.create_meta(f"{ANNOTATED_DIR}/{run.id}", b"")
+    assert storage.list_meta(ANNOTATED_DIR) == [run.id]
