@@ -40,6 +40,7 @@ __all__ = [
     "Field",
     "Filter",
     "Query",
+    "TAGS",
     "TAG_RULE",
     "between",
     "check_tag",
