@@ -336,6 +336,10 @@ def test_two_processes_tagging_at_once_lose_nothing(store: Storage, tmp_path: Pa
         assert worker.returncode == 0, err
     expected = {f"{prefix}-{i}" for prefix in ("p", "q") for i in range(ROUNDS)}
     assert run.tags == expected  # in storage: every event of both
+    folder = Path(run.local_directory(), *ANNOTATIONS_FOLDER.split("/"))
+    writers = [json.loads((folder / name).read_text())["add"] for name in sorted(os.listdir(folder))]
+    order = "".join(added[0][0] for added in writers if added)
+    assert "pq" in order and "qp" in order, "the two processes did not tag at the same time"
     # In the index, without any repair (each writer read the events inside its write)...
     assert make_index(index_url, store).tags([run.id]) == {run.id: sorted(expected)}
     # ... and after the next query too.
