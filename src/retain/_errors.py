@@ -24,6 +24,7 @@ brackets), so `except ValueError` keeps working for code that does not know abou
             NotImportableError
         RecordError (ValueError)
         StorageError (OSError)
+        TagError (ValueError)
         UnsafePathError (ValueError)
         UsageError (ValueError)
         VersionError (ValueError)
@@ -61,6 +62,7 @@ __all__ = [
     "RetainError",
     "RetainWarning",
     "StorageError",
+    "TagError",
     "UnsafePathError",
     "UsageError",
     "VersionError",
@@ -116,6 +118,10 @@ class ArchiveError(RetainError, ValueError):
 
 class UnsafePathError(RetainError, ValueError):
     """A file name would leave the interface's directory or collide with retain's own files."""
+
+
+class TagError(RetainError, ValueError):
+    """A tag name is malformed (see `retain.query.TAG_RULE`)."""
 
 
 class UsageError(RetainError, ValueError):

@@ -591,6 +591,8 @@ EVERY_COMMAND = {  # name: (words, what stdout holds); ID stands for the id of m
     "export": (["export", "ID", "-o", "r.tar"], "exported McPi [ID]"),
     "import": (["import", "r.tar"], "already present McPi [ID]"),
     "copy": (["copy", "ID", "--to", "copied"], "copied McPi [ID]"),
+    "tag": (["tag", "ID", "best"], "McPi [ID6]  tags: best\n"),
+    "note": (["note", "ID", "fine"], "  note: fine\n"),
 }
 
 

@@ -29,9 +29,10 @@ class Storage(ABC):
     mounted) paths; a remote backend (an object store) overrides them. Among them are the
     file primitives that runs build on (claims, heartbeats, ends, logs: see
     `retain.runs.files.RunFiles`): `read_file`, `has_file`, `create_file` (first writer wins),
-    `replace_file` and `append_file`, on one named file of an id; and removal: `remove` (an id
-    whole, atomically for readers) and `delete_file` (one file, for reruns). Abilities are the boolean
-    ``supports_*`` attributes, and `is_remote`.
+    `replace_file` and `append_file`, on one named file of an id, and `list_folder` (the files
+    of one folder of an id: annotation events); `list_meta`, a folder of the storage's own
+    files; and removal: `remove` (an id whole, atomically for readers) and `delete_file` (one
+    file, for reruns). Abilities are the boolean ``supports_*`` attributes, and `is_remote`.
     """
 
     #: Files of an interface can be read and written through a local path.
@@ -187,7 +188,29 @@ class Storage(ABC):
                     out.append(os.path.relpath(os.path.join(parent, name), directory).replace(os.sep, "/"))
         return sorted(name for name in out if name != RECORD_FILE)
 
+    def list_folder(self, id: str, folder: str) -> list[str]:
+        """The names of the files directly in folder `folder` (relative, ``/``-separated) of
+        `id`, as the storage holds them, sorted, without unfinished writes; [] when there is no
+        such folder (one failed ``listdir`` on a local storage).
+
+        Raises:
+            StorageError: the folder exists but cannot be listed.
+        """
+        return _listdir(self._local_path(id, folder))
+
     # -- the storage's own files (``.retain/``), shared by every machine -------------------
+
+    def list_meta(self, folder: str) -> list[str]:
+        """The names of the files in the storage's own folder ``.retain/<folder>``, sorted;
+        [] when it does not exist.
+
+        Raises:
+            StorageError: the folder exists but cannot be listed.
+        """
+        root = self.local_root()
+        if root is None:
+            return []
+        return _listdir(os.path.join(root, STORAGE_META_DIR, *folder.split("/")))
 
     def read_meta(self, name: str) -> bytes | None:
         """The storage's own file ``.retain/<name>`` (``/``-separated) as every machine that
@@ -341,6 +364,16 @@ class Storage(ABC):
 
     def __hash__(self) -> int:
         return hash((type(self), self.url))
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        names = os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise StorageError(exc.errno or 0, f"could not list {path}: {exc.strerror or exc}") from exc
+    return sorted(name for name in names if not name.startswith(TEMP_PREFIX))
 
 
 def read_local_file(path: str) -> bytes | None:
