@@ -33,6 +33,7 @@ from retain import (
     Storage,
     UnsafePathError,
     get,
+    has,
 )
 from retain._fs import TEMP_PREFIX
 from retain.storage import make_storage
@@ -609,3 +610,22 @@ def test_the_order_asked_is_kept_among_independent_results(project: Path, tmp_pa
     made = [get(models.Data, {"name": name}).commit() for name in ("x", "y", "z")]
     order = [made[2], made[0], made[1]]
     assert [m.id for m in retain.export(order, tmp_path / "r.tar")] == [item.id for item in order]
+
+
+# -- tags and notes come along ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["local", "memory"])
+def test_tags_and_notes_come_along_and_are_indexed(kind: str, object_store: Any, project: Path, tmp_path: Path, store: Storage) -> None:
+    data, train = chain(project)
+    train.tag("best", "v1")
+    train.note("the one to cite")
+    target = make_storage(tmp_path / "other") if kind == "local" else object_store(kind)
+    retain.copy([train], target, with_inputs=True)
+    with retain.storage(target):
+        assert get.all(Interface, where={"tags": has("best")}).ids() == [train.id]
+        moved = get.by_id(train.id)
+        assert moved.tags == frozenset({"best", "v1"})
+        assert moved.notes[-1].text == "the one to cite"
+        retain.index.rebuild()  # another machine's index: the events are found again
+        assert get.all(Interface, where={"tags": has("v1")}).ids() == [train.id]

@@ -44,8 +44,9 @@ from ._version import __version__
 from .identity import REF_KEY, is_id, references, same_value
 from .index import _updates
 from .interface import Interface
-from .storage import make_storage
+from .storage import annotation_files, make_storage
 from .storage.layout import (
+    ANNOTATIONS_FOLDER,
     BASELINES_READY,
     JOURNAL_COMMIT,
     RECORD_FILE,
@@ -721,6 +722,11 @@ def _land_one(target: Storage, item: _Item, durable: bool) -> str:
 
     directory = target.local_directory(item.id)
     makedirs(directory, durable=durable)
+    annotated = any(name.startswith(ANNOTATIONS_FOLDER + "/") for name, _ in item.files)
+    if annotated:
+        # Before its events land, as a tag does: an index rebuilt on the target (another
+        # machine's, an object store's) looks for the events of marked ids only.
+        annotation_files.mark(target, item.id, durable=durable)
     real = os.path.realpath(directory)
     names = []
     for name, opener in item.files:
@@ -740,6 +746,8 @@ def _land_one(target: Storage, item: _Item, durable: bool) -> str:
     _updates.journal(target, item.id, JOURNAL_COMMIT, durable)
     if target.publish_record(item.id, item.data, durable=durable):
         _updates.after_publish(target, item.record, SUMMARY_FILE in names)
+        if annotated:
+            _updates.after_annotate(target, item.id)
         return "imported"
     existing = target.read_record(item.id)
     differs = _differs(target, item, existing) if existing is not None else ["everything (it vanished)"]
