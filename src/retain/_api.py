@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
 from .runs import batch
-from .runs.status import STATES, JobLookup, describe_job, state_of
+from .runs.status import STATES, JobLookup, describe_job, finished_among, state_of
 from ._get import get, _resolve
 from .execution.base import Execution
 from .execution.local import LocalExecution
@@ -33,8 +33,13 @@ class StatusReport:
         jobs: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.components = [component for component, _, _ in entries]
-        self.states = {component.id: state for component, state, _ in entries}
-        self.errors = {component.id: error for component, _, error in entries if error is not None}
+        self.states: dict[str, str] = {}
+        self.errors: dict[str, dict[str, Any]] = {}
+        for component, state, error in entries:
+            id = component.id  # computed once: a report may hold 100,000 components
+            self.states[id] = state
+            if error is not None:
+                self.errors[id] = error
         #: The batch system's view of each submitted component's latest job, by id.
         self.jobs: dict[str, dict[str, Any]] = dict(jobs or {})
 
@@ -116,23 +121,34 @@ def status(targets: Any, *, storage: Any = None) -> StatusReport:
         >>> report.failed, report.errors
     """
     components = _components(targets, storage)
+    ids = [component.id for component in components]  # computed once: a grid may be 100,000
+    committed = [component.is_committed() for component in components]
+    # The finished (most cells of a grid launched before) in one bulk check; only the others
+    # need their run files read, and the batch system asked.
+    finished = finished_among(c for c, known in zip(components, committed) if known)
+    states: dict[str, tuple[str, dict[str, Any] | None]] = {}
+    others = []
+    for id, component, known in zip(ids, components, committed):
+        if not known:
+            states[id] = ("missing", None)
+        elif id in finished:
+            states[id] = ("finished", None)
+        else:
+            others.append(component)
     lookup = JobLookup()
     submissions = []
-    for component in components:
-        if component.is_committed():
-            files = RunFiles(component.storage, component.id)
-            if not files.is_finished():
-                submission = files.submission()
-                if submission is not None:
-                    submissions.append(submission)
+    for component in others:
+        submission = RunFiles(component.storage, component.id).submission()
+        if submission is not None:
+            submissions.append(submission)
     lookup.prefetch(submissions)  # one question per batch system, not one per component
-    entries = []
     jobs = {}
-    for component in components:
+    for component in others:
         state, error, job = state_of(component, lookup)
-        entries.append((component, state, error))
+        states[component.id] = (state, error)
         if job is not None:
             jobs[component.id] = job
+    entries = [(component, *states[id]) for id, component in zip(ids, components)]
     return StatusReport(entries, jobs)
 
 
