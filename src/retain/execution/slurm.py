@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from typing import Any, ClassVar
 
     from .base import Job
+    from ..storage import Storage
 
 __all__ = ["SlurmExecution"]
 
@@ -172,11 +173,20 @@ class SlurmExecution(Execution):
     def _split_queued(self, jobs: list[Job]) -> tuple[list[Job], list[tuple[Job, Outcome]]]:
         """(jobs to submit, outcomes of the components that a job of theirs will run already:
         queued, or running in an active job; they are not submitted again)."""
+        # Which were ever submitted, in one bulk existence check: a new sweep's cells never
+        # were, and reading a missing file costs more than asking whether it is there.
+        by_storage: dict[Storage, list[str]] = {}
+        for job in jobs:
+            by_storage.setdefault(job.component.storage, []).append(job.component.id)
+        ever = set()
+        for storage, ids in by_storage.items():
+            ever |= storage.ids_with_file(ids, SUBMISSIONS_FILE)
         submissions = {}
         for job in jobs:
-            submission = RunFiles(job.component.storage, job.component.id).submission()
-            if submission is not None:
-                submissions[job.component.id] = submission
+            if job.component.id in ever:
+                submission = RunFiles(job.component.storage, job.component.id).submission()
+                if submission is not None:
+                    submissions[job.component.id] = submission
         if not submissions:
             return jobs, []
         lookup = JobLookup()
@@ -247,7 +257,8 @@ class SlurmExecution(Execution):
         }
         spec_path = os.path.join(folder, f"job-{number}.json")
         with open(spec_path, "w", encoding="utf-8") as handle:
-            json.dump(spec, handle, indent=1, sort_keys=True, default=str)
+            # Compact: an array's spec lists up to MaxArraySize components.
+            json.dump(spec, handle, sort_keys=True, default=str, separators=(",", ":"))
         script_path = os.path.join(folder, f"job-{number}.sbatch")
         python = str(self.config.python or sys.executable)
         task = f"{shlex.quote(python)} -m retain.execution.slurm_task {shlex.quote(spec_path)}"
