@@ -6,6 +6,7 @@ fail, saying so (never skip)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 import retain
-from retain import Storage, get, grid
+from retain import ExecutionError, Storage, get, grid
 from retain.execution.slurm import max_array_size
 
 from component_worker import Work
@@ -81,3 +82,28 @@ def test_every_cell_of_a_split_grid_runs_exactly_once(store: Storage, tmp_path: 
     again = slurm.dispatch(list(cells))
     assert [o.status for o in again] == ["cached"] * 7
     assert len(counter.read_text().splitlines()) == 7
+
+
+def test_a_controller_that_accepts_no_more_jobs_is_named_in_the_error(
+    store: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real refusal needs a cluster at its MaxJobCount; this sbatch says and does what
+    # Slurm's does then (it waits and retries, silently but for that line).
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "sbatch"
+    fake.write_text(
+        "#!/bin/sh\necho 'sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying.' >&2\n"
+        "exec sleep 30\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    slurm = get("retain.execution.slurm", {"submit_retries": 1, "retry_delay": 0.1, "command_timeout": 1.0})
+    started = time.monotonic()
+    with pytest.raises(ExecutionError) as raised:
+        slurm.dispatch([get(Work, {"index": 1})])
+    assert time.monotonic() - started < 10
+    message = str(raised.value)
+    assert "sbatch refused" in message and "2 time(s)" in message
+    assert "did not answer within 1 s (sbatch: error: Slurm temporarily unable to accept job" in message
+    assert "MaxJobCount" in message and "every task of an array counts" in message

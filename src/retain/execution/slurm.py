@@ -339,8 +339,15 @@ class SlurmExecution(Execution):
             refusals.append((err or out).strip() or f"exit status {code}")
             if attempt < retries:
                 time.sleep(min(delay * 2 ** attempt, 60.0))
+        busy = ""
+        if any("temporarily unable to accept job" in refusal for refusal in refusals):
+            busy = (
+                " The controller refuses new jobs: its MaxJobCount (`scontrol show config`) may be "
+                "reached, where every task of an array counts and ended jobs count until MinJobAge; "
+                "submit fewer components at once, or wait for jobs to end."
+            )
         raise ExecutionError(
-            f"sbatch refused {script} {len(refusals)} time(s) (retried with backoff): {refusals[-1]}. "
+            f"sbatch refused {script} {len(refusals)} time(s) (retried with backoff): {refusals[-1]}.{busy} "
             "Check the execution's settings (partition, account, qos, time, memory, gpus, sbatch "
             "lines) against `sinfo` and `sacctmgr show assoc`; dry_run=True writes the scripts "
             "without submitting"
@@ -468,8 +475,11 @@ def _command(argv: list[str], timeout: float) -> tuple[int, str, str]:
     a failure (status 124 or 127), not an exception."""
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return 124, "", f"{argv[0]} did not answer within {timeout:g} s"
+    except subprocess.TimeoutExpired as exc:
+        # What it said before (sbatch says why it waits: "Slurm temporarily unable to accept job").
+        said = exc.stderr.decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        said = said.strip().splitlines()[-1] if said.strip() else ""
+        return 124, "", f"{argv[0]} did not answer within {timeout:g} s" + (f" ({said})" if said else "")
     except OSError as exc:
         return 127, "", f"{argv[0]}: {exc.strerror}"
     return done.returncode, done.stdout, done.stderr
