@@ -14,8 +14,9 @@ Prints one JSON line per figure on stdout: name, values, baseline, ratio, target
 Progress goes to stderr. The exit status is 0 even when figures miss (read `pass`).
 
 Method: the population is a grid of `--cells` cells (``a`` x ``b``, ``b`` over 100 values)
-launched in process in a new local storage under `<repo>/.bench-tmp/`; the cells with
-``b == 99`` fail (1%) and the last 1% of the grid is never launched (missing). Each time is
+launched in process in a new local storage under `<repo>/.bench-tmp/` (or `--population DIR`,
+kept and reused by the next run with that option); the cells with ``b == 99`` fail (1%) and
+the last 1% of the grid is never launched (missing). Each time is
 `time.perf_counter` around one call, the median of `--repeat` calls. The Slurm figure needs a
 running Slurm (``scripts/services/slurm.sh``): its jobs are submitted held (``--hold``) and
 cancelled at once, so nothing runs; without Slurm the figure says so and does not pass.
@@ -66,18 +67,27 @@ def axes(cells: int, offset: int = 0) -> dict[str, list[int]]:
     return {"a": list(range(offset, offset + max(1, cells // 100))), "b": list(range(100))}
 
 
-def populate(cells: int) -> tuple[retain.Grid[GridCell], float, int]:
-    """The grid, launched but for its last 1%: (grid, seconds to build it, cells launched)."""
-    t0 = time.perf_counter()
-    grid = retain.grid(GridCell, axes(cells))
-    built = time.perf_counter() - t0
-    launched = len(grid) - len(grid) // 100
-    t0 = time.perf_counter()
-    try:
-        grid[:launched].launch()
-    except LaunchError as exc:
-        assert len(exc.failures) == launched // 100, len(exc.failures)  # b == 99: the last of each 100
-    log(f"populated {launched} of {len(grid)} cells in {time.perf_counter() - t0:.0f} s (grid built in {built:.1f} s)")
+def populate(cells: int, population: str) -> tuple[retain.Grid[GridCell], float, int]:
+    """The grid in storage `population`, launched but for its last 1% (unless a run before
+    did, which left its marker): (grid, seconds `retain.grid` took: a `get` of each cell,
+    committed or not, cells launched)."""
+    launched = cells - cells // 100
+    marker = os.path.join(population, f"bench-grid-{cells}.done")
+    with retain.storage(population):
+        if not os.path.exists(marker):
+            t0 = time.perf_counter()
+            try:
+                retain.grid(GridCell, axes(cells))[:launched].launch()
+            except LaunchError as exc:
+                assert len(exc.failures) == launched // 100, len(exc.failures)  # b == 99: 1 in 100
+            open(marker, "w").close()
+            log(f"populated {launched} of {cells} cells in {time.perf_counter() - t0:.0f} s")
+        else:
+            log(f"reusing the population of {population}")
+        t0 = time.perf_counter()
+        grid = retain.grid(GridCell, axes(cells))
+        built = time.perf_counter() - t0
+    log(f"grid of {len(grid)} built in {built:.1f} s")
     return grid, built, launched
 
 
@@ -209,20 +219,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", type=int, help="cells of the grid (default 100,000; quick 1,000)")
     parser.add_argument("--slurm-cells", type=int, help="cells submitted to Slurm (default 10,000; quick 200)")
     parser.add_argument("--repeat", type=int, default=3, help="calls of each timed operation")
+    parser.add_argument("--population", help="a directory for the grid's storage, kept and reused by "
+                        "later runs (default: a new one, removed at the end)")
     args = parser.parse_args(argv)
     cells = args.cells or (1_000 if args.quick else 100_000)
     slurm_cells = args.slurm_cells or (200 if args.quick else 10_000)
     start = time.perf_counter()
     load_start = loadavg()
-    with scratch("grid-") as work, retain.storage(os.path.join(work, "storage")):
-        log(f"mode={'quick' if args.quick else 'full'} cells={cells} slurm={slurm_cells} work={work} load={load_start}")
-        grid, built, launched = populate(cells)
-        report = bench_status(grid, launched, args.repeat, cells / 100_000)
-        log("status done")
-        bench_launch(report, built, len(grid), args.repeat, cells / 100_000)
-        log("launch done")
-        # A quick run splits its few cells into several arrays, as a large grid is split.
-        bench_slurm(slurm_cells, slurm_cells / 10_000, 64 if args.quick else None)
+    with scratch("grid-") as work:
+        population = os.path.abspath(args.population or os.path.join(work, "population"))
+        log(f"mode={'quick' if args.quick else 'full'} cells={cells} slurm={slurm_cells} work={work} "
+            f"population={population} load={load_start}")
+        grid, built, launched = populate(cells, population)
+        with retain.storage(population):
+            report = bench_status(grid, launched, args.repeat, cells / 100_000)
+            log("status done")
+            bench_launch(report, built, len(grid), args.repeat, cells / 100_000)
+            log("launch done")
+        with retain.storage(os.path.join(work, "slurm")):
+            # A quick run splits its few cells into several arrays, as a large grid is split.
+            bench_slurm(slurm_cells, slurm_cells / 10_000, 64 if args.quick else None)
         log("slurm done")
     seconds = time.perf_counter() - start
     log(f"total {seconds:.0f} s; {FIGURES.passed()} figures pass")
