@@ -43,6 +43,19 @@ class StatusReport:
         #: The batch system's view of each submitted component's latest job, by id.
         self.jobs: dict[str, dict[str, Any]] = dict(jobs or {})
 
+    @classmethod
+    def _of(
+        cls,
+        components: list[Component],
+        states: dict[str, str],
+        errors: dict[str, dict[str, Any]],
+        jobs: dict[str, dict[str, Any]],
+    ) -> StatusReport:
+        """A report from what `status` computed by id (no entry tuples, no id computed again)."""
+        report = cls.__new__(cls)
+        report.components, report.states, report.errors, report.jobs = components, states, errors, jobs
+        return report
+
     def __getitem__(self, state: str) -> list[Component]:
         if state not in STATES:
             raise KeyError(f"{state!r} is not a state; states are {', '.join(STATES)}")
@@ -122,19 +135,18 @@ def status(targets: Any, *, storage: Any = None) -> StatusReport:
     """
     components = _components(targets, storage)
     ids = [component.id for component in components]  # computed once: a grid may be 100,000
-    committed = [component.is_committed() for component in components]
-    # The finished (most cells of a grid launched before) in one bulk check; only the others
-    # need their run files read, and the batch system asked.
-    finished = finished_among(c for c, known in zip(components, committed) if known)
-    states: dict[str, tuple[str, dict[str, Any] | None]] = {}
+    # The finished (most cells of a grid launched before) in one bulk existence check per
+    # storage; only the others need their run files read, and the batch system asked.
+    finished = finished_among(zip(ids, components))
+    states: dict[str, str] = {}
     others = []
-    for id, component, known in zip(ids, components, committed):
-        if not known:
-            states[id] = ("missing", None)
-        elif id in finished:
-            states[id] = ("finished", None)
-        else:
+    for id, component in zip(ids, components):
+        if id in finished:
+            states[id] = "finished"
+        elif component.is_committed():
             others.append(component)
+        else:
+            states[id] = "missing"
     lookup = JobLookup()
     submissions = []
     for component in others:
@@ -142,14 +154,16 @@ def status(targets: Any, *, storage: Any = None) -> StatusReport:
         if submission is not None:
             submissions.append(submission)
     lookup.prefetch(submissions)  # one question per batch system, not one per component
+    errors: dict[str, dict[str, Any]] = {}
     jobs = {}
     for component in others:
         state, error, job = state_of(component, lookup)
-        states[component.id] = (state, error)
+        states[component.id] = state
+        if error is not None:
+            errors[component.id] = error
         if job is not None:
             jobs[component.id] = job
-    entries = [(component, *states[id]) for id, component in zip(ids, components)]
-    return StatusReport(entries, jobs)
+    return StatusReport._of(components, states, errors, jobs)
 
 
 def launch(

@@ -272,7 +272,7 @@ class Execution(Interface):
         outcomes: dict[str, Outcome] = {}
         jobs: list[Job] = []
         # Which are finished, in one bulk check (a relaunched grid is mostly finished cells).
-        finished = finished_among(unique.values())
+        finished = finished_among(unique.items())
         for id, component in unique.items():
             if id in finished:
                 outcomes[id] = Outcome(id, "cached")

@@ -36,23 +36,23 @@ def component_state(component: Component) -> tuple[str, dict[str, Any] | None]:
     return state, error
 
 
-def finished_among(components: Iterable[Component]) -> set[str]:
-    """The ids of the finished among `components` (committed, with a finished marker): one
-    existence check per committed component, asked of each storage in bulk, not the several
-    reads of `state_of` each."""
+def finished_among(components: Iterable[tuple[str, Component]]) -> set[str]:
+    """The ids of the finished among ``(id, component)`` pairs (committed, with a finished
+    marker): one existence check per committed component, asked of each storage in bulk, not
+    the several reads of `state_of` each."""
     by_storage: dict[Storage, list[str]] = {}
     last: Storage | None = None
     ids: list[str] = []
-    for component in components:
+    for id, component in components:
         if component.is_committed():
             storage = component.storage
             if storage is not last:  # the cells of a grid share one storage: hash it once
                 ids = by_storage.setdefault(storage, [])
                 last = storage
-            ids.append(component.id)
+            ids.append(id)
     found: set[str] = set()
-    for storage, ids in by_storage.items():
-        found |= storage.ids_with_file(ids, FINISHED_FILE)
+    for storage, stored in by_storage.items():
+        found |= storage.ids_with_file(stored, FINISHED_FILE)
     return found
 
 

@@ -139,7 +139,9 @@ class LocalStorage(Storage):
     def ids_with_file(self, ids: Iterable[str], name: str) -> set[str]:
         # One lstat per id and nothing else: the finished check of a 100,000-cell grid.
         root, shard, lexists = self.root, self.shard, os.path.lexists
-        return {id for id in ids if lexists(f"{interface_directory(root, id, shard)}/{name}")}
+        if shard:
+            return {id for id in ids if lexists(f"{root}/{id[:shard]}/{id}/{name}")}
+        return {id for id in ids if lexists(f"{root}/{id}/{name}")}  # as `interface_directory`
 
     def publish_record(self, id: str, data: bytes, *, durable: bool = False) -> bool:
         directory = self.local_directory(id)
