@@ -159,10 +159,15 @@ class SlurmExecution(Execution):
                     "others were not"
                 ) from exc
             array = len(chunk) > 1
+            # One time and one description for the whole array: it was submitted at once.
+            module, qualname = class_reference(type(self))
+            common = {"time": now_iso(), "execution": {"module": module, "class": qualname}, "script": script}
             for index, job in enumerate(chunk):
                 task_id = f"{job_id}_{index}" if array else job_id
                 log = os.path.join(folder, f"job-{number}-{job_id}_{index}.out" if array else f"job-{number}-{job_id}.out")
-                self._record(job, task_id, script, log)
+                RunFiles(job.component.storage, job.component.id).append(
+                    SUBMISSIONS_FILE, {**common, "job": task_id, "log": log}, job.options.durable
+                )
                 outcome = Outcome(job.component.id, "submitted")
                 outcome.job = {"id": task_id, "script": script, "log": log}
                 submitted.append(job_id)
@@ -351,15 +356,6 @@ class SlurmExecution(Execution):
             "Check the execution's settings (partition, account, qos, time, memory, gpus, sbatch "
             "lines) against `sinfo` and `sacctmgr show assoc`; dry_run=True writes the scripts "
             "without submitting"
-        )
-
-    def _record(self, job: Job, task_id: str, script: str, log: str) -> None:
-        module, qualname = class_reference(type(self))
-        RunFiles(job.component.storage, job.component.id).append(
-            SUBMISSIONS_FILE,
-            {"time": now_iso(), "execution": {"module": module, "class": qualname}, "job": task_id,
-             "script": script, "log": log},
-            job.options.durable,
         )
 
     # -- asking Slurm ------------------------------------------------------------------------
