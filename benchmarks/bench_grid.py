@@ -208,7 +208,11 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
         "- slurm_submit: `grid.launch(execution=slurm)` of new cells (committed by the launch), "
         "submitted held and cancelled at once, as job arrays chunked below the cluster's "
         "MaxArraySize (`scontrol show config`), one `sbatch` per array, vs `commit()` of as many "
-        "new cells.",
+        "new cells: the ratio is what submitting adds to committing them (per cell, one line "
+        "appended to its submission log; per array, one spec, one script, one `sbatch`).",
+        "- The population (the grid launched in process: 99,000 runs) is built once and reused "
+        "with `--population DIR`; the load average above (other sessions share the 2 cores and "
+        "the disk) slows the file-system-bound figures, the ratios less.",
     ]
     FIGURES.write_section(RESULTS, SECTION, intro, notes, log)
 
