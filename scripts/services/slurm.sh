@@ -89,6 +89,9 @@ MpiDefault=none
 ReturnToService=2
 MinJobAge=600
 MaxArraySize=1001
+# Every task of an array counts toward MaxJobCount (default 10,000), and ended jobs count
+# until MinJobAge: benchmarks/bench_grid.py submits 10,000 cells at once.
+MaxJobCount=100000
 SlurmctldTimeout=30
 SlurmdTimeout=60
 InactiveLimit=0

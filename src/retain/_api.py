@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
 from .runs import batch
-from .runs.status import STATES, JobLookup, describe_job, state_of
+from .runs.status import STATES, JobLookup, describe_job, finished_among, state_of
 from ._get import get, _resolve
 from .execution.base import Execution
 from .execution.local import LocalExecution
@@ -33,10 +33,28 @@ class StatusReport:
         jobs: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.components = [component for component, _, _ in entries]
-        self.states = {component.id: state for component, state, _ in entries}
-        self.errors = {component.id: error for component, _, error in entries if error is not None}
+        self.states: dict[str, str] = {}
+        self.errors: dict[str, dict[str, Any]] = {}
+        for component, state, error in entries:
+            id = component.id  # computed once: a report may hold 100,000 components
+            self.states[id] = state
+            if error is not None:
+                self.errors[id] = error
         #: The batch system's view of each submitted component's latest job, by id.
         self.jobs: dict[str, dict[str, Any]] = dict(jobs or {})
+
+    @classmethod
+    def _of(
+        cls,
+        components: list[Component],
+        states: dict[str, str],
+        errors: dict[str, dict[str, Any]],
+        jobs: dict[str, dict[str, Any]],
+    ) -> StatusReport:
+        """A report from what `status` computed by id (no entry tuples, no id computed again)."""
+        report = cls.__new__(cls)
+        report.components, report.states, report.errors, report.jobs = components, states, errors, jobs
+        return report
 
     def __getitem__(self, state: str) -> list[Component]:
         if state not in STATES:
@@ -116,24 +134,36 @@ def status(targets: Any, *, storage: Any = None) -> StatusReport:
         >>> report.failed, report.errors
     """
     components = _components(targets, storage)
+    ids = [component.id for component in components]  # computed once: a grid may be 100,000
+    # The finished (most cells of a grid launched before) in one bulk existence check per
+    # storage; only the others need their run files read, and the batch system asked.
+    finished = finished_among(zip(ids, components))
+    states: dict[str, str] = {}
+    others = []
+    for id, component in zip(ids, components):
+        if id in finished:
+            states[id] = "finished"
+        elif component.is_committed():
+            others.append(component)
+        else:
+            states[id] = "missing"
     lookup = JobLookup()
     submissions = []
-    for component in components:
-        if component.is_committed():
-            files = RunFiles(component.storage, component.id)
-            if not files.is_finished():
-                submission = files.submission()
-                if submission is not None:
-                    submissions.append(submission)
+    for component in others:
+        submission = RunFiles(component.storage, component.id).submission()
+        if submission is not None:
+            submissions.append(submission)
     lookup.prefetch(submissions)  # one question per batch system, not one per component
-    entries = []
+    errors: dict[str, dict[str, Any]] = {}
     jobs = {}
-    for component in components:
+    for component in others:
         state, error, job = state_of(component, lookup)
-        entries.append((component, state, error))
+        states[component.id] = state
+        if error is not None:
+            errors[component.id] = error
         if job is not None:
             jobs[component.id] = job
-    return StatusReport(entries, jobs)
+    return StatusReport._of(components, states, errors, jobs)
 
 
 def launch(

@@ -7,6 +7,7 @@ lr=0.1,0.01 batch=8,16 --launch`` builds the same cells from the words of the co
 
 from __future__ import annotations
 
+from . import _settings
 from ._errors import ConfigError
 from ._get import _resolve, get
 from ._api import launch, status
@@ -226,13 +227,15 @@ def grid_of_axes(
     for key, options in axes:
         combos = [[*combo, (key, option)] for combo in combos for option in options]
     cells = []
-    for combo in combos:
-        version = list(start)
-        for key, option in combo:
-            if key == VERSION_KEY:
-                if option is not None:
-                    version.append(option)
-            else:
-                version.append({key: option})
-        cells.append(get(cls, version, storage=storage))
+    # The storage resolved once for every cell, not once per `get` (a grid may be 100,000).
+    with _settings.storage(_settings.current_storage(storage)):
+        for combo in combos:
+            version = list(start)
+            for key, option in combo:
+                if key == VERSION_KEY:
+                    if option is not None:
+                        version.append(option)
+                else:
+                    version.append({key: option})
+            cells.append(get(cls, version))
     return Grid(cls, points, cells)

@@ -17,6 +17,7 @@ from ..component import Component, check_runnable
 from ..interface import Interface, load_record
 from ..modules import class_reference, resolve_class
 from ..runs import batch
+from ..runs.status import finished_among
 from ..storage import make_storage
 
 TYPE_CHECKING = False
@@ -256,8 +257,11 @@ class Execution(Interface):
                 "`if __name__ == '__main__':`"
             )
         unique: dict[str, Component] = {}
+        checked: set[type[Component]] = set()
         for component in components:
-            check_runnable(type(component))
+            if type(component) not in checked:
+                check_runnable(type(component))
+                checked.add(type(component))
             component.commit()
             unique.setdefault(component.id, component)
         if not self.supports_unimportable_classes:
@@ -267,8 +271,10 @@ class Execution(Interface):
         options = RunOptions(wait=wait, echo=self.echo, execution=self.describe())
         outcomes: dict[str, Outcome] = {}
         jobs: list[Job] = []
+        # Which are finished, in one bulk check (a relaunched grid is mostly finished cells).
+        finished = finished_among(unique.items())
         for id, component in unique.items():
-            if component.cached():
+            if id in finished:
                 outcomes[id] = Outcome(id, "cached")
                 outcomes[id].component = component
                 continue

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from typing import Any, ClassVar
 
     from .base import Job
+    from ..storage import Storage
 
 __all__ = ["SlurmExecution"]
 
@@ -158,10 +159,15 @@ class SlurmExecution(Execution):
                     "others were not"
                 ) from exc
             array = len(chunk) > 1
+            # One time and one description for the whole array: it was submitted at once.
+            module, qualname = class_reference(type(self))
+            common = {"time": now_iso(), "execution": {"module": module, "class": qualname}, "script": script}
             for index, job in enumerate(chunk):
                 task_id = f"{job_id}_{index}" if array else job_id
                 log = os.path.join(folder, f"job-{number}-{job_id}_{index}.out" if array else f"job-{number}-{job_id}.out")
-                self._record(job, task_id, script, log)
+                RunFiles(job.component.storage, job.component.id).append(
+                    SUBMISSIONS_FILE, {**common, "job": task_id, "log": log}, job.options.durable
+                )
                 outcome = Outcome(job.component.id, "submitted")
                 outcome.job = {"id": task_id, "script": script, "log": log}
                 submitted.append(job_id)
@@ -172,11 +178,20 @@ class SlurmExecution(Execution):
     def _split_queued(self, jobs: list[Job]) -> tuple[list[Job], list[tuple[Job, Outcome]]]:
         """(jobs to submit, outcomes of the components that a job of theirs will run already:
         queued, or running in an active job; they are not submitted again)."""
+        # Which were ever submitted, in one bulk existence check: a new sweep's cells never
+        # were, and reading a missing file costs more than asking whether it is there.
+        by_storage: dict[Storage, list[str]] = {}
+        for job in jobs:
+            by_storage.setdefault(job.component.storage, []).append(job.component.id)
+        ever = set()
+        for storage, ids in by_storage.items():
+            ever |= storage.ids_with_file(ids, SUBMISSIONS_FILE)
         submissions = {}
         for job in jobs:
-            submission = RunFiles(job.component.storage, job.component.id).submission()
-            if submission is not None:
-                submissions[job.component.id] = submission
+            if job.component.id in ever:
+                submission = RunFiles(job.component.storage, job.component.id).submission()
+                if submission is not None:
+                    submissions[job.component.id] = submission
         if not submissions:
             return jobs, []
         lookup = JobLookup()
@@ -247,7 +262,8 @@ class SlurmExecution(Execution):
         }
         spec_path = os.path.join(folder, f"job-{number}.json")
         with open(spec_path, "w", encoding="utf-8") as handle:
-            json.dump(spec, handle, indent=1, sort_keys=True, default=str)
+            # Compact: an array's spec lists up to MaxArraySize components.
+            json.dump(spec, handle, sort_keys=True, default=str, separators=(",", ":"))
         script_path = os.path.join(folder, f"job-{number}.sbatch")
         python = str(self.config.python or sys.executable)
         task = f"{shlex.quote(python)} -m retain.execution.slurm_task {shlex.quote(spec_path)}"
@@ -328,20 +344,18 @@ class SlurmExecution(Execution):
             refusals.append((err or out).strip() or f"exit status {code}")
             if attempt < retries:
                 time.sleep(min(delay * 2 ** attempt, 60.0))
+        busy = ""
+        if any("temporarily unable to accept job" in refusal for refusal in refusals):
+            busy = (
+                " The controller refuses new jobs: its MaxJobCount (`scontrol show config`) may be "
+                "reached, where every task of an array counts and ended jobs count until MinJobAge; "
+                "submit fewer components at once, or wait for jobs to end."
+            )
         raise ExecutionError(
-            f"sbatch refused {script} {len(refusals)} time(s) (retried with backoff): {refusals[-1]}. "
+            f"sbatch refused {script} {len(refusals)} time(s) (retried with backoff): {refusals[-1]}.{busy} "
             "Check the execution's settings (partition, account, qos, time, memory, gpus, sbatch "
             "lines) against `sinfo` and `sacctmgr show assoc`; dry_run=True writes the scripts "
             "without submitting"
-        )
-
-    def _record(self, job: Job, task_id: str, script: str, log: str) -> None:
-        module, qualname = class_reference(type(self))
-        RunFiles(job.component.storage, job.component.id).append(
-            SUBMISSIONS_FILE,
-            {"time": now_iso(), "execution": {"module": module, "class": qualname}, "job": task_id,
-             "script": script, "log": log},
-            job.options.durable,
         )
 
     # -- asking Slurm ------------------------------------------------------------------------
@@ -457,8 +471,11 @@ def _command(argv: list[str], timeout: float) -> tuple[int, str, str]:
     a failure (status 124 or 127), not an exception."""
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return 124, "", f"{argv[0]} did not answer within {timeout:g} s"
+    except subprocess.TimeoutExpired as exc:
+        # What it said before (sbatch says why it waits: "Slurm temporarily unable to accept job").
+        said = exc.stderr.decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        said = said.strip().splitlines()[-1] if said.strip() else ""
+        return 124, "", f"{argv[0]} did not answer within {timeout:g} s" + (f" ({said})" if said else "")
     except OSError as exc:
         return 127, "", f"{argv[0]}: {exc.strerror}"
     return done.returncode, done.stdout, done.stderr

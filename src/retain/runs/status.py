@@ -10,7 +10,7 @@ from ..modules import resolve_class
 from .._timestamps import parse_iso
 from .. import _settings
 from ..identity import is_id
-from ..storage.layout import SUBMISSIONS_FILE
+from ..storage.layout import FINISHED_FILE, SUBMISSIONS_FILE
 from .files import RunFiles
 
 TYPE_CHECKING = False
@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from ..component import Component
     from ..storage import Storage
 
-__all__ = ["STATES", "ExecutionStatus", "JobLookup", "component_state", "describe_job", "state_of"]
+__all__ = [
+    "STATES", "ExecutionStatus", "JobLookup", "component_state", "describe_job", "finished_among", "state_of",
+]
 
 #: Every state a component is in, as `ExecutionStatus.state()` and `status()` report it.
 #: ``queued``: handed to a batch system (Slurm) whose job has not started its run yet.
@@ -32,6 +34,26 @@ def component_state(component: Component) -> tuple[str, dict[str, Any] | None]:
     """(state, error): error describes the failure of a ``failed`` or ``died`` component."""
     state, error, _ = state_of(component, None)
     return state, error
+
+
+def finished_among(components: Iterable[tuple[str, Component]]) -> set[str]:
+    """The ids of the finished among ``(id, component)`` pairs (committed, with a finished
+    marker): one existence check per committed component, asked of each storage in bulk, not
+    the several reads of `state_of` each."""
+    by_storage: dict[Storage, list[str]] = {}
+    last: Storage | None = None
+    ids: list[str] = []
+    for id, component in components:
+        if component.is_committed():
+            storage = component.storage
+            if storage is not last:  # the cells of a grid share one storage: hash it once
+                ids = by_storage.setdefault(storage, [])
+                last = storage
+            ids.append(id)
+    found: set[str] = set()
+    for storage, stored in by_storage.items():
+        found |= storage.ids_with_file(stored, FINISHED_FILE)
+    return found
 
 
 class JobLookup:

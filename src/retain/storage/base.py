@@ -163,6 +163,11 @@ class Storage(ABC):
         """Whether file `name` of `id` exists, in ``local_directory(id)`` or in the store."""
         return os.path.lexists(os.path.join(self.local_directory(id), *name.split("/")))
 
+    def ids_with_file(self, ids: Iterable[str], name: str) -> set[str]:
+        """The ids among `ids` that have file `name` (`has_file` of each; a store may ask in
+        bulk): what `retain.status` and `launch` use to find the finished among many."""
+        return {id for id in ids if self.has_file(id, name)}
+
     def list_files(self, id: str) -> list[str]:
         """The files of `id` as the storage holds them (relative, ``/``-separated, sorted),
         without retain's runtime files (``.retain*``) and unfinished writes."""

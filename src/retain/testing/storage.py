@@ -227,6 +227,18 @@ class StorageConformance:
         assert storage.read_file(id, "events.jsonl") == b'{"n": 1}\n{"n": 2}\n{"n": 3}\n'
         assert storage.has_file(id, "events.jsonl")
 
+    def test_ids_with_file_asks_many_ids_at_once(self, storage: Storage) -> None:
+        ids = [some_id(25), some_id(26), some_id(27)]
+        for id in ids:
+            os.makedirs(storage.local_directory(id), exist_ok=True)
+        storage.create_file(ids[0], "finished.json", b"{}\n")
+        storage.append_file(ids[2], "finished.json", b"{}\n")
+        storage.create_file(ids[1], "other.json", b"{}\n")
+        asked = [*ids, some_id(28)]  # and an id with no directory at all
+        assert storage.ids_with_file(asked, "finished.json") == {ids[0], ids[2]}
+        assert storage.ids_with_file(asked, "other.json") == {ids[1]}
+        assert storage.ids_with_file([], "finished.json") == set()
+
     def test_run_files_over_the_primitives(self, storage: Storage) -> None:
         """Claims, ends, the finished marker, events and the output log of a component, as
         every launcher of it reads them (from the storage, not from this process)."""
