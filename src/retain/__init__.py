@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from ._diff import InterfaceDiff
     from ._grid import Grid, grid
     from ._health import DiskUsage, VerifyReport, du, verify
+    from ._gc import GcReport, gc
     from ._stale import stale
     from ._cached import CachedFunction, cached
 del TYPE_CHECKING
@@ -70,6 +71,7 @@ _LAZY = {
     "launch": "_api", "status": "_api", "stale": "_stale", "ExecutionStatus": "runs.status",
     "cached": "_cached", "CachedFunction": "_cached",
     "DiskUsage": "_health", "VerifyReport": "_health", "du": "_health", "verify": "_health",
+    "GcReport": "_gc", "gc": "_gc",
 }
 
 
@@ -103,6 +105,7 @@ __all__ = [
     "ExecutionError",
     "ExecutionStatus",
     "FileMissingError",
+    "GcReport",
     "Grid",
     "IdentityError",
     "ImmutableError",
@@ -131,6 +134,7 @@ __all__ = [
     "between",
     "cached",
     "du",
+    "gc",
     "ge",
     "get",
     "grid",

@@ -105,7 +105,8 @@ class UnsafePathError(RetainError, ValueError):
 
 
 class UsageError(RetainError, ValueError):
-    """The words on the command line (or a ``--where`` expression) do not form a command."""
+    """The words on the command line (or a ``--where`` expression, or an age or size given
+    to `gc`) do not form a command."""
 
 
 class FileMissingError(RetainError, FileNotFoundError):
