@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("model", ["retain.config", "retain.versions", "retain.element", "retain.query"]),
     ("storage", ["retain.storage"]),
     ("index", ["retain._settings", "retain.index"]),
-    ("interface", ["retain._baselines", "retain._diff", "retain._metrics", "retain._html", "retain.interface",
+    ("interface", ["retain._annotations", "retain._baselines", "retain._diff", "retain._metrics", "retain._html", "retain.interface",
                    "retain.collection", "retain._get"]),
     ("runs", ["retain.runs"]),
     ("component", ["retain.component"]),

@@ -38,7 +38,7 @@ from .storage import LocalStorage, Storage
 from . import index
 from ._errors import IndexDatabaseError, IndexWarning
 from .collection import Collection
-from .query import between, ge, gt, le, lt, one_of
+from .query import between, ge, gt, has, le, lt, one_of
 
 # Components and executions (light: the backends and their threads load when first used).
 from ._errors import (
@@ -48,7 +48,7 @@ from ._errors import (
     LaunchError,
     NotImportableError,
 )
-from ._errors import InUseError
+from ._errors import InUseError, TagError
 from ._lifecycle import Removed  # importing it installs Interface.delete
 from .component import Component
 from .execution import Execution
@@ -127,6 +127,7 @@ __all__ = [
     "StatusReport",
     "Storage",
     "StorageError",
+    "TagError",
     "UnsafePathError",
     "VerifyReport",
     "VersionError",
@@ -139,6 +140,7 @@ __all__ = [
     "get",
     "grid",
     "gt",
+    "has",
     "launch",
     "le",
     "lt",

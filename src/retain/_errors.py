@@ -22,6 +22,7 @@ brackets), so `except ValueError` keeps working for code that does not know abou
             NotImportableError
         RecordError (ValueError)
         StorageError (OSError)
+        TagError (ValueError)
         UnsafePathError (ValueError)
         UsageError (ValueError)
         VersionError (ValueError)
@@ -57,6 +58,7 @@ __all__ = [
     "RetainError",
     "RetainWarning",
     "StorageError",
+    "TagError",
     "UnsafePathError",
     "UsageError",
     "VersionError",
@@ -102,6 +104,10 @@ class MetricMissingError(RetainError, LookupError):
 
 class UnsafePathError(RetainError, ValueError):
     """A file name would leave the interface's directory or collide with retain's own files."""
+
+
+class TagError(RetainError, ValueError):
+    """A tag name is malformed (see `retain.query.TAG_RULE`)."""
 
 
 class UsageError(RetainError, ValueError):

@@ -6,13 +6,16 @@ A *field* names a value of an indexed interface:
   ``"config.lr"`` (as in `Collection.to_table`);
 - ``"summary.<name>"``: a summary value (see `Interface.save_summary`);
 - ``"metrics.<name>"``: the last value of a metric (see `Component.log_metrics`);
-- a column: ``"id"``, ``"module"``, ``"class"``, ``"kind"``, ``"created"``.
+- a column: ``"id"``, ``"module"``, ``"class"``, ``"kind"``, ``"created"``;
+- ``"tags"``: the tags of an interface (see `Interface.tag`), filtered with `has`.
 
-A config key named like a column, ``summary`` or ``metrics`` is reached with the ``config.`` prefix.
+A config key named like a column, ``tags``, ``summary`` or ``metrics`` is reached with the
+``config.`` prefix.
 
 A *filter* compares one field with a value: a plain value means equality (``1 == 1.0``,
 ``True != 1``, a list equals a list); `lt`, `le`, `gt`, `ge`, `between` compare numbers with
-numbers and strings with strings (other values never match); `one_of` is membership. A dict as
+numbers and strings with strings (other values never match); `one_of` is membership; `has`
+holds where an interface carries every tag it names (``where={"tags": has("best")}``). A dict as
 the value of a config key means each of its keys (``{"model": {"depth": 4}}`` is
 ``{"model.depth": 4}``).
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 from _collections_abc import Mapping
 
-from ._errors import ConfigError, IdentityError
+from ._errors import ConfigError, IdentityError, TagError
 from .identity import REF_KEY, same_value, to_json
 from .element import normalize_json
 from .config import LEAF, OPEN, config_spec
@@ -37,10 +40,13 @@ __all__ = [
     "Field",
     "Filter",
     "Query",
+    "TAG_RULE",
     "between",
+    "check_tag",
     "compile_where",
     "ge",
     "gt",
+    "has",
     "le",
     "lt",
     "one_of",
@@ -78,8 +84,8 @@ class Filter:
     """A comparison of a field's value with `value`: build it with `lt`, `le`, `gt`, `ge`,
     `between`, `one_of`; a plain value in `where` is equality.
 
-    `op` is one of ``eq lt le gt ge between in``; `value` is normalised JSON (for
-    ``between`` a pair, for ``in`` a list).
+    `op` is one of ``eq lt le gt ge between in has``; `value` is normalised JSON (for
+    ``between`` a pair, for ``in`` a list, for ``has`` the sorted tag names).
     """
 
     __slots__ = ("op", "value")
@@ -95,6 +101,8 @@ class Filter:
             return f"between({self.value[0]!r}, {self.value[1]!r})"
         if self.op == "in":
             return f"one_of({self.value!r})"
+        if self.op == "has":
+            return f"has({', '.join(map(repr, self.value))})"
         return f"{self.op}({self.value!r})"
 
     def __eq__(self, other: object) -> bool:
@@ -114,6 +122,8 @@ class Filter:
         if op == "in":
             normalized = _normalize(value)
             return any(_same(normalized, option) for option in self.value)
+        if op == "has":
+            return isinstance(value, (list, tuple, set, frozenset)) and all(name in value for name in self.value)
         if op == "between":
             low, high = self.value
             return _comparable(value, low) and low <= value <= high
@@ -231,6 +241,43 @@ def one_of(values: Any) -> Filter:
     return Filter("in", options)
 
 
+def has(*names: str) -> Filter:
+    """Carries every tag in `names` (see `Interface.tag`): ``where={"tags": has("best")}``."""
+    if not names:
+        raise ConfigError('has() takes one or more tag names, e.g. has("best")')
+    return Filter("has", sorted({check_tag(name) for name in names}))
+
+
+#: What a tag name may be: what `check_tag` says.
+TAG_RULE = (
+    "a tag is 1 to 100 characters: letters, digits and _ . - : / + = @, starting with a letter, "
+    "a digit or _ (no spaces or commas)"
+)
+
+
+def check_tag(name: Any) -> str:
+    """`name` if it is a valid tag name (see `TAG_RULE`).
+
+    Raises:
+        TagError: it is not.
+    """
+    if type(name) is not str or not _tag_pattern().fullmatch(name):
+        raise TagError(f"{name!r} is not a valid tag: {TAG_RULE}")
+    return name
+
+
+_TAG: Any = None
+
+
+def _tag_pattern() -> Any:
+    global _TAG
+    if _TAG is None:
+        import re  # on first use: `import retain` does not load re
+
+        _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/+=@-]{0,99}")
+    return _TAG
+
+
 def equal(value: Any, what: str) -> Filter:
     """Equality with `value`, normalised as stored values are."""
     return Filter("eq", _json_value(value, what))
@@ -300,6 +347,8 @@ def resolve_field(name: Any, cls: type | None) -> Field:
         )
     if name in COLUMNS:
         return Field("column", name, name)
+    if name == "tags":
+        return Field("tags", "", name)
     if name.startswith("summary."):
         return Field("summary", name[len("summary."):], name)
     if name.startswith("metrics."):
@@ -348,6 +397,8 @@ def field_value(
     source = field.source
     if source == "column":
         return columns[field.path]
+    if source == "tags":
+        return columns.get("tags", _MISSING)
     node = row_config if source == "config" else row_summary if source == "summary" else row_metrics
     if node is None:
         return _MISSING
@@ -390,6 +441,14 @@ def compile_where(
 
 
 def _conditions(field: Field, value: Any, cls: type | None) -> list[Condition]:
+    if field.source == "tags" or (isinstance(value, Filter) and value.op == "has"):
+        if not (isinstance(value, Filter) and value.op == "has" and field.source == "tags"):
+            raise ConfigError(
+                f"where[{field.name!r}] = {value!r}: tags are filtered with has(), as in "
+                "where={'tags': has('best')}; has() filters only 'tags' (a config key named "
+                "tags is 'config.tags')"
+            )
+        return [Condition(field, value)]
     if isinstance(value, Filter):
         if cls is not None and field.source == "config":
             _check_comparable(cls, field, value)

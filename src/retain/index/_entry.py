@@ -23,7 +23,7 @@ class IndexEntry:
 
     __slots__ = (
         "id", "module", "qualname", "kind", "created", "_config", "canonical", "summary",
-        "config_text", "canonical_text", "summary_text", "leaves", "metrics", "metrics_text",
+        "config_text", "canonical_text", "summary_text", "leaves", "metrics", "metrics_text", "tags",
     )
 
     def __init__(
@@ -43,6 +43,7 @@ class IndexEntry:
         leaves: list[tuple[str, Any]] | None = None,
         metrics: dict[str, Any] | None = None,
         metrics_text: str | None = None,
+        tags: list[str] | None = None,
     ) -> None:
         self.id = id
         self.module = module
@@ -66,6 +67,8 @@ class IndexEntry:
         #: read from ``.retain.metrics-last.json``; both None: none (or unchanged).
         self.metrics = metrics
         self.metrics_text = metrics_text
+        #: Its tags (sorted), which replace those the index has; None: unchanged.
+        self.tags = tags
 
     @property
     def config(self) -> dict[str, Any]:

@@ -90,15 +90,21 @@ def covered_classes(query: Query, read: Callable[[], Iterable[Sequence[Any]]]) -
 
 
 def from_where(
-    source: str, where: list[str], args: list[Any], query: Query, column_test: ColumnTest
+    source: str, where: list[str], args: list[Any], query: Query, column_test: ColumnTest,
+    *, tags: str = "tags", mark: str = "?",
 ) -> tuple[str, list[Any]]:
     """``FROM source WHERE ...`` and its arguments: the tests in `where` (arguments in `args`),
-    then one per column condition of `query`, by `column_test`."""
+    then one per column condition of `query`, by `column_test`, and one per tag a tag
+    condition names (`tags`: the table of tags, `mark`: the parameter mark)."""
     for condition in query.conditions:
         if condition.field.source == "column":
             test, values = column_test(condition.filter, COLUMN_SQL[condition.field.path])
             where.append(test)
             args += values
+        elif condition.field.source == "tags":
+            for name in condition.filter.value:
+                where.append(f"i.id IN (SELECT t.id FROM {tags} t WHERE t.tag = {mark})")
+                args.append(name)
     sql = f"FROM {source}"
     if where:
         sql += " WHERE " + " AND ".join(where)

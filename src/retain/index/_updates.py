@@ -15,6 +15,7 @@ import warnings
 from contextvars import ContextVar
 
 from .._errors import ConfigError, IndexWarning
+from ..storage.annotation_files import read_tags
 from ..storage.layout import encode_journal_line, journal_path
 from ._entry import IndexEntry
 from ._records import read_summary
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
     ]
 
 __all__ = [
-    "after_metrics", "after_publish", "after_remove", "after_summary", "deferred", "flush", "journal", "updates",
+    "after_annotate", "after_metrics", "after_publish", "after_remove", "after_summary", "deferred", "flush",
+    "journal", "updates",
 ]
 
 #: "on": commits update the index; "deferred": journal only (the next query indexes in one
@@ -142,6 +144,22 @@ def after_remove(storage: Storage, ids: list[str]) -> None:
         (default_index(storage) if index is None else make_index(index)).remove(ids)
     except Exception as exc:
         _warn(f"the index of {storage.url} was not updated after a removal ({exc}); the next "
+              "query repairs it")
+
+
+def after_annotate(storage: Storage, id: str) -> None:
+    """Give the index the tags of `id` after a change, read from storage inside the index's
+    write (so that of two processes tagging at once, the last writer has seen both). Never
+    raises: the journal's ``t`` line repairs the index at the next query."""
+    if _mode.get() != "on":
+        return
+    index = index_setting()
+    try:
+        (default_index(storage) if index is None else make_index(index)).set_tags(
+            [id], lambda ids: read_tags(storage, ids)
+        )
+    except Exception as exc:
+        _warn(f"the index of {storage.url} was not updated after a tag change ({exc}); the next "
               "query repairs it")
 
 

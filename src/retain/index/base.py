@@ -2,7 +2,7 @@
 
 An index is a query catalogue over one storage, and only a cache: every row can be rebuilt
 from the records. A backend implements `upsert`, `remove`, `replace_all`, `select`, `count`,
-`ids`, `get_meta`, `set_meta` and `reset`; the base derives adding a record, evaluating summary
+`ids`, `set_tags`, `tags`, `get_meta`, `set_meta` and `reset`; the base derives adding a record, evaluating summary
 conditions, self-repair (`sync`) and `rebuild` from them. Optional abilities are `supports_*`
 booleans.
 
@@ -21,7 +21,9 @@ index's back: two `stat` calls and one read of the index's bookkeeping. It finds
   as *pending* and checked on every `sync` until their record appears or they vanish;
 - ids removed (`Storage.remove`) by a process that died before updating the index: removal
   appends an ``r`` line to the journal first, and `sync` drops every such id whose record is
-  absent (an object store's interrupted removals are also listed with each listing).
+  absent (an object store's interrupted removals are also listed with each listing);
+- tags changed (`Interface.tag`) by a process that died before updating the index: a ``t``
+  line is appended before the change, and `sync` reads the tags of those ids again.
 
 An object store has no cheap change token: it is listed again when its last listing is older
 than `RELIST_NS` (its pending directories are looked at then too), while the journal in its
@@ -40,13 +42,22 @@ from .._errors import IndexDatabaseError, IndexWarning
 from .._fs import reclaim_temporaries
 from .._log import logger
 from ..query import Condition, Field, Filter, Query
-from ..storage.layout import JOURNAL_COMMIT, JOURNAL_REMOVE, STORAGE_META_DIR, decode_journal, journal_path
+from ..storage import annotation_files as tag_events
+from ..storage.layout import (
+    ANNOTATIONS_FOLDER,
+    JOURNAL_ANNOTATE,
+    JOURNAL_COMMIT,
+    JOURNAL_REMOVE,
+    STORAGE_META_DIR,
+    decode_journal,
+    journal_path,
+)
 from ._entry import IndexEntry as IndexEntry, config_leaves as config_leaves, filter_rows, parse_summary as parse_summary
 from ._records import read_entries
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
     from typing import Any, ClassVar
 
     from ..storage.base import Storage
@@ -113,6 +124,17 @@ class Index(ABC):
     @abstractmethod
     def ids(self) -> set[str]:
         """Every id in the index."""
+
+    @abstractmethod
+    def set_tags(self, ids: Collection[str], read: Callable[[Collection[str]], Mapping[str, Collection[str]]]) -> None:
+        """Replace the tags of `ids` by ``read(ids)`` (id -> tags), calling `read` inside the
+        write transaction, one tag writer at a time: the last writer has read every change
+        that the writers before it made in storage."""
+
+    @abstractmethod
+    def tags(self, ids: Iterable[str] | None = None) -> dict[str, list[str]]:
+        """The sorted tags of each of `ids` (None: every id) that is in the index and has
+        tags; ids without tags are left out."""
 
     @abstractmethod
     def get_meta(self) -> dict[str, str]:
@@ -198,6 +220,7 @@ def _sync(index: Index, storage: Storage) -> None:
     committed: set[str] = set()  # journaled commits: indexed unless already present
     reread: set[str] = set()  # ids whose record or summary must be read again
     removals: set[str] = set()  # journaled removals: dropped unless the record is there again
+    annotated: set[str] = set()  # journaled tag changes: their tags are read again
 
     info = _journal_info(local)
     if info is not None and local is not None:
@@ -211,6 +234,9 @@ def _sync(index: Index, storage: Storage) -> None:
                 data = handle.read(info.st_size - offset)
             lines, used = decode_journal(data)
             for id, kind in lines:
+                if kind == JOURNAL_ANNOTATE:
+                    annotated.add(id)
+                    continue
                 (committed if kind == JOURNAL_COMMIT else removals if kind == JOURNAL_REMOVE else reread).add(id)
             updates["journal_inode"] = inode
             updates["journal_offset"] = str(offset + used)
@@ -225,10 +251,12 @@ def _sync(index: Index, storage: Storage) -> None:
         settled = not fresh and meta.get("root_mtime_ns") == token and scanned - newest >= SETTLE_NS
     removed: set[str] = set()
     names: set[str] | None = None
+    found: set[str] = set()  # directories the scan found: their tags are looked for
     if not settled:
         names = set(storage.iter_directories())
         known = index.ids()
-        reread |= names - known
+        found = names - known
+        reread |= found
         removed = known - names
         committed -= names  # the scan decided about these already
         updates["root_mtime_ns"] = state[0] if state is not None else ""
@@ -262,8 +290,13 @@ def _sync(index: Index, storage: Storage) -> None:
     entries: list[IndexEntry] = []
     indexed = 0
     ordered = sorted(reread)
+    # Ids indexed anew take their tags with them: those marked as annotated, and directories
+    # the scan found that hold events (copied in by hand), which are marked now.
+    marked = tag_events.marked_ids(storage) & reread if reread else set()
     for start in range(0, len(ordered), BATCH):
         for id, entry, _ in read_entries(storage, ordered[start:start + BATCH]):
+            if entry is not None and (id in marked or (id in found and _has_events(storage, id))):
+                entry.tags = sorted(tag_events.read(storage, id)[0])
             if entry is None:  # no record yet (a copy in progress), or a damaged one: look again
                 since = pending.get(id, now)
                 exists = id in names if names is not None else storage.has_directory(id)
@@ -279,6 +312,9 @@ def _sync(index: Index, storage: Storage) -> None:
             entries = []
     if removed:
         index.remove(removed)
+    annotated -= removed
+    if annotated:
+        index.set_tags(sorted(annotated), lambda ids: tag_events.read_tags(storage, ids))
     if indexed or removed:
         logger("retain.index").info(
             "repaired the index %s from %s: %d interface(s) indexed, %d removed (%d pending)",
@@ -288,6 +324,13 @@ def _sync(index: Index, storage: Storage) -> None:
         updates["pending"] = json.dumps(new_pending, sort_keys=True)
     if updates:
         index.set_meta(updates)
+
+
+def _has_events(storage: Storage, id: str) -> bool:
+    if not storage.list_folder(id, ANNOTATIONS_FOLDER):
+        return False
+    tag_events.mark(storage, id)
+    return True
 
 
 def _another_storage(index: Index, storage: Storage, served: str) -> IndexDatabaseError:
@@ -328,6 +371,8 @@ def _rebuild(index: Index, storage: Storage, progress: Progress | bool | None) -
     info = _journal_info(storage.local_root())
     state = storage.listing_state()
     names = sorted(storage.iter_directories())
+    # One listing for the ids that have tags: results never annotated cost nothing more.
+    tags = {id: sorted(found) for id, found in tag_events.read_tags(storage, tag_events.marked_ids(storage) & set(names)).items()}
     total = len(names)
     report = _progress_reporter(progress, total)
     pending: dict[str, int] = {}
@@ -354,6 +399,7 @@ def _rebuild(index: Index, storage: Storage, progress: Progress | bool | None) -
             if entry is None:
                 pending[id] = now
             else:
+                entry.tags = tags.get(id) or None
                 entries.append(entry)
         return entries
 

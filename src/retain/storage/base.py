@@ -174,7 +174,29 @@ class Storage(ABC):
                     out.append(os.path.relpath(os.path.join(parent, name), directory).replace(os.sep, "/"))
         return sorted(out)
 
+    def list_folder(self, id: str, folder: str) -> list[str]:
+        """The names of the files directly in folder `folder` (relative, ``/``-separated) of
+        `id`, as the storage holds them, sorted, without unfinished writes; [] when there is no
+        such folder (one failed ``listdir`` on a local storage).
+
+        Raises:
+            StorageError: the folder exists but cannot be listed.
+        """
+        return _listdir(self._local_path(id, folder))
+
     # -- the storage's own files (``.retain/``), shared by every machine -------------------
+
+    def list_meta(self, folder: str) -> list[str]:
+        """The names of the files in the storage's own folder ``.retain/<folder>``, sorted;
+        [] when it does not exist.
+
+        Raises:
+            StorageError: the folder exists but cannot be listed.
+        """
+        root = self.local_root()
+        if root is None:
+            return []
+        return _listdir(os.path.join(root, STORAGE_META_DIR, *folder.split("/")))
 
     def read_meta(self, name: str) -> bytes | None:
         """The storage's own file ``.retain/<name>`` (``/``-separated) as every machine that
@@ -328,6 +350,16 @@ class Storage(ABC):
 
     def __hash__(self) -> int:
         return hash((type(self), self.url))
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        names = os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise StorageError(exc.errno or 0, f"could not list {path}: {exc.strerror or exc}") from exc
+    return sorted(name for name in names if not name.startswith(TEMP_PREFIX))
 
 
 def read_local_file(path: str) -> bytes | None:

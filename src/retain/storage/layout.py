@@ -31,6 +31,14 @@ adds a removal area::
                                                   first (the rename is the removal's commit point)
     <root>/.retain/removing/<id>                  on an object store: the marker of a removal in
                                                   progress (written before the record is deleted)
+
+Tags and notes (`Interface.tag`, `Interface.note`, `retain tag`; see "Annotations" below), the
+one part of a committed interface that changes, are events beside the record::
+
+    <root>/<id>/.retain/annotations/<time_ns>-<token>.json   one change (tags added or removed,
+                                                             the note replaced), created once
+    <root>/.retain/annotated/<id>                            empty: `id` has annotations (what
+                                                             an index rebuild reads them for)
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INDEX_FILE",
+    "JOURNAL_ANNOTATE",
     "JOURNAL_COMMIT",
     "JOURNAL_FILE",
     "JOURNAL_REMOVE",
@@ -272,6 +281,8 @@ SUMMARY_FILE = "summary.json"
 JOURNAL_COMMIT = "c"
 JOURNAL_SUMMARY = "s"
 JOURNAL_REMOVE = "r"
+#: Journal line kind of an annotation (tags or note) changed (appended before the change).
+JOURNAL_ANNOTATE = "t"
 
 
 def index_path(root: str) -> str:
@@ -286,7 +297,7 @@ def journal_path(root: str) -> str:
 
 def encode_journal_line(id: str, kind: str, time_ns: int) -> bytes:
     """One journal line: ``<id> <kind> <unix time in ns>\\n`` (54 bytes); kind is
-    `JOURNAL_COMMIT`, `JOURNAL_SUMMARY` or `JOURNAL_REMOVE`."""
+    `JOURNAL_COMMIT`, `JOURNAL_SUMMARY`, `JOURNAL_REMOVE` or `JOURNAL_ANNOTATE`."""
     return f"{id} {kind} {time_ns}\n".encode("ascii")
 
 
@@ -304,9 +315,82 @@ def decode_journal(data: bytes) -> tuple[list[tuple[str, str]], int]:
         except UnicodeDecodeError:
             continue
         id, kind = text[:ID_LENGTH], text[ID_LENGTH + 1:]
-        if is_id(id) and kind in (JOURNAL_COMMIT, JOURNAL_SUMMARY, JOURNAL_REMOVE):
+        if is_id(id) and kind in (JOURNAL_COMMIT, JOURNAL_SUMMARY, JOURNAL_REMOVE, JOURNAL_ANNOTATE):
             out.append((id, kind))
     return out, end
+
+
+# -- Annotations ------------------------------------------------------------------------------
+#
+# Records are frozen once committed; tags and a note are the one thing that changes after (they
+# are not part of identity). Each change is a small immutable event file, created exclusively
+# (`Storage.create_file`: atomic, on object stores too) and never rewritten::
+#
+#   <root>/<id>/.retain/annotations/00001764720000000000000-1a2b3c4d.json
+#   {"add": ["best"], "format": "retain.annotation", "remove": [], "time": "2026-...Z"}
+#   {"add": [], "format": "retain.annotation", "note": "lr too high", "remove": [], "time": ...}
+#
+# The name is the time in ns (20 digits) and a random token: the events of an id, folded in
+# name order (tags added, then removed; the last ``note`` is the note, ``""`` none), give its
+# tags and its note, and the notes before it are its history. There is no read-modify-write:
+# two processes tagging one result at once each add a file and neither tag is lost, and a
+# process killed while tagging leaves the event whole or absent. A damaged event (edited by
+# hand) is skipped.
+#
+# ``<root>/.retain/annotated/<id>`` (empty, created before the first event of `id`, through
+# `Storage.create_meta`) lists the ids that have events: an index rebuild lists that folder
+# once and reads the events of those ids only, so results never annotated cost it nothing.
+# A directory copied in by hand is looked at when the index's scan finds it (which marks it).
+# The index follows a change through the journal (a ``t`` line appended before the event) and
+# stores the tags (`Index.set_tags`); `retain.index.rebuild()` reads them back from the events.
+
+#: The folder of an id's annotation events, relative to its directory.
+ANNOTATIONS_FOLDER = f"{RESERVED_PREFIX}/annotations"
+#: Under `STORAGE_META_DIR`: one empty file per id that has annotation events.
+ANNOTATED_DIR = "annotated"
+ANNOTATION_FORMAT = "retain.annotation"
+
+__all__ += ["ANNOTATED_DIR", "ANNOTATIONS_FOLDER", "ANNOTATION_FORMAT", "annotation_name", "encode_annotation",
+            "fold_annotations"]
+
+
+def annotation_name(time_ns: int, token: str) -> str:
+    """The file name (in `ANNOTATIONS_FOLDER`) of an event made at `time_ns`."""
+    return f"{time_ns:020d}-{token}.json"
+
+
+def encode_annotation(time: str, add: list[str], remove: list[str], note: str | None) -> bytes:
+    """The bytes of one annotation event (`note` None: the note is left as it was)."""
+    event: dict[str, Any] = {"format": ANNOTATION_FORMAT, "time": time, "add": add, "remove": remove}
+    if note is not None:
+        event["note"] = note
+    text: str = _value_encoder()(event)
+    return (text + "\n").encode("utf-8")
+
+
+def fold_annotations(events: list[bytes]) -> tuple[frozenset[str], list[tuple[str, str]]]:
+    """The tags and the note history (``(time, text)``, oldest first; ``""``: cleared) that
+    `events` (in name order) give. Damaged events are skipped."""
+    import json
+
+    tags: set[str] = set()
+    notes: list[tuple[str, str]] = []
+    for data in events:
+        try:
+            event = json.loads(data)
+        except ValueError:
+            continue
+        if not isinstance(event, dict) or event.get("format") != ANNOTATION_FORMAT:
+            continue
+        add, remove = event.get("add"), event.get("remove")
+        if isinstance(add, list):
+            tags.update(name for name in add if isinstance(name, str))
+        if isinstance(remove, list):
+            tags.difference_update(name for name in remove if isinstance(name, str))
+        note = event.get("note")
+        if isinstance(note, str):
+            notes.append((str(event.get("time", "")), note))
+    return frozenset(tags), notes
 
 
 # -- Removal ----------------------------------------------------------------------------------

@@ -5,11 +5,12 @@ query parameters such as ``sslmode`` or ``connect_timeout`` pass through), plus 
 (default ``retain``) to keep the indexes of several storages in one database. The driver is
 psycopg 3 (``pip install 'retain[postgres]'``), imported when the index is first made.
 
-Schema (version 2), in its own PostgreSQL schema::
+Schema (version 3), in its own PostgreSQL schema::
 
     classes(class, module, qualname, kind)            one row per class (numbers never reused)
     interfaces(row, id, class, created, config, canonical, summary, metrics)
     config_values(class, key, num, val, row)          every config leaf, by dotted key
+    tags(tag, id)                                     the tags of each id (`Interface.tag`)
     meta(key, value), migrations(version, applied, retain)
 
 How a config leaf is stored so that SQL comparisons agree with Python's, and the SQL of
@@ -44,7 +45,7 @@ from ..base import Index
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
     from typing import Any
 
     import psycopg
@@ -244,7 +245,11 @@ class PostgresIndex(Index):
             prepared = self._prepare(conn, entries)
             self._insert(conn, prepared)
             self._update_summaries(conn, prepared)
+            tagged = {entry.id: entry.tags for entry in entries if entry.tags is not None}
+            if tagged:
+                _write_tags(conn, s, tagged)
 
+        s = self._db.s
         self._db.run(work, "upsert")
 
     def remove(self, ids: Iterable[str]) -> None:
@@ -254,9 +259,10 @@ class PostgresIndex(Index):
         s = self._db.s
         self._db.run(
             lambda conn: conn.execute(
-                f"WITH gone AS (DELETE FROM {s}.interfaces WHERE id = ANY(%b::text[]) RETURNING row)"
+                f"WITH gone AS (DELETE FROM {s}.interfaces WHERE id = ANY(%b::text[]) RETURNING row),"
+                f" untagged AS (DELETE FROM {s}.tags WHERE id = ANY(%b::text[]))"
                 f" DELETE FROM {s}.config_values WHERE row IN (SELECT row FROM gone)",
-                (wanted,),
+                (wanted, wanted),
             ),
             "remove",
         )
@@ -270,16 +276,21 @@ class PostgresIndex(Index):
             conn.execute(f"LOCK TABLE {s}.interfaces IN SHARE ROW EXCLUSIVE MODE")
             conn.execute(f"DELETE FROM {s}.config_values")
             conn.execute(f"DELETE FROM {s}.interfaces")
+            conn.execute(f"DELETE FROM {s}.tags")
             number = 0
             chunk: list[IndexEntry] = []
+            tagged: dict[str, Collection[str]] = {}
             # Consumed as it comes (rebuild reads storage lazily), written in chunks.
             for entry in entries:
                 number += 1
                 chunk.append(entry)
+                if entry.tags:
+                    tagged[entry.id] = entry.tags
                 if len(chunk) >= 2000:
                     self._insert(conn, self._prepare(conn, chunk))
                     chunk = []
             self._insert(conn, self._prepare(conn, chunk))
+            _write_tags(conn, s, tagged)
             _set_meta(conn, s, meta)
             return number
 
@@ -292,6 +303,33 @@ class PostgresIndex(Index):
         except IndexDatabaseError as exc:  # statistics only: the rebuild itself succeeded
             logger("retain.index").debug("VACUUM (ANALYZE) failed after the rebuild of %s: %s", self.display_url, exc)
         return count
+
+    def set_tags(self, ids: Collection[str], read: Callable[[Collection[str]], Mapping[str, Collection[str]]]) -> None:
+        s = self._db.s
+
+        def work(conn: psycopg.Connection[Any]) -> None:
+            # One tag writer at a time, on any machine, each reading the storage inside: the
+            # last to write has read every change the others wrote.
+            conn.execute(f"LOCK TABLE {s}.tags IN SHARE ROW EXCLUSIVE MODE")
+            _write_tags(conn, s, read(ids))
+
+        self._db.run(work, "tag", transaction=True)
+
+    def tags(self, ids: Iterable[str] | None = None) -> dict[str, list[str]]:
+        s = self._db.s
+        sql = f"SELECT t.id, t.tag FROM {s}.tags t JOIN {s}.interfaces i ON i.id = t.id"
+
+        def work(conn: psycopg.Connection[Any]) -> dict[str, list[str]]:
+            if ids is None:
+                rows = conn.execute(sql).fetchall()
+            else:
+                rows = conn.execute(sql + " WHERE t.id = ANY(%b::text[])", (sorted(set(ids)),)).fetchall()
+            out: dict[str, list[str]] = {}
+            for id, tag in rows:
+                out.setdefault(id, []).append(tag)
+            return {id: sorted(names) for id, names in out.items()}
+
+        return self._db.run(work, "read tags")
 
     def get_meta(self) -> dict[str, str]:
         return self._db.run(
@@ -350,6 +388,20 @@ def _two_statements(query: Query) -> bool:
     matches, then the rows), which must then read one snapshot (see `_in_snapshot`); other
     queries are one statement (the classes they read before are never removed)."""
     return any(condition.field.source == "config" for condition in query.conditions)
+
+
+def _write_tags(conn: psycopg.Connection[Any], s: str, tags: Mapping[str, Collection[str]]) -> None:
+    """Replace the tags of the ids in `tags`, in one transaction (a savepoint inside one)."""
+    if not tags:
+        return
+    ids = sorted(tags)
+    pairs = [(id, tag) for id in ids for tag in sorted(set(tags[id]))]
+    with conn.transaction():
+        conn.execute(f"DELETE FROM {s}.tags WHERE id = ANY(%b::text[])", (ids,))
+        conn.execute(
+            f"INSERT INTO {s}.tags (id, tag) SELECT * FROM unnest(%b::text[], %b::text[]) ON CONFLICT DO NOTHING",
+            ([p[0] for p in pairs], [p[1] for p in pairs]),
+        )
 
 
 def _set_meta(conn: psycopg.Connection[Any], s: str, values: Mapping[str, str]) -> None:

@@ -80,7 +80,10 @@ def compile_query(
     elif classes is not None:
         where.append("i.class = ANY(%b::int[])")
         args.append(classes)
-    return from_where(f"{s}.interfaces i JOIN {s}.classes c ON c.class = i.class", where, args, query, column_test)
+    return from_where(
+        f"{s}.interfaces i JOIN {s}.classes c ON c.class = i.class", where, args, query, column_test,
+        tags=f"{s}.tags", mark="%s",
+    )
 
 
 def matching_rows(conn: psycopg.Connection[Any], s: str, config: list[Condition], classes: list[int] | None) -> list[int]:

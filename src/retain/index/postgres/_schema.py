@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..._errors import IndexDatabaseError
 
 #: The newest schema this code writes; a database with a higher version is refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_SCHEMA = "retain"
 
 #: (version, statements): applied in order, each recorded in `migrations`; never edit a
@@ -46,8 +46,17 @@ _MIGRATIONS: list[tuple[int, list[str]]] = [
     ),
     # The last value of each metric (`Component.log_metrics`), as JSON text.
     (2, ["ALTER TABLE {s}.interfaces ADD COLUMN metrics text"]),
+    # Tags (`Interface.tag`), by id: they change after commit, apart from the row.
+    (
+        3,
+        [
+            'CREATE TABLE {s}.tags (tag text COLLATE "C" NOT NULL, id text COLLATE "C" NOT NULL,'
+            " PRIMARY KEY (tag, id))",
+            "CREATE INDEX tags_by_id ON {s}.tags (id)",
+        ],
+    ),
 ]
-_TABLES = ("config_values", "interfaces", "classes", "meta", "migrations")
+_TABLES = ("tags", "config_values", "interfaces", "classes", "meta", "migrations")
 
 
 def schema_version(conn: psycopg.Connection[Any], s: str) -> int:
@@ -92,7 +101,7 @@ def empty(conn: psycopg.Connection[Any], schema: str, display_url: str) -> None:
     s = f'"{schema}"'
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"retain:{schema}",))
     if schema_version(conn, s) == SCHEMA_VERSION:
-        conn.execute(f"TRUNCATE {s}.config_values, {s}.interfaces, {s}.meta")
+        conn.execute(f"TRUNCATE {s}.tags, {s}.config_values, {s}.interfaces, {s}.meta")
         return
     conn.execute("DROP TABLE IF EXISTS " + ", ".join(f"{s}.{t}" for t in _TABLES) + " CASCADE")
     migrate(conn, schema, display_url)

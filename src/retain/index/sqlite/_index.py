@@ -1,10 +1,11 @@
 """The SQLite index: one file, no server; the default, at ``<storage>/.retain/index.sqlite``.
 
-Schema (version 2)::
+Schema (version 3)::
 
     classes(class, module, qualname, kind)            one row per class (ids never reused)
     interfaces(row, id, class, created, config, canonical, summary, metrics)
     config_values(class, key, value, row)             every config leaf, by dotted key
+    tags(tag, id)                                     the tags of each id (`Interface.tag`)
 
 `config_values.value` is typed so that SQL comparisons agree with Python's (see
 `retain.index.sqlite._query`, which also builds the SQL of queries). `config_values` is a
@@ -34,7 +35,7 @@ from ..base import Index
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
     from typing import Any
 
     from ...query import Query
@@ -155,6 +156,8 @@ class SqliteIndex(Index):
                         conn.execute("UPDATE interfaces SET summary = ? WHERE id = ?", (summary, entry.id))
                     if metrics is not None:
                         conn.execute("UPDATE interfaces SET metrics = ? WHERE id = ?", (metrics, entry.id))
+                if entry.tags is not None:
+                    _write_tags(conn, {entry.id: entry.tags})
             return added
 
         with self._db.lock:
@@ -186,6 +189,7 @@ class SqliteIndex(Index):
                     ],
                 )
                 conn.execute(f"DELETE FROM interfaces WHERE id IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM tags WHERE id IN ({marks})", chunk)
 
         with self._db.lock:
             self._db.write(work)
@@ -197,6 +201,7 @@ class SqliteIndex(Index):
             self._check_kept_tables(conn)
             conn.execute("DELETE FROM config_values")
             conn.execute("DELETE FROM interfaces")
+            conn.execute("DELETE FROM tags")
             # The secondary indexes of `interfaces` are built once, after the rows (one sort
             # instead of a B-tree insert per row), in the same transaction: readers still see
             # the old contents or the new. Taken from the schema, so migrations need not care.
@@ -207,6 +212,7 @@ class SqliteIndex(Index):
             for name, _ in indexes:
                 conn.execute(f'DROP INDEX "{name}"')
             bulk = BulkInsert(conn)
+            tagged: dict[str, Collection[str]] = {}
             number = 0
             class_ids = self._class_ids
             # Consumed as it comes (rebuild reads storage lazily), written in chunks.
@@ -216,7 +222,10 @@ class SqliteIndex(Index):
                 if klass is None:
                     klass = self._class_id(conn, entry.module, entry.qualname, entry.kind)
                 bulk.add(entry, number, klass)
+                if entry.tags:
+                    tagged[entry.id] = entry.tags
             bulk.flush()
+            _write_tags(conn, tagged)
             for _, sql in indexes:
                 conn.execute(sql)
             _set_meta(conn, meta)
@@ -230,6 +239,29 @@ class SqliteIndex(Index):
         except IndexDatabaseError as exc:  # statistics only: the rebuild itself succeeded
             logger("retain.index").debug("PRAGMA optimize failed after the rebuild of %s: %s", self.path, exc)
         return count
+
+    def set_tags(self, ids: Collection[str], read: Callable[[Collection[str]], Mapping[str, Collection[str]]]) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            _write_tags(conn, read(ids))
+
+        with self._db.lock:
+            self._db.write(work)
+
+    def tags(self, ids: Iterable[str] | None = None) -> dict[str, list[str]]:
+        def work(conn: sqlite3.Connection) -> dict[str, list[str]]:
+            out: dict[str, list[str]] = {}
+            base = "SELECT t.id, t.tag FROM tags t JOIN interfaces i ON i.id = t.id"
+            if ids is None:
+                rows: list[Any] = conn.execute(base).fetchall()
+            else:
+                rows = []
+                for chunk in _chunks(sorted(set(ids)), 500):
+                    rows += conn.execute(f"{base} WHERE t.id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            for id, tag in rows:
+                out.setdefault(id, []).append(tag)
+            return {id: sorted(names) for id, names in out.items()}
+
+        return self._db.read(work)
 
     def get_meta(self) -> dict[str, str]:
         return self._db.read(lambda conn: dict(conn.execute("SELECT key, value FROM meta").fetchall()))
@@ -288,6 +320,14 @@ class SqliteIndex(Index):
     def _compile(self, conn: sqlite3.Connection, query: Query) -> tuple[str, list[Any]] | None:
         """The FROM/WHERE clause of `query` and its arguments; None if nothing can match."""
         return compile_query(conn, query, self._class_ids_for(conn, query))
+
+
+def _write_tags(conn: sqlite3.Connection, tags: Mapping[str, Collection[str]]) -> None:
+    """Replace the tags of the ids in `tags`."""
+    ids = list(tags)
+    for chunk in _chunks(ids, 500):
+        conn.execute(f"DELETE FROM tags WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+    conn.executemany("INSERT OR IGNORE INTO tags (tag, id) VALUES (?, ?)", [(tag, id) for id in ids for tag in tags[id]])
 
 
 def _set_meta(conn: sqlite3.Connection, values: Mapping[str, str]) -> None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 #: The newest schema this code writes; a database with a higher `PRAGMA user_version` is
 #: refused (delete it and rebuild).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: (version, statements): applied in order, each recorded in `migrations`; never edit a
 #: published one, append a new version.
@@ -42,6 +42,14 @@ _MIGRATIONS: list[tuple[int, list[str]]] = [
     ),
     # The last value of each metric (`Component.log_metrics`), as JSON text.
     (2, ["ALTER TABLE interfaces ADD COLUMN metrics TEXT"]),
+    # Tags (`Interface.tag`), by id: they change after commit, apart from the row.
+    (
+        3,
+        [
+            "CREATE TABLE tags (tag TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (tag, id)) WITHOUT ROWID",
+            "CREATE INDEX tags_by_id ON tags (id)",
+        ],
+    ),
 ]
 
 

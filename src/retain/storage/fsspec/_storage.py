@@ -521,6 +521,26 @@ class FsspecStorage(Storage):
     def read_file(self, id: str, name: str) -> bytes | None:
         return self.store.cat(self._key(id, name))
 
+    def list_folder(self, id: str, folder: str) -> list[str]:
+        return self._list(self._key(id, folder), f"list {folder} of {id}")
+
+    def list_meta(self, folder: str) -> list[str]:
+        # In the store, not the cache (as read_meta).
+        return self._list(f"{self.root}/{STORAGE_META_DIR}/{folder}", f"list {STORAGE_META_DIR}/{folder}")
+
+    def _list(self, key: str, doing: str) -> list[str]:
+        self._check()
+        try:
+            entries = self.fs.ls(key, detail=True)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise self.store.error(doing, exc) from exc
+        names = (
+            str(entry["name"]).rstrip("/").rsplit("/", 1)[-1] for entry in entries if entry.get("type") != "directory"
+        )
+        return sorted(name for name in names if name and not name.startswith(TEMP_PREFIX))
+
     # Runtime files change: they go to the store at once, never through the cache. Object
     # stores acknowledge a write once it is durable: `durable` asks nothing more.
 
