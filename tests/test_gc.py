@@ -20,6 +20,7 @@ import pytest
 
 import retain
 from retain import Component, Interface, Storage, get
+from retain._annotations import annotate
 from retain._errors import UsageError
 from retain._gc import parse_age, parse_size, parse_states
 from retain.cli import main
@@ -233,6 +234,38 @@ def test_keeping_a_user_keeps_the_chain_it_uses(store: Storage) -> None:
     # never met, and nothing used is removed.
     assert retain.gc(max_size=0, older_than="30d").removed == []
     assert committed(store) == {source.id, model.id, report_.id}
+
+
+def test_a_tagged_result_survives_every_criterion(store: Storage) -> None:
+    best, failed = data("best", 3000), train(1, fail=True)
+    plain = data("plain")
+    backdate(store, {best: 400, failed: 400, plain: 400})
+    annotate(store, best.id, add=["best"])
+    annotate(store, failed.id, add=["inspect-later"])
+    report = retain.gc(older_than="30d", max_size=0)
+    assert [item.id for item in report.removed] == [plain.id]
+    assert sorted((s.id, s.reason) for s in report.skipped) == sorted([
+        (best.id, "tagged (pinned)"), (failed.id, "tagged (pinned)"),
+    ])
+    for criteria in ({"older_than": 0}, {"status": "failed"}, {"max_size": 0}):
+        assert retain.gc(**criteria).removed == [], criteria  # type: ignore[arg-type]
+    assert committed(store) == {best.id, failed.id}
+    annotate(store, failed.id, remove=["inspect-later"])  # untagged: no longer pinned
+    assert [item.id for item in retain.gc(status="failed").removed] == [failed.id]
+    assert committed(store) == {best.id}
+
+
+def test_a_tagged_user_keeps_what_it_uses(store: Storage) -> None:
+    source = data("source")
+    user = get(Model, {"data": source}).commit()
+    backdate(store, {source: 40, user: 40})
+    annotate(store, user.id, add=["paper"])
+    report = retain.gc(older_than="30d")
+    reasons = {s.id: s.reason for s in report.skipped}
+    assert report.removed == [] and reasons == {
+        user.id: "tagged (pinned)", source.id: f"used by {user.id}, which is kept",
+    }
+    assert committed(store) == {source.id, user.id}
 
 
 class GcsItself(Component):

@@ -16,6 +16,7 @@ import re
 import time
 
 from . import _settings
+from ._annotations import tagged_ids
 from ._errors import InterfaceNotFoundError, InUseError, UsageError
 from ._health import LEFTOVER_KINDS, leftovers, repair_leftovers
 from ._lifecycle import Removed, remove
@@ -387,7 +388,7 @@ def _remove(
 
 def _pinned(store: Storage) -> set[str]:
     """The ids of the tagged results of `store`: never removed by `gc`."""
-    return set()
+    return tagged_ids(store)
 
 
 def _decoder() -> Any:
