@@ -362,7 +362,7 @@ def test_bad_words_are_usage_errors(store: Storage, capsys: pytest.CaptureFixtur
 def test_gc_needs_an_existing_storage(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     code, _, err = cli(capsys, "--storage", str(tmp_path / "nowhere"), "gc")
-    assert code != 0 and "nowhere" in err and not (tmp_path / "nowhere").exists()
+    assert code == 1 and "nowhere" in err and not (tmp_path / "nowhere").exists()
 
 
 def test_progress_is_reported_while_removing(store: Storage) -> None:
