@@ -268,6 +268,22 @@ def test_a_tagged_user_keeps_what_it_uses(store: Storage) -> None:
     assert committed(store) == {source.id, user.id}
 
 
+def test_a_user_committed_during_a_gc_keeps_what_it_uses(store: Storage) -> None:
+    """Between the selection and the removal (another process commits meanwhile): the index
+    is read again before removing, and a new user keeps the results it uses."""
+    from retain._gc import _remove, _select
+
+    source, other = data("source"), data("other")
+    backdate(store, {source: 40, other: 40})
+    chosen, skipped, known = _select(store, 30 * 86400, None, None)
+    assert sorted(chosen) == sorted([source.id, other.id]) and skipped == []
+    late = get(Model, {"data": source}).commit()
+    removed, kept = _remove(store, chosen, known, False, None)
+    assert [item.id for item in removed] == [other.id]
+    assert [(s.id, s.reason) for s in kept] == [(source.id, f"used by {late.id}, which is kept")]
+    assert committed(store) == {source.id, late.id}
+
+
 class GcsItself(Component):
     Config: ClassVar[Any] = {"n": 0}
     seen: ClassVar[list[Any]] = []

@@ -17,9 +17,9 @@ import time
 
 from . import _settings
 from ._annotations import tagged_ids
-from ._errors import InterfaceNotFoundError, InUseError, UsageError
+from ._errors import UsageError
 from ._health import LEFTOVER_KINDS, leftovers, repair_leftovers
-from ._lifecycle import Removed, remove
+from ._lifecycle import Removed, remove_planned
 from ._timestamps import parse_iso
 from .identity import REF_KEY, references
 from .index import _updates, make_index
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ._health import Problem
+    from .index.base import IndexRow
+
+    #: What `_select` knows of each id: (module, class, kind, size or None: not measured).
+    Rows = dict[str, tuple[str, str, str, int | None]]
     from .storage import Storage
 
 __all__ = ["GcReport", "Leftover", "Skipped", "gc", "parse_age", "parse_size"]
@@ -220,8 +224,8 @@ def gc(
         found = _leftovers(store, dry_run)
         if age is None and states is None and limit is None:
             return GcReport([], found, [], dry_run, store.url)
-        chosen, skipped, names = _select(store, age, states, limit)
-        removed, late = _remove(store, chosen, names, dry_run, progress)
+        chosen, skipped, rows = _select(store, age, states, limit)
+        removed, late = _remove(store, chosen, rows, dry_run, progress)
     return GcReport(removed, found, skipped + late, dry_run, store.url)
 
 
@@ -248,16 +252,13 @@ def _size_of(problem: Problem) -> int:
     return total
 
 
-def _select(
-    store: Storage, age: float | None, states: tuple[str, ...] | None, limit: int | None
-) -> tuple[list[str], list[Skipped], dict[str, tuple[str, str]]]:
-    """The ids to remove, users before the results they use, the selected ones kept, and the
-    (module, class) of every id."""
+def _rows(store: Storage) -> tuple[list[IndexRow], dict[str, list[str]], dict[str, list[str]]]:
+    """The index rows of `store` (brought up to date), oldest first, and the users and the
+    inputs of each id (from the rows' configs)."""
     index = make_index(None, store)
     _updates.flush()  # what this process committed is in the index before it is read
     index.sync(store)
-    rows = index.select(Query())[::-1]  # oldest first
-    names = {row[0]: (row[1], row[2]) for row in rows}
+    rows = index.select(Query())[::-1]
     inputs: dict[str, list[str]] = {}
     users: dict[str, list[str]] = {}
     decode = _decoder()
@@ -267,6 +268,15 @@ def _select(
             inputs[row[0]] = used
             for input in used:
                 users.setdefault(input, []).append(row[0])
+    return rows, users, inputs
+
+
+def _select(
+    store: Storage, age: float | None, states: tuple[str, ...] | None, limit: int | None
+) -> tuple[list[str], list[Skipped], Rows]:
+    """The ids to remove, users before the results they use; the selected ones kept; and
+    what is known of each id."""
+    rows, users, inputs = _rows(store)
     state_cache: dict[str, str] = {}
 
     def state(id: str) -> str:
@@ -281,26 +291,27 @@ def _select(
         and (states is None or (row[3] == "Component" and state(row[0]) in states))
     ]
     pinned = _pinned(store)
-    kinds = {row[0]: row[3] for row in rows}
+    known: Rows = {row[0]: (row[1], row[2], row[3], None) for row in rows}
     why: dict[str, str] = {}
 
     def blocked(id: str) -> bool:
         if id in pinned:
             why[id] = "tagged (pinned)"
-        elif kinds[id] == "Component" and state(id) in ("running", "queued"):
+        elif known[id][2] == "Component" and state(id) in ("running", "queued"):
             why[id] = f"{state(id)}: a live component is never removed"
         else:
             return False
         return True
 
     if limit is None:
-        added = [id for id in order if not blocked(id)]
-        removing = _closed(added, users, inputs, why)
+        removing = _closed([id for id in order if not blocked(id)], users, inputs, why)
     else:
-        sizes: dict[str, int] = {}
-        total = sum(sizes.setdefault(row[0], store.size(row[0])) for row in rows)
-        added, position, removing = [], 0, set()
-        while True:
+        sizes = {row[0]: store.size(row[0]) for row in rows}
+        known = {id: (*row[:3], sizes[id]) for id, row in known.items()}
+        total = sum(sizes.values())
+        added: list[str] = []
+        position, removing = 0, set()
+        while True:  # the oldest until the rest fits; again when a kept user kept some back
             freed = sum(sizes[id] for id in removing)
             while total - freed > limit and position < len(order):
                 id = order[position]
@@ -311,8 +322,8 @@ def _select(
             removing = _closed(added, users, inputs, why)
             if total - sum(sizes[id] for id in removing) <= limit or position >= len(order):
                 break
-    skipped = [Skipped(id, *names[id], why[id]) for id in order if id in why and id not in removing]
-    return _users_first(removing, users), skipped, names
+    skipped = [Skipped(id, *known[id][:2], why[id]) for id in order if id in why and id not in removing]
+    return _users_first(removing, users), skipped, known
 
 
 def _closed(added: list[str], users: dict[str, list[str]], inputs: dict[str, list[str]], why: dict[str, str]) -> set[str]:
@@ -354,33 +365,40 @@ def _users_first(ids: set[str], users: dict[str, list[str]]) -> list[str]:
     return order
 
 
-#: Results per call of `remove` (one index query each): progress is reported between calls.
+#: Results removed between two reports of progress (at least; a twentieth of them at most).
 BATCH = 1_000
 
 
 def _remove(
-    store: Storage, ids: list[str], names: dict[str, tuple[str, str]], dry_run: bool,
-    progress: Callable[[int, int], Any] | None,
+    store: Storage, ids: list[str], known: Rows, dry_run: bool, progress: Callable[[int, int], Any] | None
 ) -> tuple[list[Removed], list[Skipped]]:
-    """Remove `ids` (in order) by batches; a batch that another process changed meanwhile (a
-    new user, a run started, a result removed) is removed one by one, skipping those."""
+    """Remove `ids` (users first) by batches. What changed since the selection is looked at
+    again: the index rows once (a result committed meanwhile that uses one keeps it, and
+    what it uses), a component's state just before its batch (one that started is kept)."""
+    _, users, _ = _rows(store)
+    chosen = set(ids)
+    kept: set[str] = set()
     removed: list[Removed] = []
     skipped: list[Skipped] = []
     size = max(BATCH, len(ids) // 20)
     if progress is not None:
         progress(0, len(ids))
     for start in range(0, len(ids), size):
-        batch = ids[start:start + size]
-        try:
-            removed += remove(batch, dry_run=dry_run, storage=store)
-        except (InUseError, InterfaceNotFoundError):
-            for id in batch:
-                try:
-                    removed += remove([id], dry_run=dry_run, storage=store)
-                except InterfaceNotFoundError:
-                    continue  # removed meanwhile (another gc, retain rm)
-                except InUseError as exc:
-                    skipped.append(Skipped(id, *names[id], str(exc)))
+        plan: list[Removed] = []
+        for id in ids[start:start + size]:
+            module, qualname, kind, measured = known[id]
+            # Users come first: a kept one was decided before what it uses.
+            using = [user for user in users.get(id, ()) if user not in chosen or user in kept]
+            state = ExecutionStatus.of(id, storage=store).state() if kind == "Component" else ""
+            if using or state in ("running", "queued"):
+                kept.add(id)
+                more = f" and {len(using) - 1} more" if len(using) > 1 else ""
+                reason = f"used by {using[0]}{more}, which is kept" if using else \
+                    f"{state}: a live component is never removed"
+                skipped.append(Skipped(id, module, qualname, reason))
+                continue
+            plan.append(Removed(id, module, qualname, kind, store.size(id) if measured is None else measured))
+        removed += plan if dry_run else remove_planned(store, plan)
         if progress is not None:
             progress(min(start + size, len(ids)), len(ids))
     return removed, skipped
