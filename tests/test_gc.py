@@ -275,7 +275,7 @@ def test_a_user_committed_during_a_gc_keeps_what_it_uses(store: Storage) -> None
 
     source, other = data("source"), data("other")
     backdate(store, {source: 40, other: 40})
-    chosen, skipped, known = _select(store, 30 * 86400, None, None)
+    chosen, skipped, known = _select(store, time.time() - 30 * 86400, None, None)
     assert sorted(chosen) == sorted([source.id, other.id]) and skipped == []
     late = get(Model, {"data": source}).commit()
     removed, kept = _remove(store, chosen, known, False, None)

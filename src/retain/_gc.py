@@ -214,6 +214,7 @@ def gc(
         UsageError: an age, size or state that is not one (the message says what is).
     """
     age = None if older_than is None else parse_age(older_than)
+    cutoff = None if age is None else time.time() - age  # created before the call began
     states = None if status is None else parse_states(status)
     limit = None if max_size is None else parse_size(max_size)
     store = _settings.current_storage(storage)
@@ -222,9 +223,9 @@ def gc(
 
     with paused_gc():  # many small objects and no cycles (see `verify`)
         found = _leftovers(store, dry_run)
-        if age is None and states is None and limit is None:
+        if cutoff is None and states is None and limit is None:
             return GcReport([], found, [], dry_run, store.url)
-        chosen, skipped, rows = _select(store, age, states, limit)
+        chosen, skipped, rows = _select(store, cutoff, states, limit)
         removed, late = _remove(store, chosen, rows, dry_run, progress)
     return GcReport(removed, found, skipped + late, dry_run, store.url)
 
@@ -272,10 +273,10 @@ def _rows(store: Storage) -> tuple[list[IndexRow], dict[str, list[str]], dict[st
 
 
 def _select(
-    store: Storage, age: float | None, states: tuple[str, ...] | None, limit: int | None
+    store: Storage, cutoff: float | None, states: tuple[str, ...] | None, limit: int | None
 ) -> tuple[list[str], list[Skipped], Rows]:
-    """The ids to remove, users before the results they use; the selected ones kept; and
-    what is known of each id."""
+    """The ids to remove (created before `cutoff`, seconds since the epoch, ...), users
+    before the results they use; the selected ones kept; and what is known of each id."""
     rows, users, inputs = _rows(store)
     state_cache: dict[str, str] = {}
 
@@ -284,7 +285,6 @@ def _select(
             state_cache[id] = ExecutionStatus.of(id, storage=store).state()
         return state_cache[id]
 
-    cutoff = None if age is None else time.time() - age
     order = [
         row[0] for row in rows
         if (cutoff is None or parse_iso(row[4]) < cutoff)
