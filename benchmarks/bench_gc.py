@@ -75,9 +75,9 @@ def copy(source: str, target: str) -> None:
 
 def restore(pristine: str, root: str, names: list[str]) -> None:
     """Put the directories `names` and `.retain/` (the index) of `pristine` back into `root`."""
-    for name in names:
-        if not os.path.exists(os.path.join(root, name)):
-            copy(os.path.join(pristine, name), os.path.join(root, name))
+    gone = [os.path.join(pristine, name) for name in names if not os.path.exists(os.path.join(root, name))]
+    for start in range(0, len(gone), 1000):  # one cp per thousand directories
+        subprocess.run(["cp", "-a", *gone[start:start + 1000], root], check=True)
     shutil.rmtree(os.path.join(root, STORAGE_META_DIR))
     copy(os.path.join(pristine, STORAGE_META_DIR), os.path.join(root, STORAGE_META_DIR))
 
