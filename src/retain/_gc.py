@@ -205,7 +205,9 @@ def gc(
         max_size: remove the oldest (of those selected by the other criteria) until the
             storage's results take at most this (bytes, or ``"50G"``, ``"500M"``...).
         dry_run: remove nothing; report what would go.
-        progress: called as ``progress(done, total)`` while results are removed.
+        progress: called as ``progress(done, total)`` as directories are looked at for
+            leftovers, then results removed (`total` grows by the number of results to
+            remove once they are known).
 
     A tagged result, a running or queued component, and a result that a kept result uses
     are never removed: they are reported in `GcReport.skipped`.
@@ -222,17 +224,26 @@ def gc(
     from .index._rebuild_workers import paused_gc
 
     with paused_gc():  # many small objects and no cycles (see `verify`)
-        found = _leftovers(store, dry_run)
+        walked = [0]
+
+        def walking(done: int, total: int) -> None:
+            walked[0] = total
+            if progress is not None:
+                progress(done, total)
+
+        found = _leftovers(store, dry_run, walking)
         if cutoff is None and states is None and limit is None:
             return GcReport([], found, [], dry_run, store.url)
         chosen, skipped, rows = _select(store, cutoff, states, limit)
-        removed, late = _remove(store, chosen, rows, dry_run, progress)
+        shifted = None if progress is None else (
+            lambda done, total: progress(walked[0] + done, walked[0] + total))
+        removed, late = _remove(store, chosen, rows, dry_run, shifted)
     return GcReport(removed, found, skipped + late, dry_run, store.url)
 
 
-def _leftovers(store: Storage, dry_run: bool) -> list[Leftover]:
+def _leftovers(store: Storage, dry_run: bool, progress: Callable[[int, int], Any]) -> list[Leftover]:
     """Find what killed processes left (and, unless `dry_run`, delete it)."""
-    problems = [problem for problem in leftovers(store) if problem.kind in LEFTOVER_KINDS and problem.path]
+    problems = [problem for problem in leftovers(store, progress) if problem.kind in LEFTOVER_KINDS and problem.path]
     sized = [(problem, _size_of(problem)) for problem in problems]
     if not dry_run:
         repair_leftovers(store, problems)

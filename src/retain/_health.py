@@ -32,7 +32,7 @@ from .storage.layout import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     from .storage import Storage
@@ -648,16 +648,22 @@ def _meta_leftovers(store: Storage) -> list[Problem]:
 LEFTOVER_KINDS = ("temporary", "orphan", "removal-leftover")
 
 
-def leftovers(store: Storage) -> list[Problem]:
+def leftovers(store: Storage, progress: Callable[[int, int], Any] | None = None) -> list[Problem]:
     """What killed processes left in a local `store` (none found elsewhere): temporaries of
     dead writers, orphans (as `verify` finds them) and removal leftovers; the walk of
-    `verify` without reading the records. `repair_leftovers` deletes them."""
+    `verify` without reading the records, calling ``progress(directories done, total)``.
+    `repair_leftovers` deletes them."""
     if store.is_remote or not store.supports_local_files:
         return []
     problems: list[Problem] = []
-    for chunk in _checked_chunks(store, list(store.iter_directories()), time.time(), True, records=False):
+    directories = list(store.iter_directories())
+    done = 0
+    for chunk in _checked_chunks(store, directories, time.time(), True, records=False):
         for item in chunk:
             problems += [Problem(*found) for found in item[-1]]
+        done += len(chunk)
+        if progress is not None:
+            progress(done, len(directories))
     return problems + _meta_leftovers(store)
 
 

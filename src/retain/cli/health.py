@@ -142,7 +142,7 @@ PARSERS["gc"] = _gc_parser
 @command("gc", "clean up: leftovers of killed processes, and old, failed or too many results (--dry-run)")
 def gc(args: argparse.Namespace) -> int:
     store = existing_storage()
-    bar = ProgressBar("removing")
+    bar = ProgressBar("gc")
     try:
         report = library_gc(
             older_than=args.older_than, status=args.status, max_size=args.max_size, dry_run=args.dry_run,
