@@ -11,7 +11,6 @@ before the change, the index's tags of the id replaced after it.
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
 
 from . import _settings
 from ._errors import InterfaceNotFoundError, TagError
@@ -24,7 +23,7 @@ from .storage.layout import JOURNAL_ANNOTATE, encode_annotation
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from .storage import Storage
 
@@ -34,21 +33,42 @@ __all__ = ["Annotations", "Note", "annotate", "read", "tagged_ids"]
 MAX_NOTE = 10_000
 
 
-class Note(NamedTuple):
+class Note:
     """One note of an interface: when it was written (ISO 8601, UTC) and its text (``""``: the
-    note was cleared then)."""
+    note was cleared then). Unpacks as ``time, text = note``."""
 
-    time: str
-    text: str
+    __slots__ = ("time", "text")
+
+    def __init__(self, time: str, text: str) -> None:
+        self.time = time
+        self.text = text
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((self.time, self.text))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Note) and (self.time, self.text) == (other.time, other.text)
+
+    def __hash__(self) -> int:
+        return hash((self.time, self.text))
+
+    def __repr__(self) -> str:
+        return f"Note(time={self.time!r}, text={self.text!r})"
 
 
-class Annotations(NamedTuple):
+class Annotations:
     """The tags and notes of one interface."""
 
-    #: Its tags.
-    tags: frozenset[str]
-    #: Every note it was given, oldest first; the last one is its note.
-    notes: list[Note]
+    __slots__ = ("tags", "notes")
+
+    def __init__(self, tags: frozenset[str], notes: list[Note]) -> None:
+        #: Its tags.
+        self.tags = tags
+        #: Every note it was given, oldest first; the last one is its note.
+        self.notes = notes
+
+    def __repr__(self) -> str:
+        return f"Annotations(tags={sorted(self.tags)!r}, note={self.note!r})"
 
     @property
     def note(self) -> str | None:

@@ -12,6 +12,7 @@ from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
 from .identity import REF_KEY, canonical_json, references
 from .query import MISSING, compile_where, equal, field_value, matches_all, resolve_field, Condition, Field, Query
 from .interface import Interface, load_record
+from .storage.annotation_files import read_tags
 from .storage.layout import RECORD_FILE, decode_record
 from .index.base import parse_summary
 from .modules import class_reference
@@ -52,7 +53,7 @@ __all__ = ["Collection", "check_summary_keys", "input_classes", "query_all", "qu
 class _Shared:
     """What the collections derived from one query share: parsed JSON and loaded instances."""
 
-    __slots__ = ("storage", "index", "cls", "configs", "summaries", "metrics", "instances")
+    __slots__ = ("storage", "index", "cls", "configs", "summaries", "metrics", "instances", "tags")
 
     def __init__(self, storage: Storage, index: Index | None, cls: type | None) -> None:
         self.storage = storage
@@ -62,6 +63,8 @@ class _Shared:
         self.summaries: dict[str, Any] = {}
         self.metrics: dict[str, Any] = {}
         self.instances: dict[str, Any] = {}
+        #: The tags of the interfaces that have some, read once when first needed.
+        self.tags: dict[str, list[str]] | None = None
 
 
 class Collection(_Generic[I]):
@@ -146,7 +149,8 @@ class Collection(_Generic[I]):
         if isinstance(predicate, dict):
             native, summary, _ = compile_where(self._shared.cls, predicate)
             conditions = native + summary
-            kept = [row for row in self._rows if self._row_matches(row, conditions)]
+            tags = self._tags() if any(c.field.source == "tags" for c in native) else None
+            kept = [row for row in self._rows if self._row_matches(row, conditions, tags)]
             if not kept and summary:
                 check_summary_keys([c.field for c in summary], self._rows, self._shared.cls)
             return self._derive(kept)
@@ -227,7 +231,8 @@ class Collection(_Generic[I]):
         """One flat dict per interface, from the index alone: ``id``, ``module``, ``class``,
         ``created``, then ``config.<dotted key>`` for every config leaf and
         ``summary.<name>`` for every summary value and ``metrics.<name>`` for the last value of
-        every metric. Interfaces in a config appear as ids."""
+        every metric, and ``tags`` (a sorted list) for an interface that has tags. Interfaces in
+        a config appear as ids."""
         scan = _decoder()
         # Column names by config key (top level) and by nested path, built once per call: a
         # cached name also has its hash cached, which makes filling 100,000 rows cheaper.
@@ -237,8 +242,11 @@ class Collection(_Generic[I]):
         metric_names: dict[str, str] = {}
         table: list[dict[str, Any]] = []
         append = table.append
+        tags = self._tags() if self._rows else {}
         for id, module, qualname, _, created, config_text, summary_text, metrics_text in self._rows:
             row: dict[str, Any] = {"id": id, "module": module, "class": qualname, "created": created}
+            if tags and id in tags:
+                row["tags"] = tags[id]
             try:
                 # One parse for all: the fixed cost per call dominates for small texts.
                 config, summary, metrics = scan(f"[{config_text},{summary_text or 'null'},{metrics_text or 'null'}]")[0]
@@ -335,8 +343,21 @@ class Collection(_Generic[I]):
             self._metrics(row) if source == "metrics" else None,
         )
 
-    def _row_matches(self, row: IndexRow, conditions: list[Any]) -> bool:
-        columns = {name: _column(row, name) for name in ("id", "module", "class", "kind", "created")}
+    def _tags(self) -> dict[str, list[str]]:
+        """The tags of the interfaces that have some (from the index; else from storage)."""
+        shared = self._shared
+        if shared.tags is None:
+            if shared.index is not None:
+                shared.tags = shared.index.tags()
+            else:
+                found = read_tags(shared.storage, [row[0] for row in self._rows])
+                shared.tags = {id: sorted(names) for id, names in found.items() if names}
+        return shared.tags
+
+    def _row_matches(self, row: IndexRow, conditions: list[Any], tags: dict[str, list[str]] | None = None) -> bool:
+        columns: dict[str, Any] = {name: _column(row, name) for name in ("id", "module", "class", "kind", "created")}
+        if tags is not None:
+            columns["tags"] = tags.get(row[0], [])
         return matches_all(conditions, self._config(row), self._summary(row), columns, self._metrics(row))
 
     def _load(self, row: IndexRow) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from . import _baselines, _settings
+from . import _annotations, _baselines, _settings
 from ._errors import CodecError, FileMissingError, ImmutableError, InterfaceNotFoundError, RecordError, UnsafePathError
 from ._fs import atomic_write, makedirs, read_small_file
 from ._sentinel import NOT_GIVEN
@@ -29,6 +29,7 @@ from .storage.layout import (
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import retain` stays cheap
 if TYPE_CHECKING:
+    from ._annotations import Note
     from ._diff import InterfaceDiff
     from collections.abc import Callable, Iterator, Mapping
     from typing import Any, ClassVar, TypeVar
@@ -414,6 +415,66 @@ class Interface(Element):
         from . import _metrics  # the metrics format loads at the first read: `import retain` stays cheap
 
         return _metrics.read(self, name, frame)
+
+    # -- tags and notes (not part of identity; the one part of a committed result that changes)
+
+    def tag(self: Self, *names: str) -> Self:
+        """Add tags to this committed interface (``run.tag("best")``); returns self. Tags are
+        not part of identity: they change after commit, concurrent changes never lose one
+        another, and they are indexed: ``get.all(Train, where={"tags": has("best")})``.
+
+        Raises:
+            InterfaceNotFoundError: it is not committed.
+            TagError: a name is not a tag (see `retain.query.TAG_RULE`: letters, digits and
+                ``_ . - : / + = @``, no spaces or commas).
+        """
+        self._retain_annotate(add=names)
+        return self
+
+    def untag(self: Self, *names: str) -> Self:
+        """Remove tags from this committed interface (those it does not carry are ignored);
+        returns self.
+
+        Raises:
+            InterfaceNotFoundError: it is not committed.
+            TagError: a name is not a tag.
+        """
+        self._retain_annotate(remove=names)
+        return self
+
+    @property
+    def tags(self) -> frozenset[str]:
+        """Its tags, as stored now (empty when it is not committed)."""
+        if not self.is_committed():
+            return frozenset()
+        return _annotations.read(self.storage, self.id).tags
+
+    def note(self: Self, text: str) -> Self:
+        """Replace the note of this committed interface (``""`` clears it); the notes it had
+        stay readable in `notes`. Returns self.
+
+        Raises:
+            InterfaceNotFoundError: it is not committed.
+            TagError: `text` is not a string, or longer than 10,000 characters.
+        """
+        self._retain_annotate(note=text)
+        return self
+
+    @property
+    def notes(self) -> list[Note]:
+        """Every note it was given, oldest first, each a ``Note(time, text)``: its note now is
+        ``notes[-1].text`` (``""``: cleared). Empty when it has none or is not committed."""
+        if not self.is_committed():
+            return []
+        return _annotations.read(self.storage, self.id).notes
+
+    def _retain_annotate(self, **change: Any) -> None:
+        if not self.is_committed():
+            raise InterfaceNotFoundError(
+                f"{self!r} is not committed in {self.storage.url}: only a committed result has tags "
+                "and notes; commit it first"
+            )
+        _annotations.annotate(self.storage, self.id, **change)
 
     def _repr_html_(self) -> str:
         """Jupyter's view: config, status (components), summary, last metric values, files."""

@@ -7,10 +7,10 @@ A *field* names a value of an indexed interface:
 - ``"summary.<name>"``: a summary value (see `Interface.save_summary`);
 - ``"metrics.<name>"``: the last value of a metric (see `Component.log_metrics`);
 - a column: ``"id"``, ``"module"``, ``"class"``, ``"kind"``, ``"created"``;
-- ``"tags"``: the tags of an interface (see `Interface.tag`), filtered with `has`.
+- ``"tags"`` with a `has` filter: the tags of an interface (see `Interface.tag`); with any
+  other value, ``"tags"`` is a config key.
 
-A config key named like a column, ``tags``, ``summary`` or ``metrics`` is reached with the
-``config.`` prefix.
+A config key named like a column, ``summary`` or ``metrics`` is reached with the ``config.`` prefix.
 
 A *filter* compares one field with a value: a plain value means equality (``1 == 1.0``,
 ``True != 1``, a list equals a list); `lt`, `le`, `gt`, `ge`, `between` compare numbers with
@@ -40,6 +40,7 @@ __all__ = [
     "Field",
     "Filter",
     "Query",
+    "TAGS",
     "TAG_RULE",
     "between",
     "check_tag",
@@ -138,6 +139,10 @@ class Filter:
             return bool(value > bound)
         return bool(value >= bound)
 
+
+#: The field of an interface's tags: ``"tags"`` in `where` with a `has` filter (otherwise
+#: ``"tags"`` is a config key, as before tags existed).
+TAGS = Field("tags", "", "tags")
 
 #: Stands for "this interface has no such value" in `Filter.matches`.
 MISSING = _MISSING
@@ -244,7 +249,7 @@ def one_of(values: Any) -> Filter:
 def has(*names: str) -> Filter:
     """Carries every tag in `names` (see `Interface.tag`): ``where={"tags": has("best")}``."""
     if not names:
-        raise ConfigError('has() takes one or more tag names, e.g. has("best")')
+        raise TagError('has() takes one or more tag names, e.g. has("best")')
     return Filter("has", sorted({check_tag(name) for name in names}))
 
 
@@ -347,8 +352,6 @@ def resolve_field(name: Any, cls: type | None) -> Field:
         )
     if name in COLUMNS:
         return Field("column", name, name)
-    if name == "tags":
-        return Field("tags", "", name)
     if name.startswith("summary."):
         return Field("summary", name[len("summary."):], name)
     if name.startswith("metrics."):
@@ -434,6 +437,9 @@ def compile_where(
     native: list[Condition] = []
     summary: list[Condition] = []
     for name, value in where.items():
+        if name == "tags" and isinstance(value, Filter) and value.op == "has":
+            native.append(Condition(TAGS, value))
+            continue
         field = resolve_field(name, cls)
         for condition in _conditions(field, value, cls):
             (summary if condition.field.source in ("summary", "metrics") else native).append(condition)
@@ -441,14 +447,11 @@ def compile_where(
 
 
 def _conditions(field: Field, value: Any, cls: type | None) -> list[Condition]:
-    if field.source == "tags" or (isinstance(value, Filter) and value.op == "has"):
-        if not (isinstance(value, Filter) and value.op == "has" and field.source == "tags"):
-            raise ConfigError(
-                f"where[{field.name!r}] = {value!r}: tags are filtered with has(), as in "
-                "where={'tags': has('best')}; has() filters only 'tags' (a config key named "
-                "tags is 'config.tags')"
-            )
-        return [Condition(field, value)]
+    if isinstance(value, Filter) and value.op == "has":
+        raise ConfigError(
+            f"where[{field.name!r}] = {value!r}: has() filters tags only, as in "
+            "where={'tags': has('best')}"
+        )
     if isinstance(value, Filter):
         if cls is not None and field.source == "config":
             _check_comparable(cls, field, value)

@@ -588,6 +588,8 @@ EVERY_COMMAND = {  # name: (words, what stdout holds); ID stands for the id of m
     "rerun": (["rerun", "ID"], "ran McPi [ID6] again (id ID)"),
     "du": (["du", "mc_pi"], "\nmc_pi:McPi\t1\t"),
     "verify": (["verify"], "checked 1 record(s) in "),
+    "tag": (["tag", "ID", "best"], "McPi [ID6]  tags: best\n"),
+    "note": (["note", "ID", "fine"], "  note: fine\n"),
     "gc": (["gc", "--status", "failed", "--dry-run"], "would remove 0 result(s) and 0 leftover(s)"),
 }
 

@@ -13,7 +13,7 @@ import warnings
 
 from .._errors import InterfaceNotFoundError, InUseError, LaunchError, RetainError
 from .._settings import storage
-from . import browse, commands, health, lifecycle, ui  # noqa: F401  (importing them registers their commands)
+from . import annotate, browse, commands, health, lifecycle, ui  # noqa: F401  (importing them registers their commands)
 from ._registry import COMMANDS, EXIT_BROKEN_PIPE, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, HELP, PARSERS
 from .parse import UsageError
 

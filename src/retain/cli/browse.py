@@ -20,6 +20,7 @@ from ..collection import input_classes
 from ..component import Component
 from ..index import rebuild
 from ..interface import Interface
+from ..query import has
 from ._registry import EXIT_OK, PARSERS, command
 from .output import ProgressBar, is_terminal, print_json, print_table
 from .parse import UsageError
@@ -97,9 +98,13 @@ def _ls_parser(parser: argparse.ArgumentParser) -> None:
         "-KEY for largest first; missing values last",
     )
     parser.add_argument("--limit", type=_positive, metavar="N", help="only the N first (newest, or first in --sort order)")
+    parser.add_argument(
+        "--tag", action="append", default=[], metavar="NAME",
+        help="only those tagged NAME (retain tag ID NAME); repeat for more (all must be there)",
+    )
     parser.add_argument("--json", action="store_true", help=_JSON_HELP)
     parser.epilog = (
-        "Columns: id, class, created, then each config key, each summary.<name> and the last value "
+        "Columns: id, class, created, tags, then each config key, each summary.<name> and the last value "
         "of each metric (metrics.<name>). Newest "
         "first unless --sort. Exits 1 when nothing matches."
     )
@@ -112,6 +117,12 @@ PARSERS["ls"] = _ls_parser
 def ls(args: argparse.Namespace) -> int:
     existing_storage()
     groups = where_groups(args.where)
+    if args.tag:
+        # Tags go to the index with the first group: a has() condition is asked in SQL.
+        if groups and "tags" not in groups[0]:
+            groups[0]["tags"] = has(*args.tag)
+        else:  # (a config key named tags is in the first group: filtered after, in Python)
+            groups.append({"tags": has(*args.tag)})
     runs = get.all(args.module or Interface, where=groups[0] if groups else None)
     for more in groups[1:]:
         runs = runs.filter(more)
@@ -123,7 +134,8 @@ def ls(args: argparse.Namespace) -> int:
     table = runs.to_table()
     if not table:
         what = f"committed {args.module}" if args.module else "committed interface"
-        condition = f" with {' and '.join(args.where)}" if args.where else ""
+        said = [*args.where, *(f"tag {name}" for name in args.tag)]
+        condition = f" with {' and '.join(said)}" if said else ""
         raise InterfaceNotFoundError(f"no {what}{condition} in {_storage_url()}")
     if args.json:
         print_json(table)
@@ -132,6 +144,9 @@ def ls(args: argparse.Namespace) -> int:
     names = _column_names(table)
     if terminal:
         _show_inputs(table, input_classes(runs))
+    for row in table:
+        if "tags" in row:
+            row["tags"] = ",".join(row["tags"])
     rows = [{names.get(key, key): value for key, value in _short(row, terminal).items()} for row in table]
     print_table(rows, _columns(list(names.values())), keep=("id", "created"))
     return EXIT_OK
@@ -162,7 +177,7 @@ def _column_names(table: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def _columns(names: list[str]) -> list[str]:
-    fixed = ["id", "class", "created"]
+    fixed = ["id", "class", "created", *(["tags"] if "tags" in names else [])]
     summary = sorted(name for name in names if name.startswith("summary."))
     metrics = sorted(name for name in names if name.startswith("metrics."))
     results = set(summary + metrics)

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 
+from .._annotations import read as read_annotations
 from .._api import StatusReport, status
 from .._diff import ENVIRONMENT_KEYS, environment, record_diff
 from .._errors import InterfaceNotFoundError, ModuleResolutionError, RetainError
@@ -350,11 +351,13 @@ def show(args: argparse.Namespace) -> int:
     files = store.list_files(id)
     summary = _stored_summary(store, id)
     state, error = _status(record, store)
+    marks = read_annotations(store, id)
     if args.json:
         extra = {} if state is None else {"status": state, "error": error}
         if problem is not None:
             extra["code_error"] = problem
-        print_json({**record, "summary": summary, "directory": directory, "files": files, **extra})
+        notes = {"tags": sorted(marks.tags), "note": marks.note}
+        print_json({**record, "summary": summary, "directory": directory, "files": files, **notes, **extra})
         return EXIT_OK
     print(f"{record['class']} [{id[:6]}]  {record['module']}:{record['class']}  ({record['kind']})")
     print(f"  id:        {id}")
@@ -364,6 +367,10 @@ def show(args: argparse.Namespace) -> int:
     print(f"  config:    {show_value(record.get('config'))}")
     if summary is not None:
         print(f"  summary:   {show_value(summary, rounded=True)}")
+    if marks.tags:
+        print(f"  tags:      {', '.join(sorted(marks.tags))}")
+    if marks.note is not None:
+        print(f"  note:      {marks.note}")
     git = (record.get("provenance") or {}).get("git")
     if git:
         print(f"  git:       {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}")

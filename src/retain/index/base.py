@@ -290,9 +290,12 @@ def _sync(index: Index, storage: Storage) -> None:
     entries: list[IndexEntry] = []
     indexed = 0
     ordered = sorted(reread)
-    # Ids indexed anew take their tags with them: those marked as annotated, and directories
-    # the scan found that hold events (copied in by hand), which are marked now.
+    # Ids indexed anew take their tags with them: those marked as annotated, and local
+    # directories the scan found that hold events (copied in by hand: one failed listdir for
+    # most), which are marked now. An object store is not asked (a listing per id).
     marked = tag_events.marked_ids(storage) & reread if reread else set()
+    if storage.is_remote:
+        found = set()
     for start in range(0, len(ordered), BATCH):
         for id, entry, _ in read_entries(storage, ordered[start:start + BATCH]):
             if entry is not None and (id in marked or (id in found and _has_events(storage, id))):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .._fs import makedirs
+from .._fs import makedirs, reclaim_temporaries
 from .layout import ANNOTATED_DIR, ANNOTATIONS_FOLDER, annotation_name, fold_annotations
 
 TYPE_CHECKING = False
@@ -56,7 +56,11 @@ def write_event(storage: Storage, id: str, data: bytes, time_ns: int, *, durable
     """
     mark(storage, id, durable=durable)
     if not storage.is_remote:
-        makedirs(storage.local_directory(id) + "/" + ANNOTATIONS_FOLDER, durable=durable)
+        folder = storage.local_directory(id) + "/" + ANNOTATIONS_FOLDER
+        if not makedirs(folder, durable=durable):
+            # What a writer killed mid-event left (nothing else reclaims it: the result is
+            # committed already).
+            reclaim_temporaries(folder)
     while True:
         name = annotation_name(time_ns, os.urandom(4).hex())
         if storage.create_file(id, f"{ANNOTATIONS_FOLDER}/{name}", data, durable=durable):

@@ -29,9 +29,10 @@ class Storage(ABC):
     mounted) paths; a remote backend (an object store) overrides them. Among them are the
     file primitives that runs build on (claims, heartbeats, ends, logs: see
     `retain.runs.files.RunFiles`): `read_file`, `has_file`, `create_file` (first writer wins),
-    `replace_file` and `append_file`, on one named file of an id; and removal: `remove` (an id
-    whole, atomically for readers) and `delete_file` (one file, for reruns). Abilities are the boolean
-    ``supports_*`` attributes, and `is_remote`.
+    `replace_file` and `append_file`, on one named file of an id, and `list_folder` (the files
+    of one folder of an id: annotation events); `list_meta`, a folder of the storage's own
+    files; and removal: `remove` (an id whole, atomically for readers) and `delete_file` (one
+    file, for reruns). Abilities are the boolean ``supports_*`` attributes, and `is_remote`.
     """
 
     #: Files of an interface can be read and written through a local path.

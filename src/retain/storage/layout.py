@@ -340,7 +340,8 @@ def decode_journal(data: bytes) -> tuple[list[tuple[str, str]], int]:
 # ``<root>/.retain/annotated/<id>`` (empty, created before the first event of `id`, through
 # `Storage.create_meta`) lists the ids that have events: an index rebuild lists that folder
 # once and reads the events of those ids only, so results never annotated cost it nothing.
-# A directory copied in by hand is looked at when the index's scan finds it (which marks it).
+# A directory copied into a local storage by hand is looked at when the index's scan finds it
+# (which marks it); whatever brings results into a storage otherwise marks them.
 # The index follows a change through the journal (a ``t`` line appended before the event) and
 # stores the tags (`Index.set_tags`); `retain.index.rebuild()` reads them back from the events.
 

@@ -16,6 +16,7 @@ import pytest
 
 from retain.index import Index, IndexEntry
 from retain.query import (
+    TAGS,
     Condition,
     Field,
     Filter,
@@ -25,6 +26,7 @@ from retain.query import (
     field_value,
     ge,
     gt,
+    has,
     le,
     lt,
     one_of,
@@ -131,6 +133,32 @@ class IndexConformance:
         assert index.ids() == {f"{10 + n:032x}" for n in range(4)}
         assert index.get_meta()["a"] == "2"
         assert len(index.select(Query([CLASS], conditions=[cond("x", equal(2, "x"))]))) == 1
+
+    def test_tags(self, index: Index) -> None:
+        """Tags (`set_tags`, `tags`, a ``has`` condition) replace per id, go with removed rows
+        and with `replace_all`, and combine with config conditions."""
+        index.upsert([entry(n, {"x": n}) for n in range(4)])
+        a, b, c = (f"{n:032x}" for n in range(3))
+        index.set_tags([a, b], lambda wanted: {a: ["best", "v1"], b: ["v1"]})
+        assert index.tags() == {a: ["best", "v1"], b: ["v1"]} and index.tags([b, c]) == {b: ["v1"]}
+        tagged = Query([CLASS], conditions=[Condition(TAGS, has("v1"))])
+        assert ids(index.select(tagged)) == [b, a] and index.count(tagged) == 2
+        both = Query(None, None, [Condition(TAGS, has("best", "v1")), cond("x", equal(0, "x"))])
+        assert ids(index.select(both)) == [a]
+        index.set_tags([a], lambda wanted: {a: []})  # replaced: none left
+        assert index.tags() == {b: ["v1"]}
+        index.upsert([entry(2, {"x": 2})])
+        fresh = entry(3, {"x": 3})
+        fresh.tags = ["new"]  # an entry with tags sets them, also for a row that exists
+        index.upsert([fresh])
+        assert index.tags() == {b: ["v1"], fresh.id: ["new"]}
+        index.remove([b])
+        assert index.tags() == {fresh.id: ["new"]}
+        again = entry(5, {"x": 5})
+        again.tags = ["kept"]
+        index.replace_all([entry(4, {"x": 4}), again], {})
+        assert index.tags() == {again.id: ["kept"]}
+        assert ids(index.select(Query(None, None, [Condition(TAGS, has("kept"))]))) == [again.id]
 
     def test_meta(self, index: Index) -> None:
         index.set_meta({"a": "1", "b": "x"})

@@ -30,6 +30,7 @@ from .. import (
     get,
     one_of,
 )
+from .._annotations import read as read_annotations
 from .._syntax import recreate_command, where_groups
 from ..collection import input_classes
 from ..identity import REF_KEY, is_id
@@ -498,10 +499,13 @@ class Source:
                 events = ExecutionStatus.of(id, storage=self.storage).events()
             except RecordError:
                 events = []
+        marks = read_annotations(self.storage, id)
         return _json({
             "id": id,
             "class": f"{record.get('module')}:{record.get('class')}",
             "name": record.get("class"),
+            "tags": sorted(marks.tags),
+            "note": marks.note,
             "kind": record.get("kind"),
             "created": record.get("created"),
             "state": state,

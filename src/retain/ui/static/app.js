@@ -233,6 +233,8 @@ async function detail(id) {
     el("h1", {}, `${data.name} [${short(data.id)}] `, data.kind === "Component" ? stateBadge(data.state) : null),
     el("div", {class: "muted mono"}, data.id, " · ", classLink(data.class),
       data.duration !== null ? ` · ${fmtDuration(data.duration)}` : ""),
+    data.tags.length || data.note ? el("div", {id: "annotations"},
+      data.tags.map((t) => el("span", {class: "tag"}, t)), data.note ? el("p", {class: "note"}, data.note) : null) : null,
     data.error ? errorBox(`${data.error.type}: ${data.error.message}`) : null,
     el("div", {class: "columns3"},
       section(["Config ", el("span", {class: "muted", style: "font-weight:normal"}, "(defaults greyed)")],
