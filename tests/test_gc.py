@@ -285,6 +285,22 @@ def test_a_user_committed_during_a_gc_keeps_what_it_uses(store: Storage) -> None
     assert committed(store) == {source.id, late.id}
 
 
+def test_a_result_tagged_during_a_gc_is_kept(store: Storage) -> None:
+    from retain._gc import _remove, _select
+
+    source = data("source")
+    user = get(Model, {"data": source}).commit()
+    backdate(store, {source: 40, user: 40})
+    chosen, _, known = _select(store, time.time() - 30 * 86400, None, None)
+    assert chosen == [user.id, source.id]
+    annotate(store, user.id, add=["keep"])  # by another process, meanwhile
+    removed, kept = _remove(store, chosen, known, False, None)
+    assert removed == [] and [(s.id, s.reason) for s in kept] == [
+        (user.id, "tagged (pinned)"), (source.id, f"used by {user.id}, which is kept"),
+    ]
+    assert committed(store) == {source.id, user.id}
+
+
 class GcsItself(Component):
     Config: ClassVar[Any] = {"n": 0}
     seen: ClassVar[list[Any]] = []

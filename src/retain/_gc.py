@@ -384,9 +384,11 @@ def _remove(
     store: Storage, ids: list[str], known: Rows, dry_run: bool, progress: Callable[[int, int], Any] | None
 ) -> tuple[list[Removed], list[Skipped]]:
     """Remove `ids` (users first) by batches. What changed since the selection is looked at
-    again: the index rows once (a result committed meanwhile that uses one keeps it, and
-    what it uses), a component's state just before its batch (one that started is kept)."""
+    again: the index rows and the tags once (a result committed meanwhile that uses one
+    keeps it, and what it uses; one tagged meanwhile is kept), a component's state just
+    before its batch (one that started is kept)."""
     _, users, _ = _rows(store)
+    pinned = _pinned(store)
     chosen = set(ids)
     kept: set[str] = set()
     removed: list[Removed] = []
@@ -401,11 +403,11 @@ def _remove(
             # Users come first: a kept one was decided before what it uses.
             using = [user for user in users.get(id, ()) if user not in chosen or user in kept]
             state = ExecutionStatus.of(id, storage=store).state() if kind == "Component" else ""
-            if using or state in ("running", "queued"):
+            if using or id in pinned or state in ("running", "queued"):
                 kept.add(id)
                 more = f" and {len(using) - 1} more" if len(using) > 1 else ""
-                reason = f"used by {using[0]}{more}, which is kept" if using else \
-                    f"{state}: a live component is never removed"
+                reason = f"used by {using[0]}{more}, which is kept" if using else "tagged (pinned)" \
+                    if id in pinned else f"{state}: a live component is never removed"
                 skipped.append(Skipped(id, module, qualname, reason))
                 continue
             plan.append(Removed(id, module, qualname, kind, store.size(id) if measured is None else measured))
