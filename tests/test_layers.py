@@ -28,8 +28,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("runs", ["retain.runs"]),
     ("component", ["retain.component"]),
     ("execution", ["retain.execution"]),
-    ("verbs", ["retain._api", "retain._cached", "retain._grid", "retain._health", "retain._lifecycle", "retain._stale",
-               "retain._syntax", "retain._transfer", "retain"]),
+    ("verbs", ["retain._api", "retain._cached", "retain._gc", "retain._grid", "retain._health", "retain._lifecycle",
+               "retain._stale", "retain._syntax", "retain._transfer", "retain"]),
     ("clients", ["retain.cli", "retain.ui", "retain.testing", "retain.integrations"]),
 ]
 

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from ._diff import InterfaceDiff
     from ._grid import Grid, grid
     from ._health import DiskUsage, VerifyReport, du, verify
+    from ._gc import GcReport, gc
     from ._stale import stale
     from ._cached import CachedFunction, cached
     from ._transfer import Moved, copy, export, ingest
@@ -74,6 +75,7 @@ _LAZY = {
     "cached": "_cached", "CachedFunction": "_cached",
     "DiskUsage": "_health", "VerifyReport": "_health", "du": "_health", "verify": "_health",
     "Moved": "_transfer", "copy": "_transfer", "export": "_transfer", "ingest": "_transfer",
+    "GcReport": "_gc", "gc": "_gc",
 }
 
 
@@ -109,6 +111,7 @@ __all__ = [
     "ExecutionError",
     "ExecutionStatus",
     "FileMissingError",
+    "GcReport",
     "Grid",
     "IdentityError",
     "ImmutableError",
@@ -141,6 +144,7 @@ __all__ = [
     "copy",
     "du",
     "export",
+    "gc",
     "ge",
     "get",
     "grid",

@@ -125,7 +125,8 @@ class TagError(RetainError, ValueError):
 
 
 class UsageError(RetainError, ValueError):
-    """The words on the command line (or a ``--where`` expression) do not form a command."""
+    """The words on the command line (or a ``--where`` expression, or an age or size given
+    to `gc`) do not form a command."""
 
 
 class FileMissingError(RetainError, FileNotFoundError):

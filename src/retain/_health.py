@@ -32,7 +32,7 @@ from .storage.layout import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     from .storage import Storage
@@ -296,7 +296,9 @@ PARALLEL_MIN = 10_000
 _CHUNK = 1_000
 
 
-def _checked_chunks(store: Storage, ids: list[str], now: float, local: bool) -> Iterator[list[Checked]]:
+def _checked_chunks(
+    store: Storage, ids: list[str], now: float, local: bool, records: bool = True
+) -> Iterator[list[Checked]]:
     """`_check_directories` of `ids` by chunks: in forked worker processes when there are many
     (the checks of one directory are independent of the others'; see
     `retain.index._rebuild_workers` for when forking is safe), else here."""
@@ -304,7 +306,7 @@ def _checked_chunks(store: Storage, ids: list[str], now: float, local: bool) -> 
     pool = _pool(store, len(ids)) if local else None
     if pool is None:
         for chunk in chunks:
-            yield _check_directories(store, chunk, now, local)
+            yield _check_directories(store, chunk, now, local, records)
         return
     import marshal
     from concurrent.futures.process import BrokenProcessPool
@@ -312,7 +314,7 @@ def _checked_chunks(store: Storage, ids: list[str], now: float, local: bool) -> 
     done = 0
     try:
         with pool:
-            futures = [pool.submit(_check_in_worker, chunk, now) for chunk in chunks]
+            futures = [pool.submit(_check_in_worker, chunk, now, records) for chunk in chunks]
             for future in futures:
                 result = marshal.loads(future.result())
                 done += 1
@@ -320,7 +322,7 @@ def _checked_chunks(store: Storage, ids: list[str], now: float, local: bool) -> 
     except (BrokenProcessPool, OSError):  # a worker died (out of memory?): check the rest here
         pass
     for chunk in chunks[done:]:
-        yield _check_directories(store, chunk, now, local)
+        yield _check_directories(store, chunk, now, local, records)
 
 
 def _pool(store: Storage, count: int) -> Any:
@@ -355,22 +357,25 @@ def _start_worker(store: Storage) -> None:
     _worker_storage = store
 
 
-def _check_in_worker(ids: list[str], now: float) -> bytes:
+def _check_in_worker(ids: list[str], now: float, records: bool) -> bytes:
     import gc
     import marshal
 
     gc.disable()  # short-lived objects without cycles (see `verify`)
     assert _worker_storage is not None
-    return marshal.dumps(_check_directories(_worker_storage, ids, now, True))
+    return marshal.dumps(_check_directories(_worker_storage, ids, now, True, records))
 
 
-def _check_directories(store: Storage, ids: list[str], now: float, local: bool) -> list[Checked]:
-    """Check the directories of `ids`: each record, its summary and run files, and (`local`)
-    temporaries, and whether a directory without a record is an orphan."""
+def _check_directories(
+    store: Storage, ids: list[str], now: float, local: bool, records: bool = True
+) -> list[Checked]:
+    """Check the directories of `ids`: each record (unless not `records`: `leftovers`), its
+    summary and run files, and (`local`) temporaries, and whether a directory without a record
+    is an orphan."""
     out: list[Checked] = []
     for id in ids:
         directory = store.local_directory(id)
-        data = store.read_file(id, RECORD_FILE)
+        data = store.read_file(id, RECORD_FILE) if records else b"" if store.has_record(id) else None
         found: list[Problem] = []
         state, module, qualname, kind, text, used = "uncommitted", "", "", "", "", []
         if local:
@@ -393,7 +398,7 @@ def _check_directories(store: Storage, ids: list[str], now: float, local: bool) 
                 ))
                 temporaries = []  # they go with it
         else:
-            record = _check_record(store, id, directory, data, names, found)
+            record = _check_record(store, id, directory, data, names, found) if records else "unchecked"
             if isinstance(record, dict):
                 state, module, qualname, kind = "record", record["module"], record["class"], record["kind"]
                 text = _config_text(data) or _encode_config(record["config"])
@@ -637,6 +642,34 @@ def _meta_leftovers(store: Storage) -> list[Problem]:
             "retain verify --repair deletes it (so does the next retain rm)", path,
         ))
     return out
+
+
+#: What killed processes leave (`leftovers`): never a result, always safe to delete.
+LEFTOVER_KINDS = ("temporary", "orphan", "removal-leftover")
+
+
+def leftovers(store: Storage, progress: Callable[[int, int], Any] | None = None) -> list[Problem]:
+    """What killed processes left in a local `store` (none found elsewhere): temporaries of
+    dead writers, orphans (as `verify` finds them) and removal leftovers; the walk of
+    `verify` without reading the records, calling ``progress(directories done, total)``.
+    `repair_leftovers` deletes them."""
+    if store.is_remote or not store.supports_local_files:
+        return []
+    problems: list[Problem] = []
+    directories = list(store.iter_directories())
+    done = 0
+    for chunk in _checked_chunks(store, directories, time.time(), True, records=False):
+        for item in chunk:
+            problems += [Problem(*found) for found in item[-1]]
+        done += len(chunk)
+        if progress is not None:
+            progress(done, len(directories))
+    return problems + _meta_leftovers(store)
+
+
+def repair_leftovers(store: Storage, problems: list[Problem]) -> None:
+    """Delete the `leftovers` found (what `verify(repair=True)` does to them)."""
+    _repair(store, [problem for problem in problems if problem.kind in LEFTOVER_KINDS], set())
 
 
 def _config_text(data: bytes) -> str | None:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from .storage import Storage
 
-__all__ = ["Removed", "remove"]
+__all__ = ["Removed", "remove", "remove_planned"]
 
 
 class Removed:
@@ -122,6 +122,14 @@ def remove(
     ]
     if dry_run:
         return plan
+    return remove_planned(store, plan)
+
+
+def remove_planned(store: Storage, plan: list[Removed]) -> list[Removed]:
+    """Remove the interfaces of `plan`, in order, atomically each, the index following;
+    returns those removed (not those gone meanwhile). The caller has checked what `remove`
+    checks: nothing outside the plan uses them, a user comes before what it uses, none is a
+    live component (`gc` plans many at once from the index rows it has)."""
     durable = _settings.durable()
     done: list[Removed] = []
     try:

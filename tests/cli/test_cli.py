@@ -593,6 +593,7 @@ EVERY_COMMAND = {  # name: (words, what stdout holds); ID stands for the id of m
     "copy": (["copy", "ID", "--to", "copied"], "copied McPi [ID]"),
     "tag": (["tag", "ID", "best"], "McPi [ID6]  tags: best\n"),
     "note": (["note", "ID", "fine"], "  note: fine\n"),
+    "gc": (["gc", "--status", "failed", "--dry-run"], "would remove 0 result(s) and 0 leftover(s)"),
 }
 
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import argparse
 
+from .._errors import UsageError
+from .._gc import REMOVABLE_STATES, gc as library_gc, parse_age, parse_size, parse_states
 from .._health import KINDS, du as library_du, verify as library_verify
 from ._registry import EXIT_NOT_FOUND, EXIT_OK, PARSERS, command
 from .browse import existing_storage
 from .lifecycle import size_text
-from .output import print_json, print_table
+from .output import ProgressBar, print_json, print_table
 
-__all__ = ["du", "verify"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["du", "gc", "verify"]
 
 
 def _count(text: str) -> int:
@@ -98,3 +104,65 @@ def verify(args: argparse.Namespace) -> int:
         + (f", {repaired} repaired, {left} left" if args.repair else "")
     )
     return EXIT_OK if report.ok else EXIT_NOT_FOUND
+
+
+# -- retain gc ----------------------------------------------------------------------------------
+
+
+def _argument(parse: Any) -> Any:
+    """An argparse type of `parse` (its UsageError becomes argparse's message)."""
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return convert
+
+
+def _gc_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--older-than", type=_argument(parse_age), metavar="AGE",
+                        help="select results created longer ago than AGE: 90s, 15m, 12h, 30d, 2w")
+    parser.add_argument("--status", type=_argument(parse_states), metavar="STATES",
+                        help=f"select components in these states, comma-separated ({', '.join(REMOVABLE_STATES)})")
+    parser.add_argument("--max-size", type=_argument(parse_size), metavar="SIZE",
+                        help="remove the oldest selected results until the storage's results take at most "
+                        "SIZE: 500M, 50G, 1.5T (powers of 1,000)")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be removed, and its size; remove nothing")
+    parser.epilog = (
+        "Always deletes what killed processes left: temporaries of dead writers, directories without "
+        "a record untouched for an hour, leftovers of killed removals. Removes results only when "
+        "selected by every criterion given. Never removes a tagged result, a running or queued "
+        "component, or a result that a kept one uses (listed as kept). A progress bar on a terminal."
+    )
+
+
+PARSERS["gc"] = _gc_parser
+
+
+@command("gc", "clean up: leftovers of killed processes, and old, failed or too many results (--dry-run)")
+def gc(args: argparse.Namespace) -> int:
+    store = existing_storage()
+    bar = ProgressBar("gc")
+    try:
+        report = library_gc(
+            older_than=args.older_than, status=args.status, max_size=args.max_size, dry_run=args.dry_run,
+            storage=store, progress=bar if bar.enabled else None,
+        )
+    finally:
+        bar.close()
+    if args.json:
+        print_json(report.as_dict())
+        return EXIT_OK
+    verb = "would remove" if args.dry_run else "removed"
+    for item in report.leftovers:
+        print(f"{verb} {item.kind} {item.path}  {size_text(item.size)}")
+    for result in report.removed:
+        print(f"{verb} {result.qualname} [{result.id}]  {result.module}  {size_text(result.size)}")
+    for kept in report.skipped:
+        print(f"kept {kept.qualname} [{kept.id}]: {kept.reason}")
+    print(
+        f"{verb} {len(report.removed)} result(s) and {len(report.leftovers)} leftover(s) of killed processes: "
+        f"{size_text(report.bytes)} ({report.bytes:,} bytes) in {store.url}"
+        + (f"; kept {len(report.skipped)} selected result(s)" if report.skipped else "")
+    )
+    return EXIT_OK
