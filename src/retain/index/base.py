@@ -143,6 +143,11 @@ class Index(ABC):
             rows = filter_rows(rows, query.summary_conditions)
         return rows
 
+    def ids_with_prefix(self, prefix: str) -> set[str]:
+        """The ids in the index that start with `prefix` (what `sync` compares with the
+        listing of one shard). Backends answer from their index on ids."""
+        return {id for id in self.ids() if id.startswith(prefix)}
+
     def present(self, ids: Iterable[str]) -> set[str]:
         """Which of `ids` are in the index."""
         wanted = list(ids)
@@ -215,26 +220,53 @@ def _sync(index: Index, storage: Storage) -> None:
             updates["journal_inode"] = inode
             updates["journal_offset"] = str(offset + used)
 
-    state = storage.listing_state()
+    # A sharded storage tells its parts apart: only the shards whose time changed are listed,
+    # and compared with the index's ids of that prefix.
+    parts = storage.listing_parts()
+    state = storage.listing_state() if parts is None else None
+    cheap = parts is not None or state is not None  # a change token exists: no relisting by age
     scanned = int(meta.get("root_scanned_ns", "0"))
-    if state is None:
+    removed: set[str] = set()
+    names: set[str] | None = None  # the directories listed ...
+    listed: set[str] | None = None  # ... under these prefixes (None: everything)
+    if parts is not None:
+        recorded = None if fresh else _recorded_parts(meta.get("shards"))
+        if recorded is None:  # the first scan of this index: everything
+            settled = False
+        else:
+            listed = {
+                prefix for prefix, (token, newest) in parts.items()
+                if (seen := recorded.get(prefix)) is None or seen[0] != token or seen[1] - newest < SETTLE_NS
+            }
+            listed |= recorded.keys() - parts.keys()  # a shard directory removed
+            settled = not listed
+    elif state is None:
         # No cheap change token (an object store): list again once the last listing is old.
         settled = not fresh and now - scanned < RELIST_NS
     else:
         token, newest = state
         settled = not fresh and meta.get("root_mtime_ns") == token and scanned - newest >= SETTLE_NS
-    removed: set[str] = set()
-    names: set[str] | None = None
     if not settled:
-        names = set(storage.iter_directories())
-        known = index.ids()
+        if listed is None:
+            names = set(storage.iter_directories())
+            known = index.ids()
+        else:
+            names = set()
+            known = set()
+            for prefix in sorted(listed):
+                if parts is not None and prefix in parts:  # else its shard directory is gone
+                    names.update(storage.iter_directories(prefix))
+                known |= index.ids_with_prefix(prefix)
         reread |= names - known
         removed = known - names
         committed -= names  # the scan decided about these already
-        updates["root_mtime_ns"] = state[0] if state is not None else ""
-        updates["root_scanned_ns"] = str(now)
+        if parts is not None:
+            updates["shards"] = _encode_parts(parts, now)
+        else:
+            updates["root_mtime_ns"] = state[0] if state is not None else ""
+            updates["root_scanned_ns"] = str(now)
 
-    if state is None and not settled:
+    if not cheap and not settled:
         # A removal from an object store that a crash interrupted leaves objects that a
         # listing takes for the id's directory.
         removals.update(storage.unfinished_removals())
@@ -250,7 +282,7 @@ def _sync(index: Index, storage: Storage) -> None:
     pending: dict[str, int] = json.loads(pending_text) if pending_text != "{}" else {}
     if committed:
         reread |= committed - index.present(committed)
-    if state is not None or not settled:
+    if cheap or not settled:
         # Remote pending directories (a commit in flight, or one that crashed) are looked at
         # with each listing, not at every query.
         reread |= pending.keys()
@@ -258,7 +290,7 @@ def _sync(index: Index, storage: Storage) -> None:
 
     if recommitted:
         index.remove(recommitted)
-    new_pending: dict[str, int] = {} if state is not None or not settled else dict(pending)
+    new_pending: dict[str, int] = {} if cheap or not settled else dict(pending)
     entries: list[IndexEntry] = []
     indexed = 0
     ordered = sorted(reread)
@@ -266,7 +298,10 @@ def _sync(index: Index, storage: Storage) -> None:
         for id, entry, _ in read_entries(storage, ordered[start:start + BATCH]):
             if entry is None:  # no record yet (a copy in progress), or a damaged one: look again
                 since = pending.get(id, now)
-                exists = id in names if names is not None else storage.has_directory(id)
+                if names is not None and (listed is None or any(id.startswith(p) for p in listed)):
+                    exists = id in names
+                else:
+                    exists = storage.has_directory(id)
                 if exists or now - since < PENDING_WITHOUT_DIRECTORY_NS:
                     new_pending[id] = since
                 elif id not in removed:
@@ -288,6 +323,24 @@ def _sync(index: Index, storage: Storage) -> None:
         updates["pending"] = json.dumps(new_pending, sort_keys=True)
     if updates:
         index.set_meta(updates)
+
+
+def _recorded_parts(text: str | None) -> dict[str, tuple[str, int]] | None:
+    """The shards as the last scan saw them: prefix -> (token, time of that scan)."""
+    import json
+
+    if not text:
+        return None
+    try:
+        return {prefix: (str(token), int(scanned)) for prefix, (token, scanned) in json.loads(text).items()}
+    except (ValueError, TypeError, AttributeError):
+        return None  # unreadable bookkeeping: scan everything again
+
+
+def _encode_parts(parts: Mapping[str, tuple[str, int]], scanned: int) -> str:
+    import json
+
+    return json.dumps({prefix: [token, scanned] for prefix, (token, _) in parts.items()}, sort_keys=True)
 
 
 def _another_storage(index: Index, storage: Storage, served: str) -> IndexDatabaseError:
@@ -326,6 +379,7 @@ def _rebuild(index: Index, storage: Storage, progress: Progress | bool | None) -
     # and the next sync looks again.
     now = time.time_ns()
     info = _journal_info(storage.local_root())
+    parts = storage.listing_parts()
     state = storage.listing_state()
     names = sorted(storage.iter_directories())
     total = len(names)
@@ -339,6 +393,7 @@ def _rebuild(index: Index, storage: Storage, progress: Progress | bool | None) -
         "journal_offset": str(info.st_size) if info is not None else "0",
         "root_mtime_ns": state[0] if state is not None else "",
         "root_scanned_ns": str(now),
+        "shards": _encode_parts(parts, now) if parts is not None else "",
     }
     try:
         index.get_meta()

@@ -221,14 +221,24 @@ class LocalStorage(Storage):
             return ("0", 0)
         if not self.shard:
             return (str(root_mtime), root_mtime)
-        # A directory added or removed changes its shard directory's time, not the root's.
-        times = [root_mtime]
+        parts = self.listing_parts() or {}
+        times = [root_mtime, *(mtime for _, mtime in parts.values())]
+        return (f"{len(times)}:{sum(times)}:{max(times)}", max(times))
+
+    def listing_parts(self) -> dict[str, tuple[str, int]] | None:
+        if not self.shard:
+            return None
+        # A directory added or removed changes its shard directory's time, not the root's. The
+        # inode is in the token too: a shard directory replaced by another (a restore) with
+        # the same time is a change.
+        parts: dict[str, tuple[str, int]] = {}
         for name in self._shard_names():
             try:
-                times.append(os.stat(os.path.join(self.root, name)).st_mtime_ns)
+                info = os.stat(os.path.join(self.root, name))
             except FileNotFoundError:
                 continue
-        return (f"{len(times)}:{sum(times)}:{max(times)}", max(times))
+            parts[name] = (f"{info.st_ino}:{info.st_mtime_ns}", info.st_mtime_ns)
+        return parts
 
     def read_file(self, id: str, name: str) -> bytes | None:
         return read_local_file(os.path.join(self.local_directory(id), name))
