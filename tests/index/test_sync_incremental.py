@@ -196,7 +196,7 @@ def test_unreadable_bookkeeping_lists_everything(sharded: Listed) -> None:
     cells = commit(*range(5))
     get.all(Cell).ids()
     settle(sharded)
-    index_of(sharded).set_meta({"shards": "not json"})
+    index_of(sharded).set_meta({"shards": "garbage"})
     assert set(get.all(Cell).ids()) == {c.id for c in cells}
     assert sharded.listed == [""]
 
@@ -216,3 +216,17 @@ def test_listing_parts(tmp_path: Path) -> None:
     os.mkdir(storage.local_directory(prefix + "0" * 30))  # another directory in that shard
     changed = storage.listing_parts()
     assert changed is not None and changed[prefix][0] != token
+
+
+def test_a_shard_made_in_the_same_tick_as_the_last_look_is_seen(tmp_path: Path) -> None:
+    """The storage lists its root again while the root's time is recent: a shard directory
+    created in the same clock tick (same root mtime) is not missed."""
+    storage = LocalStorage(tmp_path / "sharded", shard=2)
+    with retain.storage(storage):
+        (cell,) = commit(1)
+    root = os.stat(storage.root)
+    assert list(storage.listing_parts() or {}) == [cell.id[:2]]
+    other = "ff" if cell.id[:2] != "ff" else "00"
+    os.makedirs(storage.local_directory(other + "1" * 30))
+    os.utime(storage.root, ns=(root.st_atime_ns, root.st_mtime_ns))  # the same tick
+    assert sorted(storage.listing_parts() or {}) == sorted([cell.id[:2], other])

@@ -37,6 +37,7 @@ import warnings
 from abc import ABC, abstractmethod
 
 from .._errors import IndexDatabaseError, IndexWarning
+from .. import _fs
 from .._fs import reclaim_temporaries
 from .._log import logger
 from ..query import Condition, Field, Filter, Query
@@ -58,7 +59,7 @@ __all__ = ["Index", "IndexEntry", "config_leaves", "parse_summary"]
 
 #: A root scanned less than this after its last change is scanned again next time: file
 #: system clocks are coarse (a later change in the same tick would keep the same mtime).
-SETTLE_NS = 2_000_000_000
+SETTLE_NS = _fs.SETTLE_NS
 #: How long a journaled id whose directory does not exist yet stays pending (its commit may
 #: be between the journal append and the directory's creation).
 PENDING_WITHOUT_DIRECTORY_NS = 120_000_000_000
@@ -230,16 +231,24 @@ def _sync(index: Index, storage: Storage) -> None:
     names: set[str] | None = None  # the directories listed ...
     listed: set[str] | None = None  # ... under these prefixes (None: everything)
     if parts is not None:
-        recorded = None if fresh else _recorded_parts(meta.get("shards"))
-        if recorded is None:  # the first scan of this index: everything
-            settled = False
+        # The tokens of the last scan, and when it ran (one time: every shard not listed then
+        # had settled before it).
+        text = _encode_parts(parts)
+        shards_scanned = int(meta.get("shards_scanned_ns") or 0)
+        newest = max((mtime for _, mtime in parts.values()), default=0)
+        if not fresh and text == meta.get("shards") and shards_scanned - newest >= SETTLE_NS:
+            settled = True  # what most queries find: no shard changed
         else:
-            listed = {
-                prefix for prefix, (token, newest) in parts.items()
-                if (seen := recorded.get(prefix)) is None or seen[0] != token or seen[1] - newest < SETTLE_NS
-            }
-            listed |= recorded.keys() - parts.keys()  # a shard directory removed
-            settled = not listed
+            recorded = None if fresh or not shards_scanned else _recorded_parts(meta.get("shards"))
+            if recorded is None:  # the first scan of this index: everything
+                settled = False
+            else:
+                listed = {
+                    prefix for prefix, (token, mtime) in parts.items()
+                    if recorded.get(prefix) != token or shards_scanned - mtime < SETTLE_NS
+                }
+                listed |= recorded.keys() - parts.keys()  # a shard directory removed
+                settled = not listed
     elif state is None:
         # No cheap change token (an object store): list again once the last listing is old.
         settled = not fresh and now - scanned < RELIST_NS
@@ -261,7 +270,8 @@ def _sync(index: Index, storage: Storage) -> None:
         removed = known - names
         committed -= names  # the scan decided about these already
         if parts is not None:
-            updates["shards"] = _encode_parts(parts, now)
+            updates["shards"] = _encode_parts(parts)
+            updates["shards_scanned_ns"] = str(now)
         else:
             updates["root_mtime_ns"] = state[0] if state is not None else ""
             updates["root_scanned_ns"] = str(now)
@@ -325,22 +335,22 @@ def _sync(index: Index, storage: Storage) -> None:
         index.set_meta(updates)
 
 
-def _recorded_parts(text: str | None) -> dict[str, tuple[str, int]] | None:
-    """The shards as the last scan saw them: prefix -> (token, time of that scan)."""
-    import json
+def _encode_parts(parts: Mapping[str, tuple[str, int]]) -> str:
+    """The tokens of a storage's shards as the index records them: ``prefix token`` lines."""
+    return "\n".join(f"{prefix} {parts[prefix][0]}" for prefix in sorted(parts))
 
-    if not text:
+
+def _recorded_parts(text: str | None) -> dict[str, str] | None:
+    """The tokens of the shards as the last scan saw them; None if there are none."""
+    if text is None:
         return None
-    try:
-        return {prefix: (str(token), int(scanned)) for prefix, (token, scanned) in json.loads(text).items()}
-    except (ValueError, TypeError, AttributeError):
-        return None  # unreadable bookkeeping: scan everything again
-
-
-def _encode_parts(parts: Mapping[str, tuple[str, int]], scanned: int) -> str:
-    import json
-
-    return json.dumps({prefix: [token, scanned] for prefix, (token, _) in parts.items()}, sort_keys=True)
+    found = {}
+    for line in text.splitlines():
+        prefix, _, token = line.partition(" ")
+        if not token:
+            return None  # unreadable bookkeeping: scan everything again
+        found[prefix] = token
+    return found
 
 
 def _another_storage(index: Index, storage: Storage, served: str) -> IndexDatabaseError:
@@ -393,7 +403,8 @@ def _rebuild(index: Index, storage: Storage, progress: Progress | bool | None) -
         "journal_offset": str(info.st_size) if info is not None else "0",
         "root_mtime_ns": state[0] if state is not None else "",
         "root_scanned_ns": str(now),
-        "shards": _encode_parts(parts, now) if parts is not None else "",
+        "shards": _encode_parts(parts) if parts is not None else "",
+        "shards_scanned_ns": str(now) if parts is not None else "",
     }
     try:
         index.get_meta()
