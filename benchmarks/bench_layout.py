@@ -91,85 +91,130 @@ def populate(root: str, shard: int, n: int) -> float:
     t0 = time.perf_counter()
     store = LocalStorage(root, shard=shard)
     with storage(store), retain.index.updates("off"):
-        template = BenchCell(cell(-2)).commit()  # the baselines and the record's shape
-        base = decode_record(store.read_record(template.id) or b"", "template")
-        module, qualname = base["module"], base["class"]
-        start = _dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc)
-        made: set[str] = set()
-        for i in range(n):
-            config = cell(i)
-            id = compute_id(module, qualname, config)
-            record = dict(base, id=id, config=config, canonical_config=config, version=[config],
-                          created=(start + _dt.timedelta(microseconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-            directory = store.local_directory(id)
-            if shard and id[:shard] not in made:
-                os.makedirs(os.path.dirname(directory), exist_ok=True)
-                made.add(id[:shard])
-            os.mkdir(directory)
-            with open(os.path.join(directory, RECORD_FILE), "wb") as handle:
-                handle.write(encode_record(record))
-            if i and i % 100_000 == 0:
-                log(f"  {i:,} written ({time.perf_counter() - t0:.0f} s)")
-        template.delete()
-    seconds = time.perf_counter() - t0
+        first = BenchCell(cell(0)).commit()  # cell 0, the baselines and the record's shape
+    base = decode_record(store.read_record(first.id) or b"", "template")
+    module, qualname = base["module"], base["class"]
+    # The record's bytes with holes for what differs between cells (checked against
+    # encode_record on the first cells): a fraction of encode_record's time.
+    holes = dict(base, id="@ID@", config="@C@", canonical_config="@C@", version="@V@", created="@T@")
+    template = encode_record(holes).decode()
+    made: set[str] = set()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    for i in range(1, n):
+        config = cell(i)
+        id = compute_id(module, qualname, config)
+        seconds, micro = divmod(i * 1000, 1_000_000)
+        minutes, seconds = divmod(seconds, 60)
+        hours, minutes = divmod(minutes, 60)
+        created = f"2026-01-01T{hours:02d}:{minutes:02d}:{seconds:02d}.{micro:06d}Z"
+        text = json.dumps(config, sort_keys=True)
+        data = (template.replace('"@ID@"', f'"{id}"').replace('"@C@"', text)
+                .replace('"@V@"', f"[{text}]").replace('"@T@"', f'"{created}"')).encode()
+        if i < 50:
+            record = dict(base, id=id, config=config, canonical_config=config, version=[config], created=created)
+            assert data == encode_record(record), (data, encode_record(record))
+        directory = store.local_directory(id)
+        if shard and id[:shard] not in made:
+            os.makedirs(os.path.dirname(directory), exist_ok=True)
+            made.add(id[:shard])
+        os.mkdir(directory)
+        fd = os.open(os.path.join(directory, RECORD_FILE), flags, 0o644)
+        os.write(fd, data)
+        os.close(fd)
+        if i % 100_000 == 0:
+            log(f"  {i:,} written ({time.perf_counter() - t0:.0f} s)")
+    seconds_taken = time.perf_counter() - t0
     with open(done, "w") as handle:
-        handle.write(f"{seconds}\n")
-    return seconds
+        handle.write(f"{seconds_taken}\n")
+    return seconds_taken
 
 
 # -- figures ------------------------------------------------------------------------------------
 
 
-def measure(root: str, shard: int, n: int, label: str, layout: str, reps: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    store = LocalStorage(root, shard=shard)
-    gc.collect()
+def measure(roots: dict[str, str], n: int, reps: int) -> dict[str, dict[str, Any]]:
+    """Every figure of every layout, the layouts alternating (chunks of repetitions, rounds)
+    so that the load of a shared machine falls on both alike."""
+    out: dict[str, dict[str, Any]] = {layout: {} for layout in roots}
+    stores = {layout: LocalStorage(root, shard=LAYOUTS[layout]) for layout, root in roots.items()}
+    order = list(roots)
+    rounds = 2 if n < 100_000 else 1
+
+    def alternate(k: int) -> list[str]:
+        return order if k % 2 == 0 else order[::-1]
 
     # rebuild: list, read every record, replace the index (also what makes the index).
-    t0 = time.perf_counter()
-    count = retain.index.rebuild(root)
-    out["rebuild_s"] = time.perf_counter() - t0
-    assert count == n, (count, n)
+    rebuilds: dict[str, list[float]] = {layout: [] for layout in order}
+    for k in range(rounds):
+        for layout in alternate(k):
+            gc.collect()
+            t0 = time.perf_counter()
+            count = retain.index.rebuild(roots[layout])
+            rebuilds[layout].append(time.perf_counter() - t0)
+            assert count == n, (layout, count, n)
+            log(f"  rebuilt {layout} in {rebuilds[layout][-1]:.1f} s")
 
     # listing every directory
-    samples = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        listed = sum(1 for _ in store.iter_directories())
-        samples.append(time.perf_counter() - t0)
-    assert listed == n, (listed, n)
-    out["listing_ms"] = statistics.median(samples) * 1000
+    listings: dict[str, list[float]] = {layout: [] for layout in order}
+    for k in range(6):
+        for layout in alternate(k):
+            t0 = time.perf_counter()
+            listed = sum(1 for _ in stores[layout].iter_directories())
+            listings[layout].append((time.perf_counter() - t0) * 1000)
+            assert listed == n, (layout, listed, n)
 
     rng = random.Random(15)
-    with storage(store):
-        # get hit
-        keys = [rng.randrange(n) for _ in range(reps)]
-        for k in keys[:200]:
-            get(BenchCell, cell(k))
-        hits = [timed_us(lambda k=k: get(BenchCell, cell(k))) for k in keys]
-        assert get(BenchCell, cell(keys[0])).is_committed()
-        out["get_hit_us"] = statistics.median(hits)
+    keys = [rng.randrange(n) for _ in range(reps)]
+    hits: dict[str, list[float]] = {layout: [] for layout in order}
+    commits: dict[str, list[float]] = {layout: [] for layout in order}
+    for layout in order:  # warm up
+        with storage(stores[layout]):
+            for k in keys[:200]:
+                get(BenchCell, cell(k))
+            assert get(BenchCell, cell(keys[0])).is_committed()
+    chunk = 100
+    for c, start in enumerate(range(0, reps, chunk)):
+        for layout in alternate(c):
+            with storage(stores[layout]):
+                hits[layout] += [timed_us(lambda k=k: get(BenchCell, cell(k))) for k in keys[start:start + chunk]]
+    base = 10_000_000 + n
+    for c, start in enumerate(range(0, reps // 4, chunk // 4)):
+        for layout in alternate(c):
+            with storage(stores[layout]):
+                commits[layout] += [timed_us(lambda i=i: BenchCell(cell(base + i)).commit())
+                                    for i in range(start, start + chunk // 4)]
+                flush()
+    log("  get and commit done")
 
-        # commit (index on: journal + queued write)
-        base = 10_000_000 + n
-        commits = [timed_us(lambda i=i: BenchCell(cell(base + i)).commit()) for i in range(reps // 4)]
-        flush()
-        out["commit_us"] = statistics.median(commits)
-
-        # first query after a commit; then settled
-        query = {"group": 7}
-        get.all(BenchCell, where=query)
-        after, settled = [], []
-        rounds = 5 if n >= 100_000 else 3
-        for k in range(rounds):
-            BenchCell(cell(base + 1_000_000 + k)).commit()
-            after.append(timed_us(lambda: len(get.all(BenchCell, where=query))) / 1000)
-            time.sleep(2.1)  # past the settling time of a coarse clock
+    # first query after a commit; then settled
+    query = {"group": 7}
+    after: dict[str, list[float]] = {layout: [] for layout in order}
+    settled: dict[str, list[float]] = {layout: [] for layout in order}
+    for layout in order:
+        with storage(stores[layout]):
             get.all(BenchCell, where=query)
-            settled.append(timed_us(lambda: len(get.all(BenchCell, where=query))) / 1000)
-        out["first_query_after_commit_ms"] = statistics.median(after)
-        out["settled_query_ms"] = statistics.median(settled)
-        out["matches"] = len(get.all(BenchCell, where=query))
+    for k in range(5 if n >= 100_000 else 3):
+        for layout in alternate(k):
+            with storage(stores[layout]):
+                BenchCell(cell(base + 1_000_000 + k)).commit()
+                after[layout].append(timed_us(lambda: len(get.all(BenchCell, where=query))) / 1000)
+        time.sleep(2.1)  # past the settling time of a coarse clock
+        for layout in alternate(k):
+            with storage(stores[layout]):
+                get.all(BenchCell, where=query)
+                settled[layout].append(timed_us(lambda: len(get.all(BenchCell, where=query))) / 1000)
+    for layout in order:
+        with storage(stores[layout]):
+            matches = len(get.all(BenchCell, where=query))
+        out[layout] = {
+            "rebuild_s": statistics.median(rebuilds[layout]),
+            "listing_ms": statistics.median(listings[layout]),
+            "get_hit_us": statistics.median(hits[layout]),
+            "commit_us": statistics.median(commits[layout]),
+            "first_query_after_commit_ms": statistics.median(after[layout]),
+            "settled_query_ms": statistics.median(settled[layout]),
+            "matches": matches,
+        }
     return out
 
 
@@ -285,29 +330,29 @@ def main(argv: list[str] | None = None) -> int:
     full = n == FULL and not args.quick
     start = time.perf_counter()
     load_at_start = loadavg()
-    results: dict[str, dict[str, Any]] = {}
     populate_s: dict[str, float] = {}
-    for layout in args.layouts.split(","):
-        shard = LAYOUTS[layout]
-        if args.keep:
-            work = os.path.join(os.path.abspath(args.keep), f"{layout}-{n}")
-            os.makedirs(work, exist_ok=True)
-            holder: Any = None
-        else:
-            if args.dir:
-                os.makedirs(args.dir, exist_ok=True)
-            holder = scratch(f"layout-{layout}-", log=log, timed=True) if not args.dir else _in(args.dir, layout)
-            work = holder.__enter__()
-        try:
-            root = os.path.join(work, "storage")
+    roots: dict[str, str] = {}
+    holders: list[Any] = []
+    try:
+        for layout in args.layouts.split(","):
+            shard = LAYOUTS[layout]
+            if args.keep:
+                work = os.path.join(os.path.abspath(args.keep), f"{layout}-{n}")
+                os.makedirs(work, exist_ok=True)
+            else:
+                holder = _in(args.dir, layout) if args.dir else scratch(f"layout-{layout}-", log=log, timed=True)
+                holders.append(holder)
+                work = holder.__enter__()
+            root = roots[layout] = os.path.join(work, "storage")
             log(f"{args.label} {layout}: n={n:,} root={root} load={loadavg()}")
             populate_s[layout] = populate(root, shard, n)
             log(f"  populated in {populate_s[layout]:.0f} s")
-            results[layout] = measure(root, shard, n, args.label, layout, reps=2000 if n >= 100_000 else 400)
+        results = measure(roots, n, reps=2000 if n >= 100_000 else 400)
+        for root in roots.values():
             retain.index.make_index(None, LocalStorage(root)).close()
-        finally:
-            if holder is not None:
-                holder.__exit__(None, None, None)
+    finally:
+        for holder in holders:
+            holder.__exit__(None, None, None)
     if set(results) == set(LAYOUTS):
         report(args.label, n, results, populate_s)
     seconds = time.perf_counter() - start

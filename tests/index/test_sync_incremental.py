@@ -202,7 +202,7 @@ def test_unreadable_bookkeeping_lists_everything(sharded: Listed) -> None:
 
 
 def test_listing_parts(tmp_path: Path) -> None:
-    assert LocalStorage(tmp_path / "plain").listing_parts() is None
+    assert LocalStorage(tmp_path / "plain", shard=0).listing_parts() is None
     storage = LocalStorage(tmp_path / "sharded", shard=2)
     assert storage.listing_parts() == {}  # nothing stored yet
     with retain.storage(storage):

@@ -13,10 +13,12 @@ index's back: two `stat` calls and one read of the index's bookkeeping. It finds
   commit appends the id to the storage's journal *before* publishing the record, and `sync`
   reads the journal past the offset it recorded;
 - directories copied in by hand (rsync, ``cp -r``) or deleted: when the storage's listing
-  token (`Storage.listing_state`: the root's modification time; with a sharded layout, those
-  of the shard directories too) differs from the one recorded at the last scan (or that scan
-  was too close to the recorded time to trust a coarse clock), the storage's listing
-  (`Storage.iter_directories`) is compared with the index's ids;
+  token (`Storage.listing_state`: the root's modification time) differs from the one recorded
+  at the last scan (or that scan was too close to the recorded time to trust a coarse clock),
+  the storage's listing (`Storage.iter_directories`) is compared with the index's ids. A
+  storage whose listing comes in parts (`Storage.listing_parts`: the shards of a sharded
+  layout) has a token per part, and only the parts whose token changed are listed and
+  compared with the index's ids of their prefix (`Index.ids_with_prefix`);
 - directories seen without a record (a commit in flight, a copy in progress): they are kept
   as *pending* and checked on every `sync` until their record appears or they vanish;
 - ids removed (`Storage.remove`) by a process that died before updating the index: removal

@@ -221,7 +221,7 @@ class LocalStorage(Storage):
         valid = _valid_shards(self.shard)
         try:
             return sorted(name for name in os.listdir(self.root if root is None else root) if name in valid)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
 
     def listing_state(self) -> tuple[str, int] | None:
@@ -242,7 +242,7 @@ class LocalStorage(Storage):
         # descriptor), the root listed again only when its time changed or was recent.
         try:
             fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return {}
         try:
             info = os.fstat(fd)
