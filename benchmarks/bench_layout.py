@@ -371,6 +371,7 @@ def _in(directory: str, layout: str) -> Any:
 
     @contextlib.contextmanager
     def holder() -> Any:
+        os.makedirs(directory, exist_ok=True)
         work = tempfile.mkdtemp(prefix=f"layout-{layout}-", dir=directory)
         try:
             yield work
