@@ -132,7 +132,7 @@ def populate(root: str, shard: int, n: int) -> float:
 # -- figures ------------------------------------------------------------------------------------
 
 
-def measure(roots: dict[str, str], n: int, reps: int) -> dict[str, dict[str, Any]]:
+def measure(roots: dict[str, str], n: int, reps: int, rebuild: bool = True) -> dict[str, dict[str, Any]]:
     """Every figure of every layout, the layouts alternating (chunks of repetitions, rounds)
     so that the load of a shared machine falls on both alike."""
     out: dict[str, dict[str, Any]] = {layout: {} for layout in roots}
@@ -145,13 +145,13 @@ def measure(roots: dict[str, str], n: int, reps: int) -> dict[str, dict[str, Any
 
     # rebuild: list, read every record, replace the index (also what makes the index).
     rebuilds: dict[str, list[float]] = {layout: [] for layout in order}
-    for k in range(rounds):
+    for k in range(rounds if rebuild else 0):
         for layout in alternate(k):
             gc.collect()
             t0 = time.perf_counter()
             count = retain.index.rebuild(roots[layout])
             rebuilds[layout].append(time.perf_counter() - t0)
-            assert count == n, (layout, count, n)
+            assert count >= n, (layout, count, n)  # a kept population has the commits of earlier runs
             log(f"  rebuilt {layout} in {rebuilds[layout][-1]:.1f} s")
 
     # listing every directory
@@ -161,7 +161,7 @@ def measure(roots: dict[str, str], n: int, reps: int) -> dict[str, dict[str, Any
             t0 = time.perf_counter()
             listed = sum(1 for _ in stores[layout].iter_directories())
             listings[layout].append((time.perf_counter() - t0) * 1000)
-            assert listed == n, (layout, listed, n)
+            assert listed >= n, (layout, listed, n)
 
     rng = random.Random(15)
     keys = [rng.randrange(n) for _ in range(reps)]
@@ -177,7 +177,7 @@ def measure(roots: dict[str, str], n: int, reps: int) -> dict[str, dict[str, Any
         for layout in alternate(c):
             with storage(stores[layout]):
                 hits[layout] += [timed_us(lambda k=k: get(BenchCell, cell(k))) for k in keys[start:start + chunk]]
-    base = 10_000_000 + n
+    base = 10**9 + time.time_ns() % 10**12  # new cells, even in a population kept from earlier runs
     for c, start in enumerate(range(0, reps // 4, chunk // 4)):
         for layout in alternate(c):
             with storage(stores[layout]):
@@ -208,7 +208,7 @@ def measure(roots: dict[str, str], n: int, reps: int) -> dict[str, dict[str, Any
         with storage(stores[layout]):
             matches = len(get.all(BenchCell, where=query))
         out[layout] = {
-            "rebuild_s": statistics.median(rebuilds[layout]),
+            "rebuild_s": statistics.median(rebuilds[layout]) if rebuilds[layout] else None,
             "listing_ms": statistics.median(listings[layout]),
             "get_hit_us": statistics.median(hits[layout]),
             "commit_us": statistics.median(commits[layout]),
@@ -240,6 +240,8 @@ def report(label: str, n: int, results: dict[str, dict[str, Any]], populate_s: d
         ("settled_query_ms", "settled_query", "ms", None),
     ):
         a, b = sharded[key], plain[key]
+        if a is None or b is None:
+            continue  # not measured in this run (--no-rebuild)
         ratio = a / b if b else None
         passed = target_ratio is None or (ratio is not None and ratio <= target_ratio)
         FIGURES.add(
@@ -258,7 +260,8 @@ def write_section(label: str, n: int, seconds: float, load_at_start: str, where:
     intro = (
         f"Latest run of `benchmarks/bench_layout.py` ({now}; {n:,} results per layout; `{label}`: "
         f"{where}; run took {seconds:.0f} s; load average at start {load_at_start}, at end "
-        f"{loadavg()}). Each `--label` replaces its own rows; the rows of other labels are kept."
+        f"{loadavg()}). A run replaces the rows it measures and keeps the others (other file "
+        "systems, or a rebuild left out with `--no-rebuild`)."
     )
     notes = [
         "- Layouts: plain `<root>/<id>/`, sharded `<root>/<id[:2]>/<id>/` (256 shard directories). "
@@ -272,7 +275,8 @@ def write_section(label: str, n: int, seconds: float, load_at_start: str, where:
     ]
     # Keep the rows of other labels: merge the figures of this run into the section.
     old = _read_section()
-    kept = [f for f in old if not f["name"].endswith(f"_{label}")]
+    measured = {f["name"] for f in FIGURES}
+    kept = [f for f in old if f["name"] not in measured]
     merged = Figures()
     merged.extend({**f, "_summary": f.get("_summary", "?"), "_baseline_summary": f.get("_baseline_summary", "-")}
                   for f in kept)
@@ -326,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="ext4", help="the name of this file system in the figures")
     parser.add_argument("--keep", default=None, help="keep the populations in this directory (and reuse them)")
     parser.add_argument("--layouts", default="plain,sharded", help="which layouts (comma-separated)")
+    parser.add_argument("--no-rebuild", action="store_true",
+                        help="with --keep: use the index a previous run built (no rebuild figure)")
     args = parser.parse_args(argv)
     n = args.n or (QUICK if args.quick else FULL)
     full = n == FULL and not args.quick
@@ -348,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{args.label} {layout}: n={n:,} root={root} load={loadavg()}")
             populate_s[layout] = populate(root, shard, n)
             log(f"  populated in {populate_s[layout]:.0f} s")
-        results = measure(roots, n, reps=2000 if n >= 100_000 else 400)
+        results = measure(roots, n, reps=2000 if n >= 100_000 else 400, rebuild=not (args.keep and args.no_rebuild))
         for root in roots.values():
             retain.index.make_index(None, LocalStorage(root)).close()
     finally:
