@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     log(f"total {seconds:.0f} s; {FIGURES.passed()} figures pass")
     if not args.no_results and (full or args.write_results) and set(results) == set(LAYOUTS):
-        where = describe(args.keep or args.dir or os.path.join(REPO, ".bench-tmp"))
+        where = describe(os.path.abspath(args.keep or args.dir or os.path.join(REPO, ".bench-tmp")))
         write_section(args.label, n, seconds, load_at_start, where)
     return 0
 
