@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
 TEMP_PREFIX = ".retain-tmp-"
+#: A directory listed less than this after its last change may have changed again since
+#: without its time showing it: file system clocks are coarse (a jiffy locally, 1-2 s on some
+#: file systems), so a later change in the same tick keeps the same mtime.
+SETTLE_NS = 2_000_000_000
 
 
 def temp_path_for(path: str) -> str:

@@ -13,10 +13,12 @@ index's back: two `stat` calls and one read of the index's bookkeeping. It finds
   commit appends the id to the storage's journal *before* publishing the record, and `sync`
   reads the journal past the offset it recorded;
 - directories copied in by hand (rsync, ``cp -r``) or deleted: when the storage's listing
-  token (`Storage.listing_state`: the root's modification time; with a sharded layout, those
-  of the shard directories too) differs from the one recorded at the last scan (or that scan
-  was too close to the recorded time to trust a coarse clock), the storage's listing
-  (`Storage.iter_directories`) is compared with the index's ids;
+  token (`Storage.listing_state`: the root's modification time) differs from the one recorded
+  at the last scan (or that scan was too close to the recorded time to trust a coarse clock),
+  the storage's listing (`Storage.iter_directories`) is compared with the index's ids. A
+  storage whose listing comes in parts (`Storage.listing_parts`: the shards of a sharded
+  layout) has a token per part, and only the parts whose token changed are listed and
+  compared with the index's ids of their prefix (`Index.ids_with_prefix`);
 - directories seen without a record (a commit in flight, a copy in progress): they are kept
   as *pending* and checked on every `sync` until their record appears or they vanish;
 - ids removed (`Storage.remove`) by a process that died before updating the index: removal
@@ -39,6 +41,7 @@ import warnings
 from abc import ABC, abstractmethod
 
 from .._errors import IndexDatabaseError, IndexWarning
+from .. import _fs
 from .._fs import reclaim_temporaries
 from .._log import logger
 from ..query import Condition, Field, Filter, Query
@@ -69,7 +72,7 @@ __all__ = ["Index", "IndexEntry", "config_leaves", "parse_summary"]
 
 #: A root scanned less than this after its last change is scanned again next time: file
 #: system clocks are coarse (a later change in the same tick would keep the same mtime).
-SETTLE_NS = 2_000_000_000
+SETTLE_NS = _fs.SETTLE_NS
 #: How long a journaled id whose directory does not exist yet stays pending (its commit may
 #: be between the journal append and the directory's creation).
 PENDING_WITHOUT_DIRECTORY_NS = 120_000_000_000
@@ -165,6 +168,11 @@ class Index(ABC):
             rows = filter_rows(rows, query.summary_conditions)
         return rows
 
+    def ids_with_prefix(self, prefix: str) -> set[str]:
+        """The ids in the index that start with `prefix` (what `sync` compares with the
+        listing of one shard). Backends answer from their index on ids."""
+        return {id for id in self.ids() if id.startswith(prefix)}
+
     def present(self, ids: Iterable[str]) -> set[str]:
         """Which of `ids` are in the index."""
         wanted = list(ids)
@@ -241,28 +249,64 @@ def _sync(index: Index, storage: Storage) -> None:
             updates["journal_inode"] = inode
             updates["journal_offset"] = str(offset + used)
 
-    state = storage.listing_state()
+    # A sharded storage tells its parts apart: only the shards whose time changed are listed,
+    # and compared with the index's ids of that prefix.
+    parts = storage.listing_parts()
+    state = storage.listing_state() if parts is None else None
+    cheap = parts is not None or state is not None  # a change token exists: no relisting by age
     scanned = int(meta.get("root_scanned_ns", "0"))
-    if state is None:
+    removed: set[str] = set()
+    names: set[str] | None = None  # the directories listed ...
+    listed: set[str] | None = None  # ... under these prefixes (None: everything)
+    if parts is not None:
+        # The tokens of the last scan, and when it ran (one time: every shard not listed then
+        # had settled before it).
+        text = _encode_parts(parts)
+        shards_scanned = int(meta.get("shards_scanned_ns") or 0)
+        newest = max((mtime for _, mtime in parts.values()), default=0)
+        if not fresh and text == meta.get("shards") and shards_scanned - newest >= SETTLE_NS:
+            settled = True  # what most queries find: no shard changed
+        else:
+            recorded = None if fresh or not shards_scanned else _recorded_parts(meta.get("shards"))
+            if recorded is None:  # the first scan of this index: everything
+                settled = False
+            else:
+                listed = {
+                    prefix for prefix, (token, mtime) in parts.items()
+                    if recorded.get(prefix) != token or shards_scanned - mtime < SETTLE_NS
+                }
+                listed |= recorded.keys() - parts.keys()  # a shard directory removed
+                settled = not listed
+    elif state is None:
         # No cheap change token (an object store): list again once the last listing is old.
         settled = not fresh and now - scanned < RELIST_NS
     else:
         token, newest = state
         settled = not fresh and meta.get("root_mtime_ns") == token and scanned - newest >= SETTLE_NS
-    removed: set[str] = set()
-    names: set[str] | None = None
     found: set[str] = set()  # directories the scan found: their tags are looked for
     if not settled:
-        names = set(storage.iter_directories())
-        known = index.ids()
+        if listed is None:
+            names = set(storage.iter_directories())
+            known = index.ids()
+        else:
+            names = set()
+            known = set()
+            for prefix in sorted(listed):
+                if parts is not None and prefix in parts:  # else its shard directory is gone
+                    names.update(storage.iter_directories(prefix))
+                known |= index.ids_with_prefix(prefix)
         found = names - known
         reread |= found
         removed = known - names
         committed -= names  # the scan decided about these already
-        updates["root_mtime_ns"] = state[0] if state is not None else ""
-        updates["root_scanned_ns"] = str(now)
+        if parts is not None:
+            updates["shards"] = _encode_parts(parts)
+            updates["shards_scanned_ns"] = str(now)
+        else:
+            updates["root_mtime_ns"] = state[0] if state is not None else ""
+            updates["root_scanned_ns"] = str(now)
 
-    if state is None and not settled:
+    if not cheap and not settled:
         # A removal from an object store that a crash interrupted leaves objects that a
         # listing takes for the id's directory.
         removals.update(storage.unfinished_removals())
@@ -278,7 +322,7 @@ def _sync(index: Index, storage: Storage) -> None:
     pending: dict[str, int] = json.loads(pending_text) if pending_text != "{}" else {}
     if committed:
         reread |= committed - index.present(committed)
-    if state is not None or not settled:
+    if cheap or not settled:
         # Remote pending directories (a commit in flight, or one that crashed) are looked at
         # with each listing, not at every query.
         reread |= pending.keys()
@@ -286,7 +330,7 @@ def _sync(index: Index, storage: Storage) -> None:
 
     if recommitted:
         index.remove(recommitted)
-    new_pending: dict[str, int] = {} if state is not None or not settled else dict(pending)
+    new_pending: dict[str, int] = {} if cheap or not settled else dict(pending)
     entries: list[IndexEntry] = []
     indexed = 0
     ordered = sorted(reread)
@@ -302,7 +346,10 @@ def _sync(index: Index, storage: Storage) -> None:
                 entry.tags = sorted(tag_events.read(storage, id)[0])
             if entry is None:  # no record yet (a copy in progress), or a damaged one: look again
                 since = pending.get(id, now)
-                exists = id in names if names is not None else storage.has_directory(id)
+                if names is not None and (listed is None or any(id.startswith(p) for p in listed)):
+                    exists = id in names
+                else:
+                    exists = storage.has_directory(id)
                 if exists or now - since < PENDING_WITHOUT_DIRECTORY_NS:
                     new_pending[id] = since
                 elif id not in removed:
@@ -334,6 +381,24 @@ def _has_events(storage: Storage, id: str) -> bool:
         return False
     tag_events.mark(storage, id)
     return True
+
+
+def _encode_parts(parts: Mapping[str, tuple[str, int]]) -> str:
+    """The tokens of a storage's shards as the index records them: ``prefix token`` lines."""
+    return "\n".join(f"{prefix} {parts[prefix][0]}" for prefix in sorted(parts))
+
+
+def _recorded_parts(text: str | None) -> dict[str, str] | None:
+    """The tokens of the shards as the last scan saw them; None if there are none."""
+    if text is None:
+        return None
+    found = {}
+    for line in text.splitlines():
+        prefix, _, token = line.partition(" ")
+        if not token:
+            return None  # unreadable bookkeeping: scan everything again
+        found[prefix] = token
+    return found
 
 
 def _another_storage(index: Index, storage: Storage, served: str) -> IndexDatabaseError:
@@ -372,6 +437,7 @@ def _rebuild(index: Index, storage: Storage, progress: Progress | bool | None) -
     # and the next sync looks again.
     now = time.time_ns()
     info = _journal_info(storage.local_root())
+    parts = storage.listing_parts()
     state = storage.listing_state()
     names = sorted(storage.iter_directories())
     # One listing for the ids that have tags: results never annotated cost nothing more.
@@ -387,6 +453,8 @@ def _rebuild(index: Index, storage: Storage, progress: Progress | bool | None) -
         "journal_offset": str(info.st_size) if info is not None else "0",
         "root_mtime_ns": state[0] if state is not None else "",
         "root_scanned_ns": str(now),
+        "shards": _encode_parts(parts) if parts is not None else "",
+        "shards_scanned_ns": str(now) if parts is not None else "",
     }
     try:
         index.get_meta()

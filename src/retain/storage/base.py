@@ -267,6 +267,14 @@ class Storage(ABC):
         lists it again after a while)."""
         return None
 
+    def listing_parts(self) -> dict[str, tuple[str, int]] | None:
+        """The listing in parts that change apart: for each id prefix whose directories are
+        listed together (`iter_directories(prefix)`), a token that changes whenever one of
+        them is added or removed and the time (ns) of the newest such change. None when the
+        listing is one piece (`listing_state` tells about it all). The index then lists only
+        the parts whose token changed."""
+        return None
+
     # -- the files of an id, one at a time (what runs build on) -----------------------------
 
     def read_file(self, id: str, name: str) -> bytes | None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import stat
+import time
 
 from .._errors import StorageError
-from .._fs import atomic_write, fsync_directory, makedirs, read_small_file, reclaim_temporaries
+from .._fs import SETTLE_NS, atomic_write, fsync_directory, makedirs, read_small_file, reclaim_temporaries
 from ..identity import ID_LENGTH, is_id
 from .base import Storage, read_local_file
 from .layout import (
@@ -27,6 +29,15 @@ __all__ = ["LocalStorage"]
 
 _HEX = "0123456789abcdef"
 _HEX_BYTES = _HEX.encode()
+_SHARDS: dict[int, frozenset[str]] = {}
+
+
+def _valid_shards(width: int) -> frozenset[str]:
+    """Every shard directory name of `width` hex characters."""
+    found = _SHARDS.get(width)
+    if found is None:
+        found = _SHARDS[width] = frozenset(f"{n:0{width}x}" for n in range(16**width))
+    return found
 
 
 def _ids_among(names: list[str], prefix: str) -> list[str]:
@@ -64,6 +75,8 @@ class LocalStorage(Storage):
             raise StorageError(f"shard must be one of 0, 1, 2, 3 (characters of the id); got {shard!r}")
         self.shard = self._agree_layout(shard)
         self._storage_id: str | None = None
+        #: The shard names as last listed: (the root's inode and mtime, when listed, names).
+        self._shards: tuple[tuple[int, int], int, list[str]] | None = None
 
     def _agree_layout(self, shard: int | None) -> int:
         marker = read_marker(self.root)
@@ -210,15 +223,12 @@ class LocalStorage(Storage):
             return [os.path.join(self.root, prefix[:shard])]
         return [os.path.join(self.root, name) for name in self._shard_names() if name.startswith(prefix)]
 
-    def _shard_names(self) -> list[str]:
-        shard = self.shard
+    def _shard_names(self, root: str | int | None = None) -> list[str]:
+        """The shard directory names in the root (or a file among them, which listing skips)."""
+        valid = _valid_shards(self.shard)
         try:
-            with os.scandir(self.root) as entries:
-                return sorted(
-                    e.name for e in entries
-                    if len(e.name) == shard and all(c in _HEX for c in e.name) and e.is_dir()
-                )
-        except FileNotFoundError:
+            return sorted(name for name in os.listdir(self.root if root is None else root) if name in valid)
+        except (FileNotFoundError, NotADirectoryError):
             return []
 
     def listing_state(self) -> tuple[str, int] | None:
@@ -228,14 +238,43 @@ class LocalStorage(Storage):
             return ("0", 0)
         if not self.shard:
             return (str(root_mtime), root_mtime)
-        # A directory added or removed changes its shard directory's time, not the root's.
-        times = [root_mtime]
-        for name in self._shard_names():
-            try:
-                times.append(os.stat(os.path.join(self.root, name)).st_mtime_ns)
-            except FileNotFoundError:
-                continue
+        parts = self.listing_parts() or {}
+        times = [root_mtime, *(mtime for _, mtime in parts.values())]
         return (f"{len(times)}:{sum(times)}:{max(times)}", max(times))
+
+    def listing_parts(self) -> dict[str, tuple[str, int]] | None:
+        if not self.shard:
+            return None
+        # What the index asks before every query: one stat per shard (relative to the root's
+        # descriptor), the root listed again only when its time changed or was recent.
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            return {}
+        try:
+            info = os.fstat(fd)
+            key = (info.st_ino, info.st_mtime_ns)
+            cached = self._shards
+            if cached is not None and cached[0] == key and cached[1] - info.st_mtime_ns >= SETTLE_NS:
+                names = cached[2]
+            else:
+                listed_at = time.time_ns()
+                names = self._shard_names(fd)
+                self._shards = (key, listed_at, names)
+            # A directory added or removed changes its shard directory's time, not the root's.
+            # The inode is in the token too: a shard directory replaced by another (a restore)
+            # with the same time is a change.
+            parts: dict[str, tuple[str, int]] = {}
+            for name in names:
+                try:
+                    found = os.stat(name, dir_fd=fd)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                if stat.S_ISDIR(found.st_mode):
+                    parts[name] = (f"{found.st_ino}:{found.st_mtime_ns}", found.st_mtime_ns)
+            return parts
+        finally:
+            os.close(fd)
 
     def read_file(self, id: str, name: str) -> bytes | None:
         return read_local_file(os.path.join(self.local_directory(id), name))

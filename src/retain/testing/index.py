@@ -170,6 +170,16 @@ class IndexConformance:
         wanted = [f"{n:032x}" for n in range(6)]
         assert index.present(wanted) == set(wanted[:3])
 
+    def test_ids_with_prefix(self, index: Index) -> None:
+        # Neighbours of the prefix's range on both sides, digits and letters, "f" at the end.
+        hexes = ["ab" + "0" * 30, "ab" + "f" * 30, "aa" + "f" * 30, "ac" + "0" * 30, "a9" + "0" * 30,
+                 "f" * 32, "fe" + "0" * 30, "0" * 32]
+        index.upsert([IndexEntry(id=h, module=CLASS[0], qualname=CLASS[1], kind="Interface",
+                                 created=f"2026-01-01T00:00:0{n}Z", config={}, canonical={}, summary=None)
+                      for n, h in enumerate(hexes)])
+        for prefix in ("ab", "a", "f", "ff", "0", "9", "", "abf", "b"):
+            assert index.ids_with_prefix(prefix) == {h for h in hexes if h.startswith(prefix)}, prefix
+
     def test_reset_starts_empty(self, index: Index) -> None:
         index.upsert([entry(1, {"x": 1})])
         index.reset()

@@ -368,6 +368,18 @@ class PostgresIndex(Index):
     def ids(self) -> set[str]:
         return self._db.run(lambda conn: {row[0] for row in conn.execute(f"SELECT id FROM {self._db.s}.interfaces")}, "list ids")
 
+    def ids_with_prefix(self, prefix: str) -> set[str]:
+        # A range over the unique index on ids: ids are lowercase hex, and "g" follows them in
+        # byte order and in the usual collations alike (digits before letters).
+        return self._db.run(
+            lambda conn: {
+                row[0] for row in conn.execute(
+                    f"SELECT id FROM {self._db.s}.interfaces WHERE id >= %s AND id < %s", (prefix, prefix + "g")
+                ) if row[0].startswith(prefix)
+            },
+            "list ids",
+        )
+
     def migrations(self) -> list[tuple[int, str, str]]:
         """The migrations applied to this database: (version, time applied, retain version)."""
         return self._db.run(

@@ -311,6 +311,16 @@ class SqliteIndex(Index):
 
         return self._db.read(work)
 
+    def ids_with_prefix(self, prefix: str) -> set[str]:
+        # A range over the unique index on ids (ids are lowercase hex: "g" follows them all).
+        return self._db.read(
+            lambda conn: {
+                row[0] for row in conn.execute(
+                    "SELECT id FROM interfaces WHERE id >= ? AND id < ?", (prefix, prefix + "g")
+                ) if row[0].startswith(prefix)
+            }
+        )
+
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check``: ``"ok"``, or what is wrong."""
         return self._db.read(
