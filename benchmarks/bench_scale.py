@@ -101,7 +101,8 @@ class _Writer:
     """Writes the records of a range of cells, in a worker process (or this one)."""
 
     def __init__(self, root: str, shard: int) -> None:
-        from retain.element import config_spec, identify
+        from retain.config import config_spec
+        from retain.element import identify
         from retain.modules import class_reference
 
         self.root, self.shard = root, shard
