@@ -516,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layout", choices=sorted(SHARD), default="flat", help="plain <root>/<id>/ or shard=2")
     parser.add_argument("--workers", type=int, default=2, help="processes that generate the population")
     parser.add_argument("--regenerate", action="store_true", help="generate the populations again")
+    parser.add_argument("--populate-only", action="store_true", help="generate the populations, measure nothing")
     args = parser.parse_args(argv)
     args.n = args.n or (2_000 if args.quick else 1_000_000)
     args.small = args.small or (200 if args.quick else 10_000)
@@ -526,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
 
     large, info = population(args.n, args.layout, args.workers, args.regenerate)
     small, _ = population(args.small, args.layout, args.workers, args.regenerate)
+    if args.populate_only:
+        return 0
     start = time.perf_counter()  # the run, without generating the populations
     t0 = time.perf_counter()
     check_population(large, args.n, 200 if full else 20)
