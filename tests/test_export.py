@@ -440,12 +440,21 @@ def test_random_kills_during_an_import(tmp_path: Path, store: Storage) -> None:
     retain.export(list(expected), archive)
     target = tmp_path / "target"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([WORKERS_DIR, os.environ.get("PYTHONPATH", "")])}
-    partial = 0
-    for _ in range(KILLS):
-        worker = subprocess.Popen([sys.executable, "-c", IMPORTER, str(archive), str(target)],
+
+    def start(into: Path) -> subprocess.Popen[bytes]:
+        worker = subprocess.Popen([sys.executable, "-c", IMPORTER, str(archive), str(into)],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         assert worker.stdout is not None and worker.stdout.readline() == b"start\n"
-        time.sleep(0.1 + rng.random() * 0.6)
+        return worker
+
+    # The kills land within the time a whole import takes on this machine, measured first.
+    began = time.monotonic()
+    assert start(tmp_path / "probe").wait() == 0
+    whole = time.monotonic() - began
+    partial = 0
+    for _ in range(KILLS):
+        worker = start(target)
+        time.sleep(whole * (0.05 + rng.random() * 0.8))
         worker.send_signal(signal.SIGKILL)
         worker.wait()
         committed = {p.name for p in target.iterdir() if (p / RECORD_FILE).exists()} if target.exists() else set()
