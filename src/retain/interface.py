@@ -15,7 +15,7 @@ from .element import Element, Resolved, _classes, defaults_json, identify, resol
 from .identity import MAX_DEPTH, REF_KEY, SCHEME, is_id, to_json
 from .modules import class_reference, resolve_class
 from .storage import Storage, storage_of_directory
-from .storage.layout import OUTPUT_LOG, RECORD_FILE, RECORD_FORMAT, RESERVED_PREFIX, decode_record, encode_record
+from .storage.layout import OUTPUT_LOG, RECORD_FILE, RECORD_FORMAT, RESERVED_PREFIX, decode_record, encode_record, read_marker
 from .index import _updates as _index_updates  # light: sqlite3 loads when the index is first used
 from .storage.layout import (
     JOURNAL_COMMIT,
@@ -486,8 +486,9 @@ class Interface(Element):
 
     @classmethod
     def from_directory(cls: type[Self], path: str | os.PathLike[str]) -> Self:
-        """Reload the committed interface in directory `path` (``<storage>/<id>``, or a
-        symbolic link to it), as its own class.
+        """Reload the committed interface in directory `path` (its `local_directory()`:
+        ``<storage>/<id[:2]>/<id>``, or ``<storage>/<id>`` in a plain storage; or a symbolic
+        link to it), as its own class.
 
         Raises:
             RecordError: `path` is not an interface's directory (a file, a storage, ``/``, a
@@ -510,14 +511,20 @@ class Interface(Element):
                 hint = f"; pass its directory: {parent!r}" if id == RECORD_FILE else ""
                 raise RecordError(
                     f"{os.fsdecode(path)!r} is a file, not a directory; from_directory takes an "
-                    f"interface's directory (<storage>/<id>, the one that holds {RECORD_FILE}){hint}"
+                    f"interface's directory (its local_directory(), the one that holds {RECORD_FILE}){hint}"
                 ) from None
             if not os.path.isdir(directory):
                 reason = "it does not exist"
+            elif _is_shard(directory):
+                reason = (
+                    "it is a shard directory of a storage, which holds the directories of the "
+                    "interfaces whose ids start with its name; pass one of those"
+                )
             elif _looks_like_storage(directory):
                 reason = (
                     "it is a storage, not the directory of one interface in it; pass "
-                    "<storage>/<id>, or find it with get.by_id(id) or get.all(...)"
+                    "<storage>/<id[:2]>/<id> (<storage>/<id> in a plain storage), or find it "
+                    "with get.by_id(id) or get.all(...)"
                 )
             else:
                 reason = (
@@ -549,9 +556,21 @@ def _interface_directory(path: str | os.PathLike[str]) -> str:
     if os.path.dirname(directory) == directory:
         raise RecordError(
             f"{raw!r} is the root of the file system, not an interface's directory "
-            "(<storage>/<id>, the directory that holds interface.json)"
+            "(its local_directory(), the directory that holds interface.json)"
         )
     return directory
+
+
+def _is_shard(directory: str) -> bool:
+    name = os.path.basename(directory)
+    try:
+        marker = read_marker(os.path.dirname(directory))
+    except RecordError:
+        return False
+    return marker is not None and marker.get("shard") == len(name) and _HEX_DIGITS.issuperset(name)
+
+
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 def _looks_like_storage(directory: str) -> bool:
