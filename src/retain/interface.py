@@ -97,8 +97,10 @@ class Interface(Element):
 
     def local_directory(self, *parts: str, create: bool = False) -> str:
         """The path of this interface's directory (joined with `parts`), the same before and
-        after commit. With `create`, the directory at that path is created."""
-        directory = self.storage.local_directory(self.id)
+        after commit. With `create`, the directory at that path is created (before a commit,
+        create it so, or with `save_file`: that settles where a new storage puts it)."""
+        storage = self.storage
+        directory = storage.prepare_directory(self.id) if create else storage.local_directory(self.id)
         path = os.path.join(directory, *_safe_parts(parts, reserved=())) if parts else directory
         if create:
             makedirs(path, durable=_settings.durable())
@@ -305,10 +307,10 @@ class Interface(Element):
         """
         relative = _safe_parts((name,), reserved=type(self)._retain_reserved_files)
         codec = codec_for(relative[-1])
-        directory = self.local_directory()
+        storage = self.storage
+        directory = storage.prepare_directory(self.id)
         path = os.path.join(directory, *relative)
         _check_inside(directory, path)  # before anything is created
-        storage = self.storage
         joined = "/".join(relative)
         committed: bool | None = None  # asked once of a remote store, where asking costs
         if not overwrite:
@@ -377,7 +379,7 @@ class Interface(Element):
         """
         update = _check_summary({**(values or {}), **named})
         storage = self.storage
-        directory = self.local_directory()
+        directory = storage.prepare_directory(self.id)
         durable = _settings.durable()
         makedirs(directory, durable=durable)
         merged = {**self.load_summary(), **update}
@@ -624,7 +626,7 @@ def _move_directory(storage: Storage, old: str, new: str) -> None:
     source = storage.local_directory(old)
     if not os.path.isdir(source):
         return
-    target = storage.local_directory(new)
+    target = storage.prepare_directory(new)
     try:
         makedirs(os.path.dirname(target))
         if storage.has_record(old):

@@ -636,7 +636,7 @@ def test_storage_option_and_console_script(pi: Path, tmp_path: Path) -> None:
     listed_id = done.stdout.splitlines()[1].split("\t")[0]
     assert json.loads(retain_("--json", "status", "mc_pi").stdout)[0] == {
         "id": listed_id, "class": "McPi", "state": "finished", "nickname": nickname(listed_id),
-        "error": None, "directory": os.path.join(elsewhere, listed_id),
+        "error": None, "directory": os.path.join(elsewhere, listed_id[:2], listed_id),
     }
     failed = retain_("mc_pi", "fail=true", "--launch", "--execution", "pool", check=False)
     assert failed.returncode == 1 and "ValueError: boom" in one_error_line(failed.stderr)

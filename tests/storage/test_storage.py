@@ -66,7 +66,7 @@ def test_sharded_layout_on_disk(tmp_path: Path) -> None:
 
 def test_sharded_layout_is_agreed(tmp_path: Path) -> None:
     root = tmp_path / "s"
-    LocalStorage(root, shard=1).local_directory(ITEM_ID)  # settles the layout
+    LocalStorage(root, shard=1).prepare_directory(ITEM_ID)  # settles the layout
     with pytest.raises(StorageError, match="created with shard=1"):
         LocalStorage(root, shard=2)
     with pytest.raises(StorageError, match="created with shard=1"):
@@ -128,12 +128,26 @@ def test_files_saved_before_the_first_commit_settle_the_layout(tmp_path: Path) -
     root = tmp_path / "s"
     with retain.storage(LocalStorage(root)):
         item = Item({"i": 2})
+        assert item.local_directory() == str(root / item.id[:2] / item.id)  # a path: nothing written
+        assert not root.exists()
         item.save_file("early.json", {"a": 1})
         assert json.loads(Path(marker_path(str(root))).read_text())["shard"] == 2
         # A process that opens it now follows the marker, not its own default.
         assert LocalStorage(root).shard == 2
         item.commit()
     assert get(Item, {"i": 2}, storage=root).load_file("early.json") == {"a": 1}
+    other = tmp_path / "t"
+    with retain.storage(LocalStorage(other)):
+        Item({"i": 3}).local_directory("sub", create=True)
+    assert json.loads(Path(marker_path(str(other))).read_text())["shard"] == 2
+    # A directory made by hand before any marker is followed, whatever its width.
+    lost = tmp_path / "lost-marker"
+    os.makedirs(lost / ITEM_ID[:3] / ITEM_ID)
+    assert LocalStorage(lost).prepare_directory(ITEM_ID) == str(lost / ITEM_ID[:3] / ITEM_ID)
+    assert json.loads(Path(marker_path(str(lost))).read_text())["shard"] == 3
+    os.unlink(marker_path(str(lost)))
+    with pytest.raises(StorageError, match=r"sharded layout \(shard=3\) \(e.g. 29f/29f0"):
+        LocalStorage(lost, shard=0).prepare_directory(ITEM_ID)
 
 
 def test_a_new_storage_follows_the_layout_another_process_chose(tmp_path: Path) -> None:
@@ -151,9 +165,9 @@ def test_a_new_storage_follows_the_layout_another_process_chose(tmp_path: Path) 
     # An explicit layout that lost the race says so.
     other = tmp_path / "t"
     sharded = LocalStorage(other, shard=3)
-    LocalStorage(other).local_directory(ITEM_ID)
+    LocalStorage(other).prepare_directory(ITEM_ID)
     with pytest.raises(StorageError, match="just created with shard=2 by another process"):
-        sharded.local_directory(ITEM_ID)
+        sharded.prepare_directory(ITEM_ID)
 
 
 def test_explicit_plain_layout_is_recorded(tmp_path: Path) -> None:

@@ -73,9 +73,9 @@ class LocalStorage(Storage):
             the plain layout `<root>/29f034.../`. None means "whatever the storage says":
             the layout recorded in ``<root>/.retain/storage.json``; plain for an existing
             storage without that marker that holds interfaces at its top level; 2 for a new
-            storage. The marker is written before the first interface directory (by the
-            first `local_directory` or commit, not by reads), exclusively: every process
-            follows the layout that is on disk.
+            storage. The marker is written before the first interface directory is created
+            (`prepare_directory`: the first `save_file` or commit; never by reads),
+            exclusively: every process follows the layout that is on disk.
 
     Raises:
         StorageError: `shard` differs from the layout the storage was created with, the
@@ -113,7 +113,7 @@ class LocalStorage(Storage):
             # Until it writes the marker itself, a process follows one another process wrote.
             marker = read_marker(self.root)
             if marker is not None:
-                self._adopt(marker)
+                self._adopt(marker, raced=True)
         return self._shard
 
     def _adopt(self, marker: dict[str, object], *, raced: bool = False) -> None:
@@ -157,25 +157,48 @@ class LocalStorage(Storage):
         except (FileNotFoundError, NotADirectoryError):
             return None
 
+    def _sharded_id(self) -> str | None:
+        """An interface directory in a shard directory of an unmarked root, as
+        ``<shard>/<id>``, if there is one (a sharded storage whose marker was lost)."""
+        try:
+            with os.scandir(self.root) as entries:
+                names = [e.name for e in entries if len(e.name) in SHARD_WIDTHS and e.is_dir()]
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        for name in names:
+            if name in _valid_shards(len(name)):
+                try:
+                    inner = os.listdir(os.path.join(self.root, name))
+                except OSError:
+                    continue
+                found = next((id for id in inner if id.startswith(name) and is_id(id)), None)
+                if found is not None:
+                    return f"{name}/{found}"
+        return None
+
     def _mark(self) -> None:
         """Settle the layout before an interface directory is created: write the marker with
         this process's layout, exclusively, or follow the one another process wrote first."""
         import json  # not at `import retain`, which loads this module
 
-        state = self._state
-        if state == _MARKED:
+        state, shard = self._state, self.shard  # `shard` follows a marker written meanwhile
+        if self._state == _MARKED:
             return
-        shard = self._shard
-        if shard:
-            plain = self._plain_id()  # written meanwhile without a marker (an older retain)
-            if plain is not None:
-                if self._requested:
-                    raise StorageError(
-                        f"{self.root} already holds interfaces in the plain layout (e.g. {plain}); "
-                        "open it without shard=, or move them into a new storage created with "
-                        f"shard={shard}"
-                    )
-                shard = 0
+        # What is on disk decides, not this process: directories created meanwhile without a
+        # marker (by an older retain, or by hand).
+        plain = self._plain_id() if shard else None
+        sharded = self._sharded_id() if state == _NEW else None
+        found = 0 if plain is not None else None if sharded is None else sharded.index("/")
+        if found is not None and found != shard:
+            if self._requested is not None:
+                example = plain or sharded
+                raise StorageError(
+                    f"{self.root} already holds interfaces in the "
+                    f"{'plain layout' if found == 0 else f'sharded layout (shard={found})'} "
+                    f"(e.g. {example}); open it without shard=, or move them into a new storage "
+                    f"created with shard={shard}"
+                )
+            shard = found
         data = (json.dumps({"format": MARKER_FORMAT, "shard": shard}) + "\n").encode()
         try:
             makedirs(os.path.join(self.root, STORAGE_META_DIR))
@@ -194,11 +217,6 @@ class LocalStorage(Storage):
             raise StorageError(f"{marker_path(self.root)} vanished as it was created; try again")
         self._adopt(marker, raced=True)
 
-    def _directory(self, id: str) -> str:
-        """`local_directory` for reading: it does not settle the layout of a new storage (a
-        read of an empty storage creates nothing)."""
-        return interface_directory(self.root, id, self.shard)
-
     @property
     def url(self) -> str:
         return self.root
@@ -207,12 +225,15 @@ class LocalStorage(Storage):
         return f"LocalStorage({self.root!r}, shard={self.shard})" if self.shard else f"LocalStorage({self.root!r})"
 
     def local_directory(self, id: str) -> str:
+        return interface_directory(self.root, id, self.shard)
+
+    def prepare_directory(self, id: str) -> str:
         if self._state != _MARKED:
             self._mark()
         return interface_directory(self.root, id, self._shard)
 
     def record_path(self, id: str) -> str:
-        return os.path.join(self._directory(id), RECORD_FILE)
+        return os.path.join(self.local_directory(id), RECORD_FILE)
 
     def read_record(self, id: str) -> bytes | None:
         try:
@@ -236,7 +257,7 @@ class LocalStorage(Storage):
         return {id for id in ids if lexists(f"{root}/{id}/{name}")}  # as `interface_directory`
 
     def publish_record(self, id: str, data: bytes, *, durable: bool = False) -> bool:
-        directory = self.local_directory(id)
+        directory = self.prepare_directory(id)
         if not makedirs(directory):
             # Files saved before the commit may have left temporaries of killed writers (the
             # rebuild of the index reclaims those of directories never committed).
@@ -357,11 +378,4 @@ class LocalStorage(Storage):
             os.close(fd)
 
     def read_file(self, id: str, name: str) -> bytes | None:
-        return read_local_file(os.path.join(self._directory(id), name))
-
-    def _local_path(self, id: str, name: str) -> str:
-        # Reads, and writes in a directory that exists (so the layout is settled): no marker.
-        return os.path.join(self._directory(id), *name.split("/"))
-
-    def has_directory(self, id: str) -> bool:
-        return os.path.isdir(self._directory(id))
+        return read_local_file(os.path.join(self.local_directory(id), name))
