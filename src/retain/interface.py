@@ -61,7 +61,7 @@ class Interface(Element):
     """An Element that can be committed, reloaded, found again by `get`, and carries files.
 
     Its identity is its content: equal configurations of one class are one interface,
-    wherever and whenever they are made. It lives in ``<storage>/<id>/``.
+    wherever and whenever they are made. It lives in its `local_directory()`, ``<storage>/<id[:2]>/<id>/``.
 
     Example:
         >>> class MnistData(Interface):

@@ -19,8 +19,9 @@ huge (see "Storage marker" below)::
 A plain storage (``shard=0``, and every storage written before sharding was the default) has
 them at the top: ``<root>/29f034.../interface.json``.
 
-An object store (`FsspecStorage`) has the same layout under its URL (``s3://bucket/prefix/<id>/``);
-its files are used through a local cache directory with the same layout, marked as a cache.
+An object store (`FsspecStorage`) has the plain layout under its URL
+(``s3://bucket/prefix/<id>/``); its files are used through a local cache directory with the
+same layout, marked as a cache.
 
 The index (see "Index files" below) adds::
 
