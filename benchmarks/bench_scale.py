@@ -3,9 +3,11 @@ baseline measured in the same run.
 
 Usage (from the repository root):
 
-    .venv/bin/python benchmarks/bench_scale.py                   # 1,000,000 results, flat layout;
-                                                                 # updates its RESULTS.md section
-    .venv/bin/python benchmarks/bench_scale.py --layout sharded  # LocalStorage(root, shard=2)
+    .venv/bin/python benchmarks/bench_scale.py                   # 1,000,000 results, sharded (the
+                                                                 # default layout of a new storage,
+                                                                 # shard=2); updates its RESULTS.md
+                                                                 # section
+    .venv/bin/python benchmarks/bench_scale.py --layout flat     # LocalStorage(root, shard=0)
     .venv/bin/python benchmarks/bench_scale.py --quick           # 2,000 results, seconds; RESULTS.md
                                                                  # untouched unless --write-results
 
@@ -182,7 +184,7 @@ def population(n: int, layout: str, workers: int, regenerate: bool = False) -> t
     log(f"generating {n:,} results ({layout}) in {root} with {workers} workers")
     t0 = time.perf_counter()
     shard = SHARD[layout]
-    store = LocalStorage(root, shard=shard or None)
+    store = LocalStorage(root, shard=shard)
     with storage(store), retain.index.updates("off"):
         first = BenchRun(config_of(0))  # a real commit: marker, baselines, the first record
         first.commit()
@@ -522,7 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2,000 results and few repetitions (seconds)")
     parser.add_argument("--n", type=int, default=None, help="results in the large population (1,000,000)")
     parser.add_argument("--small", type=int, default=None, help="results in the baseline population (10,000)")
-    parser.add_argument("--layout", choices=sorted(SHARD), default="flat", help="plain <root>/<id>/ or shard=2")
+    parser.add_argument("--layout", choices=sorted(SHARD), default="sharded",
+                        help="sharded <root>/<id[:2]>/<id>/ (a new storage's default), or flat (plain) <root>/<id>/")
     parser.add_argument("--workers", type=int, default=2, help="processes that generate the population")
     parser.add_argument("--regenerate", action="store_true", help="generate the populations again")
     parser.add_argument("--populate-only", action="store_true", help="generate the populations, measure nothing")

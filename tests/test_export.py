@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import pytest
 
 import retain
-from conftest import WORKERS_DIR, write_module
+from conftest import WORKERS_DIR, id_directories, write_module
 from retain import (
     ArchiveError,
     CollisionError,
@@ -461,9 +461,10 @@ def test_random_kills_during_an_import(tmp_path: Path, store: Storage) -> None:
         time.sleep(whole * left / RESULTS * (0.1 + rng.random() * 0.4))
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-        committed = {p.name for p in target.iterdir() if (p / RECORD_FILE).exists()} if target.exists() else set()
+        directories = id_directories(target)
+        committed = {id for id, directory in directories.items() if (directory / RECORD_FILE).exists()}
         for id in committed:
-            found = {k: v for k, v in files_of(target / id).items() if TEMP_PREFIX not in k}
+            found = {k: v for k, v in files_of(directories[id]).items() if TEMP_PREFIX not in k}
             assert found == expected[id], id
         partial += 0 < len(committed) < RESULTS
         left = RESULTS - len(committed)
