@@ -272,6 +272,70 @@ def test_output_only_to_the_log_without_echo(store: Storage, capfd: pytest.Captu
     assert "quiet" not in seen.out and "quiet" not in seen.err
 
 
+class Outer(Component):
+    """Launches a `Printer` inside its own run."""
+
+    Config = {"text": "nested"}
+
+    def __call__(self) -> None:
+        print("outer: before")
+        get(Printer, {"text": self.config.text}).launch()
+        print("outer: after")
+
+
+class Background(Component):
+    """Leaves a child process that prints after the run has ended."""
+
+    Config = {"text": "late"}
+    children: list[Any] = []
+
+    def __call__(self) -> None:
+        import subprocess
+
+        self.children.append(subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(0.3); print({self.config.text!r})"]))
+
+
+def test_runs_one_after_another_share_one_copier_and_keep_their_own_output(
+    store: Storage, capfd: pytest.CaptureFixture[str]
+) -> None:
+    printers = [get(Printer, {"text": f"run{i}"}).launch() for i in range(3)]
+    copiers = [thread for thread in threading.enumerate() if thread.name == "retain-output"]
+    assert len(copiers) == 1  # not one thread per run
+    for i, printer in enumerate(printers):
+        log = printer.execution.output()
+        assert f"out: run{i}" in log and f"err: run{i}" in log and "fd1: raw" in log
+        assert log.count("child: from a subprocess") == 1
+        assert all(f"run{j}" not in log for j in range(3) if j != i)
+        assert log.endswith("finished after " + log.rsplit("finished after ", 1)[1])  # the trailer is last
+    seen = capfd.readouterr()
+    assert all(f"out: run{i}" in seen.out for i in range(3))
+
+
+def test_a_nested_run_prints_to_its_log_and_the_outer_one(store: Storage, capfd: pytest.CaptureFixture[str]) -> None:
+    outer = get(Outer).launch()
+    inner = get(Printer, {"text": "nested"})
+    assert inner.cached()
+    inner_log, outer_log = inner.execution.output(), outer.execution.output()
+    assert "out: nested" in inner_log and "outer: " not in inner_log
+    for line in ("outer: before", "out: nested", "err: nested", "fd1: raw", "child: from a subprocess", "outer: after"):
+        assert line in outer_log
+    assert outer_log.index("outer: before") < outer_log.index("out: nested") < outer_log.index("outer: after")
+    seen = capfd.readouterr()
+    assert "out: nested" in seen.out and seen.out.count("out: nested") == 1
+
+
+def test_a_background_child_keeps_printing_to_its_run_log(store: Storage, capfd: pytest.CaptureFixture[str]) -> None:
+    Background.children.clear()
+    component = get(Background).launch()
+    assert component.cached()  # the run did not wait for its child
+    Background.children[0].wait(30)
+    deadline = time.monotonic() + 10
+    while "late" not in component.execution.output() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "late" in component.execution.output()
+    assert "late" in capfd.readouterr().out
+
+
 # -- seed and nickname ----------------------------------------------------------------------------
 
 
