@@ -515,6 +515,24 @@ def test_a_failed_heartbeat_is_logged_and_the_run_goes_on(store: Storage, caplog
     assert failures and all("heartbeat of run 1" in r.getMessage() and r.exc_info for r in failures)
 
 
+class Sleeper(Component):
+    Config = {"seconds": 0.0, "name": ""}
+
+    def __call__(self) -> None:
+        time.sleep(self.config.seconds)
+
+
+def test_runs_after_the_heartbeat_thread_went_idle_are_beaten_on_time(store: Storage) -> None:
+    # The heartbeat thread is not woken when a claim is due after it wakes up anyway: a run
+    # that starts while it idles (after a run with a longer heartbeat, too) still gets beats.
+    with retain.settings(heartbeat=1, lease=3):
+        get(Sleeper, {"name": "slow beats"}).launch()
+    for name in ("after a slower one", "after a fast one"):
+        component = get(Sleeper, {"seconds": 0.4, "name": name}).launch()
+        beat = RunFiles(component.storage, component.id).heartbeat(1)
+        assert beat is not None and beat["beats"] >= 3
+
+
 def test_heartbeat_and_lease_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="twice the heartbeat"):
         with retain.settings(heartbeat=1, lease=1.5):
