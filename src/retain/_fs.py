@@ -135,9 +135,23 @@ def fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
+def _write_new(path: str, data: bytes, durable: bool) -> None:
+    """Create `path` with `data`: through the descriptor, without a buffered file object (half
+    the CPU of ``open(path, "xb")`` for the small files of a commit or a run)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write(
     path: str,
-    write: Callable[[BinaryIO], object],
+    write: Callable[[BinaryIO], object] | bytes,
     *,
     durable: bool = False,
     exclusive: bool = False,
@@ -146,7 +160,8 @@ def atomic_write(
 
     Args:
         path: the final path; its directory must exist.
-        write: called with a binary file open on a temporary name beside `path`.
+        write: called with a binary file open on a temporary name beside `path`; or the
+            bytes to write.
         durable: fsync the file and its directory (survives power loss, not only a kill).
         exclusive: publish only if `path` does not exist yet (first writer wins).
 
@@ -158,11 +173,14 @@ def atomic_write(
     """
     tmp = temp_path_for(path)
     try:
-        with open(tmp, "xb") as handle:
-            write(handle)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
+        if isinstance(write, bytes):
+            _write_new(tmp, write, durable)
+        else:
+            with open(tmp, "xb") as handle:
+                write(handle)
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
         if exclusive:
             published = _publish_exclusive(tmp, path)
         else:

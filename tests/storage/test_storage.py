@@ -223,3 +223,20 @@ def test_rebuild_reclaims_leftovers_of_uncommitted_directories(store: Storage) -
     assert retain.index.rebuild() == 1
     assert [p for p in leftovers if p.exists()] == [] and fresh.exists()
     assert [found.id for found in get.all(Item)] == [committed.id]
+
+
+def test_atomic_write_of_bytes_publishes_whole_files_only(tmp_path: Path) -> None:
+    from retain._fs import TEMP_PREFIX, atomic_write
+
+    path = str(tmp_path / "f.json")
+    assert atomic_write(path, b"first", exclusive=True)
+    assert not atomic_write(path, b"second", exclusive=True)  # the first writer won
+    assert Path(path).read_bytes() == b"first"
+    assert atomic_write(path, b"third", durable=True)
+    assert Path(path).read_bytes() == b"third"
+    big = bytes(range(256)) * 40_000  # several writes' worth
+    atomic_write(path, big)
+    assert Path(path).read_bytes() == big
+    with pytest.raises(StorageError, match="could not write"):
+        atomic_write(str(tmp_path / "missing" / "f.json"), b"x")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(TEMP_PREFIX)]
