@@ -291,8 +291,10 @@ class Capture:
         if self.echo:
             copier = _the_copier()
             # Nested in a capture with echo, descriptors 1 and 2 are the pipes already: the
-            # output goes to this log, then on to the outer capture's target.
-            nested = bool(copier.targets)
+            # output goes to this log, then on to the outer capture's target. (A child forked
+            # during a run inherits the run's capture, not its copier: not nested there.)
+            outer = _active[-1][1]._target if _active else None
+            nested = outer is not None and outer in copier.targets
             out = None if nested else (os.dup(self._saved[0]), os.dup(self._saved[1]))
             self._target = _Target(self._log, out)
             self._log.users += 1  # the copier's, until it lets go of the target
