@@ -533,6 +533,32 @@ def test_runs_after_the_heartbeat_thread_went_idle_are_beaten_on_time(store: Sto
         assert beat is not None and beat["beats"] >= 3
 
 
+def test_a_run_in_a_child_forked_after_a_run_here_is_beaten(store: Storage) -> None:
+    get(Sleeper, {"name": "here first"}).launch()  # this process's heartbeat thread runs
+    child = get(Sleeper, {"seconds": 0.4, "name": "in a forked child"})
+    pid = os.fork()
+    if pid == 0:  # the thread is not copied by the fork: the child must start its own
+        try:
+            child.launch()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    beat = RunFiles(child.storage, child.id).heartbeat(1)
+    assert child.cached() and beat is not None and beat["beats"] >= 3
+
+
+def test_runs_in_fresh_processes_of_the_pool_are_beaten(store: Storage) -> None:
+    components = [get(Sleeper, {"seconds": 0.4, "name": f"pool {i}"}) for i in range(2)]
+    with PoolExecution({"processes": 2}):
+        for component in components:
+            component.launch()
+    for component in components:
+        runs = component.execution.runs()
+        beat = RunFiles(component.storage, component.id).heartbeat(1)
+        assert component.cached() and runs[0]["pid"] != os.getpid()
+        assert beat is not None and beat["beats"] >= 3
+
+
 def test_heartbeat_and_lease_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="twice the heartbeat"):
         with retain.settings(heartbeat=1, lease=1.5):
