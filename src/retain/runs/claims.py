@@ -16,13 +16,13 @@ waits also declares a claim dead when it sees its heartbeat unchanged for a whol
 from __future__ import annotations
 
 import os
-import _thread
 import threading
 import time
 
 from .._errors import AlreadyRunningError
 from .._host import host_facts, process_gone
 from .._log import logger
+from .._threads import Daemon
 from .._timestamps import now_iso, parse_iso
 from ..storage.layout import RUN_FORMAT, claim_file, end_file, heartbeat_file
 from .files import RunFiles
@@ -102,7 +102,7 @@ class _Heartbeats:
 
     def __init__(self) -> None:
         self.claims: dict[int, Claim] = {}
-        self.running = False  # whether the thread is started (in this process)
+        self.thread: Daemon | None = None
         self.wake = threading.Condition()
         #: When the thread wakes up next (monotonic); an idle thread wakes up one interval
         #: after it went idle, so a claim added meanwhile is never due before that.
@@ -113,12 +113,8 @@ class _Heartbeats:
         with self.wake:
             self.claims[id(claim)] = claim
             self.idle_interval = claim.interval
-            if not self.running:
-                # Not `threading.Thread`: its start() waits until the new thread has run, which
-                # on a busy machine took milliseconds (a median of 3.6 ms under load 5), paid
-                # by every run of the process pool (each in a fresh process).
-                self.running = True
-                _thread.start_new_thread(self._loop, ())
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = Daemon(self._loop)  # (not threading.Thread: see Daemon)
             elif claim.next_due < self.deadline:
                 # Waking the thread at every launch costs the launch a thread switch: only
                 # when the claim is due before the thread wakes up anyway.
@@ -135,13 +131,6 @@ class _Heartbeats:
         return None
 
     def _loop(self) -> None:
-        try:
-            self._beat_forever()
-        finally:
-            with self.wake:
-                self.running = False  # (it never returns normally) the next claim starts one
-
-    def _beat_forever(self) -> None:
         wake = self.wake
         while True:
             with wake:
@@ -173,7 +162,7 @@ class _Heartbeats:
     def reset(self) -> None:
         # In a forked child the thread is gone and the claims belong to the parent.
         self.claims = {}
-        self.running = False
+        self.thread = None
         self.wake = threading.Condition()
         self.deadline = float("inf")
         self.idle_interval = None
