@@ -227,17 +227,19 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
         "- launch_overhead: `launch()` of a fresh component whose `__call__` does nothing (commit, "
         "claim, capture, seed, run, end, finished marker; in process, the default) vs `commit()` of a "
         "fresh interface with the same configuration, alternating rounds. A run creates two files "
-        "(its claim and its end; `output.log` too once it prints), so on a disk where creating a "
-        "file is slow (`new_file_median_us`) the overhead is about twice that plus ~0.5 ms.",
+        "(its claim and its end; `output.log` too once it prints) and links a third (the finished "
+        "marker), so on a disk where creating a file is slow (`new_file_median_us`) the overhead "
+        "is about three times that plus ~0.2 ms.",
         "- pool_200x50ms: `PoolExecution(processes=4).dispatch` of 200 committed components that "
         "each sleep 50 ms, each in a fresh process (forked by a long-lived worker), vs the ideal "
         "200 x 50 ms / 4; median of the repetitions.",
         "- pool_per_component: the same pool with one process and components that do nothing, "
         "median of the repetitions, vs a bare fork + _exit + waitpid of the launcher (measured "
         "before and after each repetition).",
-        "- The pool figure needs an otherwise idle machine: on the 2-core VM of these runs, with "
-        "another process busy on one core, it measured 1.4-1.6x (each component costs ~10 ms of "
-        "CPU: a fork, copy-on-write faults, its records).",
+        "- The pool figures need an otherwise idle machine: on the 2-core VM of these runs each "
+        "component costs 5-10 ms of CPU in its fresh process (a fork, ~900 copy-on-write faults, "
+        "its records), so other busy processes stretch them (see docs/design.md, 'Speed of "
+        "launch, pool and commit').",
     ]
     FIGURES.write_section(RESULTS, SECTION, intro, notes, log)
 
