@@ -298,9 +298,12 @@ class Background(Component):
 def test_runs_one_after_another_share_one_copier_and_keep_their_own_output(
     store: Storage, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    printers = [get(Printer, {"text": f"run{i}"}).launch() for i in range(3)]
-    copiers = [thread for thread in threading.enumerate() if thread.name == "retain-output"]
-    assert len(copiers) == 1  # not one thread per run
+    from retain.runs import capture
+
+    printers = [get(Printer, {"text": "run0"}).launch()]
+    [copier] = capture._copier
+    printers += [get(Printer, {"text": f"run{i}"}).launch() for i in (1, 2)]
+    assert capture._copier == [copier] and copier.thread.is_alive()  # not one thread per run
     for i, printer in enumerate(printers):
         log = printer.execution.output()
         assert f"out: run{i}" in log and f"err: run{i}" in log and "fd1: raw" in log

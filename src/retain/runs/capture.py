@@ -151,8 +151,9 @@ class _Copier:
         #: The last outermost target once its capture ended: what a background child of that
         #: run prints later goes there, until the next capture.
         self.after: _Target | None = None
-        thread = threading.Thread(target=self._loop, name="retain-output", daemon=True)
-        thread.start()
+        from .._threads import Daemon
+
+        self.thread = Daemon(self._loop)  # (not threading.Thread: see Daemon)
 
     def _loop(self) -> None:
         import select
