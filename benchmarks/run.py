@@ -287,6 +287,62 @@ def bench_commit(work: str, reps: int, rounds: int, durable: bool, key_base: int
     )
 
 
+# -- 4. commits per second: a loop of commits in one process vs the raw operations --------------
+
+
+def bench_commit_rate(work: str, per_round: int, rounds: int) -> None:
+    """Throughput of a loop of `.commit()` in one process (the index updated, as by default:
+    its writer thread shares the process) vs a loop of the bare operations, alternating rounds.
+
+    Each round's wall time covers the loop and then `retain.index.flush()`, so index work
+    queued during the loop is counted; the rate is commits over the summed wall times.
+    """
+    root = os.path.join(work, "rate-retain")
+    bare = os.path.join(work, "rate-bare")
+    os.makedirs(root)
+    os.makedirs(bare)
+    with storage(root):
+        probe = BenchItem({"i": 30_000_000 - 1}).commit()
+    with open(os.path.join(probe.local_directory(), "interface.json"), "rb") as handle:
+        record = handle.read()
+    walls: dict[str, float] = {"retain": 0.0, "bare": 0.0}
+    key = 30_000_000
+    with storage(root):
+        for round_ in range(rounds + 1):  # round 0 warms up and is not kept
+            gc.collect()
+            items = [BenchItem({"i": key + j}) for j in range(per_round)]
+            key += per_round
+            names = [os.path.join(bare, uuid.uuid4().hex) for _ in range(per_round)]
+            for arm in (("retain", "bare") if round_ % 2 else ("bare", "retain")):
+                t0 = time.perf_counter()
+                if arm == "retain":
+                    for item in items:
+                        item.commit()
+                    retain.index.flush()
+                else:
+                    for name in names:
+                        os.mkdir(name)
+                        final = os.path.join(name, "interface.json")
+                        with open(final + ".tmp", "xb") as handle:
+                            handle.write(record)
+                        os.rename(final + ".tmp", final)
+                if round_:
+                    walls[arm] += time.perf_counter() - t0
+    count = per_round * rounds
+    rate, raw = count / walls["retain"], count / walls["bare"]
+    assert get(BenchItem, {"i": key - 1}, storage=root).is_committed()
+    FIGURES.add(
+        "commit_rate",
+        {"commits_per_s": r(rate, 0), "commits": count, "rounds": rounds},
+        {"ops": "a loop of mkdir + write tmp + rename", "ops_per_s": r(raw, 0)},
+        raw / rate,
+        ">= 6,000 commits/s",
+        rate >= 6000,
+        f"{rate:,.0f} commits/s",
+        f"{raw:,.0f} /s (mkdir + write tmp + rename)",
+    )
+
+
 # -- 5. save_file / load_file of a 100 MB .npy vs np.save / np.load ----------------------------
 
 
@@ -522,6 +578,9 @@ def write_results(mode: str, params: dict[str, Any], seconds: float, info: dict[
         "- commit / commit_durable: `.commit()` of a fresh one-key interface (config resolved inside "
         "the timing) vs the bare operations on a record of the same size; durable = "
         "`settings(durable=True)` vs the same operations with fsync of the file and its directory.",
+        "- commit_rate: a loop of `.commit()` in one process, index updated (its writer thread in the "
+        "same process; the wall time includes the final `retain.index.flush()`), vs a loop of the bare "
+        "operations, alternating rounds; ratio = bare rate / retain rate.",
         "- from_directory: `Interface.from_directory(path)` of random committed interfaces.",
         "- npy_save/npy_load: `save_file`/`load_file` of a 100 MB float64 array vs `np.save`/`np.load` "
         "in a sibling directory; old file removed and `os.sync()` before each timed save, loads from "
@@ -581,6 +640,8 @@ def main(argv: list[str] | None = None) -> int:
             log("commit done")
             bench_commit(work, p["durable_reps"], rounds=10, durable=True, key_base=20_000_000)
             log("durable commit done")
+            bench_commit_rate(work, p["commit_reps"] // 2, rounds=10)
+            log("commit rate done")
         if wanted("npy"):
             bench_npy(work, p["npy_reps"])
             log("npy done")

@@ -272,6 +272,73 @@ def test_output_only_to_the_log_without_echo(store: Storage, capfd: pytest.Captu
     assert "quiet" not in seen.out and "quiet" not in seen.err
 
 
+class Outer(Component):
+    """Launches a `Printer` inside its own run."""
+
+    Config = {"text": "nested"}
+
+    def __call__(self) -> None:
+        print("outer: before")
+        get(Printer, {"text": self.config.text}).launch()
+        print("outer: after")
+
+
+class Background(Component):
+    """Leaves a child process that prints after the run has ended."""
+
+    Config = {"text": "late"}
+    children: list[Any] = []
+
+    def __call__(self) -> None:
+        import subprocess
+
+        self.children.append(subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(0.3); print({self.config.text!r})"]))
+
+
+def test_runs_one_after_another_share_one_copier_and_keep_their_own_output(
+    store: Storage, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from retain.runs import capture
+
+    printers = [get(Printer, {"text": "run0"}).launch()]
+    [copier] = capture._copier
+    printers += [get(Printer, {"text": f"run{i}"}).launch() for i in (1, 2)]
+    assert capture._copier == [copier] and copier.thread.is_alive()  # not one thread per run
+    for i, printer in enumerate(printers):
+        log = printer.execution.output()
+        assert f"out: run{i}" in log and f"err: run{i}" in log and "fd1: raw" in log
+        assert log.count("child: from a subprocess") == 1
+        assert all(f"run{j}" not in log for j in range(3) if j != i)
+        assert log.endswith("finished after " + log.rsplit("finished after ", 1)[1])  # the trailer is last
+    seen = capfd.readouterr()
+    assert all(f"out: run{i}" in seen.out for i in range(3))
+
+
+def test_a_nested_run_prints_to_its_log_and_the_outer_one(store: Storage, capfd: pytest.CaptureFixture[str]) -> None:
+    outer = get(Outer).launch()
+    inner = get(Printer, {"text": "nested"})
+    assert inner.cached()
+    inner_log, outer_log = inner.execution.output(), outer.execution.output()
+    assert "out: nested" in inner_log and "outer: " not in inner_log
+    for line in ("outer: before", "out: nested", "err: nested", "fd1: raw", "child: from a subprocess", "outer: after"):
+        assert line in outer_log
+    assert outer_log.index("outer: before") < outer_log.index("out: nested") < outer_log.index("outer: after")
+    seen = capfd.readouterr()
+    assert "out: nested" in seen.out and seen.out.count("out: nested") == 1
+
+
+def test_a_background_child_keeps_printing_to_its_run_log(store: Storage, capfd: pytest.CaptureFixture[str]) -> None:
+    Background.children.clear()
+    component = get(Background).launch()
+    assert component.cached()  # the run did not wait for its child
+    Background.children[0].wait(30)
+    deadline = time.monotonic() + 10
+    while "late" not in component.execution.output() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "late" in component.execution.output()
+    assert "late" in capfd.readouterr().out
+
+
 # -- seed and nickname ----------------------------------------------------------------------------
 
 
@@ -449,6 +516,50 @@ def test_a_failed_heartbeat_is_logged_and_the_run_goes_on(store: Storage, caplog
     assert component.execution.is_finished()
     failures = [r for r in caplog.records if r.name == "retain.runs"]
     assert failures and all("heartbeat of run 1" in r.getMessage() and r.exc_info for r in failures)
+
+
+class Sleeper(Component):
+    Config = {"seconds": 0.0, "name": ""}
+
+    def __call__(self) -> None:
+        time.sleep(self.config.seconds)
+
+
+def test_runs_after_the_heartbeat_thread_went_idle_are_beaten_on_time(store: Storage) -> None:
+    # The heartbeat thread is not woken when a claim is due after it wakes up anyway: a run
+    # that starts while it idles (after a run with a longer heartbeat, too) still gets beats.
+    with retain.settings(heartbeat=1, lease=3):
+        get(Sleeper, {"name": "slow beats"}).launch()
+    for name in ("after a slower one", "after a fast one"):
+        component = get(Sleeper, {"seconds": 0.4, "name": name}).launch()
+        beat = RunFiles(component.storage, component.id).heartbeat(1)
+        assert beat is not None and beat["beats"] >= 3
+
+
+def test_a_run_in_a_child_forked_after_a_run_here_is_beaten(store: Storage) -> None:
+    get(Sleeper, {"name": "here first"}).launch()  # this process's heartbeat thread runs
+    child = get(Sleeper, {"seconds": 0.4, "name": "in a forked child"})
+    pid = os.fork()
+    if pid == 0:  # the thread is not copied by the fork: the child must start its own
+        try:
+            child.launch()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    beat = RunFiles(child.storage, child.id).heartbeat(1)
+    assert child.cached() and beat is not None and beat["beats"] >= 3
+
+
+def test_runs_in_fresh_processes_of_the_pool_are_beaten(store: Storage) -> None:
+    components = [get(Sleeper, {"seconds": 0.4, "name": f"pool {i}"}) for i in range(2)]
+    with PoolExecution({"processes": 2}):
+        for component in components:
+            component.launch()
+    for component in components:
+        runs = component.execution.runs()
+        beat = RunFiles(component.storage, component.id).heartbeat(1)
+        assert component.cached() and runs[0]["pid"] != os.getpid()
+        assert beat is not None and beat["beats"] >= 3
 
 
 def test_heartbeat_and_lease_settings_are_checked() -> None:

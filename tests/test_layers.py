@@ -18,7 +18,7 @@ PACKAGE = Path(retain.__file__).parent
 #: Lowest first. A module may import modules of its own layer or below, never above.
 LAYERS: list[tuple[str, list[str]]] = [
     ("foundation", ["retain._errors", "retain._log", "retain._sentinel", "retain._version", "retain._words", "retain._fs",
-                    "retain._timestamps", "retain._host", "retain._provenance", "retain.modules",
+                    "retain._threads", "retain._timestamps", "retain._host", "retain._provenance", "retain.modules",
                     "retain.codecs", "retain.identity"]),
     ("model", ["retain.config", "retain.versions", "retain.element", "retain.query"]),
     ("storage", ["retain.storage"]),

@@ -25,7 +25,7 @@ from retain._timestamps import now_iso
 from retain.execution._progress import Progress
 from retain.storage.layout import OUTPUT_LOG, claim_file
 
-from component_worker import Work
+from component_worker import EnvProbe, Work
 from conftest import ROOT, WORKERS_DIR
 
 
@@ -234,6 +234,30 @@ def test_a_prepared_worker_leaves_nothing_to_import_to_its_fresh_processes(store
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().splitlines()[-1] == "[]"
     assert work.cached()
+
+
+def test_a_fresh_child_runs_in_the_environment_of_its_own_payload(store: Storage, tmp_path: Path) -> None:
+    """A child forked ahead of time skips preparing what its worker prepared before the fork,
+    and only that: a payload with another environment or directory is prepared in the child."""
+    from retain.execution._forker import Helper
+    from retain.execution.base import Job
+    from retain.runs.dispatch import RunOptions
+
+    probes = [get(EnvProbe, {"name": "RETAIN_PROBE", "i": i}).commit() for i in range(4)]
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    wanted = [("one", WORKERS_DIR), ("one", WORKERS_DIR), ("two", WORKERS_DIR), ("two", str(other))]
+    helper = Helper(["component_worker"], fresh_process=True)
+    try:
+        for probe, (value, cwd) in zip(probes, wanted):
+            payload = Job(probe, RunOptions()).payload()
+            payload["environ"] = {**payload["environ"], "RETAIN_PROBE": value}
+            payload["cwd"] = cwd
+            assert helper.run(payload)["status"] == "finished"
+    finally:
+        helper.close()
+    seen = [probe.load_file("env.json") for probe in probes]
+    assert [(s["value"], os.path.realpath(s["cwd"])) for s in seen] == [(v, os.path.realpath(c)) for v, c in wanted]
 
 
 def test_pool_failures_and_crashes_do_not_stop_the_others(store: Storage, tmp_path: Path) -> None:

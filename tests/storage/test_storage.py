@@ -434,3 +434,42 @@ def test_rebuild_reclaims_leftovers_of_uncommitted_directories(store: Storage) -
     assert retain.index.rebuild() == 1
     assert [p for p in leftovers if p.exists()] == [] and fresh.exists()
     assert [found.id for found in get.all(Item)] == [committed.id]
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["unnamed-file", "temporary-name"])
+def test_atomic_write_of_bytes_publishes_whole_files_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
+) -> None:
+    from retain import _fs
+    from retain._fs import TEMP_PREFIX, atomic_write
+
+    named: list[str] = []
+    original = _fs.temp_path_for
+    monkeypatch.setattr(_fs, "temp_path_for", lambda path: named.append(path) or original(path))
+    if not unnamed:  # as on a file system without O_TMPFILE (or another platform)
+        monkeypatch.setattr(_fs, "_TMPFILE", [])
+    path = str(tmp_path / "f.json")
+    assert atomic_write(path, b"first", exclusive=True)
+    assert not atomic_write(path, b"second", exclusive=True)  # the first writer won
+    assert Path(path).read_bytes() == b"first"
+    # Exclusive creates name no temporary file where the file system makes unnamed ones.
+    assert len(named) == (0 if unnamed else 2)
+    assert atomic_write(path, b"third", durable=True)
+    assert Path(path).read_bytes() == b"third"
+    big = bytes(range(256)) * 40_000  # several writes' worth
+    atomic_write(path, big)
+    assert Path(path).read_bytes() == big
+    with pytest.raises(StorageError, match="could not write"):
+        atomic_write(str(tmp_path / "missing" / "f.json"), b"x")
+    with pytest.raises(StorageError, match="could not write"):
+        atomic_write(str(tmp_path / "missing" / "g.json"), b"x", exclusive=True)
+    assert atomic_write(str(tmp_path / "g.json"), b"durable", exclusive=True, durable=True)
+    assert (tmp_path / "g.json").read_bytes() == b"durable"
+    assert (tmp_path / "g.json").stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

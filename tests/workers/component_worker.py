@@ -156,3 +156,12 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+class EnvProbe(Component):
+    """Saves the value of environment variable `name` and the working directory its run saw."""
+
+    Config = {"name": "", "i": 0}
+
+    def __call__(self) -> None:
+        self.save_file("env.json", {"value": os.environ.get(self.config.name), "cwd": os.getcwd()})

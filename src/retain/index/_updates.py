@@ -220,9 +220,10 @@ class _Writer:
         import sqlite3  # noqa: F401  (here, not in the thread: a test may swap sys.path meanwhile)
         import threading
 
+        from .._threads import Daemon
+
         self._cond = threading.Condition(threading.Lock())
-        self._thread = threading.Thread(target=self._run, name="retain-index-writer", daemon=True)
-        self._thread.start()
+        self._thread = Daemon(self._run)
         if not _Writer._registered:
             _Writer._registered = True
             atexit.register(_flush_and_close)

@@ -1,11 +1,20 @@
 """Everything a run prints goes to its `output.log` as it happens, at the file-descriptor level.
 
 File descriptors 1 and 2 are redirected (`os.dup2`), so output of C extensions and of child
-processes of the run is captured too. With `echo`, a thread copies each pipe to the log and to
-the original stream, so the user still sees the output; the log is then created when the run
-first prints (a new file costs more than the rest of a run's bookkeeping on some file
-systems). When `sys.stdout` or `sys.stderr` is not backed by descriptor 1 or 2 (a notebook),
-it is wrapped to write to the log as well.
+processes of the run is captured too. With `echo`, the output goes through two pipes that a
+copier thread tees to the log and to the original stream, so the user still sees it; the log
+is then created when the run first prints (a new file costs more than the rest of a run's
+bookkeeping on some file systems). Without echo the descriptors point at the log itself. When
+`sys.stdout` or `sys.stderr` is not backed by descriptor 1 or 2 (a notebook), it is wrapped to
+write to the log as well.
+
+The pipes and the copier thread are made once per process, at the first capture with echo,
+and serve every later one: starting a thread and joining it again cost more than the rest of
+a short run's bookkeeping. A capture points descriptors 1 and 2 at the pipes, and at its end
+points them back and copies what the pipes still hold (it is counted, so a background child
+that keeps printing cannot hold the run up) before it lets go of its log. What a background
+child of a run prints after the run ended goes on to that run's log (and the terminal) until
+the next capture in the process starts.
 
 File descriptors belong to the process: one capture at a time per process. A nested capture in
 the same thread (a component launched inside another's run) stacks, and with echo its output
@@ -20,7 +29,6 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import threading
     from types import TracebackType
     from typing import Any, TextIO
 
@@ -46,7 +54,7 @@ def _fd_of(stream: Any) -> int | None:
 
 
 class _Log:
-    """The log file, opened (and its header written) at the first write; shared by the copying
+    """The log file, opened (and its header written) at the first write; shared by the copier
     thread, the stream wrappers and the run's own notes."""
 
     def __init__(self, path: str, header: str) -> None:
@@ -56,8 +64,7 @@ class _Log:
         self.header = header
         self.fd = -1
         self.lock = threading.Lock()
-        self.closing = False
-        self.users = 1  # the capture, plus the copying thread while it runs
+        self.users = 1  # the capture, plus the copier while this log is one of its targets
 
     def open(self) -> int:
         with self.lock:
@@ -103,46 +110,168 @@ class _TeeText:
         return getattr(self._stream, name)
 
 
-def _copy(sources: dict[int, int], log: _Log) -> None:
-    """Copy each pipe in `sources` (read fd -> original fd) to the log and the original; close
-    all of them (they are this thread's own copies) at the end of the pipes."""
-    import select
+class _Target:
+    """Where the copier sends what one capture's run prints: its log, then `out` (copies of
+    the descriptors 1 and 2 the capture found), or, for a capture nested in another one with
+    echo (whose pipes those descriptors were), on to the target below."""
 
-    open_fds = list(sources)
-    try:
-        while open_fds:
+    __slots__ = ("log", "out")
+
+    def __init__(self, log: _Log, out: tuple[int, int] | None) -> None:
+        self.log = log
+        self.out = out
+
+    def drop(self) -> None:
+        if self.out is not None:
+            for fd in self.out:
+                os.close(fd)
+        self.log.release()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class _Copier:
+    """The process's two pipes (for descriptors 1 and 2) and the daemon thread that copies
+    them to the targets of the active captures, innermost first."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()  # held while a chunk is read and delivered
+        self.pipes: list[tuple[int, int]] = []
+        for _ in range(2):
+            read_end, write_end = os.pipe()
+            os.set_blocking(read_end, False)  # the end of a run reads only what is there
+            self.pipes.append((read_end, write_end))
+        self.targets: list[_Target] = []
+        #: The last outermost target once its capture ended: what a background child of that
+        #: run prints later goes there, until the next capture.
+        self.after: _Target | None = None
+        from .._threads import Daemon
+
+        self.thread = Daemon(self._loop)  # (not threading.Thread: see Daemon)
+
+    def _loop(self) -> None:
+        import select
+
+        reads = [read_end for read_end, _ in self.pipes]
+        while True:
             try:
-                ready, _, _ = select.select(open_fds, [], [])
+                ready, _, _ = select.select(reads, [], [])
             except InterruptedError:
                 continue
-            for fd in ready:
+            except (OSError, ValueError):
+                return  # the pipes were closed (a forked child resets its own copier)
+            for index, read_end in enumerate(reads):
+                if read_end in ready:
+                    with self.lock:
+                        try:
+                            chunk = os.read(read_end, 65536)
+                        except BlockingIOError:
+                            continue  # the end of a capture took it meanwhile
+                        except OSError:
+                            return
+                        self._deliver(index, chunk)
+
+    def _deliver(self, index: int, chunk: bytes) -> None:
+        targets = self.targets or ([self.after] if self.after is not None else [])
+        for target in reversed(targets):
+            target.log.write(chunk)
+            if target.out is not None:
                 try:
-                    chunk = os.read(fd, 65536)
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    open_fds.remove(fd)
-                    os.close(fd)
-                    os.close(sources[fd])
-                    continue
-                log.write(chunk)
-                try:
-                    os.write(sources[fd], chunk)
+                    _write_all(target.out[index], chunk)
                 except OSError:
                     pass
-    finally:
-        log.release()
+                return
+
+    def drain(self) -> None:
+        """Deliver what the pipes hold now (call with `lock` held). Counted first, so a
+        background child that keeps printing cannot keep this going."""
+        import fcntl
+        import termios
+
+        waiting = bytearray(4)
+        for index, (read_end, _) in enumerate(self.pipes):
+            try:
+                fcntl.ioctl(read_end, termios.FIONREAD, waiting)
+            except OSError:
+                continue
+            left = int.from_bytes(waiting, sys.byteorder)
+            while left > 0:
+                try:
+                    chunk = os.read(read_end, min(left, 65536))
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                left -= len(chunk)
+                self._deliver(index, chunk)
+
+    def push(self, target: _Target) -> None:
+        with self.lock:
+            if target.out is not None and self.after is not None:
+                self.after.drop()
+                self.after = None
+            self.targets.append(target)
+
+    def pop(self, target: _Target) -> None:
+        """Deliver what `target`'s run printed, and stop sending output to it (but for an
+        outermost target, which receives what comes later until the next capture)."""
+        with self.lock:
+            self.drain()
+            if target not in self.targets:  # a child forked during the run ends the parent's capture
+                target.drop()
+                return
+            self.targets.remove(target)
+            if target.out is not None and not self.targets:
+                if self.after is not None:
+                    self.after.drop()
+                self.after = target
+            else:
+                target.drop()
+
+    def forget(self) -> None:
+        """In a forked child: the thread is the parent's; close this process's copies of the
+        pipes (a descriptor 1 or 2 pointing at them still reaches the parent's copier)."""
+        for read_end, write_end in self.pipes:
+            for fd in (read_end, write_end):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+
+_copier: list[_Copier] = []
+
+
+def _the_copier() -> _Copier:
+    if not _copier:
+        _copier.append(_Copier())
+    return _copier[0]
+
+
+def _after_fork() -> None:
+    if _copier:
+        _copier.pop().forget()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 class Capture:
     """A context manager that sends descriptors 1 and 2 to the log at `path`."""
 
     def __init__(self, path: str, header: str, echo: bool) -> None:
-        self.echo = echo and sys.platform != "win32"  # the copying thread selects on pipes
+        self.echo = echo and sys.platform != "win32"  # the copier thread selects on pipes
         self.active = False
         self._log = _Log(path, header)
         self._saved: list[int] = []
-        self._thread: threading.Thread | None = None
+        self._target: _Target | None = None
         self._wrapped: list[tuple[str, TextIO]] = []
         self._rebuffered: list[Any] = []
 
@@ -161,17 +290,18 @@ class Capture:
         _flush()
         self._saved = [os.dup(1), os.dup(2)]
         if self.echo:
-            sources: dict[int, int] = {}
-            for target, saved in ((1, self._saved[0]), (2, self._saved[1])):
-                read_end, write_end = os.pipe()
-                os.dup2(write_end, target)
-                os.close(write_end)
-                sources[read_end] = os.dup(saved)  # the thread's own: it may outlive the run
-            # The pipes may outlive the run (a background child keeping them open): the thread
-            # then keeps copying, and the last of it and the capture closes the log.
-            self._log.users += 1
-            self._thread = threading.Thread(target=_copy, args=(sources, self._log), name="retain-output", daemon=True)
-            self._thread.start()
+            copier = _the_copier()
+            # Nested in a capture with echo, descriptors 1 and 2 are the pipes already: the
+            # output goes to this log, then on to the outer capture's target. (A child forked
+            # during a run inherits the run's capture, not its copier: not nested there.)
+            outer = _active[-1][1]._target if _active else None
+            nested = outer is not None and outer in copier.targets
+            out = None if nested else (os.dup(self._saved[0]), os.dup(self._saved[1]))
+            self._target = _Target(self._log, out)
+            self._log.users += 1  # the copier's, until it lets go of the target
+            copier.push(self._target)
+            os.dup2(copier.pipes[0][1], 1)
+            os.dup2(copier.pipes[1][1], 2)
         else:
             log_fd = self._log.open()
             os.dup2(log_fd, 1)
@@ -210,10 +340,12 @@ class Capture:
         os.dup2(self._saved[1], 2)
         for fd in self._saved:
             os.close(fd)
-        if self._thread is not None:
-            # Normally the pipes end now; a child process still holding them (one left
-            # running in the background) keeps the copy going after the run returns.
-            self._thread.join(timeout=2.0)
+        if self._target is not None:
+            if _copier:
+                _copier[0].pop(self._target)
+            else:  # a child forked during the run, without a copier of its own
+                self._target.drop()
+            self._target = None
         _active.remove(next(entry for entry in _active if entry[1] is self))
         self.active = False
 

@@ -22,6 +22,7 @@ import time
 from .._errors import AlreadyRunningError
 from .._host import host_facts, process_gone
 from .._log import logger
+from .._threads import Daemon
 from .._timestamps import now_iso, parse_iso
 from ..storage.layout import RUN_FORMAT, claim_file, end_file, heartbeat_file
 from .files import RunFiles
@@ -67,7 +68,7 @@ class Claim:
             heartbeat_file(self.run), {"run": self.run, "time": now_iso(), "beats": self.beats}
         )
         self.files.sync_output()
-        if not self.superseded and self.files.claim(self.run + 1) is not None:
+        if not self.superseded and self.files.has(claim_file(self.run + 1)):
             # Our heartbeat lapsed (a suspended machine, a stalled file system) and another
             # launcher took over: say so where the user will look.
             self.superseded = True
@@ -83,7 +84,7 @@ class Claim:
                 pass
 
     def check_superseded(self) -> bool:
-        if not self.superseded and self.files.claim(self.run + 1) is not None:
+        if not self.superseded and self.files.has(claim_file(self.run + 1)):
             self.superseded = True
         return self.superseded
 
@@ -101,16 +102,23 @@ class _Heartbeats:
 
     def __init__(self) -> None:
         self.claims: dict[int, Claim] = {}
-        self.thread: threading.Thread | None = None
+        self.thread: Daemon | None = None
         self.wake = threading.Condition()
+        #: When the thread wakes up next (monotonic); an idle thread wakes up one interval
+        #: after it went idle, so a claim added meanwhile is never due before that.
+        self.deadline = float("inf")
+        self.idle_interval: float | None = None
 
     def add(self, claim: Claim) -> None:
         with self.wake:
             self.claims[id(claim)] = claim
+            self.idle_interval = claim.interval
             if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._loop, name="retain-heartbeat", daemon=True)
-                self.thread.start()
-            self.wake.notify()
+                self.thread = Daemon(self._loop)  # (not threading.Thread: see Daemon)
+            elif claim.next_due < self.deadline:
+                # Waking the thread at every launch costs the launch a thread switch: only
+                # when the claim is due before the thread wakes up anyway.
+                self.wake.notify()
 
     def remove(self, claim: Claim) -> None:
         with self.wake:
@@ -126,13 +134,19 @@ class _Heartbeats:
         wake = self.wake
         while True:
             with wake:
-                if not self.claims:
-                    wake.wait()
-                    continue
                 now = time.monotonic()
+                if not self.claims:
+                    if self.idle_interval is None:
+                        self.deadline = float("inf")
+                        wake.wait()
+                    else:
+                        self.deadline = now + self.idle_interval
+                        wake.wait(self.idle_interval)
+                    continue
                 due = [c for c in self.claims.values() if c.next_due <= now]
                 if not due:
-                    wake.wait(min(c.next_due for c in self.claims.values()) - now)
+                    self.deadline = min(c.next_due for c in self.claims.values())
+                    wake.wait(self.deadline - now)
                     continue
                 for claim in due:
                     claim.next_due = now + claim.interval
@@ -150,6 +164,8 @@ class _Heartbeats:
         self.claims = {}
         self.thread = None
         self.wake = threading.Condition()
+        self.deadline = float("inf")
+        self.idle_interval = None
 
 
 _heartbeats = _Heartbeats()

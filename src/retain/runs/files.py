@@ -140,6 +140,10 @@ class RunFiles:
             run += 1
         return run
 
+    def has(self, name: str) -> bool:
+        """Whether runtime file `name` exists (a claim or an end is complete once it does)."""
+        return self.storage.has_file(self.id, name)
+
     def read(self, name: str) -> dict[str, Any] | None:
         """A whole runtime file as a dict, or None when it does not exist."""
         data = self.storage.read_file(self.id, name)

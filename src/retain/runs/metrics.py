@@ -19,6 +19,7 @@ from .claims import held_here
 from .._errors import RecordError
 from .._fs import append_bytes, atomic_write, makedirs
 from .._log import logger
+from .._threads import Daemon
 from ..index import _updates
 from ..storage.layout import JOURNAL_SUMMARY, METRICS_FILE, METRICS_LAST_FILE, encode_summary
 
@@ -182,7 +183,7 @@ class _Series:
 
 _open = metrics.open_series
 _registry = threading.Lock()
-_thread: threading.Thread | None = None
+_thread: Daemon | None = None
 
 
 def series_of(component: Component) -> _Series:
@@ -213,8 +214,7 @@ def _series(component: Component) -> _Series:
 def _start() -> None:
     global _thread
     if _thread is None or not _thread.is_alive():
-        _thread = threading.Thread(target=_loop, name="retain-metrics", daemon=True)
-        _thread.start()
+        _thread = Daemon(_loop)
         atexit.register(_flush_all)
 
 

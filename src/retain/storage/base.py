@@ -247,7 +247,7 @@ class Storage(ABC):
             raise StorageError(f"{self.url} has no place for its own files (.retain/)")
         path = os.path.join(root, STORAGE_META_DIR, *name.split("/"))
         makedirs(os.path.dirname(path), durable=durable)
-        return atomic_write(path, lambda handle: handle.write(data), durable=durable, exclusive=True)
+        return atomic_write(path, data, durable=durable, exclusive=True)
 
     # -- what the index reads --------------------------------------------------------------
 
@@ -305,7 +305,7 @@ class Storage(ABC):
             StorageError: the storage cannot be written.
         """
         path = self._local_path(id, name)
-        return atomic_write(path, lambda handle: handle.write(data), durable=durable, exclusive=True)
+        return atomic_write(path, data, durable=durable, exclusive=True)
 
     def replace_file(self, id: str, name: str, data: bytes, *, durable: bool = False) -> None:
         """Write file `name` of `id`, atomically, over any earlier version (readers see the old
@@ -314,7 +314,7 @@ class Storage(ABC):
         Raises:
             StorageError: the storage cannot be written.
         """
-        atomic_write(self._local_path(id, name), lambda handle: handle.write(data), durable=durable)
+        atomic_write(self._local_path(id, name), data, durable=durable)
 
     def append_file(self, id: str, name: str, data: bytes, *, durable: bool = False) -> None:
         """Add `data` at the end of file `name` of `id` (created if missing). Appends of

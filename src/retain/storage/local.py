@@ -269,12 +269,7 @@ class LocalStorage(Storage):
             fsync_directory(parent)
             if parent != self.root:
                 fsync_directory(self.root)
-        return atomic_write(
-            os.path.join(directory, RECORD_FILE),
-            lambda handle: handle.write(data),
-            durable=durable,
-            exclusive=True,
-        )
+        return atomic_write(os.path.join(directory, RECORD_FILE), data, durable=durable, exclusive=True)
 
     def iter_ids(self, prefix: str = "") -> Iterator[str]:
         root, shard, isfile = self.root, self.shard, os.path.isfile

@@ -1,0 +1,43 @@
+"""Daemon threads started without waiting for them (`retain._threads`)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from retain._threads import Daemon
+
+
+def test_a_daemon_runs_its_target_and_says_when_it_ended() -> None:
+    release, ran = threading.Event(), threading.Event()
+
+    def target() -> None:
+        ran.set()
+        release.wait(30)
+
+    daemon = Daemon(target)
+    assert ran.wait(30) and daemon.is_alive()
+    release.set()
+    for _ in range(3000):
+        if not daemon.is_alive():
+            break
+        threading.Event().wait(0.01)
+    assert not daemon.is_alive()
+
+
+def test_a_daemon_is_not_alive_in_a_forked_child() -> None:
+    release = threading.Event()
+    daemon = Daemon(lambda: release.wait(30))
+    try:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.write(write_end, b"alive" if daemon.is_alive() else b"gone")
+            os._exit(0)
+        os.close(write_end)
+        answer = os.read(read_end, 16)
+        os.close(read_end)
+        os.waitpid(pid, 0)
+        assert answer == b"gone" and daemon.is_alive()
+    finally:
+        release.set()
