@@ -572,12 +572,12 @@ def test_newer_schema_gives_a_clear_error(store: Storage) -> None:
     index.close()
     with sqlite3.connect(index.path) as conn:
         conn.execute(f"PRAGMA user_version = {sqlite_backend.SCHEMA_VERSION + 1}")
-    with pytest.raises(IndexDatabaseError, match=r"schema version 4, newer than this retain.*rebuild"):
+    with pytest.raises(IndexDatabaseError, match=rf"schema version {sqlite_backend.SCHEMA_VERSION + 1}, newer than this retain.*rebuild"):
         get.all(Train)
     assert retain.index.rebuild() == 2
     assert set(get.all(Train).ids()) == {r.id for r in runs}
     with sqlite3.connect(index.path) as conn:
-        assert conn.execute("SELECT version FROM migrations").fetchall() == [(1,), (2,), (3,)]
+        assert conn.execute("SELECT version FROM migrations").fetchall() == [(1,), (2,), (3,), (4,)]
 
 
 def test_an_index_of_schema_1_is_migrated_in_place_and_takes_metrics(
@@ -599,7 +599,7 @@ def test_an_index_of_schema_1_is_migrated_in_place_and_takes_metrics(
     [row] = index.select(Query([CLASS]))
     assert "0.5" in (row[6] or "") and "0.25" in (row[7] or "")
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (4,)
     index.close()
 
 
