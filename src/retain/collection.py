@@ -93,12 +93,14 @@ class Collection(_Generic[I]):
         >>> best = runs.sort("summary.loss").first()
     """
 
-    __slots__ = ("_ids", "_of", "_shared")
+    __slots__ = ("_ids", "_of", "_places", "_shared")
 
-    def __init__(self, ids: list[str], of: Any, shared: _Shared) -> None:
+    def __init__(self, ids: list[str], of: Any, places: Any, shared: _Shared) -> None:
         self._ids = ids
         #: The class key of each interface (an array), or of them all (an int).
         self._of = of
+        #: Where each row is in the index (`Listing.places`; a hint), or None.
+        self._places = places
         self._shared = shared
 
     # -- sequence -----------------------------------------------------------------------------
@@ -115,8 +117,10 @@ class Collection(_Generic[I]):
 
     def __getitem__(self, item: Any) -> Any:
         if isinstance(item, slice):
-            of = self._of
-            return Collection(self._ids[item], of if type(of) is int else of[item], self._shared)
+            of, places = self._of, self._places
+            return Collection(
+                self._ids[item], of if type(of) is int else of[item], None if places is None else places[item], self._shared
+            )
         if isinstance(item, int) or hasattr(item, "__index__"):
             position = item.__index__()
             if position < 0:
@@ -289,7 +293,7 @@ class Collection(_Generic[I]):
         columns = table_columns([seen])
         if not frames:
             return pandas.DataFrame([], columns=columns)
-        frame = frames[0] if len(frames) == 1 else pandas.concat(frames, copy=False)
+        frame = frames[0] if len(frames) == 1 else pandas.concat(frames)
         del frames
         if not ordered:
             frame = frame.sort_index()
@@ -301,13 +305,14 @@ class Collection(_Generic[I]):
 
     def _pick(self, positions: list[int]) -> Collection[I]:
         """The collection of the interfaces at `positions`, in that order."""
-        ids = self._ids
-        of = self._of
-        if type(of) is not int:
-            from array import array
+        from array import array
 
+        ids, of, places = self._ids, self._of, self._places
+        if type(of) is not int:
             of = array("l", [of[p] for p in positions])
-        return Collection([ids[p] for p in positions], of, self._shared)
+        if places is not None:
+            places = array("q", [places[p] for p in positions])
+        return Collection([ids[p] for p in positions], of, places, self._shared)
 
     def _where(self, keep: list[Any]) -> Collection[I]:
         """The collection of the interfaces whose value in `keep` is true."""
@@ -346,30 +351,58 @@ class Collection(_Generic[I]):
             if count * SCAN_SHARE < index.count(Query(classes)):
                 classes = None
         if classes is None:
-            for start in range(0, count, BY_ID):
-                chunk = ids[start:start + BY_ID]
-                found = {row[0]: row for row in index.rows(chunk)}
-                yield range(start, start + len(chunk)), [
-                    found.get(id) or self._absent(start + k) for k, id in enumerate(chunk)
-                ]
+            yield from self._by_id(range(count))
             return
-        position = dict(zip(ids, range(count)))
-        take = position.pop
-        for rows in index.scan(classes):
+        places = self._places
+        done = bytearray(count)
+        left = count
+        at: Any = None
+        if places is not None:
+            from array import array
+
+            # Position by place: an array lookup per row read, cheaper than hashing its id.
+            at = array("l", [-1]) * (max(places) + 1)
+            for position, place in enumerate(places):
+                at[place] = position
+        position_of: dict[str, int] | None = None
+        for chunk_places, rows in index.scan(classes):
             positions = []
             kept = []
-            for row in rows:
-                p = take(row[0], None)
-                if p is not None:
-                    positions.append(p)
-                    kept.append(row)
+            if at is not None and chunk_places is not None:
+                top = len(at)
+                for place, row in zip(chunk_places, rows):
+                    if place < top:
+                        p = at[place]
+                        # A place is a hint (a rebuild renumbers rows): the id decides.
+                        if p >= 0 and not done[p] and ids[p] == row[0]:
+                            done[p] = 1
+                            positions.append(p)
+                            kept.append(row)
+            else:
+                if position_of is None:
+                    position_of = dict(zip(ids, range(count)))
+                take = position_of.pop
+                for row in rows:
+                    p = take(row[0], -1)
+                    if p >= 0:
+                        done[p] = 1
+                        positions.append(p)
+                        kept.append(row)
             if kept:
+                left -= len(kept)
                 yield positions, kept
-            if not position:
+            if not left:
                 return  # every row read: the rest of the pass is not needed
-        if position:
-            left = sorted(position.values())
-            yield left, [self._absent(p) for p in left]
+        # Rows the pass did not place (stale places, or removed): by id, else absent.
+        yield from self._by_id([p for p in range(count) if not done[p]])
+
+    def _by_id(self, positions: Sequence[int]) -> Iterator[tuple[Sequence[int], list[IndexRow]]]:
+        """The rows at `positions`, read by id, in chunks, in order (the absent as such)."""
+        ids, index = self._ids, self._shared.index
+        for start in range(0, len(positions), BY_ID):
+            chunk = positions[start:start + BY_ID]
+            found = {row[0]: row for row in index.rows([ids[p] for p in chunk])}
+            yield chunk, [found.get(ids[p]) or self._absent(p) for p in chunk]
 
     def _rows(self) -> Iterator[IndexRow]:
         """Every row, one by one (in no particular order)."""
@@ -729,9 +762,9 @@ def _collect(
     if not listing.ids and summary:
         # Nothing matched: a summary name no interface has is a typo, not an empty result.
         kind = query.kind
-        everything = (row for rows in idx.scan(query.classes) for row in rows if kind is None or row[3] == kind)
+        everything = (row for _, rows in idx.scan(query.classes) for row in rows if kind is None or row[3] == kind)
         check_summary_keys([c.field for c in summary], everything, cls)
-    collection: Collection[Any] = Collection(listing.ids, listing.of, _Shared(store, idx, cls, listing.names))
+    collection: Collection[Any] = Collection(listing.ids, listing.of, listing.places, _Shared(store, idx, cls, listing.names))
     if predicate is not None:
         collection = collection._where(collection._values(lambda _, config: predicate(ConfigView(config)), True))
     return collection

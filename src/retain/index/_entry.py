@@ -28,14 +28,17 @@ class Listing:
         names: (module, qualname, kind) by class key (a backend's class number, or any int).
         of: the class key of each id (an ``array('l')``), or the one key of them all (an int;
             any value when there are no ids).
+        places: where each id's row is in the backend (an ``array('q')`` of the numbers
+            `Index.scan` gives its rows), or None: a hint, which a rebuild makes stale.
     """
 
-    __slots__ = ("ids", "names", "of")
+    __slots__ = ("ids", "names", "of", "places")
 
-    def __init__(self, ids: list[str], names: dict[int, tuple[str, str, str]], of: Any) -> None:
+    def __init__(self, ids: list[str], names: dict[int, tuple[str, str, str]], of: Any, places: Any = None) -> None:
         self.ids = ids
         self.names = names
         self.of = of
+        self.places = places
 
     @classmethod
     def of_rows(cls, rows: Iterable[IndexRow]) -> Listing:

@@ -188,14 +188,15 @@ class Index(ABC):
             found += self.select(Query(conditions=[Condition(Field("column", "id", "id"), Filter("in", chunk))]))
         return found
 
-    def scan(self, classes: list[tuple[str, str]] | None) -> Iterator[list[IndexRow]]:
+    def scan(self, classes: list[tuple[str, str]] | None) -> Iterator[tuple[Sequence[int] | None, list[IndexRow]]]:
         """Every row of `classes` (``(module, qualname)`` pairs; None: all), in chunks of a few
         thousand, in the backend's storage order: reading a large part of a class costs one
-        pass over it, not a lookup per id. Backends read chunk by chunk; this default reads
-        them all at once."""
+        pass over it, not a lookup per id. Each chunk comes with the places of its rows (as
+        `Listing.places`), or None. Backends read chunk by chunk; this default reads them all
+        at once."""
         rows = self.select(Query(classes))
         for start in range(0, len(rows), SCAN_CHUNK):
-            yield rows[start:start + SCAN_CHUNK]
+            yield None, rows[start:start + SCAN_CHUNK]
 
     def ids_with_prefix(self, prefix: str) -> set[str]:
         """The ids in the index that start with `prefix` (what `sync` compares with the

@@ -309,21 +309,23 @@ class SqliteIndex(Index):
             # backwards: no sort, no row read. Fetched in chunks: no million tuples at once.
             single = len(scope) == 1
             cursor = conn.execute(
-                f"SELECT i.id{'' if single else ', i.class'} {sql} ORDER BY i.created DESC, i.row DESC", args
+                f"SELECT i.id, i.row{'' if single else ', i.class'} {sql} ORDER BY i.created DESC, i.row DESC", args
             )
             ids: list[str] = []
+            places = array("q")
             of = array("l")
-            first, second = itemgetter(0), itemgetter(1)
+            first, second, third = itemgetter(0), itemgetter(1), itemgetter(2)
             while True:
                 chunk = cursor.fetchmany(20_000)
                 if not chunk:
                     break
                 ids += map(first, chunk)
+                places.extend(map(second, chunk))
                 if not single:
-                    of.extend(map(second, chunk))
+                    of.extend(map(third, chunk))
             if single:
-                return Listing(ids, {scope[0]: names[scope[0]]}, scope[0])
-            return Listing(ids, {key: names[key] for key in set(of)}, of)
+                return Listing(ids, {scope[0]: names[scope[0]]}, scope[0], places)
+            return Listing(ids, {key: names[key] for key in set(of)}, of, places)
 
         return self._db.read(work)
 
@@ -341,15 +343,16 @@ class SqliteIndex(Index):
 
         return self._db.read(work) if wanted else []
 
-    def scan(self, classes: list[tuple[str, str]] | None) -> Iterator[list[IndexRow]]:
+    def scan(self, classes: list[tuple[str, str]] | None) -> Iterator[tuple[Sequence[int] | None, list[IndexRow]]]:
         numbers = self._db.read(lambda conn: self._class_ids_for(conn, Query(classes)))
         if numbers is not None and not numbers:
             return
-        scope = "" if numbers is None else f" AND i.class IN ({','.join('?' * len(numbers))})"
+        # `+i.class`: not by the index on classes, which would sort the class for every chunk.
+        scope = "" if numbers is None else f" AND +i.class IN ({','.join('?' * len(numbers))})"
         # By ranges of row numbers, one short read each: no read transaction stays open
         # between chunks (it would hold the WAL back), and rows come in table order.
         sql = (
-            f"SELECT i.row, {ROW_COLUMNS} FROM interfaces i JOIN classes c ON c.class = i.class"
+            f"SELECT i.row, {ROW_COLUMNS} FROM interfaces i CROSS JOIN classes c ON c.class = i.class"
             f" WHERE i.row > ?{scope} ORDER BY i.row LIMIT {SCAN_CHUNK}"
         )
         after = -1
@@ -359,7 +362,7 @@ class SqliteIndex(Index):
             if not chunk:
                 return
             after = chunk[-1][0]
-            yield [row[1:] for row in chunk]
+            yield [row[0] for row in chunk], [row[1:] for row in chunk]
             if len(chunk) < SCAN_CHUNK:
                 return
 
