@@ -256,9 +256,10 @@ class Collection(_Generic[I]):
         a config appear as ids."""
         table: list[Any] = [None] * len(self._ids)
         build = _TableRows(self._tags() if self._ids else {})
-        for positions, rows in self._chunks():
-            for position, row in zip(positions, build(rows)):
-                table[position] = row
+        with _paused_gc():
+            for positions, rows in self._chunks():
+                for position, row in zip(positions, build(rows)):
+                    table[position] = row
         return table
 
     def to_dataframe(self) -> Any:
@@ -273,6 +274,10 @@ class Collection(_Generic[I]):
             raise ImportError(
                 "Collection.to_dataframe needs pandas: pip install 'retain[pandas]'"
             ) from exc
+        with _paused_gc():
+            return self._frame(pandas)
+
+    def _frame(self, pandas: Any) -> Any:
         # A frame per chunk of rows, then one concatenation: never a million dicts at once.
         build = _TableRows(self._tags() if self._ids else {})
         frames = []
@@ -286,7 +291,8 @@ class Collection(_Generic[I]):
             frame = pandas.DataFrame(table, index=positions)
             seen.update(dict.fromkeys(frame.columns))
             frames.append(frame)
-            ordered = ordered and positions[0] > last
+            # In order while the chunks are ascending ranges (read by id); a pass is sorted.
+            ordered = ordered and isinstance(positions, range) and positions.start > last
             last = positions[-1]
         from ._html import table_columns  # (with pandas: at the first frame)
 
@@ -413,10 +419,11 @@ class Collection(_Generic[I]):
         """``function(row, parsed config)`` for each interface, in order (the config is parsed
         only when `config` is true, else None)."""
         values: list[Any] = [None] * len(self._ids)
-        for positions, rows in self._chunks():
-            configs = _configs(rows) if config else [None] * len(rows)
-            for position, row, parsed in zip(positions, rows, configs):
-                values[position] = function(row, parsed)
+        with _paused_gc():
+            for positions, rows in self._chunks():
+                configs = _configs(rows) if config else [None] * len(rows)
+                for position, row, parsed in zip(positions, rows, configs):
+                    values[position] = function(row, parsed)
         return values
 
     def _field_values(self, field: Field) -> list[Any]:
@@ -451,6 +458,15 @@ class Collection(_Generic[I]):
         if instance is None:
             instance = shared.instances[id] = _load(id, self._name(position)[1], shared)
         return instance
+
+
+def _paused_gc() -> Any:
+    """The cyclic garbage collector paused (`paused_gc`): a bulk read makes millions of
+    short-lived objects and no cycles, which the collector would walk again and again (at
+    1,000,000 rows, more than the read itself)."""
+    from .index._rebuild_workers import paused_gc
+
+    return paused_gc()
 
 
 def _twice(parsed: Any) -> tuple[Any, dict[str, Any], Any]:
@@ -758,7 +774,8 @@ def _collect(
     query: Any, cls: type | None, summary: list[Any], predicate: Any, store: Storage, idx: Index
 ) -> Collection[Any]:
     """The collection of `query`'s rows that pass `predicate` (a function of the config)."""
-    listing: Listing = idx.listing(query)
+    with _paused_gc():
+        listing: Listing = idx.listing(query)
     if not listing.ids and summary:
         # Nothing matched: a summary name no interface has is a typo, not an empty result.
         kind = query.kind
