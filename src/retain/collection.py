@@ -83,8 +83,9 @@ class Collection(_Generic[I]):
     config key such as ``"lr"`` or ``"model.depth"``, ``"summary.<name>"``, ``"metrics.<name>"``
     (the last value of a metric), or ``"id"``,
     ``"created"``, ``"module"``, ``"class"``, ``"kind"``) work from the index rows alone, read
-    in chunks as they go (memory stays bounded however large the collection). An interface
-    removed from storage after the query shows with its id and class only.
+    in chunks when asked (memory stays bounded however large the collection; a summary saved
+    since the query shows). An interface removed from the index after the query shows with
+    its id and class only.
 
     Example:
         >>> runs = get.all(Train, where={"batch_size": 32})
@@ -349,6 +350,7 @@ class Collection(_Generic[I]):
         if not count:
             return
         index = self._shared.index
+        flush()  # what this process saved since the query (a summary) is read too
         classes = None
         if count >= SCAN_MIN:
             of = self._of

@@ -366,6 +366,16 @@ def test_bulk_reads_by_id_or_by_one_pass_answer_alike(store: Storage, monkeypatc
     assert again["table"][:-1] == expected["table"][:-1] and again["lr"][-1] is None and len(found) == 12
 
 
+def test_a_collection_reads_its_rows_when_asked(store: Storage) -> None:
+    """A collection holds ids, not rows: values saved after the query are what it shows."""
+    runs = sweep(3)
+    found = get.all(Train)
+    assert found.pluck("summary.loss") == [None, None, None]
+    runs[0].save_summary(loss=0.5)
+    assert found.pluck("summary.loss") == [None, None, 0.5]
+    assert found.filter({"summary.loss": 0.5}).ids() == [runs[0].id]
+
+
 def test_the_sqlite_listing_is_read_from_an_index_without_sorting(store: Storage) -> None:
     sweep(3)
     Data().commit()
