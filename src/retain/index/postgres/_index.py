@@ -5,10 +5,12 @@ query parameters such as ``sslmode`` or ``connect_timeout`` pass through), plus 
 (default ``retain``) to keep the indexes of several storages in one database. The driver is
 psycopg 3 (``pip install 'retain[postgres]'``), imported when the index is first made.
 
-Schema (version 3), in its own PostgreSQL schema::
+Schema (version 4), in its own PostgreSQL schema::
 
     classes(class, module, qualname, kind)            one row per class (numbers never reused)
     interfaces(row, id, class, created, config, canonical, summary, metrics)
+        indexed in the order of listings: (class, created, row) and (created, row), with
+        the id (and class) included for index-only scans
     config_values(class, key, num, val, row)          every config leaf, by dotted key
     tags(tag, id)                                     the tags of each id (`Interface.tag`)
     meta(key, value), migrations(version, applied, retain)
