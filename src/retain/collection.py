@@ -56,6 +56,8 @@ BY_ID = 1_000
 #: about a quarter of a lookup per row.
 SCAN_MIN = 20_000
 SCAN_SHARE = 4
+#: Rows are put in place by an array over row numbers up to this many times the rows.
+PLACES_SPAN = 8
 
 
 class _Shared:
@@ -365,11 +367,13 @@ class Collection(_Generic[I]):
         done = bytearray(count)
         left = count
         at: Any = None
-        if places is not None:
+        top = max(places) + 1 if places is not None else 0
+        if places is not None and top <= PLACES_SPAN * count:
             from array import array
 
-            # Position by place: an array lookup per row read, cheaper than hashing its id.
-            at = array("l", [-1]) * (max(places) + 1)
+            # Position by place: an array lookup per row read, cheaper than hashing its id
+            # (unless row numbers are far sparser than the rows: then by id).
+            at = array("l", [-1]) * top
             for position, place in enumerate(places):
                 at[place] = position
         position_of: dict[str, int] | None = None
@@ -466,7 +470,7 @@ def _paused_gc() -> Any:
     """The cyclic garbage collector paused (`paused_gc`): a bulk read makes millions of
     short-lived objects and no cycles, which the collector would walk again and again (at
     1,000,000 rows, more than the read itself)."""
-    from .index._rebuild_workers import paused_gc
+    from .index._rebuild_workers import paused_gc  # with the rebuild's machinery: only when used
 
     return paused_gc()
 

@@ -337,8 +337,8 @@ def _bulk_results(found: Collection[Any]) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("scan", [False, True])
-def test_bulk_reads_by_id_or_by_one_pass_answer_alike(store: Storage, monkeypatch: pytest.MonkeyPatch, scan: bool) -> None:
+@pytest.mark.parametrize("read", ["by id", "by pass, placed by row", "by pass, placed by id"])
+def test_bulk_reads_by_id_or_by_one_pass_answer_alike(store: Storage, monkeypatch: pytest.MonkeyPatch, read: str) -> None:
     runs = sweep(12)
     for i, run in enumerate(runs[:5]):
         run.save_summary(loss=5 - i)
@@ -350,7 +350,8 @@ def test_bulk_reads_by_id_or_by_one_pass_answer_alike(store: Storage, monkeypatc
     import retain.index.sqlite._index
 
     # Small chunks, and a pass over the class for any collection (or never): the same answers.
-    monkeypatch.setattr(retain.collection, "SCAN_MIN", 1 if scan else 10**9)
+    monkeypatch.setattr(retain.collection, "SCAN_MIN", 10**9 if read == "by id" else 1)
+    monkeypatch.setattr(retain.collection, "PLACES_SPAN", 0 if read.endswith("by id") else 8)
     monkeypatch.setattr(retain.collection, "BY_ID", 5)
     monkeypatch.setattr(retain.index.sqlite._index, "SCAN_CHUNK", 5)
     Data().commit()  # another class: not in the pass
