@@ -509,7 +509,8 @@ def write_section(args: Any, seconds: float, load_start: str, info: dict[str, An
         "commits are deleted afterwards.",
         "- scale_get_all, scale_to_table, scale_to_dataframe: the whole population, timed here and "
         "in a child process that measures `memory`: its peak resident size minus its resident "
-        "size just before (after importing retain, pandas for the frame, and opening the index).",
+        "size just before (after importing retain, pandas for the frame, and opening the index); "
+        "the index pages read through SQLite's memory map count in it.",
         "- scale_rebuild: `retain.index.rebuild()` in a child process (time and `memory` as above) "
         "vs reading every record file in one process, before and after it, warm page cache.",
         "- population_check: `get` finds a sample of the generated results by config; in quick "

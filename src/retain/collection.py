@@ -1,9 +1,10 @@
 """`Collection`: the committed interfaces a query found, loaded only when touched.
 
-A collection holds index rows (id, class, created time, config, summary and last metric
-values as JSON), so its
-length, tables, groups and plucked values never read a record; an interface is loaded from
-storage when it is accessed (``runs[0]``, iteration) and kept for later accesses.
+A collection holds the ids (and classes) of its interfaces, in order, and nothing else: a
+million take tens of megabytes. Its length and its ids never read anything; its tables,
+groups, sorts and plucked values read the index rows (config, summary and last metric values
+as JSON) again, in chunks, when they are asked for, and never read a record; an interface is
+loaded from storage when it is accessed (``runs[0]``, iteration) and kept for later accesses.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
 from .identity import REF_KEY, canonical_json, references
 from .query import MISSING, compile_where, equal, field_value, matches_all, resolve_field, Condition, Field, Query
 from .interface import Interface, load_record
-from .storage.annotation_files import read_tags
 from .storage.layout import RECORD_FILE, decode_record
-from .index.base import parse_summary
+from .index.base import Listing, parse_summary
 from .modules import class_reference
 from ._settings import current_storage
 from .index import make_index
@@ -23,7 +23,7 @@ from .config import ConfigView
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from typing import Any, Generic, TypeVar
 
     from .index.base import Index, IndexRow
@@ -49,19 +49,29 @@ else:
 
 __all__ = ["Collection", "check_summary_keys", "input_classes", "query_all", "query_records"]
 
+#: Ids per read of their rows by id (`Index.rows`).
+BY_ID = 1_000
+#: A collection of at least this many reads its rows by one pass over its classes
+#: (`Index.scan`) instead of by id, when it holds at least 1/SCAN_SHARE of them: a pass costs
+#: about a quarter of a lookup per row.
+SCAN_MIN = 20_000
+SCAN_SHARE = 4
+#: Rows are put in place by an array over row numbers up to this many times the rows.
+PLACES_SPAN = 8
+
 
 class _Shared:
-    """What the collections derived from one query share: parsed JSON and loaded instances."""
+    """What the collections derived from one query share: the index, the names of the classes
+    and the loaded instances."""
 
-    __slots__ = ("storage", "index", "cls", "configs", "summaries", "metrics", "instances", "tags")
+    __slots__ = ("storage", "index", "cls", "names", "instances", "tags")
 
-    def __init__(self, storage: Storage, index: Index | None, cls: type | None) -> None:
+    def __init__(self, storage: Storage, index: Index, cls: type | None, names: dict[int, tuple[str, str, str]]) -> None:
         self.storage = storage
         self.index = index
         self.cls = cls
-        self.configs: dict[str, Any] = {}
-        self.summaries: dict[str, Any] = {}
-        self.metrics: dict[str, Any] = {}
+        #: (module, qualname, kind) by the class key of a listing.
+        self.names = names
         self.instances: dict[str, Any] = {}
         #: The tags of the interfaces that have some, read once when first needed.
         self.tags: dict[str, list[str]] | None = None
@@ -74,7 +84,10 @@ class Collection(_Generic[I]):
     (``runs[:10]``); iteration loads each interface in turn. Methods that take a *field* (a
     config key such as ``"lr"`` or ``"model.depth"``, ``"summary.<name>"``, ``"metrics.<name>"``
     (the last value of a metric), or ``"id"``,
-    ``"created"``, ``"module"``, ``"class"``, ``"kind"``) work from the index rows alone.
+    ``"created"``, ``"module"``, ``"class"``, ``"kind"``) work from the index rows alone, read
+    in chunks when asked (memory stays bounded however large the collection; a summary saved
+    since the query shows). An interface removed from the index after the query shows with
+    its id and class only.
 
     Example:
         >>> runs = get.all(Train, where={"batch_size": 32})
@@ -83,40 +96,56 @@ class Collection(_Generic[I]):
         >>> best = runs.sort("summary.loss").first()
     """
 
-    __slots__ = ("_rows", "_shared")
+    __slots__ = ("_ids", "_of", "_places", "_shared")
 
-    def __init__(self, rows: list[IndexRow], shared: _Shared) -> None:
-        self._rows = rows
+    def __init__(self, ids: list[str], of: Any, places: Any, shared: _Shared) -> None:
+        self._ids = ids
+        #: The class key of each interface (an array), or of them all (an int).
+        self._of = of
+        #: Where each row is in the index (`Listing.places`; a hint), or None.
+        self._places = places
         self._shared = shared
 
     # -- sequence -----------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._ids)
 
     def __bool__(self) -> bool:
-        return bool(self._rows)
+        return bool(self._ids)
 
     def __iter__(self) -> Iterator[I]:
-        for row in self._rows:
-            yield self._load(row)
+        for position in range(len(self._ids)):
+            yield self._load(position)
 
     def __getitem__(self, item: Any) -> Any:
         if isinstance(item, slice):
-            return self._derive(self._rows[item])
+            of, places = self._of, self._places
+            return Collection(
+                self._ids[item], of if type(of) is int else of[item], None if places is None else places[item], self._shared
+            )
         if isinstance(item, int) or hasattr(item, "__index__"):
-            return self._load(self._rows[item])
+            position = item.__index__()
+            if position < 0:
+                position += len(self._ids)
+            if not 0 <= position < len(self._ids):
+                raise IndexError(f"Collection index {item} out of range (it holds {len(self._ids)})")
+            return self._load(position)
         raise TypeError(f"a Collection is indexed by position or slice, not {type(item).__name__}")
 
     def __contains__(self, item: object) -> bool:
-        id = getattr(item, "id", item)
-        return any(row[0] == id for row in self._rows)
+        return getattr(item, "id", item) in self._ids
 
     def __repr__(self) -> str:
         cls = self._shared.cls
-        classes = {row[2] for row in self._rows} if cls is None else set()
-        name = cls.__qualname__ if cls is not None else classes.pop() if len(classes) == 1 else "Interface"
-        return f"<Collection of {len(self._rows)} {name}>"
+        if cls is not None:
+            name = cls.__qualname__
+        else:
+            names = self._shared.names
+            of = self._of
+            classes = ({names[of][1]} if self._ids else set()) if type(of) is int else {names[key][1] for key in set(of)}
+            name = classes.pop() if len(classes) == 1 else "Interface"
+        return f"<Collection of {len(self._ids)} {name}>"
 
     def _repr_html_(self) -> str:  # views load when a notebook asks: `import retain` stays cheap
         """Jupyter's view: a table of the first rows (as `to_table`) and the total count."""
@@ -126,15 +155,15 @@ class Collection(_Generic[I]):
 
     def ids(self) -> list[str]:
         """The ids, in order."""
-        return [row[0] for row in self._rows]
+        return list(self._ids)
 
     def first(self) -> I | None:
         """The first interface (the newest, unless sorted), or None when empty."""
-        return self._load(self._rows[0]) if self._rows else None
+        return self._load(0) if self._ids else None
 
     def last(self) -> I | None:
         """The last interface (the oldest, unless sorted), or None when empty."""
-        return self._load(self._rows[-1]) if self._rows else None
+        return self._load(len(self._ids) - 1) if self._ids else None
 
     # -- derived collections ------------------------------------------------------------------
 
@@ -150,16 +179,24 @@ class Collection(_Generic[I]):
             native, summary, _ = compile_where(self._shared.cls, predicate)
             conditions = native + summary
             tags = self._tags() if any(c.field.source == "tags" for c in native) else None
-            kept = [row for row in self._rows if self._row_matches(row, conditions, tags)]
+            needs = any(c.field.source == "config" for c in conditions)
+
+            def passes(row: IndexRow, config: Any) -> bool:
+                columns: dict[str, Any] = {"id": row[0], "module": row[1], "class": row[2], "kind": row[3], "created": row[4]}
+                if tags is not None:
+                    columns["tags"] = tags.get(row[0], [])
+                return matches_all(conditions, config, _parsed(row[6]), columns, _parsed(row[7]))
+
+            kept = self._where(self._values(passes, needs))
             if not kept and summary:
-                check_summary_keys([c.field for c in summary], self._rows, self._shared.cls)
-            return self._derive(kept)
+                check_summary_keys([c.field for c in summary], self._rows(), self._shared.cls)
+            return kept
         if not callable(predicate):
             raise ConfigError(
                 f"filter takes a function of the interface or a dict of field -> value; got "
                 f"{type(predicate).__name__}"
             )
-        return self._derive([row for row in self._rows if predicate(self._load(row))])
+        return self._where([bool(predicate(self._load(p))) for p in range(len(self._ids))])
 
     def sort(self, key: str | Callable[[I], Any] | Sequence[Any], reverse: bool = False) -> Collection[I]:
         """Sorted by a field (no loading; missing values last), by a function of the interface,
@@ -168,29 +205,22 @@ class Collection(_Generic[I]):
         Values of different types sort by type (numbers, then strings, then others)."""
         if not isinstance(key, str) and not callable(key):
             values = list(key)
-            if len(values) != len(self._rows):
+            if len(values) != len(self._ids):
                 raise ConfigError(
                     f"sort by values needs one value per interface: got {len(values)} for "
-                    f"{len(self._rows)}"
+                    f"{len(self._ids)}"
                 )
-            pairs = [(value, row) for value, row in zip(values, self._rows) if value is not None]
-            pairs.sort(key=lambda pair: _order(pair[0]), reverse=reverse)
-            absent = [row for value, row in zip(values, self._rows) if value is None]
-            return self._derive([row for _, row in pairs] + absent)
+            return self._sorted(values, reverse)
         if callable(key):
-            loaded = [(key(self._load(row)), row) for row in self._rows]
-            loaded.sort(key=lambda pair: _order(pair[0]), reverse=reverse)
-            return self._derive([row for _, row in loaded])
+            loaded = [key(self._load(p)) for p in range(len(self._ids))]
+            present = [p for p in range(len(loaded))]
+            present.sort(key=lambda p: _order(loaded[p]), reverse=reverse)
+            return self._pick(present)
         field = resolve_field(key, self._shared.cls)
-        present: list[tuple[Any, IndexRow]] = []
-        missing: list[tuple[Any, IndexRow]] = []
-        for row in self._rows:
-            value = self._field(row, field)
-            (missing if value is MISSING or value is None else present).append((value, row))
-        if field.source in ("summary", "metrics") and not present and missing:
-            check_summary_keys([field], self._rows, self._shared.cls)
-        present.sort(key=lambda pair: _order(pair[0]), reverse=reverse)
-        return self._derive([row for _, row in present] + [row for _, row in missing])
+        values = self._field_values(field)
+        if field.source in ("summary", "metrics") and values and all(v is MISSING or v is None for v in values):
+            check_summary_keys([field], self._rows(), self._shared.cls)
+        return self._sorted(values, reverse)
 
     def using(self, input: Interface | str) -> Collection[I]:
         """The interfaces whose configuration holds `input` (an interface or its id) as an
@@ -198,32 +228,26 @@ class Collection(_Generic[I]):
         id = input if isinstance(input, str) else input.id
         scan = _decoder()
         # Most rows do not mention the id at all: their text is looked at before it is parsed.
-        return self._derive([
-            row for row in self._rows if id in row[5] and _refers(scan(row[5])[0], id)
-        ])
+        return self._where(self._values(lambda row, _: id in row[5] and _refers(scan(row[5])[0], id), False))
 
     def group_by(self, key: str) -> dict[Any, Collection[I]]:
         """Collections by the value of a field, in order of first appearance. Lists become
         tuples (to be dict keys); interfaces in a config are grouped by id; a missing value
         is None."""
         field = resolve_field(key, self._shared.cls)
-        groups: dict[Any, list[IndexRow]] = {}
-        for row in self._rows:
-            groups.setdefault(_hashable(self._field(row, field)), []).append(row)
-        return {value: self._derive(rows) for value, rows in groups.items()}
+        groups: dict[Any, list[int]] = {}
+        for position, value in enumerate(self._field_values(field)):
+            groups.setdefault(_hashable(value), []).append(position)
+        return {value: self._pick(positions) for value, positions in groups.items()}
 
     def pluck(self, key: str) -> list[Any]:
         """The value of a field for each interface, in order (None where missing)."""
         field = resolve_field(key, self._shared.cls)
-        values = []
-        for row in self._rows:
-            value = self._field(row, field)
-            values.append(None if value is MISSING else _plain(value))
-        return values
+        return [None if value is MISSING else _plain(value) for value in self._field_values(field)]
 
     def map(self, function: Callable[[I], R]) -> list[R]:
         """``[function(interface) for interface in self]`` (each one is loaded)."""
-        return [function(self._load(row)) for row in self._rows]
+        return [function(self._load(p)) for p in range(len(self._ids))]
 
     # -- tables -------------------------------------------------------------------------------
 
@@ -233,50 +257,12 @@ class Collection(_Generic[I]):
         ``summary.<name>`` for every summary value and ``metrics.<name>`` for the last value of
         every metric, and ``tags`` (a sorted list) for an interface that has tags. Interfaces in
         a config appear as ids."""
-        scan = _decoder()
-        # Column names by config key (top level) and by nested path, built once per call: a
-        # cached name also has its hash cached, which makes filling 100,000 rows cheaper.
-        top: dict[str, str] = {}
-        nested: dict[str, dict[str, str]] = {}
-        summary_names: dict[str, str] = {}
-        metric_names: dict[str, str] = {}
-        table: list[dict[str, Any]] = []
-        append = table.append
-        tags = self._tags() if self._rows else {}
-        for id, module, qualname, _, created, config_text, summary_text, metrics_text in self._rows:
-            row: dict[str, Any] = {"id": id, "module": module, "class": qualname, "created": created}
-            if tags and id in tags:
-                row["tags"] = tags[id]
-            try:
-                # One parse for all: the fixed cost per call dominates for small texts.
-                config, summary, metrics = scan(f"[{config_text},{summary_text or 'null'},{metrics_text or 'null'}]")[0]
-            except ValueError:  # a damaged summary (or metrics) text
-                config, summary = scan(config_text)[0], parse_summary(summary_text)
-                metrics = parse_summary(metrics_text)
-            # The top level inline (most leaves are there), nested dicts through _flatten.
-            for key, item in config.items():
-                if type(item) is dict:
-                    if item and REF_KEY not in item:
-                        _flatten(row, item, key, nested)
-                        continue
-                    item = _plain(item)
-                name = top.get(key)
-                if name is None:
-                    name = top[key] = "config." + key
-                row[name] = item
-            if type(summary) is dict:
-                for key, value in summary.items():
-                    name = summary_names.get(key)
-                    if name is None:
-                        name = summary_names[key] = "summary." + key
-                    row[name] = value
-            if type(metrics) is dict:
-                for key, value in metrics.items():
-                    name = metric_names.get(key)
-                    if name is None:
-                        name = metric_names[key] = "metrics." + key
-                    row[name] = value
-            append(row)
+        table: list[Any] = [None] * len(self._ids)
+        build = _TableRows(self._tags() if self._ids else {})
+        with _paused_gc():
+            for positions, rows in self._chunks():
+                for position, row in zip(positions, build(rows)):
+                    table[position] = row
         return table
 
     def to_dataframe(self) -> Any:
@@ -291,96 +277,291 @@ class Collection(_Generic[I]):
             raise ImportError(
                 "Collection.to_dataframe needs pandas: pip install 'retain[pandas]'"
             ) from exc
-        table = self.to_table()
+        with _paused_gc():
+            return self._frame(pandas)
+
+    def _frame(self, pandas: Any) -> Any:
+        # A frame per chunk of rows, then one concatenation: never a million dicts at once.
+        build = _TableRows(self._tags() if self._ids else {})
+        frames = []
+        seen: dict[str, None] = {}
+        ordered = True
+        last = -1
+        for positions, rows in self._chunks():
+            table = build(rows)
+            for row in table:
+                row.pop("tags", None)  # not a column of the frame
+            frame = pandas.DataFrame(table, index=positions)
+            seen.update(dict.fromkeys(frame.columns))
+            frames.append(frame)
+            # In order while the chunks are ascending ranges (read by id); a pass is sorted.
+            ordered = ordered and isinstance(positions, range) and positions.start > last
+            last = positions[-1]
         from ._html import table_columns  # (with pandas: at the first frame)
 
-        frame = pandas.DataFrame(table, columns=table_columns(table))
-        if len(frame):
-            frame["created"] = pandas.to_datetime(frame["created"], utc=True, format="ISO8601")
+        columns = table_columns([seen])
+        if not frames:
+            return pandas.DataFrame([], columns=columns)
+        frame = frames[0] if len(frames) == 1 else pandas.concat(frames)
+        del frames
+        if not ordered:
+            frame = frame.sort_index()
+        frame = frame.reindex(columns=columns).reset_index(drop=True)
+        frame["created"] = pandas.to_datetime(frame["created"], utc=True, format="ISO8601")
         return frame
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _derive(self, rows: list[IndexRow]) -> Collection[I]:
-        return Collection(rows, self._shared)
+    def _pick(self, positions: list[int]) -> Collection[I]:
+        """The collection of the interfaces at `positions`, in that order."""
+        from array import array
 
-    def _config(self, row: IndexRow) -> Any:
-        configs = self._shared.configs
-        config = configs.get(row[0])
-        if config is None:
-            from json import loads
+        ids, of, places = self._ids, self._of, self._places
+        if type(of) is not int:
+            of = array("l", [of[p] for p in positions])
+        if places is not None:
+            places = array("q", [places[p] for p in positions])
+        return Collection([ids[p] for p in positions], of, places, self._shared)
 
-            config = configs[row[0]] = loads(row[5])
-        return config
+    def _where(self, keep: list[Any]) -> Collection[I]:
+        """The collection of the interfaces whose value in `keep` is true."""
+        return self._pick([p for p, kept in enumerate(keep) if kept])
 
-    def _summary(self, row: IndexRow) -> Any:
-        if not row[6]:
-            return None
-        summaries = self._shared.summaries
-        summary = summaries.get(row[0])
-        if summary is None:
-            summary = summaries[row[0]] = parse_summary(row[6]) or {}
-        return summary
+    def _sorted(self, values: list[Any], reverse: bool) -> Collection[I]:
+        """Sorted by `values` (one per interface; None or MISSING: last, in order)."""
+        present = [p for p, value in enumerate(values) if value is not None and value is not MISSING]
+        present.sort(key=lambda p: _order(values[p]), reverse=reverse)
+        absent = [p for p, value in enumerate(values) if value is None or value is MISSING]
+        return self._pick(present + absent)
 
-    def _metrics(self, row: IndexRow) -> Any:
-        if not row[7]:
-            return None
-        cache = self._shared.metrics
-        metrics = cache.get(row[0])
-        if metrics is None:
-            metrics = cache[row[0]] = parse_summary(row[7]) or {}
-        return metrics
+    def _name(self, position: int) -> tuple[str, str, str]:
+        of = self._of
+        return self._shared.names[of if type(of) is int else of[position]]
 
-    def _field(self, row: IndexRow, field: Any) -> Any:
-        source = field.source
+    def _absent(self, position: int) -> IndexRow:
+        """The row of an interface removed from the index since the query: what the
+        collection knows of it."""
+        module, qualname, kind = self._name(position)
+        return (self._ids[position], module, qualname, kind, None, "{}", None, None)  # type: ignore[return-value]
+
+    def _chunks(self) -> Iterator[tuple[Sequence[int], list[IndexRow]]]:
+        """Every row, in chunks of (positions, rows): in order, read by id; or, for a large
+        part of its classes, in the index's order, by one pass over the classes."""
+        ids = self._ids
+        count = len(ids)
+        if not count:
+            return
+        index = self._shared.index
+        flush()  # what this process saved since the query (a summary) is read too
+        classes = None
+        if count >= SCAN_MIN:
+            of = self._of
+            keys = {of} if type(of) is int else set(of)
+            classes = sorted({self._shared.names[key][:2] for key in keys})
+            if count * SCAN_SHARE < index.count(Query(classes)):
+                classes = None
+        if classes is None:
+            yield from self._by_id(range(count))
+            return
+        places = self._places
+        done = bytearray(count)
+        left = count
+        at: Any = None
+        top = max(places) + 1 if places is not None else 0
+        if places is not None and top <= PLACES_SPAN * count:
+            from array import array
+
+            # Position by place: an array lookup per row read, cheaper than hashing its id
+            # (unless row numbers are far sparser than the rows: then by id).
+            at = array("l", [-1]) * top
+            for position, place in enumerate(places):
+                at[place] = position
+        position_of: dict[str, int] | None = None
+        for chunk_places, rows in index.scan(classes):
+            positions = []
+            kept = []
+            if at is not None and chunk_places is not None:
+                top = len(at)
+                for place, row in zip(chunk_places, rows):
+                    if place < top:
+                        p = at[place]
+                        # A place is a hint (a rebuild renumbers rows): the id decides.
+                        if p >= 0 and not done[p] and ids[p] == row[0]:
+                            done[p] = 1
+                            positions.append(p)
+                            kept.append(row)
+            else:
+                if position_of is None:
+                    position_of = dict(zip(ids, range(count)))
+                take = position_of.pop
+                for row in rows:
+                    p = take(row[0], -1)
+                    if p >= 0:
+                        done[p] = 1
+                        positions.append(p)
+                        kept.append(row)
+            if kept:
+                left -= len(kept)
+                yield positions, kept
+            if not left:
+                return  # every row read: the rest of the pass is not needed
+        # Rows the pass did not place (stale places, or removed): by id, else absent.
+        yield from self._by_id([p for p in range(count) if not done[p]])
+
+    def _by_id(self, positions: Sequence[int]) -> Iterator[tuple[Sequence[int], list[IndexRow]]]:
+        """The rows at `positions`, read by id, in chunks, in order (the absent as such)."""
+        ids, index = self._ids, self._shared.index
+        for start in range(0, len(positions), BY_ID):
+            chunk = positions[start:start + BY_ID]
+            found = {row[0]: row for row in index.rows([ids[p] for p in chunk])}
+            yield chunk, [found.get(ids[p]) or self._absent(p) for p in chunk]
+
+    def _rows(self) -> Iterator[IndexRow]:
+        """Every row, one by one (in no particular order)."""
+        for _, rows in self._chunks():
+            yield from rows
+
+    def _values(self, function: Callable[[IndexRow, Any], Any], config: bool) -> list[Any]:
+        """``function(row, parsed config)`` for each interface, in order (the config is parsed
+        only when `config` is true, else None)."""
+        values: list[Any] = [None] * len(self._ids)
+        with _paused_gc():
+            for positions, rows in self._chunks():
+                configs = _configs(rows) if config else [None] * len(rows)
+                for position, row, parsed in zip(positions, rows, configs):
+                    values[position] = function(row, parsed)
+        return values
+
+    def _field_values(self, field: Field) -> list[Any]:
+        """The value of `field` for each interface, in order (`MISSING` where it has none)."""
+        source, path = field.source, field.path
+        if source == "column" and path != "created":
+            if path == "id":
+                return list(self._ids)
+            at = ("module", "class", "kind").index(path)
+            of, names = self._of, self._shared.names
+            if type(of) is int:
+                return [names[of][at]] * len(self._ids)
+            return [names[key][at] for key in of]
         if source == "column":
-            return _column(row, field.path)
-        return field_value(
-            field,
-            self._config(row) if source == "config" else None,
-            self._summary(row) if source == "summary" else None,
-            {},
-            self._metrics(row) if source == "metrics" else None,
-        )
+            return self._values(lambda row, _: row[4], False)
+        if source == "config":
+            return self._values(lambda _, config: field_value(field, config, None, {}), True)
+        column = 6 if source == "summary" else 7
+        return self._values(lambda row, _: field_value(field, None, *_twice(_parsed(row[column]))), False)
 
     def _tags(self) -> dict[str, list[str]]:
-        """The tags of the interfaces that have some (from the index; else from storage)."""
+        """The tags of the interfaces that have some (from the index)."""
         shared = self._shared
         if shared.tags is None:
-            if shared.index is not None:
-                shared.tags = shared.index.tags()
-            else:
-                found = read_tags(shared.storage, [row[0] for row in self._rows])
-                shared.tags = {id: sorted(names) for id, names in found.items() if names}
+            shared.tags = shared.index.tags()
         return shared.tags
 
-    def _row_matches(self, row: IndexRow, conditions: list[Any], tags: dict[str, list[str]] | None = None) -> bool:
-        columns: dict[str, Any] = {name: _column(row, name) for name in ("id", "module", "class", "kind", "created")}
-        if tags is not None:
-            columns["tags"] = tags.get(row[0], [])
-        return matches_all(conditions, self._config(row), self._summary(row), columns, self._metrics(row))
-
-    def _load(self, row: IndexRow) -> Any:
+    def _load(self, position: int) -> Any:
         shared = self._shared
-        instance = shared.instances.get(row[0])
+        id = self._ids[position]
+        instance = shared.instances.get(id)
         if instance is None:
-            instance = shared.instances[row[0]] = _load(row, shared)
+            instance = shared.instances[id] = _load(id, self._name(position)[1], shared)
         return instance
 
 
-def _load(row: IndexRow, shared: _Shared) -> Any:
+def _paused_gc() -> Any:
+    """The cyclic garbage collector paused (`paused_gc`): a bulk read makes millions of
+    short-lived objects and no cycles, which the collector would walk again and again (at
+    1,000,000 rows, more than the read itself)."""
+    from .index._rebuild_workers import paused_gc  # with the rebuild's machinery: only when used
+
+    return paused_gc()
+
+
+def _twice(parsed: Any) -> tuple[Any, dict[str, Any], Any]:
+    """`field_value`'s summary, columns and metrics arguments for a summary or metrics field."""
+    return parsed, {}, parsed
+
+
+def _parsed(text: str | None) -> Any:
+    """A summary (or last metric values) text as a dict; None for none, {} when damaged."""
+    if not text:
+        return None
+    return parse_summary(text) or {}
+
+
+def _configs(rows: list[IndexRow]) -> list[Any]:
+    """The parsed configs of `rows`: one parse for the chunk (the fixed cost per call
+    dominates for small texts, and keys are shared)."""
+    from json import loads
+
+    try:
+        configs: list[Any] = loads("[" + ",".join([row[5] for row in rows]) + "]")
+    except ValueError:
+        return [loads(row[5]) for row in rows]  # raises for the damaged one
+    return configs
+
+
+class _TableRows:
+    """Builds `to_table` rows from index rows, caching column names (a cached name has its
+    hash cached too, which makes filling a million rows cheaper)."""
+
+    def __init__(self, tags: dict[str, list[str]]) -> None:
+        self.tags = tags
+        self.top: dict[str, str] = {}
+        self.nested: dict[str, dict[str, str]] = {}
+        self.summary_names: dict[str, str] = {}
+        self.metric_names: dict[str, str] = {}
+
+    def __call__(self, rows: list[IndexRow]) -> list[dict[str, Any]]:
+        top, nested, summary_names, metric_names = self.top, self.nested, self.summary_names, self.metric_names
+        tags = self.tags
+        table: list[dict[str, Any]] = []
+        append = table.append
+        for (id, module, qualname, _, created, _, summary_text, metrics_text), config in zip(rows, _configs(rows)):
+            row: dict[str, Any] = {"id": id, "module": module, "class": qualname, "created": created}
+            if tags and id in tags:
+                row["tags"] = tags[id]
+            # The top level inline (most leaves are there), nested dicts through _flatten.
+            for key, item in config.items():
+                if type(item) is dict:
+                    if item and REF_KEY not in item:
+                        _flatten(row, item, key, nested)
+                        continue
+                    item = _plain(item)
+                name = top.get(key)
+                if name is None:
+                    name = top[key] = "config." + key
+                row[name] = item
+            if summary_text:
+                summary = parse_summary(summary_text)
+                if summary:
+                    for key, value in summary.items():
+                        name = summary_names.get(key)
+                        if name is None:
+                            name = summary_names[key] = "summary." + key
+                        row[name] = value
+            if metrics_text:
+                metrics = parse_summary(metrics_text)
+                if metrics:
+                    for key, value in metrics.items():
+                        name = metric_names.get(key)
+                        if name is None:
+                            name = metric_names[key] = "metrics." + key
+                        row[name] = value
+            append(row)
+        return table
+
+
+def _load(id: str, qualname: str, shared: _Shared) -> Any:
     import os
 
-    id, storage = row[0], shared.storage
+    storage = shared.storage
     data = storage.read_record(id)
     if data is None:
-        if shared.index is not None:
-            try:
-                shared.index.remove([id])
-            except Exception:
-                pass
+        try:
+            shared.index.remove([id])
+        except Exception:
+            pass
         raise InterfaceNotFoundError(
-            f"{row[2]} [{id[:6]}] ({id}) was removed from {storage.url} after it was listed; "
+            f"{qualname} [{id[:6]}] ({id}) was removed from {storage.url} after it was listed; "
             "query again for the current contents"
         )
     where = os.path.join(storage.local_directory(id), RECORD_FILE)
@@ -389,7 +570,7 @@ def _load(row: IndexRow, shared: _Shared) -> Any:
         return load_record(Interface, record, storage)
     except ModuleResolutionError as exc:
         raise ModuleResolutionError(
-            f"{row[2]} [{id[:6]}] cannot be loaded: {exc}. Its record is readable without the "
+            f"{qualname} [{id[:6]}] cannot be loaded: {exc}. Its record is readable without the "
             f"code: to_table(), pluck(...), or `retain show {id[:6]}`"
         ) from exc
 
@@ -423,13 +604,6 @@ def _flatten(row: dict[str, Any], value: dict[str, Any], path: str, nested: dict
         if name is None:
             name = names[key] = f"config.{path}.{key}"
         row[name] = item
-
-
-_COLUMN_POSITIONS = {"id": 0, "module": 1, "class": 2, "kind": 3, "created": 4}
-
-
-def _column(row: IndexRow, name: str) -> Any:
-    return row[_COLUMN_POSITIONS[name]]
 
 
 def _order(value: Any) -> tuple[int, Any]:
@@ -475,51 +649,56 @@ def input_classes(collection: Collection[Any]) -> dict[str, str]:
     from json import loads
 
     found: dict[str, str] = {}
-    for row in collection._rows:
+    for row in collection._rows():
         if REF_KEY in row[5]:
             for reference in references(loads(row[5])):
                 found[str(reference[REF_KEY])] = str(reference.get("class", "?"))
     return found
 
 
-def check_summary_keys(fields: list[Any], rows: list[IndexRow], cls: type | None) -> None:
+def check_summary_keys(fields: list[Any], rows: Iterable[IndexRow], cls: type | None) -> None:
     """Raise `ConfigError` when a summary (or metrics) field is held by none of `rows`, listing
     the names they have: a misspelt name must be an error, not an empty result.
 
     Args:
         fields: summary and metrics `Field`s.
-        rows: every row the fields could have been found in.
+        rows: every row the fields could have been found in (read once).
         cls: the class queried, for the message (None: any).
     """
-    if not rows:
-        return  # nothing committed to tell a typo from a value not saved yet
-    for source, column, what_values, saver in (
-        ("summary", 6, "summary values saved", "save_summary saves them"),
-        ("metrics", 7, "metrics logged", "log_metrics logs them"),
-    ):
-        wanted = [field for field in fields if field.source == source]
-        if not wanted:
-            continue
-        names: set[str] = set()
-        damaged = False
-        for row in rows:
+    sources = [
+        (source, column, what_values, saver)
+        for source, column, what_values, saver in (
+            ("summary", 6, "summary values saved", "save_summary saves them"),
+            ("metrics", 7, "metrics logged", "log_metrics logs them"),
+        )
+        if any(field.source == source for field in fields)
+    ]
+    names: dict[str, set[str]] = {source: set() for source, *_ in sources}
+    damaged: set[str] = set()  # a damaged file might hold the name: not provably a typo
+    seen = False
+    for row in rows:
+        seen = True
+        for source, column, *_ in sources:
             values = parse_summary(row[column])
             if values:
-                names.update(values)
+                names[source].update(values)
             elif row[column] and values is None:
-                damaged = True  # a damaged file might hold the name: not provably a typo
-                break
-        if damaged:
+                damaged.add(source)
+    if not seen:
+        return  # nothing committed to tell a typo from a value not saved yet
+    for source, _, what_values, saver in sources:
+        if source in damaged:
             continue
-        for field in wanted:
-            if field.path in names:
+        known_names = names[source]
+        for field in fields:
+            if field.source != source or field.path in known_names:
                 continue
             import difflib
 
             what = cls.__qualname__ if cls is not None else "interface"
-            close = difflib.get_close_matches(field.path, sorted(names), n=1)
+            close = difflib.get_close_matches(field.path, sorted(known_names), n=1)
             hint = f"; did you mean '{source}.{close[0]}'?" if close else ""
-            known = ", ".join(sorted(names)) if names else f"(none: {saver})"
+            known = ", ".join(sorted(known_names)) if known_names else f"(none: {saver})"
             kind = "summary value" if source == "summary" else "metric"
             raise ConfigError(
                 f"no committed {what} has a {kind} {field.path!r} ({field.name}); the "
@@ -572,7 +751,9 @@ def query_records(
     if qualname:
         named.append(Condition(Field("column", "class", "class"), equal(qualname, "class")))
     store, idx = _ready(storage, index)
-    classes = sorted({(row[1], row[2]) for row in idx.query(Query(None, None, named, []))})
+    listing = idx.listing(Query(None, None, named, []))
+    keys = ({listing.of} if listing.ids else set()) if type(listing.of) is int else set(listing.of)
+    classes = sorted({listing.names[key][:2] for key in keys})
     if not classes:
         raise error
     if len(classes) > 1:
@@ -599,20 +780,14 @@ def _collect(
     query: Any, cls: type | None, summary: list[Any], predicate: Any, store: Storage, idx: Index
 ) -> Collection[Any]:
     """The collection of `query`'s rows that pass `predicate` (a function of the config)."""
-    rows = idx.query(query)
-    if not rows and summary:
+    with _paused_gc():
+        listing: Listing = idx.listing(query)
+    if not listing.ids and summary:
         # Nothing matched: a summary name no interface has is a typo, not an empty result.
-        everything = idx.query(Query(query.classes, query.kind, [], []))
+        kind = query.kind
+        everything = (row for _, rows in idx.scan(query.classes) for row in rows if kind is None or row[3] == kind)
         check_summary_keys([c.field for c in summary], everything, cls)
-    shared = _Shared(store, idx, cls)
+    collection: Collection[Any] = Collection(listing.ids, listing.of, listing.places, _Shared(store, idx, cls, listing.names))
     if predicate is not None:
-        from json import loads
-
-        kept = []
-        configs = shared.configs
-        for row in rows:
-            config = configs[row[0]] = loads(row[5])
-            if predicate(ConfigView(config)):
-                kept.append(row)
-        rows = kept
-    return Collection(rows, shared)
+        collection = collection._where(collection._values(lambda _, config: predicate(ConfigView(config)), True))
+    return collection

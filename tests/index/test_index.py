@@ -323,6 +323,82 @@ def test_collection_methods(store: Storage) -> None:
         found.filter(3)  # type: ignore[arg-type]
 
 
+def _plain_frame(frame: Any) -> dict[str, Any]:
+    """A frame's columns as lists, missing values as None (NaN is not equal to itself)."""
+    return {name: [None if value is None or value != value else value for value in frame[name]] for name in frame.columns}
+
+
+def _bulk_results(found: Collection[Any]) -> dict[str, Any]:
+    """What every bulk method of `found` answers (each reads the rows anew)."""
+    return {
+        "table": found.to_table(), "lr": found.pluck("lr"), "created": found.pluck("created"),
+        "kind": found.pluck("kind"), "small": found.filter({"batch_size": 16}).ids(),
+        "deep": found.sort("model.depth", reverse=True).ids(), "loss": found.sort("summary.loss").ids(),
+        "groups": {key: group.ids() for key, group in found.group_by("lr").items()},
+        "frame": _plain_frame(found.to_dataframe()), "where": found.filter(lambda r: r.config.lr > 0.05).ids(),
+    }
+
+
+@pytest.mark.parametrize("read", ["by id", "by pass, placed by row", "by pass, placed by id"])
+def test_bulk_reads_by_id_or_by_one_pass_answer_alike(store: Storage, monkeypatch: pytest.MonkeyPatch, read: str) -> None:
+    runs = sweep(12)
+    for i, run in enumerate(runs[:5]):
+        run.save_summary(loss=5 - i)
+    expected = _bulk_results(get.all(Train))
+    assert [row["id"] for row in expected["table"]] == [run.id for run in reversed(runs)]
+    assert expected["lr"] == [[0.1, 0.01, 0.001][i % 3] for i in reversed(range(12))]
+    assert expected["loss"][:5] == [run.id for run in runs[4::-1]]
+    import retain.collection
+    import retain.index.sqlite._index
+
+    # Small chunks, and a pass over the class for any collection (or never): the same answers.
+    monkeypatch.setattr(retain.collection, "SCAN_MIN", 10**9 if read == "by id" else 1)
+    monkeypatch.setattr(retain.collection, "PLACES_SPAN", 0 if read.endswith("by id") else 8)
+    monkeypatch.setattr(retain.collection, "BY_ID", 5)
+    monkeypatch.setattr(retain.index.sqlite._index, "SCAN_CHUNK", 5)
+    Data().commit()  # another class: not in the pass
+    found = get.all(Train)
+    assert _bulk_results(found) == expected
+    assert _bulk_results(found[2:9])["table"] == expected["table"][2:9]
+    # A rebuild renumbers the rows: the places the collection holds are stale, not wrong.
+    shutil.rmtree(runs[0].local_directory())  # ... and one interface is gone
+    assert retain.index.rebuild() == 12
+    again = _bulk_results(found)
+    gone = again["table"][-1]
+    assert gone == {"id": runs[0].id, "module": Train.__module__, "class": "Train", "created": None}
+    assert again["table"][:-1] == expected["table"][:-1] and again["lr"][-1] is None and len(found) == 12
+
+
+def test_a_collection_reads_its_rows_when_asked(store: Storage) -> None:
+    """A collection holds ids, not rows: values saved after the query are what it shows."""
+    runs = sweep(3)
+    found = get.all(Train)
+    assert found.pluck("summary.loss") == [None, None, None]
+    runs[0].save_summary(loss=0.5)
+    assert found.pluck("summary.loss") == [None, None, 0.5]
+    assert found.filter({"summary.loss": 0.5}).ids() == [runs[0].id]
+
+
+def test_the_sqlite_listing_is_read_from_an_index_without_sorting(store: Storage) -> None:
+    sweep(3)
+    Data().commit()
+    retain.index._updates.flush()
+    index = default_index(store)
+    statements: list[str] = []
+    conn = index._db.connection()
+    conn.set_trace_callback(statements.append)
+    try:
+        for query in (Query([class_reference(Train)]), Query()):
+            statements.clear()
+            listing = index.listing(query)
+            assert len(listing.ids) == (3 if query.classes else 4)
+            [select] = [sql for sql in statements if sql.lstrip().startswith("SELECT i.id")]
+            plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {select}"))
+            assert "COVERING INDEX" in plan and "TEMP B-TREE" not in plan, plan
+    finally:
+        conn.set_trace_callback(None)
+
+
 def test_to_table_columns(store: Storage) -> None:
     run = Train({"lr": 0.5, "tags": ["x"]}).commit()
     run.save_summary({"loss": 0.25, "status": "ok"})
@@ -574,12 +650,12 @@ def test_newer_schema_gives_a_clear_error(store: Storage) -> None:
     index.close()
     with sqlite3.connect(index.path) as conn:
         conn.execute(f"PRAGMA user_version = {sqlite_backend.SCHEMA_VERSION + 1}")
-    with pytest.raises(IndexDatabaseError, match=r"schema version 4, newer than this retain.*rebuild"):
+    with pytest.raises(IndexDatabaseError, match=rf"schema version {sqlite_backend.SCHEMA_VERSION + 1}, newer than this retain.*rebuild"):
         get.all(Train)
     assert retain.index.rebuild() == 2
     assert set(get.all(Train).ids()) == {r.id for r in runs}
     with sqlite3.connect(index.path) as conn:
-        assert conn.execute("SELECT version FROM migrations").fetchall() == [(1,), (2,), (3,)]
+        assert conn.execute("SELECT version FROM migrations").fetchall() == [(1,), (2,), (3,), (4,)]
 
 
 def test_an_index_of_schema_1_is_migrated_in_place_and_takes_metrics(
@@ -601,7 +677,10 @@ def test_an_index_of_schema_1_is_migrated_in_place_and_takes_metrics(
     [row] = index.select(Query([CLASS]))
     assert "0.5" in (row[6] or "") and "0.25" in (row[7] or "")
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (4,)
+        indexes = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE tbl_name = 'interfaces' AND sql IS NOT NULL"))
+    assert "(class, created, row, id)" in indexes["interfaces_by_class"]
+    assert "(created, row, id, class)" in indexes["interfaces_by_created"]
     index.close()
 
 

@@ -254,22 +254,22 @@ def test_a_forked_child_leaves_the_parents_connection_alone(schema: str) -> None
 def test_migrations_are_recorded_and_a_newer_schema_is_refused(schema: str, server: Any) -> None:
     index = retain.index.PostgresIndex(URL, schema=schema)
     index.upsert([entry(1, {"x": 1})])
-    [(version, applied, by), (second, _, _), (third, _, _)] = index.migrations()
-    assert (version, second, third) == (1, 2, 3) and by == retain.__version__ and applied.startswith("20")
+    [(version, applied, by), (second, _, _), (third, _, _), (fourth, _, _)] = index.migrations()
+    assert (version, second, third, fourth) == (1, 2, 3, 4) and by == retain.__version__ and applied.startswith("20")
     index.close()
     server.execute(f'INSERT INTO "{schema}".migrations (version, retain) VALUES (99, %s)', ("9.9",))
     newer = retain.index.PostgresIndex(URL, schema=schema)
     with pytest.raises(IndexDatabaseError, match="schema version 99, newer.*Upgrade retain"):
         newer.ids()
     newer.reset()  # what rebuild does: the tables are made anew, with this version
-    assert newer.ids() == set() and [m[0] for m in newer.migrations()] == [1, 2, 3]
+    assert newer.ids() == set() and [m[0] for m in newer.migrations()] == [1, 2, 3, 4]
     newer.close()
 
 
 def test_a_schema_1_is_migrated_in_place_and_takes_metrics(schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from retain.index.postgres import _connection as _postgres_connection, _schema as _postgres_schema
 
-    assert _postgres_connection.SCHEMA_VERSION == 3  # imported before the patch, which it must not see
+    assert _postgres_connection.SCHEMA_VERSION == 4  # imported before the patch, which it must not see
     with monkeypatch.context() as patch:
         patch.setattr(_postgres_schema, "SCHEMA_VERSION", 1)
         patch.setattr(_postgres_schema, "_MIGRATIONS", _postgres_schema._MIGRATIONS[:1])
@@ -282,7 +282,7 @@ def test_a_schema_1_is_migrated_in_place_and_takes_metrics(schema: str, monkeypa
     index.upsert([entry(1, {"x": 1}, summary={"loss": 0.5}), update])
     [row] = index.select(Query([CLASS]))
     assert "0.5" in (row[6] or "") and "0.25" in (row[7] or "")
-    assert [m[0] for m in index.migrations()] == [1, 2, 3]
+    assert [m[0] for m in index.migrations()] == [1, 2, 3, 4]
     index.close()
 
 

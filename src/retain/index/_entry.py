@@ -8,14 +8,55 @@ from ..query import matches_all
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
     from typing import Any
 
     #: (id, module, class qualname, kind, created, config JSON text, summary JSON text | None,
     #: last metric values JSON text | None)
     IndexRow = tuple[str, str, str, str, str, str, "str | None", "str | None"]
 
-__all__ = ["IndexEntry", "config_leaves", "filter_rows", "parse_summary"]
+__all__ = ["IndexEntry", "Listing", "config_leaves", "filter_rows", "parse_summary"]
+
+
+class Listing:
+    """What a query's collection holds of each result: its id and its class, in order; the
+    rest of its row is read again when a method needs it (`Index.rows`, `Index.scan`), so
+    that a million results take tens of megabytes, not gigabytes.
+
+    Attributes:
+        ids: the ids, newest first.
+        names: (module, qualname, kind) by class key (a backend's class number, or any int).
+        of: the class key of each id (an ``array('l')``), or the one key of them all (an int;
+            any value when there are no ids).
+        places: where each id's row is in the backend (an ``array('q')`` of the numbers
+            `Index.scan` gives its rows), or None: a hint, which a rebuild makes stale.
+    """
+
+    __slots__ = ("ids", "names", "of", "places")
+
+    def __init__(self, ids: list[str], names: dict[int, tuple[str, str, str]], of: Any, places: Any = None) -> None:
+        self.ids = ids
+        self.names = names
+        self.of = of
+        self.places = places
+
+    @classmethod
+    def of_rows(cls, rows: Iterable[IndexRow]) -> Listing:
+        """The listing of full rows (for backends without a lighter query)."""
+        from array import array
+
+        keys: dict[tuple[str, str, str], int] = {}
+        ids: list[str] = []
+        of = array("l")
+        for row in rows:
+            ids.append(row[0])
+            name = (row[1], row[2], row[3])
+            key = keys.get(name)
+            if key is None:
+                key = keys[name] = len(keys)
+            of.append(key)
+        names = {key: name for name, key in keys.items()}
+        return cls(ids, names, 0 if len(names) <= 1 else of)
 
 
 class IndexEntry:

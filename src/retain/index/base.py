@@ -55,7 +55,10 @@ from ..storage.layout import (
     decode_journal,
     journal_path,
 )
-from ._entry import IndexEntry as IndexEntry, config_leaves as config_leaves, filter_rows, parse_summary as parse_summary
+from ._entry import (
+    IndexEntry as IndexEntry, Listing as Listing, config_leaves as config_leaves, filter_rows,
+    parse_summary as parse_summary,
+)
 from ._records import read_entries
 
 TYPE_CHECKING = False
@@ -68,7 +71,7 @@ if TYPE_CHECKING:
 
     Progress = Callable[[int, int], object]
 
-__all__ = ["Index", "IndexEntry", "config_leaves", "parse_summary"]
+__all__ = ["Index", "IndexEntry", "Listing", "config_leaves", "parse_summary"]
 
 #: A root scanned less than this after its last change is scanned again next time: file
 #: system clocks are coarse (a later change in the same tick would keep the same mtime).
@@ -78,6 +81,8 @@ SETTLE_NS = _fs.SETTLE_NS
 PENDING_WITHOUT_DIRECTORY_NS = 120_000_000_000
 #: Records read per transaction while catching up (bounds memory and lock time).
 BATCH = 5_000
+#: Rows per chunk of `Index.scan`.
+SCAN_CHUNK = 5_000
 #: A storage without a cheap change token (an object store) is listed again by a query when
 #: its last listing is older than this; commits made on this machine are found at once (the
 #: journal in its local cache), commits from other machines within this delay.
@@ -167,6 +172,31 @@ class Index(ABC):
         if query.summary_conditions:
             rows = filter_rows(rows, query.summary_conditions)
         return rows
+
+    def listing(self, query: Query) -> Listing:
+        """The ids (and classes) of `query`'s rows, in `query`'s order: what a collection
+        holds. Backends answer from an index that holds the order, without reading the rows'
+        texts; this default reads the whole rows."""
+        return Listing.of_rows(self.query(query))
+
+    def rows(self, ids: Sequence[str]) -> list[IndexRow]:
+        """The rows of those of `ids` that are in the index, in any order."""
+        found: list[IndexRow] = []
+        wanted = list(ids)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            found += self.select(Query(conditions=[Condition(Field("column", "id", "id"), Filter("in", chunk))]))
+        return found
+
+    def scan(self, classes: list[tuple[str, str]] | None) -> Iterator[tuple[Sequence[int] | None, list[IndexRow]]]:
+        """Every row of `classes` (``(module, qualname)`` pairs; None: all), in chunks of a few
+        thousand, in the backend's storage order: reading a large part of a class costs one
+        pass over it, not a lookup per id. Each chunk comes with the places of its rows (as
+        `Listing.places`), or None. Backends read chunk by chunk; this default reads them all
+        at once."""
+        rows = self.select(Query(classes))
+        for start in range(0, len(rows), SCAN_CHUNK):
+            yield None, rows[start:start + SCAN_CHUNK]
 
     def ids_with_prefix(self, prefix: str) -> set[str]:
         """The ids in the index that start with `prefix` (what `sync` compares with the

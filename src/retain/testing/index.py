@@ -254,6 +254,37 @@ class IndexConformance:
         assert ids(index.select(mixed)) == [f"{3:032x}"]
         assert index.select(Query([("no.such", "Class")])) == []
 
+    def test_listing_is_select_without_the_texts(self, index: Index) -> None:
+        index.upsert([entry(n, {"x": n % 3}, klass=CLASS if n % 2 else OTHER, summary={"loss": n / 4}) for n in range(1, 9)])
+        index.upsert([entry(9, {"x": 0}, klass=CLASS, created="2026-01-01T00:00:00.000001Z")])
+        for query in (
+            Query([CLASS]), Query(None), Query([CLASS, OTHER], conditions=[cond("x", equal(0, "x"))]),
+            Query([CLASS], summary_conditions=[cond("loss", lt(1), "summary")]), Query([("no.such", "Class")]),
+        ):
+            rows = index.query(query)
+            listing = index.listing(query)
+            assert listing.ids == ids(rows), query
+            of = listing.of
+            assert [listing.names[of if type(of) is int else of[k]] for k in range(len(rows))] == [
+                (row[1], row[2], row[3]) for row in rows
+            ], query
+
+    def test_rows_by_id_and_scan_by_class(self, index: Index) -> None:
+        index.upsert([entry(n, {"x": n}, klass=CLASS if n % 2 else OTHER) for n in range(1, 12)])
+        everything = {row[0]: row for row in index.select(Query())}
+        wanted = [f"{n:032x}" for n in (3, 4, 99, 7)]
+        assert sorted(index.rows(wanted)) == sorted(everything[id] for id in wanted if id in everything)
+        assert index.rows([]) == []
+        scanned = [row for _, rows in index.scan([CLASS]) for row in rows]
+        assert sorted(scanned) == sorted(row for row in everything.values() if row[2] == CLASS[1])
+        assert sorted(row for _, rows in index.scan(None) for row in rows) == sorted(everything.values())
+        assert [row for _, rows in index.scan([("no.such", "Class")]) for row in rows] == []
+        listing = index.listing(Query())
+        if listing.places is not None:  # places, where given, are the ones scan gives the rows
+            place = dict(zip(listing.ids, listing.places))
+            for places, rows in index.scan(None):
+                assert places is not None and [place[row[0]] for row in rows] == list(places)
+
     def test_summary_conditions_in_query(self, index: Index) -> None:
         index.upsert([entry(n, {"x": n}, summary={"loss": n / 10, "ok": n % 2 == 0}) for n in range(6)])
         index.upsert([entry(9, {"x": 9}, summary={"loss": float("nan")})])

@@ -5,10 +5,12 @@ query parameters such as ``sslmode`` or ``connect_timeout`` pass through), plus 
 (default ``retain``) to keep the indexes of several storages in one database. The driver is
 psycopg 3 (``pip install 'retain[postgres]'``), imported when the index is first made.
 
-Schema (version 3), in its own PostgreSQL schema::
+Schema (version 4), in its own PostgreSQL schema::
 
     classes(class, module, qualname, kind)            one row per class (numbers never reused)
     interfaces(row, id, class, created, config, canonical, summary, metrics)
+        indexed in the order of listings: (class, created, row) and (created, row), with
+        the id (and class) included for index-only scans
     config_values(class, key, num, val, row)          every config leaf, by dotted key
     tags(tag, id)                                     the tags of each id (`Interface.tag`)
     meta(key, value), migrations(version, applied, retain)
@@ -41,16 +43,16 @@ from ._query import compile_query, stored_key, stored_value
 from ._schema import DEFAULT_SCHEMA, SCHEMA_VERSION, empty
 from .._sql import ROW_COLUMNS, covered_classes, texts
 from .._entry import config_leaves
-from ..base import Index
+from ..base import SCAN_CHUNK, Index, Listing
+from ...query import Query
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
     from typing import Any
 
     import psycopg
 
-    from ...query import Query
     from .._entry import IndexEntry, IndexRow
 
     #: (id, class, created, config text, canonical text, summary text, leaves (key, num, val),
@@ -353,6 +355,63 @@ class PostgresIndex(Index):
             return rows
 
         return self._db.run(work, "query", snapshot=_two_statements(query))
+
+    def listing(self, query: Query) -> Listing:
+        if query.summary_conditions:
+            return super().listing(query)  # decided over the rows' texts
+
+        def work(conn: psycopg.Connection[Any]) -> Listing:
+            from array import array
+
+            compiled = self._compile(conn, query)
+            if compiled is None:
+                return Listing([], {}, 0)
+            sql, args = compiled
+            names = {int(row[0]): (row[1], row[2], row[3]) for row in conn.execute(
+                f"SELECT class, module, qualname, kind FROM {self._db.s}.classes"
+            )}
+            rows = conn.execute(f"SELECT i.id, i.row, i.class {sql} ORDER BY i.created DESC, i.row DESC", args).fetchall()
+            ids = [row[0] for row in rows]
+            places = array("q", [row[1] for row in rows])
+            of = array("l", [row[2] for row in rows])
+            return Listing(ids, {key: names[key] for key in set(of)}, of, places)
+
+        return self._db.run(work, "query", snapshot=True)
+
+    def rows(self, ids: Sequence[str]) -> list[IndexRow]:
+        wanted = list(ids)
+        if not wanted:
+            return []
+        return self._db.run(
+            lambda conn: conn.execute(
+                f"SELECT {ROW_COLUMNS} FROM {self._db.s}.interfaces i JOIN {self._db.s}.classes c"
+                " ON c.class = i.class WHERE i.id = ANY(%b::text[])", (wanted,)
+            ).fetchall(),
+            "read rows",
+        )
+
+    def scan(self, classes: list[tuple[str, str]] | None) -> Iterator[tuple[Sequence[int] | None, list[IndexRow]]]:
+        s = self._db.s
+        numbers = self._db.run(lambda conn: self._class_ids_for(conn, Query(classes)), "query")
+        if numbers is not None and not numbers:
+            return
+        scope = "" if numbers is None else " AND i.class = ANY(%b::int[])"
+        sql = (
+            f"SELECT i.row, {ROW_COLUMNS} FROM {s}.interfaces i JOIN {s}.classes c ON c.class = i.class"
+            f" WHERE i.row > %s{scope} ORDER BY i.row LIMIT {SCAN_CHUNK}"
+        )
+        after = -1
+        # By ranges of row numbers, one statement each: no transaction stays open between
+        # chunks.
+        while True:
+            args: list[Any] = [after] if numbers is None else [after, numbers]
+            chunk = self._db.run(lambda conn: conn.execute(sql, args).fetchall(), "scan")
+            if not chunk:
+                return
+            after = chunk[-1][0]
+            yield [row[0] for row in chunk], [row[1:] for row in chunk]
+            if len(chunk) < SCAN_CHUNK:
+                return
 
     def count(self, query: Query) -> int:
         def work(conn: psycopg.Connection[Any]) -> int:

@@ -1,9 +1,11 @@
 """The SQLite index: one file, no server; the default, at ``<storage>/.retain/index.sqlite``.
 
-Schema (version 3)::
+Schema (version 4)::
 
     classes(class, module, qualname, kind)            one row per class (ids never reused)
     interfaces(row, id, class, created, config, canonical, summary, metrics)
+        indexed by (class, created, row, id) and (created, row, id, class): the order of
+        listings (`listing`), read without sorting or reading rows
     config_values(class, key, value, row)             every config leaf, by dotted key
     tags(tag, id)                                     the tags of each id (`Interface.tag`)
 
@@ -21,6 +23,7 @@ process keeps its connection and reconnects after a fork or when the file was re
 from __future__ import annotations
 
 import os
+from operator import itemgetter
 
 from ..._errors import IndexDatabaseError
 from ..._log import logger
@@ -30,15 +33,15 @@ from ._insert import BulkInsert, insert_values, prepare
 from ._query import compile_query, rechecked, sql_value
 from ._schema import SCHEMA_VERSION
 from .._entry import config_leaves, filter_rows
-from ..base import Index
+from ..base import SCAN_CHUNK, Index, Listing
+from ...query import Query
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
     from typing import Any
 
-    from ...query import Query
     from .._entry import IndexEntry, IndexRow
 
 __all__ = ["SCHEMA_VERSION", "SqliteIndex", "filesystem_type"]
@@ -285,6 +288,83 @@ class SqliteIndex(Index):
         exact = rechecked(query)
         rows = self._db.read(work)
         return filter_rows(rows, exact) if exact else rows
+
+    def listing(self, query: Query) -> Listing:
+        if rechecked(query) or query.summary_conditions:
+            return super().listing(query)  # decided over the rows' texts
+
+        def work(conn: sqlite3.Connection) -> Listing:
+            from array import array
+
+            names = {int(row[0]): (row[1], row[2], row[3]) for row in conn.execute(
+                "SELECT class, module, qualname, kind FROM classes"
+            )}
+            classes = self._class_ids_for(conn, query)
+            compiled = compile_query(conn, query, classes, names=False)
+            if compiled is None:
+                return Listing([], {}, 0)
+            sql, args = compiled
+            scope = list(names) if classes is None else classes
+            # Served by interfaces_by_class (one class) or interfaces_by_created, read
+            # backwards: no sort, no row read. Fetched in chunks: no million tuples at once.
+            single = len(scope) == 1
+            cursor = conn.execute(
+                f"SELECT i.id, i.row{'' if single else ', i.class'} {sql} ORDER BY i.created DESC, i.row DESC", args
+            )
+            ids: list[str] = []
+            places = array("q")
+            of = array("l")
+            first, second, third = itemgetter(0), itemgetter(1), itemgetter(2)
+            while True:
+                chunk = cursor.fetchmany(20_000)
+                if not chunk:
+                    break
+                ids += map(first, chunk)
+                places.extend(map(second, chunk))
+                if not single:
+                    of.extend(map(third, chunk))
+            if single:
+                return Listing(ids, {scope[0]: names[scope[0]]}, scope[0], places)
+            return Listing(ids, {key: names[key] for key in set(of)}, of, places)
+
+        return self._db.read(work)
+
+    def rows(self, ids: Sequence[str]) -> list[IndexRow]:
+        wanted = list(ids)
+
+        def work(conn: sqlite3.Connection) -> list[IndexRow]:
+            found: list[IndexRow] = []
+            for chunk in _chunks(wanted, 500):
+                found += conn.execute(
+                    f"SELECT {ROW_COLUMNS} FROM interfaces i JOIN classes c ON c.class = i.class"
+                    f" WHERE i.id IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
+            return found
+
+        return self._db.read(work) if wanted else []
+
+    def scan(self, classes: list[tuple[str, str]] | None) -> Iterator[tuple[Sequence[int] | None, list[IndexRow]]]:
+        numbers = self._db.read(lambda conn: self._class_ids_for(conn, Query(classes)))
+        if numbers is not None and not numbers:
+            return
+        # `+i.class`: not by the index on classes, which would sort the class for every chunk.
+        scope = "" if numbers is None else f" AND +i.class IN ({','.join('?' * len(numbers))})"
+        # By ranges of row numbers, one short read each: no read transaction stays open
+        # between chunks (it would hold the WAL back), and rows come in table order.
+        sql = (
+            f"SELECT i.row, {ROW_COLUMNS} FROM interfaces i CROSS JOIN classes c ON c.class = i.class"
+            f" WHERE i.row > ?{scope} ORDER BY i.row LIMIT {SCAN_CHUNK}"
+        )
+        after = -1
+        while True:
+            args = [after, *(numbers or ())]
+            chunk = self._db.read(lambda conn: conn.execute(sql, args).fetchall())
+            if not chunk:
+                return
+            after = chunk[-1][0]
+            yield [row[0] for row in chunk], [row[1:] for row in chunk]
+            if len(chunk) < SCAN_CHUNK:
+                return
 
     def count(self, query: Query) -> int:
         if rechecked(query):

@@ -74,10 +74,13 @@ def rechecked(query: Query) -> list[Condition]:
     return out
 
 
-def compile_query(conn: sqlite3.Connection, query: Query, classes: list[int] | None) -> tuple[str, list[Any]] | None:
+def compile_query(
+    conn: sqlite3.Connection, query: Query, classes: list[int] | None, *, names: bool = True,
+) -> tuple[str, list[Any]] | None:
     """The FROM/WHERE clause of `query` and its arguments; None if nothing can match.
     `classes` are the class numbers `query` covers (None: all). Conditions that `rechecked`
-    names are asked in a wider form: check them again over the rows."""
+    names are asked in a wider form: check them again over the rows. `names`: join the
+    classes (``c.module``, ``c.qualname``, ``c.kind``) even when no condition needs them."""
     if classes is not None and not classes:
         return None
     where: list[str] = []
@@ -104,7 +107,9 @@ def compile_query(conn: sqlite3.Connection, query: Query, classes: list[int] | N
     elif classes is not None:
         where.append(f"i.class IN ({scope_sql})")
         args += scope
-    return from_where(f"{source} JOIN classes c ON c.class = i.class", where, args, query, value_test)
+    if names or any(c.field.source == "column" and c.field.path in ("module", "class", "kind") for c in query.conditions):
+        source += " JOIN classes c ON c.class = i.class"
+    return from_where(source, where, args, query, value_test)
 
 
 def value_test(filter: Filter, column: str) -> tuple[str, list[Any]]:
