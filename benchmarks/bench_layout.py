@@ -1,5 +1,6 @@
-"""Storage layout at scale (issue 15): the plain layout (`<root>/<id>/`) against the sharded one
-(`<root>/<id[:2]>/<id>/`) on the file system of a directory, with a million results.
+"""Storage layout at scale (issue 15): the sharded layout (`<root>/<id[:2]>/<id>/`, the default of
+a new local storage since these figures) against the plain one (`<root>/<id>/`, what storages
+written before keep) on the file system of a directory, with a million results.
 
 Usage (from the repository root):
 

@@ -59,6 +59,25 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             del sys.modules[name]
 
 
+def id_directories(root: str | os.PathLike[str]) -> dict[str, Path]:
+    """The interface directories (committed or not) of the local storage at `root`, by id, in
+    either layout (`<root>/<id>` or `<root>/<id[:n]>/<id>`), read from the disk itself: what a
+    test that checks the disk behind retain's back lists."""
+    from retain.identity import is_id
+
+    found: dict[str, Path] = {}
+    base = Path(root)
+    if not base.is_dir():
+        return found
+    for entry in base.iterdir():
+        if is_id(entry.name):
+            found[entry.name] = entry
+        elif 0 < len(entry.name) <= 3 and entry.is_dir() and not entry.name.startswith("."):
+            found.update((inner.name, inner) for inner in entry.iterdir()
+                         if is_id(inner.name) and inner.name.startswith(entry.name))
+    return found
+
+
 def write_module(root: Path, dotted: str, source: str) -> Path:
     """Write module `dotted` (packages included) under `root`."""
     parts = dotted.split(".")

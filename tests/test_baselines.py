@@ -19,7 +19,7 @@ from retain import Interface, get
 from retain import _baselines
 from retain.storage import make_storage
 
-from conftest import new_url
+from conftest import id_directories, new_url
 
 FIXTURE = Path(__file__).parent / "data" / "legacy_storage"
 
@@ -135,7 +135,7 @@ print(json.dumps([get(Train, v).commit().id for v in ({}, {"a": 2}, {"model.dept
 """)
     files = sorted(p.name for p in (storage / ".retain" / "baselines").iterdir())
     assert len(files) == 2 and "ready.json" in files  # one version for the class, and ready
-    record = json.loads((storage / ids[0] / "interface.json").read_text())
+    record = json.loads((id_directories(storage)[ids[0]] / "interface.json").read_text())
     assert record["baseline"] == {"a": 1, "holdout": 0.2, "model": {"depth": 2}}
     # The baselines are the storage's: lost, they come back from the records.
     write_module(tmp_path, '{"a": 1, "holdout": 0.3, "model": {"depth": 5}}')
@@ -199,7 +199,7 @@ def test_two_versions_of_the_code_committing_at_once_never_share_an_id(tmp_path:
     for round in range(6):
         storage = tmp_path / f"storage{round}"
         for result in race(tmp_path, str(storage), round):
-            record = json.loads((storage / result["id"] / "interface.json").read_text())
+            record = json.loads((id_directories(storage)[result["id"]] / "interface.json").read_text())
             assert record["config"]["holdout"] == result["holdout"]
 
 

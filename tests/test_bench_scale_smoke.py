@@ -38,6 +38,7 @@ def test_quick_run_exits_0_and_prints_one_json_line_per_figure(tmp_path: Path) -
     # Both populations are cached, whole, for the next run.
     cached = sorted(os.listdir(tmp_path / "cache"))
     assert len(cached) == 2 and all((tmp_path / "cache" / name / "complete.json").exists() for name in cached)
+    assert all(name.startswith("scale-sharded-") for name in cached)  # the default layout of a new storage
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import pytest
 
 import retain
-from conftest import WORKERS_DIR, write_module
+from conftest import WORKERS_DIR, id_directories, write_module
 from retain import (
     ArchiveError,
     CollisionError,
@@ -440,25 +440,42 @@ def test_random_kills_during_an_import(tmp_path: Path, store: Storage) -> None:
     retain.export(list(expected), archive)
     target = tmp_path / "target"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([WORKERS_DIR, os.environ.get("PYTHONPATH", "")])}
-    partial = 0
-    for _ in range(KILLS):
-        worker = subprocess.Popen([sys.executable, "-c", IMPORTER, str(archive), str(target)],
+
+    def start(into: Path) -> subprocess.Popen[bytes]:
+        worker = subprocess.Popen([sys.executable, "-c", IMPORTER, str(archive), str(into)],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         assert worker.stdout is not None and worker.stdout.readline() == b"start\n"
-        time.sleep(0.1 + rng.random() * 0.6)
+        return worker
+
+    # The kills land within the time a whole import takes on this machine, measured first.
+    probe = start(tmp_path / "probe")
+    began = time.monotonic()  # from "start": the interpreter and `import retain` are not the import
+    assert probe.wait() == 0
+    whole = time.monotonic() - began
+    partial = 0
+    left = RESULTS
+    for _ in range(KILLS):
+        if not left:
+            break  # a kill after the import ended tests nothing more
+        worker = start(target)
+        # Within the time what is left takes: a resumed import skips what is there already.
+        time.sleep(whole * left / RESULTS * (0.1 + rng.random() * 0.4))
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-        committed = {p.name for p in target.iterdir() if (p / RECORD_FILE).exists()} if target.exists() else set()
+        directories = id_directories(target)
+        committed = {id for id, directory in directories.items() if (directory / RECORD_FILE).exists()}
         for id in committed:
-            found = {k: v for k, v in files_of(target / id).items() if TEMP_PREFIX not in k}
+            found = {k: v for k, v in files_of(directories[id]).items() if TEMP_PREFIX not in k}
             assert found == expected[id], id
         partial += 0 < len(committed) < RESULTS
+        left = RESULTS - len(committed)
     assert partial, "no kill landed in the middle of an import: make the archive bigger"
     with retain.storage(target):
         moved = retain.ingest(archive)
         assert {m.id for m in moved} == set(expected)
+        directories = id_directories(target)
         for id, files in expected.items():
-            assert {k: v for k, v in files_of(target / id).items() if TEMP_PREFIX not in k} == files
+            assert {k: v for k, v in files_of(directories[id]).items() if TEMP_PREFIX not in k} == files
         assert sorted(get.all(Interface).ids()) == sorted(expected)
         report = retain.verify()
         assert {p.kind for p in report.problems} <= {"temporary"}, report.problems

@@ -28,7 +28,7 @@ from retain.cli import main
 from retain.index import _updates
 from retain.storage.layout import RECORD_FILE, removal_area
 
-from conftest import WORKERS_DIR
+from conftest import WORKERS_DIR, id_directories
 
 DEAD_PID = 99999999  # above any pid_max: never a live process
 
@@ -80,7 +80,7 @@ def backdate(store: Storage, days: dict[Interface, float]) -> None:
 
 
 def committed(store: Storage) -> set[str]:
-    return {name for name in os.listdir(store.url) if os.path.isfile(os.path.join(store.url, name, RECORD_FILE))}
+    return {id for id, directory in id_directories(store.url).items() if (directory / RECORD_FILE).is_file()}
 
 
 def age(path: str, seconds: float) -> None:
@@ -477,16 +477,16 @@ def test_random_kills_during_gc(tmp_path: Path) -> None:
         time.sleep(rng.random() * span)
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-        names = {p.name for p in root.iterdir() if not p.name.startswith(".")}
-        left = {name for name in names if (root / name / RECORD_FILE).exists()}
+        directories = id_directories(root)
+        left = {name for name, directory in directories.items() if (directory / RECORD_FILE).exists()}
         assert left <= every
         for name in left:  # whole: the record and every file it was committed with
-            found = sorted(str(p.relative_to(root / name)) for p in (root / name).rglob("*") if p.is_file())
+            found = sorted(str(p.relative_to(directories[name])) for p in directories[name].rglob("*") if p.is_file())
             assert found == sorted([RECORD_FILE, *FILES]), name
         with retain.storage(root):
             assert set(get.all(Interface).ids()) == left, "the index lists a removed id"
             for id in left:  # nothing left is missing an input
-                record = json.loads((root / id / RECORD_FILE).read_text())
+                record = json.loads((directories[id] / RECORD_FILE).read_text())
                 used = record["config"].get("item")
                 assert used is None or used["$interface"] in left, f"{id} lost its input"
         killed_midway += 0 < len(left) < len(every)
@@ -499,5 +499,5 @@ def test_random_kills_during_gc(tmp_path: Path) -> None:
     with retain.storage(root):
         retain.gc(max_size=0)
         assert get.all(Interface).ids() == []
-    assert [n for n in os.listdir(root) if not n.startswith(".")] == []
+    assert id_directories(root) == {}  # (empty shard directories stay: commits reuse them)
     assert os.listdir(removal_area(str(root))) == []

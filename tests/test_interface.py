@@ -44,7 +44,7 @@ class Other(Interface):
 def test_quickstart(store: Storage) -> None:
     mnist = MnistData()
     directory = mnist.local_directory()
-    assert directory == os.path.join(store.url, mnist.id)
+    assert directory == os.path.join(store.url, mnist.id[:2], mnist.id)  # a new storage is sharded
     assert not mnist.is_committed() and not os.path.exists(directory)
     assert mnist.commit() is mnist
     assert repr(mnist) == f"MnistData [{mnist.id[:6]}]"
@@ -70,8 +70,9 @@ def test_commit_is_idempotent_and_writes_one_record(store: Storage) -> None:
     second = MnistData().commit()
     assert Path(first.local_directory(), "interface.json").read_bytes() == record
     assert second.created == first.created
-    # Beside the interface, only the storage's own directory (index and journal).
-    assert sorted(p.name for p in Path(store.url).iterdir()) == sorted([first.id, ".retain"])
+    # Beside the interface (in its shard), only the storage's own directory (index, journal).
+    assert sorted(p.name for p in Path(store.url).iterdir()) == sorted([first.id[:2], ".retain"])
+    assert [p.name for p in Path(store.url, first.id[:2]).iterdir()] == [first.id]
 
 
 def test_record_is_human_readable_and_complete() -> None:
@@ -306,7 +307,7 @@ def test_interface_keeps_the_storage_it_was_created_in(tmp_path: Path) -> None:
     with retain.storage(tmp_path / "elsewhere"):
         mnist = MnistData()
     mnist.commit()
-    assert os.path.isdir(tmp_path / "elsewhere" / mnist.id)
+    assert os.path.isdir(tmp_path / "elsewhere" / mnist.id[:2] / mnist.id)
 
 
 def test_a_changed_default_is_a_new_identity_and_the_old_result_is_found_by_its_value() -> None:

@@ -23,7 +23,7 @@ from retain.storage import make_storage
 from retain._fs import TEMP_PREFIX
 from retain.storage.layout import JOURNAL_REMOVE, RECORD_FILE, removal_area
 
-from conftest import WORKERS_DIR
+from conftest import WORKERS_DIR, id_directories
 
 HERE = Path(__file__).resolve().parent
 
@@ -362,18 +362,18 @@ def test_random_kills_during_removals(tmp_path: Path) -> None:
         worker.send_signal(signal.SIGKILL)
         worker.wait()
         killed.add(worker.pid)
-        names = {p.name for p in root.iterdir() if not p.name.startswith(".")}
-        committed = {name for name in names if (root / name / RECORD_FILE).exists()}
+        directories = id_directories(root)
+        committed = {name for name, directory in directories.items() if (directory / RECORD_FILE).exists()}
         for name in committed:  # whole: the record and every file it was committed with
-            assert Interface.from_directory(root / name).id == name
-            files = [p for p in (root / name).rglob("*") if p.is_file()]
+            assert Interface.from_directory(directories[name]).id == name
+            files = [p for p in directories[name].rglob("*") if p.is_file()]
             # A killed writer's temporary may stay in a directory a later worker committed (it is
             # reclaimed once abandoned, see `reclaim_temporaries`): it is never a file of the result.
             leftovers = [p for p in files if p.name.startswith(TEMP_PREFIX)]
             assert all(int(p.name.rsplit(".", 2)[1]) in killed for p in leftovers), leftovers
-            found = sorted(str(p.relative_to(root / name)) for p in files if p not in leftovers)
+            found = sorted(str(p.relative_to(directories[name])) for p in files if p not in leftovers)
             assert found == sorted([RECORD_FILE, *FILES]), name
-            assert sorted(Interface.from_directory(root / name).files()) == sorted([RECORD_FILE, *FILES])
+            assert sorted(Interface.from_directory(directories[name]).files()) == sorted([RECORD_FILE, *FILES])
         with retain.storage(root):
             assert {i for i in get.all(Interface).ids()} == committed, "the index lists a removed id"
     assert (tmp_path / "shared.log").read_text().count("\n") > 0, "no removal ever finished"

@@ -217,9 +217,9 @@ def test_a_rebuild_reads_events_of_annotated_ids_only(store: Storage, monkeypatc
 def test_a_directory_copied_in_by_hand_brings_its_tags(store: Storage, tmp_path: Path) -> None:
     run = Train().commit().tag("best")
     other = tmp_path / "other"
-    with retain.storage(other):
+    with retain.storage(other) as there:
         Train({"lr": 0.7}).commit()  # the other storage exists, with its index
-        shutil.copytree(run.local_directory(), other / run.id)  # not marked there
+        shutil.copytree(run.local_directory(), there.local_directory(run.id))  # not marked there
         time.sleep(0.01)
         assert get.all(Train, where={"tags": has("best")}).ids() == [run.id]
     assert (other / STORAGE_META_DIR / ANNOTATED_DIR / run.id).is_file()  # marked by the scan

@@ -400,6 +400,48 @@ def test_worker_processes_find_what_this_process_finds(store: Storage) -> None:
     assert result["report"] == here.as_dict()
 
 
+DU_IN_A_FRESH_PROCESS = """
+import json, sys
+import retain
+from retain import _health
+_health.PARALLEL_MIN = 1
+_health._CHUNK = 2
+_health._AHEAD = 2  # fewer chunks in flight than there are: the window moves
+pool = _health._pool
+started = []
+def spy(storage, count):
+    found = pool(storage, count)
+    started.append(found is not None)
+    return found
+_health._pool = spy
+print(json.dumps({"started": started, "usage": retain.du(largest=3, storage=sys.argv[1]).as_dict(),
+                  "verify": retain.verify(storage=sys.argv[1]).as_dict()}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2, reason="fork, two CPUs")
+def test_du_in_worker_processes_counts_what_this_process_counts(store: Storage) -> None:
+    """du reads the records and sizes in forked workers, a few chunks at a time, and keeps only
+    the largest it reports: the same answer as in the process."""
+    population()
+    for n in range(7):
+        extra = Data({"name": f"extra-{n}"})
+        extra.save_file("pad.txt", "p" * (1000 * (n % 3)))  # ties in size: ordered by id
+        extra.commit()
+    here = retain.du(largest=3)
+    sizes = {i.id: bytes_on_disk(i.local_directory()) for i in get.all(Interface)}
+    assert len(set(sizes.values())) < len(sizes)  # ties, which the ids order
+    assert [(r.id, r.size) for r in here.largest] == sorted(sizes.items(), key=lambda item: (-item[1], item[0]))[:3]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
+    out = subprocess.run([sys.executable, "-c", DU_IN_A_FRESH_PROCESS, store.url],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["started"] == [True, True]
+    assert result["usage"] == here.as_dict() and here.count == 10
+    assert result["verify"] == retain.verify().as_dict()
+
+
 def test_a_damaged_index_is_reported_and_rebuilt(store: Storage) -> None:
     data, finished, failed = population()
     from conftest import close_default_indexes

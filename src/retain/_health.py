@@ -144,35 +144,65 @@ def du(module: str | None = None, *, largest: int = 10, storage: Storage | str |
     Raises:
         InterfaceNotFoundError: `module` names no committed result.
     """
+    import heapq
+
     store = _settings.current_storage(storage)
     wanted_module, _, wanted_class = (module or "").partition(":")
     classes: dict[tuple[str, str], ClassUsage] = {}
-    sizes: list[ResultSize] = []
-    for id in store.iter_ids():
+    keep = max(largest, 0)
+    # The `largest` kept in a heap, smallest first: memory stays bounded at any size.
+    heap: list[tuple[int, str, str, str]] = []
+    local = not store.is_remote and store.supports_local_files
+    for chunk in _mapped_chunks(store, list(store.iter_ids()), _sizes, (), local):
+        for id, found_module, qualname, size in chunk:
+            if module and (found_module != wanted_module or (wanted_class and qualname != wanted_class)):
+                continue
+            name = (found_module, qualname)
+            usage = classes.get(name)
+            if usage is None:
+                usage = classes[name] = ClassUsage(*name)
+            usage.count += 1
+            usage.size += size
+            # Ordered as the report is, larger first, then by id: the heap's smallest entry is
+            # the smallest size with the last id, hence ids in reverse order in the key.
+            item = (size, _reverse_order(id), found_module, qualname)
+            if len(heap) < keep:
+                heapq.heappush(heap, item)
+            elif keep and item > heap[0]:
+                heapq.heapreplace(heap, item)
+    if module and not classes:
+        raise InterfaceNotFoundError(
+            f"no committed result of {module} in {store.url}; `retain du` without a module lists the classes there"
+        )
+    ordered = sorted(classes.values(), key=lambda usage: (-usage.size, usage.module, usage.qualname))
+    biggest = [ResultSize(_reverse_order(key), found_module, qualname, size)
+               for size, key, found_module, qualname in sorted(heap, reverse=True)]
+    return DiskUsage(ordered, biggest)
+
+
+_FLIP = str.maketrans("0123456789abcdef", "fedcba9876543210")
+
+
+def _reverse_order(id: str) -> str:
+    """`id` with each hex digit d replaced by 15 - d: sorts in the reverse order of ids (and is
+    its own inverse)."""
+    return id.translate(_FLIP)
+
+
+def _sizes(store: Storage, ids: list[str]) -> list[tuple[str, str, str, int]]:
+    """(id, module, class, bytes) of each committed id of `ids`; ids removed meanwhile left out."""
+    out = []
+    for id in ids:
         data = store.read_record(id)
         if data is None:
             continue  # removed since the listing
         try:
             fields = index_fields(data, os.path.join(store.local_directory(id), RECORD_FILE), id)
-            name = (fields["module"], fields["class"])
+            module, qualname = fields["module"], fields["class"]
         except RecordError:
-            name = ("?", "(damaged record)")  # still bytes on disk: `retain verify` says more
-        if module and (name[0] != wanted_module or (wanted_class and name[1] != wanted_class)):
-            continue
-        size = store.size(id)
-        usage = classes.get(name)
-        if usage is None:
-            usage = classes[name] = ClassUsage(*name)
-        usage.count += 1
-        usage.size += size
-        sizes.append(ResultSize(id, name[0], name[1], size))
-    if module and not classes:
-        raise InterfaceNotFoundError(
-            f"no committed result of {module} in {store.url}; `retain du` without a module lists the classes there"
-        )
-    sizes.sort(key=lambda item: (-item.size, item.id))
-    ordered = sorted(classes.values(), key=lambda usage: (-usage.size, usage.module, usage.qualname))
-    return DiskUsage(ordered, sizes[:max(largest, 0)])
+            module, qualname = "?", "(damaged record)"  # still bytes on disk: `retain verify` says more
+        out.append((id, module, qualname, store.size(id)))
+    return out
 
 
 # -- verify -----------------------------------------------------------------------------------------
@@ -299,30 +329,49 @@ _CHUNK = 1_000
 def _checked_chunks(
     store: Storage, ids: list[str], now: float, local: bool, records: bool = True
 ) -> Iterator[list[Checked]]:
-    """`_check_directories` of `ids` by chunks: in forked worker processes when there are many
-    (the checks of one directory are independent of the others'; see
-    `retain.index._rebuild_workers` for when forking is safe), else here."""
+    """`_check_directories` of `ids` by chunks, in worker processes when there are many."""
+    return _mapped_chunks(store, ids, _check_directories, (now, local, records), local)
+
+
+def _mapped_chunks(
+    store: Storage, ids: list[str], work: Callable[..., list[Any]], args: tuple[Any, ...], local: bool
+) -> Iterator[list[Any]]:
+    """``work(store, chunk, *args)`` of `ids` by chunks of `_CHUNK`, in order: in forked worker
+    processes when there are many ids of a local storage (each directory is independent of
+    the others; see `retain.index._rebuild_workers` for when forking is safe), else here.
+    `work` is a module-level function whose results `marshal` can carry. A few chunks are in
+    flight at a time, so memory stays bounded however many ids there are."""
     chunks = [ids[start:start + _CHUNK] for start in range(0, len(ids), _CHUNK)]
     pool = _pool(store, len(ids)) if local else None
     if pool is None:
         for chunk in chunks:
-            yield _check_directories(store, chunk, now, local, records)
+            yield work(store, chunk, *args)
         return
     import marshal
+    from collections import deque
     from concurrent.futures.process import BrokenProcessPool
 
     done = 0
     try:
         with pool:
-            futures = [pool.submit(_check_in_worker, chunk, now, records) for chunk in chunks]
-            for future in futures:
-                result = marshal.loads(future.result())
+            pending: deque[Any] = deque()
+            submitted = 0
+            while done < len(chunks):
+                # Enough chunks ahead to keep every worker busy while results are read here.
+                while submitted < len(chunks) and len(pending) < _AHEAD:
+                    pending.append(pool.submit(_in_worker, work, chunks[submitted], args))
+                    submitted += 1
+                result = marshal.loads(pending.popleft().result())
                 done += 1
                 yield result
-    except (BrokenProcessPool, OSError):  # a worker died (out of memory?): check the rest here
+    except (BrokenProcessPool, OSError):  # a worker died (out of memory?): the rest here
         pass
     for chunk in chunks[done:]:
-        yield _check_directories(store, chunk, now, local, records)
+        yield work(store, chunk, *args)
+
+
+#: Chunks submitted to the workers and not yet read back, at most.
+_AHEAD = 16
 
 
 def _pool(store: Storage, count: int) -> Any:
@@ -357,13 +406,13 @@ def _start_worker(store: Storage) -> None:
     _worker_storage = store
 
 
-def _check_in_worker(ids: list[str], now: float, records: bool) -> bytes:
+def _in_worker(work: Callable[..., list[Any]], ids: list[str], args: tuple[Any, ...]) -> bytes:
     import gc
     import marshal
 
     gc.disable()  # short-lived objects without cycles (see `verify`)
     assert _worker_storage is not None
-    return marshal.dumps(_check_directories(_worker_storage, ids, now, True, records))
+    return marshal.dumps(work(_worker_storage, ids, *args))
 
 
 def _check_directories(

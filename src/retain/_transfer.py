@@ -720,7 +720,7 @@ def _land_one(target: Storage, item: _Item, durable: bool) -> str:
     """
     import shutil
 
-    directory = target.local_directory(item.id)
+    directory = target.prepare_directory(item.id)
     makedirs(directory, durable=durable)
     annotated = any(name.startswith(ANNOTATIONS_FOLDER + "/") for name, _ in item.files)
     if annotated:

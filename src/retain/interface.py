@@ -15,7 +15,7 @@ from .element import Element, Resolved, _classes, defaults_json, identify, resol
 from .identity import MAX_DEPTH, REF_KEY, SCHEME, is_id, to_json
 from .modules import class_reference, resolve_class
 from .storage import Storage, storage_of_directory
-from .storage.layout import OUTPUT_LOG, RECORD_FILE, RECORD_FORMAT, RESERVED_PREFIX, decode_record, encode_record
+from .storage.layout import OUTPUT_LOG, RECORD_FILE, RECORD_FORMAT, RESERVED_PREFIX, decode_record, encode_record, read_marker
 from .index import _updates as _index_updates  # light: sqlite3 loads when the index is first used
 from .storage.layout import (
     JOURNAL_COMMIT,
@@ -61,7 +61,7 @@ class Interface(Element):
     """An Element that can be committed, reloaded, found again by `get`, and carries files.
 
     Its identity is its content: equal configurations of one class are one interface,
-    wherever and whenever they are made. It lives in ``<storage>/<id>/``.
+    wherever and whenever they are made. It lives in its `local_directory()`, ``<storage>/<id[:2]>/<id>/``.
 
     Example:
         >>> class MnistData(Interface):
@@ -97,8 +97,10 @@ class Interface(Element):
 
     def local_directory(self, *parts: str, create: bool = False) -> str:
         """The path of this interface's directory (joined with `parts`), the same before and
-        after commit. With `create`, the directory at that path is created."""
-        directory = self.storage.local_directory(self.id)
+        after commit. With `create`, the directory at that path is created (before a commit,
+        create it so, or with `save_file`: that settles where a new storage puts it)."""
+        storage = self.storage
+        directory = storage.prepare_directory(self.id) if create else storage.local_directory(self.id)
         path = os.path.join(directory, *_safe_parts(parts, reserved=())) if parts else directory
         if create:
             makedirs(path, durable=_settings.durable())
@@ -305,10 +307,10 @@ class Interface(Element):
         """
         relative = _safe_parts((name,), reserved=type(self)._retain_reserved_files)
         codec = codec_for(relative[-1])
-        directory = self.local_directory()
+        storage = self.storage
+        directory = storage.prepare_directory(self.id)
         path = os.path.join(directory, *relative)
         _check_inside(directory, path)  # before anything is created
-        storage = self.storage
         joined = "/".join(relative)
         committed: bool | None = None  # asked once of a remote store, where asking costs
         if not overwrite:
@@ -377,7 +379,7 @@ class Interface(Element):
         """
         update = _check_summary({**(values or {}), **named})
         storage = self.storage
-        directory = self.local_directory()
+        directory = storage.prepare_directory(self.id)
         durable = _settings.durable()
         makedirs(directory, durable=durable)
         merged = {**self.load_summary(), **update}
@@ -486,8 +488,9 @@ class Interface(Element):
 
     @classmethod
     def from_directory(cls: type[Self], path: str | os.PathLike[str]) -> Self:
-        """Reload the committed interface in directory `path` (``<storage>/<id>``, or a
-        symbolic link to it), as its own class.
+        """Reload the committed interface in directory `path` (its `local_directory()`:
+        ``<storage>/<id[:2]>/<id>``, or ``<storage>/<id>`` in a plain storage; or a symbolic
+        link to it), as its own class.
 
         Raises:
             RecordError: `path` is not an interface's directory (a file, a storage, ``/``, a
@@ -510,14 +513,20 @@ class Interface(Element):
                 hint = f"; pass its directory: {parent!r}" if id == RECORD_FILE else ""
                 raise RecordError(
                     f"{os.fsdecode(path)!r} is a file, not a directory; from_directory takes an "
-                    f"interface's directory (<storage>/<id>, the one that holds {RECORD_FILE}){hint}"
+                    f"interface's directory (its local_directory(), the one that holds {RECORD_FILE}){hint}"
                 ) from None
             if not os.path.isdir(directory):
                 reason = "it does not exist"
+            elif _is_shard(directory):
+                reason = (
+                    "it is a shard directory of a storage, which holds the directories of the "
+                    "interfaces whose ids start with its name; pass one of those"
+                )
             elif _looks_like_storage(directory):
                 reason = (
                     "it is a storage, not the directory of one interface in it; pass "
-                    "<storage>/<id>, or find it with get.by_id(id) or get.all(...)"
+                    "<storage>/<id[:2]>/<id> (<storage>/<id> in a plain storage), or find it "
+                    "with get.by_id(id) or get.all(...)"
                 )
             else:
                 reason = (
@@ -549,9 +558,21 @@ def _interface_directory(path: str | os.PathLike[str]) -> str:
     if os.path.dirname(directory) == directory:
         raise RecordError(
             f"{raw!r} is the root of the file system, not an interface's directory "
-            "(<storage>/<id>, the directory that holds interface.json)"
+            "(its local_directory(), the directory that holds interface.json)"
         )
     return directory
+
+
+def _is_shard(directory: str) -> bool:
+    name = os.path.basename(directory)
+    try:
+        marker = read_marker(os.path.dirname(directory))
+    except RecordError:
+        return False
+    return marker is not None and marker.get("shard") == len(name) and _HEX_DIGITS.issuperset(name)
+
+
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 def _looks_like_storage(directory: str) -> bool:
@@ -605,7 +626,7 @@ def _move_directory(storage: Storage, old: str, new: str) -> None:
     source = storage.local_directory(old)
     if not os.path.isdir(source):
         return
-    target = storage.local_directory(new)
+    target = storage.prepare_directory(new)
     try:
         makedirs(os.path.dirname(target))
         if storage.has_record(old):

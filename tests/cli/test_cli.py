@@ -156,7 +156,7 @@ def test_find_exit_codes(pi: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", found)
 
 
-def test_show_and_recreate(pi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_show_and_recreate(pi: Path, capsys: pytest.CaptureFixture[str], store: retain.Storage) -> None:
     main(["estimate_pi", "samples=9", "name=\"1\"", "opts.x=[1,2]", "--commit"])
     capsys.readouterr()
     main(["find", "estimate_pi", "samples=9", "name=\"1\"", "opts.x=[1,2]"])
@@ -173,7 +173,8 @@ def test_show_and_recreate(pi: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert main(["find", *words]) == 0
     assert capsys.readouterr().out.strip() == id
     assert main(["--json", "show", id]) == 0
-    assert json.loads(capsys.readouterr().out)["id"] == id
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["id"] == id and shown["directory"] == os.path.join(store.url, id[:2], id)  # where it is
 
 
 @pytest.mark.parametrize(
@@ -636,7 +637,7 @@ def test_storage_option_and_console_script(pi: Path, tmp_path: Path) -> None:
     listed_id = done.stdout.splitlines()[1].split("\t")[0]
     assert json.loads(retain_("--json", "status", "mc_pi").stdout)[0] == {
         "id": listed_id, "class": "McPi", "state": "finished", "nickname": nickname(listed_id),
-        "error": None, "directory": os.path.join(elsewhere, listed_id),
+        "error": None, "directory": os.path.join(elsewhere, listed_id[:2], listed_id),
     }
     failed = retain_("mc_pi", "fail=true", "--launch", "--execution", "pool", check=False)
     assert failed.returncode == 1 and "ValueError: boom" in one_error_line(failed.stderr)
@@ -803,6 +804,30 @@ def test_a_read_only_mount_is_listed_and_queried(
     before = tree_state(archive)
     check_read_only_storage(pi, mounted / "storage", tmp_path / "cache2", plain, component)
     assert tree_state(archive) == before
+
+
+def test_a_read_only_plain_storage_of_an_earlier_release_is_read(
+    pi: Path, tmp_path: Path, read_only_mount: Callable[[Path], Path]
+) -> None:
+    """A plain storage without a marker (what earlier releases wrote) on a read-only mount:
+    the marker its first write would add cannot be written, and is not needed."""
+    import estimate_pi
+
+    from retain.storage import LocalStorage
+    from retain.storage.layout import marker_path
+
+    source = tmp_path / "old" / "storage"
+    with retain.storage(LocalStorage(source, shard=0)):
+        plain = get(estimate_pi.EstimatePi, {"samples": 7}).commit()
+        retain.index.rebuild()
+    os.unlink(marker_path(str(source)))
+    mounted = read_only_mount(tmp_path / "old") / "storage"
+    before = tree_state(tmp_path / "old")
+    opened = LocalStorage(mounted)
+    assert opened.shard == 0 and opened.prepare_directory(plain.id) == str(mounted / plain.id)
+    with retain.storage(opened):
+        assert get.by_id(plain.id[:8]) == plain and get.all(estimate_pi.EstimatePi).ids() == [plain.id]
+    assert tree_state(tmp_path / "old") == before
 
 
 def test_a_storage_made_read_only_with_chmod_is_not_written(pi: Path, store: retain.Storage, tmp_path: Path) -> None:

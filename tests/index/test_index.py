@@ -105,10 +105,12 @@ def worker_env() -> dict[str, str]:
 
 
 def age_root(store: Storage) -> int:
-    """Make the storage root look unchanged for a while (so the next query trusts its mtime)."""
+    """Make the storage root (and its shard directories) look unchanged for a while (so the
+    next query trusts their mtimes)."""
     root = Path(store.url)
     old = time.time_ns() - 3_600 * 10**9
-    os.utime(root, ns=(old, old))
+    for directory in [root, *(p for p in root.iterdir() if len(p.name) <= 3 and p.is_dir())]:
+        os.utime(directory, ns=(old, old))
     return old
 
 
@@ -507,7 +509,7 @@ def test_repair_after_cp_r_from_another_storage(store: Storage, tmp_path: Path) 
     Train({"lr": 0.9}).commit()
     assert len(get.all(Train)) == 1
     for run in runs:
-        shutil.copytree(other / run.id, Path(store.url) / run.id)  # copies times too, like cp -a
+        shutil.copytree(run.local_directory(), store.local_directory(run.id))  # copies times too, like cp -a
     found = get.all(Train)
     assert set(found.ids()) == {r.id for r in runs} | {Train({"lr": 0.9}).id}
     assert found.filter({"id": runs[0].id}).pluck("summary.loss") == [0.5]
@@ -523,7 +525,7 @@ def test_directory_copied_in_just_after_a_commit_is_found(store: Storage, tmp_pa
     index = default_index(store)
     assert index._ids is not None  # the scan filled the cache
     run = Train({"lr": 0.44}).commit()
-    shutil.copytree(Path(copied.local_directory()), Path(store.url) / copied.id)
+    shutil.copytree(Path(copied.local_directory()), Path(store.local_directory(copied.id)))
     assert set(get.all(Train).ids()) == {r.id for r in runs} | {run.id, copied.id}
     shutil.rmtree(runs[0].local_directory())
     Train({"lr": 0.55}).commit()
@@ -569,7 +571,7 @@ def test_record_removed_after_listing(store: Storage) -> None:
 def test_copy_in_progress_is_found_when_complete(store: Storage, tmp_path: Path) -> None:
     with retain.storage(tmp_path / "other"):
         run = Train({"lr": 0.7}).commit()
-    target = Path(store.url) / run.id
+    target = Path(store.local_directory(run.id))
     target.mkdir(parents=True)  # the copy has made the directory, not yet the record
     assert len(get.all(Train)) == 0
     age_root(store)

@@ -151,7 +151,7 @@ def test_one_schema_serves_one_storage_wherever_it_is_mounted(schema: str, tmp_p
     with retain.storage(first), retain.settings(index=url):
         with pytest.raises(IndexDatabaseError, match="serves another storage"):
             get.all(Train)
-    assert mine.is_committed() and (first / mine.id / "interface.json").exists()  # nothing lost
+    assert mine.is_committed() and Path(mine.local_directory(), "interface.json").exists()  # nothing lost
 
 
 def test_missing_driver_says_what_to_install() -> None:

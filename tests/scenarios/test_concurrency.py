@@ -21,10 +21,11 @@ from typing import Any
 import pytest
 
 from retain import Interface, RecordError, get, storage
+from retain.storage import make_storage as storage_at
 from retain.storage.layout import RECORD_FILE
 
 import concurrency_worker as worker
-from conftest import WORKERS_DIR
+from conftest import WORKERS_DIR, id_directories
 
 
 pytestmark = pytest.mark.skipif(
@@ -67,7 +68,11 @@ def wait_for_files(paths: list[Path], procs: list[subprocess.Popen[bytes]], time
 
 
 def interface_dirs(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name != ".retain")  # .retain: the index
+    return sorted(id_directories(root).values())
+
+
+def dir_of(root: Path, id: str) -> Path:
+    return Path(storage_at(str(root)).local_directory(id))
 
 
 def read_record_json(directory: Path) -> Any:
@@ -132,7 +137,7 @@ def test_overlapping_commits_from_six_processes(tmp_path: Path) -> None:
     assert [p.name for p in root.iterdir() if not p.is_dir()] == []
     with storage(root):
         for index, id in ids.items():
-            directory = root / id
+            directory = dir_of(root, id)
             record = read_record_json(directory)
             assert record["id"] == id and record["created"] == created[id]
             loaded = Interface.from_directory(directory)
@@ -167,7 +172,7 @@ def check_after_kill(root: Path, run: int, size: int) -> tuple[int, bool]:
             if item.id not in prefix_dirs:
                 break
             by_id[item.id] = index
-    committed_here = [id for id in by_id if (root / id / RECORD_FILE).exists()]
+    committed_here = [id for id in by_id if (dir_of(root, id) / RECORD_FILE).exists()]
     uncommitted = [id for id in by_id if id not in committed_here]
     # In order: every identity but possibly the last one reached is committed.
     assert sorted(by_id[id] for id in committed_here) == list(range(1, len(committed_here) + 1))
@@ -175,7 +180,7 @@ def check_after_kill(root: Path, run: int, size: int) -> tuple[int, bool]:
 
     with storage(root):
         for id, index in by_id.items():
-            directory = root / id
+            directory = dir_of(root, id)
             for path in directory.iterdir():
                 assert path.name in (RECORD_FILE, worker.BIG_FILE) or path.name.startswith(
                     TEMP_PREFIX
@@ -242,7 +247,7 @@ def test_sigkill_mid_commit_leaves_only_whole_commits(tmp_path: Path) -> None:
     # Leftover temporaries are only those of killed workers (named with their pid), directly
     # inside interface directories; the commits that ran to completion cleaned up after them.
     for path in temp_files(root):
-        assert path.is_file() and path.parent.parent == root, path
+        assert path.is_file() and path.parent in interface_dirs(root), path
         assert int(path.name.rsplit(".", 2)[1]) in killed_pids, path
     assert not list(root.rglob("*.claim"))
     # The kills did land while commits were in progress (not only between them).
@@ -298,9 +303,9 @@ def test_two_processes_race_on_each_identity(tmp_path: Path) -> None:
     with storage(root):
         for index in range(count):
             id = first["results"][str(index)]["id"]
-            record = read_record_json(root / id)
+            record = read_record_json(dir_of(root, id))
             assert record["created"] == first["results"][str(index)]["created"]
-            assert sorted(p.name for p in (root / id).iterdir()) == [RECORD_FILE]
+            assert sorted(p.name for p in dir_of(root, id).iterdir()) == [RECORD_FILE]
             found = get(worker.RaceItem, {"index": index, "salt": salt})
             assert found.is_committed() and found.created == record["created"]
     assert temp_files(root) == []

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import WORKERS_DIR
+from conftest import WORKERS_DIR, id_directories
 
 import retain
 from retain import Interface, get
@@ -39,10 +39,10 @@ def test_random_kills_leave_storage_consistent(tmp_path: Path) -> None:
         worker.send_signal(signal.SIGKILL)
         worker.wait()
 
-        names = {p.name for p in root.iterdir() if not p.name.startswith(".")}
-        committed = {name for name in names if (root / name / "interface.json").exists()}
+        directories = id_directories(root)
+        committed = {name for name, directory in directories.items() if (directory / "interface.json").exists()}
         for name in committed:  # every visible record is whole
-            assert Interface.from_directory(root / name).id == name
+            assert Interface.from_directory(directories[name]).id == name
         with retain.storage(root):
             indexed = {i.id for i in get.all(Interface)}
             assert indexed == committed, "the index did not repair itself after a kill"

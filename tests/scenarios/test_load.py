@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from conftest import WORKERS_DIR
+from conftest import WORKERS_DIR, id_directories
 
 import retain
 from retain import Interface, get
@@ -57,10 +57,10 @@ def test_eight_processes_under_load(tmp_path: Path) -> None:
 
     # Storage holds exactly one directory per identity, each loadable; nothing else.
     expected = {next(iter(ids)) for ids in [*point_ids.values(), *task_ids.values()]}
-    names = {p.name for p in root.iterdir() if not p.name.startswith(".")}
-    assert names == expected
-    for name in names:
-        assert Interface.from_directory(root / name).id == name
+    directories = id_directories(root)
+    assert set(directories) == expected
+    for name, directory in directories.items():
+        assert Interface.from_directory(directory).id == name
 
     # The index is intact and agrees with storage, summaries included.
     database = root / ".retain" / "index.sqlite"

@@ -25,6 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 import retain
 from retain import Interface, RetainError, get
 from retain.cli import main as cli_main
+from retain.storage import make_storage
 
 
 class Item(Interface):
@@ -97,7 +98,7 @@ class StorageModel(RuleBasedStateMachine):
             loaded = get(Item, {"k": k}).load_file(name)
             assert loaded == (value if not name.endswith(".txt") else str(value))
         for k, id in self.committed.items():
-            assert Interface.from_directory(os.path.join(self.root, id)) == Item({"k": k})
+            assert Interface.from_directory(make_storage(self.root).local_directory(id)) == Item({"k": k})
 
 
 StorageModel.TestCase.settings = settings(

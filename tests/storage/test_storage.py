@@ -1,9 +1,11 @@
-"""Local storage (plain and sharded by id prefix) and the in-memory object store: each passes
-the storage conformance suite; then the sharded layout's own rules."""
+"""Local storage (sharded by id prefix, the default, and plain) and the in-memory object store:
+each passes the storage conformance suite; then the layouts' own rules."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -25,13 +27,13 @@ class Item(Interface):
 class TestLocalStorageConformance(StorageConformance):
     @pytest.fixture
     def storage(self, tmp_path: Path) -> Storage:
-        return LocalStorage(tmp_path / "conformance")
+        return LocalStorage(tmp_path / "conformance")  # a new storage: sharded
 
 
-class TestShardedStorageConformance(StorageConformance):
+class TestPlainStorageConformance(StorageConformance):
     @pytest.fixture
     def storage(self, tmp_path: Path) -> Storage:
-        return LocalStorage(tmp_path / "sharded", shard=2)
+        return LocalStorage(tmp_path / "plain", shard=0)
 
 
 class TestMemoryStorageConformance(StorageConformance):
@@ -64,27 +66,236 @@ def test_sharded_layout_on_disk(tmp_path: Path) -> None:
 
 def test_sharded_layout_is_agreed(tmp_path: Path) -> None:
     root = tmp_path / "s"
-    LocalStorage(root, shard=1)
+    LocalStorage(root, shard=1).prepare_directory(ITEM_ID)  # settles the layout
     with pytest.raises(StorageError, match="created with shard=1"):
         LocalStorage(root, shard=2)
     with pytest.raises(StorageError, match="created with shard=1"):
         LocalStorage(root, shard=0)
     plain = tmp_path / "plain"
-    with retain.storage(plain):
-        Item({"i": 1}).commit()
+    _plain_storage(plain)
     with pytest.raises(StorageError, match="plain layout"):
         LocalStorage(plain, shard=2)
     assert LocalStorage(plain).shard == 0
     for bad in (4, -1, True, "2"):
         with pytest.raises(StorageError, match="shard must be"):
             LocalStorage(tmp_path / "x", shard=bad)  # type: ignore[arg-type]
-    with pytest.raises(StorageError, match="shard=1|2|3"):
+    with pytest.raises(StorageError, match=re.escape("shard=0|1|2|3")):
         make_storage(f"file://{tmp_path}/y?shards=2")
     (tmp_path / "broken" / ".retain").mkdir(parents=True)
     Path(marker_path(str(tmp_path / "broken"))).write_text("garbage")
     with pytest.raises(retain.RecordError, match="not a retain storage marker"):
         LocalStorage(tmp_path / "broken")
 
+
+ITEM_ID = "29f0" + "0" * 28
+
+
+def _plain_storage(root: Path, count: int = 3) -> list[Item]:
+    """A storage as retain wrote them before sharding was the default: plain, no marker."""
+    with retain.storage(LocalStorage(root, shard=0)):
+        items = [Item({"i": n}).commit() for n in range(count)]
+    os.unlink(marker_path(str(root)))
+    for item in items:
+        assert (root / item.id / RECORD_FILE).is_file()
+    return items
+
+
+def test_new_storage_is_sharded_from_its_first_commit(tmp_path: Path) -> None:
+    root = tmp_path / "new"
+    storage = LocalStorage(root)
+    assert storage.shard == 2
+    # Reads of an empty storage create nothing, not even the storage directory.
+    with retain.storage(storage):
+        with pytest.raises(retain.InterfaceNotFoundError):
+            get.by_id(ITEM_ID)
+        assert not get(Item, {"i": 1}).is_committed()
+        assert len(get.all(Item)) == 0
+    assert list(storage.iter_ids()) == [] and storage.read_file(ITEM_ID, "a") is None
+    assert not os.path.exists(marker_path(str(root)))
+    with retain.storage(storage):
+        item = Item({"i": 1}).commit()
+    assert json.loads(Path(marker_path(str(root))).read_text()) == {"format": "retain.storage", "shard": 2}
+    assert (root / item.id[:2] / item.id / RECORD_FILE).is_file()
+    assert item.local_directory() == str(root / item.id[:2] / item.id)
+    assert LocalStorage(root).shard == 2 and make_storage(f"file://{root}").shard == 2
+    assert Interface.from_directory(item.local_directory()) == item
+    with pytest.raises(retain.RecordError, match="shard directory"):
+        Interface.from_directory(root / item.id[:2])
+
+
+def test_files_saved_before_the_first_commit_settle_the_layout(tmp_path: Path) -> None:
+    """The marker is written before the first interface directory, whoever creates it."""
+    root = tmp_path / "s"
+    with retain.storage(LocalStorage(root)):
+        item = Item({"i": 2})
+        assert item.local_directory() == str(root / item.id[:2] / item.id)  # a path: nothing written
+        assert not root.exists()
+        item.save_file("early.json", {"a": 1})
+        assert json.loads(Path(marker_path(str(root))).read_text())["shard"] == 2
+        # A process that opens it now follows the marker, not its own default.
+        assert LocalStorage(root).shard == 2
+        item.commit()
+    assert get(Item, {"i": 2}, storage=root).load_file("early.json") == {"a": 1}
+    other = tmp_path / "t"
+    with retain.storage(LocalStorage(other)):
+        Item({"i": 3}).local_directory("sub", create=True)
+    assert json.loads(Path(marker_path(str(other))).read_text())["shard"] == 2
+    # A directory made by hand before any marker is followed, whatever its width.
+    lost = tmp_path / "lost-marker"
+    os.makedirs(lost / ITEM_ID[:3] / ITEM_ID)
+    assert LocalStorage(lost).prepare_directory(ITEM_ID) == str(lost / ITEM_ID[:3] / ITEM_ID)
+    assert json.loads(Path(marker_path(str(lost))).read_text())["shard"] == 3
+    os.unlink(marker_path(str(lost)))
+    with pytest.raises(StorageError, match=r"sharded layout \(shard=3\) \(e.g. 29f/29f0"):
+        LocalStorage(lost, shard=0).prepare_directory(ITEM_ID)
+
+
+def test_a_new_storage_follows_the_layout_another_process_chose(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    default = LocalStorage(root)  # undecided: 2 unless the disk says otherwise
+    plain = LocalStorage(root, shard=0)
+    with retain.storage(plain):
+        first = Item({"i": 1}).commit()
+    assert (root / first.id / RECORD_FILE).is_file()
+    assert default.shard == 0 and default.local_directory(first.id) == str(root / first.id)
+    with retain.storage(default):
+        second = Item({"i": 2}).commit()
+        assert sorted(get.all(Item).ids()) == sorted([first.id, second.id])
+    assert (root / second.id / RECORD_FILE).is_file()
+    # An explicit layout that lost the race says so.
+    other = tmp_path / "t"
+    sharded = LocalStorage(other, shard=3)
+    LocalStorage(other).prepare_directory(ITEM_ID)
+    with pytest.raises(StorageError, match="just created with shard=2 by another process"):
+        sharded.prepare_directory(ITEM_ID)
+
+
+def test_explicit_plain_layout_is_recorded(tmp_path: Path) -> None:
+    for name, spelling in (("a", "{root}"), ("b", "file://{root}?shard=0")):
+        root = tmp_path / name
+        with retain.storage(make_storage(spelling.format(root=root)) if name == "b" else LocalStorage(root, shard=0)):
+            assert not root.exists()
+            item = Item({"i": 1}).commit()
+        assert json.loads(Path(marker_path(str(root))).read_text())["shard"] == 0
+        assert (root / item.id / RECORD_FILE).is_file()
+        # Later default opens stay plain: even once every interface is gone.
+        item.delete()
+        assert LocalStorage(root).shard == 0
+        with retain.storage(LocalStorage(root)):
+            again = Item({"i": 3}).commit()
+        assert (root / again.id / RECORD_FILE).is_file()
+
+
+def test_existing_plain_storage_keeps_working(tmp_path: Path) -> None:
+    root = tmp_path / "plain"
+    items = _plain_storage(root)
+    storage = LocalStorage(root)
+    assert storage.shard == 0 and repr(storage) == f"LocalStorage({str(root)!r})"
+    with retain.storage(root):
+        assert get(Item, {"i": 0}).is_committed()
+        assert sorted(get.all(Item).ids()) == sorted(i.id for i in items)  # the index syncs
+        new = Item({"i": 10}).commit()
+        assert (root / new.id / RECORD_FILE).is_file() and not (root / new.id[:2]).exists()
+        assert new.id in get.all(Item).ids()
+        assert retain.index.rebuild() == 4
+        assert retain.verify().ok
+        archive = tmp_path / "a.tar"
+        retain.export([i.id for i in items], archive)
+        retain.gc(older_than=0, status="finished,failed", dry_run=True)
+        Item({"i": 0}).delete()
+        assert not (root / items[0].id).exists()
+        assert sorted(m.state for m in retain.ingest(archive)) == ["imported", "present", "present"]
+        assert (root / items[0].id / RECORD_FILE).is_file()
+    # Its first write recorded the layout it has.
+    assert json.loads(Path(marker_path(str(root))).read_text())["shard"] == 0
+    # Copied into a new storage, results land in the new default layout.
+    copy_root = tmp_path / "copy"
+    retain.copy([i.id for i in items], str(copy_root), storage=root)
+    assert all((copy_root / i.id[:2] / i.id / RECORD_FILE).is_file() for i in items)
+
+
+def test_sharded_marker_over_plain_interfaces_is_an_error(tmp_path: Path) -> None:
+    root = tmp_path / "mixed"
+    _plain_storage(root)
+    Path(marker_path(str(root))).write_text('{"format": "retain.storage", "shard": 2}\n')
+    with pytest.raises(StorageError, match=r"marked sharded .* plain layout .*<id\[:2\]>/<id>"):
+        LocalStorage(root)
+    # Found as well when the marker appears while a process has the storage open.
+    late = tmp_path / "late"
+    opened = LocalStorage(late)
+    os.makedirs(late / ITEM_ID)
+    os.makedirs(late / ".retain")
+    Path(marker_path(str(late))).write_text('{"format": "retain.storage", "shard": 2}\n')
+    with pytest.raises(StorageError, match="marked sharded"):
+        opened.local_directory(ITEM_ID)
+
+
+_RACER = """
+import os, sys, time
+from retain import Interface, StorageError, storage as use
+from retain.storage import LocalStorage
+
+class Racer(Interface):
+    Config = {"who": "", "n": 0}
+
+who, shard, base, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+for r in range(rounds):
+    root = os.path.join(base, f"round-{r}")
+    open(os.path.join(base, f"ready-{who}-{r}"), "w").close()
+    while len([n for n in os.listdir(base) if n.endswith(f"-{r}") and n.startswith("ready-")]) < 2:
+        time.sleep(0.0005)
+    try:
+        storage = LocalStorage(root, shard=None if shard == "default" else int(shard))
+        with use(storage):
+            for n in range(5):
+                Racer({"who": who, "n": n}).commit()
+        print(r, "ok", storage.shard, flush=True)
+    except StorageError as exc:
+        print(r, "refused", str(exc).replace("\\n", " "), flush=True)
+"""
+
+
+def test_first_commits_of_two_processes_agree_on_the_layout(tmp_path: Path) -> None:
+    """Two processes commit their first interfaces into one new storage at once: one layout
+    wins on disk, and both follow it (an explicit other layout is refused, clearly)."""
+    import subprocess
+
+    script = tmp_path / "racer.py"
+    script.write_text(_RACER)
+    rounds = 12
+    for shards in (("default", "default"), ("default", "0")):
+        base = tmp_path / "-".join(shards)
+        base.mkdir()
+        procs = [
+            subprocess.Popen([sys.executable, str(script), f"p{k}", shard, str(base), str(rounds)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for k, shard in enumerate(shards)
+        ]
+        outs = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+            outs.append([line.split(" ", 2) for line in out.splitlines()])
+        for r in range(rounds):
+            root = base / f"round-{r}"
+            shard = json.loads(Path(marker_path(str(root))).read_text())["shard"]
+            names = [n for n in os.listdir(root) if n != ".retain"]
+            committed = [p.parent.name for p in root.rglob(RECORD_FILE)]
+            if shard:
+                assert all(len(n) == shard for n in names), names
+                assert all(p.parent.parent.parent == root for p in root.rglob(RECORD_FILE))
+            else:
+                assert all(len(n) == 32 for n in names), names
+            for k, lines in enumerate(outs):
+                outcome = lines[r]
+                assert outcome[0] == str(r)
+                if outcome[1] == "ok":
+                    assert int(outcome[2]) == shard
+                else:  # only an explicit layout that lost is refused
+                    assert shards[k] == "0" and shard == 2 and "created with shard=2" in outcome[2]
+            ok = sum(lines[r][1] == "ok" for lines in outs)
+            assert len(committed) == 5 * ok
+            assert sorted(LocalStorage(root).iter_ids()) == sorted(committed)
 
 def test_sharded_get_is_a_direct_lookup(tmp_path: Path) -> None:
     """`get` reads one record path; listing by prefix reads only the shard it names."""

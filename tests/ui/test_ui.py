@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from conftest import id_directories
 from ui_server import Server, serving, start_slow, wait_for
 
 from retain._errors import UnsafePathError
@@ -453,7 +454,7 @@ def test_rows_sort_by_state_and_by_duration(world: dict[str, Any]) -> None:
 def test_a_link_out_of_a_result_is_not_followed(world: dict[str, Any], tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("root:x:0:0")
-    directory = world["root"] / "storage" / world["data"]
+    directory = id_directories(world["root"] / "storage")[world["data"]]
     link = directory / "escape.txt"
     link.symlink_to(secret)
     try:

@@ -80,6 +80,7 @@ class RunFiles:
         return os.path.join(self.directory, OUTPUT_LOG)
 
     def ensure(self, durable: bool = False) -> None:
+        self.storage.prepare_directory(self.id)
         makedirs(self.directory, durable=durable)
 
     # -- the output log ------------------------------------------------------------------

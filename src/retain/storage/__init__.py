@@ -115,7 +115,7 @@ def _file_url(url: str) -> tuple[str, int | None]:
     shard = None
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key != "shard" or not value.isdigit():
-            raise StorageError(f"file URLs accept one option, shard=1|2|3; got {key}={value!r} in {url!r}")
+            raise StorageError(f"file URLs accept one option, shard=0|1|2|3; got {key}={value!r} in {url!r}")
         shard = int(value)
     return unquote(path) or "/", shard
 

@@ -57,6 +57,16 @@ class Storage(ABC):
     def local_directory(self, id: str) -> str:
         """The local path of the directory that holds the files of `id` (may not exist)."""
 
+    def prepare_directory(self, id: str) -> str:
+        """`local_directory(id)`, once the storage is ready for it to be created: what every
+        writer calls before it creates the directory (a new `LocalStorage` settles its layout
+        here, so every process puts the directory at one place). Reads never call it.
+
+        Raises:
+            StorageError: the storage cannot be written, or its layout conflicts.
+        """
+        return self.local_directory(id)
+
     @abstractmethod
     def read_record(self, id: str) -> bytes | None:
         """The record bytes of `id`, or None when `id` is not committed."""

@@ -1,6 +1,7 @@
 """The on-disk format, in one place.
 
-A storage is a directory tree::
+A storage is a directory tree; below, `<root>/<id>/` stands for the directory of interface
+`<id>`, `interface_directory(root, id, shard)`::
 
     <root>/<id>/interface.json    the record: written last, atomically; its presence *is* the commit
     <root>/<id>/<files...>        files saved by the interface (before or after commit)
@@ -9,14 +10,18 @@ A storage is a directory tree::
 `<id>` is the 32-hex content id. A directory without `interface.json` is not committed: it is
 what an uncommitted interface's `save_file` or a crashed commit leaves, and is invisible.
 
-With the sharded layout (``LocalStorage(root, shard=2)``, for file systems that slow down with
-huge directories), each interface directory sits one level down, under the first `shard`
-characters of its id (see "Storage marker" below)::
+A local storage is sharded (the default of a new one, ``shard=2``): each interface directory
+sits one level down, under the first `shard` characters of its id, so that no directory grows
+huge (see "Storage marker" below)::
 
     <root>/<id[:shard]>/<id>/...      e.g. <root>/29/29f034.../interface.json
 
-An object store (`FsspecStorage`) has the same layout under its URL (``s3://bucket/prefix/<id>/``);
-its files are used through a local cache directory with the same layout, marked as a cache.
+A plain storage (``shard=0``, and every storage written before sharding was the default) has
+them at the top: ``<root>/29f034.../interface.json``.
+
+An object store (`FsspecStorage`) has the plain layout under its URL
+(``s3://bucket/prefix/<id>/``); its files are used through a local cache directory with the
+same layout, marked as a cache.
 
 The index (see "Index files" below) adds::
 
@@ -203,8 +208,11 @@ def _json_type(kind: type | tuple[type, ...]) -> str:
 # writes a storage directory: the sharded layout (``{"format": "retain.storage", "shard": 2}``),
 # or that the directory is the local cache of an object store
 # (``{"format": "retain.storage", "cache_of": "s3://bucket/prefix"}``), so that
-# `Interface.from_directory` of a cached directory finds its store. No marker: a plain
-# `<root>/<id>/` storage. Written once, exclusively, when the storage is created.
+# `Interface.from_directory` of a cached directory finds its store. Written once, exclusively,
+# before the first interface directory is created (`Storage.prepare_directory`); every process
+# follows what it says. No marker (a storage written by an earlier release, or one nothing was
+# written into yet): plain if interface directories sit at the top of the root, else new (the
+# first writer records ``shard: 2``, or what it was asked for).
 
 MARKER_FILE = "storage.json"
 MARKER_FORMAT = "retain.storage"

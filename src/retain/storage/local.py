@@ -52,75 +52,170 @@ def _ids_among(names: list[str], prefix: str) -> list[str]:
     return found
 
 
+#: The layout of a new storage opened without `shard=`: 256 shard directories (see
+#: docs/design.md, "Layout at scale").
+DEFAULT_SHARD = 2
+
+# What a LocalStorage knows of its layout (`LocalStorage._state`).
+_MARKED = "marked"  # the marker on disk says it: settled for good
+_PLAIN = "plain"  # no marker, ids at the top of the root: an existing plain storage
+_NEW = "new"  # no marker, no ids: the layout is decided by the first directory created
+
+
 class LocalStorage(Storage):
-    """Interfaces in `<root>/<id>/`, the record in `<root>/<id>/interface.json`.
+    """Interfaces in `<root>/<id[:2]>/<id>/` (or `<root>/<id>/`), the record in
+    `interface.json` inside.
 
     Args:
         root: the storage directory (created on the first commit).
         shard: put each interface directory under the first `shard` characters of its id
-            (`<root>/29/29f034.../`; 1, 2 or 3: 16, 256 or 4,096 sub-directories), for file
-            systems that slow down with huge directories (some NFS servers, Lustre). Recorded
-            in ``<root>/.retain/storage.json`` when the storage is created, so every process
-            agrees: later opens read it, and None means "whatever the storage says" (plain
-            for a new one). A storage that already holds interfaces keeps its layout.
+            (`<root>/29/29f034.../`; 1, 2 or 3: 16, 256 or 4,096 sub-directories), or 0 for
+            the plain layout `<root>/29f034.../`. None means "whatever the storage says":
+            the layout recorded in ``<root>/.retain/storage.json``; plain for an existing
+            storage without that marker that holds interfaces at its top level; 2 for a new
+            storage. The marker is written before the first interface directory is created
+            (`prepare_directory`: the first `save_file` or commit; never by reads),
+            exclusively: every process follows the layout that is on disk.
 
     Raises:
-        StorageError: `shard` differs from the layout the storage was created with, or the
-            storage already holds interfaces in the other layout.
+        StorageError: `shard` differs from the layout the storage was created with, the
+            storage already holds interfaces in the other layout, or its marker says sharded
+            while interfaces sit at its top level.
     """
 
     def __init__(self, root: str | os.PathLike[str], *, shard: int | None = None) -> None:
         self.root = os.path.abspath(os.fspath(root))
         if shard is not None and (isinstance(shard, bool) or shard not in (0, *SHARD_WIDTHS)):
             raise StorageError(f"shard must be one of 0, 1, 2, 3 (characters of the id); got {shard!r}")
-        self.shard = self._agree_layout(shard)
+        self._requested = shard
         self._storage_id: str | None = None
         #: The shard names as last listed: (the root's inode and mtime, when listed, names).
         self._shards: tuple[tuple[int, int], int, list[str]] | None = None
-
-    def _agree_layout(self, shard: int | None) -> int:
         marker = read_marker(self.root)
         if marker is not None:
-            if "cache_of" in marker:
+            self._adopt(marker)
+            return
+        plain = self._plain_id()
+        if plain is not None:
+            if shard:
                 raise StorageError(
-                    f"{self.root} is the local cache of {marker['cache_of']}; use that URL as "
-                    "the storage (retain.storage(url)), not the cache directory"
+                    f"{self.root} already holds interfaces in the plain layout (e.g. {plain}); "
+                    f"open it without shard=, or move them into a new storage created with shard={shard}"
                 )
-            stored = int(marker.get("shard", 0))
-            if shard is not None and shard != stored:
+            self._shard, self._state = 0, _PLAIN
+        else:
+            self._shard, self._state = (DEFAULT_SHARD if shard is None else shard), _NEW
+
+    @property
+    def shard(self) -> int:
+        """Characters of the id that name the shard directory of an interface; 0: plain."""
+        if self._state == _NEW:
+            # Until it writes the marker itself, a process follows one another process wrote.
+            marker = read_marker(self.root)
+            if marker is not None:
+                self._adopt(marker, raced=True)
+        return self._shard
+
+    def _adopt(self, marker: dict[str, object], *, raced: bool = False) -> None:
+        """Follow the layout of the storage's marker."""
+        if "cache_of" in marker:
+            raise StorageError(
+                f"{self.root} is the local cache of {marker['cache_of']}; use that URL as "
+                "the storage (retain.storage(url)), not the cache directory"
+            )
+        stored = marker.get("shard", 0)
+        assert isinstance(stored, int)  # read_marker checked it
+        requested = self._requested
+        if requested is not None and requested != stored:
+            if raced:
                 raise StorageError(
-                    f"{self.root} was created with shard={stored} (see {marker_path(self.root)}); "
-                    f"open it with shard={stored} or without shard=, not shard={shard}"
+                    f"{self.root} was just created with shard={stored} by another process; "
+                    f"open it with that layout (or without shard=), not shard={requested}"
                 )
-            return stored
-        if not shard:
-            return 0
-        self._write_marker(shard)
-        return shard
+            raise StorageError(
+                f"{self.root} was created with shard={stored} (see {marker_path(self.root)}); "
+                f"open it with shard={stored} or without shard=, not shard={requested}"
+            )
+        if stored:
+            plain = self._plain_id()
+            if plain is not None:
+                raise StorageError(
+                    f"{self.root} is marked sharded (shard={stored} in {marker_path(self.root)}) "
+                    f"but holds interfaces at its top level, in the plain layout (e.g. {plain}), "
+                    f"which it cannot see: move each <id> directory to <id[:{stored}]>/<id>, or "
+                    f"write {{\"format\": \"{MARKER_FORMAT}\", \"shard\": 0}} in the marker if "
+                    "every interface is at the top level"
+                )
+        self._shard, self._state, self._shards = stored, _MARKED, None
 
-    def _write_marker(self, shard: int) -> None:
-        import json  # not at `import retain`, which loads this module
-
-        # Ids at the top level mean the plain layout is in use: switching would hide them.
+    def _plain_id(self) -> str | None:
+        """An interface directory at the top of the root (the plain layout), if there is one:
+        the first the listing meets (in a plain storage, in its first block of entries)."""
         try:
             with os.scandir(self.root) as entries:
-                plain = next((e.name for e in entries if len(e.name) == ID_LENGTH and is_id(e.name)), None)
-        except FileNotFoundError:
-            plain = None
-        if plain is not None:
-            raise StorageError(
-                f"{self.root} already holds interfaces in the plain layout (e.g. {plain}); "
-                f"open it without shard=, or move them into a new storage created with shard={shard}"
-            )
-        makedirs(os.path.join(self.root, STORAGE_META_DIR))
-        data = (json.dumps({"format": MARKER_FORMAT, "shard": shard}) + "\n").encode()
-        if not atomic_write(marker_path(self.root), lambda handle: handle.write(data), exclusive=True):
-            marker = read_marker(self.root) or {}
-            if marker.get("shard", 0) != shard:  # another process created it differently
+                return next((e.name for e in entries if len(e.name) == ID_LENGTH and is_id(e.name)), None)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def _sharded_id(self) -> str | None:
+        """An interface directory in a shard directory of an unmarked root, as
+        ``<shard>/<id>``, if there is one (a sharded storage whose marker was lost)."""
+        try:
+            with os.scandir(self.root) as entries:
+                names = [e.name for e in entries if len(e.name) in SHARD_WIDTHS and e.is_dir()]
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        for name in names:
+            if name in _valid_shards(len(name)):
+                try:
+                    inner = os.listdir(os.path.join(self.root, name))
+                except OSError:
+                    continue
+                found = next((id for id in inner if id.startswith(name) and is_id(id)), None)
+                if found is not None:
+                    return f"{name}/{found}"
+        return None
+
+    def _mark(self) -> None:
+        """Settle the layout before an interface directory is created: write the marker with
+        this process's layout, exclusively, or follow the one another process wrote first."""
+        import json  # not at `import retain`, which loads this module
+
+        state, shard = self._state, self.shard  # `shard` follows a marker written meanwhile
+        if self._state == _MARKED:
+            return
+        # What is on disk decides, not this process: directories created meanwhile without a
+        # marker (by an older retain, or by hand).
+        plain = self._plain_id() if shard else None
+        sharded = self._sharded_id() if state == _NEW else None
+        found = 0 if plain is not None else None if sharded is None else sharded.index("/")
+        if found is not None and found != shard:
+            if self._requested is not None:
+                example = plain or sharded
                 raise StorageError(
-                    f"{self.root} was just created with shard={marker.get('shard', 0)} by another "
-                    f"process; open it with that layout, not shard={shard}"
+                    f"{self.root} already holds interfaces in the "
+                    f"{'plain layout' if found == 0 else f'sharded layout (shard={found})'} "
+                    f"(e.g. {example}); open it without shard=, or move them into a new storage "
+                    f"created with shard={shard}"
                 )
+            shard = found
+        data = (json.dumps({"format": MARKER_FORMAT, "shard": shard}) + "\n").encode()
+        try:
+            makedirs(os.path.join(self.root, STORAGE_META_DIR))
+            created = atomic_write(marker_path(self.root), lambda handle: handle.write(data), exclusive=True)
+        except StorageError:
+            if state == _PLAIN:
+                # A read-only plain storage: its ids say its layout, the marker only confirms it.
+                self._state = _MARKED
+                return
+            raise
+        if created:
+            self._shard, self._state, self._shards = shard, _MARKED, None
+            return
+        marker = read_marker(self.root)
+        if marker is None:  # written and removed at once: nothing to agree with
+            raise StorageError(f"{marker_path(self.root)} vanished as it was created; try again")
+        self._adopt(marker, raced=True)
 
     @property
     def url(self) -> str:
@@ -131,6 +226,11 @@ class LocalStorage(Storage):
 
     def local_directory(self, id: str) -> str:
         return interface_directory(self.root, id, self.shard)
+
+    def prepare_directory(self, id: str) -> str:
+        if self._state != _MARKED:
+            self._mark()
+        return interface_directory(self.root, id, self._shard)
 
     def record_path(self, id: str) -> str:
         return os.path.join(self.local_directory(id), RECORD_FILE)
@@ -157,7 +257,7 @@ class LocalStorage(Storage):
         return {id for id in ids if lexists(f"{root}/{id}/{name}")}  # as `interface_directory`
 
     def publish_record(self, id: str, data: bytes, *, durable: bool = False) -> bool:
-        directory = self.local_directory(id)
+        directory = self.prepare_directory(id)
         if not makedirs(directory):
             # Files saved before the commit may have left temporaries of killed writers (the
             # rebuild of the index reclaims those of directories never committed).
@@ -177,8 +277,9 @@ class LocalStorage(Storage):
         )
 
     def iter_ids(self, prefix: str = "") -> Iterator[str]:
+        root, shard, isfile = self.root, self.shard, os.path.isfile
         for id in self.iter_directories(prefix):
-            if os.path.isfile(os.path.join(self.local_directory(id), RECORD_FILE)):
+            if isfile(os.path.join(interface_directory(root, id, shard), RECORD_FILE)):
                 yield id
 
     def local_root(self) -> str:

@@ -136,7 +136,7 @@ class StorageConformance:
         """Files without a record (a save before commit, a crashed commit) are not an interface."""
         require(storage, "supports_local_files")
         id = some_id(5)
-        directory = storage.local_directory(id)
+        directory = storage.prepare_directory(id)
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, "data.txt"), "w") as handle:
             handle.write("payload")
@@ -169,18 +169,20 @@ class StorageConformance:
         assert storage.local_directory(id) == storage.local_directory(id)
         assert storage.local_directory(id).endswith(id)
         assert storage.local_root() is not None
+        # Writers ask for it with prepare_directory first: the same path, before and after.
+        assert storage.prepare_directory(id) == storage.local_directory(id)
 
     # -- the files of an id, one at a time (what runs build on) ------------------------------
 
     def test_file_primitives_on_a_missing_file(self, storage: Storage) -> None:
         id = some_id(20)
-        os.makedirs(storage.local_directory(id), exist_ok=True)
+        os.makedirs(storage.prepare_directory(id), exist_ok=True)
         assert storage.read_file(id, ".retain.claim-000001.json") is None
         assert not storage.has_file(id, ".retain.claim-000001.json")
 
     def test_create_file_first_writer_wins(self, storage: Storage) -> None:
         id = some_id(21)
-        os.makedirs(storage.local_directory(id), exist_ok=True)
+        os.makedirs(storage.prepare_directory(id), exist_ok=True)
         assert storage.create_file(id, "claim.json", b"first\n") is True
         assert storage.has_file(id, "claim.json")
         assert storage.create_file(id, "claim.json", b"second\n", durable=True) is False
@@ -189,7 +191,7 @@ class StorageConformance:
 
     def test_concurrent_create_file_one_winner(self, storage: Storage) -> None:
         id = some_id(22)
-        os.makedirs(storage.local_directory(id), exist_ok=True)
+        os.makedirs(storage.prepare_directory(id), exist_ok=True)
         barrier = threading.Barrier(6)
         results: dict[int, bool] = {}
 
@@ -211,7 +213,7 @@ class StorageConformance:
 
     def test_replace_file(self, storage: Storage) -> None:
         id = some_id(23)
-        os.makedirs(storage.local_directory(id), exist_ok=True)
+        os.makedirs(storage.prepare_directory(id), exist_ok=True)
         storage.replace_file(id, "heartbeat.json", b"beat 1\n")
         assert storage.read_file(id, "heartbeat.json") == b"beat 1\n"
         storage.replace_file(id, "heartbeat.json", b"beat 2\n", durable=True)
@@ -220,7 +222,7 @@ class StorageConformance:
 
     def test_append_file(self, storage: Storage) -> None:
         id = some_id(24)
-        os.makedirs(storage.local_directory(id), exist_ok=True)
+        os.makedirs(storage.prepare_directory(id), exist_ok=True)
         storage.append_file(id, "events.jsonl", b'{"n": 1}\n')
         storage.append_file(id, "events.jsonl", b'{"n": 2}\n', durable=True)
         storage.append_file(id, "events.jsonl", b'{"n": 3}\n')
@@ -230,7 +232,7 @@ class StorageConformance:
     def test_ids_with_file_asks_many_ids_at_once(self, storage: Storage) -> None:
         ids = [some_id(25), some_id(26), some_id(27)]
         for id in ids:
-            os.makedirs(storage.local_directory(id), exist_ok=True)
+            os.makedirs(storage.prepare_directory(id), exist_ok=True)
         storage.create_file(ids[0], "finished.json", b"{}\n")
         storage.append_file(ids[2], "finished.json", b"{}\n")
         storage.create_file(ids[1], "other.json", b"{}\n")

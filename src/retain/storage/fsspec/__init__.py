@@ -1,7 +1,8 @@
 """Storage in an object store through fsspec: ``s3://bucket/prefix``, ``gs://``, ``memory://``.
 
-The layout is the local one under the URL (``<url>/<id>/interface.json`` and the files beside
-it). Files are used through a local cache directory with the same layout, so that
+The layout is the plain local one under the URL (``<url>/<id>/interface.json`` and the files
+beside it: keys are not sharded, a store has no directory to grow huge). Files are used
+through a local cache directory with the same (plain) layout, so that
 `local_directory()`, `save_file` and user code work with local paths:
 
 - before commit, files are written to the cache only;
