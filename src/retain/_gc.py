@@ -23,12 +23,11 @@ from ._lifecycle import Removed, remove_planned
 from ._timestamps import parse_iso
 from .identity import REF_KEY, references
 from .index import _updates, make_index
-from .query import Query
 from .runs.status import STATES, ExecutionStatus
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
     from typing import Any
 
     from ._health import Problem
@@ -264,23 +263,32 @@ def _size_of(problem: Problem) -> int:
     return total
 
 
-def _rows(store: Storage) -> tuple[list[IndexRow], dict[str, list[str]], dict[str, list[str]]]:
-    """The index rows of `store` (brought up to date), oldest first, and the users and the
-    inputs of each id (from the rows' configs)."""
+def _scan(store: Storage) -> Iterator[tuple[int, IndexRow]]:
+    """The index rows of `store` (brought up to date), chunk by chunk (memory stays bounded),
+    each with its place in the index (rows committed later have larger places)."""
     index = make_index(None, store)
     _updates.flush()  # what this process committed is in the index before it is read
     index.sync(store)
-    rows = index.select(Query())[::-1]
-    inputs: dict[str, list[str]] = {}
+    for places, rows in index.scan(None):
+        yield from zip(places if places is not None else range(len(rows)), rows)
+
+
+def _link(row: IndexRow, users: dict[str, list[str]], inputs: dict[str, list[str]]) -> None:
+    """Record what `row` uses: in `inputs` (its inputs) and in `users` (by each input)."""
+    if REF_KEY in row[5]:  # most configs hold no input: not parsed
+        used = [str(ref[REF_KEY]) for ref in references(_decoder()(row[5])[0])]
+        inputs[row[0]] = used
+        for input in used:
+            users.setdefault(input, []).append(row[0])
+
+
+def _users(store: Storage) -> dict[str, list[str]]:
+    """The users of each id, from the index rows' configs."""
     users: dict[str, list[str]] = {}
-    decode = _decoder()
-    for row in rows:
-        if REF_KEY in row[5]:  # most configs hold no input: not parsed
-            used = [str(ref[REF_KEY]) for ref in references(decode(row[5])[0])]
-            inputs[row[0]] = used
-            for input in used:
-                users.setdefault(input, []).append(row[0])
-    return rows, users, inputs
+    inputs: dict[str, list[str]] = {}
+    for _, row in _scan(store):
+        _link(row, users, inputs)
+    return users
 
 
 def _select(
@@ -288,7 +296,6 @@ def _select(
 ) -> tuple[list[str], list[Skipped], Rows]:
     """The ids to remove (created before `cutoff`, seconds since the epoch, ...), users
     before the results they use; the selected ones kept; and what is known of each id."""
-    rows, users, inputs = _rows(store)
     state_cache: dict[str, str] = {}
 
     def state(id: str) -> str:
@@ -296,13 +303,33 @@ def _select(
             state_cache[id] = ExecutionStatus.of(id, storage=store).state()
         return state_cache[id]
 
-    order = [
-        row[0] for row in rows
-        if (cutoff is None or parse_iso(row[4]) < cutoff)
-        and (states is None or (row[3] == "Component" and state(row[0]) in states))
-    ]
+    # One pass over the index keeps only the rows the criteria select (oldest first after
+    # sorting by creation, then place) and the links between results.
+    users: dict[str, list[str]] = {}
+    inputs: dict[str, list[str]] = {}
+    candidates: list[tuple[str, int, str]] = []
+    known: Rows = {}
+    names: dict[str, str] = {}  # one string per module, class and kind
+    sizes: dict[str, int] = {}
+    total = 0
+    for place, row in _scan(store):
+        id = row[0]
+        _link(row, users, inputs)
+        size = None
+        if limit is not None:
+            size = store.size(id)
+            total += size
+        if (cutoff is None or parse_iso(row[4]) < cutoff) and (
+                states is None or (row[3] == "Component" and state(id) in states)):
+            candidates.append((row[4], place, id))
+            module, qualname, kind = (names.setdefault(text, text) for text in row[1:4])
+            known[id] = (module, qualname, kind, size)
+            if size is not None:
+                sizes[id] = size
+    candidates.sort()
+    order = [id for _, _, id in candidates]
+    del candidates
     pinned = _pinned(store)
-    known: Rows = {row[0]: (row[1], row[2], row[3], None) for row in rows}
     why: dict[str, str] = {}
 
     def blocked(id: str) -> bool:
@@ -317,9 +344,6 @@ def _select(
     if limit is None:
         removing = _closed([id for id in order if not blocked(id)], users, inputs, why)
     else:
-        sizes = {row[0]: store.size(row[0]) for row in rows}
-        known = {id: (*row[:3], sizes[id]) for id, row in known.items()}
-        total = sum(sizes.values())
         added: list[str] = []
         position, removing = 0, set()
         while True:  # the oldest until the rest fits; again when a kept user kept some back
@@ -387,7 +411,7 @@ def _remove(
     again: the index rows and the tags once (a result committed meanwhile that uses one
     keeps it, and what it uses; one tagged meanwhile is kept), a component's state just
     before its batch (one that started is kept)."""
-    _, users, _ = _rows(store)
+    users = _users(store)
     pinned = _pinned(store)
     chosen = set(ids)
     kept: set[str] = set()
@@ -422,7 +446,13 @@ def _pinned(store: Storage) -> set[str]:
     return tagged_ids(store)
 
 
-def _decoder() -> Any:
-    import json  # loads with the first gc
+_decode: Any = None
 
-    return json.JSONDecoder().raw_decode
+
+def _decoder() -> Any:
+    global _decode
+    if _decode is None:
+        import json  # loads with the first gc
+
+        _decode = json.JSONDecoder().raw_decode
+    return _decode

@@ -17,7 +17,6 @@ from ._errors import InterfaceNotFoundError, RecordError, RetainError
 from ._fs import TEMP_PREFIX, abandoned_temporaries, is_abandoned, writer_alive
 from .identity import REF_KEY, SCHEME, compute_id, references
 from .index import _updates, make_index, rebuild
-from .query import Query
 from .storage.layout import (
     FINISHED_FILE,
     RECORD_FILE,
@@ -286,28 +285,38 @@ def _verify(store: Storage, repair: bool) -> VerifyReport:
     now = time.time()
     local = not store.is_remote and store.supports_local_files
     problems: list[Problem] = []
-    records: dict[str, tuple[str, str, str, str]] = {}  # id -> (module, class, kind, config text)
+    # What the index is compared with, kept small (memory stays bounded at a million results):
+    # per id (the listing's string), one int: a hash of its record's module, class, kind and
+    # config text, and the number of its class.
+    records: dict[str, int] = {}
+    classes: dict[str, int] = {}
     mismatched: set[str] = set()
     inputs: list[tuple[str, list[tuple[str, str]]]] = []
     directories = list(store.iter_directories())
-    committed = set(store.iter_ids()) if not local else set()
+    others = set(store.iter_ids()) if not local else set()  # committed ids (else: the records')
     checked = 0
+    start = 0
     for chunk in _checked_chunks(store, directories, now, local):
-        for id, state, module, qualname, kind, text, used, found in chunk:
+        names = directories[start:start + len(chunk)]  # in the chunk's order
+        start += len(chunk)
+        for id, (_, state, module, qualname, kind, text, used, found) in zip(names, chunk):
             problems += [Problem(*item) for item in found]
             if state in ("gone", "uncommitted"):
                 continue
             checked += 1
-            committed.add(id)
             if state == "record":
-                records[id] = (module, qualname, kind, text)
+                number = classes.setdefault(qualname, len(classes))
+                records[id] = (hash((module, qualname, kind, text)) & _HASH_MASK) << _CLASS_BITS | number
                 if used:
                     inputs.append((id, used))
-            elif state == "id-mismatch":
-                mismatched.add(id)
+            else:
+                others.add(id)
+                if state == "id-mismatch":
+                    mismatched.add(id)
+    del directories
     for id, used in inputs:
         for input_id, input_class in used:
-            if input_id not in committed:
+            if input_id not in records and input_id not in others:
                 problems.append(Problem(
                     id, "input-missing",
                     f"its input {input_class} [{input_id}] is not committed in {store.url}",
@@ -315,7 +324,8 @@ def _verify(store: Storage, repair: bool) -> VerifyReport:
                 ))
     if local:
         problems += _meta_leftovers(store)
-    problems += _check_index(store, records, committed - set(records))
+    problems += _check_index(store, records, {number: name for name, number in classes.items()},
+                             others - records.keys(), now, local)
     if repair:
         _repair(store, problems, mismatched)
     return VerifyReport(problems, checked, store.url)
@@ -739,44 +749,59 @@ def _config_text(data: bytes) -> str | None:
 _CONFIG_LINE = b'\n  "config": '
 
 
-def _check_index(store: Storage, records: dict[str, tuple[str, str, str, str]], unreadable: set[str]) -> list[Problem]:
-    """Index rows against the records: the same ids, and each row what its record says."""
+#: How `verify` keeps a record: a hash of its texts, then the number of its class.
+_CLASS_BITS = 20
+_HASH_MASK = (1 << 44) - 1
+
+
+def _check_index(
+    store: Storage, records: dict[str, int], classes: dict[int, str], unreadable: set[str], now: float,
+    local: bool,
+) -> list[Problem]:
+    """Index rows against the records: the same ids, and each row what its record says. The
+    rows are read chunk by chunk (`Index.scan`); a row whose hash differs from its record's
+    has the record read again to say how. Takes the ids it meets out of `records`."""
     import json
 
     fix = "retain verify --repair (or retain index rebuild) rebuilds the index from the records"
+    out = []
     try:
         _updates.flush()  # this process's deferred updates are the index's, not a disagreement
         index = make_index(None, store)
-        rows = index.select(Query())
+        for _, rows in index.scan(None):
+            for row in rows:
+                id = row[0]
+                record = records.pop(id, None)
+                if record is None:
+                    if id not in unreadable:
+                        out.append(Problem(id, "index-extra", f"the index lists {row[2]} [{id}], which is not committed", fix))
+                    continue
+                if hash((row[1], row[2], row[3], row[5])) & _HASH_MASK == record >> _CLASS_BITS:
+                    continue  # what most rows find: the same texts
+                again = _check_directories(store, [id], now, local)[0]
+                if again[1] != "record":
+                    continue  # changed since it was read: its own problems were reported then
+                _, _, module, qualname, kind, text = again[:6]
+                differs = [name for name, mine, theirs in (("module", module, row[1]), ("class", qualname, row[2]),
+                                                           ("kind", kind, row[3])) if mine != theirs]
+                if row[5] != text:
+                    try:
+                        same = json.loads(row[5]) == json.loads(text)
+                    except ValueError:
+                        same = False
+                    if not same:
+                        differs.append("config")
+                if differs:
+                    out.append(Problem(
+                        id, "index-differs",
+                        f"the index row of {qualname} [{id}] differs from its record in {', '.join(differs)}", fix,
+                    ))
     except RetainError as exc:
         return [Problem(None, "index-damaged", f"the index of {store.url} cannot be read: {exc}", fix)]
-    out = []
-    seen: set[str] = set()
-    for row in rows:
-        id = row[0]
-        seen.add(id)
-        record = records.get(id)
-        if record is None:
-            if id not in unreadable:
-                out.append(Problem(id, "index-extra", f"the index lists {row[2]} [{id}], which is not committed", fix))
-            continue
-        module, qualname, kind, text = record
-        differs = [name for name, mine, theirs in (("module", module, row[1]), ("class", qualname, row[2]),
-                                                   ("kind", kind, row[3])) if mine != theirs]
-        if row[5] != text:
-            try:
-                same = json.loads(row[5]) == json.loads(text)
-            except ValueError:
-                same = False
-            if not same:
-                differs.append("config")
-        if differs:
-            out.append(Problem(
-                id, "index-differs",
-                f"the index row of {qualname} [{id}] differs from its record in {', '.join(differs)}", fix,
-            ))
-    for id in sorted(records.keys() - seen):
-        out.append(Problem(id, "index-missing", f"{records[id][1]} [{id}] is committed but not in the index", fix))
+    out.sort(key=lambda problem: problem.id or "")
+    for id in sorted(records):
+        qualname = classes[records[id] & ((1 << _CLASS_BITS) - 1)]
+        out.append(Problem(id, "index-missing", f"{qualname} [{id}] is committed but not in the index", fix))
     return out
 
 
