@@ -47,7 +47,8 @@ from _common import Figures, loadavg, make_log, r, results_parser, run_intro, sc
 from bench_verify import populate  # noqa: E402  (the same storage as verify's figures)
 import retain  # noqa: E402
 from retain._timestamps import parse_iso  # noqa: E402
-from retain.storage.layout import RECORD_FILE, STORAGE_META_DIR  # noqa: E402
+from retain.storage.layout import STORAGE_META_DIR  # noqa: E402
+from retain.storage.local import LocalStorage  # noqa: E402
 
 RESULTS = os.path.join(HERE, "RESULTS.md")
 SECTION = "## Gc"
@@ -63,8 +64,9 @@ log = make_log("bench-gc")
 def read_all(root: str, names: list[str]) -> list[tuple[str, str]]:
     """(id, created) of every record: opened, read and parsed."""
     out = []
+    store = LocalStorage(root)  # its own layout (sharded, for a new storage)
     for name in names:
-        with open(os.path.join(root, name, RECORD_FILE), "rb") as handle:
+        with open(store.record_path(name), "rb") as handle:
             out.append((name, json.loads(handle.read())["created"]))
     return out
 
@@ -75,9 +77,16 @@ def copy(source: str, target: str) -> None:
 
 def restore(pristine: str, root: str, names: list[str]) -> None:
     """Put the directories `names` and `.retain/` (the index) of `pristine` back into `root`."""
-    gone = [os.path.join(pristine, name) for name in names if not os.path.exists(os.path.join(root, name))]
-    for start in range(0, len(gone), 1000):  # one cp per thousand directories
-        subprocess.run(["cp", "-a", *gone[start:start + 1000], root], check=True)
+    source, target = LocalStorage(pristine), LocalStorage(root)
+    into: dict[str, list[str]] = {}  # the directories to copy back, by the directory they go into
+    for name in names:
+        place = target.local_directory(name)
+        if not os.path.exists(place):
+            into.setdefault(os.path.dirname(place), []).append(source.local_directory(name))
+    for parent, gone in into.items():
+        os.makedirs(parent, exist_ok=True)
+        for start in range(0, len(gone), 1000):  # one cp per thousand directories
+            subprocess.run(["cp", "-a", *gone[start:start + 1000], parent], check=True)
     shutil.rmtree(os.path.join(root, STORAGE_META_DIR))
     copy(os.path.join(pristine, STORAGE_META_DIR), os.path.join(root, STORAGE_META_DIR))
 
@@ -137,9 +146,10 @@ def bench_older_than(pristine: str, work: str, names: list[str], rounds: int) ->
 
     def script() -> int:
         gone = 0
-        for name, when in read_all(theirs, [n for n in os.listdir(theirs) if len(n) == 32]):
+        store = LocalStorage(theirs)
+        for name, when in read_all(theirs, list(store.iter_directories())):
             if parse_iso(when) < cutoff:
-                shutil.rmtree(os.path.join(theirs, name))
+                shutil.rmtree(store.local_directory(name))
                 gone += 1
         return gone
 
@@ -211,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"n={n:,} work={work} load={load_at_start}")
         populate_s = populate(pristine, n)
         log(f"populated and indexed {n:,} in {populate_s:.1f} s")
-        names = [name for name in os.listdir(pristine) if len(name) == 32]
+        names = list(LocalStorage(pristine).iter_directories())
         assert len(names) == n, len(names)
         bench_nothing(pristine, names, rounds)
         log("gc (nothing to remove) done")

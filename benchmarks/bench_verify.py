@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without 
 from _common import Figures, config_of, loadavg, make_log, r, results_parser, scratch  # noqa: E402
 import retain  # noqa: E402
 from retain import Interface, storage  # noqa: E402
-from retain.storage.layout import RECORD_FILE  # noqa: E402
+from retain.storage.local import LocalStorage  # noqa: E402
 
 RESULTS = os.path.join(HERE, "RESULTS.md")
 SECTION = "## Verify"
@@ -80,13 +80,14 @@ def populate(root: str, n: int) -> float:
 
 
 def bench_verify(root: str, n: int, rounds: int) -> None:
-    names = [name for name in os.listdir(root) if len(name) == 32]
-    assert len(names) == n, len(names)
+    store = LocalStorage(root)  # its own layout (sharded, for a new storage)
+    paths = [store.record_path(name) for name in store.iter_directories()]
+    assert len(paths) == n, len(paths)
 
     def read_all() -> int:
         total = 0
-        for name in names:
-            with open(os.path.join(root, name, RECORD_FILE), "rb") as handle:
+        for path in paths:
+            with open(path, "rb") as handle:
                 total += len(json.loads(handle.read()))
         return total
 

@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without 
 from _common import Figures, TMP_ROOT, loadavg, make_log, r, replace_preamble, results_parser, scratch  # noqa: E402
 import retain  # noqa: E402
 from retain import Interface, get, settings, storage  # noqa: E402
+from retain.storage.local import LocalStorage  # noqa: E402
 
 RESULTS = os.path.join(HERE, "RESULTS.md")
 NS_PER_US = 1000.0
@@ -158,7 +159,8 @@ def bench_get(small: str, n_small: int, large: str, n_large: int, reps: int, rou
 def bench_from_directory(root: str, n: int, reps: int) -> None:
     rng = random.Random(2)
     keys = [rng.randrange(n) for _ in range(reps + 500)]
-    paths = [os.path.join(root, i) for i in ids_for(keys)]
+    store = LocalStorage(root)  # its own layout (sharded, for a new storage)
+    paths = [store.local_directory(i) for i in ids_for(keys)]
     time_each(Interface.from_directory, paths[:500])  # warm-up
     gc.collect()
     samples = time_each(Interface.from_directory, paths[500:])
@@ -248,7 +250,7 @@ def bench_commit(work: str, reps: int, rounds: int, durable: bool, key_base: int
                         got.append(clock() - t0)
                 if round_:
                     samples[arm] += got
-    assert items[-1].is_committed() and os.path.isfile(os.path.join(root, items[-1].id, "interface.json"))
+    assert items[-1].is_committed() and os.path.isfile(os.path.join(items[-1].local_directory(), "interface.json"))
     m = median_us(samples["retain"])
     limit = 1.5 if durable else 3.0
     if durable:
