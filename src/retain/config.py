@@ -44,8 +44,15 @@ def copy_tree(value: Any, path: str = "") -> Any:
         raise nesting_error(value, path) from None
 
 
+#: Leaf types that are never containers: returned at once by `_copy` and `_apply`, without the
+#: `Mapping` check (an ABC instance check, slow for the leaves that most values are).
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
 def _copy(value: Any, levels: int) -> Any:
     kind = type(value)
+    if kind in _LEAVES:
+        return value
     if kind is dict:
         if not levels:
             raise TooDeep(None)
@@ -362,8 +369,9 @@ def _apply(
             default = node_defaults[last]
             value = _check_type(value, default, full, owner)
         current = target.get(last)
-        if type(value) is dict or (
-            isinstance(value, Mapping) and not hasattr(value, "__retain_reference__")
+        kind = type(value)
+        if kind is dict or (
+            kind not in _LEAVES and isinstance(value, Mapping) and not hasattr(value, "__retain_reference__")
         ):
             inner = level + len(parts)
             if type(current) is dict:
