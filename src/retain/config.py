@@ -428,6 +428,9 @@ def _check_type(value: Any, default: Any, path: str, owner: type) -> Any:
     """
     if default is None:
         return value
+    kind = type(value)
+    if kind is type(default) and kind in _LEAVES:
+        return value  # what most values are: the rules below accept them as they are
     plain = _scalar(value)
     expected: str
     if isinstance(default, bool) or _is_numpy(default, bool):
