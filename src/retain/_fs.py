@@ -135,14 +135,19 @@ def fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to descriptor `fd` (a short write goes on with the rest)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _write_new(path: str, data: bytes, durable: bool) -> None:
     """Create `path` with `data`: through the descriptor, without a buffered file object (half
     the CPU of ``open(path, "xb")`` for the small files of a commit or a run)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
         if durable:
             os.fsync(fd)
     finally:
@@ -170,9 +175,7 @@ def _create_unnamed(path: str, data: bytes, durable: bool) -> bool | None:
             _TMPFILE.clear()  # this file system (most likely every one here) cannot
         return None  # (a missing directory is reported by the usual path)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
         if durable:
             os.fsync(fd)
         parent = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -305,9 +308,7 @@ def append_bytes(path: str, data: bytes, *, durable: bool = False) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             if durable:
                 os.fsync(fd)
         finally:

@@ -22,7 +22,7 @@ import struct
 import sys
 import threading
 
-from .pool import write_all
+from .._fs import write_all
 from ..runs.dispatch import describe_error
 from . import pool
 from .base import prepare_payload, run_prepared

@@ -19,6 +19,7 @@ import sys
 import time
 
 from .base import Execution, prepare_payload, run_prepared
+from .._fs import write_all
 from .._host import host_facts
 from .._timestamps import now_iso, parse_iso
 from ..runs.dispatch import Outcome, apply_seed, describe_error
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
     from .base import Job
 
-__all__ = ["PRELOAD", "PoolExecution", "end_worker", "fork_and_run", "init_worker", "write_all"]
+__all__ = ["PRELOAD", "PoolExecution", "end_worker", "fork_and_run", "init_worker"]
 
 #: Imported by the forkserver, so that a new worker starts with them.
 PRELOAD = (
@@ -436,12 +437,6 @@ def _wait_readable(first: int, second: int) -> int:
         except InterruptedError:
             continue
         return first if first in ready else second
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _reap(block: bool) -> None:

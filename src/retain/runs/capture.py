@@ -27,6 +27,8 @@ from __future__ import annotations
 import os
 import sys
 
+from .._fs import write_all
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import TracebackType
@@ -128,12 +130,6 @@ class _Target:
         self.log.release()
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
 class _Copier:
     """The process's two pipes (for descriptors 1 and 2) and the daemon thread that copies
     them to the targets of the active captures, innermost first."""
@@ -183,7 +179,7 @@ class _Copier:
             target.log.write(chunk)
             if target.out is not None:
                 try:
-                    _write_all(target.out[index], chunk)
+                    write_all(target.out[index], chunk)
                 except OSError:
                     pass
                 return
