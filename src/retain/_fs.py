@@ -135,6 +135,18 @@ def fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
+def bytes_under(path: str) -> int:
+    """The bytes the files under directory `path` take (or file `path` itself; 0 if gone)."""
+    total = 0
+    for parent, _, names in os.walk(path) if os.path.isdir(path) else [("", [], [path])]:
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(parent, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
 def write_all(fd: int, data: bytes) -> None:
     """Write all of `data` to descriptor `fd` (a short write goes on with the rest)."""
     view = memoryview(data)

@@ -11,13 +11,13 @@ following), users before the results they use.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 
 from . import _settings
 from ._annotations import tagged_ids
 from ._errors import UsageError
+from ._fs import bytes_under
 from ._health import LEFTOVER_KINDS, leftovers, repair_leftovers
 from ._lifecycle import Removed, remove_planned
 from ._timestamps import parse_iso
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from typing import Any
 
-    from ._health import Problem
     from .index.base import IndexRow
 
     #: What `_select` knows of each id: (module, class, kind, size or None: not measured).
@@ -243,24 +242,12 @@ def gc(
 def _leftovers(store: Storage, dry_run: bool, progress: Callable[[int, int], Any]) -> list[Leftover]:
     """Find what killed processes left (and, unless `dry_run`, delete it)."""
     problems = [problem for problem in leftovers(store, progress) if problem.kind in LEFTOVER_KINDS and problem.path]
-    sized = [(problem, _size_of(problem)) for problem in problems]
+    sized = [(problem, bytes_under(problem.path or "")) for problem in problems]
     if not dry_run:
         repair_leftovers(store, problems)
         # An orphan that got a record meanwhile is left in place (repaired stays None).
         sized = [(problem, size) for problem, size in sized if problem.repaired is not None]
     return [Leftover(problem.kind, problem.path or "", problem.id, size) for problem, size in sized]
-
-
-def _size_of(problem: Problem) -> int:
-    total = 0
-    path = problem.path or ""
-    for parent, _, names in os.walk(path) if os.path.isdir(path) else [("", [], [path])]:
-        for name in names:
-            try:
-                total += os.lstat(os.path.join(parent, name)).st_size
-            except OSError:
-                continue
-    return total
 
 
 def _scan(store: Storage) -> Iterator[tuple[int, IndexRow]]:

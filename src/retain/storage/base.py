@@ -6,7 +6,7 @@ import os
 from abc import ABC, abstractmethod
 
 from .._errors import StorageError
-from .._fs import TEMP_PREFIX, append_bytes, atomic_write, fsync_directory, makedirs, read_small_file
+from .._fs import TEMP_PREFIX, append_bytes, atomic_write, bytes_under, fsync_directory, makedirs, read_small_file
 from .layout import RECORD_FILE, RESERVED_PREFIX, STORAGE_META_DIR, SUMMARY_FILE, decode_summary, journal_path, removal_area
 
 TYPE_CHECKING = False
@@ -144,14 +144,7 @@ class Storage(ABC):
 
     def size(self, id: str) -> int:
         """The bytes the files of `id` take in the storage (its record and run files included)."""
-        total = 0
-        for parent, _, names in os.walk(self.local_directory(id)):
-            for name in names:
-                try:
-                    total += os.lstat(os.path.join(parent, name)).st_size
-                except OSError:
-                    continue
-        return total
+        return bytes_under(self.local_directory(id))
 
     # -- files of a remote storage (no-ops where local_directory() is the storage) ---------
 
