@@ -358,12 +358,13 @@ def test_verify_and_du_on_an_object_store(kind: str, object_store: Any, tmp_path
         assert (data.id, "index-extra") not in kinds(retain.verify())
 
 
-VERIFY_IN_A_FRESH_PROCESS = """
+IN_A_FRESH_PROCESS = """
 import json, sys
 import retain
 from retain import _health
 _health.PARALLEL_MIN = 1
 _health._CHUNK = 2
+_health._AHEAD = 2  # fewer chunks in flight than there are: the window moves
 pool = _health._pool
 started = []
 def spy(storage, count):
@@ -371,9 +372,21 @@ def spy(storage, count):
     started.append(found is not None)
     return found
 _health._pool = spy
-report = retain.verify(storage=sys.argv[1])
-print(json.dumps({"started": started, "report": report.as_dict()}))
+print(json.dumps({"started": started, "verify": retain.verify(storage=sys.argv[1]).as_dict(),
+                  "usage": retain.du(largest=3, storage=sys.argv[1]).as_dict()}))
 """
+
+
+def in_workers(store: Storage) -> dict[str, Any]:
+    """`verify` and `du(largest=3)` of `store` in a fresh process (one thread: it may fork), in
+    worker processes that check two directories at a time."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
+    out = subprocess.run([sys.executable, "-c", IN_A_FRESH_PROCESS, store.url],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    result: dict[str, Any] = json.loads(out.stdout)
+    assert result["started"] == [True, True]  # workers, for both
+    return result
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2, reason="fork, two CPUs")
@@ -391,32 +404,7 @@ def test_worker_processes_find_what_this_process_finds(store: Storage) -> None:
     age(temporary, 2 * 3600)
     here = retain.verify()
     assert sorted(p.kind for p in here.problems) == ["orphan", "run-files", "summary-damaged", "temporary"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
-    out = subprocess.run([sys.executable, "-c", VERIFY_IN_A_FRESH_PROCESS, store.url],
-                         capture_output=True, text=True, timeout=120, env=env)
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout)
-    assert result["started"] == [True]
-    assert result["report"] == here.as_dict()
-
-
-DU_IN_A_FRESH_PROCESS = """
-import json, sys
-import retain
-from retain import _health
-_health.PARALLEL_MIN = 1
-_health._CHUNK = 2
-_health._AHEAD = 2  # fewer chunks in flight than there are: the window moves
-pool = _health._pool
-started = []
-def spy(storage, count):
-    found = pool(storage, count)
-    started.append(found is not None)
-    return found
-_health._pool = spy
-print(json.dumps({"started": started, "usage": retain.du(largest=3, storage=sys.argv[1]).as_dict(),
-                  "verify": retain.verify(storage=sys.argv[1]).as_dict()}))
-"""
+    assert in_workers(store)["verify"] == here.as_dict()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2, reason="fork, two CPUs")
@@ -432,12 +420,7 @@ def test_du_in_worker_processes_counts_what_this_process_counts(store: Storage) 
     sizes = {i.id: bytes_on_disk(i.local_directory()) for i in get.all(Interface)}
     assert len(set(sizes.values())) < len(sizes)  # ties, which the ids order
     assert [(r.id, r.size) for r in here.largest] == sorted(sizes.items(), key=lambda item: (-item[1], item[0]))[:3]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
-    out = subprocess.run([sys.executable, "-c", DU_IN_A_FRESH_PROCESS, store.url],
-                         capture_output=True, text=True, timeout=120, env=env)
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout)
-    assert result["started"] == [True, True]
+    result = in_workers(store)
     assert result["usage"] == here.as_dict() and here.count == 10
     assert result["verify"] == retain.verify().as_dict()
 
