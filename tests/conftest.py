@@ -59,6 +59,38 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             del sys.modules[name]
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *words: str) -> tuple[int, str, str]:
+    """``retain *words`` in this process: its exit code, stdout and stderr."""
+    from retain.cli import main
+
+    code = main(list(words))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+CHAIN_MODELS = """
+from retain import Interface
+
+class Data(Interface):
+    Config = {"name": "a"}
+
+class Model(Interface):
+    Config = {"data": None, "lr": 0.1}
+"""
+
+
+@pytest.fixture
+def chain(project: Path) -> tuple[retain.Interface, retain.Interface]:
+    """A committed `models.Data` (with a file) and a committed `models.Model` that uses it."""
+    write_module(project, "models", CHAIN_MODELS)
+    import models  # type: ignore[import-not-found]
+
+    data = retain.get(models.Data, {"name": "a"})
+    data.save_file("rows.txt", "x" * 2000)
+    data.commit()
+    return data, retain.get(models.Model, {"data": data}).commit()
+
+
 def id_directories(root: str | os.PathLike[str]) -> dict[str, Path]:
     """The interface directories (committed or not) of the local storage at `root`, by id, in
     either layout (`<root>/<id>` or `<root>/<id[:n]>/<id>`), read from the disk itself: what a

@@ -28,7 +28,7 @@ from retain.cli import main
 from retain.index import _updates
 from retain.storage.layout import RECORD_FILE, removal_area
 
-from conftest import WORKERS_DIR, id_directories
+from conftest import WORKERS_DIR, id_directories, run_cli as cli
 
 DEAD_PID = 99999999  # above any pid_max: never a live process
 
@@ -350,12 +350,6 @@ def test_errors_come_before_anything_is_removed(store: Storage) -> None:
 
 
 # -- the command line ---------------------------------------------------------------------------------
-
-
-def cli(capsys: pytest.CaptureFixture[str], *words: str) -> tuple[int, str, str]:
-    code = main(list(words))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_gc_on_the_command_line(store: Storage, capsys: pytest.CaptureFixture[str]) -> None:

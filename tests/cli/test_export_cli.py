@@ -9,38 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_module
+from conftest import run_cli as cli
 import retain
 from retain import Interface, Storage, get
-from retain.cli import main
-
-MODELS = """
-from retain import Interface
-
-class Data(Interface):
-    Config = {"name": "a"}
-
-class Model(Interface):
-    Config = {"data": None, "lr": 0.1}
-"""
-
-
-def cli(capsys: pytest.CaptureFixture[str], *words: str) -> tuple[int, str, str]:
-    code = main(list(words))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture
-def chain(project: Path) -> tuple[Interface, Interface]:
-    write_module(project, "models", MODELS)
-    import models  # type: ignore[import-not-found]
-
-    data = get(models.Data, {"name": "a"})
-    data.save_file("rows.txt", "x" * 2000)
-    data.commit()
-    return data, get(models.Model, {"data": data}).commit()
-
 
 def test_export_then_import_twice(chain: tuple[Interface, Interface], tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_module
+from conftest import run_cli as cli, write_module
 from retain import Interface, Storage, get
-from retain.cli import main
 
 MODELS = """
 from retain import Interface
@@ -19,12 +18,6 @@ from retain import Interface
 class Train(Interface):
     Config = {"lr": 0.1}
 """
-
-
-def cli(capsys: pytest.CaptureFixture[str], *words: str) -> tuple[int, str, str]:
-    code = main(list(words))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
