@@ -531,23 +531,23 @@ class _TableRows:
                     name = top[key] = "config." + key
                 row[name] = item
             if summary_text:
-                summary = parse_summary(summary_text)
-                if summary:
-                    for key, value in summary.items():
-                        name = summary_names.get(key)
-                        if name is None:
-                            name = summary_names[key] = "summary." + key
-                        row[name] = value
+                _put(row, summary_text, summary_names, "summary.")
             if metrics_text:
-                metrics = parse_summary(metrics_text)
-                if metrics:
-                    for key, value in metrics.items():
-                        name = metric_names.get(key)
-                        if name is None:
-                            name = metric_names[key] = "metrics." + key
-                        row[name] = value
+                _put(row, metrics_text, metric_names, "metrics.")
             append(row)
         return table
+
+
+def _put(row: dict[str, Any], text: str, names: dict[str, str], prefix: str) -> None:
+    """The values of a summary (or of the last metrics) in `text` into `row`, as
+    ``<prefix><name>`` columns (`names` caches the column names)."""
+    values = parse_summary(text)
+    if values:
+        for key, value in values.items():
+            name = names.get(key)
+            if name is None:
+                name = names[key] = prefix + key
+            row[name] = value
 
 
 def _load(id: str, qualname: str, shared: _Shared) -> Any:
