@@ -9,7 +9,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Daemon"]
+__all__ = ["Daemon", "running"]
+
+#: The daemons started in this process that have not ended (a forked child starts with none).
+_running: dict[int, int] = {}  # pid -> count
+_count_lock = _thread.allocate_lock()
 
 
 class Daemon:
@@ -31,9 +35,21 @@ class Daemon:
                 target()
             finally:
                 self._alive = False
+                with _count_lock:
+                    _running[self._pid] -= 1
 
+        # Counted before it starts: `threading` does not know these threads, and whoever
+        # forks must (`running`).
+        with _count_lock:
+            _running[self._pid] = _running.get(self._pid, 0) + 1
         _thread.start_new_thread(run, ())
 
     def is_alive(self) -> bool:
         """Whether it runs, in this process (a forked child has none of its parent's threads)."""
         return self._alive and self._pid == os.getpid()
+
+
+def running() -> int:
+    """How many daemons run in this process: threads that `threading.active_count` does not
+    count, and that a fork must take into account as it does the others."""
+    return _running.get(os.getpid(), 0)

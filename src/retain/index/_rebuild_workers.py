@@ -26,6 +26,7 @@ from contextlib import contextmanager
 
 from .._errors import RecordError
 from .._fs import read_small_file
+from .._threads import running
 from .._log import logger
 from ..storage.layout import METRICS_LAST_FILE, RECORD_FILE, SUMMARY_FILE, index_fields, summary_text
 from ..storage.local import LocalStorage
@@ -155,6 +156,7 @@ def can_fork() -> bool:
         sys.platform.startswith("linux")
         and "fork" in multiprocessing.get_all_start_methods()
         and threading.active_count() == 1
+        and not running()  # `_threads.Daemon`s, which `threading` does not count
     )
 
 
