@@ -23,6 +23,7 @@ from ._lifecycle import Removed, remove_planned
 from ._timestamps import parse_iso
 from .identity import REF_KEY, references
 from .index import _updates, make_index
+from .storage.layout import raw_decoder
 from .runs.status import STATES, ExecutionStatus
 
 TYPE_CHECKING = False
@@ -263,7 +264,7 @@ def _scan(store: Storage) -> Iterator[tuple[int, IndexRow]]:
 def _link(row: IndexRow, users: dict[str, list[str]], inputs: dict[str, list[str]]) -> None:
     """Record what `row` uses: in `inputs` (its inputs) and in `users` (by each input)."""
     if REF_KEY in row[5]:  # most configs hold no input: not parsed
-        used = [str(ref[REF_KEY]) for ref in references(_decoder()(row[5])[0])]
+        used = [str(ref[REF_KEY]) for ref in references(raw_decoder()(row[5])[0])]
         inputs[row[0]] = used
         for input in used:
             users.setdefault(input, []).append(row[0])
@@ -431,15 +432,3 @@ def _remove(
 def _pinned(store: Storage) -> set[str]:
     """The ids of the tagged results of `store`: never removed by `gc`."""
     return tagged_ids(store)
-
-
-_decode: Any = None
-
-
-def _decoder() -> Any:
-    global _decode
-    if _decode is None:
-        import json  # loads with the first gc
-
-        _decode = json.JSONDecoder().raw_decode
-    return _decode

@@ -26,6 +26,7 @@ from .storage.layout import (
     check_record,
     end_file,
     index_fields,
+    raw_decoder,
     removal_area,
 )
 
@@ -582,20 +583,12 @@ def _check_record(
     return record
 
 
-_decoder: Any = None
-
-
 def _parse(data: bytes) -> Any:
     """JSON bytes parsed (None when they are not JSON): `json.loads` without its per-call
     overhead, a large part of verifying a small record."""
-    global _decoder
-    if _decoder is None:
-        import json
-
-        _decoder = json.JSONDecoder().raw_decode
     try:
         text = data.decode("utf-8")
-        value, end = _decoder(text)
+        value, end = raw_decoder()(text)
     except ValueError:  # UnicodeDecodeError included
         return None
     if text[end:].strip():

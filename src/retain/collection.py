@@ -13,7 +13,7 @@ from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
 from .identity import REF_KEY, canonical_json, references
 from .query import MISSING, compile_where, equal, field_value, matches_all, resolve_field, Condition, Field, Query
 from .interface import Interface, load_record
-from .storage.layout import RECORD_FILE, decode_record
+from .storage.layout import RECORD_FILE, decode_record, raw_decoder
 from .index.base import Listing, parse_summary
 from .modules import class_reference
 from ._settings import current_storage
@@ -226,7 +226,7 @@ class Collection(_Generic[I]):
         """The interfaces whose configuration holds `input` (an interface or its id) as an
         input, at any depth, in order; from the index rows alone."""
         id = input if isinstance(input, str) else input.id
-        scan = _decoder()
+        scan = raw_decoder()
         # Most rows do not mention the id at all: their text is looked at before it is parsed.
         return self._where(self._values(lambda row, _: id in row[5] and _refers(scan(row[5])[0], id), False))
 
@@ -573,19 +573,6 @@ def _load(id: str, qualname: str, shared: _Shared) -> Any:
             f"{qualname} [{id[:6]}] cannot be loaded: {exc}. Its record is readable without the "
             f"code: to_table(), pluck(...), or `retain show {id[:6]}`"
         ) from exc
-
-
-_raw_decode: Any = None
-
-
-def _decoder() -> Any:
-    # JSONDecoder.raw_decode: `json.loads` without its per-call checks, for many small texts.
-    global _raw_decode
-    if _raw_decode is None:
-        from json import JSONDecoder
-
-        _raw_decode = JSONDecoder().raw_decode
-    return _raw_decode
 
 
 def _flatten(row: dict[str, Any], value: dict[str, Any], path: str, nested: dict[str, dict[str, str]]) -> None:

@@ -505,7 +505,7 @@ def _fast_index_fields(data: bytes, expected_id: str) -> dict[str, Any] | None:
         return None
     try:
         # raw_decode: json.loads without its per-call overhead (a third of the parse here).
-        parsed, stop = _raw_decoder()(config)
+        parsed, stop = raw_decoder()(config)
     except ValueError:
         return None
     if stop != len(config) or type(parsed) is not dict:
@@ -525,7 +525,9 @@ def _fast_index_fields(data: bytes, expected_id: str) -> dict[str, Any] | None:
 _decoder: Any = None
 
 
-def _raw_decoder() -> Any:
+def raw_decoder() -> Any:
+    """`json.JSONDecoder().raw_decode`, made once: `json.loads` without its per-call checks,
+    for the many small texts of records, configs and rows."""
     global _decoder
     if _decoder is None:
         import json
