@@ -368,7 +368,12 @@ def test_commit_without_hard_links(monkeypatch: pytest.MonkeyPatch, store: Stora
     def refuse(*args: object, **kwargs: object) -> None:
         raise OSError(errno.EPERM, "Operation not permitted")
 
+    from retain import _fs
+
     monkeypatch.setattr(os, "link", refuse)
+    # The refusal turns off unnamed creates for the process: for this test only, or later
+    # tests of them would find them off.
+    monkeypatch.setattr(_fs, "_TMPFILE", list(_fs._TMPFILE))
     first = MnistData({"batch_size": 77}).commit()
     second = MnistData({"batch_size": 77}).commit()
     assert second.created == first.created
