@@ -149,6 +149,27 @@ def test_from_directory_errors(tmp_path: Path, store: Storage) -> None:
         Interface.from_directory(moved)
 
 
+def test_get_checks_the_content_of_the_record_it_finds() -> None:
+    """A `get` hit compares the record with the config it resolved instead of hashing it
+    again: edits that compare equal as numbers, or change the class, are still caught."""
+    committed = MnistData({"batch_size": 2}).commit()
+    record_path = Path(committed.local_directory(), "interface.json")
+    original = record_path.read_bytes()
+    canonical = b'"canonical_config": {"batch_size": 2}'
+    assert canonical in original
+    for edit in [
+        original.replace(canonical, b'"canonical_config": {"batch_size": 2.0}'),
+        original.replace(canonical, b'"canonical_config": {"batch_size": true}'),
+        original.replace(b'"class": "MnistData"', b'"class": "Other"'),
+    ]:
+        assert edit != original
+        record_path.write_bytes(edit)
+        with pytest.raises(RecordError, match="hashes to"):
+            get(MnistData, {"batch_size": 2})
+    record_path.write_bytes(original)
+    assert get(MnistData, {"batch_size": 2}).is_committed()
+
+
 def test_from_directory_checks_the_class() -> None:
     mnist = MnistData().commit()
     assert MnistData.from_directory(mnist.local_directory()) == mnist

@@ -10,7 +10,7 @@ from ._errors import InterfaceNotFoundError, ModuleResolutionError
 from .element import Element, normalize_json
 from .identity import REF_KEY, is_id, remove_paths, same_value
 from .interface import Interface, adopt_record, decode_references, load_record
-from .modules import resolve_class
+from .modules import class_reference, resolve_class
 from .storage.layout import RECORD_FILE, decode_record
 from .collection import query_all, query_records
 
@@ -92,7 +92,11 @@ class Get:
         data = store.read_record(state.id)
         if data is None:
             return instance
-        record = decode_record(data, os.path.join(store.local_directory(state.id), RECORD_FILE), state.id)
+        module, qualname = class_reference(cls)
+        record = decode_record(
+            data, f"{store.local_directory(state.id)}/{RECORD_FILE}", state.id,
+            resolved=(module, qualname, state.canonical),
+        )
         adopt_record(instance, record, decode_references(record["config"], store))
         return instance
 

@@ -340,6 +340,13 @@ def _apply(
                 f"config keys must be strings; got {type(key).__name__} {key!r} in an update "
                 f"for {owner.__qualname__}"
             )
+        kind = type(value)
+        if kind in _LEAVES and type(shape) is dict and key in shape and "." not in key:
+            # A plain value for a declared key, which most updates are: what the general path
+            # below does for it, without its walk.
+            if defaults is None or kind is type(defaults[key]) or defaults[key] is None:
+                merged[key] = value
+                continue
         parts = key.split(".")
         if level + len(parts) - 1 > MAX_DEPTH:  # dotted parts nest as deep as dicts do
             raise TooDeep(".".join([prefix, *parts[: MAX_DEPTH - level + 1]]).lstrip("."))

@@ -323,6 +323,23 @@ def same_value(a: JSON, b: JSON) -> bool:
     return bool(a == b)
 
 
+def identical(a: JSON, b: JSON) -> bool:
+    """Equality of JSON values that is also equality of their canonical JSON text: types
+    must match too (``1 != 1.0``, ``True != 1``), where `same_value` compares numbers."""
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is dict:
+        return a.keys() == b.keys() and all(identical(a[k], b[k]) for k in a)
+    if kind is list:
+        return len(a) == len(b) and all(identical(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+#: JSON values that are not containers (`_drop` compares them directly).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def drop_defaults(value: dict[str, JSON], defaults: Mapping[str, JSON]) -> dict[str, JSON]:
     """The keys of `value` that differ from `defaults`, recursively (both normalised JSON)."""
     out = _drop(value, defaults)
@@ -330,6 +347,12 @@ def drop_defaults(value: dict[str, JSON], defaults: Mapping[str, JSON]) -> dict[
 
 
 def _drop(value: JSON, default: JSON) -> JSON:
+    kind = type(value)
+    if kind in _SCALARS and type(default) in _SCALARS:
+        # `same_value` of two plain values, which most are, without its checks of containers
+        if (kind is bool) is not (type(default) is bool):
+            return value
+        return _MISSING if value == default else value
     if isinstance(value, dict) and isinstance(default, dict) and REF_KEY not in value:
         out = {}
         for key, item in value.items():

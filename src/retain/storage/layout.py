@@ -51,7 +51,7 @@ from __future__ import annotations
 # json, re and hashlib are imported where they are used: `import retain` loads this module
 # and must not load them (tests/test_package.py).
 from .._errors import RecordError
-from ..identity import ID_LENGTH, SCHEME, compute_id, is_id
+from ..identity import ID_LENGTH, SCHEME, compute_id, identical, is_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -135,8 +135,12 @@ def _value_encoder() -> Any:
     return _encoder
 
 
-def decode_record(data: bytes, where: str, expected_id: str | None = None) -> dict[str, Any]:
-    """Parse and check a record; `where` names it in errors.
+def decode_record(
+    data: bytes, where: str, expected_id: str | None = None, *, resolved: tuple[str, str, Any] | None = None
+) -> dict[str, Any]:
+    """Parse and check a record; `where` names it in errors. `resolved` is the (module,
+    class, canonical config) that `expected_id` was just computed from: a record holding
+    exactly those needs no second hash of its content (see `check_record`).
 
     Raises:
         RecordError: the bytes are not JSON, not a retain record, from a newer scheme, or
@@ -149,12 +153,20 @@ def decode_record(data: bytes, where: str, expected_id: str | None = None) -> di
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         fix = f"move {where!r} aside (nothing else is affected), or restore it from a backup"
         raise RecordError(f"record {where!r} is corrupted: not valid JSON ({exc}); {fix}") from None
-    return check_record(record, where, expected_id)
+    return check_record(record, where, expected_id, resolved=resolved)
 
 
-def check_record(record: Any, where: str, expected_id: str | None = None, *, content: bool = True) -> dict[str, Any]:
+def check_record(
+    record: Any,
+    where: str,
+    expected_id: str | None = None,
+    *,
+    content: bool = True,
+    resolved: tuple[str, str, Any] | None = None,
+) -> dict[str, Any]:
     """`decode_record` of a record already parsed; without `content`, the content hash is
     not checked (`retain.verify` checks it itself, to tell that problem from the others).
+    With `resolved`, the content is compared with it instead of hashed when it matches.
 
     Raises:
         RecordError: as `decode_record`.
@@ -187,7 +199,14 @@ def check_record(record: Any, where: str, expected_id: str | None = None, *, con
             f"record {where!r} is corrupted: it holds id {record_id} but lives in directory "
             f"{expected_id}; {fix}"
         )
-    if content and record["scheme"] == SCHEME:
+    if content and record["scheme"] == SCHEME and not (
+        # `expected_id` hashes these three, so a record equal to them hashes to it: comparing
+        # costs a third of hashing again (a `get` hit does this).
+        resolved is not None
+        and record["module"] == resolved[0]
+        and record["class"] == resolved[1]
+        and identical(record["canonical_config"], resolved[2])
+    ):
         content_id = compute_id(record["module"], record["class"], record["canonical_config"])
         if content_id != record_id:
             raise RecordError(

@@ -237,10 +237,7 @@ class LocalStorage(Storage):
 
     def read_record(self, id: str) -> bytes | None:
         try:
-            with open(self.record_path(id), "rb") as handle:
-                return handle.read()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+            return read_small_file(f"{interface_directory(self.root, id, self.shard)}/{RECORD_FILE}")
         except OSError as exc:
             raise StorageError(
                 exc.errno or 0, f"could not read the record of {id} in {self.root}: {exc.strerror}"
