@@ -1,5 +1,8 @@
 """Figures at a million results (issue 15), each against its target and, where there is one, a
-baseline measured in the same run.
+baseline measured in the same run. The issue's other figures (commits per second, into the
+population; launch overhead; the process pool; a 100,000-cell grid's status and cached launch;
+submitting 10,000 cells to Slurm) are measured in the same run by the benchmarks that own them
+(`run.py`, `bench_component.py`, `bench_grid.py`), so one run reports every figure.
 
 Usage (from the repository root):
 
@@ -47,7 +50,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "src"))  # the working tree, even without an install
 
-from _common import Figures, config_of, loadavg, make_log, r, results_parser, run_intro  # noqa: E402
+from _common import Figures, config_of, loadavg, make_log, r, results_parser, run_intro, scratch  # noqa: E402
 import retain  # noqa: E402
 from retain import Interface, get, storage  # noqa: E402
 from retain.identity import SCHEME  # noqa: E402
@@ -490,6 +493,42 @@ def bench_rebuild(large: str, n: int, rounds: int) -> None:
 # -- results ------------------------------------------------------------------------------------
 
 
+def grid_population(cells: int) -> str:
+    """The storage of bench_grid's launched grid of `cells`, kept beside the populations (built
+    by its first use, ~3 minutes at 100,000 cells, then reused)."""
+    return os.path.join(cache_dir(), f"grid-{cells}-{RECORD_FORMAT}-scheme{SCHEME}", "storage")
+
+
+def bench_runs_and_sweeps(large: str, full: bool) -> None:
+    """The figures of the issue that are not lookups in the population, measured in this run
+    by the benchmarks that own them (their figures join this run's): commits into the
+    population (`benchmarks/run.py`), launch and the process pool (`bench_component.py`), a
+    grid's status, launching its cached cells and submitting to Slurm (`bench_grid.py`)."""
+    import bench_component
+    import bench_grid
+    import run as bench_run
+
+    for module in (bench_run, bench_component, bench_grid):
+        module.FIGURES = FIGURES  # type: ignore[attr-defined]
+    cells, slurm_cells = (100_000, 10_000) if full else (1_000, 200)
+    with scratch("scale-runs-") as work:
+        bench_run.bench_commit_rate(work, 2_000 if full else 200, 6 if full else 2, into=large)
+        log("commit rate done")
+        bench_component.bench_launch(work, 1500 if full else 300, 10 if full else 4)
+        bench_component.bench_pool(work, 200, 4, 3 if full else 1)
+        bench_component.bench_pool_latency(work, 100, 3 if full else 1)
+        log("launch and pool done")
+        population = grid_population(cells) if full else os.path.join(work, "grid")
+        grid, built, launched = bench_grid.populate(cells, population)
+        with retain.storage(population):
+            report = bench_grid.bench_status(grid, launched, 3, cells / 100_000)
+            bench_grid.bench_launch(report, built, len(grid), 3, cells / 100_000)
+        del grid, report
+        with retain.storage(os.path.join(work, "slurm")):
+            bench_grid.bench_slurm(slurm_cells, slurm_cells / 10_000, None if full else 64)
+        log("grid and slurm done")
+
+
 def write_section(args: Any, seconds: float, load_start: str, info: dict[str, Any]) -> None:
     mode = f"{args.n:,} results, {args.layout} layout" + (", quick" if args.quick else "")
     intro = run_intro("bench_scale.py", mode, seconds, load_start) + (
@@ -515,6 +554,15 @@ def write_section(args: Any, seconds: float, load_start: str, info: dict[str, An
         "vs reading every record file in one process, before and after it, warm page cache.",
         "- population_check: `get` finds a sample of the generated results by config; in quick "
         "runs, `retain verify` of the population passes.",
+        "- commit_rate: a loop of `.commit()` of new results into the population (its index "
+        "updated), vs a loop of mkdir + write + rename on the same disk, alternating rounds "
+        "(`benchmarks/run.py`); the results are deleted again afterwards.",
+        "- launch_overhead, pool_200x50ms, pool_per_component: as in the Components section "
+        "(`benchmarks/bench_component.py`), in a new storage: their cost is per run, not per "
+        "stored result.",
+        "- grid_status, grid_launch_cached, slurm_submit: as in the Grids section "
+        "(`benchmarks/bench_grid.py`); the launched 100,000-cell grid is kept beside the "
+        "populations and reused.",
     ]
     title = f"## Scale ({args.layout})"
     FIGURES.write_section(RESULTS, title, intro, notes, log)
@@ -568,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_bulk(large, args.n, reps=1 if full else 2)
     bench_rebuild(large, args.n, rounds=1 if full else 2)
     log("rebuild done")
+    bench_runs_and_sweeps(large, full)
 
     seconds = time.perf_counter() - start
     log(f"total {seconds:.0f} s; {FIGURES.passed()} figures pass")

@@ -292,17 +292,20 @@ def bench_commit(work: str, reps: int, rounds: int, durable: bool, key_base: int
 # -- 4. commits per second: a loop of commits in one process vs the raw operations --------------
 
 
-def bench_commit_rate(work: str, per_round: int, rounds: int) -> None:
+def bench_commit_rate(work: str, per_round: int, rounds: int, into: str | None = None) -> None:
     """Throughput of a loop of `.commit()` in one process (the index updated, as by default:
     its writer thread shares the process) vs a loop of the bare operations, alternating rounds.
 
     Each round's wall time covers the loop and then `retain.index.flush()`, so index work
     queued during the loop is counted; the rate is commits over the summed wall times.
+    `into`: an existing storage to commit into (bench_scale's population), whose new results
+    are deleted again at the end; default a new storage under `work`.
     """
-    root = os.path.join(work, "rate-retain")
+    root = into or os.path.join(work, "rate-retain")
     bare = os.path.join(work, "rate-bare")
-    os.makedirs(root)
+    os.makedirs(root, exist_ok=into is not None)
     os.makedirs(bare)
+    committed: list[BenchItem] = []
     with storage(root):
         probe = BenchItem({"i": 30_000_000 - 1}).commit()
     with open(os.path.join(probe.local_directory(), "interface.json"), "rb") as handle:
@@ -321,6 +324,7 @@ def bench_commit_rate(work: str, per_round: int, rounds: int) -> None:
                     for item in items:
                         item.commit()
                     retain.index.flush()
+                    committed += items
                 else:
                     for name in names:
                         os.mkdir(name)
@@ -333,6 +337,10 @@ def bench_commit_rate(work: str, per_round: int, rounds: int) -> None:
     count = per_round * rounds
     rate, raw = count / walls["retain"], count / walls["bare"]
     assert get(BenchItem, {"i": key - 1}, storage=root).is_committed()
+    if into is not None:
+        for item in [probe, *committed]:
+            item.delete()
+        retain.index.flush()
     FIGURES.add(
         "commit_rate",
         {"commits_per_s": r(rate, 0), "commits": count, "rounds": rounds},
