@@ -114,6 +114,20 @@ def bench_status(grid: retain.Grid[GridCell], launched: int, repeat: int, scale:
         f"{seconds:.2f} s for {len(grid):,} cells ({seconds / len(grid) * 1e6:.1f} us each)",
         f"{floor:.2f} s (an lstat per cell)",
     )
+    # The same question by class, as `retain.status(GridCell)` or a fresh process asks it:
+    # the components come from the index, and only those not finished are loaded.
+    by_class, again = timed(lambda: retain.status(GridCell), repeat)
+    assert again.counts() == {**counts, "missing": 0}, again.counts()
+    FIGURES.add(
+        "grid_status_by_class",
+        {"seconds": r(by_class, 3), "cells": len(again), "repeat": repeat},
+        {"ops": "os.path.lexists of each cell's finished marker (paths computed before)", "seconds": r(floor, 3)},
+        by_class / floor,
+        f"<= {target:g} s for {len(grid):,} cells",
+        by_class <= target,
+        f"{by_class:.2f} s for the {len(again):,} committed cells of the class",
+        f"{floor:.2f} s (an lstat per cell)",
+    )
     return report
 
 
@@ -203,6 +217,9 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
         "never launched (the grid built before, as a user holds it), vs the floor of one "
         "`os.path.lexists` per cell of its finished marker. Finished cells cost one existence "
         "check each, asked of the storage in bulk; only the others have their run files read.",
+        "- grid_status_by_class: `retain.status(GridCell)`: the committed cells found by one index "
+        "query, the finished among them by one existence check each, and only the others "
+        "loaded from their records (same floor).",
         "- grid_launch_cached: `retain.launch` of the finished cells (nothing runs) vs `get` of "
         "as many cells (the time `retain.grid` took to build them, per cell).",
         "- slurm_submit: `grid.launch(execution=slurm)` of new cells (committed by the launch), "

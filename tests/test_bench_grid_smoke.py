@@ -18,7 +18,7 @@ def test_bench_grid_quick_reports_its_figures() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     figures = {entry["name"]: entry for entry in map(json.loads, done.stdout.splitlines())}
-    assert list(figures) == ["grid_status", "grid_launch_cached", "slurm_submit"], done.stdout
+    assert list(figures) == ["grid_status", "grid_status_by_class", "grid_launch_cached", "slurm_submit"], done.stdout
     status = figures["grid_status"]
     # The last 1% never launched; of the others, the cells with b == 99 failed.
     assert status["values"]["cells"] == 1000 and status["values"]["counts"] == {

@@ -33,7 +33,7 @@ def test_quick_run_exits_0_and_prints_one_json_line_per_figure(tmp_path: Path) -
         "scale_get_all", "scale_to_table", "scale_to_dataframe", "scale_rebuild",
         # every other figure of the issue, in the same run
         "commit_rate", "launch_overhead", "pool_200x50ms", "pool_per_component",
-        "grid_status", "grid_launch_cached", "slurm_submit",
+        "grid_status", "grid_status_by_class", "grid_launch_cached", "slurm_submit",
     ]
     check = figures[0]
     assert check["pass"] and check["values"]["verify"]["exit"] == 0, check

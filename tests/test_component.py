@@ -23,6 +23,7 @@ from retain import (
     ConfigError,
     Execution,
     LaunchError,
+    RecordError,
     Storage,
     get,
 )
@@ -629,6 +630,25 @@ def test_status_of_a_class_asks_the_index_and_reads_only_its_records(store: Stor
     assert type(report.components[1]) is PreciserPi
     assert report.counts()["missing"] == 3
     assert [c.id for c in retain.status(PreciserPi).components] == [sub.id]
+
+
+def test_status_and_launch_of_a_class_load_only_the_components_not_finished(store: Storage) -> None:
+    """A sweep's status by class checks the finished in bulk and reads no record of theirs:
+    their records are damaged here, and neither the status nor a launch of the others fails."""
+    finished = [get(EstimatePi, {"samples": 50 + i}).launch() for i in range(3)]
+    waiting = get(PreciserPi, {"samples": 60}).commit()
+    for component in finished:
+        (Path(component.local_directory()) / "interface.json").write_text("damaged")
+    report = retain.status(EstimatePi)
+    assert report.counts()["finished"] == 3 and len(report) == 4
+    assert report.missing == [waiting] and type(report.missing[0]) is PreciserPi
+    assert report.state(waiting) == "missing"
+    assert repr(report).startswith("StatusReport of 4 component(s): 1 missing, 0 running")
+    with pytest.raises(RecordError):
+        report.finished  # loaded only when asked for
+    CALLS.clear()
+    assert retain.launch(EstimatePi, only="missing") == [waiting]
+    assert CALLS == [("call", 60)] and waiting.cached()
 
 
 def test_launch_only_missing_and_failed(store: Storage, tmp_path: Path) -> None:

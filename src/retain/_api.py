@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from . import _settings
 from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
 from .runs import batch
 from .runs.status import STATES, JobLookup, describe_job, finished_among, state_of
@@ -12,6 +15,7 @@ from .execution.local import LocalExecution
 from .component import Component
 from .element import _classes
 from .runs.files import RunFiles
+from .storage.layout import FINISHED_FILE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,7 +36,9 @@ class StatusReport:
         entries: list[tuple[Component, str, dict[str, Any] | None]],
         jobs: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        self.components = [component for component, _, _ in entries]
+        #: The components, in order (those of a class: each loaded when first looked at).
+        self.components: Sequence[Component] = [component for component, _, _ in entries]
+        self._ids = [component.id for component in self.components]
         self.states: dict[str, str] = {}
         self.errors: dict[str, dict[str, Any]] = {}
         for component, state, error in entries:
@@ -46,20 +52,27 @@ class StatusReport:
     @classmethod
     def _of(
         cls,
-        components: list[Component],
+        components: Sequence[Component],
+        ids: list[str],
         states: dict[str, str],
         errors: dict[str, dict[str, Any]],
         jobs: dict[str, dict[str, Any]],
     ) -> StatusReport:
         """A report from what `status` computed by id (no entry tuples, no id computed again)."""
         report = cls.__new__(cls)
-        report.components, report.states, report.errors, report.jobs = components, states, errors, jobs
+        report.components, report._ids, report.states = components, ids, states
+        report.errors, report.jobs = errors, jobs
         return report
 
     def __getitem__(self, state: str) -> list[Component]:
         if state not in STATES:
             raise KeyError(f"{state!r} is not a state; states are {', '.join(STATES)}")
-        return [c for c in self.components if self.states[c.id] == state]
+        return self._in({state})
+
+    def _in(self, states: set[str]) -> list[Component]:
+        """The components in one of `states`, in order; only those are loaded."""
+        known, components = self.states, self.components
+        return [components[position] for position, id in enumerate(self._ids) if known[id] in states]
 
     @property
     def missing(self) -> list[Component]:
@@ -95,10 +108,11 @@ class StatusReport:
         return counts
 
     def __len__(self) -> int:
-        return len(self.components)
+        return len(self._ids)
 
     def __iter__(self) -> Iterator[tuple[Component, str]]:
-        return iter([(c, self.states[c.id]) for c in self.components])
+        states = self.states
+        return ((self.components[position], states[id]) for position, id in enumerate(self._ids))
 
     def __repr__(self) -> str:
         counts = self.counts()
@@ -134,19 +148,36 @@ def status(targets: Any, *, storage: Any = None) -> StatusReport:
         >>> report.failed, report.errors
     """
     components = _components(targets, storage)
-    ids = [component.id for component in components]  # computed once: a grid may be 100,000
-    # The finished (most cells of a grid launched before) in one bulk existence check per
-    # storage; only the others need their run files read, and the batch system asked.
-    finished = finished_among(zip(ids, components))
     states: dict[str, str] = {}
     others = []
-    for id, component in zip(ids, components):
-        if id in finished:
-            states[id] = "finished"
-        elif component.is_committed():
-            others.append(component)
-        else:
-            states[id] = "missing"
+    if isinstance(components, _OfClass):
+        # Committed, all in one storage: the finished (most, in a sweep) in one bulk check;
+        # only the others are loaded from their records.
+        finished = components.storage.ids_with_file(components.ids, FINISHED_FILE)
+        gone = []
+        for position, id in enumerate(components.ids):
+            if id in finished:
+                states[id] = "finished"
+                continue
+            try:
+                others.append(components[position])
+            except InterfaceNotFoundError:  # removed from storage since the query
+                gone.append(position)
+        if gone:
+            components = components.without(gone)
+        ids = components.ids
+    else:
+        ids = [component.id for component in components]  # computed once: a grid may be 100,000
+        # The finished (most cells of a grid launched before) in one bulk existence check per
+        # storage; only the others need their run files read, and the batch system asked.
+        finished = finished_among(zip(ids, components))
+        for id, component in zip(ids, components):
+            if id in finished:
+                states[id] = "finished"
+            elif component.is_committed():
+                others.append(component)
+            else:
+                states[id] = "missing"
     lookup = JobLookup()
     submissions = []
     for component in others:
@@ -163,7 +194,7 @@ def status(targets: Any, *, storage: Any = None) -> StatusReport:
             errors[component.id] = error
         if job is not None:
             jobs[component.id] = job
-    return StatusReport._of(components, states, errors, jobs)
+    return StatusReport._of(components, ids, states, errors, jobs)
 
 
 def launch(
@@ -189,14 +220,15 @@ def launch(
     Raises:
         LaunchError: some failed (the others ran), listed in ``.failures``.
     """
-    components = _components(targets, storage)
+    found = _components(targets, storage)
     if only is not None:
         wanted = {only} if isinstance(only, str) else set(only)
         unknown = sorted(wanted - set(STATES))
         if unknown:
             raise ConfigError(f"only: unknown state(s) {', '.join(map(repr, unknown))}; states are {', '.join(STATES)}")
-        report = status(components)
-        components = [c for c in components if report.state(c) in wanted]
+        components = status(found)._in(wanted)
+    else:
+        components = list(found)
     if execution is None and batch.get() is not None:
         for component in components:
             component.launch(wait=wait)
@@ -220,15 +252,17 @@ def make_execution(value: Execution | str | None) -> Execution:
     )
 
 
-def _components(targets: Any, storage: Any) -> list[Component]:
+def _components(targets: Any, storage: Any) -> Sequence[Component]:
     if isinstance(targets, Component):
         return [targets]
+    if isinstance(targets, _OfClass):
+        return targets
     if isinstance(targets, str):
         targets = _resolve(targets)
     if isinstance(targets, type):
         if not issubclass(targets, Component):
             raise ModuleResolutionError(f"{targets.__qualname__} is not a Component subclass")
-        return components_of(targets, storage)
+        return _OfClass.query(targets, storage)
     components = list(targets)
     for item in components:
         if not isinstance(item, Component):
@@ -236,18 +270,60 @@ def _components(targets: Any, storage: Any) -> list[Component]:
     return components
 
 
+class _OfClass(Sequence[Component]):
+    """The committed components of a class (and of its subclasses defined in this process) in
+    one storage, oldest first, by id; each loaded from its record when asked for (a status of
+    a 100,000-cell sweep loads the few that are not finished, not all)."""
+
+    def __init__(self, storage: Storage, collections: list[Any], ids: list[str], places: list[tuple[int, int]]) -> None:
+        self.storage = storage
+        self.ids = ids
+        self._collections = collections
+        #: (which collection, position in it) of each id
+        self._places = places
+
+    @classmethod
+    def query(cls, target: type[Component], storage: Any) -> _OfClass:
+        """One index query per class; ordered as `components_of` orders."""
+        classes = [target, *(known for known in list(_classes.values())
+                             if known is not target and isinstance(known, type) and issubclass(known, target))]
+        store = _settings.current_storage(storage)
+        collections = []
+        rows: list[tuple[str, str, int, int]] = []
+        seen: set[str] = set()
+        for which, each in enumerate(classes):
+            collection = get.all(each, storage=store)
+            collections.append(collection)
+            for position, (id, created) in enumerate(zip(collection.ids(), collection.pluck("created"))):
+                if id not in seen:
+                    seen.add(id)
+                    rows.append((created or "", id, which, position))
+        rows.sort()
+        return cls(store, collections, [row[1] for row in rows], [(row[2], row[3]) for row in rows])
+
+    def without(self, positions: list[int]) -> _OfClass:
+        dropped = set(positions)
+        keep = [position for position in range(len(self.ids)) if position not in dropped]
+        return _OfClass(self.storage, self._collections, [self.ids[p] for p in keep], [self._places[p] for p in keep])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, item: Any) -> Any:
+        if isinstance(item, slice):
+            return [self[position] for position in range(len(self.ids))[item]]
+        which, position = self._places[item]
+        return self._collections[which][position]
+
+
 def components_of(cls: type[Component], storage: Storage | str | None = None) -> list[Component]:
     """Every committed component of `cls`, or of a subclass of it defined in this process, in
     storage, oldest first: one index query per class, then their records (and no other)."""
-    classes = [cls, *(known for known in list(_classes.values())
-                      if known is not cls and isinstance(known, type) and issubclass(known, cls))]
-    found: dict[str, Component] = {}
-    for each in classes:
-        collection = get.all(each, storage=storage)
-        for position in range(len(collection)):
-            try:
-                component = collection[position]
-            except InterfaceNotFoundError:  # removed from storage since the query
-                continue
-            found.setdefault(component.id, component)
-    return sorted(found.values(), key=lambda component: (component.created or "", component.id))
+    query = _OfClass.query(cls, storage)
+    found = []
+    for position in range(len(query)):
+        try:
+            found.append(query[position])
+        except InterfaceNotFoundError:  # removed from storage since the query
+            continue
+    return found
