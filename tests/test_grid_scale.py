@@ -4,6 +4,7 @@ existence check (`Storage.ids_with_file`), and read the run files of the others 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,20 @@ def test_ids_with_file_is_has_file_of_each(tmp_path: Path, shard: int) -> None:
     assert BaseStorage.ids_with_file(storage, ids, FINISHED_FILE) == expected  # the generic way
     assert storage.ids_with_file(ids, SUBMISSIONS_FILE) == {cells[1].id}
     assert storage.ids_with_file([], FINISHED_FILE) == set()
+
+
+@pytest.mark.parametrize("kind", ["memory", "s3"])
+def test_ids_with_file_of_an_object_store_asks_what_its_cache_lacks(object_store: Any, tmp_path: Path, kind: str) -> None:
+    storage = object_store(kind)
+    with retain.storage(storage):
+        cells = [get(Work, {"index": i}).commit() for i in range(40)]
+    for cell in cells[::3]:
+        storage.create_file(cell.id, FINISHED_FILE, b"{}")
+    ids = [cell.id for cell in cells] + ["0" * 32]
+    expected = {cell.id for cell in cells[::3]}
+    assert storage.ids_with_file(ids, FINISHED_FILE) == expected
+    assert storage.ids_with_file(ids[:1], FINISHED_FILE) == {ids[0]}
+    # Another machine: nothing cached, every answer from the store (many lookups at once).
+    other = type(storage)(storage.url, cache_dir=str(tmp_path / "other-cache"))
+    assert other.ids_with_file(ids, FINISHED_FILE) == expected
+    assert other.ids_with_file(ids, SUBMISSIONS_FILE) == set()

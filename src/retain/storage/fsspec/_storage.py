@@ -42,6 +42,8 @@ _OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs"})
 #: Query parameters of a storage URL that are passed to the fsspec backend (never secrets:
 #: the URL is written into payloads and logs; credentials come from the environment).
 URL_OPTIONS = ("endpoint_url", "region_name", "anon", "requester_pays", "project")
+#: Lookups `ids_with_file` has in flight at once (threads; each waits on a round trip).
+_LOOKUPS = 32
 #: How many candidates `iter_ids` checks one by one before it lists the whole store instead.
 _CHECK_ONE_BY_ONE = 8
 
@@ -437,6 +439,25 @@ class FsspecStorage(Storage):
 
     def has_file(self, id: str, name: str) -> bool:
         return super().has_file(id, name) or self.store.info(self._key(id, name)) is not None
+
+    def ids_with_file(self, ids: Iterable[str], name: str) -> set[str]:
+        # The cache first; then the store, asked about many ids at once: a status of a sweep
+        # waits for one round trip per _LOOKUPS ids, not one per id.
+        found = set()
+        asked = []
+        for id in ids:
+            if Storage.has_file(self, id, name):
+                found.add(id)
+            else:
+                asked.append(id)
+        if len(asked) < 2:
+            return found | {id for id in asked if self.store.info(self._key(id, name)) is not None}
+        from concurrent.futures import ThreadPoolExecutor  # a status of many only
+
+        with ThreadPoolExecutor(min(_LOOKUPS, len(asked))) as pool:
+            infos = pool.map(lambda id: self.store.info(self._key(id, name)), asked)
+            found.update(id for id, info in zip(asked, infos) if info is not None)
+        return found
 
     def _fetch(self, id: str, name: str, info: dict[str, Any] | None) -> bool:
         """Get file `name` of `id` (whose `info` was read before) into the cache; False when
