@@ -473,3 +473,18 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_records_and_events_encode_as_json_dumps_does() -> None:
+    """The one reused C encoder writes what `json.dumps(sort_keys=True, ensure_ascii=False)`
+    writes, and refuses what it refuses."""
+    import json
+
+    from retain.storage.layout import _value_encoder
+
+    encode = _value_encoder()
+    for value in [1, -0.0, 1.5e300, "é\"\n\u2028", None, True, {"b": 1, "a": [1, {"z": "y", "c": None}]}, [], {}]:
+        assert encode(value) == json.dumps(value, sort_keys=True, ensure_ascii=False)
+        assert encode(value) == encode(value)  # reused: nothing carried from one call to the next
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        encode({"a": object()})
