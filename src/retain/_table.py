@@ -1,0 +1,315 @@
+"""The rows of `Collection.to_table` and `to_dataframe`, built from index rows a chunk at a
+time, and the pass over a million of them shared between forked workers.
+
+A row is made of column names and values (``dict(zip(names, values))``): the configs of one
+shape are flattened by a `Shape` made once, from their values alone; the names of a row are
+one of a few shared tuples. From `PARALLEL_MIN` rows read by a pass over an index that
+`supports_row_ranges`, forked workers read ranges of places, place, parse and flatten their
+rows, and send back positions, names and values (`marshal`); this process only makes the dicts
+(or the frame). Workers are forked only where rebuild forks them (`can_fork`: Linux, a
+single thread); otherwise, or when a worker dies, the ranges are read here, with the same
+rows.
+"""
+
+from __future__ import annotations
+
+import gc
+import marshal
+import os
+
+from .identity import REF_KEY
+from .index.base import parse_summary
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any
+
+    from .index.base import Index, TableRow
+
+    #: (positions, column names, values) of a chunk of rows.
+    Chunk = tuple[Sequence[int], list[tuple[str, ...]], list[tuple[Any, ...]]]
+
+__all__ = ["HEAD", "PARALLEL_MIN", "Pass", "Shape", "TableRows", "flatten_into", "getter", "in_workers", "parse_configs", "placed"]
+
+#: From this many rows, a pass is shared between forked workers (below, starting them costs
+#: more than it saves).
+PARALLEL_MIN = 100_000
+#: Places per task of a worker: a few tasks per worker, so that the last ones finish together.
+TASK_PLACES = 50_000
+
+
+def parse_configs(texts: list[str]) -> list[Any]:
+    """Config texts parsed: one parse for the chunk (the fixed cost per call dominates for
+    small texts, and keys are shared)."""
+    from json import loads
+
+    try:
+        configs: list[Any] = loads("[" + ",".join(texts) + "]")
+    except ValueError:
+        return [loads(text) for text in texts]  # raises for the damaged one
+    return configs
+
+
+#: The first columns of every `to_table` row.
+HEAD = ("id", "module", "class", "created")
+
+
+class TableRows:
+    """Makes `to_table` rows from `TableRow`s, a chunk at a time, as column names and values
+    (a row is ``dict(zip(names, values))``; a frame places the values by name). The configs of
+    one shape (the same keys at every level and no dict among the leaves: nearly every row of
+    a class) are flattened by their `Shape`, made once: their values in order, no key looked
+    at. Any other config is walked key by key. The names of a row are one of a few tuples,
+    shared by the rows that have the same columns."""
+
+    def __init__(self, tags: dict[str, list[str]], name: Callable[[int], tuple[str, str, str]]) -> None:
+        self.tags = tags
+        self.name = name
+        self.shape: Shape | None = None
+        self.shapes: dict[tuple[str, ...], Shape] = {}
+        #: Row names by (config names, summary keys, metrics keys, tagged).
+        self.names: dict[tuple[Any, ...], tuple[str, ...]] = {}
+        #: The config names of rows walked key by key, each kept once.
+        self.heads: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def __call__(self, positions: Sequence[int], rows: list[TableRow]) -> tuple[list[tuple[str, ...]], list[tuple[Any, ...]]]:
+        tags, name, shapes, known, heads = self.tags, self.name, self.shapes, self.names, self.heads
+        shape = self.shape
+        columns: list[tuple[str, ...]] = []
+        values: list[tuple[Any, ...]] = []
+        add_names, add_values = columns.append, values.append
+        for position, (id, created, _, summary_text, metrics_text), config in zip(
+            positions, rows, parse_configs([row[2] for row in rows])
+        ):
+            module, qualname, _ = name(position)
+            if shape is None or (leaves := shape.values(config)) is None:
+                keys = tuple(config)
+                found = shapes.get(keys)
+                if found is None:
+                    found = shapes[keys] = Shape(config, "config.")
+                shape = found
+                leaves = shape.values(config)
+            if leaves is not None and dict not in map(type, leaves):
+                head: tuple[str, ...] = shape.names
+            else:  # another shape below the top, or a dict as a leaf (an input, {})
+                flat: dict[str, Any] = {}
+                flatten_into(config, "config.", flat)
+                head, leaves = tuple(flat), tuple(flat.values())
+                head = heads.setdefault(head, head)  # shared, as a shape's names are
+            tagged = id in tags if tags else False
+            if summary_text or metrics_text or tagged or head is not shape.names:
+                summary = parse_summary(summary_text) if summary_text else None
+                metrics = parse_summary(metrics_text) if metrics_text else None
+                summary_keys = tuple(summary) if summary else ()
+                metric_keys = tuple(metrics) if metrics else ()
+                key = (head, summary_keys, metric_keys, tagged)
+                names = known.get(key)
+                if names is None:
+                    names = known[key] = (
+                        HEAD + (("tags",) if tagged else ()) + head
+                        + tuple(["summary." + k for k in summary_keys]) + tuple(["metrics." + k for k in metric_keys])
+                    )
+                row = (id, module, qualname, created) + ((tags[id],) if tagged else ()) + leaves
+                if summary:
+                    row += tuple(summary.values())
+                if metrics:
+                    row += tuple(metrics.values())
+            else:
+                names = shape.row_names
+                row = (id, module, qualname, created) + leaves
+            add_names(names)
+            add_values(row)
+        self.shape = shape
+        return columns, values
+
+
+class Shape:
+    """Configs with these keys, in this order, at every level, flattened: their leaves in
+    column order, from their values alone."""
+
+    __slots__ = ("keys", "nested", "names", "row_names")
+    keys: tuple[str, ...]
+    nested: list[tuple[int, Shape]]
+    names: tuple[str, ...]
+    row_names: tuple[str, ...]
+
+    def __init__(self, config: dict[str, Any], prefix: str) -> None:
+        self.keys = tuple(config)
+        nested: list[tuple[int, Shape]] = []
+        names: list[str] = []
+        for at, (key, item) in enumerate(config.items()):
+            if type(item) is dict and item and REF_KEY not in item:
+                inner = Shape(item, f"{prefix}{key}.")
+                nested.append((at, inner))
+                names += inner.names
+            else:
+                names.append(prefix + key)
+        #: (position among the keys, shape) of the nested dicts, last first: spliced in from
+        #: the end, the positions of the earlier ones stay right.
+        self.nested = nested[::-1]
+        self.names = tuple(names)
+        self.row_names = HEAD + self.names
+
+    def values(self, config: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The leaves of `config` in column order, or None when its keys differ somewhere.
+        A leaf may be a dict (the caller checks: such a row takes the general walk)."""
+        if tuple(config) != self.keys:
+            return None
+        values = tuple(config.values())
+        for at, inner in self.nested:
+            item = values[at]
+            if type(item) is not dict:
+                return None
+            part = inner.values(item)
+            if part is None:
+                return None
+            values = values[:at] + part + values[at + 1:]
+        return values
+
+
+def flatten_into(value: dict[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    """The leaves of a config dict into `out` as ``<prefix><dotted key>`` (nested dicts
+    flattened in place; inputs as their ids)."""
+    for key, item in value.items():
+        if type(item) is dict:
+            if item and REF_KEY not in item:
+                flatten_into(item, f"{prefix}{key}.", out)
+                continue
+            if REF_KEY in item:
+                item = item[REF_KEY]  # an input, as its id
+        out[prefix + key] = item
+
+
+def getter(names: tuple[str, ...], columns: list[str]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """The values of a row with `names`, followed by one missing value, as `columns`: the
+    value of a name (its last, as in a dict), else the missing one."""
+    from operator import itemgetter
+
+    at = {name: k for k, name in enumerate(names)}
+    return itemgetter(*[at.get(column, len(names)) for column in columns])
+
+
+
+class Pass:
+    """What a pass over the rows of a collection needs: the index and classes to read, the
+    position of each place (`at`; -1: none), the ids that decide (a place is a hint), the
+    names of each position's class and the tags of a table (or none)."""
+
+    __slots__ = ("index", "classes", "at", "ids", "name", "tags")
+
+    def __init__(
+        self, index: Index, classes: list[tuple[str, str]], at: Any, ids: list[str],
+        name: Callable[[int], tuple[str, str, str]], tags: dict[str, list[str]],
+    ) -> None:
+        self.index, self.classes, self.at, self.ids, self.name, self.tags = index, classes, at, ids, name, tags
+
+    def span(self, span: tuple[int, int], build: TableRows) -> Chunk:
+        """The rows of the places in `span` that are the collection's, made."""
+        positions: list[int] = []
+        names: list[tuple[str, ...]] = []
+        values: list[tuple[Any, ...]] = []
+        for places, rows in self.index.table_scan(self.classes, span):
+            if places is None:
+                continue
+            where, kept = placed(places, rows, self.at, self.ids, None)
+            chunk_names, chunk_values = build(where, kept)
+            positions += where
+            names += chunk_names
+            values += chunk_values
+        return positions, names, values
+
+
+def placed(places: Sequence[int], rows: list[Any], at: Any, ids: list[str], done: bytearray | None) -> tuple[list[int], list[Any]]:
+    """The positions of those of `rows` (at `places`) that are the collection's, and those
+    rows: a place is a hint (a rebuild renumbers rows), the id decides. `done` marks the
+    positions found (and skips those found before)."""
+    positions: list[int] = []
+    kept: list[Any] = []
+    top = len(at)
+    for place, row in zip(places, rows):
+        if place < top:
+            p = at[place]
+            if p >= 0 and ids[p] == row[0] and (done is None or not done[p]):
+                if done is not None:
+                    done[p] = 1
+                positions.append(p)
+                kept.append(row)
+    return positions, kept
+
+
+_pass: Pass | None = None
+
+
+def in_workers(job: Pass, top: int) -> Iterator[Chunk] | None:
+    """The rows of the places below `top`, made by forked workers, in chunks in any order; or
+    None when workers cannot be forked here."""
+    from .index._rebuild_workers import MAX_WORKERS, can_fork  # loads threading: only here
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    if cpus < 2 or not can_fork():
+        return None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _pass
+    _pass = job  # what the workers inherit
+    try:
+        pool = ProcessPoolExecutor(min(cpus, MAX_WORKERS), mp_context=multiprocessing.get_context("fork"), initializer=gc.disable)
+    except (OSError, ImportError, NotImplementedError, ValueError):
+        _pass = None
+        return None  # no working semaphores (some sandboxes)
+    spans = [(start, min(top, start + TASK_PLACES)) for start in range(0, top, TASK_PLACES)]
+    return _collect(job, pool, spans)
+
+
+def _collect(job: Pass, pool: Any, spans: list[tuple[int, int]]) -> Iterator[Chunk]:
+    global _pass
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    left = dict(enumerate(spans))
+    try:
+        with pool:
+            pending = {pool.submit(_span_in_worker, span): k for k, span in left.items()}
+            _pass = None  # the workers are forked: this process holds no reference for them
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    data = future.result()  # an error of a row (a damaged config) is raised here
+                    del left[pending.pop(future)]
+                    yield _unpack(data)
+    except (BrokenProcessPool, OSError) as exc:  # a worker died (out of memory?): the rest here
+        from ._log import logger
+
+        logger("retain").warning("a table worker failed (%s); reading the rest in this process", exc)
+    finally:
+        _pass = None
+    build = TableRows(job.tags, job.name)
+    for span in left.values():
+        yield job.span(span, build)
+
+
+def _span_in_worker(span: tuple[int, int]) -> bytes:
+    """A span made in a worker, marshalled: positions, the distinct names, which names each
+    row has, values."""
+    assert _pass is not None
+    positions, names, values = _pass.span(span, TableRows(_pass.tags, _pass.name))
+    distinct: list[tuple[str, ...]] = []
+    which: list[int] = []
+    known: dict[int, int] = {}
+    for row_names in names:  # the names of a row are one of a few shared tuples
+        k = known.get(id(row_names))
+        if k is None:
+            k = known[id(row_names)] = len(distinct)
+            distinct.append(row_names)
+        which.append(k)
+    return marshal.dumps((positions, distinct, which, values))  # type: ignore[arg-type]
+
+
+def _unpack(data: bytes) -> Chunk:
+    positions, distinct, which, values = marshal.loads(data)
+    return positions, [distinct[k] for k in which], values
