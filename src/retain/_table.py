@@ -57,15 +57,23 @@ HEAD = ("id", "module", "class", "created")
 
 class TableRows:
     """Makes `to_table` rows from `TableRow`s, a chunk at a time, as column names and values
-    (a row is ``dict(zip(names, values))``; a frame places the values by name). The configs of
-    one shape (the same keys at every level and no dict among the leaves: nearly every row of
-    a class) are flattened by their `Shape`, made once: their values in order, no key looked
-    at. Any other config is walked key by key. The names of a row are one of a few tuples,
-    shared by the rows that have the same columns."""
+    (a row is ``dict(zip(names, values))``; a frame places the values by name).
 
-    def __init__(self, tags: dict[str, list[str]], name: Callable[[int], tuple[str, str, str]]) -> None:
+    The configs of one shape (the same keys at every level and no dict among the leaves:
+    nearly every row of a class) are flattened by their `Shape`, made once. A chunk of rows of
+    one class whose configs all have one shape is made column by column (`Shape.columns`:
+    the loops are in C); any other chunk row by row, from the shape's values where a config
+    has it, else key by key. The names of a row are one of a few tuples, shared by the rows
+    that have the same columns."""
+
+    def __init__(
+        self, tags: dict[str, list[str]], name: Callable[[int], tuple[str, str, str]], fixed: tuple[str, str] | None = None
+    ) -> None:
         self.tags = tags
+        #: The (module, qualname, kind) of the row at a position.
         self.name = name
+        #: (module, qualname) of every row, when there is one class.
+        self.fixed = fixed
         self.shape: Shape | None = None
         self.shapes: dict[tuple[str, ...], Shape] = {}
         #: Row names by (config names, summary keys, metrics keys, tagged).
@@ -74,21 +82,60 @@ class TableRows:
         self.heads: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def __call__(self, positions: Sequence[int], rows: list[TableRow]) -> tuple[list[tuple[str, ...]], list[tuple[Any, ...]]]:
-        tags, name, shapes, known, heads = self.tags, self.name, self.shapes, self.names, self.heads
+        if not rows:
+            return [], []
+        configs = parse_configs([row[2] for row in rows])
+        made = self._by_columns(rows, configs) if self.fixed is not None else None
+        return made if made is not None else self._by_rows(positions, rows, configs)
+
+    def _shape(self, config: dict[str, Any]) -> Shape:
+        keys = tuple(config)
+        shape = self.shapes.get(keys)
+        if shape is None:
+            shape = self.shapes[keys] = Shape(config, "config.")
+        return shape
+
+    def _by_columns(self, rows: list[TableRow], configs: list[Any]) -> tuple[list[tuple[str, ...]], list[tuple[Any, ...]]] | None:
+        """The rows of one class, when every config has the shape of the first; else None."""
+        from itertools import repeat
+
+        assert self.fixed is not None
+        shape = self.shape
+        if shape is None or shape.keys != tuple(configs[0]):
+            shape = self.shape = self._shape(configs[0])
+        leaves = shape.columns(configs)
+        if leaves is None or any(dict in map(type, column) for column in leaves):
+            return None
+        count = len(rows)
+        ids, created, _, summaries, metrics = zip(*rows)
+        module, qualname = self.fixed
+        values: list[tuple[Any, ...]] = list(zip(ids, repeat(module, count), repeat(qualname, count), created, *leaves))
+        names = [shape.row_names] * count
+        # The few rows with more columns (a summary, metrics, tags) made again with them.
+        more: set[int] = set()
+        if summaries.count(None) != count:
+            more.update(k for k, text in enumerate(summaries) if text)
+        if metrics.count(None) != count:
+            more.update(k for k, text in enumerate(metrics) if text)
+        if self.tags:
+            tags = self.tags
+            more.update(k for k, id in enumerate(ids) if id in tags)
+        for k in more:
+            names[k], values[k] = self._more(values[k], shape.names, summaries[k], metrics[k])
+        return names, values
+
+    def _by_rows(
+        self, positions: Sequence[int], rows: list[TableRow], configs: list[Any]
+    ) -> tuple[list[tuple[str, ...]], list[tuple[Any, ...]]]:
+        tags, name, heads = self.tags, self.name, self.heads
         shape = self.shape
         columns: list[tuple[str, ...]] = []
         values: list[tuple[Any, ...]] = []
         add_names, add_values = columns.append, values.append
-        for position, (id, created, _, summary_text, metrics_text), config in zip(
-            positions, rows, parse_configs([row[2] for row in rows])
-        ):
+        for position, (id, created, _, summary_text, metrics_text), config in zip(positions, rows, configs):
             module, qualname, _ = name(position)
             if shape is None or (leaves := shape.values(config)) is None:
-                keys = tuple(config)
-                found = shapes.get(keys)
-                if found is None:
-                    found = shapes[keys] = Shape(config, "config.")
-                shape = found
+                shape = self._shape(config)
                 leaves = shape.values(config)
             if leaves is not None and dict not in map(type, leaves):
                 head: tuple[str, ...] = shape.names
@@ -97,31 +144,43 @@ class TableRows:
                 flatten_into(config, "config.", flat)
                 head, leaves = tuple(flat), tuple(flat.values())
                 head = heads.setdefault(head, head)  # shared, as a shape's names are
-            tagged = id in tags if tags else False
-            if summary_text or metrics_text or tagged or head is not shape.names:
-                summary = parse_summary(summary_text) if summary_text else None
-                metrics = parse_summary(metrics_text) if metrics_text else None
-                summary_keys = tuple(summary) if summary else ()
-                metric_keys = tuple(metrics) if metrics else ()
-                key = (head, summary_keys, metric_keys, tagged)
-                names = known.get(key)
-                if names is None:
-                    names = known[key] = (
-                        HEAD + (("tags",) if tagged else ()) + head
-                        + tuple(["summary." + k for k in summary_keys]) + tuple(["metrics." + k for k in metric_keys])
-                    )
-                row = (id, module, qualname, created) + ((tags[id],) if tagged else ()) + leaves
-                if summary:
-                    row += tuple(summary.values())
-                if metrics:
-                    row += tuple(metrics.values())
-            else:
+            row = (id, module, qualname, created) + leaves
+            if summary_text or metrics_text or (tags and id in tags):
+                names, row = self._more(row, head, summary_text, metrics_text)
+            elif head is shape.names:
                 names = shape.row_names
-                row = (id, module, qualname, created) + leaves
+            else:
+                names = self._names(head, (), (), False)
             add_names(names)
             add_values(row)
         self.shape = shape
         return columns, values
+
+    def _more(
+        self, row: tuple[Any, ...], head: tuple[str, ...], summary_text: str | None, metrics_text: str | None
+    ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        """The names and values of a row with its tags, summary and metrics, from those of
+        its id, module, class, created and config (`row`, `head`)."""
+        summary = parse_summary(summary_text) if summary_text else None
+        metrics = parse_summary(metrics_text) if metrics_text else None
+        tags = self.tags.get(row[0]) if self.tags else None
+        if tags is not None:
+            row = row[:4] + (tags,) + row[4:]
+        if summary:
+            row += tuple(summary.values())
+        if metrics:
+            row += tuple(metrics.values())
+        return self._names(head, tuple(summary) if summary else (), tuple(metrics) if metrics else (), tags is not None), row
+
+    def _names(self, head: tuple[str, ...], summary: tuple[str, ...], metrics: tuple[str, ...], tagged: bool) -> tuple[str, ...]:
+        key = (head, summary, metrics, tagged)
+        names = self.names.get(key)
+        if names is None:
+            names = self.names[key] = (
+                HEAD + (("tags",) if tagged else ()) + head
+                + tuple(["summary." + k for k in summary]) + tuple(["metrics." + k for k in metrics])
+            )
+        return names
 
 
 class Shape:
@@ -150,6 +209,25 @@ class Shape:
         self.nested = nested[::-1]
         self.names = tuple(names)
         self.row_names = HEAD + self.names
+
+    def columns(self, configs: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        """The leaves of `configs` in column order, a tuple of values per column, or None
+        when the keys of one differ somewhere. A leaf may be a dict (the caller checks)."""
+        count = len(configs)
+        if list(map(tuple, configs)).count(self.keys) != count:
+            return None
+        if not self.keys:
+            return []
+        columns: list[tuple[Any, ...]] = list(zip(*map(dict.values, configs)))
+        for at, inner in self.nested:
+            column = columns[at]
+            if list(map(type, column)).count(dict) != count:
+                return None
+            part = inner.columns(column)
+            if part is None:
+                return None
+            columns[at:at + 1] = part
+        return columns
 
     def values(self, config: dict[str, Any]) -> tuple[Any, ...] | None:
         """The leaves of `config` in column order, or None when its keys differ somewhere.
@@ -196,13 +274,18 @@ class Pass:
     position of each place (`at`; -1: none), the ids that decide (a place is a hint), the
     names of each position's class and the tags of a table (or none)."""
 
-    __slots__ = ("index", "classes", "at", "ids", "name", "tags")
+    __slots__ = ("index", "classes", "at", "ids", "name", "fixed", "tags")
 
     def __init__(
         self, index: Index, classes: list[tuple[str, str]], at: Any, ids: list[str],
-        name: Callable[[int], tuple[str, str, str]], tags: dict[str, list[str]],
+        name: Callable[[int], tuple[str, str, str]], fixed: tuple[str, str] | None, tags: dict[str, list[str]],
     ) -> None:
-        self.index, self.classes, self.at, self.ids, self.name, self.tags = index, classes, at, ids, name, tags
+        self.index, self.classes, self.at, self.ids = index, classes, at, ids
+        self.name, self.fixed, self.tags = name, fixed, tags
+
+    def rows(self) -> TableRows:
+        """A maker of the rows of this pass."""
+        return TableRows(self.tags, self.name, self.fixed)
 
     def span(self, span: tuple[int, int], build: TableRows) -> Chunk:
         """The rows of the places in `span` that are the collection's, made."""
@@ -288,7 +371,7 @@ def _collect(job: Pass, pool: Any, spans: list[tuple[int, int]]) -> Iterator[Chu
         logger("retain").warning("a table worker failed (%s); reading the rest in this process", exc)
     finally:
         _pass = None
-    build = TableRows(job.tags, job.name)
+    build = job.rows()
     for span in left.values():
         yield job.span(span, build)
 
@@ -297,7 +380,7 @@ def _span_in_worker(span: tuple[int, int]) -> bytes:
     """A span made in a worker, marshalled: positions, the distinct names, which names each
     row has, values."""
     assert _pass is not None
-    positions, names, values = _pass.span(span, TableRows(_pass.tags, _pass.name))
+    positions, names, values = _pass.span(span, _pass.rows())
     distinct: list[tuple[str, ...]] = []
     which: list[int] = []
     known: dict[int, int] = {}
@@ -312,4 +395,4 @@ def _span_in_worker(span: tuple[int, int]) -> bytes:
 
 def _unpack(data: bytes) -> Chunk:
     positions, distinct, which, values = marshal.loads(data)
-    return positions, [distinct[k] for k in which], values
+    return positions, list(map(distinct.__getitem__, which)), values

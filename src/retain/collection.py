@@ -9,6 +9,9 @@ loaded from storage when it is accessed (``runs[0]``, iteration) and kept for la
 
 from __future__ import annotations
 
+from collections import deque
+from itertools import repeat
+
 from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
 from .identity import REF_KEY, canonical_json, references
 from .query import MISSING, compile_where, equal, field_value, matches_all, resolve_field, Condition, Field, Query
@@ -260,9 +263,9 @@ class Collection(_Generic[I]):
         a config appear as ids."""
         table: list[Any] = [None] * len(self._ids)
         with _paused_gc():
-            for positions, columns, values in self._table_chunks(True):
-                for position, names, row in zip(positions, columns, values):
-                    table[position] = dict(zip(names, row))
+            for positions, names, values in self._table_chunks(True):
+                # table[position] = dict(zip(names, row)) for each row, the loop in C.
+                _consume(map(table.__setitem__, positions, map(dict, map(zip, names, values))))
         return table
 
     def to_dataframe(self) -> Any:
@@ -281,27 +284,38 @@ class Collection(_Generic[I]):
             return self._frame(pandas)
 
     def _frame(self, pandas: Any) -> Any:
-        # One tuple per row over every column (NaN where a row has no value), in order, then
-        # one frame: pandas infers each column's type from its values as it does from the
-        # dicts of `to_table`, at a fraction of the cost of a million dicts.
-        count = len(self._ids)
-        names_of: list[Any] = [None] * count
-        values_of: list[Any] = [None] * count
-        for positions, chunk_names, chunk_values in self._table_chunks(False):
-            for position, names, row in zip(positions, chunk_names, chunk_values):
-                names_of[position] = names
-                values_of[position] = row
+        # One tuple per row over every column (NaN where a row has no value), then one frame:
+        # pandas infers each column's type from its values as it does from the dicts of
+        # `to_table`, at a fraction of the cost of a million dicts. The rows stay in the order
+        # they were read (each chunk's values are still together in memory) and the frame is
+        # put in order at the end; the loops over rows are in C (`map`).
+        from operator import add, call
+
+        import numpy
+
+        chunks: list[tuple[list[tuple[str, ...]], list[tuple[Any, ...]]]] = []
+        order: list[int] = []
+        shapes: dict[int, tuple[str, ...]] = {}  # the names of rows are a few shared tuples
+        for positions, names, values in self._table_chunks(False):
+            order += positions
+            chunks.append((names, values))
+            shapes.update(zip(map(id, names), names))
         from ._html import table_columns  # (with pandas: at the first frame)
 
-        # The column names of a row are one of a few shared tuples: a getter each.
-        shapes = {id(names): names for names in names_of}
         columns = table_columns([dict.fromkeys(names) for names in shapes.values()])
+        if not order:
+            return pandas.DataFrame([], columns=columns)
         getters = {key: getter(names, columns) for key, names in shapes.items()}
-        missing = (float("nan"),)
-        rows = [getters[id(names)](row + missing) for names, row in zip(names_of, values_of)]
-        del names_of, values_of
+        rows: list[tuple[Any, ...]] = []
+        missing = repeat((float("nan"),))
+        while chunks:
+            names, values = chunks.pop(0)
+            # getters[id(names)](row + (nan,)) for each row.
+            rows += map(call, map(getters.__getitem__, map(id, names)), map(add, values, missing))
         frame = pandas.DataFrame(rows, columns=columns)
         del rows
+        if any(b < a for a, b in zip(order, order[1:])):
+            frame = frame.take(numpy.argsort(numpy.array(order), kind="stable")).reset_index(drop=True)
         frame["created"] = pandas.to_datetime(frame["created"], utc=True, format="ISO8601")
         return frame
 
@@ -317,21 +331,20 @@ class Collection(_Generic[I]):
             chunks = None
             if plan is not None and plan[1] is not None:
                 classes, at = plan
-                chunks = in_workers(Pass(index, classes, at, self._ids, self._name, tag_map), len(at))
+                chunks = in_workers(Pass(index, classes, at, self._ids, self._name, self._fixed(), tag_map), len(at))
             if chunks is not None:
                 done = bytearray(count)
                 left = count
                 for chunk in chunks:
-                    for p in chunk[0]:
-                        done[p] = 1
+                    _consume(map(done.__setitem__, chunk[0], repeat(1)))
                     left -= len(chunk[0])
                     yield chunk
                 if left:  # rows the pass did not place (stale places, or removed): by id
-                    build = TableRows(tag_map, self._name)
+                    build = TableRows(tag_map, self._name, self._fixed())
                     for positions, rows in self._by_id([p for p in range(count) if not done[p]], True):
                         yield positions, *build(positions, rows)
                 return
-        build = TableRows(tag_map, self._name)
+        build = TableRows(tag_map, self._name, self._fixed())
         for positions, rows in self._chunks(True):
             yield positions, *build(positions, rows)
 
@@ -362,6 +375,11 @@ class Collection(_Generic[I]):
     def _name(self, position: int) -> tuple[str, str, str]:
         of = self._of
         return self._shared.names[of if type(of) is int else of[position]]
+
+    def _fixed(self) -> tuple[str, str] | None:
+        """(module, qualname) of every interface, when they are of one class."""
+        of = self._of
+        return self._shared.names[of][:2] if type(of) is int else None
 
     def _absent(self, position: int) -> IndexRow:
         """The row of an interface removed from the index since the query: what the
@@ -494,6 +512,10 @@ class Collection(_Generic[I]):
         if instance is None:
             instance = shared.instances[id] = _load(id, self._name(position)[1], shared)
         return instance
+
+
+#: Runs an iterator to its end, keeping nothing: a loop in C over `map`.
+_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 
 
 def _paused_gc() -> Any:
