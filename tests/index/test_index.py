@@ -534,6 +534,7 @@ def plain(frame):
 out = {}
 with retain.storage(sys.argv[1]):
     found = get.all(Interface)
+    out["index"] = type(found._shared.index).__name__
     out["table"], out["frame"] = found.to_table(), plain(found.to_dataframe())
     _table._span_in_worker = dies
     out["died"] = found.to_table()
@@ -544,11 +545,9 @@ print(json.dumps({"started": started, **out}))
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2, reason="fork, two CPUs")
-def test_to_table_in_worker_processes_answers_alike(store: Storage) -> None:
-    """Forked workers (from a fresh process: this one has the index writer's thread) read
-    ranges of places and make the rows; a worker that dies leaves its ranges to the process;
-    stale places are found by id."""
+def check_table_in_workers(store: Storage, env: dict[str, str], index: str) -> None:
+    """Tables of `store` (its index as `env` says) made by forked workers in a fresh process
+    (one thread: it may fork) are the ones made here."""
     _shapes(Data().commit())
     for run in sweep(6):
         run.save_summary(loss=1.0)
@@ -556,16 +555,23 @@ def test_to_table_in_worker_processes_answers_alike(store: Storage) -> None:
     table = found.to_table()
     frame = _plain_frame(found.to_dataframe())
     retain.index._updates.flush()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}, **env}
     done = subprocess.run([sys.executable, "-c", TABLE_IN_WORKERS, store.url], capture_output=True, text=True,
                           timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert out["started"] == [True, True, True, True]
+    assert out["started"] == [True, True, True, True] and out["index"] == index
     assert out["table"] == out["died"] == out["stale"] == table
     assert "a table worker failed" in done.stderr
     assert out["frame"] == {name: [None if value is None else str(value) for value in values] for name, values in frame.items()}
 
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2, reason="fork, two CPUs")
+def test_to_table_in_worker_processes_answers_alike(store: Storage) -> None:
+    """Forked workers (from a fresh process: this one has the index writer's thread) read
+    ranges of places and make the rows; a worker that dies leaves its ranges to the process;
+    stale places are found by id."""
+    check_table_in_workers(store, {}, "SqliteIndex")
 
 # -- summaries --------------------------------------------------------------------------------
 
