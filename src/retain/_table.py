@@ -16,9 +16,12 @@ from __future__ import annotations
 import gc
 import marshal
 import os
+from itertools import compress
+from operator import eq, itemgetter
 
 from .identity import REF_KEY
 from .index.base import parse_summary
+from .storage.layout import raw_decoder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -161,8 +164,8 @@ class TableRows:
     ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
         """The names and values of a row with its tags, summary and metrics, from those of
         its id, module, class, created and config (`row`, `head`)."""
-        summary = parse_summary(summary_text) if summary_text else None
-        metrics = parse_summary(metrics_text) if metrics_text else None
+        summary = _parsed(summary_text) if summary_text else None
+        metrics = _parsed(metrics_text) if metrics_text else None
         tags = self.tags.get(row[0]) if self.tags else None
         if tags is not None:
             row = row[:4] + (tags,) + row[4:]
@@ -181,6 +184,18 @@ class TableRows:
                 + tuple(["summary." + k for k in summary]) + tuple(["metrics." + k for k in metrics])
             )
         return names
+
+
+def _parsed(text: str) -> dict[str, Any] | None:
+    """`parse_summary(text)`, without `json.loads`'s cost per call (a tenth of a million rows
+    may have a summary)."""
+    try:
+        value, end = raw_decoder()(text)
+    except ValueError:
+        return parse_summary(text)  # (leading blanks, or damaged)
+    if end != len(text) and text[end:].strip():
+        return None  # something after the value: damaged
+    return value if type(value) is dict else None
 
 
 class Shape:
@@ -271,13 +286,14 @@ def getter(names: tuple[str, ...], columns: list[str]) -> Callable[[tuple[Any, .
 
 class Pass:
     """What a pass over the rows of a collection needs: the index and classes to read, the
-    position of each place (`at`; -1: none), the ids that decide (a place is a hint), the
-    names of each position's class and the tags of a table (or none)."""
+    position of each place (`at`; -1: none), the ids that decide (a place is a hint; followed
+    by None, as `placed` takes them), the names of each position's class (or of all, `fixed`)
+    and the tags of a table (or none)."""
 
     __slots__ = ("index", "classes", "at", "ids", "name", "fixed", "tags")
 
     def __init__(
-        self, index: Index, classes: list[tuple[str, str]], at: Any, ids: list[str],
+        self, index: Index, classes: list[tuple[str, str]], at: Any, ids: list[Any],
         name: Callable[[int], tuple[str, str, str]], fixed: tuple[str, str] | None, tags: dict[str, list[str]],
     ) -> None:
         self.index, self.classes, self.at, self.ids = index, classes, at, ids
@@ -295,7 +311,7 @@ class Pass:
         for places, rows in self.index.table_scan(self.classes, span):
             if places is None:
                 continue
-            where, kept = placed(places, rows, self.at, self.ids, None)
+            where, kept = placed(places, rows, self.at, self.ids)
             chunk_names, chunk_values = build(where, kept)
             positions += where
             names += chunk_names
@@ -303,22 +319,19 @@ class Pass:
         return positions, names, values
 
 
-def placed(places: Sequence[int], rows: list[Any], at: Any, ids: list[str], done: bytearray | None) -> tuple[list[int], list[Any]]:
-    """The positions of those of `rows` (at `places`) that are the collection's, and those
-    rows: a place is a hint (a rebuild renumbers rows), the id decides. `done` marks the
-    positions found (and skips those found before)."""
-    positions: list[int] = []
-    kept: list[Any] = []
-    top = len(at)
-    for place, row in zip(places, rows):
-        if place < top:
-            p = at[place]
-            if p >= 0 and ids[p] == row[0] and (done is None or not done[p]):
-                if done is not None:
-                    done[p] = 1
-                positions.append(p)
-                kept.append(row)
-    return positions, kept
+def placed(places: Sequence[int], rows: list[Any], at: Any, ids: list[Any]) -> tuple[list[int], list[Any]]:
+    """The positions of those of `rows` (at `places`, each below ``len(at)``) that are the
+    collection's, and those rows: a place is a hint (a rebuild renumbers rows), the id
+    decides. `ids` is the collection's ids followed by None (the id at position -1: none).
+    The loops are in C."""
+    positions = list(map(at.__getitem__, places))
+    found = list(map(eq, map(ids.__getitem__, positions), map(_first, rows)))
+    if found.count(True) == len(found):
+        return positions, rows
+    return list(compress(positions, found)), list(compress(rows, found))
+
+
+_first = itemgetter(0)
 
 
 _pass: Pass | None = None

@@ -9,6 +9,7 @@ loaded from storage when it is accessed (``runs[0]``, iteration) and kept for la
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from itertools import repeat
 
@@ -331,7 +332,8 @@ class Collection(_Generic[I]):
             chunks = None
             if plan is not None and plan[1] is not None:
                 classes, at = plan
-                chunks = in_workers(Pass(index, classes, at, self._ids, self._name, self._fixed(), tag_map), len(at))
+                job = Pass(index, classes, at, [*self._ids, None], self._name, self._fixed(), tag_map)
+                chunks = in_workers(job, len(at))
             if chunks is not None:
                 done = bytearray(count)
                 left = count
@@ -432,9 +434,14 @@ class Collection(_Generic[I]):
         done = bytearray(count)
         left = count
         position_of: dict[str, int] | None = None
+        checked: list[Any] = [*ids, None] if at is not None else []  # as `placed` takes them
         for chunk_places, rows in (index.table_scan if table else index.scan)(classes):
             if at is not None and chunk_places is not None:
-                positions, kept = placed(chunk_places, rows, at, ids, done)
+                if chunk_places and chunk_places[-1] >= len(at):  # rows newer than the listing
+                    cut = bisect_left(chunk_places, len(at))
+                    chunk_places, rows = chunk_places[:cut], rows[:cut]
+                positions, kept = placed(chunk_places, rows, at, checked)
+                _consume(map(done.__setitem__, positions, repeat(1)))
             else:
                 positions, kept = [], []
                 if position_of is None:

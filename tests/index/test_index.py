@@ -927,14 +927,17 @@ def test_a_forked_child_uses_the_index_safely(store: Storage) -> None:
 
 
 def test_a_damaged_summary_reads_as_none(store: Storage) -> None:
-    runs = sweep(2)
-    runs[0].save_summary(loss=0.5)
-    Path(runs[0].local_directory(), "summary.json").write_text("{not json}")
-    assert retain.index.rebuild() == 2
+    runs = sweep(5)
+    for run in runs:
+        run.save_summary(loss=0.5)
+    texts = ["{not json}", '{"loss": 1} {"loss": 2}', '{"loss": 3}, {}', "{}"]
+    for run, text in zip(runs, texts):
+        Path(run.local_directory(), "summary.json").write_text(text)
+    assert retain.index.rebuild() == 5
     found = get.all(Train)
-    assert [row.get("summary.loss") for row in found.to_table()] == [None, None]
-    assert found.pluck("summary.loss") == [None, None]
-    assert len(found.filter({"summary.loss": 0.5})) == 0
+    assert [row.get("summary.loss") for row in found.to_table()] == [0.5, None, None, None, None]
+    assert found.pluck("summary.loss") == [0.5, None, None, None, None]
+    assert len(found.filter({"summary.loss": 0.5})) == 1
 
 
 def test_a_summary_name_no_interface_has_is_an_error(store: Storage) -> None:
