@@ -327,6 +327,7 @@ class Collection(_Generic[I]):
         count = len(self._ids)
         tag_map = self._tags() if tags and count else {}
         index = self._shared.index
+        plan: Any = False  # not decided yet
         if count >= PARALLEL_MIN and index.supports_row_ranges:
             plan = self._pass()
             chunks = None
@@ -347,7 +348,7 @@ class Collection(_Generic[I]):
                         yield positions, *build(positions, rows)
                 return
         build = TableRows(tag_map, self._name, self._fixed())
-        for positions, rows in self._chunks(True):
+        for positions, rows in self._chunks(True, plan):
             yield positions, *build(positions, rows)
 
     # -- internals ----------------------------------------------------------------------------
@@ -418,13 +419,15 @@ class Collection(_Generic[I]):
             at[place] = position
         return classes, at
 
-    def _chunks(self, table: bool = False) -> Iterator[tuple[Sequence[int], list[Any]]]:
+    def _chunks(self, table: bool = False, plan: Any = False) -> Iterator[tuple[Sequence[int], list[Any]]]:
         """Every row, in chunks of (positions, rows): in order, read by id; or, for a large
         part of its classes, in the index's order, by one pass over the classes. With `table`,
-        the rows are `TableRow`s (the columns a table needs), else `IndexRow`s."""
+        the rows are `TableRow`s (the columns a table needs), else `IndexRow`s. `plan`: what
+        `_pass` answered, when it was asked already."""
         ids = self._ids
         count = len(ids)
-        plan = self._pass()
+        if plan is False:
+            plan = self._pass()
         if plan is None:
             if count:
                 yield from self._by_id(range(count), table)
