@@ -493,6 +493,10 @@ def test_to_dataframe_is_the_frame_of_to_table(store: Storage, monkeypatch: pyte
     _shapes(Data().commit())
     Train({"note": "n", "model.depth": 3}).commit().save_summary(loss=float("nan"), ok=True)
     monkeypatch.setattr(retain.collection, "SCAN_MIN", 1)
+    import retain.index.sqlite._index
+
+    # Small chunks: columns first seen in a later chunk (the frame's rows made before them).
+    monkeypatch.setattr(retain.index.sqlite._index, "SCAN_CHUNK", 3)
     found = get.all(Interface)
     table = found.to_table()
     rows = [{key: value for key, value in row.items() if key != "tags"} for row in table]
