@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = ["HEAD", "PARALLEL_MIN", "Pass", "Shape", "TableRows", "flatten_into", "getter", "in_workers", "parse_configs", "placed"]
 
-#: From this many rows, a pass is shared between forked workers (below, starting them costs
-#: more than it saves).
+#: From this many rows, a pass is shared between forked workers. Chosen, not measured: at
+#: 1,000,000 they save ~2 s; forking costs milliseconds, and 100,000 rows take ~0.5 s here.
 PARALLEL_MIN = 100_000
 #: Places per task of a worker: a few tasks per worker, so that the last ones finish together.
 TASK_PLACES = 50_000

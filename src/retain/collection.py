@@ -382,7 +382,7 @@ class Collection(_Generic[I]):
     def _fixed(self) -> tuple[str, str] | None:
         """(module, qualname) of every interface, when they are of one class."""
         of = self._of
-        return self._shared.names[of][:2] if type(of) is int else None
+        return self._shared.names[of][:2] if type(of) is int and self._ids else None
 
     def _absent(self, position: int) -> IndexRow:
         """The row of an interface removed from the index since the query: what the

@@ -483,6 +483,13 @@ def test_to_table_rows_of_any_shape_in_one_chunk(store: Storage, monkeypatch: py
     assert [list(row) for row in table] == [list(row) for row in expected]  # the columns in order too
 
 
+def test_the_tables_of_nothing_are_empty(store: Storage) -> None:
+    assert get.all(Train).to_table() == []  # no class at all in the index
+    pandas = pytest.importorskip("pandas")
+    assert list(get.all(Train).to_dataframe().columns) == ["id", "module", "class", "created"]
+    assert pandas is not None
+
+
 def test_to_dataframe_is_the_frame_of_to_table(store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
     """Column types as pandas infers them from the dicts of `to_table` (missing values NaN): a
     column of ints with a missing value is float, of bools with a missing value object."""
