@@ -9,8 +9,6 @@ loaded from storage when it is accessed (``runs[0]``, iteration) and kept for la
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections import deque
 from itertools import repeat
 
 from ._errors import ConfigError, InterfaceNotFoundError, ModuleResolutionError
@@ -441,6 +439,8 @@ class Collection(_Generic[I]):
         for chunk_places, rows in (index.table_scan if table else index.scan)(classes):
             if at is not None and chunk_places is not None:
                 if chunk_places and chunk_places[-1] >= len(at):  # rows newer than the listing
+                    from bisect import bisect_left
+
                     cut = bisect_left(chunk_places, len(at))
                     chunk_places, rows = chunk_places[:cut], rows[:cut]
                 positions, kept = placed(chunk_places, rows, at, checked)
@@ -524,8 +524,11 @@ class Collection(_Generic[I]):
         return instance
 
 
-#: Runs an iterator to its end, keeping nothing: a loop in C over `map`.
-_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
+def _consume(iterator: Iterable[Any]) -> None:
+    """Runs `iterator` to its end, keeping nothing: a loop in C over a `map`."""
+    from collections import deque  # not at `import retain`: `collections` is slow to import
+
+    deque(iterator, maxlen=0)
 
 
 def _paused_gc() -> Any:
