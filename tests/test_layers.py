@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("storage", ["retain.storage"]),
     ("index", ["retain._settings", "retain.index"]),
     ("interface", ["retain._annotations", "retain._baselines", "retain._diff", "retain._metrics", "retain._html", "retain.interface",
-                   "retain.collection", "retain._get"]),
+                   "retain.collection", "retain._table", "retain._get"]),
     ("runs", ["retain.runs"]),
     ("component", ["retain.component"]),
     ("execution", ["retain.execution"]),

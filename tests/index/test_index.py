@@ -437,6 +437,153 @@ def test_to_dataframe(store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
     assert pandas is not None
 
 
+def _shapes(data: Data) -> list[Open]:
+    """Configs of many shapes, in commit order: one nested shape, then rows that differ from it
+    at the top, below it, or by a dict as a leaf; with a summary, tags and metrics here and there."""
+    params = [
+        {"a": 1, "b": {"c": 2}}, {"a": 1.5, "b": {"c": "x"}}, {"a": 1, "b": 3}, {"a": 1, "b": {"c": 2, "d": [4]}},
+        {"a": data, "b": {"c": 2}}, {"a": {}, "b": {"c": None}}, {}, {"z": True}, {"a": 3, "y": {"c": 2}},
+        {"a": 2, "b": {"c": 5}},
+    ]
+    runs = [Open({"params": p}).commit() for p in params]
+    runs[1].save_summary(loss=0.5, note="ok")
+    runs[4].save_summary(loss=1)
+    runs[9].tag("best")
+    return runs
+
+
+#: The config columns of the rows of `_shapes`, in their order.
+_SHAPED = [
+    {"config.params.a": 1, "config.params.b.c": 2}, {"config.params.a": 1.5, "config.params.b.c": "x"},
+    {"config.params.a": 1, "config.params.b": 3}, {"config.params.a": 1, "config.params.b.c": 2, "config.params.b.d": [4]},
+    {"config.params.a": "<data>", "config.params.b.c": 2}, {"config.params.a": {}, "config.params.b.c": None},
+    {"config.params": {}}, {"config.params.z": True}, {"config.params.a": 3, "config.params.y.c": 2},
+    {"config.params.a": 2, "config.params.b.c": 5},
+]
+
+
+@pytest.mark.parametrize("read", ["by id", "by pass"])
+def test_to_table_rows_of_any_shape_in_one_chunk(store: Storage, monkeypatch: pytest.MonkeyPatch, read: str) -> None:
+    import retain.collection
+    import retain.index.sqlite._index
+
+    data = Data().commit()
+    runs = _shapes(data)
+    monkeypatch.setattr(retain.collection, "SCAN_MIN", 10**9 if read == "by id" else 1)
+    monkeypatch.setattr(retain.index.sqlite._index, "SCAN_CHUNK", 4)  # shapes change within chunks and across
+    table = get.all(Interface).to_table()
+    summaries: dict[int, dict[str, Any]] = {1: {"summary.loss": 0.5, "summary.note": "ok"}, 4: {"summary.loss": 1}}
+    expected = [
+        {"id": run.id, "module": Open.__module__, "class": "Open", "created": run.created,
+         **({"tags": ["best"]} if k == 9 else {}),
+         **{name: data.id if value == "<data>" else value for name, value in _SHAPED[k].items()}, **summaries.get(k, {})}
+        for k, run in reversed(list(enumerate(runs)))
+    ] + [{"id": data.id, "module": Data.__module__, "class": "Data", "created": data.created, "config.name": "mnist"}]
+    assert table == expected
+    assert [list(row) for row in table] == [list(row) for row in expected]  # the columns in order too
+
+
+def test_the_tables_of_nothing_are_empty(store: Storage) -> None:
+    assert get.all(Train).to_table() == []  # no class at all in the index
+    pandas = pytest.importorskip("pandas")
+    assert list(get.all(Train).to_dataframe().columns) == ["id", "module", "class", "created"]
+    assert pandas is not None
+
+
+def test_to_dataframe_is_the_frame_of_to_table(store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Column types as pandas infers them from the dicts of `to_table` (missing values NaN): a
+    column of ints with a missing value is float, of bools with a missing value object."""
+    pandas = pytest.importorskip("pandas")
+    import retain.collection
+    from retain._html import table_columns
+
+    _shapes(Data().commit())
+    Train({"note": "n", "model.depth": 3}).commit().save_summary(loss=float("nan"), ok=True)
+    monkeypatch.setattr(retain.collection, "SCAN_MIN", 1)
+    import retain.index.sqlite._index
+
+    # Small chunks: columns first seen in a later chunk (the frame's rows made before them).
+    monkeypatch.setattr(retain.index.sqlite._index, "SCAN_CHUNK", 3)
+    found = get.all(Interface)
+    table = found.to_table()
+    rows = [{key: value for key, value in row.items() if key != "tags"} for row in table]
+    expected = pandas.DataFrame(rows, columns=table_columns(rows))
+    expected["created"] = pandas.to_datetime(expected["created"], utc=True, format="ISO8601")
+    frame = found.to_dataframe()
+    pandas.testing.assert_frame_equal(frame, expected)
+    assert str(frame["summary.ok"].dtype) == "object" and str(frame["config.params.b.c"].dtype) == "object"
+
+
+TABLE_IN_WORKERS = """
+import json, logging, os, sys
+import retain
+from retain import Interface, get
+from retain import _table, collection
+from retain.index.sqlite import _index
+
+logging.basicConfig()
+collection.PARALLEL_MIN = 1
+collection.SCAN_MIN = 1
+_table.TASK_PLACES = 3
+_index.SCAN_CHUNK = 2
+started = []
+spawn = collection.in_workers
+def spy(job, top):
+    chunks = spawn(job, top)
+    started.append(chunks is not None)
+    return chunks
+collection.in_workers = spy
+span = _table._span_in_worker
+def dies(where):
+    if where[0] == 3:
+        os._exit(1)  # a worker killed (out of memory): the rest is read here
+    return span(where)
+
+def plain(frame):
+    return {name: [None if value is None or value != value else str(value) for value in frame[name]] for name in frame.columns}
+
+out = {}
+with retain.storage(sys.argv[1]):
+    found = get.all(Interface)
+    out["index"] = type(found._shared.index).__name__
+    out["table"], out["frame"] = found.to_table(), plain(found.to_dataframe())
+    _table._span_in_worker = dies
+    out["died"] = found.to_table()
+    _table._span_in_worker = span
+    retain.index.rebuild()  # every place stale: the rows are found by id
+    out["stale"] = found.to_table()
+print(json.dumps({"started": started, **out}))
+"""
+
+
+def check_table_in_workers(store: Storage, env: dict[str, str], index: str) -> None:
+    """Tables of `store` (its index as `env` says) made by forked workers in a fresh process
+    (one thread: it may fork) are the ones made here."""
+    _shapes(Data().commit())
+    for run in sweep(6):
+        run.save_summary(loss=1.0)
+    found = get.all(Interface)
+    table = found.to_table()
+    frame = _plain_frame(found.to_dataframe())
+    retain.index._updates.flush()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}, **env}
+    done = subprocess.run([sys.executable, "-c", TABLE_IN_WORKERS, store.url], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["started"] == [True, True, True, True] and out["index"] == index
+    assert out["table"] == out["died"] == out["stale"] == table
+    assert "a table worker failed" in done.stderr
+    assert out["frame"] == {name: [None if value is None else str(value) for value in values] for name, values in frame.items()}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2, reason="fork, two CPUs")
+def test_to_table_in_worker_processes_answers_alike(store: Storage) -> None:
+    """Forked workers (from a fresh process: this one has the index writer's thread) read
+    ranges of places and make the rows; a worker that dies leaves its ranges to the process;
+    stale places are found by id."""
+    check_table_in_workers(store, {}, "SqliteIndex")
+
 # -- summaries --------------------------------------------------------------------------------
 
 
@@ -791,14 +938,17 @@ def test_a_forked_child_uses_the_index_safely(store: Storage) -> None:
 
 
 def test_a_damaged_summary_reads_as_none(store: Storage) -> None:
-    runs = sweep(2)
-    runs[0].save_summary(loss=0.5)
-    Path(runs[0].local_directory(), "summary.json").write_text("{not json}")
-    assert retain.index.rebuild() == 2
+    runs = sweep(5)
+    for run in runs:
+        run.save_summary(loss=0.5)
+    texts = ["{not json}", '{"loss": 1} {"loss": 2}', '{"loss": 3}, {}', "{}"]
+    for run, text in zip(runs, texts):
+        Path(run.local_directory(), "summary.json").write_text(text)
+    assert retain.index.rebuild() == 5
     found = get.all(Train)
-    assert [row.get("summary.loss") for row in found.to_table()] == [None, None]
-    assert found.pluck("summary.loss") == [None, None]
-    assert len(found.filter({"summary.loss": 0.5})) == 0
+    assert [row.get("summary.loss") for row in found.to_table()] == [0.5, None, None, None, None]
+    assert found.pluck("summary.loss") == [0.5, None, None, None, None]
+    assert len(found.filter({"summary.loss": 0.5})) == 1
 
 
 def test_a_summary_name_no_interface_has_is_an_error(store: Storage) -> None:

@@ -411,3 +411,13 @@ def test_numbers_compare_as_python_does(schema: str) -> None:
             found = index.select(Query([CLASS], conditions=[cond("v", filter)]))
             assert {row[0] for row in found} == expected, (bound, filter)
     index.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2, reason="fork, two CPUs")
+def test_to_table_in_worker_processes_reads_postgresql_alike(store: Storage, schema: str) -> None:
+    """Forked table workers each open their own connection (never the parent's)."""
+    from test_index import check_table_in_workers
+
+    url = url_for(schema)
+    with retain.settings(index=url):
+        check_table_in_workers(store, {"RETAIN_INDEX": url}, "PostgresIndex")

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     #: (id, module, class qualname, kind, created, config JSON text, summary JSON text | None,
     #: last metric values JSON text | None)
     IndexRow = tuple[str, str, str, str, str, str, "str | None", "str | None"]
+    #: What a table needs of a row: id, created, config, summary and metrics texts (its module,
+    #: class and kind are known to whoever asked for it by class).
+    TableRow = tuple[str, "str | None", str, "str | None", "str | None"]
 
 __all__ = ["IndexEntry", "Listing", "config_leaves", "filter_rows", "parse_summary"]
 

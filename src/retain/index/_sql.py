@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 #: The columns of an `IndexRow`, from ``interfaces i`` joined with ``classes c``.
 ROW_COLUMNS = "i.id, c.module, c.qualname, c.kind, i.created, i.config, i.summary, i.metrics"
+#: The columns of a `TableRow`, from ``interfaces i`` alone.
+TABLE_COLUMNS = "i.id, i.created, i.config, i.summary, i.metrics"
 #: The SQL of each column a query condition can name.
 COLUMN_SQL = {"id": "i.id", "created": "i.created", "module": "c.module", "class": "c.qualname", "kind": "c.kind"}
 

@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from typing import Any, ClassVar
 
     from ..storage.base import Storage
-    from ._entry import IndexRow as IndexRow
+    from ._entry import IndexRow as IndexRow, TableRow as TableRow
 
     Progress = Callable[[int, int], object]
 
@@ -98,6 +98,9 @@ class Index(ABC):
 
     #: Safe when processes on several machines use it at once (a database server).
     supports_multiple_hosts: ClassVar[bool] = False
+    #: `table_scan` reads a range of places (row numbers) alone, in any process: a pass over
+    #: a million rows may be shared between forked workers.
+    supports_row_ranges: ClassVar[bool] = False
 
     # -- primitives ---------------------------------------------------------------------------
 
@@ -197,6 +200,18 @@ class Index(ABC):
         rows = self.select(Query(classes))
         for start in range(0, len(rows), SCAN_CHUNK):
             yield None, rows[start:start + SCAN_CHUNK]
+
+    def table_scan(
+        self, classes: list[tuple[str, str]] | None, rows: tuple[int, int] | None = None
+    ) -> Iterator[tuple[Sequence[int] | None, list[TableRow]]]:
+        """`scan` with only the columns a table needs (`TableRow`: id, created, config,
+        summary, metrics): a million rows are read in about half the time of whole rows, whose
+        module, class and kind are strings made anew for every row. `rows` (start, stop): only
+        the rows whose places are in that range (for backends that `supports_row_ranges`;
+        others give every row). Backends read these columns alone; this default cuts the rows
+        of `scan`."""
+        for places, found in self.scan(classes):
+            yield places, [(row[0], row[4], row[5], row[6], row[7]) for row in found]
 
     def ids_with_prefix(self, prefix: str) -> set[str]:
         """The ids in the index that start with `prefix` (what `sync` compares with the

@@ -279,6 +279,23 @@ class IndexConformance:
         assert sorted(scanned) == sorted(row for row in everything.values() if row[2] == CLASS[1])
         assert sorted(row for _, rows in index.scan(None) for row in rows) == sorted(everything.values())
         assert [row for _, rows in index.scan([("no.such", "Class")]) for row in rows] == []
+        # A table scan gives the same rows, in the same chunks and order, cut to their table
+        # columns (id, created, config, summary, metrics).
+        for classes in ([CLASS], None, [("no.such", "Class")]):
+            assert list(index.table_scan(classes)) == [
+                (places, [(row[0], row[4], row[5], row[6], row[7]) for row in rows]) for places, rows in index.scan(classes)
+            ], classes
+        if index.supports_row_ranges:  # a range of places: the rows of the pass with those
+            listing = index.listing(Query())
+            assert listing.places is not None
+            middle = sorted(listing.places)[3:8]
+            start, stop = middle[0], middle[-1]
+            ranged = [(row, place) for places, rows in index.table_scan(None, (start, stop))
+                      for row, place in zip(rows, places or ())]
+            assert [place for _, place in ranged] == [p for p in sorted(listing.places) if start <= p < stop]
+            assert [row for _, rows in index.table_scan([CLASS], (start, stop)) for row in rows] == [
+                row for row, _ in ranged if row[0] in {r[0] for r in everything.values() if r[2] == CLASS[1]}
+            ]
         listing = index.listing(Query())
         if listing.places is not None:  # places, where given, are the ones scan gives the rows
             place = dict(zip(listing.ids, listing.places))

@@ -41,7 +41,7 @@ from ..._log import logger
 from ._connection import CONNECT_TIMEOUT, PostgresConnection, driver, hide_password, split_url
 from ._query import compile_query, stored_key, stored_value
 from ._schema import DEFAULT_SCHEMA, SCHEMA_VERSION, empty
-from .._sql import ROW_COLUMNS, covered_classes, texts
+from .._sql import ROW_COLUMNS, TABLE_COLUMNS, covered_classes, texts
 from .._entry import config_leaves
 from ..base import SCAN_CHUNK, Index, Listing
 from ...query import Query
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
     import psycopg
 
-    from .._entry import IndexEntry, IndexRow
+    from .._entry import IndexEntry, IndexRow, TableRow
 
     #: (id, class, created, config text, canonical text, summary text, leaves (key, num, val),
     #: metrics text)
@@ -84,6 +84,7 @@ class PostgresIndex(Index):
     """
 
     supports_multiple_hosts = True
+    supports_row_ranges = True
 
     def __init__(self, url: str, *, schema: str | None = None, connect_timeout: float = CONNECT_TIMEOUT) -> None:
         driver()
@@ -392,19 +393,29 @@ class PostgresIndex(Index):
 
     def scan(self, classes: list[tuple[str, str]] | None) -> Iterator[tuple[Sequence[int] | None, list[IndexRow]]]:
         s = self._db.s
+        return self._scan(classes, None, f"{ROW_COLUMNS} FROM {s}.interfaces i JOIN {s}.classes c ON c.class = i.class")
+
+    def table_scan(
+        self, classes: list[tuple[str, str]] | None, rows: tuple[int, int] | None = None
+    ) -> Iterator[tuple[Sequence[int] | None, list[TableRow]]]:
+        return self._scan(classes, rows, f"{TABLE_COLUMNS} FROM {self._db.s}.interfaces i")
+
+    def _scan(
+        self, classes: list[tuple[str, str]] | None, rows: tuple[int, int] | None, source: str
+    ) -> Iterator[tuple[Sequence[int] | None, list[Any]]]:
+        """The rows of `classes` (numbered in [start, stop) of `rows`) as `SELECT i.row,
+        <source>` gives them, in chunks of row ranges."""
         numbers = self._db.run(lambda conn: self._class_ids_for(conn, Query(classes)), "query")
         if numbers is not None and not numbers:
             return
         scope = "" if numbers is None else " AND i.class = ANY(%b::int[])"
-        sql = (
-            f"SELECT i.row, {ROW_COLUMNS} FROM {s}.interfaces i JOIN {s}.classes c ON c.class = i.class"
-            f" WHERE i.row > %s{scope} ORDER BY i.row LIMIT {SCAN_CHUNK}"
-        )
-        after = -1
+        before = "" if rows is None else " AND i.row < %s"
+        sql = f"SELECT i.row, {source} WHERE i.row > %s{before}{scope} ORDER BY i.row LIMIT {SCAN_CHUNK}"
+        after = -1 if rows is None else rows[0] - 1
         # By ranges of row numbers, one statement each: no transaction stays open between
         # chunks.
         while True:
-            args: list[Any] = [after] if numbers is None else [after, numbers]
+            args: list[Any] = [after, *(() if rows is None else (rows[1],)), *(() if numbers is None else (numbers,))]
             chunk = self._db.run(lambda conn: conn.execute(sql, args).fetchall(), "scan")
             if not chunk:
                 return

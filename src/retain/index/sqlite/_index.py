@@ -27,7 +27,7 @@ from operator import itemgetter
 
 from ..._errors import IndexDatabaseError
 from ..._log import logger
-from .._sql import ROW_COLUMNS, covered_classes
+from .._sql import ROW_COLUMNS, TABLE_COLUMNS, covered_classes
 from ._connection import CHECKED_SUFFIX, SqliteConnection, filesystem_type
 from ._insert import BulkInsert, insert_values, prepare
 from ._query import compile_query, rechecked, sql_value
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
     from typing import Any
 
-    from .._entry import IndexEntry, IndexRow
+    from .._entry import IndexEntry, IndexRow, TableRow
 
 __all__ = ["SCHEMA_VERSION", "SqliteIndex", "filesystem_type"]
 
@@ -57,6 +57,8 @@ class SqliteIndex(Index):
             where SQLite's locking is unreliable. Only safe when a single machine uses the
             storage. Default: ``RETAIN_INDEX_ALLOW_NETWORK_FS=1`` in the environment.
     """
+
+    supports_row_ranges = True
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0, allow_network_fs: bool | None = None) -> None:
         self._db = SqliteConnection(os.path.abspath(os.fspath(path)), timeout, allow_network_fs, self._forget)
@@ -344,6 +346,18 @@ class SqliteIndex(Index):
         return self._db.read(work) if wanted else []
 
     def scan(self, classes: list[tuple[str, str]] | None) -> Iterator[tuple[Sequence[int] | None, list[IndexRow]]]:
+        return self._scan(classes, None, f"{ROW_COLUMNS} FROM interfaces i CROSS JOIN classes c ON c.class = i.class")
+
+    def table_scan(
+        self, classes: list[tuple[str, str]] | None, rows: tuple[int, int] | None = None
+    ) -> Iterator[tuple[Sequence[int] | None, list[TableRow]]]:
+        return self._scan(classes, rows, f"{TABLE_COLUMNS} FROM interfaces i")
+
+    def _scan(
+        self, classes: list[tuple[str, str]] | None, rows: tuple[int, int] | None, source: str
+    ) -> Iterator[tuple[Sequence[int] | None, list[Any]]]:
+        """The rows of `classes` (numbered in [start, stop) of `rows`) as `SELECT i.row,
+        <source>` gives them, in chunks of row ranges."""
         numbers = self._db.read(lambda conn: self._class_ids_for(conn, Query(classes)))
         if numbers is not None and not numbers:
             return
@@ -351,13 +365,11 @@ class SqliteIndex(Index):
         scope = "" if numbers is None else f" AND +i.class IN ({','.join('?' * len(numbers))})"
         # By ranges of row numbers, one short read each: no read transaction stays open
         # between chunks (it would hold the WAL back), and rows come in table order.
-        sql = (
-            f"SELECT i.row, {ROW_COLUMNS} FROM interfaces i CROSS JOIN classes c ON c.class = i.class"
-            f" WHERE i.row > ?{scope} ORDER BY i.row LIMIT {SCAN_CHUNK}"
-        )
-        after = -1
+        before = "" if rows is None else " AND i.row < ?"
+        sql = f"SELECT i.row, {source} WHERE i.row > ?{before}{scope} ORDER BY i.row LIMIT {SCAN_CHUNK}"
+        after = -1 if rows is None else rows[0] - 1
         while True:
-            args = [after, *(numbers or ())]
+            args = [after, *(() if rows is None else (rows[1],)), *(numbers or ())]
             chunk = self._db.read(lambda conn: conn.execute(sql, args).fetchall())
             if not chunk:
                 return

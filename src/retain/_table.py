@@ -1,0 +1,411 @@
+"""The rows of `Collection.to_table` and `to_dataframe`, built from index rows a chunk at a
+time, and the pass over a million of them shared between forked workers.
+
+A row is made of column names and values (``dict(zip(names, values))``): the configs of one
+shape are flattened by a `Shape` made once, from their values alone; the names of a row are
+one of a few shared tuples. From `PARALLEL_MIN` rows read by a pass over an index that
+`supports_row_ranges`, forked workers read ranges of places, place, parse and flatten their
+rows, and send back positions, names and values (`marshal`); this process only makes the dicts
+(or the frame). Workers are forked only where rebuild forks them (`can_fork`: Linux, a
+single thread); otherwise, or when a worker dies, the ranges are read here, with the same
+rows.
+"""
+
+from __future__ import annotations
+
+import gc
+import marshal
+import os
+from itertools import compress
+from operator import eq, itemgetter
+
+from .identity import REF_KEY
+from .index.base import parse_summary
+from .storage.layout import raw_decoder
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any
+
+    from .index.base import Index, TableRow
+
+    #: (positions, column names, values) of a chunk of rows.
+    Chunk = tuple[Sequence[int], list[tuple[str, ...]], list[tuple[Any, ...]]]
+
+__all__ = ["HEAD", "PARALLEL_MIN", "Pass", "Shape", "TableRows", "flatten_into", "getter", "in_workers", "parse_configs", "placed"]
+
+#: From this many rows, a pass is shared between forked workers. Chosen, not measured: at
+#: 1,000,000 they save ~2 s; forking costs milliseconds, and 100,000 rows take ~0.5 s here.
+PARALLEL_MIN = 100_000
+#: Places per task of a worker: a few tasks per worker, so that the last ones finish together.
+TASK_PLACES = 50_000
+
+
+def parse_configs(texts: list[str]) -> list[Any]:
+    """Config texts parsed: one parse for the chunk (the fixed cost per call dominates for
+    small texts, and keys are shared)."""
+    from json import loads
+
+    try:
+        configs: list[Any] = loads("[" + ",".join(texts) + "]")
+    except ValueError:
+        return [loads(text) for text in texts]  # raises for the damaged one
+    return configs
+
+
+#: The first columns of every `to_table` row.
+HEAD = ("id", "module", "class", "created")
+
+
+class TableRows:
+    """Makes `to_table` rows from `TableRow`s, a chunk at a time, as column names and values
+    (a row is ``dict(zip(names, values))``; a frame places the values by name).
+
+    The configs of one shape (the same keys at every level and no dict among the leaves:
+    nearly every row of a class) are flattened by their `Shape`, made once. A chunk of rows of
+    one class whose configs all have one shape is made column by column (`Shape.columns`:
+    the loops are in C); any other chunk row by row, from the shape's values where a config
+    has it, else key by key. The names of a row are one of a few tuples, shared by the rows
+    that have the same columns."""
+
+    def __init__(
+        self, tags: dict[str, list[str]], name: Callable[[int], tuple[str, str, str]], fixed: tuple[str, str] | None = None
+    ) -> None:
+        self.tags = tags
+        #: The (module, qualname, kind) of the row at a position.
+        self.name = name
+        #: (module, qualname) of every row, when there is one class.
+        self.fixed = fixed
+        self.shape: Shape | None = None
+        self.shapes: dict[tuple[str, ...], Shape] = {}
+        #: Row names by (config names, summary keys, metrics keys, tagged).
+        self.names: dict[tuple[Any, ...], tuple[str, ...]] = {}
+        #: The config names of rows walked key by key, each kept once.
+        self.heads: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def __call__(self, positions: Sequence[int], rows: list[TableRow]) -> tuple[list[tuple[str, ...]], list[tuple[Any, ...]]]:
+        if not rows:
+            return [], []
+        configs = parse_configs([row[2] for row in rows])
+        made = self._by_columns(rows, configs) if self.fixed is not None else None
+        return made if made is not None else self._by_rows(positions, rows, configs)
+
+    def _shape(self, config: dict[str, Any]) -> Shape:
+        keys = tuple(config)
+        shape = self.shapes.get(keys)
+        if shape is None:
+            shape = self.shapes[keys] = Shape(config, "config.")
+        return shape
+
+    def _by_columns(self, rows: list[TableRow], configs: list[Any]) -> tuple[list[tuple[str, ...]], list[tuple[Any, ...]]] | None:
+        """The rows of one class, when every config has the shape of the first; else None."""
+        from itertools import repeat
+
+        assert self.fixed is not None
+        shape = self.shape
+        if shape is None or shape.keys != tuple(configs[0]):
+            shape = self.shape = self._shape(configs[0])
+        leaves = shape.columns(configs)
+        if leaves is None or any(dict in map(type, column) for column in leaves):
+            return None
+        count = len(rows)
+        ids, created, _, summaries, metrics = zip(*rows)
+        module, qualname = self.fixed
+        values: list[tuple[Any, ...]] = list(zip(ids, repeat(module, count), repeat(qualname, count), created, *leaves))
+        names = [shape.row_names] * count
+        # The few rows with more columns (a summary, metrics, tags) made again with them.
+        more: set[int] = set()
+        if summaries.count(None) != count:
+            more.update(k for k, text in enumerate(summaries) if text)
+        if metrics.count(None) != count:
+            more.update(k for k, text in enumerate(metrics) if text)
+        if self.tags:
+            tags = self.tags
+            more.update(k for k, id in enumerate(ids) if id in tags)
+        for k in more:
+            names[k], values[k] = self._more(values[k], shape.names, summaries[k], metrics[k])
+        return names, values
+
+    def _by_rows(
+        self, positions: Sequence[int], rows: list[TableRow], configs: list[Any]
+    ) -> tuple[list[tuple[str, ...]], list[tuple[Any, ...]]]:
+        tags, name, heads = self.tags, self.name, self.heads
+        shape = self.shape
+        columns: list[tuple[str, ...]] = []
+        values: list[tuple[Any, ...]] = []
+        add_names, add_values = columns.append, values.append
+        for position, (id, created, _, summary_text, metrics_text), config in zip(positions, rows, configs):
+            module, qualname, _ = name(position)
+            if shape is None or (leaves := shape.values(config)) is None:
+                shape = self._shape(config)
+                leaves = shape.values(config)
+            if leaves is not None and dict not in map(type, leaves):
+                head: tuple[str, ...] = shape.names
+            else:  # another shape below the top, or a dict as a leaf (an input, {})
+                flat: dict[str, Any] = {}
+                flatten_into(config, "config.", flat)
+                head, leaves = tuple(flat), tuple(flat.values())
+                head = heads.setdefault(head, head)  # shared, as a shape's names are
+            row = (id, module, qualname, created) + leaves
+            if summary_text or metrics_text or (tags and id in tags):
+                names, row = self._more(row, head, summary_text, metrics_text)
+            elif head is shape.names:
+                names = shape.row_names
+            else:
+                names = self._names(head, (), (), False)
+            add_names(names)
+            add_values(row)
+        self.shape = shape
+        return columns, values
+
+    def _more(
+        self, row: tuple[Any, ...], head: tuple[str, ...], summary_text: str | None, metrics_text: str | None
+    ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        """The names and values of a row with its tags, summary and metrics, from those of
+        its id, module, class, created and config (`row`, `head`)."""
+        summary = _parsed(summary_text) if summary_text else None
+        metrics = _parsed(metrics_text) if metrics_text else None
+        tags = self.tags.get(row[0]) if self.tags else None
+        if tags is not None:
+            row = row[:4] + (tags,) + row[4:]
+        if summary:
+            row += tuple(summary.values())
+        if metrics:
+            row += tuple(metrics.values())
+        return self._names(head, tuple(summary) if summary else (), tuple(metrics) if metrics else (), tags is not None), row
+
+    def _names(self, head: tuple[str, ...], summary: tuple[str, ...], metrics: tuple[str, ...], tagged: bool) -> tuple[str, ...]:
+        key = (head, summary, metrics, tagged)
+        names = self.names.get(key)
+        if names is None:
+            names = self.names[key] = (
+                HEAD + (("tags",) if tagged else ()) + head
+                + tuple(["summary." + k for k in summary]) + tuple(["metrics." + k for k in metrics])
+            )
+        return names
+
+
+def _parsed(text: str) -> dict[str, Any] | None:
+    """`parse_summary(text)`, without `json.loads`'s cost per call (a tenth of a million rows
+    may have a summary)."""
+    try:
+        value, end = raw_decoder()(text)
+    except ValueError:
+        return parse_summary(text)  # (leading blanks, or damaged)
+    if end != len(text) and text[end:].strip():
+        return None  # something after the value: damaged
+    return value if type(value) is dict else None
+
+
+class Shape:
+    """Configs with these keys, in this order, at every level, flattened: their leaves in
+    column order, from their values alone."""
+
+    __slots__ = ("keys", "nested", "names", "row_names")
+    keys: tuple[str, ...]
+    nested: list[tuple[int, Shape]]
+    names: tuple[str, ...]
+    row_names: tuple[str, ...]
+
+    def __init__(self, config: dict[str, Any], prefix: str) -> None:
+        self.keys = tuple(config)
+        nested: list[tuple[int, Shape]] = []
+        names: list[str] = []
+        for at, (key, item) in enumerate(config.items()):
+            if type(item) is dict and item and REF_KEY not in item:
+                inner = Shape(item, f"{prefix}{key}.")
+                nested.append((at, inner))
+                names += inner.names
+            else:
+                names.append(prefix + key)
+        #: (position among the keys, shape) of the nested dicts, last first: spliced in from
+        #: the end, the positions of the earlier ones stay right.
+        self.nested = nested[::-1]
+        self.names = tuple(names)
+        self.row_names = HEAD + self.names
+
+    def columns(self, configs: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        """The leaves of `configs` in column order, a tuple of values per column, or None
+        when the keys of one differ somewhere. A leaf may be a dict (the caller checks)."""
+        count = len(configs)
+        if list(map(tuple, configs)).count(self.keys) != count:
+            return None
+        if not self.keys:
+            return []
+        columns: list[tuple[Any, ...]] = list(zip(*map(dict.values, configs)))
+        for at, inner in self.nested:
+            column = columns[at]
+            if list(map(type, column)).count(dict) != count:
+                return None
+            part = inner.columns(column)
+            if part is None:
+                return None
+            columns[at:at + 1] = part
+        return columns
+
+    def values(self, config: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The leaves of `config` in column order, or None when its keys differ somewhere.
+        A leaf may be a dict (the caller checks: such a row takes the general walk)."""
+        if tuple(config) != self.keys:
+            return None
+        values = tuple(config.values())
+        for at, inner in self.nested:
+            item = values[at]
+            if type(item) is not dict:
+                return None
+            part = inner.values(item)
+            if part is None:
+                return None
+            values = values[:at] + part + values[at + 1:]
+        return values
+
+
+def flatten_into(value: dict[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    """The leaves of a config dict into `out` as ``<prefix><dotted key>`` (nested dicts
+    flattened in place; inputs as their ids)."""
+    for key, item in value.items():
+        if type(item) is dict:
+            if item and REF_KEY not in item:
+                flatten_into(item, f"{prefix}{key}.", out)
+                continue
+            if REF_KEY in item:
+                item = item[REF_KEY]  # an input, as its id
+        out[prefix + key] = item
+
+
+def getter(names: tuple[str, ...], columns: list[str]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """The values of a row with `names`, followed by one missing value, as `columns`: the
+    value of a name (its last, as in a dict), else the missing one."""
+    from operator import itemgetter
+
+    at = {name: k for k, name in enumerate(names)}
+    return itemgetter(*[at.get(column, len(names)) for column in columns])
+
+
+
+class Pass:
+    """What a pass over the rows of a collection needs: the index and classes to read, the
+    position of each place (`at`; -1: none), the ids that decide (a place is a hint; followed
+    by None, as `placed` takes them), the names of each position's class (or of all, `fixed`)
+    and the tags of a table (or none)."""
+
+    __slots__ = ("index", "classes", "at", "ids", "name", "fixed", "tags")
+
+    def __init__(
+        self, index: Index, classes: list[tuple[str, str]], at: Any, ids: list[Any],
+        name: Callable[[int], tuple[str, str, str]], fixed: tuple[str, str] | None, tags: dict[str, list[str]],
+    ) -> None:
+        self.index, self.classes, self.at, self.ids = index, classes, at, ids
+        self.name, self.fixed, self.tags = name, fixed, tags
+
+    def rows(self) -> TableRows:
+        """A maker of the rows of this pass."""
+        return TableRows(self.tags, self.name, self.fixed)
+
+    def span(self, span: tuple[int, int], build: TableRows) -> Chunk:
+        """The rows of the places in `span` that are the collection's, made."""
+        positions: list[int] = []
+        names: list[tuple[str, ...]] = []
+        values: list[tuple[Any, ...]] = []
+        for places, rows in self.index.table_scan(self.classes, span):
+            if places is None:
+                continue
+            where, kept = placed(places, rows, self.at, self.ids)
+            chunk_names, chunk_values = build(where, kept)
+            positions += where
+            names += chunk_names
+            values += chunk_values
+        return positions, names, values
+
+
+def placed(places: Sequence[int], rows: list[Any], at: Any, ids: list[Any]) -> tuple[list[int], list[Any]]:
+    """The positions of those of `rows` (at `places`, each below ``len(at)``) that are the
+    collection's, and those rows: a place is a hint (a rebuild renumbers rows), the id
+    decides. `ids` is the collection's ids followed by None (the id at position -1: none).
+    The loops are in C."""
+    positions = list(map(at.__getitem__, places))
+    found = list(map(eq, map(ids.__getitem__, positions), map(_first, rows)))
+    if found.count(True) == len(found):
+        return positions, rows
+    return list(compress(positions, found)), list(compress(rows, found))
+
+
+_first = itemgetter(0)
+
+
+_pass: Pass | None = None
+
+
+def in_workers(job: Pass, top: int) -> Iterator[Chunk] | None:
+    """The rows of the places below `top`, made by forked workers, in chunks in any order; or
+    None when workers cannot be forked here."""
+    from .index._rebuild_workers import MAX_WORKERS, can_fork  # loads threading: only here
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    if cpus < 2 or not can_fork():
+        return None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _pass
+    _pass = job  # what the workers inherit
+    try:
+        pool = ProcessPoolExecutor(min(cpus, MAX_WORKERS), mp_context=multiprocessing.get_context("fork"), initializer=gc.disable)
+    except (OSError, ImportError, NotImplementedError, ValueError):
+        _pass = None
+        return None  # no working semaphores (some sandboxes)
+    spans = [(start, min(top, start + TASK_PLACES)) for start in range(0, top, TASK_PLACES)]
+    return _collect(job, pool, spans)
+
+
+def _collect(job: Pass, pool: Any, spans: list[tuple[int, int]]) -> Iterator[Chunk]:
+    global _pass
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    left = dict(enumerate(spans))
+    try:
+        with pool:
+            pending = {pool.submit(_span_in_worker, span): k for k, span in left.items()}
+            _pass = None  # the workers are forked: this process holds no reference for them
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    data = future.result()  # an error of a row (a damaged config) is raised here
+                    del left[pending.pop(future)]
+                    yield _unpack(data)
+    except (BrokenProcessPool, OSError) as exc:  # a worker died (out of memory?): the rest here
+        from ._log import logger
+
+        logger("retain").warning("a table worker failed (%s); reading the rest in this process", exc)
+    finally:
+        _pass = None
+    build = job.rows()
+    for span in left.values():
+        yield job.span(span, build)
+
+
+def _span_in_worker(span: tuple[int, int]) -> bytes:
+    """A span made in a worker, marshalled: positions, the distinct names, which names each
+    row has, values."""
+    assert _pass is not None
+    positions, names, values = _pass.span(span, _pass.rows())
+    distinct: list[tuple[str, ...]] = []
+    which: list[int] = []
+    known: dict[int, int] = {}
+    for row_names in names:  # the names of a row are one of a few shared tuples
+        k = known.get(id(row_names))
+        if k is None:
+            k = known[id(row_names)] = len(distinct)
+            distinct.append(row_names)
+        which.append(k)
+    return marshal.dumps((positions, distinct, which, values))  # type: ignore[arg-type]
+
+
+def _unpack(data: bytes) -> Chunk:
+    positions, distinct, which, values = marshal.loads(data)
+    return positions, list(map(distinct.__getitem__, which)), values
