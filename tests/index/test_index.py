@@ -499,6 +499,9 @@ def test_to_dataframe_is_the_frame_of_to_table(store: Storage, monkeypatch: pyte
 
     _shapes(Data().commit())
     Train({"note": "n", "model.depth": 3}).commit().save_summary(loss=float("nan"), ok=True)
+    # ints beyond int64, and ints on every row of a column (typed without pandas' inference)
+    Open({"params": {"big": 2**70, "n": 1, "x": 1}}).commit()
+    Open({"params": {"big": 3, "n": 2, "x": 2.5}}).commit()
     monkeypatch.setattr(retain.collection, "SCAN_MIN", 1)
     import retain.index.sqlite._index
 
@@ -512,6 +515,9 @@ def test_to_dataframe_is_the_frame_of_to_table(store: Storage, monkeypatch: pyte
     frame = found.to_dataframe()
     pandas.testing.assert_frame_equal(frame, expected)
     assert str(frame["summary.ok"].dtype) == "object" and str(frame["config.params.b.c"].dtype) == "object"
+    assert str(frame["config.params.big"].dtype) == "object" and frame["config.params.big"].max() == 2**70
+    frame = get.all(Open, where={"params.n": retain.gt(0)}).to_dataframe()
+    assert str(frame["config.params.n"].dtype) == "int64" and str(frame["config.params.x"].dtype) == "float64"
 
 
 TABLE_IN_WORKERS = """
