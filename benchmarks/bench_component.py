@@ -135,13 +135,14 @@ def bench_launch(work: str, reps: int, rounds: int) -> None:
 # -- 2. the process pool: 200 components x 50 ms on 4 processes --------------------------------
 
 
-def bench_pool(work: str, count: int, processes: int, repeats: int) -> None:
-    pool = get("retain.execution.pool", {"processes": processes})
+def bench_pool(work: str, count: int, processes: int, repeats: int, fresh: bool = False) -> None:
+    pool = get("retain.execution.pool", {"processes": processes, "fresh_process": fresh})
     ideal = count * SLEEP / processes
     walls = []
-    with storage(os.path.join(work, "pool")):
+    with storage(os.path.join(work, "pool" if fresh else "pool-reused")):
         t0 = time.perf_counter()
-        pool.dispatch([BenchSleep({"i": -1, "salt": "warm-up"})])  # starts the forkserver
+        # starts the forkserver; without fresh processes, the processes the pool keeps
+        pool.dispatch([BenchSleep({"i": -1 - k, "salt": "warm-up"}) for k in range(1 if fresh else processes)])
         warm_up = time.perf_counter() - t0
         for repeat in range(repeats):
             components = [BenchSleep({"i": i, "salt": f"r{repeat}"}) for i in range(count)]
@@ -153,13 +154,13 @@ def bench_pool(work: str, count: int, processes: int, repeats: int) -> None:
             walls.append(time.perf_counter() - t0)
             assert all(c.cached() for c in components)
             pids = {c.execution.runs()[0]["pid"] for c in components}
-            assert len(pids) == count  # a fresh process for every component
+            assert len(pids) == (count if fresh else processes)  # a fresh process for each, or not
             log(f"pool {count} x {SLEEP * 1000:.0f} ms on {processes}: {walls[-1]:.3f} s")
     wall = statistics.median(walls)
     ratio = wall / ideal
     per_component_ms = (wall - ideal) / (count / processes) * 1000
     FIGURES.add(
-        "pool_200x50ms",
+        "pool_200x50ms_fresh" if fresh else "pool_200x50ms",
         {"median_s": r(wall, 3), "best_s": r(min(walls), 3), "runs": [r(w, 3) for w in walls],
          "overhead_per_component_ms": r(per_component_ms), "forkserver_warm_up_s": r(warm_up, 3),
          "components": count, "processes": processes},
@@ -186,13 +187,14 @@ def bare_fork_ms(count: int) -> list[float]:
     return times
 
 
-def bench_pool_latency(work: str, count: int, repeats: int) -> None:
-    """One process at a time, components that do nothing: the cost of a fresh process, vs a
-    bare fork of this process (alternating)."""
-    pool = get("retain.execution.pool", {"processes": 1})
+def bench_pool_latency(work: str, count: int, repeats: int, fresh: bool = False) -> None:
+    """One process at a time, components that do nothing: the cost of a run in the process the
+    pool keeps (or in a fresh process, with `fresh`), vs a bare fork of this process
+    (alternating)."""
+    pool = get("retain.execution.pool", {"processes": 1, "fresh_process": fresh})
     pers: list[float] = []
     forks: list[float] = []
-    with storage(os.path.join(work, "latency")):
+    with storage(os.path.join(work, "latency" if fresh else "latency-reused")):
         pool.dispatch([BenchEmpty({"i": 9_999_999})])  # its workers start
         for repeat in range(repeats):
             components = [BenchEmpty({"i": 10_000_000 + repeat * count + i}) for i in range(count)]
@@ -207,7 +209,7 @@ def bench_pool_latency(work: str, count: int, repeats: int) -> None:
             assert all(c.cached() for c in components)
     per, fork = statistics.median(pers), statistics.median(forks)
     FIGURES.add(
-        "pool_per_component",
+        "pool_per_component_fresh" if fresh else "pool_per_component",
         {"ms_per_component": r(per), "runs": [r(p) for p in pers], "components": count},
         {"ops": "fork + _exit + waitpid of the launcher", "median_ms": r(fork)},
         per / fork,
@@ -231,13 +233,16 @@ def write_section(mode: str, seconds: float, load_start: str) -> None:
         "marker), so on a disk where creating a file is slow (`new_file_median_us`) the overhead "
         "is about three times that plus ~0.2 ms.",
         "- pool_200x50ms: `PoolExecution(processes=4).dispatch` of 200 committed components that "
-        "each sleep 50 ms, each in a fresh process (forked by a long-lived worker), vs the ideal "
-        "200 x 50 ms / 4; median of the repetitions.",
+        "each sleep 50 ms, by default: each of the pool's 4 processes (kept from one dispatch to "
+        "the next, started by a warm-up dispatch) runs its components one after the other; vs the "
+        "ideal 200 x 50 ms / 4; median of the repetitions.",
         "- pool_per_component: the same pool with one process and components that do nothing, "
         "median of the repetitions, vs a bare fork + _exit + waitpid of the launcher (measured "
         "before and after each repetition).",
+        "- pool_200x50ms_fresh, pool_per_component_fresh: the same with `fresh_process: True`: "
+        "each component in a fresh process, forked by a long-lived worker for it.",
         "- The pool figures need an otherwise idle machine: on the 2-core VM of these runs each "
-        "component costs 5-10 ms of CPU in its fresh process (a fork, ~900 copy-on-write faults, "
+        "component costs 5-10 ms of CPU in a fresh process (a fork, ~900 copy-on-write faults, "
         "its records), so other busy processes stretch them (see docs/design.md, 'Speed of "
         "launch, pool and commit').",
     ]
@@ -257,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         log("launch done")
         bench_pool(work, 200, 4, repeats)
         bench_pool_latency(work, 100, repeats)
+        bench_pool(work, 200, 4, repeats, fresh=True)
+        bench_pool_latency(work, 100, repeats, fresh=True)
         log("pool done")
     seconds = time.perf_counter() - start
     log(f"total {seconds:.0f} s; {FIGURES.passed()} figures pass")

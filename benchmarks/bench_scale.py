@@ -517,6 +517,8 @@ def bench_runs_and_sweeps(large: str, full: bool) -> None:
         bench_component.bench_launch(work, 1500 if full else 300, 10 if full else 4)
         bench_component.bench_pool(work, 200, 4, 3 if full else 1)
         bench_component.bench_pool_latency(work, 100, 3 if full else 1)
+        bench_component.bench_pool(work, 200, 4, 3 if full else 1, fresh=True)
+        bench_component.bench_pool_latency(work, 100, 3 if full else 1, fresh=True)
         log("launch and pool done")
         population = grid_population(cells) if full else os.path.join(work, "grid")
         grid, built, launched = bench_grid.populate(cells, population)
@@ -557,7 +559,8 @@ def write_section(args: Any, seconds: float, load_start: str, info: dict[str, An
         "- commit_rate: a loop of `.commit()` of new results into the population (its index "
         "updated), vs a loop of mkdir + write + rename on the same disk, alternating rounds "
         "(`benchmarks/run.py`); the results are deleted again afterwards.",
-        "- launch_overhead, pool_200x50ms, pool_per_component: as in the Components section "
+        "- launch_overhead, pool_200x50ms, pool_per_component (and their `_fresh`, with "
+        "`fresh_process: True`): as in the Components section "
         "(`benchmarks/bench_component.py`), in a new storage: their cost is per run, not per "
         "stored result.",
         "- grid_status, grid_launch_cached, slurm_submit: as in the Grids section "

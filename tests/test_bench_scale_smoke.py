@@ -33,6 +33,7 @@ def test_quick_run_exits_0_and_prints_one_json_line_per_figure(tmp_path: Path) -
         "scale_get_all", "scale_to_table", "scale_to_dataframe", "scale_rebuild",
         # every other figure of the issue, in the same run
         "commit_rate", "launch_overhead", "pool_200x50ms", "pool_per_component",
+        "pool_200x50ms_fresh", "pool_per_component_fresh",
         "grid_status", "grid_status_by_class", "grid_launch_cached", "slurm_submit",
     ]
     check = figures[0]

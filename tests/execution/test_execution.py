@@ -185,7 +185,7 @@ def test_pool_runs_each_component_in_a_fresh_process(store: Storage, tmp_path: P
     counter = tmp_path / "counter"
     works = [get(Work, {"index": i, "counter": str(counter), "sleep": 0.05}) for i in range(5)]
     works.append(get(Work, {"index": 5, "counter": str(counter), "sleep": 0.05, "atexit": str(tmp_path / "exit")}))
-    with get("retain.execution.pool", {"processes": 3}) as pool:
+    with get("retain.execution.pool", {"processes": 3, "fresh_process": True}) as pool:
         for work in works:
             work.launch()
         assert lines(counter) == [] and all(w.is_committed() for w in works)  # queued only
@@ -205,6 +205,49 @@ def test_pool_runs_each_component_in_a_fresh_process(store: Storage, tmp_path: P
     assert pool.concurrency == 3
     # Execution settings are not part of the identity.
     assert works[0].id == Work({"index": 0, "counter": str(counter), "sleep": 0.05}).id
+
+
+def test_pool_without_fresh_processes_runs_components_one_after_the_other(store: Storage, tmp_path: Path) -> None:
+    """`fresh_process: False`: each process runs its components in turn; what a component does
+    to its process stays with the others that run there, and a component that ends its
+    process fails alone (the next one gets a new process)."""
+    counter = tmp_path / "counter"
+    works = [get(Work, {"index": i, "counter": str(counter)}) for i in range(8)]
+    failing = get(Work, {"index": 20, "counter": str(counter), "fail": "broken on purpose"})
+    killed = get(Work, {"index": 21, "counter": str(counter), "kill": True})
+    pool = get("retain.execution.pool", {"processes": 2, "fresh_process": False})
+    with pytest.raises(LaunchError) as raised:
+        pool.dispatch([*works[:4], failing, killed, *works[4:]])
+    assert all(w.cached() for w in works)
+    pids = {int(line.split()[1]) for line in lines(counter)}
+    assert len(lines(counter)) == 10 and os.getpid() not in pids
+    assert len(pids) <= 3  # two processes, and the one that replaced the killed one
+    by_id = {o.id: o for o in raised.value.failures}
+    assert set(by_id) == {failing.id, killed.id}
+    assert by_id[failing.id].error["type"] == "ValueError"
+    assert by_id[killed.id].error["type"] == "ProcessDied" and "SIGKILL" in by_id[killed.id].error["message"]
+    for work in works:
+        output = work.execution.output()
+        assert f"work {work.config.index} in" in output and f"child process of work {work.config.index}" in output
+        [run] = work.execution.runs()
+        assert run["execution"]["config"]["fresh_process"] is False and run["pid"] == work.load_file("result.json")["pid"]
+    assert retain.status(killed).died == [killed]
+    # The processes stay for the next dispatch, unless the component's module changed since.
+    again = [get(Work, {"index": i, "counter": str(counter)}) for i in range(30, 34)]
+    pool.dispatch(again[:2])
+    assert {w.load_file("result.json")["pid"] for w in again[:2]} <= pids
+    import component_worker
+
+    source = Path(component_worker.__file__)
+    before = source.stat()
+    try:
+        os.utime(source, (before.st_atime, time.time() + 1))
+        pool.dispatch(again[2:])
+    finally:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert not {w.load_file("result.json")["pid"] for w in again[2:]} & pids
+    with pytest.raises(retain.ConfigError, match="'fresh_process' of PoolExecution expects bool"):
+        get("retain.execution.pool", {"fresh_process": "no"})
 
 
 def test_a_prepared_worker_leaves_nothing_to_import_to_its_fresh_processes(store: Storage, tmp_path: Path) -> None:
@@ -322,7 +365,7 @@ def test_a_pool_worker_killed_from_outside_fails_no_component(store: Storage, tm
     # Both runs in flight when the worker dies: the second is then the broken pool's, finished
     # in its worker; had it not started, the new pool would find it done ("cached").
     kill = kill_worker_when_started(tmp_path / "started0", release, also=(tmp_path / "started1",))
-    outcomes = get("retain.execution.pool", {"processes": 2}).dispatch([*running, *later])
+    outcomes = get("retain.execution.pool", {"processes": 2, "fresh_process": True}).dispatch([*running, *later])
     kill.join()
     assert [o.status for o in outcomes] == ["finished"] * 5
     report = retain.status([*running, *later])
@@ -341,7 +384,7 @@ def test_a_run_that_dies_with_its_pool_worker_died_and_runs_again(store: Storage
                            "once": str(tmp_path / "once")})
     others = [get(Fragile, {"index": i}) for i in range(1, 4)]
     with pytest.raises(LaunchError) as raised:
-        get("retain.execution.pool", {"processes": 1}).dispatch([doomed, *others])
+        get("retain.execution.pool", {"processes": 1, "fresh_process": True}).dispatch([doomed, *others])
     assert "1 of 4 component(s) failed" in str(raised.value), raised.value
     [failure] = raised.value.failures
     assert failure.id == doomed.id and failure.error["type"] == "ProcessDied", failure.error
@@ -349,7 +392,7 @@ def test_a_run_that_dies_with_its_pool_worker_died_and_runs_again(store: Storage
     report = retain.status([doomed, *others])
     assert report.died == [doomed] and report.finished == others, report
     assert "fragile 0 printed this" in Path(doomed.local_directory(OUTPUT_LOG)).read_text()
-    retain.launch(Fragile, only=("failed", "died"), execution="retain.execution.pool")
+    retain.launch(Fragile, only=("failed", "died"), execution=get("retain.execution.pool", {"fresh_process": True}))
     assert doomed.cached() and len(doomed.execution.runs()) == 2
     assert all(len(o.execution.runs()) == 1 for o in others)
 
@@ -360,7 +403,7 @@ def test_a_pool_whose_workers_die_on_start_fails_its_components_once(
     (tmp_path / "dies_on_import.py").write_text("import os\nos._exit(3)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     works = [get(Work, {"index": i}) for i in range(2)]
-    execution = get("retain.execution.pool", {"processes": 1, "start_method": "spawn", "preload": ["dies_on_import"]})
+    execution = get("retain.execution.pool", {"processes": 1, "start_method": "spawn", "preload": ["dies_on_import"], "fresh_process": True})
     with pytest.raises(LaunchError) as raised:
         execution.dispatch(works)
     assert "2 of 2 component(s) failed" in str(raised.value)
@@ -373,7 +416,7 @@ def test_pool_hooks_run_in_the_launcher_and_in_the_fresh_process(store: Storage,
 
     ok, bad = tmp_path / "ok", tmp_path / "bad"
     with pytest.raises(LaunchError, match="hooked failure"):
-        with get("retain.execution.pool", {"processes": 2}):
+        with get("retain.execution.pool", {"processes": 2, "fresh_process": True}):
             get(Hooked, {"trace": str(ok)}).launch()
             get(Hooked, {"trace": str(bad), "fail": True}).launch()
     me = os.getpid()
@@ -400,18 +443,26 @@ def test_pool_refuses_classes_it_cannot_import(store: Storage) -> None:
     assert not get(Work, {"index": 99}).execution.is_started()
 
 
-def test_unguarded_script_gets_a_clear_error(tmp_path: Path, store: Storage) -> None:
+@pytest.mark.parametrize("fresh", [True, False])
+def test_unguarded_script_gets_a_clear_error(tmp_path: Path, store: Storage, fresh: bool) -> None:
+    """Fresh processes come from `multiprocessing`, which imports the main script again: it
+    must launch under `if __name__ == '__main__':`. The processes the pool keeps otherwise
+    import only the components' modules."""
     script = tmp_path / "unguarded.py"
     script.write_text(
         "from retain import get, storage\n"
         "from component_worker import Work\n"
-        f"with storage({store.url!r}), get('retain.execution.pool', {{'processes': 1}}):\n"
+        f"with storage({store.url!r}), get('retain.execution.pool', {{'processes': 1, 'fresh_process': {fresh}}}):\n"
         "    get(Work, {'index': 5}).launch()\n"
     )
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=worker_env(),
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0
-    assert "if __name__ == '__main__':" in done.stderr and "LaunchError" in done.stderr
+    if fresh:
+        assert done.returncode != 0
+        assert "if __name__ == '__main__':" in done.stderr and "LaunchError" in done.stderr
+    else:
+        assert done.returncode == 0, done.stderr
+        assert get(Work, {"index": 5}).cached()
 
 
 # -- progress --------------------------------------------------------------------------------------------

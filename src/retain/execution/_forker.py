@@ -21,6 +21,7 @@ import os
 import struct
 import sys
 import threading
+import time
 
 from .._fs import write_all
 from ..runs.dispatch import describe_error
@@ -155,6 +156,8 @@ class Helper:
         import subprocess
 
         mode = [] if fresh_process else ["--in-process"]
+        #: When it started (seconds since the epoch), before it imported anything.
+        self.started = time.time()
         self.process: subprocess.Popen[bytes] = subprocess.Popen(
             [sys.executable, "-m", "retain.execution._forker", *mode, *preload],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,

@@ -1,8 +1,17 @@
-"""Process pool: each component runs in a fresh process, several at once.
+"""Process pool: components run ``processes`` at a time, each in a process of the pool's own.
 
-A fresh process per component isolates runs (memory, global state, a crash), but starting an
-interpreter costs ~50 ms, and even a `multiprocessing` process forked from a forkserver pays
-~10 ms of bootstrapping (it runs the main script again, among others). So the pool is a
+By default (``fresh_process: False``) the pool keeps ``processes`` helper processes (the
+`_forker` helper that Dask workers use too, started once and kept for the later dispatches of
+the launcher), and each runs its components one after the other: a run costs about a
+millisecond. `concurrent.futures.ThreadPoolExecutor` does the scheduling, a thread per
+process waiting for its answers. A component that ends its process (killed, out of memory, a
+segfault) fails alone; the next one gets a new process. A helper started before the
+component's module file last changed is replaced, so an edited component runs its new code.
+
+With ``fresh_process: True`` each component runs in a fresh process instead, which isolates
+runs (memory, global state, a crash) for several milliseconds each: starting an interpreter
+costs ~50 ms, and even a `multiprocessing` process forked from a forkserver pays ~10 ms of
+bootstrapping (it runs the main script again, among others). So that pool is a
 `concurrent.futures.ProcessPoolExecutor` of ``processes`` long-lived, single-threaded workers
 (started from a forkserver that has imported retain and numpy), and each worker *forks* one
 child per component and waits for it: a clean copy of a process that has only imported the
@@ -16,6 +25,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 
 from .base import Execution, prepare_payload, run_prepared
@@ -36,6 +46,7 @@ if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
     from typing import Any, ClassVar
 
+    from ._forker import Helper
     from .base import Job
 
 __all__ = ["PRELOAD", "PoolExecution", "end_worker", "fork_and_run", "init_worker"]
@@ -68,13 +79,13 @@ PRELOAD = (
 
 
 class PoolExecution(Execution):
-    """Runs each component in a fresh process, ``processes`` at a time.
+    """Runs components in processes of its own, ``processes`` at a time.
 
     Component classes must be importable by name (the process reloads the component from
     storage by id); a class defined in a notebook or inside a function is refused before
     anything runs. A failing component does not stop the others; the dispatch then raises one
-    `LaunchError` listing every failure. Scripts that use it must launch under
-    ``if __name__ == '__main__':``, as with any `multiprocessing` code.
+    `LaunchError` listing every failure. A script whose components it runs is imported by the
+    pool's processes: it must launch under ``if __name__ == '__main__':``.
 
     Config:
         processes: how many run at once (default: the number of CPUs).
@@ -83,9 +94,17 @@ class PoolExecution(Execution):
         preload: more modules for the workers to import once (heavy libraries).
         echo: also copy each run's output to this process's terminal (default: only to the
             component's ``output.log``).
+        fresh_process: False (default): each of ``processes`` processes, kept from one
+            dispatch to the next, runs its components one after the other (global state and
+            memory carry over from one to the next, as in Dask's default and in
+            `multiprocessing.Pool`), for about a millisecond per component. True: each
+            component in a fresh process forked for it (a leak or global state stays with its
+            component), for several milliseconds more each.
     """
 
-    Config: ClassVar[Any] = {"processes": None, "start_method": None, "preload": [], "echo": False}
+    Config: ClassVar[Any] = {
+        "processes": None, "start_method": None, "preload": [], "echo": False, "fresh_process": False,
+    }
     supports_unimportable_classes: ClassVar[bool] = False
     runs_elsewhere: ClassVar[bool] = True
 
@@ -106,8 +125,11 @@ class PoolExecution(Execution):
                 "PoolExecution forks a fresh process per component, which this platform cannot "
                 "(no os.fork); launch in process, or use an execution for your cluster"
             )
-        context = self._context(jobs)
         preload = [str(name) for name in self.config.preload]
+        if not self.config.fresh_process:
+            yield from self._run_helpers(jobs, preload)
+            return
+        context = self._context(jobs)
         pending = list(jobs)
         while pending:
             # A worker that dies (killed from outside, out of memory) breaks the executor, which
@@ -129,6 +151,44 @@ class PoolExecution(Execution):
                 for job in pending:
                     yield job, _broken_outcome(job)
                 return
+
+    def _run_helpers(self, jobs: list[Job], preload: list[str]) -> Iterator[tuple[Job, Outcome]]:
+        """`fresh_process: False`: ``processes`` helper processes (`_forker --in-process`, as
+        Dask's workers keep) run the components one after the other; a thread per process
+        waits for its helper's answers (a `ThreadPoolExecutor` does the scheduling). Helpers
+        outlive the dispatch for the next ones of this process (see `_helper`)."""
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        modules = [*PRELOAD, *preload]
+
+        def run(job: Job) -> dict[str, Any]:
+            helper = _helper(modules, job)
+            try:
+                return helper.run(job.payload())
+            finally:
+                if helper.alive:  # a run that ended its process took its helper with it
+                    with _helpers_lock:
+                        _helpers.setdefault(tuple(modules), []).append(helper)
+
+        executor = ThreadPoolExecutor(min(self.concurrency, len(jobs)))
+        interrupted = True
+        try:
+            futures = {executor.submit(run, job): job for job in jobs}
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    outcome = Outcome.from_dict(future.result())
+                except Exception as exc:  # the helper could not be started or spoken to
+                    outcome = Outcome(job.component.id, "failed", None, describe_error(exc), exc)
+                yield job, outcome
+            interrupted = False
+        finally:
+            executor.shutdown(wait=not interrupted, cancel_futures=True)
+            if interrupted:
+                # Ctrl-C: start nothing more; closing the helpers ends the runs they hold
+                # (their claims are then dead: launching again resumes them).
+                close_helpers()
+                executor.shutdown(wait=True)
 
     def _run_pool(
         self, jobs: list[Job], context: BaseContext, preload: list[str], broken: list[Job]
@@ -245,6 +305,51 @@ def _broken_outcome(job: Job) -> Outcome:
         "traceback": "",
         "time": now_iso(),
     })
+
+
+# -- helpers kept for `fresh_process: False` --------------------------------------------------
+
+#: Idle helper processes by the modules they preloaded, kept for the next dispatch: starting
+#: one (a new interpreter importing retain) costs ~0.2 s, more than a hundred runs in it.
+_helpers: dict[tuple[str, ...], list[Helper]] = {}
+_helpers_lock = threading.Lock()
+_helpers_closed_at_exit = False
+
+
+def _helper(modules: list[str], job: Job) -> Helper:
+    """An idle helper that preloaded `modules`, or a new one. A helper started before the
+    component's module file last changed is closed instead: it would run the code it
+    imported then (edits of other modules are seen by fresh processes only)."""
+    global _helpers_closed_at_exit
+    from ._forker import Helper
+
+    source = getattr(sys.modules.get(type(job.component).__module__), "__file__", None)
+    try:
+        changed = os.stat(source).st_mtime if source else 0.0
+    except OSError:
+        changed = 0.0
+    with _helpers_lock:
+        idle = _helpers.setdefault(tuple(modules), [])
+        while idle:
+            helper = idle.pop()
+            if helper.alive and helper.started > changed:
+                return helper
+            helper.close()
+        if not _helpers_closed_at_exit:
+            import atexit
+
+            atexit.register(close_helpers)
+            _helpers_closed_at_exit = True
+    return Helper(modules, fresh_process=False)
+
+
+def close_helpers() -> None:
+    """End the idle helper processes of `fresh_process: False` (done at exit)."""
+    with _helpers_lock:
+        helpers = [helper for idle in _helpers.values() for helper in idle]
+        _helpers.clear()
+    for helper in helpers:
+        helper.close()
 
 
 # -- in the workers ------------------------------------------------------------------------
