@@ -282,7 +282,7 @@ def test_a_prepared_worker_leaves_nothing_to_import_to_its_fresh_processes(store
 def test_a_fresh_child_runs_in_the_environment_of_its_own_payload(store: Storage, tmp_path: Path) -> None:
     """A child forked ahead of time skips preparing what its worker prepared before the fork,
     and only that: a payload with another environment or directory is prepared in the child."""
-    from retain.execution._forker import Helper
+    from retain.execution._helper import Helper
     from retain.execution.base import Job
     from retain.runs.dispatch import RunOptions
 

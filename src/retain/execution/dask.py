@@ -24,7 +24,7 @@ import threading
 from .base import Execution
 from ..runs.dispatch import Outcome, describe_error
 from .._errors import ConfigError, ExecutionError
-from ._forker import Helper
+from ._helper import Helper
 from .pool import PRELOAD
 
 TYPE_CHECKING = False

@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 
+from ._helper import Helper
 from .base import Execution, prepare_payload, run_prepared
 from .._fs import write_all
 from .._host import host_facts
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
     from typing import Any, ClassVar
 
-    from ._forker import Helper
     from .base import Job
 
 __all__ = ["PRELOAD", "PoolExecution", "end_worker", "fork_and_run", "init_worker"]
@@ -321,8 +321,6 @@ def _helper(modules: list[str], job: Job) -> Helper:
     component's module file last changed is closed instead: it would run the code it
     imported then (edits of other modules are seen by fresh processes only)."""
     global _helpers_closed_at_exit
-    from ._forker import Helper
-
     source = getattr(sys.modules.get(type(job.component).__module__), "__file__", None)
     try:
         changed = os.stat(source).st_mtime if source else 0.0
