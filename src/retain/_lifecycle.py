@@ -80,8 +80,10 @@ def remove(
     store = _settings.current_storage(storage)
     wanted = list(dict.fromkeys(ids))
     records = {id: _record(store, id) for id in wanted}
-    # Users from the index: one query, then `using` per interface (over the rows alone).
+    # Users from the index: one query, and one pass over its rows for the inputs they hold
+    # (`using` per interface would read every row again for each).
     every = query_all(Interface, storage=store)
+    holders = every._users()
     order: list[str] = []
     seen: set[str] = set()
     refused: dict[str, list[dict[str, str]]] = {}
@@ -90,7 +92,7 @@ def remove(
         if id in seen:
             return
         seen.add(id)
-        users = every.using(id).to_table()
+        users = every._pick(holders[id]).to_table() if id in holders else []
         outside = [user for user in users if user["id"] not in records]
         if outside and not cascade:
             refused[id] = outside

@@ -233,6 +233,21 @@ class Collection(_Generic[I]):
         # Most rows do not mention the id at all: their text is looked at before it is parsed.
         return self._where(self._values(lambda row, _: id in row[5] and _refers(scan(row[5])[0], id), False))
 
+    def _users(self) -> dict[str, list[int]]:
+        """The positions of the interfaces that hold each input, by the input's id: `using`
+        of every input at once, in one pass over the rows (only configs that mention an
+        input are parsed)."""
+        scan = raw_decoder()
+        inputs = self._values(
+            lambda row, _: [found[REF_KEY] for found in references(scan(row[5])[0])] if REF_KEY in row[5] else None,
+            False,
+        )
+        users: dict[str, list[int]] = {}
+        for position, held in enumerate(inputs):
+            for id in dict.fromkeys(held or ()):
+                users.setdefault(id, []).append(position)
+        return users
+
     def group_by(self, key: str) -> dict[Any, Collection[I]]:
         """Collections by the value of a field, in order of first appearance. Lists become
         tuples (to be dict keys); interfaces in a config are grouped by id; a missing value
