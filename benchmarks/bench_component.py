@@ -64,6 +64,8 @@ class BenchSleep(Component):
 
 FIGURES = Figures()
 log = make_log("bench-component")
+#: The pool's targets are the default's; with a fresh process per component, what it costs.
+FRESH_TARGET = "informational: fresh_process=True (the targets are the default pool's)"
 
 
 def median_us(samples: list[int]) -> float:
@@ -166,8 +168,8 @@ def bench_pool(work: str, count: int, processes: int, repeats: int, fresh: bool 
          "components": count, "processes": processes},
         {"ops": f"ideal: {count} x {SLEEP * 1000:.0f} ms / {processes}", "seconds": r(ideal, 3)},
         ratio,
-        "median <= 1.15x ideal",
-        ratio <= 1.15,
+        FRESH_TARGET if fresh else "median <= 1.15x ideal",
+        fresh or ratio <= 1.15,
         f"{wall:.2f} s median of {len(walls)} ({min(walls):.2f} s best); {per_component_ms:.1f} ms "
         "per component over its sleep",
         f"{ideal:.2f} s (ideal)",
@@ -213,8 +215,8 @@ def bench_pool_latency(work: str, count: int, repeats: int, fresh: bool = False)
         {"ms_per_component": r(per), "runs": [r(p) for p in pers], "components": count},
         {"ops": "fork + _exit + waitpid of the launcher", "median_ms": r(fork)},
         per / fork,
-        "<= 4 ms per component",
-        per <= 4,
+        FRESH_TARGET if fresh else "<= 4 ms per component",
+        fresh or per <= 4,
         f"{per:.1f} ms per component (empty run, 1 process: fork, run, records, report)",
         f"{fork:.2f} ms (a bare fork of the launcher)",
     )
