@@ -250,6 +250,29 @@ def test_pool_without_fresh_processes_runs_components_one_after_the_other(store:
         get("retain.execution.pool", {"fresh_process": "no"})
 
 
+def test_an_interrupted_pool_ends_the_runs_of_its_processes(store: Storage, tmp_path: Path) -> None:
+    """Ctrl-C in the launcher (the dispatch left early): the default pool starts nothing more
+    and ends the runs its processes hold; their claims are dead, so a launch resumes them."""
+    from retain.execution.base import Job
+    from retain.runs.dispatch import RunOptions
+
+    pool = get("retain.execution.pool", {"processes": 2})
+    quick = get(Work, {"index": 40}).commit()
+    slow = get(Work, {"index": 41, "sleep": 60.0, "marker": str(tmp_path / "started")}).commit()
+    later = [get(Work, {"index": 42 + i}).commit() for i in range(3)]
+    options = RunOptions(wait=True, echo=False, execution=pool.describe())
+    runs = pool.run([Job(c, options) for c in [slow, quick, *later]])
+    t0 = time.monotonic()
+    finished = [next(runs)[0].component]
+    wait_for(tmp_path / "started", 30)
+    runs.close()  # as a KeyboardInterrupt in the launcher's loop would
+    assert time.monotonic() - t0 < 30 and finished[0].id != slow.id
+    deadline = time.monotonic() + 30
+    while retain.status(slow).counts()["died"] != 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert retain.status(slow).died == [slow]
+
+
 def test_a_prepared_worker_leaves_nothing_to_import_to_its_fresh_processes(store: Storage, tmp_path: Path) -> None:
     """A pool worker (or a Dask helper) imports before it forks what every run imports; a fresh
     child that imports (and, without bytecode caches, compiles) a module pays for it every run."""

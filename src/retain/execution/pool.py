@@ -160,14 +160,18 @@ class PoolExecution(Execution):
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
         modules = [*PRELOAD, *preload]
+        busy: set[Helper] = set()
 
         def run(job: Job) -> dict[str, Any]:
             helper = _helper(modules, job)
+            with _helpers_lock:
+                busy.add(helper)
             try:
                 return helper.run(job.payload())
             finally:
-                if helper.alive:  # a run that ended its process took its helper with it
-                    with _helpers_lock:
+                with _helpers_lock:
+                    busy.discard(helper)
+                    if helper.alive:  # a run that ended its process took its helper with it
                         _helpers.setdefault(tuple(modules), []).append(helper)
 
         executor = ThreadPoolExecutor(min(self.concurrency, len(jobs)))
@@ -185,8 +189,12 @@ class PoolExecution(Execution):
         finally:
             executor.shutdown(wait=not interrupted, cancel_futures=True)
             if interrupted:
-                # Ctrl-C: start nothing more; closing the helpers ends the runs they hold
+                # Ctrl-C: start nothing more, and end the runs in progress with their helpers
                 # (their claims are then dead: launching again resumes them).
+                with _helpers_lock:
+                    running = list(busy)
+                for helper in running:
+                    helper.close()
                 close_helpers()
                 executor.shutdown(wait=True)
 
