@@ -387,26 +387,12 @@ _AHEAD = 16
 
 def _pool(store: Storage, count: int) -> Any:
     """A pool of forked workers to check `count` directories of a local storage, or None."""
-    from .index._rebuild_workers import MAX_WORKERS, can_fork  # loads threading: only here
+    from .index._rebuild_workers import forked_pool  # loads threading: only here
 
     if count < PARALLEL_MIN:
         return None
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    if cpus < 2 or not can_fork():
-        return None
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    try:
-        return ProcessPoolExecutor(
-            min(cpus, MAX_WORKERS), mp_context=multiprocessing.get_context("fork"),
-            initializer=_start_worker, initargs=(store,),
-        )
-    except (OSError, ImportError, NotImplementedError, ValueError):
-        return None  # no working semaphores (some sandboxes)
+    made = forked_pool(_start_worker, (store,))
+    return None if made is None else made[0]
 
 
 _worker_storage: Storage | None = None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import marshal
-import os
 from itertools import compress
 from operator import eq, itemgetter
 
@@ -340,24 +339,15 @@ _pass: Pass | None = None
 def in_workers(job: Pass, top: int) -> Iterator[Chunk] | None:
     """The rows of the places below `top`, made by forked workers, in chunks in any order; or
     None when workers cannot be forked here."""
-    from .index._rebuild_workers import MAX_WORKERS, can_fork  # loads threading: only here
-
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    if cpus < 2 or not can_fork():
-        return None
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from .index._rebuild_workers import forked_pool  # loads threading: only here
 
     global _pass
     _pass = job  # what the workers inherit
-    try:
-        pool = ProcessPoolExecutor(min(cpus, MAX_WORKERS), mp_context=multiprocessing.get_context("fork"), initializer=gc.disable)
-    except (OSError, ImportError, NotImplementedError, ValueError):
+    made = forked_pool(gc.disable)
+    if made is None:
         _pass = None
-        return None  # no working semaphores (some sandboxes)
+        return None
+    pool = made[0]
     spans = [(start, min(top, start + TASK_PLACES)) for start in range(0, top, TASK_PLACES)]
     return _collect(job, pool, spans)
 

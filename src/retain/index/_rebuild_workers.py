@@ -124,12 +124,19 @@ def _pool(storage: Storage, count: int) -> tuple[ProcessPoolExecutor | None, int
     None to read here."""
     if type(storage) is not LocalStorage or count < PARALLEL_MIN:
         return None, 0
+    return forked_pool(_start_worker, (storage,)) or (None, 0)
+
+
+def forked_pool(initializer: Any, initargs: tuple[Any, ...] = ()) -> tuple[ProcessPoolExecutor, int] | None:
+    """A pool of workers forked from this process, one per CPU (up to `MAX_WORKERS`), and
+    their number; None where they may not be forked (`can_fork`), on one CPU, or where
+    process pools do not work."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
     if cpus < 2 or not can_fork():
-        return None, 0
+        return None
     # multiprocessing and the process pool load only when there are workers to start.
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -137,13 +144,10 @@ def _pool(storage: Storage, count: int) -> tuple[ProcessPoolExecutor | None, int
     workers = min(cpus, MAX_WORKERS)
     try:
         pool = ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_start_worker,
-            initargs=(storage,),
+            workers, mp_context=multiprocessing.get_context("fork"), initializer=initializer, initargs=initargs,
         )
     except (OSError, ImportError, NotImplementedError, ValueError):
-        return None, 0  # no working semaphores (some sandboxes)
+        return None  # no working semaphores (some sandboxes)
     return pool, workers
 
 
