@@ -1,6 +1,6 @@
 """What the SQLite and PostgreSQL backends share: the columns of an index row, the JSON texts
-of an entry, the class and column filters of a query, the reset of instances after a fork, and
-the error for a schema newer than this code.
+of an entry, the class and column filters of a query, the paging of a scan, the reset of
+instances after a fork, and the error for a schema newer than this code.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from ..identity import canonical_json as identity_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from typing import Any
 
     from ..query import Filter, Query
@@ -111,6 +111,22 @@ def from_where(
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql, args
+
+
+def by_row_ranges(
+    fetch: Callable[[int], list[Any]], after: int, limit: int
+) -> Iterator[tuple[list[int], list[Any]]]:
+    """The rows of a scan, in chunks of (row numbers, rows): `fetch(after)` reads the next
+    `limit` rows numbered above `after` (its first column), one short statement each, so no
+    transaction stays open between chunks."""
+    while True:
+        chunk = fetch(after)
+        if not chunk:
+            return
+        after = chunk[-1][0]
+        yield [row[0] for row in chunk], [row[1:] for row in chunk]
+        if len(chunk) < limit:
+            return
 
 
 def newer_schema(index: str, version: int, understood: int, remedy: str) -> IndexDatabaseError:

@@ -41,7 +41,7 @@ from ..._log import logger
 from ._connection import CONNECT_TIMEOUT, PostgresConnection, driver, hide_password, split_url
 from ._query import compile_query, stored_key, stored_value
 from ._schema import DEFAULT_SCHEMA, SCHEMA_VERSION, empty
-from .._sql import ROW_COLUMNS, TABLE_COLUMNS, covered_classes, texts
+from .._sql import ROW_COLUMNS, TABLE_COLUMNS, by_row_ranges, covered_classes, texts
 from .._entry import config_leaves
 from ..base import SCAN_CHUNK, Index, Listing
 from ...query import Query
@@ -411,18 +411,11 @@ class PostgresIndex(Index):
         scope = "" if numbers is None else " AND i.class = ANY(%b::int[])"
         before = "" if rows is None else " AND i.row < %s"
         sql = f"SELECT i.row, {source} WHERE i.row > %s{before}{scope} ORDER BY i.row LIMIT {SCAN_CHUNK}"
-        after = -1 if rows is None else rows[0] - 1
-        # By ranges of row numbers, one statement each: no transaction stays open between
-        # chunks.
-        while True:
-            args: list[Any] = [after, *(() if rows is None else (rows[1],)), *(() if numbers is None else (numbers,))]
-            chunk = self._db.run(lambda conn: conn.execute(sql, args).fetchall(), "scan")
-            if not chunk:
-                return
-            after = chunk[-1][0]
-            yield [row[0] for row in chunk], [row[1:] for row in chunk]
-            if len(chunk) < SCAN_CHUNK:
-                return
+        tail: list[Any] = [*(() if rows is None else (rows[1],)), *(() if numbers is None else (numbers,))]
+        yield from by_row_ranges(
+            lambda after: self._db.run(lambda conn: conn.execute(sql, [after, *tail]).fetchall(), "scan"),
+            -1 if rows is None else rows[0] - 1, SCAN_CHUNK,
+        )
 
     def count(self, query: Query) -> int:
         def work(conn: psycopg.Connection[Any]) -> int:

@@ -27,7 +27,7 @@ from operator import itemgetter
 
 from ..._errors import IndexDatabaseError
 from ..._log import logger
-from .._sql import ROW_COLUMNS, TABLE_COLUMNS, covered_classes
+from .._sql import ROW_COLUMNS, TABLE_COLUMNS, by_row_ranges, covered_classes
 from ._connection import CHECKED_SUFFIX, SqliteConnection, filesystem_type
 from ._insert import BulkInsert, insert_values, prepare
 from ._query import compile_query, rechecked, sql_value
@@ -367,16 +367,11 @@ class SqliteIndex(Index):
         # between chunks (it would hold the WAL back), and rows come in table order.
         before = "" if rows is None else " AND i.row < ?"
         sql = f"SELECT i.row, {source} WHERE i.row > ?{before}{scope} ORDER BY i.row LIMIT {SCAN_CHUNK}"
-        after = -1 if rows is None else rows[0] - 1
-        while True:
-            args = [after, *(() if rows is None else (rows[1],)), *(numbers or ())]
-            chunk = self._db.read(lambda conn: conn.execute(sql, args).fetchall())
-            if not chunk:
-                return
-            after = chunk[-1][0]
-            yield [row[0] for row in chunk], [row[1:] for row in chunk]
-            if len(chunk) < SCAN_CHUNK:
-                return
+        tail = [*(() if rows is None else (rows[1],)), *(numbers or ())]
+        yield from by_row_ranges(
+            lambda after: self._db.read(lambda conn: conn.execute(sql, [after, *tail]).fetchall()),
+            -1 if rows is None else rows[0] - 1, SCAN_CHUNK,
+        )
 
     def count(self, query: Query) -> int:
         if rechecked(query):
