@@ -164,7 +164,7 @@ def bench_pool(work: str, count: int, processes: int, repeats: int, fresh: bool 
     FIGURES.add(
         "pool_200x50ms_fresh" if fresh else "pool_200x50ms",
         {"median_s": r(wall, 3), "best_s": r(min(walls), 3), "runs": [r(w, 3) for w in walls],
-         "overhead_per_component_ms": r(per_component_ms), "forkserver_warm_up_s": r(warm_up, 3),
+         "overhead_per_component_ms": r(per_component_ms), "warm_up_s": r(warm_up, 3),
          "components": count, "processes": processes},
         {"ops": f"ideal: {count} x {SLEEP * 1000:.0f} ms / {processes}", "seconds": r(ideal, 3)},
         ratio,
