@@ -43,3 +43,13 @@ def test_a_daemon_is_not_alive_in_a_forked_child() -> None:
         assert answer == b"gone" and daemon.is_alive()
     finally:
         release.set()
+
+
+def test_join_waits_until_the_daemon_is_no_longer_counted() -> None:
+    release = threading.Event()
+    before = running()
+    daemon = Daemon(lambda: release.wait(30))
+    assert not daemon.join(0.05)  # still running: not ended within the timeout
+    release.set()
+    assert daemon.join(30) and running() == before and not daemon.is_alive()
+    assert daemon.join(0)  # ended: at once, as often as asked

@@ -24,11 +24,13 @@ class Daemon:
     every run of the process pool, whose fresh processes start their threads anew.
     """
 
-    __slots__ = ("_pid", "_alive")
+    __slots__ = ("_pid", "_alive", "_ended")
 
     def __init__(self, target: Callable[[], object]) -> None:
         self._pid = os.getpid()
         self._alive = True
+        self._ended = _thread.allocate_lock()
+        self._ended.acquire()
 
         def run() -> None:
             try:
@@ -37,6 +39,7 @@ class Daemon:
                 self._alive = False
                 with _count_lock:
                     _running[self._pid] -= 1
+                self._ended.release()
 
         # Counted before it starts: `threading` does not know these threads, and whoever
         # forks must (`running`).
@@ -47,6 +50,16 @@ class Daemon:
     def is_alive(self) -> bool:
         """Whether it runs, in this process (a forked child has none of its parent's threads)."""
         return self._alive and self._pid == os.getpid()
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for it to end (no longer counted by `running`); whether
+        it has."""
+        if self._pid != os.getpid():
+            return True  # a forked child has none of its parent's threads
+        if not self._ended.acquire(timeout=max(timeout, 0.0)):
+            return False
+        self._ended.release()
+        return True
 
 
 def running() -> int:

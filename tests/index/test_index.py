@@ -590,6 +590,46 @@ def test_to_table_in_worker_processes_answers_alike(store: Storage) -> None:
     stale places are found by id."""
     check_table_in_workers(store, {}, "SqliteIndex")
 
+COMMITS_THEN_TABLE = """
+import json, sys
+import retain
+from retain import Interface, get, _threads
+from retain import collection
+collection.PARALLEL_MIN = 1
+collection.SCAN_MIN = 1
+started = []
+spawn = collection.in_workers
+def spy(job, top):
+    chunks = spawn(job, top)
+    started.append(chunks is not None)
+    return chunks
+collection.in_workers = spy
+
+class Point(Interface):
+    Config = {"x": 0}
+
+with retain.storage(sys.argv[1]):
+    for x in range(20):
+        Point({"x": x}).commit()
+    rows = get.all(Point).to_table()
+    idle = _threads.running()
+    Point({"x": 20}).commit()  # after the writer's thread has ended: another one writes it
+    after = len(get.all(Point))
+print(json.dumps({"started": started, "rows": len(rows), "idle": idle, "after": after}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2, reason="fork, two CPUs")
+def test_a_process_that_committed_still_forks_table_workers(tmp_path: Path) -> None:
+    """The index writer's thread ends once the queue is written, so a query after commits
+    leaves the process without threads of retain's, free to fork workers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
+    done = subprocess.run([sys.executable, "-c", COMMITS_THEN_TABLE, str(tmp_path / "storage")],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"started": [True], "rows": 20, "idle": 0, "after": 21}
+
+
 # -- summaries --------------------------------------------------------------------------------
 
 

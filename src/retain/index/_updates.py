@@ -186,12 +186,18 @@ class _Writer:
     the process is killed are repaired from the journal by the next query; at a normal exit
     they are written (atexit). After a fork, the child starts with an empty queue (the parent
     writes its own).
+
+    The thread ends when it finds the queue empty, and the next commit starts another: an idle
+    process has no thread of retain's, so it may fork workers (`to_table`, rebuild), which a
+    process with other threads must not.
     """
 
     def __init__(self) -> None:
         self._items: list[_Item] = []
         self._cond: Any = None
         self._thread: Any = None
+        self._ended: Any = None  # the last thread that ended: a flush waits until it has
+        self._daemon: Any = None  # retain._threads.Daemon, imported with the first commit
         self._busy = False
         self._flushing = 0
 
@@ -211,8 +217,13 @@ class _Writer:
             cond = self._start()
         with cond:
             self._items.append((storage, record, with_summary, summary, index, metrics))
-            if len(self._items) == 1:
-                cond.notify()
+            if self._thread is None:
+                self._thread = self._daemon(self._run)
+            elif len(self._items) == 1:
+                if self._thread.is_alive():
+                    cond.notify()
+                else:  # ended by an error that _write does not catch (KeyboardInterrupt)
+                    self._thread = self._daemon(self._run)
 
     def _start(self) -> Any:
         # With the first commit, not at `import retain` (threading and sqlite3 are not cheap).
@@ -222,8 +233,8 @@ class _Writer:
 
         from .._threads import Daemon
 
+        self._daemon = Daemon
         self._cond = threading.Condition(threading.Lock())
-        self._thread = Daemon(self._run)
         if not _Writer._registered:
             _Writer._registered = True
             atexit.register(_flush_and_close)
@@ -242,18 +253,23 @@ class _Writer:
             try:
                 while self._items or self._busy:
                     left = deadline - time.monotonic()
-                    if left <= 0 or not self._thread.is_alive():
+                    if left <= 0 or self._thread is None or not self._thread.is_alive():
                         return  # the journal repairs what is left
                     cond.wait(min(left, 0.5))
             finally:
                 self._flushing -= 1
+            ended = self._ended if self._thread is None else None
+        if ended is not None:
+            # It has said it ends; until it has, it counts as a thread (no fork).
+            ended.join(max(deadline - time.monotonic(), 0.0))
 
     def _run(self) -> None:
         cond = self._cond
         while True:
             with cond:
-                while not self._items:
-                    cond.wait()
+                if not self._items:
+                    self._ended, self._thread = self._thread, None  # the next put starts another
+                    return
                 if not self._flushing:
                     # Let a burst of commits accumulate: one transaction for all of them costs
                     # about what one costs alone. `flush` cuts the wait short.
