@@ -31,7 +31,7 @@ from .._sql import ROW_COLUMNS, TABLE_COLUMNS, by_row_ranges, covered_classes
 from ._connection import CHECKED_SUFFIX, SqliteConnection, filesystem_type
 from ._insert import BulkInsert, insert_values, prepare
 from ._query import compile_query, rechecked, sql_value
-from ._schema import SCHEMA_VERSION
+from ._schema import MMAP_BYTES, SCHEMA_VERSION
 from .._entry import config_leaves, filter_rows
 from ..base import SCAN_CHUNK, Index, Listing
 from ...query import Query
@@ -310,21 +310,33 @@ class SqliteIndex(Index):
             # Served by interfaces_by_class (one class) or interfaces_by_created, read
             # backwards: no sort, no row read. Fetched in chunks: no million tuples at once.
             single = len(scope) == 1
-            cursor = conn.execute(
-                f"SELECT i.id, i.row{'' if single else ', i.class'} {sql} ORDER BY i.created DESC, i.row DESC", args
-            )
             ids: list[str] = []
             places = array("q")
             of = array("l")
             first, second, third = itemgetter(0), itemgetter(1), itemgetter(2)
-            while True:
-                chunk = cursor.fetchmany(20_000)
-                if not chunk:
-                    break
-                ids += map(first, chunk)
-                places.extend(map(second, chunk))
-                if not single:
-                    of.extend(map(third, chunk))
+            # A whole class (or all) is a pass over an index whose pages lie all over the
+            # file: mapped, each page brings its neighbours into this process's memory
+            # (+430 MB for 1,000,000 rows, against 0 read into SQLite's small page cache),
+            # for 0.1 s less.
+            whole = not query.conditions
+            if whole:
+                conn.execute("PRAGMA mmap_size=0").fetchall()
+            try:
+                cursor = conn.execute(
+                    f"SELECT i.id, i.row{'' if single else ', i.class'} {sql} ORDER BY i.created DESC, i.row DESC",
+                    args,
+                )
+                while True:
+                    chunk = cursor.fetchmany(20_000)
+                    if not chunk:
+                        break
+                    ids += map(first, chunk)
+                    places.extend(map(second, chunk))
+                    if not single:
+                        of.extend(map(third, chunk))
+            finally:
+                if whole:
+                    conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}").fetchall()
             if single:
                 return Listing(ids, {scope[0]: names[scope[0]]}, scope[0], places)
             return Listing(ids, {key: names[key] for key in set(of)}, of, places)
