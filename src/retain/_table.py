@@ -5,17 +5,18 @@ A row is made of column names and values (``dict(zip(names, values))``): the con
 shape are flattened by a `Shape` made once, from their values alone; the names of a row are
 one of a few shared tuples. From `PARALLEL_MIN` rows read by a pass over an index that
 `supports_row_ranges`, forked workers read ranges of places, place, parse and flatten their
-rows, and send back positions, names and values (`marshal`); this process only makes the dicts
-(or the frame). Workers are forked only where rebuild forks them (`can_fork`: Linux, a
-single thread); otherwise, or when a worker dies, the ranges are read here, with the same
-rows.
+rows, and send back positions, names and values (`marshal`); this process only makes the dicts.
+For a frame they send columns instead (`frame_blocks`): numbers as typed arrays, what pandas
+must infer as values, and this process joins them (`frame_columns`). Workers are forked only
+where rebuild forks them (`can_fork`: Linux, a single thread); otherwise, or when a worker
+dies, the ranges are read here, with the same rows.
 """
 
 from __future__ import annotations
 
 import gc
 import marshal
-from itertools import compress
+from itertools import compress, repeat
 from operator import eq, itemgetter
 
 from .identity import REF_KEY
@@ -31,8 +32,14 @@ if TYPE_CHECKING:
 
     #: (positions, column names, values) of a chunk of rows.
     Chunk = tuple[Sequence[int], list[tuple[str, ...]], list[tuple[Any, ...]]]
+    #: Rows that have the same columns, by column (`frame_blocks`): positions, how many, and
+    #: for each column name its kind and data.
+    Block = tuple[Sequence[int], int, dict[str, tuple[str, Any]]]
 
-__all__ = ["HEAD", "PARALLEL_MIN", "Pass", "Shape", "TableRows", "flatten_into", "getter", "in_workers", "parse_configs", "placed"]
+__all__ = [
+    "HEAD", "PARALLEL_MIN", "Pass", "Shape", "TableRows", "flatten_into", "frame_blocks", "frame_columns", "getter",
+    "in_workers", "parse_configs", "placed",
+]
 
 #: From this many rows, a pass is shared between forked workers. Chosen, not measured: at
 #: 1,000,000 they save ~2 s; forking costs milliseconds, and 100,000 rows take ~0.5 s here.
@@ -90,17 +97,28 @@ class TableRows:
         made = self._by_columns(rows, configs) if self.fixed is not None else None
         return made if made is not None else self._by_rows(positions, rows, configs)
 
-    def _shape(self, config: dict[str, Any]) -> Shape:
-        keys = tuple(config)
-        shape = self.shapes.get(keys)
-        if shape is None:
-            shape = self.shapes[keys] = Shape(config, "config.")
-        return shape
+    def blocks(self, positions: Sequence[int], rows: list[TableRow]) -> list[Block]:
+        """The rows for a frame, as `frame_blocks`: a chunk of one class whose configs all have
+        one shape straight from its columns, without making the rows."""
+        if not rows:
+            return []
+        configs = parse_configs([row[2] for row in rows])
+        if self.fixed is not None:
+            made = self._columns(rows, configs)
+            if made is not None:
+                columns, more, summaries, metrics = made
+                assert self.shape is not None
+                if not more:
+                    return [_block(positions, len(rows), self.shape.row_names, columns)]
+                return self._split(positions, columns, more, summaries, metrics)
+        return frame_blocks(positions, *self._by_rows(positions, rows, configs))
 
-    def _by_columns(self, rows: list[TableRow], configs: list[Any]) -> tuple[list[tuple[str, ...]], list[tuple[Any, ...]]] | None:
-        """The rows of one class, when every config has the shape of the first; else None."""
-        from itertools import repeat
-
+    def _columns(
+        self, rows: list[TableRow], configs: list[Any]
+    ) -> tuple[list[Sequence[Any]], list[int], Sequence[str | None], Sequence[str | None]] | None:
+        """The columns (id, module, class, created, config leaves) of rows of one class whose
+        configs all have the shape of the first, which rows have more columns (a summary,
+        metrics, tags), and the summary and metrics texts; else None."""
         assert self.fixed is not None
         shape = self.shape
         if shape is None or shape.keys != tuple(configs[0]):
@@ -111,9 +129,6 @@ class TableRows:
         count = len(rows)
         ids, created, _, summaries, metrics = zip(*rows)
         module, qualname = self.fixed
-        values: list[tuple[Any, ...]] = list(zip(ids, repeat(module, count), repeat(qualname, count), created, *leaves))
-        names = [shape.row_names] * count
-        # The few rows with more columns (a summary, metrics, tags) made again with them.
         more: set[int] = set()
         if summaries.count(None) != count:
             more.update(k for k, text in enumerate(summaries) if text)
@@ -122,6 +137,47 @@ class TableRows:
         if self.tags:
             tags = self.tags
             more.update(k for k, id in enumerate(ids) if id in tags)
+        columns = [ids, list(repeat(module, count)), list(repeat(qualname, count)), created, *leaves]
+        return columns, sorted(more), summaries, metrics
+
+    def _split(
+        self, positions: Sequence[int], columns: list[Sequence[Any]], more: list[int],
+        summaries: Sequence[str | None], metrics: Sequence[str | None],
+    ) -> list[Block]:
+        """Blocks of the rows in `columns` without more columns, and of those with them."""
+        assert self.shape is not None
+        names, values = [], []
+        for k in more:
+            row_names, row = self._more(tuple([column[k] for column in columns]), self.shape.names, summaries[k], metrics[k])
+            names.append(row_names)
+            values.append(row)
+        keep = [True] * len(positions)
+        for k in more:
+            keep[k] = False
+        kept = list(compress(positions, keep))
+        extra = frame_blocks([positions[k] for k in more], names, values)
+        if not kept:
+            return extra
+        return [_block(kept, len(kept), self.shape.row_names, [list(compress(column, keep)) for column in columns]), *extra]
+
+    def _shape(self, config: dict[str, Any]) -> Shape:
+        keys = tuple(config)
+        shape = self.shapes.get(keys)
+        if shape is None:
+            shape = self.shapes[keys] = Shape(config, "config.")
+        return shape
+
+    def _by_columns(self, rows: list[TableRow], configs: list[Any]) -> tuple[list[tuple[str, ...]], list[tuple[Any, ...]]] | None:
+        """The rows of one class, when every config has the shape of the first; else None."""
+        made = self._columns(rows, configs)
+        if made is None:
+            return None
+        columns, more, summaries, metrics = made
+        shape = self.shape
+        assert shape is not None
+        values: list[tuple[Any, ...]] = list(zip(*columns))
+        names = [shape.row_names] * len(rows)
+        # The few rows with more columns (a summary, metrics, tags) made again with them.
         for k in more:
             names[k], values[k] = self._more(values[k], shape.names, summaries[k], metrics[k])
         return names, values
@@ -289,14 +345,17 @@ class Pass:
     by None, as `placed` takes them), the names of each position's class (or of all, `fixed`)
     and the tags of a table (or none)."""
 
-    __slots__ = ("index", "classes", "at", "ids", "name", "fixed", "tags")
+    __slots__ = ("index", "classes", "at", "ids", "name", "fixed", "tags", "frame")
 
     def __init__(
         self, index: Index, classes: list[tuple[str, str]], at: Any, ids: list[Any],
         name: Callable[[int], tuple[str, str, str]], fixed: tuple[str, str] | None, tags: dict[str, list[str]],
+        frame: bool = False,
     ) -> None:
         self.index, self.classes, self.at, self.ids = index, classes, at, ids
         self.name, self.fixed, self.tags = name, fixed, tags
+        #: Whether the rows are for a frame: the workers send `frame_blocks`.
+        self.frame = frame
 
     def rows(self) -> TableRows:
         """A maker of the rows of this pass."""
@@ -317,6 +376,14 @@ class Pass:
             values += chunk_values
         return positions, names, values
 
+    def span_blocks(self, span: tuple[int, int], build: TableRows) -> list[Block]:
+        """The rows of the places in `span` that are the collection's, for a frame."""
+        blocks: list[Block] = []
+        for places, rows in self.index.table_scan(self.classes, span):
+            if places is not None:
+                blocks += build.blocks(*placed(places, rows, self.at, self.ids))
+        return blocks
+
 
 def placed(places: Sequence[int], rows: list[Any], at: Any, ids: list[Any]) -> tuple[list[int], list[Any]]:
     """The positions of those of `rows` (at `places`, each below ``len(at)``) that are the
@@ -336,9 +403,9 @@ _first = itemgetter(0)
 _pass: Pass | None = None
 
 
-def in_workers(job: Pass, top: int) -> Iterator[Chunk] | None:
-    """The rows of the places below `top`, made by forked workers, in chunks in any order; or
-    None when workers cannot be forked here."""
+def in_workers(job: Pass, top: int) -> Iterator[Any] | None:
+    """The rows of the places below `top`, made by forked workers, in chunks (`Chunk`s, or
+    lists of `Block`s for a frame) in any order; or None when workers cannot be forked here."""
     from .index._rebuild_workers import forked_pool  # loads threading: only here
 
     global _pass
@@ -352,7 +419,7 @@ def in_workers(job: Pass, top: int) -> Iterator[Chunk] | None:
     return _collect(job, pool, spans)
 
 
-def _collect(job: Pass, pool: Any, spans: list[tuple[int, int]]) -> Iterator[Chunk]:
+def _collect(job: Pass, pool: Any, spans: list[tuple[int, int]]) -> Iterator[Any]:
     global _pass
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -367,7 +434,7 @@ def _collect(job: Pass, pool: Any, spans: list[tuple[int, int]]) -> Iterator[Chu
                 for future in finished:
                     data = future.result()  # an error of a row (a damaged config) is raised here
                     del left[pending.pop(future)]
-                    yield _unpack(data)
+                    yield _unpack_blocks(data) if job.frame else _unpack(data)
     except (BrokenProcessPool, OSError) as exc:  # a worker died (out of memory?): the rest here
         from ._log import logger
 
@@ -376,13 +443,15 @@ def _collect(job: Pass, pool: Any, spans: list[tuple[int, int]]) -> Iterator[Chu
         _pass = None
     build = job.rows()
     for span in left.values():
-        yield job.span(span, build)
+        yield job.span_blocks(span, build) if job.frame else job.span(span, build)
 
 
 def _span_in_worker(span: tuple[int, int]) -> bytes:
     """A span made in a worker, marshalled: positions, the distinct names, which names each
     row has, values."""
     assert _pass is not None
+    if _pass.frame:
+        return _pack_blocks(_pass.span_blocks(span, _pass.rows()))
     positions, names, values = _pass.span(span, _pass.rows())
     distinct: list[tuple[str, ...]] = []
     which: list[int] = []
@@ -399,3 +468,106 @@ def _span_in_worker(span: tuple[int, int]) -> bytes:
 def _unpack(data: bytes) -> Chunk:
     positions, distinct, which, values = marshal.loads(data)
     return positions, list(map(distinct.__getitem__, which)), values
+
+
+# -- frames -------------------------------------------------------------------------------------
+#
+# A frame is made by column: pandas infers a column's type from its values, one column at a
+# time, and the columns of plain numbers (every value an int, or a float) need no inference: as
+# typed arrays they are made by the workers and joined here. Every other column goes through
+# pandas' inference exactly as the rows of `to_table` would (`frame_columns`).
+
+#: Kinds of column data in a `Block`: int64 and float64 arrays, or the values as they are.
+INT, FLOAT, VALUES = "i", "f", "o"
+
+
+def frame_blocks(positions: Sequence[int], names: list[tuple[str, ...]], values: list[tuple[Any, ...]]) -> list[Block]:
+    """A chunk of rows as blocks of the rows that have the same columns (a row's names are one
+    of a few shared tuples), each by column: a column of ints (within int64) or of floats as
+    an array, any other as its values. A name that a row has twice keeps its last value, as in
+    the dict of `to_table`."""
+    if not values:
+        return []
+    keys = list(map(id, names))
+    distinct = set(keys)
+    if len(distinct) == 1:
+        groups = [(names[0], positions, values)]
+    else:
+        groups = []
+        for key in distinct:
+            mask = list(map(key.__eq__, keys))
+            groups.append((names[keys.index(key)], list(compress(positions, mask)), list(compress(values, mask))))
+    return [
+        _block(at, len(rows), row_names, [list(map(itemgetter(k), rows)) for k in range(len(row_names))])
+        for row_names, at, rows in groups
+    ]
+
+
+def _block(positions: Sequence[int], count: int, names: tuple[str, ...], columns: list[Sequence[Any]]) -> Block:
+    """A block of `count` rows with `names`, from their `columns` (of a name that comes twice,
+    the last, as in the dict of a row)."""
+    last = {name: k for k, name in enumerate(names)}
+    return positions, count, {name: _typed(columns[k]) for name, k in last.items()}
+
+
+def _typed(column: Sequence[Any]) -> tuple[str, Any]:
+    import numpy
+
+    kinds = set(map(type, column))
+    if kinds == {int}:
+        try:
+            return INT, numpy.array(column, dtype=numpy.int64)
+        except OverflowError:  # beyond int64: pandas makes these objects (or uint64)
+            return VALUES, column
+    if kinds == {float}:
+        return FLOAT, numpy.array(column, dtype=numpy.float64)
+    return VALUES, column
+
+
+def frame_columns(blocks: list[Block], columns: list[str]) -> tuple[Any, dict[str, Any], list[tuple[str, list[Any]]]]:
+    """The positions of the rows of `blocks` (in the order of the blocks), the columns that are
+    arrays (ints on every row: int64; ints, floats or missing values: float64, as pandas infers
+    them), and the others as lists of values (missing: NaN), for pandas to infer."""
+    import numpy
+
+    order = numpy.concatenate([numpy.asarray(at, dtype=numpy.int64) for at, _, _ in blocks])
+    absent = ("", None)
+    arrays: dict[str, Any] = {}
+    others: list[tuple[str, list[Any]]] = []
+    for name in columns:
+        pieces = [(columns_of.get(name, absent), count) for _, count, columns_of in blocks]
+        kinds = {kind for (kind, _), _ in pieces}
+        if kinds == {INT}:
+            arrays[name] = numpy.concatenate([data for (_, data), _ in pieces])
+        elif kinds <= {INT, FLOAT, ""}:
+            arrays[name] = numpy.concatenate([
+                numpy.full(count, numpy.nan) if not kind else data.astype(numpy.float64, copy=False)
+                for (kind, data), count in pieces
+            ])
+        else:
+            values: list[Any] = []
+            for (kind, data), count in pieces:
+                if not kind:
+                    values += repeat(float("nan"), count)
+                else:
+                    values += data if kind == VALUES else data.tolist()
+            others.append((name, values))
+    return order, arrays, others
+
+
+def _pack_blocks(blocks: list[Block]) -> bytes:
+    return marshal.dumps([
+        (list(at), count, {name: (kind, data.tobytes() if kind != VALUES else data) for name, (kind, data) in columns.items()})
+        for at, count, columns in blocks
+    ])
+
+
+def _unpack_blocks(data: bytes) -> list[Block]:
+    import numpy
+
+    types = {INT: numpy.int64, FLOAT: numpy.float64}
+    return [
+        (at, count, {name: (kind, numpy.frombuffer(raw, dtype=types[kind]) if kind != VALUES else raw)
+                     for name, (kind, raw) in columns.items()})
+        for at, count, columns in marshal.loads(data)
+    ]

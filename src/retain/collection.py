@@ -22,7 +22,7 @@ from ._settings import current_storage
 from .index import make_index
 from .index._updates import flush
 from .config import ConfigView
-from ._table import PARALLEL_MIN, Pass, TableRows, getter, in_workers, parse_configs, placed
+from ._table import PARALLEL_MIN, Pass, TableRows, frame_columns, in_workers, parse_configs, placed
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -298,45 +298,42 @@ class Collection(_Generic[I]):
             return self._frame(pandas)
 
     def _frame(self, pandas: Any) -> Any:
-        # One tuple per row over every column (NaN where a row has no value), then one frame:
-        # pandas infers each column's type from its values as it does from the dicts of
-        # `to_table`, at a fraction of the cost of a million dicts. The rows stay in the order
-        # they were read (each chunk's values are still together in memory) and the frame is
-        # put in order at the end; the loops over rows are in C (`map`).
-        from operator import add, call
-
+        # By column (`retain._table.frame_blocks`): the columns of plain numbers come as typed
+        # arrays, made by the workers where there are some; pandas infers the type of every
+        # other column from its values as it does from the dicts of `to_table` (the same
+        # constructor, over the rows of those columns alone). Then the rows are put in order.
         import numpy
 
-        chunks: list[tuple[list[tuple[str, ...]], list[tuple[Any, ...]]]] = []
-        order: list[int] = []
-        shapes: dict[int, tuple[str, ...]] = {}  # the names of rows are a few shared tuples
-        for positions, names, values in self._table_chunks(False):
-            order += positions
-            chunks.append((names, values))
-            shapes.update(zip(map(id, names), names))
         from ._html import table_columns  # (with pandas: at the first frame)
 
-        columns = table_columns([dict.fromkeys(names) for names in shapes.values()])
-        if not order:
+        blocks: list[Any] = []
+        for chunk in self._table_chunks(False, frame=True):
+            blocks += chunk
+        columns = table_columns([names for _, _, names in blocks])
+        if not blocks:
             return pandas.DataFrame([], columns=columns)
-        getters = {key: getter(names, columns) for key, names in shapes.items()}
-        rows: list[tuple[Any, ...]] = []
-        missing = repeat((float("nan"),))
-        while chunks:
-            names, values = chunks.pop(0)
-            # getters[id(names)](row + (nan,)) for each row.
-            rows += map(call, map(getters.__getitem__, map(id, names)), map(add, values, missing))
-        frame = pandas.DataFrame(rows, columns=columns)
-        del rows
-        if any(b < a for a, b in zip(order, order[1:])):
-            frame = frame.take(numpy.argsort(numpy.array(order), kind="stable")).reset_index(drop=True)
-        frame["created"] = pandas.to_datetime(frame["created"], utc=True, format="ISO8601")
-        return frame
+        order, arrays, others = frame_columns(blocks, columns)
+        del blocks
+        # `created` parsed from its values, not made a column of text first.
+        texts = [values for name, values in others if name == "created"] or [arrays.pop("created")]
+        others = [(name, values) for name, values in others if name != "created"]
+        created = pandas.to_datetime(texts[0], utc=True, format="ISO8601")
+        inferred = pandas.DataFrame(list(zip(*[values for _, values in others])), columns=[name for name, _ in others])
+        others.clear()
+        if (order[1:] < order[:-1]).any():
+            at = numpy.argsort(order, kind="stable")
+            inferred = inferred.take(at)
+            arrays = {name: array[at] for name, array in arrays.items()}
+            created = created.take(at)
+        data = {name: created if name == "created" else arrays[name] if name in arrays else inferred[name].array
+                for name in columns}
+        return pandas.DataFrame(data, columns=columns)
 
-    def _table_chunks(self, tags: bool) -> Iterator[tuple[Sequence[int], list[tuple[str, ...]], list[tuple[Any, ...]]]]:
+    def _table_chunks(self, tags: bool, frame: bool = False) -> Iterator[Any]:
         """Every row as `to_table` makes it, in chunks of (positions, column names, values):
-        a row is ``dict(zip(names, values))``; `tags` adds the tags column. A pass over many
-        rows is shared between forked workers where it can be (`retain._table`)."""
+        a row is ``dict(zip(names, values))``; `tags` adds the tags column. With `frame`, each
+        chunk is a list of `retain._table.frame_blocks` instead. A pass over many rows is
+        shared between forked workers where it can be (`retain._table`)."""
         count = len(self._ids)
         tag_map = self._tags() if tags and count else {}
         index = self._shared.index
@@ -346,23 +343,24 @@ class Collection(_Generic[I]):
             chunks = None
             if plan is not None and plan[1] is not None:
                 classes, at = plan
-                job = Pass(index, classes, at, [*self._ids, None], self._name, self._fixed(), tag_map)
+                job = Pass(index, classes, at, [*self._ids, None], self._name, self._fixed(), tag_map, frame)
                 chunks = in_workers(job, len(at))
             if chunks is not None:
                 done = bytearray(count)
                 left = count
                 for chunk in chunks:
-                    _consume(map(done.__setitem__, chunk[0], repeat(1)))
-                    left -= len(chunk[0])
+                    for positions in ([block[0] for block in chunk] if frame else [chunk[0]]):
+                        _consume(map(done.__setitem__, positions, repeat(1)))
+                        left -= len(positions)
                     yield chunk
                 if left:  # rows the pass did not place (stale places, or removed): by id
                     build = TableRows(tag_map, self._name, self._fixed())
                     for positions, rows in self._by_id([p for p in range(count) if not done[p]], True):
-                        yield positions, *build(positions, rows)
+                        yield _made(build, positions, rows, frame)
                 return
         build = TableRows(tag_map, self._name, self._fixed())
         for positions, rows in self._chunks(True, plan):
-            yield positions, *build(positions, rows)
+            yield _made(build, positions, rows, frame)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -428,8 +426,7 @@ class Collection(_Generic[I]):
         # Position by place: an array lookup per row read, cheaper than hashing its id
         # (unless row numbers are far sparser than the rows: then by id).
         at = array("l", [-1]) * top
-        for position, place in enumerate(places):
-            at[place] = position
+        _consume(map(at.__setitem__, places, range(count)))  # at[place] = position, in C
         return classes, at
 
     def _chunks(self, table: bool = False, plan: Any = False) -> Iterator[tuple[Sequence[int], list[Any]]]:
@@ -537,6 +534,11 @@ class Collection(_Generic[I]):
         if instance is None:
             instance = shared.instances[id] = _load(id, self._name(position)[1], shared)
         return instance
+
+
+def _made(build: TableRows, positions: Sequence[int], rows: list[Any], frame: bool) -> Any:
+    """A chunk of rows made here, as `_table_chunks` gives it."""
+    return build.blocks(positions, rows) if frame else (positions, *build(positions, rows))
 
 
 def _consume(iterator: Iterable[Any]) -> None:

@@ -548,6 +548,31 @@ def test_to_dataframe_is_the_frame_of_to_table(store: Storage, monkeypatch: pyte
     assert str(frame["config.params.n"].dtype) == "int64" and str(frame["config.params.x"].dtype) == "float64"
 
 
+def test_a_frame_of_one_class_is_the_frame_of_its_table(store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows of one class come by column (numbers as typed arrays): with summaries on some rows
+    of a chunk and on every row of another, a column of ints in one chunk and floats in the
+    next, the frame is the one pandas infers from `to_table`."""
+    pandas = pytest.importorskip("pandas")
+    import retain.collection
+    import retain.index.sqlite._index
+    from retain._html import table_columns
+
+    runs = [Open({"params": {"a": {"b": 2 * k}, "n": 4.5 if k == 3 else k}}).commit() for k in range(6)]
+    for run in runs[:3]:  # the first chunk: every row has a summary
+        run.save_summary(loss=0.5, ok=True)
+    runs[4].save_summary(loss=2)  # the second: one row of three
+    monkeypatch.setattr(retain.collection, "SCAN_MIN", 1)
+    monkeypatch.setattr(retain.index.sqlite._index, "SCAN_CHUNK", 3)
+    found = get.all(Open)
+    table = found.to_table()
+    expected = pandas.DataFrame(table, columns=table_columns(table))
+    expected["created"] = pandas.to_datetime(expected["created"], utc=True, format="ISO8601")
+    frame = found.to_dataframe()
+    pandas.testing.assert_frame_equal(frame, expected)
+    assert list(frame["config.params.a.b"]) == [10, 8, 6, 4, 2, 0] and str(frame["config.params.a.b"].dtype) == "int64"
+    assert str(frame["config.params.n"].dtype) == "float64" and str(frame["summary.ok"].dtype) == "object"
+
+
 TABLE_IN_WORKERS = """
 import json, logging, os, sys
 import retain
@@ -574,7 +599,8 @@ def dies(where):
     return span(where)
 
 def plain(frame):
-    return {name: [None if value is None or value != value else str(value) for value in frame[name]] for name in frame.columns}
+    values = {name: [None if value is None or value != value else str(value) for value in frame[name]] for name in frame.columns}
+    return {"values": values, "types": {name: str(frame[name].dtype) for name in frame.columns}}
 
 out = {}
 with retain.storage(sys.argv[1]):
@@ -598,7 +624,8 @@ def check_table_in_workers(store: Storage, env: dict[str, str], index: str) -> N
         run.save_summary(loss=1.0)
     found = get.all(Interface)
     table = found.to_table()
-    frame = _plain_frame(found.to_dataframe())
+    here = found.to_dataframe()
+    frame, types = _plain_frame(here), {name: str(here[name].dtype) for name in here.columns}
     retain.index._updates.flush()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}, **env}
     done = subprocess.run([sys.executable, "-c", TABLE_IN_WORKERS, store.url], capture_output=True, text=True,
@@ -608,7 +635,8 @@ def check_table_in_workers(store: Storage, env: dict[str, str], index: str) -> N
     assert out["started"] == [True, True, True, True] and out["index"] == index
     assert out["table"] == out["died"] == out["stale"] == table
     assert "a table worker failed" in done.stderr
-    assert out["frame"] == {name: [None if value is None else str(value) for value in values] for name, values in frame.items()}
+    assert out["frame"]["values"] == {name: [None if value is None else str(value) for value in values] for name, values in frame.items()}
+    assert out["frame"]["types"] == types  # the columns typed by the workers are those inferred here
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2, reason="fork, two CPUs")
