@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -299,41 +300,55 @@ def bench_commit_rate(work: str, per_round: int, rounds: int, into: str | None =
     Each round's wall time covers the loop and then `retain.index.flush()`, so index work
     queued during the loop is counted; the rate is commits over the summed wall times.
     `into`: an existing storage to commit into (bench_scale's population), whose new results
-    are deleted again at the end; default a new storage under `work`.
+    are deleted again at the end; default a new storage under `work`. Into an existing storage
+    the bare loop makes its directories beside the results, in the same shard directories
+    (named so that retain does not take them for results, and deleted at the end): creating
+    an entry in a directory of thousands costs what it costs retain, and whether the file
+    system's blocks of those directories are in memory weighs on both alike.
     """
     root = into or os.path.join(work, "rate-retain")
     bare = os.path.join(work, "rate-bare")
     os.makedirs(root, exist_ok=into is not None)
     os.makedirs(bare)
+    shards = _shard_dirs(root) if into is not None else []
     committed: list[BenchItem] = []
+    made_bare: list[str] = []
     with storage(root):
         probe = BenchItem({"i": 30_000_000 - 1}).commit()
     with open(os.path.join(probe.local_directory(), "interface.json"), "rb") as handle:
         record = handle.read()
     walls: dict[str, float] = {"retain": 0.0, "bare": 0.0}
     key = 30_000_000
-    with storage(root):
-        for round_ in range(rounds + 1):  # round 0 warms up and is not kept
-            gc.collect()
-            items = [BenchItem({"i": key + j}) for j in range(per_round)]
-            key += per_round
-            names = [os.path.join(bare, uuid.uuid4().hex) for _ in range(per_round)]
-            for arm in (("retain", "bare") if round_ % 2 else ("bare", "retain")):
-                t0 = time.perf_counter()
-                if arm == "retain":
-                    for item in items:
-                        item.commit()
-                    retain.index.flush()
-                    committed += items
-                else:
-                    for name in names:
-                        os.mkdir(name)
-                        final = os.path.join(name, "interface.json")
-                        with open(final + ".tmp", "xb") as handle:
-                            handle.write(record)
-                        os.rename(final + ".tmp", final)
-                if round_:
-                    walls[arm] += time.perf_counter() - t0
+    try:
+        with storage(root):
+            for round_ in range(rounds + 1):  # round 0 warms up and is not kept
+                gc.collect()
+                items = [BenchItem({"i": key + j}) for j in range(per_round)]
+                key += per_round
+                names = [os.path.join(bare, uuid.uuid4().hex) for _ in range(per_round)]
+                if shards:
+                    names = [os.path.join(shards[int(name[-32:-30], 16) % len(shards)], "bare-" + name[-32:])
+                             for name in names]
+                    made_bare += names
+                for arm in (("retain", "bare") if round_ % 2 else ("bare", "retain")):
+                    t0 = time.perf_counter()
+                    if arm == "retain":
+                        for item in items:
+                            item.commit()
+                        retain.index.flush()
+                        committed += items
+                    else:
+                        for name in names:
+                            os.mkdir(name)
+                            final = os.path.join(name, "interface.json")
+                            with open(final + ".tmp", "xb") as handle:
+                                handle.write(record)
+                            os.rename(final + ".tmp", final)
+                    if round_:
+                        walls[arm] += time.perf_counter() - t0
+    finally:
+        for name in made_bare:  # also after a failure: nothing of the bare loop stays
+            shutil.rmtree(name, ignore_errors=True)
     count = per_round * rounds
     rate, raw = count / walls["retain"], count / walls["bare"]
     assert get(BenchItem, {"i": key - 1}, storage=root).is_committed()
@@ -345,13 +360,20 @@ def bench_commit_rate(work: str, per_round: int, rounds: int, into: str | None =
     FIGURES.add(
         "commit_rate",
         {"commits_per_s": r(rate, 0), "commits": count, "rounds": rounds},
-        {"ops": "a loop of mkdir + write tmp + rename", "ops_per_s": r(raw, 0)},
+        {"ops": "a loop of mkdir + write tmp + rename" + (" in the storage's directories" if shards else ""),
+         "ops_per_s": r(raw, 0)},
         raw / rate,
         ">= 6,000 commits/s",
         rate >= 6000,
         f"{rate:,.0f} commits/s",
-        f"{raw:,.0f} /s (mkdir + write tmp + rename)",
+        f"{raw:,.0f} /s (mkdir + write tmp + rename{' beside the results' if shards else ''})",
     )
+
+
+def _shard_dirs(root: str) -> list[str]:
+    """The shard directories of a sharded storage (``00`` ... ``ff``), or the root itself."""
+    names = [name for name in os.listdir(root) if len(name) == 2 and all(c in "0123456789abcdef" for c in name)]
+    return [os.path.join(root, name) for name in sorted(names)] or [root]
 
 
 # -- 5. save_file / load_file of a 100 MB .npy vs np.save / np.load ----------------------------
