@@ -27,9 +27,9 @@ from operator import itemgetter
 
 from ..._errors import IndexDatabaseError
 from ..._log import logger
-from .._sql import ROW_COLUMNS, TABLE_COLUMNS, by_row_ranges, covered_classes
+from .._sql import ROW_COLUMNS, TABLE_COLUMNS, by_row_ranges, covered_classes, texts
 from ._connection import CHECKED_SUFFIX, SqliteConnection, filesystem_type
-from ._insert import BulkInsert, insert_values, prepare
+from ._insert import BulkInsert
 from ._query import compile_query, rechecked, sql_value
 from ._schema import MMAP_BYTES, SCHEMA_VERSION
 from .._entry import config_leaves, filter_rows
@@ -137,32 +137,40 @@ class SqliteIndex(Index):
     # -- writes -------------------------------------------------------------------------------
 
     def upsert(self, entries: Sequence[IndexEntry]) -> None:
-        prepared = [prepare(entry) for entry in entries]
-
+        # The new rows of a batch in a few statements of many rows each (`BulkInsert`, as a
+        # rebuild writes them), numbered here: a statement per commit made the index writer's
+        # thread take the GIL back at every one, and the committing thread waited for it at
+        # each of its system calls.
         def work(conn: sqlite3.Connection) -> list[str]:
-            insert = (
-                "INSERT OR IGNORE INTO interfaces (id, class, created, config, canonical, summary, metrics)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)"
-            )
-            added = []
-            for entry, config, canonical, summary, metrics, leaves in prepared:
-                klass = self._class_id(conn, entry.module, entry.qualname, entry.kind)
-                cursor = conn.execute(insert, (entry.id, klass, entry.created, config, canonical, summary, metrics))
-                if cursor.rowcount == 1:
-                    added.append(entry.id)
-                    if leaves:
-                        row = cursor.lastrowid
-                        args: list[Any] = []
-                        for key, value in leaves:
-                            args += (klass, key, value, row)
-                        conn.execute(insert_values(len(leaves)), args)
+            present: set[str] = set()
+            for chunk in _chunks(list({entry.id: None for entry in entries}), 500):
+                present.update(row[0] for row in conn.execute(
+                    f"SELECT id FROM interfaces WHERE id IN ({','.join('?' * len(chunk))})", chunk
+                ))
+            number = conn.execute("SELECT max(row) FROM interfaces").fetchone()[0] or 0
+            bulk = BulkInsert(conn)
+            added: list[str] = []
+            again: list[IndexEntry] = []  # already there (or earlier in the batch): their updates
+            tags: dict[str, Any] = {}
+            for entry in entries:
+                if entry.id in present:
+                    again.append(entry)
                 else:
-                    if summary is not None:
-                        conn.execute("UPDATE interfaces SET summary = ? WHERE id = ?", (summary, entry.id))
-                    if metrics is not None:
-                        conn.execute("UPDATE interfaces SET metrics = ? WHERE id = ?", (metrics, entry.id))
+                    number += 1
+                    bulk.add(entry, number, self._class_id(conn, entry.module, entry.qualname, entry.kind))
+                    present.add(entry.id)
+                    added.append(entry.id)
                 if entry.tags is not None:
-                    _write_tags(conn, {entry.id: entry.tags})
+                    tags[entry.id] = entry.tags
+            bulk.flush()
+            for entry in again:
+                summary, metrics = texts(entry)[2:]
+                if summary is not None:
+                    conn.execute("UPDATE interfaces SET summary = ? WHERE id = ?", (summary, entry.id))
+                if metrics is not None:
+                    conn.execute("UPDATE interfaces SET metrics = ? WHERE id = ?", (metrics, entry.id))
+            if tags:
+                _write_tags(conn, tags)
             return added
 
         with self._db.lock:

@@ -1,5 +1,5 @@
-"""The statements that write rows to the SQLite index: many rows per statement, whether a
-commit's few (`prepare`, `insert_values`) or a rebuild's many (`BulkInsert`)."""
+"""The statements that write rows to the SQLite index: many rows per statement, whether the
+few of the commits in one batch of the index writer or a rebuild's many (`BulkInsert`)."""
 
 from __future__ import annotations
 
@@ -13,28 +13,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .._entry import IndexEntry
-
-
-def prepare(entry: IndexEntry) -> tuple[IndexEntry, str, str, str | None, str | None, list[tuple[str, Any]]]:
-    """`entry`, its config, canonical config, summary and metrics as stored (JSON text), and its
-    config leaves as stored, for `SqliteIndex.upsert`."""
-    leaves = entry.leaves if entry.leaves is not None else config_leaves(entry.config)
-    return entry, *texts(entry), [(key, sql_value(value)) for key, value in leaves]
-
-
-_insert_sql: dict[int, str] = {}
-
-
-def insert_values(count: int) -> str:
-    """The statement that inserts `count` config leaves (class, key, value, row)."""
-    # One statement per commit rather than executemany: a third of the time for a few rows.
-    sql = _insert_sql.get(count)
-    if sql is None:
-        sql = _insert_sql[count] = (
-            "INSERT OR IGNORE INTO config_values (class, key, value, row) VALUES "
-            + ",".join(["(?,?,?,?)"] * count)
-        )
-    return sql
 
 
 class BulkInsert:
