@@ -10,6 +10,7 @@ so a backend's query language cannot drift from what `Collection.filter` does.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -133,6 +134,22 @@ class IndexConformance:
         assert index.ids() == {f"{10 + n:032x}" for n in range(4)}
         assert index.get_meta()["a"] == "2"
         assert len(index.select(Query([CLASS], conditions=[cond("x", equal(2, "x"))]))) == 1
+
+    def test_replace_all_again_and_after_a_failure(self, index: Index) -> None:
+        """Whatever a replacement sets up for itself (a staging table) is gone after it, and
+        after one that failed half-way: the next one works and finds every value."""
+
+        def failing() -> Iterator[IndexEntry]:
+            yield entry(1, {"x": 1})
+            raise RuntimeError("a record could not be read")
+
+        index.replace_all([entry(n, {"x": n, "y": [n]}) for n in range(3)], {})
+        with pytest.raises(RuntimeError):
+            index.replace_all(failing(), {})
+        assert index.ids() == {f"{n:032x}" for n in range(3)}  # the failed one changed nothing
+        index.replace_all([entry(n, {"x": n % 2, "y": [n]}) for n in range(5)], {})
+        assert ids(index.select(Query([CLASS], conditions=[cond("x", equal(1, "x"))]))) == [f"{n:032x}" for n in (3, 1)]
+        assert ids(index.select(Query([CLASS], conditions=[cond("y", equal([4], "y"))]))) == [f"{4:032x}"]
 
     def test_tags(self, index: Index) -> None:
         """Tags (`set_tags`, `tags`, a ``has`` condition) replace per id, go with removed rows

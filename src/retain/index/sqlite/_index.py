@@ -224,7 +224,7 @@ class SqliteIndex(Index):
             ).fetchall()
             for name, _ in indexes:
                 conn.execute(f'DROP INDEX "{name}"')
-            bulk = BulkInsert(conn)
+            bulk = BulkInsert(conn, staged=True)
             tagged: dict[str, Collection[str]] = {}
             number = 0
             class_ids = self._class_ids
@@ -237,7 +237,7 @@ class SqliteIndex(Index):
                 bulk.add(entry, number, klass)
                 if entry.tags:
                     tagged[entry.id] = entry.tags
-            bulk.flush()
+            bulk.finish()
             _write_tags(conn, tagged)
             for _, sql in indexes:
                 conn.execute(sql)

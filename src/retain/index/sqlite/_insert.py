@@ -24,10 +24,15 @@ class BulkInsert:
     #: Interfaces accumulated before they are written.
     CHUNK = 2000
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, staged: bool = False) -> None:
         self.conn = conn
         self.rows: list[Any] = []  # flat: 8 values per interface
         self.values: list[Any] = []  # flat: 4 values per config leaf
+        #: Config leaves written to a temporary table first, then to `config_values` in the
+        #: order of its key (`finish`): a B-tree filled in order, not at random places.
+        self.staged = staged
+        if staged:
+            conn.execute("CREATE TEMP TABLE staged_values (class, key, value, row)")
 
     def add(self, entry: IndexEntry, number: int, klass: int) -> None:
         config, canonical, summary, metrics = texts(entry)
@@ -45,12 +50,24 @@ class BulkInsert:
     def flush(self) -> None:
         _insert_flat(self.conn, _INSERT_ROWS, 8, self.rows)
         # OR IGNORE: keys that collide once dotted ({"a.b": 1, "a": {"b": 1}}) give one leaf.
-        _insert_flat(self.conn, _INSERT_VALUES, 4, self.values)
+        _insert_flat(self.conn, _INSERT_STAGED if self.staged else _INSERT_VALUES, 4, self.values)
         self.rows, self.values = [], []
+
+    def finish(self) -> None:
+        """Write what is left (and the staged leaves, sorted by SQLite within its memory
+        bounds)."""
+        self.flush()
+        if self.staged:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO config_values (class, key, value, row)"
+                " SELECT class, key, value, row FROM temp.staged_values ORDER BY class, key, value, row"
+            )
+            self.conn.execute("DROP TABLE temp.staged_values")
 
 
 _INSERT_ROWS = "INSERT INTO interfaces (row, id, class, created, config, canonical, summary, metrics) VALUES "
 _INSERT_VALUES = "INSERT OR IGNORE INTO config_values (class, key, value, row) VALUES "
+_INSERT_STAGED = "INSERT INTO temp.staged_values (class, key, value, row) VALUES "
 _statements: dict[tuple[str, int], str] = {}
 
 
