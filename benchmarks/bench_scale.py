@@ -551,14 +551,18 @@ def write_section(args: Any, seconds: float, load_start: str, info: dict[str, An
         "- scale_get_all, scale_to_table, scale_to_dataframe: the whole population, timed here and "
         "in a child process that measures `memory`: its peak resident size minus its resident "
         "size just before (after importing retain, pandas for the frame, and opening the index); "
-        "the index pages read through SQLite's memory map count in it.",
+        "index pages read through SQLite's memory map count in it (a whole-class listing reads "
+        "without the map).",
         "- scale_rebuild: `retain.index.rebuild()` in a child process (time and `memory` as above) "
         "vs reading every record file in one process, before and after it, warm page cache.",
         "- population_check: `get` finds a sample of the generated results by config; in quick "
         "runs, `retain verify` of the population passes.",
         "- commit_rate: a loop of `.commit()` of new results into the population (its index "
-        "updated), vs a loop of mkdir + write + rename on the same disk, alternating rounds "
-        "(`benchmarks/run.py`); the results are deleted again afterwards.",
+        "updated), vs a loop of mkdir + write + rename in the population's own shard "
+        "directories (entries named so that retain ignores them), alternating rounds "
+        "(`benchmarks/run.py`); both are deleted again afterwards. On ext4 without a journal, "
+        "creating inodes right after many were deleted is slow for minutes (the allocator skips "
+        "recently deleted inodes one by one): runs close together slow each other down.",
         "- launch_overhead, pool_200x50ms, pool_per_component (and their `_fresh`, with "
         "`fresh_process: True`): as in the Components section "
         "(`benchmarks/bench_component.py`), in a new storage: their cost is per run, not per "
