@@ -391,8 +391,8 @@ def in_workers(store: Storage) -> dict[str, Any]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2, reason="fork, two CPUs")
 def test_worker_processes_find_what_this_process_finds(store: Storage) -> None:
-    """Workers are forked by a process with one thread (a fresh one here: this one has the
-    index writer's thread), and find the same problems as checking in the process."""
+    """Workers are forked by a process with one thread (a fresh one here: this one may have
+    others), and find the same problems as checking in the process."""
     data, finished, failed = population()
     Path(finished.local_directory(), SUMMARY_FILE).write_text("oops")
     os.unlink(os.path.join(failed.local_directory(), claim_file(1)))

@@ -641,7 +641,7 @@ def check_table_in_workers(store: Storage, env: dict[str, str], index: str) -> N
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2, reason="fork, two CPUs")
 def test_to_table_in_worker_processes_answers_alike(store: Storage) -> None:
-    """Forked workers (from a fresh process: this one has the index writer's thread) read
+    """Forked workers (from a fresh process: this one may have other threads) read
     ranges of places and make the rows; a worker that dies leaves its ranges to the process;
     stale places are found by id."""
     check_table_in_workers(store, {}, "SqliteIndex")

@@ -57,8 +57,8 @@ print(json.dumps({"count": count, "workers": started, "last_call": calls[-1],
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or cpus() < 2, reason="fork, two CPUs")
 def test_rebuild_in_worker_processes_matches_reading_here(store: Storage) -> None:
-    """Workers are forked by a process with one thread (a fresh one here: this one has the
-    index writer's thread), and give the same index as reading in the process."""
+    """Workers are forked by a process with one thread (a fresh one here: this one may have
+    others), and give the same index as reading in the process."""
     runs = [
         Sweep({"lr": i / 100, "model.depth": i, "tags": ["a"] * (i % 3), "params": {"x": {"y": i}}}).commit()
         for i in range(30)
@@ -95,13 +95,20 @@ def test_rebuild_in_worker_processes_matches_reading_here(store: Storage) -> Non
 def test_a_process_with_threads_reads_in_the_process(store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
     """No fork with another thread running (it could hold a lock forever in the child), and
     never a fork server or spawn (they run the main module again)."""
-    from retain._threads import running
+    import threading
 
-    Sweep().commit()  # starts the index writer's thread: a `_threads.Daemon`, unknown to `threading`
-    assert running() >= 1
-    monkeypatch.setattr(_rebuild_workers, "PARALLEL_MIN", 1)
-    assert _rebuild_workers._pool(store, 10**6) == (None, 0)
-    assert retain.index.rebuild() == 1
+    from retain._threads import Daemon, running
+
+    Sweep().commit()
+    release = threading.Event()
+    Daemon(lambda: release.wait(60))  # as the index writer's thread: unknown to `threading`
+    try:
+        assert running() >= 1
+        monkeypatch.setattr(_rebuild_workers, "PARALLEL_MIN", 1)
+        assert _rebuild_workers._pool(store, 10**6) == (None, 0)
+        assert retain.index.rebuild() == 1
+    finally:
+        release.set()
 
 
 def test_entries_cross_processes_whole(store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
