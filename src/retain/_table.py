@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     Block = tuple[Sequence[int], int, dict[str, tuple[str, Any]]]
 
 __all__ = [
-    "HEAD", "PARALLEL_MIN", "Pass", "Shape", "TableRows", "flatten_into", "frame_blocks", "frame_columns", "getter",
-    "in_workers", "parse_configs", "placed",
+    "HEAD", "PARALLEL_MIN", "Pass", "Shape", "TableRows", "flatten_into", "frame_blocks", "frame_columns", "in_workers",
+    "parse_configs", "placed",
 ]
 
 #: From this many rows, a pass is shared between forked workers. Chosen, not measured: at
@@ -327,16 +327,6 @@ def flatten_into(value: dict[str, Any], prefix: str, out: dict[str, Any]) -> Non
             if REF_KEY in item:
                 item = item[REF_KEY]  # an input, as its id
         out[prefix + key] = item
-
-
-def getter(names: tuple[str, ...], columns: list[str]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
-    """The values of a row with `names`, followed by one missing value, as `columns`: the
-    value of a name (its last, as in a dict), else the missing one."""
-    from operator import itemgetter
-
-    at = {name: k for k, name in enumerate(names)}
-    return itemgetter(*[at.get(column, len(names)) for column in columns])
-
 
 
 class Pass:
