@@ -480,6 +480,8 @@ def frame_blocks(positions: Sequence[int], names: list[tuple[str, ...]], values:
         return []
     keys = list(map(id, names))
     distinct = set(keys)
+    if len(distinct) > FEW_SHAPES:
+        return [_wide_block(positions, names, values, keys, distinct)]
     if len(distinct) == 1:
         groups = [(names[0], positions, values)]
     else:
@@ -491,6 +493,28 @@ def frame_blocks(positions: Sequence[int], names: list[tuple[str, ...]], values:
         _block(at, len(rows), row_names, [list(map(itemgetter(k), rows)) for k in range(len(row_names))])
         for row_names, at, rows in groups
     ]
+
+
+#: Above this many sets of columns in a chunk, its rows make one block over all their columns
+#: (a row's missing ones NaN, as in the frame): a block per set would cost a pass per set.
+FEW_SHAPES = 8
+
+
+def _wide_block(
+    positions: Sequence[int], names: list[tuple[str, ...]], values: list[tuple[Any, ...]], keys: list[int], distinct: set[int]
+) -> Block:
+    from operator import add, call
+
+    shapes = {key: names[keys.index(key)] for key in distinct}
+    # At least id, module, class and created: an itemgetter of several indexes gives tuples.
+    union = tuple(dict.fromkeys(name for row_names in shapes.values() for name in row_names))
+    getters = {}
+    for key, row_names in shapes.items():
+        at = {name: k for k, name in enumerate(row_names)}  # of a name given twice, the last
+        getters[key] = itemgetter(*[at.get(name, len(row_names)) for name in union])
+    # getters[id(names)](row + (nan,)) for each row, then by column.
+    rows = list(map(call, map(getters.__getitem__, keys), map(add, values, repeat((float("nan"),)))))
+    return _block(positions, len(rows), union, [list(column) for column in zip(*rows)])
 
 
 def _block(positions: Sequence[int], count: int, names: tuple[str, ...], columns: list[Sequence[Any]]) -> Block:

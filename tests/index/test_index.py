@@ -573,6 +573,29 @@ def test_a_frame_of_one_class_is_the_frame_of_its_table(store: Storage, monkeypa
     assert str(frame["config.params.n"].dtype) == "float64" and str(frame["summary.ok"].dtype) == "object"
 
 
+@pytest.mark.parametrize("few", [1, 8])
+def test_a_frame_of_many_shapes_in_one_chunk_is_the_frame_of_its_table(
+    store: Storage, monkeypatch: pytest.MonkeyPatch, few: int
+) -> None:
+    """A chunk whose rows have many sets of columns makes one block over all of them (its
+    rows' missing columns NaN): the frame is still the one pandas infers from `to_table`."""
+    pandas = pytest.importorskip("pandas")
+    import retain._table
+    import retain.collection
+    from retain._html import table_columns
+
+    monkeypatch.setattr(retain._table, "FEW_SHAPES", few)
+    monkeypatch.setattr(retain.collection, "SCAN_MIN", 1)
+    for j in range(12):  # twelve shapes, ints, floats, text and bools, in one chunk
+        Open({"params": {f"k{j % 5}": j, "v": [1, 2.5, "x", True][j % 4], **({"extra": j} if j % 3 else {})}}).commit()
+    Open({"params": {"k0": 2**70}}).commit()
+    found = get.all(Open)
+    table = found.to_table()
+    expected = pandas.DataFrame(table, columns=table_columns(table))
+    expected["created"] = pandas.to_datetime(expected["created"], utc=True, format="ISO8601")
+    pandas.testing.assert_frame_equal(found.to_dataframe(), expected)
+
+
 TABLE_IN_WORKERS = """
 import json, logging, os, sys
 import retain
