@@ -3,6 +3,8 @@ with, and the filtering of rows in Python (summary conditions, and what SQL cann
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from ..identity import REF_KEY
 from ..query import matches_all
 
@@ -18,7 +20,10 @@ if TYPE_CHECKING:
     #: class and kind are known to whoever asked for it by class).
     TableRow = tuple[str, "str | None", str, "str | None", "str | None"]
 
-__all__ = ["IndexEntry", "Listing", "config_leaves", "filter_rows", "parse_summary"]
+__all__ = ["IndexEntry", "Listing", "config_leaves", "filter_rows", "parse_summary", "table_row"]
+
+#: The `TableRow` of an `IndexRow`.
+table_row = itemgetter(0, 4, 5, 6, 7)
 
 
 class Listing:

@@ -57,7 +57,7 @@ from ..storage.layout import (
 )
 from ._entry import (
     IndexEntry as IndexEntry, Listing as Listing, config_leaves as config_leaves, filter_rows,
-    parse_summary as parse_summary,
+    parse_summary as parse_summary, table_row as table_row,
 )
 from ._records import read_entries
 
@@ -211,7 +211,7 @@ class Index(ABC):
         others give every row). Backends read these columns alone; this default cuts the rows
         of `scan`."""
         for places, found in self.scan(classes):
-            yield places, [(row[0], row[4], row[5], row[6], row[7]) for row in found]
+            yield places, list(map(table_row, found))
 
     def ids_with_prefix(self, prefix: str) -> set[str]:
         """The ids in the index that start with `prefix` (what `sync` compares with the
