@@ -16,7 +16,7 @@ from .identity import REF_KEY, canonical_json, references
 from .query import MISSING, compile_where, equal, field_value, matches_all, resolve_field, Condition, Field, Query
 from .interface import Interface, load_record
 from .storage.layout import RECORD_FILE, decode_record, raw_decoder
-from .index.base import Listing, parse_summary
+from .index.base import Listing, parse_summary, table_row
 from .modules import class_reference
 from ._settings import current_storage
 from .index import make_index
@@ -314,12 +314,13 @@ class Collection(_Generic[I]):
             return pandas.DataFrame([], columns=columns)
         order, arrays, others = frame_columns(blocks, columns)
         del blocks
-        # `created` parsed from its values, not made a column of text first.
-        texts = [values for name, values in others if name == "created"] or [arrays.pop("created")]
-        others = [(name, values) for name, values in others if name != "created"]
-        created = pandas.to_datetime(texts[0], utc=True, format="ISO8601")
-        inferred = pandas.DataFrame(list(zip(*[values for _, values in others])), columns=[name for name, _ in others])
-        others.clear()
+        inferred_values = dict(others)
+        del others
+        # `created` (text, or None for a result removed since) parsed from its values, not
+        # made a column of text first.
+        created = pandas.to_datetime(inferred_values.pop("created"), utc=True, format="ISO8601")
+        inferred = pandas.DataFrame(list(zip(*inferred_values.values())), columns=list(inferred_values))
+        del inferred_values
         if (order[1:] < order[:-1]).any():
             at = numpy.argsort(order, kind="stable")
             inferred = inferred.take(at)
@@ -484,7 +485,7 @@ class Collection(_Generic[I]):
             chunk = positions[start:start + BY_ID]
             found = {row[0]: row for row in index.rows([ids[p] for p in chunk])}
             rows = [found.get(ids[p]) or self._absent(p) for p in chunk]
-            yield chunk, [(row[0], row[4], row[5], row[6], row[7]) for row in rows] if table else rows
+            yield chunk, list(map(table_row, rows)) if table else rows
 
     def _rows(self) -> Iterator[IndexRow]:
         """Every row, one by one (in no particular order)."""
