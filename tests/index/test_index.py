@@ -573,12 +573,13 @@ def test_a_frame_of_one_class_is_the_frame_of_its_table(store: Storage, monkeypa
     assert str(frame["config.params.n"].dtype) == "float64" and str(frame["summary.ok"].dtype) == "object"
 
 
-@pytest.mark.parametrize("few", [1, 8])
+@pytest.mark.parametrize("few", [1, 100])
 def test_a_frame_of_many_shapes_in_one_chunk_is_the_frame_of_its_table(
     store: Storage, monkeypatch: pytest.MonkeyPatch, few: int
 ) -> None:
-    """A chunk whose rows have many sets of columns makes one block over all of them (its
-    rows' missing columns NaN): the frame is still the one pandas infers from `to_table`."""
+    """A chunk whose rows have more sets of columns than `FEW_SHAPES` makes one block over all
+    of them (its rows' missing columns NaN), fewer a block per set: either way the frame is
+    the one pandas infers from `to_table`."""
     pandas = pytest.importorskip("pandas")
     import retain._table
     import retain.collection
@@ -596,18 +597,17 @@ def test_a_frame_of_many_shapes_in_one_chunk_is_the_frame_of_its_table(
     pandas.testing.assert_frame_equal(found.to_dataframe(), expected)
 
 
-TABLE_IN_WORKERS = """
+#: The start of a child script: every pass in workers, and `started` notes whether each
+#: pass could fork them.
+IN_WORKERS = """
 import json, logging, os, sys
 import retain
-from retain import Interface, get
+from retain import Interface, get, _threads
 from retain import _table, collection
-from retain.index.sqlite import _index
 
 logging.basicConfig()
 collection.PARALLEL_MIN = 1
 collection.SCAN_MIN = 1
-_table.TASK_PLACES = 3
-_index.SCAN_CHUNK = 2
 started = []
 spawn = collection.in_workers
 def spy(job, top):
@@ -615,6 +615,13 @@ def spy(job, top):
     started.append(chunks is not None)
     return chunks
 collection.in_workers = spy
+"""
+
+TABLE_IN_WORKERS = IN_WORKERS + """
+from retain.index.sqlite import _index
+
+_table.TASK_PLACES = 3
+_index.SCAN_CHUNK = 2
 span = _table._span_in_worker
 def dies(where):
     if where[0] == 3:
@@ -669,21 +676,8 @@ def test_to_table_in_worker_processes_answers_alike(store: Storage) -> None:
     stale places are found by id."""
     check_table_in_workers(store, {}, "SqliteIndex")
 
-COMMITS_THEN_TABLE = """
-import json, sys
-import retain
-from retain import Interface, get, _threads
-from retain import collection
-collection.PARALLEL_MIN = 1
-collection.SCAN_MIN = 1
-started = []
-spawn = collection.in_workers
-def spy(job, top):
-    chunks = spawn(job, top)
-    started.append(chunks is not None)
-    return chunks
-collection.in_workers = spy
 
+COMMITS_THEN_TABLE = IN_WORKERS + """
 class Point(Interface):
     Config = {"x": 0}
 
@@ -707,6 +701,29 @@ def test_a_process_that_committed_still_forks_table_workers(tmp_path: Path) -> N
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"started": [True], "rows": 20, "idle": 0, "after": 21}
+
+
+def test_a_writer_thread_ended_by_an_error_is_started_again(store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error out of the writer's thread ends it (its batch is left to the journal); the next
+    commit starts another, which writes."""
+    from retain.index import _updates
+
+    unraised: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraised.append)
+    write = _updates._write
+
+    def broken(batch: Any) -> None:
+        raise RuntimeError("the writer failed")
+
+    monkeypatch.setattr(_updates, "_write", broken)
+    lost = Train({"lr": 0.7}).commit()
+    _updates.flush()  # returns: the thread has ended
+    monkeypatch.setattr(_updates, "_write", write)
+    kept = Train({"lr": 0.8}).commit()
+    _updates.flush()
+    assert default_index(store).ids() == {kept.id}  # without a query's repair
+    assert [str(hook.exc_value) for hook in unraised] == ["the writer failed"]
+    assert {r.id for r in get.all(Train)} == {lost.id, kept.id}  # the journal repairs the rest
 
 
 # -- summaries --------------------------------------------------------------------------------

@@ -222,7 +222,7 @@ class _Writer:
             elif len(self._items) == 1:
                 if self._thread.is_alive():
                     cond.notify()
-                else:  # ended by an error that _write does not catch (KeyboardInterrupt)
+                else:  # ended by an error out of `_write` (its batch is left to the journal)
                     self._thread = self._daemon(self._run)
 
     def _start(self) -> Any:
