@@ -310,7 +310,7 @@ def bench_commit_rate(work: str, per_round: int, rounds: int, into: str | None =
     bare = os.path.join(work, "rate-bare")
     os.makedirs(root, exist_ok=into is not None)
     os.makedirs(bare)
-    shards = _shard_dirs(root) if into is not None else []
+    beside = LocalStorage(root) if into is not None else None  # its layout places the bare entries
     committed: list[BenchItem] = []
     made_bare: list[str] = []
     with storage(root):
@@ -326,10 +326,12 @@ def bench_commit_rate(work: str, per_round: int, rounds: int, into: str | None =
                 items = [BenchItem({"i": key + j}) for j in range(per_round)]
                 key += per_round
                 names = [os.path.join(bare, uuid.uuid4().hex) for _ in range(per_round)]
-                if shards:
-                    names = [os.path.join(shards[int(name[-32:-30], 16) % len(shards)], "bare-" + name[-32:])
+                if beside is not None:
+                    names = [os.path.join(os.path.dirname(beside.local_directory(name[-32:])), "bare-" + name[-32:])
                              for name in names]
                     made_bare += names
+                    for parent in {os.path.dirname(name) for name in names}:
+                        os.makedirs(parent, exist_ok=True)  # a shard no result has yet, as a commit would
                 for arm in (("retain", "bare") if round_ % 2 else ("bare", "retain")):
                     t0 = time.perf_counter()
                     if arm == "retain":
@@ -360,20 +362,14 @@ def bench_commit_rate(work: str, per_round: int, rounds: int, into: str | None =
     FIGURES.add(
         "commit_rate",
         {"commits_per_s": r(rate, 0), "commits": count, "rounds": rounds},
-        {"ops": "a loop of mkdir + write tmp + rename" + (" in the storage's directories" if shards else ""),
+        {"ops": "a loop of mkdir + write tmp + rename" + (" in the storage's directories" if beside is not None else ""),
          "ops_per_s": r(raw, 0)},
         raw / rate,
         ">= 6,000 commits/s",
         rate >= 6000,
         f"{rate:,.0f} commits/s",
-        f"{raw:,.0f} /s (mkdir + write tmp + rename{' beside the results' if shards else ''})",
+        f"{raw:,.0f} /s (mkdir + write tmp + rename{' beside the results' if beside is not None else ''})",
     )
-
-
-def _shard_dirs(root: str) -> list[str]:
-    """The shard directories of a sharded storage (``00`` ... ``ff``), or the root itself."""
-    names = [name for name in os.listdir(root) if len(name) == 2 and all(c in "0123456789abcdef" for c in name)]
-    return [os.path.join(root, name) for name in sorted(names)] or [root]
 
 
 # -- 5. save_file / load_file of a 100 MB .npy vs np.save / np.load ----------------------------
