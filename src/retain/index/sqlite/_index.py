@@ -47,6 +47,11 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "SqliteIndex", "filesystem_type"]
 
 
+#: From this size of the index file, a listing of a whole class reads it without the memory
+#: map (`SqliteIndex.listing`).
+UNMAPPED_PASS_BYTES = 64 * 2**20
+
+
 class SqliteIndex(Index):
     """The index in a SQLite file.
 
@@ -325,8 +330,9 @@ class SqliteIndex(Index):
             # A whole class (or all) is a pass over an index whose pages lie all over the
             # file: mapped, each page brings its neighbours into this process's memory
             # (+430 MB for 1,000,000 rows, against 0 read into SQLite's small page cache),
-            # for 0.1 s less.
-            whole = not query.conditions
+            # for 0.1 s less. Below UNMAPPED_PASS_BYTES that is at most the file, and turning
+            # the map off and on again would cost more than the pass (~20 us of 65).
+            whole = not query.conditions and os.path.getsize(self.path) > UNMAPPED_PASS_BYTES
             if whole:
                 conn.execute("PRAGMA mmap_size=0").fetchall()
             try:
