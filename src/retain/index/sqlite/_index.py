@@ -332,7 +332,7 @@ class SqliteIndex(Index):
             # (+430 MB for 1,000,000 rows, against 0 read into SQLite's small page cache),
             # for 0.1 s less. Below UNMAPPED_PASS_BYTES that is at most the file, and turning
             # the map off and on again would cost more than the pass (~20 us of 65).
-            whole = not query.conditions and os.path.getsize(self.path) > UNMAPPED_PASS_BYTES
+            whole = not query.conditions and _file_bytes(conn) > UNMAPPED_PASS_BYTES
             if whole:
                 conn.execute("PRAGMA mmap_size=0").fetchall()
             try:
@@ -455,6 +455,11 @@ def _write_tags(conn: sqlite3.Connection, tags: Mapping[str, Collection[str]]) -
 
 def _set_meta(conn: sqlite3.Connection, values: Mapping[str, str]) -> None:
     conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items()))
+
+
+def _file_bytes(conn: sqlite3.Connection) -> int:
+    """The size of the database `conn` reads (which may no longer be the file at its path)."""
+    return int(conn.execute("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()").fetchone()[0])
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
