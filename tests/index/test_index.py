@@ -431,6 +431,43 @@ def test_a_whole_class_listing_reads_without_the_memory_map(store: Storage, monk
     assert conn.execute("PRAGMA mmap_size").fetchone()[0] == mapped
 
 
+@pytest.mark.parametrize("cpus", [1, 2, 8])
+def test_a_rebuild_sorts_with_helper_threads_and_gives_them_back(
+    store: Storage, monkeypatch: pytest.MonkeyPatch, cpus: int
+) -> None:
+    """The sorts at the end of a rebuild (leaves, indexes) come after the readers are done:
+    SQLite's sorter may use the other CPUs then. Queries after it sort in one thread again,
+    also when the rebuild failed."""
+    sweep(3)
+    retain.index._updates.flush()
+    index = default_index(store)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    statements: list[str] = []
+    conn = index._db.connection()
+    conn.set_trace_callback(statements.append)
+    try:
+        assert retain.index.rebuild(store) == 3
+        places = [i for i, sql in enumerate(statements) if sql.startswith("PRAGMA threads")]
+        assert [statements[i] for i in places] == [f"PRAGMA threads={min(cpus - 1, 3)}", "PRAGMA threads=0"]
+        first, last = places
+        sorted_leaves = next(i for i, sql in enumerate(statements) if "FROM temp.staged_values ORDER BY" in sql)
+        assert first < sorted_leaves < last
+        assert any(sql.startswith("CREATE INDEX") for sql in statements[first:last])
+        assert conn.execute("PRAGMA threads").fetchone()[0] == 0
+
+        def broken(self: Any) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(sqlite_backend._insert.BulkInsert, "finish", broken)
+        with pytest.raises(IndexDatabaseError, match="disk I/O error"):
+            retain.index.rebuild(store)
+        conn = index._db.connection()
+        assert conn.execute("PRAGMA threads").fetchone()[0] == 0
+        assert len(get.all(Train)) == 3  # the rebuild rolled back; the index as it was
+    finally:
+        conn.set_trace_callback(None)
+
+
 def test_to_table_columns(store: Storage) -> None:
     run = Train({"lr": 0.5, "tags": ["x"]}).commit()
     run.save_summary({"loss": 0.25, "status": "ok"})

@@ -242,10 +242,17 @@ class SqliteIndex(Index):
                 bulk.add(entry, number, klass)
                 if entry.tags:
                     tagged[entry.id] = entry.tags
-            bulk.finish()
-            _write_tags(conn, tagged)
-            for _, sql in indexes:
-                conn.execute(sql)
+            # The sorts that follow (staged leaves, then the indexes) run while the readers
+            # have finished: SQLite's sorter may use the idle CPUs (6.3 -> 4.3 s for 6,000,000
+            # leaves on 2 CPUs).
+            conn.execute(f"PRAGMA threads={_sorter_threads()}")
+            try:
+                bulk.finish()
+                _write_tags(conn, tagged)
+                for _, sql in indexes:
+                    conn.execute(sql)
+            finally:
+                conn.execute("PRAGMA threads=0")
             _set_meta(conn, meta)
             return number
 
@@ -455,6 +462,15 @@ def _write_tags(conn: sqlite3.Connection, tags: Mapping[str, Collection[str]]) -
 
 def _set_meta(conn: sqlite3.Connection, values: Mapping[str, str]) -> None:
     conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items()))
+
+
+def _sorter_threads() -> int:
+    """Helper threads for SQLite's sorter in a rebuild: one per other CPU, up to 3."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(0, min(cpus - 1, 3))
 
 
 def _file_bytes(conn: sqlite3.Connection) -> int:
