@@ -488,3 +488,36 @@ def test_records_and_events_encode_as_json_dumps_does() -> None:
         assert encode(value) == encode(value)  # reused: nothing carried from one call to the next
     with pytest.raises(TypeError, match="not JSON serializable"):
         encode({"a": object()})
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"a": 1, "b": [1.5, "x\\u00e9"], "c": {"d": null}}\n',
+        b'{"a": 1}',
+        b'  {"a": 1}  \r\n\t',  # leading whitespace: json.loads's own path
+        '\ufeff{"a": 1}'.encode("utf-8"),  # a byte order mark: json.loads accepts it
+        b'{"a": "\xed\xa0\x80"}',  # a lone surrogate, which json.loads decodes
+        b'{"a": NaN, "b": -Infinity, "c": 123456789012345678901234567890}',
+        b'[1, 2]',
+        b'{"a": 1}\n\x0b',  # trailing text that is not JSON whitespace
+        b'{"a": 1} {"b": 2}',
+        b'{"a": 1',
+        b"",
+        b"\x00\xff\xfe",
+        b'{"a": 1}\xc2\xa0',
+    ],
+)
+def test_records_are_parsed_exactly_as_json_loads_parses_them(data: bytes) -> None:
+    """The fast parse of records (`parse_json`) gives json.loads's values and errors."""
+    from retain.storage.layout import parse_json
+
+    try:
+        expected: object = json.loads(data)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        with pytest.raises(type(exc)) as raised:
+            parse_json(data)
+        assert str(raised.value) == str(exc)
+    else:
+        found = parse_json(data)
+        assert json.dumps(found) == json.dumps(expected) and type(found) is type(expected)
