@@ -128,9 +128,15 @@ def write_module(root: Path, dotted: str, source: str) -> Path:
 NAMES = ("RETAIN_TEST_S3_ENDPOINT", "RETAIN_TEST_S3_BUCKET", "RETAIN_TEST_S3_KEY", "RETAIN_TEST_S3_SECRET")
 
 
+#: The prefixes this session's tests made in the test bucket (`new_url`), removed at its end: a
+#: server that outlives many runs (a developer's) would otherwise fill its volumes.
+_S3_PREFIXES: list[str] = []
+
+
 @pytest.fixture(scope="session")
-def s3_server() -> dict[str, str]:
-    """The test server's endpoint, bucket and credentials (starting it if needed)."""
+def s3_server() -> Iterator[dict[str, str]]:
+    """The test server's endpoint, bucket and credentials (starting it if needed); what the
+    session's tests wrote there is removed after them."""
     found = {name: os.environ.get(name, "") for name in NAMES}
     if not all(found.values()):
         try:
@@ -149,7 +155,28 @@ def s3_server() -> dict[str, str]:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:
         pytest.fail(f"no S3 test server answers at {endpoint} ({exc}); run {S3_SCRIPT}")
-    return found
+    yield found
+    if _S3_PREFIXES:
+        _remove_prefixes(found, _S3_PREFIXES)
+
+
+def _remove_prefixes(server: dict[str, str], prefixes: list[str]) -> None:
+    import warnings
+
+    import s3fs
+
+    fs = s3fs.S3FileSystem(
+        key=server["RETAIN_TEST_S3_KEY"], secret=server["RETAIN_TEST_S3_SECRET"],
+        endpoint_url=server["RETAIN_TEST_S3_ENDPOINT"], skip_instance_cache=True,
+    )
+    bucket = server["RETAIN_TEST_S3_BUCKET"]
+    try:
+        found = [f"{bucket}/{prefix}" for prefix in prefixes if fs.exists(f"{bucket}/{prefix}")]
+        if found:
+            fs.rm(found, recursive=True)
+    except Exception as exc:  # the tests passed or failed already: a warning, not an error
+        warnings.warn(f"could not remove the test prefixes from {server['RETAIN_TEST_S3_ENDPOINT']}: {exc}")
+    del prefixes[:]
 
 
 @pytest.fixture
@@ -164,9 +191,11 @@ def s3_env(s3_server: dict[str, str], tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def new_url(server: dict[str, str]) -> str:
-    """A fresh prefix in the test bucket: every test has an empty storage."""
-    return (f"s3://{server['RETAIN_TEST_S3_BUCKET']}/t-{uuid.uuid4().hex[:12]}"
-            f"?endpoint_url={server['RETAIN_TEST_S3_ENDPOINT']}")
+    """A fresh prefix in the test bucket: every test has an empty storage (removed at the end
+    of the session)."""
+    prefix = f"t-{uuid.uuid4().hex[:12]}"
+    _S3_PREFIXES.append(prefix)
+    return f"s3://{server['RETAIN_TEST_S3_BUCKET']}/{prefix}?endpoint_url={server['RETAIN_TEST_S3_ENDPOINT']}"
 
 
 @pytest.fixture
