@@ -546,6 +546,9 @@ def bench_runs_and_sweeps(large: str, full: bool) -> None:
     for module in (bench_run, bench_component, bench_grid):
         module.FIGURES = FIGURES  # type: ignore[attr-defined]
     cells, slurm_cells = (100_000, 10_000) if full else (1_000, 200)
+    # What the rebuild wrote (the index, hundreds of MB at 1,000,000) reaches the disk first:
+    # its write-back would slow the files that launch creates.
+    os.sync()
     with scratch("scale-runs-") as work:
         bench_component.bench_launch(work, 1500 if full else 300, 10 if full else 4)
         bench_component.bench_pool(work, 200, 4, 3 if full else 1)
