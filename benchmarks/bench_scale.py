@@ -666,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
     log("where done")
     bench_query_after_commit(large, reps=3 if full else 2, settle=2.1 if full else 0.05)
     log("query after commit done")
-    bench_bulk(large, args.n, reps=1 if full else 2)
+    bench_bulk(large, args.n, reps=2)
     # Right after the bulk reads: rebuild reads the old index too (to empty it), from the page
     # cache as they left it.
     bench_rebuild(large, args.n, rounds=1 if full else 2)
