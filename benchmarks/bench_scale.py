@@ -571,11 +571,23 @@ def bench_runs_and_sweeps(large: str, full: bool) -> None:
         log("grid and slurm done")
 
 
-def write_section(args: Any, seconds: float, load_start: str, info: dict[str, Any]) -> None:
+def fresh_memory_s_per_gb() -> float:
+    """Seconds per GB for a new process to allocate and first touch 256 MB: on a virtual
+    machine whose host took unused memory back, several seconds (each page faults in the
+    host too), against ~0.2 s where it did not; the bulk figures allocate ~1 GB."""
+    code = "import time; t = time.perf_counter(); b = bytearray(256 << 20); print(time.perf_counter() - t)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(done.stdout) * 4
+
+
+def write_section(args: Any, seconds: float, load_start: str, info: dict[str, Any], memory_s: float) -> None:
     mode = f"{args.n:,} results, {args.layout} layout" + (", quick" if args.quick else "")
     intro = run_intro("bench_scale.py", mode, seconds, load_start) + (
         f" Population generated {info['created']} in {info['write_s']:.0f} s with {info['workers']} "
         f"workers plus {info['rebuild_s']:.0f} s of `rebuild`, then reused; not counted in the run."
+        f" Fresh memory at the start: {memory_s:.2f} s per GB to allocate and first touch in a new "
+        "process (on this virtual machine, from ~0.2 s to several seconds, as the host has taken "
+        "unused memory back or not: the bulk figures allocate ~1 GB)."
     )
     notes = [
         "- scale_get_hit: `get(BenchRun, config)` of the same number of distinct random committed cells "
@@ -643,6 +655,8 @@ def main(argv: list[str] | None = None) -> int:
     small, _ = population(args.small, args.layout, args.workers, args.regenerate)
     if args.populate_only:
         return 0
+    memory_s = fresh_memory_s_per_gb()
+    log(f"fresh memory: {memory_s:.2f} s per GB")
     start = time.perf_counter()  # the run, without generating the populations
     t0 = time.perf_counter()
     check_population(large, args.n, 200 if full else 20)
@@ -679,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     log(f"total {seconds:.0f} s; {FIGURES.passed()} figures pass")
     if not args.no_results and (full or args.write_results):
-        write_section(args, seconds, load_start, info)
+        write_section(args, seconds, load_start, info, memory_s)
     return 0
 
 
