@@ -572,9 +572,9 @@ def bench_runs_and_sweeps(large: str, full: bool) -> None:
 
 
 def fresh_memory_s_per_gb() -> float:
-    """Seconds per GB for a new process to allocate and first touch 256 MB: on a virtual
-    machine whose host took unused memory back, several seconds (each page faults in the
-    host too), against ~0.2 s where it did not; the bulk figures allocate ~1 GB."""
+    """Seconds per GB for a new process to allocate and first touch 256 MB. On a virtual
+    machine this varies (a page the host took back faults there too), and with it the bulk
+    figures, which allocate ~1 GB."""
     code = "import time; t = time.perf_counter(); b = bytearray(256 << 20); print(time.perf_counter() - t)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(done.stdout) * 4
@@ -586,8 +586,7 @@ def write_section(args: Any, seconds: float, load_start: str, info: dict[str, An
         f" Population generated {info['created']} in {info['write_s']:.0f} s with {info['workers']} "
         f"workers plus {info['rebuild_s']:.0f} s of `rebuild`, then reused; not counted in the run."
         f" Fresh memory at the start: {memory_s:.2f} s per GB to allocate and first touch in a new "
-        "process (on this virtual machine, from ~0.2 s to several seconds, as the host has taken "
-        "unused memory back or not: the bulk figures allocate ~1 GB)."
+        "process (it varies on a virtual machine; the bulk figures allocate ~1 GB)."
     )
     notes = [
         "- scale_get_hit: `get(BenchRun, config)` of the same number of distinct random committed cells "
