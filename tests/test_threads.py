@@ -3,28 +3,40 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 
 from retain._threads import Daemon, running
 
 
+def in_fresh_process(body: str) -> None:
+    """Run `body` (asserts over `running()`) in a new interpreter: here, daemons that earlier
+    tests left (an index writer ending) change the count at any time."""
+    code = "import threading\nfrom retain._threads import Daemon, running\n" + body
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_daemon_runs_its_target_and_says_when_it_ended() -> None:
-    release, ran = threading.Event(), threading.Event()
+    in_fresh_process("""
+release, ran = threading.Event(), threading.Event()
 
-    def target() -> None:
-        ran.set()
-        release.wait(30)
+def target():
+    ran.set()
+    release.wait(30)
 
-    before = running()
-    daemon = Daemon(target)
-    assert ran.wait(30) and daemon.is_alive()
-    assert running() == before + 1  # threading does not count it: whoever forks asks here
-    release.set()
-    for _ in range(3000):
-        if not daemon.is_alive():
-            break
-        threading.Event().wait(0.01)
-    assert not daemon.is_alive() and running() == before
+assert running() == 0
+daemon = Daemon(target)
+assert ran.wait(30) and daemon.is_alive()
+assert running() == 1  # threading does not count it: whoever forks asks here
+release.set()
+for _ in range(3000):
+    if not daemon.is_alive():
+        break
+    threading.Event().wait(0.01)
+assert not daemon.is_alive() and running() == 0
+""")
 
 
 def test_a_daemon_is_not_alive_in_a_forked_child() -> None:
@@ -46,10 +58,11 @@ def test_a_daemon_is_not_alive_in_a_forked_child() -> None:
 
 
 def test_join_waits_until_the_daemon_is_no_longer_counted() -> None:
-    release = threading.Event()
-    before = running()
-    daemon = Daemon(lambda: release.wait(30))
-    assert not daemon.join(0.05)  # still running: not ended within the timeout
-    release.set()
-    assert daemon.join(30) and running() == before and not daemon.is_alive()
-    assert daemon.join(0)  # ended: at once, as often as asked
+    in_fresh_process("""
+release = threading.Event()
+daemon = Daemon(lambda: release.wait(30))
+assert not daemon.join(0.05) and running() == 1  # still running: not ended within the timeout
+release.set()
+assert daemon.join(30) and running() == 0 and not daemon.is_alive()
+assert daemon.join(0)  # ended: at once, as often as asked
+""")
