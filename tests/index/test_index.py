@@ -445,16 +445,24 @@ def test_a_rebuild_sorts_with_helper_threads_and_gives_them_back(
 ) -> None:
     """The sorts at the end of a rebuild (leaves, indexes) come after the readers are done:
     SQLite's sorter may use the other CPUs then. Queries after it sort in one thread again,
-    also when the rebuild failed."""
+    also when the rebuild failed. The rebuild reads without the memory map (every page of
+    the old contents and the new would stay in the process), which queries have again after."""
     sweep(3)
     retain.index._updates.flush()
     index = default_index(store)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
     statements: list[str] = []
     conn = index._db.connection()
+    mapped = conn.execute("PRAGMA mmap_size").fetchone()[0]
+    assert mapped > 0
     conn.set_trace_callback(statements.append)
     try:
         assert retain.index.rebuild(store) == 3
+        maps = [i for i, sql in enumerate(statements) if sql.startswith("PRAGMA mmap_size")]
+        assert [statements[i] for i in maps] == ["PRAGMA mmap_size=0", f"PRAGMA mmap_size={MMAP_BYTES}"]
+        deleted = statements.index("DELETE FROM config_values")
+        assert maps[0] < deleted and maps[1] > statements.index("PRAGMA threads=0")
+        assert conn.execute("PRAGMA mmap_size").fetchone()[0] == mapped
         places = [i for i, sql in enumerate(statements) if sql.startswith("PRAGMA threads")]
         assert [statements[i] for i in places] == [f"PRAGMA threads={min(cpus - 1, 3)}", "PRAGMA threads=0"]
         first, last = places
@@ -471,6 +479,7 @@ def test_a_rebuild_sorts_with_helper_threads_and_gives_them_back(
             retain.index.rebuild(store)
         conn = index._db.connection()
         assert conn.execute("PRAGMA threads").fetchone()[0] == 0
+        assert conn.execute("PRAGMA mmap_size").fetchone()[0] == mapped
         assert len(get.all(Train)) == 3  # the rebuild rolled back; the index as it was
     finally:
         conn.set_trace_callback(None)

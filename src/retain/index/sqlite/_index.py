@@ -217,6 +217,16 @@ class SqliteIndex(Index):
 
     def replace_all(self, entries: Iterable[IndexEntry], meta: Mapping[str, str]) -> int:
         def work(conn: sqlite3.Connection) -> int:
+            # Without the memory map: the rebuild reads every page of the old contents (to
+            # empty them) and of the new (to sort them), and each mapped page would stay in
+            # this process (+530 MB at 1,000,000 results), for no gain in time.
+            conn.execute("PRAGMA mmap_size=0").fetchall()
+            try:
+                return fill(conn)
+            finally:
+                conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}").fetchall()
+
+        def fill(conn: sqlite3.Connection) -> int:
             self._check_kept_tables(conn)
             conn.execute("DELETE FROM config_values")
             conn.execute("DELETE FROM interfaces")
