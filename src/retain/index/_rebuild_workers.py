@@ -131,10 +131,7 @@ def forked_pool(initializer: Any, initargs: tuple[Any, ...] = ()) -> tuple[Proce
     """A pool of workers forked from this process, one per CPU (up to `MAX_WORKERS`), and
     their number; None where they may not be forked (`can_fork`), on one CPU, or where
     process pools do not work."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     if cpus < 2 or not can_fork():
         return None
     # multiprocessing and the process pool load only when there are workers to start.
@@ -149,6 +146,14 @@ def forked_pool(initializer: Any, initargs: tuple[Any, ...] = ()) -> tuple[Proce
     except (OSError, ImportError, NotImplementedError, ValueError):
         return None  # no working semaphores (some sandboxes)
     return pool, workers
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the platform tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def can_fork() -> bool:

@@ -23,7 +23,7 @@ process keeps its connection and reconnects after a fork or when the file was re
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from operator import itemgetter
 
 from ..._errors import IndexDatabaseError
@@ -41,6 +41,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+    from contextlib import AbstractContextManager
     from typing import Any
 
     from .._entry import IndexEntry, IndexRow, TableRow
@@ -48,8 +49,8 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "SqliteIndex", "filesystem_type"]
 
 
-#: From this size of the index file, a listing of a whole class reads it without the memory
-#: map (`SqliteIndex.listing`).
+#: From this size of the index file, a pass over whole classes (a listing, a count) reads it
+#: without the memory map (`_unmapped_pass`).
 UNMAPPED_PASS_BYTES = 64 * 2**20
 
 
@@ -220,11 +221,8 @@ class SqliteIndex(Index):
             # Without the memory map: the rebuild reads every page of the old contents (to
             # empty them) and of the new (to sort them), and each mapped page would stay in
             # this process (+530 MB at 1,000,000 results), for no gain in time.
-            conn.execute("PRAGMA mmap_size=0").fetchall()
-            try:
+            with _unmapped(conn):
                 return fill(conn)
-            finally:
-                conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}").fetchall()
 
         def fill(conn: sqlite3.Connection) -> int:
             self._check_kept_tables(conn)
@@ -256,14 +254,11 @@ class SqliteIndex(Index):
             # The sorts that follow (staged leaves, then the indexes) run while the readers
             # have finished: SQLite's sorter may use the idle CPUs (6.3 -> 4.3 s for 6,000,000
             # leaves on 2 CPUs).
-            conn.execute(f"PRAGMA threads={_sorter_threads()}")
-            try:
+            with _pragma(conn, "threads", _sorter_threads(), 0):
                 bulk.finish()
                 _write_tags(conn, tagged)
                 for _, sql in indexes:
                     conn.execute(sql)
-            finally:
-                conn.execute("PRAGMA threads=0")
             _set_meta(conn, meta)
             return number
 
@@ -466,31 +461,38 @@ def _set_meta(conn: sqlite3.Connection, values: Mapping[str, str]) -> None:
 
 
 @contextmanager
-def _unmapped_pass(conn: sqlite3.Connection, query: Query) -> Iterator[None]:
-    """The block without SQLite's memory map when `query` passes over whole classes (no
-    condition) of a file over `UNMAPPED_PASS_BYTES`. Such a pass reads an index whose pages
-    lie all over the file: mapped, each page brings its neighbours into this process's memory
-    (+430 MB for a listing of 1,000,000 rows, +460 MB for their count, against nothing kept
-    in SQLite's small page cache), for 0.1 s less. Below that size it is at most the file, and
-    turning the map off and on again would cost more than the pass (~20 us of a 65 us
-    listing)."""
-    whole = not query.conditions and _file_bytes(conn) > UNMAPPED_PASS_BYTES
-    if whole:
-        conn.execute("PRAGMA mmap_size=0").fetchall()
+def _pragma(conn: sqlite3.Connection, name: str, value: int, after: int) -> Iterator[None]:
+    """The block with ``PRAGMA name=value``, set to `after` when it ends (also by an error)."""
+    conn.execute(f"PRAGMA {name}={value}").fetchall()
     try:
         yield
     finally:
-        if whole:
-            conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}").fetchall()
+        conn.execute(f"PRAGMA {name}={after}").fetchall()
+
+
+def _unmapped(conn: sqlite3.Connection) -> AbstractContextManager[None]:
+    """The block without SQLite's memory map (`MMAP_BYTES` again after it)."""
+    return _pragma(conn, "mmap_size", 0, MMAP_BYTES)
+
+
+def _unmapped_pass(conn: sqlite3.Connection, query: Query) -> AbstractContextManager[None]:
+    """`_unmapped` when `query` passes over whole classes (no condition) of a file over
+    `UNMAPPED_PASS_BYTES`, else nothing. Such a pass reads an index whose pages lie all over
+    the file: mapped, each page brings its neighbours into this process's memory (+430 MB
+    for a listing of 1,000,000 rows, +460 MB for their count, against nothing kept in
+    SQLite's small page cache), for 0.1 s less. Below that size it is at most the file, and
+    turning the map off and on again would cost more than the pass (~20 us of a 65 us
+    listing)."""
+    if query.conditions or _file_bytes(conn) <= UNMAPPED_PASS_BYTES:
+        return nullcontext()
+    return _unmapped(conn)
 
 
 def _sorter_threads() -> int:
     """Helper threads for SQLite's sorter in a rebuild: one per other CPU, up to 3."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(0, min(cpus - 1, 3))
+    from .._rebuild_workers import usable_cpus  # loaded by the rebuild already
+
+    return max(0, min(usable_cpus() - 1, 3))
 
 
 def _file_bytes(conn: sqlite3.Connection) -> int:
