@@ -93,3 +93,24 @@ def test_the_population_is_reused_when_whole_and_generated_again_when_not(bench:
     assert third == root and os.path.exists(marker) and not os.path.exists(os.path.join(root, "leftover"))
     with retain.storage(root):
         assert len(get.all(bench.BenchRun)) == 30
+
+
+def test_the_rebuild_from_disk_is_informational_and_skipped_without_root(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--from-disk` times the read of every record and a rebuild, each after the page cache
+    is emptied (here: pretended, a test must not empty the machine's); where that is refused,
+    no figure."""
+    root, _ = bench.population(40, "sharded", workers=1)
+    figures = bench.FIGURES = bench.Figures()
+    monkeypatch.setattr(bench, "drop_page_cache", lambda: False)
+    bench.bench_rebuild_from_disk(root, 40)
+    assert figures == []
+    dropped: list[int] = []
+    monkeypatch.setattr(bench, "drop_page_cache", lambda: dropped.append(1) or True)
+    bench.bench_rebuild_from_disk(root, 40)
+    [figure] = figures
+    assert figure["name"] == "scale_rebuild_from_disk" and figure["pass"] and len(dropped) == 2
+    assert figure["values"]["memory"]["size"] == 40 and figure["baseline"]["median_ms"] > 0
+    assert figure["ratio"] == pytest.approx(figure["values"]["median_ms"] / figure["baseline"]["median_ms"], rel=0.05)
+    assert figure["target"].startswith("informational")

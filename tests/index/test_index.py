@@ -401,6 +401,14 @@ def test_the_sqlite_listing_is_read_from_an_index_without_sorting(store: Storage
         conn.set_trace_callback(None)
 
 
+def assert_unmapped_around(statements: list[str], select: str) -> None:
+    """The map was turned off right before the statement starting with `select`, and on
+    again after it."""
+    sizes = [sql.split("=")[1] for sql in statements if "mmap_size" in sql]
+    at = next(i for i, sql in enumerate(statements) if sql.lstrip().startswith(select))
+    assert sizes == ["0", str(MMAP_BYTES)] and "mmap_size=0" in statements[at - 1], statements
+
+
 def test_a_whole_class_listing_reads_without_the_memory_map(store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
     """The index's pages lie all over the file: a pass over them through the map brings their
     neighbours into the process (+430 MB at 1,000,000 rows; +460 MB for their count);
@@ -420,15 +428,11 @@ def test_a_whole_class_listing_reads_without_the_memory_map(store: Storage, monk
         monkeypatch.setattr(sqlite_backend._index, "UNMAPPED_PASS_BYTES", os.path.getsize(index.path) - 1)
         statements.clear()
         assert len(index.listing(Query([class_reference(Train)])).ids) == 3
-        sizes = [sql.split("=")[1] for sql in statements if "mmap_size" in sql]
-        select = next(i for i, sql in enumerate(statements) if sql.lstrip().startswith("SELECT i.id"))
-        assert sizes == ["0", str(MMAP_BYTES)] and "mmap_size=0" in statements[select - 1]
+        assert_unmapped_around(statements, "SELECT i.id")
         statements.clear()
         # The count of whole classes (which a table asks first) is the same pass.
         assert index.count(Query([class_reference(Train)])) == 3
-        sizes = [sql.split("=")[1] for sql in statements if "mmap_size" in sql]
-        select = next(i for i, sql in enumerate(statements) if sql.lstrip().startswith("SELECT count(*)"))
-        assert sizes == ["0", str(MMAP_BYTES)] and "mmap_size=0" in statements[select - 1]
+        assert_unmapped_around(statements, "SELECT count(*)")
         statements.clear()
         condition = Condition(QueryField("config", "lr", "lr"), equal(0.1, "lr"))
         assert len(index.listing(Query([class_reference(Train)], None, [condition])).ids) == 1
