@@ -300,10 +300,16 @@ with retain.storage(root):
         size = len(get.all(BenchRun).to_dataframe())
     elif what == "rebuild":
         size = retain.index.rebuild(root)
+    elif what in ("rebuild_split", "rebuild_split_without_leaves"):
+        from bench_scale import rebuild_split
+        size, split = rebuild_split(root, leaves=what == "rebuild_split")
     seconds = time.perf_counter() - t0
     peak = status_kb("VmHWM")
-print(json.dumps({"start_mb": start / 1024, "peak_mb": peak / 1024, "delta_mb": (peak - start) / 1024,
-                  "seconds": seconds, "size": size}))
+out = {"start_mb": start / 1024, "peak_mb": peak / 1024, "delta_mb": (peak - start) / 1024,
+       "seconds": seconds, "size": size}
+if what.startswith("rebuild_split"):
+    out.update(split)
+print(json.dumps(out))
 """
 
 
@@ -474,9 +480,9 @@ def drop_page_cache() -> bool:
     return True
 
 
-def bench_rebuild(large: str, n: int, rounds: int) -> None:
+def bench_rebuild(large: str, n: int, rounds: int) -> float:
     """`rebuild` in a child process (its time and memory) between two reads of every record
-    here, `rounds` times: read, rebuild, read, rebuild, ... read."""
+    here, `rounds` times: read, rebuild, read, rebuild, ... read. Returns the median read (ms)."""
     store = LocalStorage(large)
     read_all(store)  # warm the page cache for both
     loads: list[float] = []
@@ -499,6 +505,64 @@ def bench_rebuild(large: str, n: int, rounds: int) -> None:
          "runs_ms": [r(x) for x in reads]},
         ratio, "ratio <= 2x (warm page cache)", ratio <= 2.0,
         f"{m_rebuild / 1000:.1f} s; +{mem:.0f} MB peak", f"{m_read / 1000:.1f} s (read all {n:,} records)",
+    )
+    return m_read
+
+
+def rebuild_split(root: str, leaves: bool = True) -> tuple[int, dict[str, float]]:
+    """`retain.index.rebuild(root)` with every record read and parsed first (held in memory),
+    then given to the index: the time of the reading (`read_ms`) and of the index's one writer
+    alone (`write_ms`, up to its commit). Without `leaves`, the writer is given no config leaves:
+    the difference is what they cost it. Times in ms. (For measurement only: the index then answers no
+    `where`; a rebuild with leaves mends it.)"""
+    from contextlib import contextmanager
+
+    import retain.index
+    from retain.index import _rebuild_workers
+
+    real = _rebuild_workers.read_chunks
+    times: dict[str, float] = {}
+
+    @contextmanager
+    def read_first(store: Any, ids: list[str], size: int) -> Any:
+        t0 = time.perf_counter()
+        with real(store, ids, size) as chunks:
+            read = list(chunks)
+        if not leaves:
+            for chunk in read:
+                for _, entry, _ in chunk:
+                    if entry is not None:
+                        entry.leaves = []
+        t1 = time.perf_counter()
+        times["read_ms"] = (t1 - t0) * 1000
+        yield iter(read)
+        times["write_ms"] = (time.perf_counter() - t1) * 1000
+
+    _rebuild_workers.read_chunks = read_first
+    try:
+        size = retain.index.rebuild(root)
+    finally:
+        _rebuild_workers.read_chunks = real
+    return size, times
+
+
+def bench_rebuild_split(large: str, n: int, read_ms: float) -> None:
+    """For information: the rebuild's writer alone, with every record read first, with and
+    without the config leaves, against the read of every record that `bench_rebuild` timed."""
+    bare = child_memory(large, "rebuild_split_without_leaves")
+    whole = child_memory(large, "rebuild_split")  # second: it leaves the index whole again
+    assert bare["size"] == whole["size"] == n, (bare, whole)
+    write_ms, bare_ms = whole["write_ms"], bare["write_ms"]
+    ratio = write_ms / read_ms
+    FIGURES.add(
+        "scale_rebuild_writer",
+        {"write_ms": r(write_ms), "write_without_leaves_ms": r(bare_ms), "leaves_ms": r(write_ms - bare_ms),
+         "read_first_ms": whole["read_ms"], "results": n},
+        {"ops": "list + open + read every record file, one process (scale_rebuild's baseline)",
+         "median_ms": r(read_ms)},
+        ratio, "informational: the index's writer alone, every record read first (scale_rebuild: <= 2x)", True,
+        f"{write_ms / 1000:.1f} s, of which config leaves {(write_ms - bare_ms) / 1000:.1f} s",
+        f"{read_ms / 1000:.1f} s (read all {n:,} records)",
     )
 
 
@@ -606,6 +670,9 @@ def write_section(args: Any, seconds: float, load_start: str, info: dict[str, An
         "without the map).",
         "- scale_rebuild: `retain.index.rebuild()` in a child process (time and `memory` as above) "
         "vs reading every record file in one process, before and after it, warm page cache. "
+        "scale_rebuild_writer (for information): the same rebuild with every record read and parsed "
+        "first, timing the index's one writer alone (`write_ms`, to its commit), and again "
+        "without the config leaves (`write_without_leaves_ms`), against the same read. "
         "scale_rebuild_from_disk (with `--from-disk`, root only, for information): both right "
         "after emptying the page cache, last in the run.",
         "- population_check: `get` finds a sample of the generated results by config; in quick "
@@ -682,8 +749,10 @@ def main(argv: list[str] | None = None) -> int:
     bench_bulk(large, args.n, reps=2)
     # Right after the bulk reads: rebuild reads the old index too (to empty it), from the page
     # cache as they left it.
-    bench_rebuild(large, args.n, rounds=1 if full else 2)
+    read_ms = bench_rebuild(large, args.n, rounds=1 if full else 2)
     log("rebuild done")
+    bench_rebuild_split(large, args.n, read_ms)
+    log("rebuild split done")
     bench_runs_and_sweeps(large, full)
     if args.from_disk:  # last: it leaves the page cache empty
         bench_rebuild_from_disk(large, args.n)

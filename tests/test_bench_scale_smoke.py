@@ -30,7 +30,7 @@ def test_quick_run_exits_0_and_prints_one_json_line_per_figure(tmp_path: Path) -
         assert set(figure) == {"name", "values", "baseline", "ratio", "target", "pass"}, figure
     assert [f["name"] for f in figures] == [
         "population_check", "scale_get_hit", "scale_where_equality", "scale_query_after_commit",
-        "scale_get_all", "scale_to_table", "scale_to_dataframe", "scale_rebuild",
+        "scale_get_all", "scale_to_table", "scale_to_dataframe", "scale_rebuild", "scale_rebuild_writer",
         # every other figure of the issue, in the same run
         "launch_overhead", "pool_200x50ms", "pool_per_component",
         "pool_200x50ms_fresh", "pool_per_component_fresh", "commit_rate",
@@ -40,9 +40,15 @@ def test_quick_run_exits_0_and_prints_one_json_line_per_figure(tmp_path: Path) -
     assert check["pass"] and check["values"]["verify"]["exit"] == 0, check
     assert figures[4]["values"]["memory"]["size"] == 2000
     # The commits measured in the population are deleted again: it is what was generated.
-    assert figures[13]["values"]["commits"] == 400
+    assert figures[14]["values"]["commits"] == 400
+    writer = figures[8]["values"]
+    assert writer["results"] == 2000 and writer["write_ms"] > 0 and writer["read_first_ms"] > 0
+    assert abs(writer["leaves_ms"] - (writer["write_ms"] - writer["write_without_leaves_ms"])) <= 0.02
     large = next(tmp_path.glob("cache/scale-sharded-2000-*/storage"))
     assert len(get.all(retain.Interface, storage=str(large))) == 2000
+    # The index is whole after the rebuild without config leaves: answered by `where`.
+    with retain.storage(str(large)):
+        assert len(get.all(retain.Interface, where={"group": 7})) == 20
     assert retain.verify(storage=str(large)).ok
     # Both populations are cached, whole, for the next run.
     cached = sorted(os.listdir(tmp_path / "cache"))
@@ -114,3 +120,20 @@ def test_the_rebuild_from_disk_is_informational_and_skipped_without_root(
     assert figure["values"]["memory"]["size"] == 40 and figure["baseline"]["median_ms"] > 0
     assert figure["ratio"] == pytest.approx(figure["values"]["median_ms"] / figure["baseline"]["median_ms"], rel=0.05)
     assert figure["target"].startswith("informational")
+
+
+def test_the_split_rebuild_times_the_writer_with_and_without_the_config_leaves(bench: ModuleType) -> None:
+    root, _ = bench.population(60, "sharded", workers=1)
+    size, times = bench.rebuild_split(root, leaves=False)
+    assert size == 60 and set(times) == {"read_ms", "write_ms"} and min(times.values()) > 0
+    with retain.storage(root):
+        assert len(get.all(bench.BenchRun)) == 60
+        assert len(get.all(bench.BenchRun, where={"group": 7})) == 0  # no config leaves given
+    size, times = bench.rebuild_split(root)
+    assert size == 60 and min(times.values()) > 0
+    with retain.storage(root):
+        assert len(get.all(bench.BenchRun, where={"group": 7})) == 1
+    # The rebuild reads through retain's own reader again afterwards.
+    from retain.index import _rebuild_workers
+
+    assert _rebuild_workers.read_chunks.__module__ == "retain.index._rebuild_workers"
