@@ -133,6 +133,14 @@ def test_the_split_rebuild_times_the_writer_with_and_without_the_config_leaves(b
     assert size == 60 and min(times.values()) > 0
     with retain.storage(root):
         assert len(get.all(bench.BenchRun, where={"group": 7})) == 1
+    # A population whose index was left without leaves (a stopped run) is mended on reuse.
+    bench.rebuild_split(root, leaves=False)
+    with open(bench._stripped_marker(root), "w"):
+        pass
+    again, _ = bench.population(60, "sharded", workers=1)
+    assert again == root and not os.path.exists(bench._stripped_marker(root))
+    with retain.storage(root):
+        assert len(get.all(bench.BenchRun, where={"group": 7})) == 1
     # The rebuild reads through retain's own reader again afterwards.
     from retain.index import _rebuild_workers
 
