@@ -118,8 +118,8 @@ def annotate(
         durable = _settings.durable()
         # Journal first: an index that misses the update below (a killed process) reads the
         # tags of `id` again at the next query.
-        _updates.journal(storage, id, JOURNAL_ANNOTATE, durable)
-        events.write_event(storage, id, encode_annotation(now_iso(), added, removed, note), time.time_ns(), durable=durable)
+        with _updates.journaled(storage, id, JOURNAL_ANNOTATE, durable):
+            events.write_event(storage, id, encode_annotation(now_iso(), added, removed, note), time.time_ns(), durable=durable)
         _updates.after_annotate(storage, id)
     return read(storage, id)
 

@@ -137,8 +137,9 @@ def remove_planned(store: Storage, plan: list[Removed]) -> list[Removed]:
     try:
         for item in plan:
             # Journal first: an index that misses the update below (a killed process) drops the id.
-            _updates.journal(store, item.id, JOURNAL_REMOVE, durable)
-            if store.remove(item.id, durable=durable):
+            with _updates.journaled(store, item.id, JOURNAL_REMOVE, durable):
+                removed = store.remove(item.id, durable=durable)
+            if removed:
                 done.append(item)
     finally:
         _updates.after_remove(store, [item.id for item in done])

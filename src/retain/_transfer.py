@@ -743,8 +743,9 @@ def _land_one(target: Storage, item: _Item, durable: bool) -> str:
             atomic_write(path, lambda handle: shutil.copyfileobj(source, handle, 1 << 20), durable=durable)
         names.append(name)
     # Journal first, as a commit: an index that misses the update below finds the id.
-    _updates.journal(target, item.id, JOURNAL_COMMIT, durable)
-    if target.publish_record(item.id, item.data, durable=durable):
+    with _updates.journaled(target, item.id, JOURNAL_COMMIT, durable):
+        published = target.publish_record(item.id, item.data, durable=durable)
+    if published:
         _updates.after_publish(target, item.record, SUMMARY_FILE in names)
         if annotated:
             _updates.after_annotate(target, item.id)

@@ -169,9 +169,9 @@ class Component(Interface):
         outputs = [name for name in storage.list_files(id) if name != RECORD_FILE and name not in names]
         # The index row loses its summary and metrics: journaled first (as a removal: the next
         # query drops the row and reads the record again), so a crash midway is repaired too.
-        _index_updates.journal(storage, id, JOURNAL_REMOVE, _settings.durable())
-        for name in names + outputs:
-            storage.delete_file(id, name)
+        with _index_updates.journaled(storage, id, JOURNAL_REMOVE, _settings.durable()):
+            for name in names + outputs:
+                storage.delete_file(id, name)
         _index_updates.after_remove(storage, [id])
         _index_updates.after_publish(storage, record)
 

@@ -142,8 +142,9 @@ class Interface(Element):
         state = self._retain_record_baseline(state, durable)
         record = self._retain_new_record(state, inputs)
         # Journal first: an index that misses the update below (a killed process) finds the id.
-        _index_updates.journal(storage, state.id, JOURNAL_COMMIT, durable)
-        if storage.publish_record(state.id, encode_record(record), durable=durable):
+        with _index_updates.journaled(storage, state.id, JOURNAL_COMMIT, durable):
+            published = storage.publish_record(state.id, encode_record(record), durable=durable)
+        if published:
             self._retain_record = record
             # Never raises: the index is a cache.
             _index_updates.after_publish(storage, record, self._retain_summary_saved)
@@ -383,9 +384,9 @@ class Interface(Element):
         durable = _settings.durable()
         makedirs(directory, durable=durable)
         merged = {**self.load_summary(), **update}
-        _index_updates.journal(storage, self.id, JOURNAL_SUMMARY, durable)
         data = encode_summary(merged)
-        atomic_write(os.path.join(directory, SUMMARY_FILE), lambda handle: handle.write(data), durable=durable)
+        with _index_updates.journaled(storage, self.id, JOURNAL_SUMMARY, durable):
+            atomic_write(os.path.join(directory, SUMMARY_FILE), lambda handle: handle.write(data), durable=durable)
         self._retain_summary_saved = True
         record = self._retain_record
         if record is None and self.is_committed():

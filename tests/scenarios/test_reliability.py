@@ -252,14 +252,38 @@ def test_read_only_storage_says_why_and_keeps_what_is_stored(tmp_path: Path) -> 
         kept = get(Item, {"k": 1}).commit()
         subprocess.run(["mount", "-o", "remount,ro", str(root)], check=True)
         try:
-            with pytest.raises(retain.StorageError, match="Read-only file system"):
-                get(Item, {"k": 2}).commit()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with pytest.raises(retain.StorageError, match="Read-only file system"):
+                    get(Item, {"k": 2}).commit()
+            # The error says what was wrong; no warning that the index may miss a commit made.
+            assert [w.message for w in caught if issubclass(w.category, retain.IndexWarning)] == []
             with pytest.raises(retain.StorageError, match="Read-only file system"):
                 kept.save_file("x.json", 1)
             assert get(Item, {"k": 1}) == kept and get(Item, {"k": 1}).is_committed()
             assert not get(Item, {"k": 2}).is_committed()
         finally:
             subprocess.run(["mount", "-o", "remount,rw", str(root)], check=True)
+
+
+def test_an_unwritable_journal_is_reported_once_the_change_it_announces_is_made(tmp_path: Path) -> None:
+    from retain.index import _updates
+    from retain.storage.layout import JOURNAL_COMMIT
+
+    with retain.storage(tmp_path / "s") as store:
+        get(Item, {"k": 1}).commit()
+        journal = tmp_path / "s" / ".retain" / "journal"
+        journal.unlink()
+        journal.mkdir()  # appending to it fails (EISDIR), even as root
+        with pytest.warns(retain.IndexWarning, match="could not append to the index journal"):
+            made = get(Item, {"k": 2}).commit()
+        assert made.is_committed() and get(Item, {"k": 2}) == made
+        # A change that fails raises its own error, and nothing is said of the journal.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ZeroDivisionError):
+                with _updates.journaled(store, made.id, JOURNAL_COMMIT):
+                    1 / 0
 
 
 # -- fuzzed bad input -----------------------------------------------------------------------

@@ -83,11 +83,38 @@ def updates(mode: str) -> _Mode:
 
 def journal(storage: Storage, id: str, kind: str, durable: bool = False) -> None:
     """Append `id` to the storage's journal (before the change it announces is published)."""
+    missed = _append(storage, id, kind, durable)
+    if missed is not None:
+        _warn(missed)
+
+
+class journaled:
+    """``with journaled(storage, id, kind, durable): <the change>``: `journal`, but a journal
+    that could not be appended to is reported only once the change is made. A change that
+    fails says itself what was wrong (a read-only storage fails both), and a warning that the
+    index may miss it would be false."""
+
+    __slots__ = ("storage", "id", "kind", "durable", "missed")
+
+    def __init__(self, storage: Storage, id: str, kind: str, durable: bool = False) -> None:
+        self.storage, self.id, self.kind, self.durable = storage, id, kind, durable
+        self.missed: str | None = None
+
+    def __enter__(self) -> None:
+        self.missed = _append(self.storage, self.id, self.kind, self.durable)
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        if kind is None and self.missed is not None:
+            _warn(self.missed)
+
+
+def _append(storage: Storage, id: str, kind: str, durable: bool) -> str | None:
+    """Append the line; what to warn of if it could not be appended, else None."""
     if _mode.get() == "off":
-        return
+        return None
     root = storage.local_root()
     if root is None:
-        return
+        return None
     path = journal_path(root)
     line = encode_journal_line(id, kind, time.time_ns())
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
@@ -106,9 +133,10 @@ def journal(storage: Storage, id: str, kind: str, durable: bool = False) -> None
             os.close(fd)
     except OSError as exc:
         if not os.path.isdir(root):
-            return  # the storage itself is unusable: the publish that follows says so
-        _warn(f"could not append to the index journal {path} ({exc.strerror or exc}); the index "
-              "may miss interfaces committed now until retain.index.rebuild()")
+            return None  # the storage itself is unusable: the publish that follows says so
+        return (f"could not append to the index journal {path} ({exc.strerror or exc}); the index "
+                "may miss interfaces committed now until retain.index.rebuild()")
+    return None
 
 
 def after_publish(storage: Storage, record: dict[str, Any], with_summary: bool = False) -> None:
