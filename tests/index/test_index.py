@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -381,24 +383,35 @@ def test_a_collection_reads_its_rows_when_asked(store: Storage) -> None:
     assert found.filter({"summary.loss": 0.5}).ids() == [runs[0].id]
 
 
+@contextmanager
+def traced(index: SqliteIndex) -> Iterator[tuple[list[str], int]]:
+    """In the block, the SQL that the index's connection runs (a list that grows) and the
+    size of its memory map, which is the same again after the block."""
+    conn = index._db.connection()
+    mapped = conn.execute("PRAGMA mmap_size").fetchone()[0]
+    assert mapped > 0
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        yield statements, mapped
+    finally:
+        conn.set_trace_callback(None)
+    assert index._db.connection().execute("PRAGMA mmap_size").fetchone()[0] == mapped
+
+
 def test_the_sqlite_listing_is_read_from_an_index_without_sorting(store: Storage) -> None:
     sweep(3)
     Data().commit()
     retain.index._updates.flush()
     index = default_index(store)
-    statements: list[str] = []
-    conn = index._db.connection()
-    conn.set_trace_callback(statements.append)
-    try:
+    with traced(index) as (statements, _):
         for query in (Query([class_reference(Train)]), Query()):
             statements.clear()
             listing = index.listing(query)
             assert len(listing.ids) == (3 if query.classes else 4)
             [select] = [sql for sql in statements if sql.lstrip().startswith("SELECT i.id")]
-            plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {select}"))
+            plan = " ".join(row[3] for row in index._db.connection().execute(f"EXPLAIN QUERY PLAN {select}"))
             assert "COVERING INDEX" in plan and "TEMP B-TREE" not in plan, plan
-    finally:
-        conn.set_trace_callback(None)
 
 
 def assert_unmapped_around(statements: list[str], select: str) -> None:
@@ -417,12 +430,7 @@ def test_a_whole_class_listing_reads_without_the_memory_map(store: Storage, monk
     sweep(3)
     retain.index._updates.flush()
     index = default_index(store)
-    statements: list[str] = []
-    conn = index._db.connection()
-    mapped = conn.execute("PRAGMA mmap_size").fetchone()[0]
-    assert mapped > 0
-    conn.set_trace_callback(statements.append)
-    try:
+    with traced(index) as (statements, _):
         assert len(index.listing(Query([class_reference(Train)])).ids) == 3
         assert not [sql for sql in statements if "mmap_size" in sql]  # a small file
         monkeypatch.setattr(sqlite_backend._index, "UNMAPPED_PASS_BYTES", os.path.getsize(index.path) - 1)
@@ -438,9 +446,6 @@ def test_a_whole_class_listing_reads_without_the_memory_map(store: Storage, monk
         assert len(index.listing(Query([class_reference(Train)], None, [condition])).ids) == 1
         assert index.count(Query([class_reference(Train)], None, [condition])) == 1
         assert not [sql for sql in statements if "mmap_size" in sql]
-    finally:
-        conn.set_trace_callback(None)
-    assert conn.execute("PRAGMA mmap_size").fetchone()[0] == mapped
 
 
 @pytest.mark.parametrize("cpus", [1, 2, 8])
@@ -455,12 +460,8 @@ def test_a_rebuild_sorts_with_helper_threads_and_gives_them_back(
     retain.index._updates.flush()
     index = default_index(store)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
-    statements: list[str] = []
-    conn = index._db.connection()
-    mapped = conn.execute("PRAGMA mmap_size").fetchone()[0]
-    assert mapped > 0
-    conn.set_trace_callback(statements.append)
-    try:
+    with traced(index) as (statements, mapped):
+        conn = index._db.connection()
         assert retain.index.rebuild(store) == 3
         maps = [i for i, sql in enumerate(statements) if sql.startswith("PRAGMA mmap_size")]
         assert [statements[i] for i in maps] == ["PRAGMA mmap_size=0", f"PRAGMA mmap_size={MMAP_BYTES}"]
@@ -481,12 +482,8 @@ def test_a_rebuild_sorts_with_helper_threads_and_gives_them_back(
         monkeypatch.setattr(sqlite_backend._insert.BulkInsert, "finish", broken)
         with pytest.raises(IndexDatabaseError, match="disk I/O error"):
             retain.index.rebuild(store)
-        conn = index._db.connection()
-        assert conn.execute("PRAGMA threads").fetchone()[0] == 0
-        assert conn.execute("PRAGMA mmap_size").fetchone()[0] == mapped
-        assert len(get.all(Train)) == 3  # the rebuild rolled back; the index as it was
-    finally:
-        conn.set_trace_callback(None)
+        assert index._db.connection().execute("PRAGMA threads").fetchone()[0] == 0
+        assert len(get.all(Train)) == 3  # the rebuild rolled back; the index as it was (and the map: `traced`)
 
 
 def test_to_table_columns(store: Storage) -> None:
