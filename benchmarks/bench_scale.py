@@ -295,6 +295,7 @@ with retain.storage(root):
     start = status_kb("VmRSS")
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")  # the peak (VmHWM) starts again from the resident size now
+    split = {}  # the parts of a split rebuild
     t0 = time.perf_counter()
     if what == "get_all":
         out = get.all(BenchRun)
@@ -310,11 +311,8 @@ with retain.storage(root):
         size, split = rebuild_split(root, leaves=what == "rebuild_split")
     seconds = time.perf_counter() - t0
     peak = status_kb("VmHWM")
-out = {"start_mb": start / 1024, "peak_mb": peak / 1024, "delta_mb": (peak - start) / 1024,
-       "seconds": seconds, "size": size}
-if what.startswith("rebuild_split"):
-    out.update(split)
-print(json.dumps(out))
+print(json.dumps({"start_mb": start / 1024, "peak_mb": peak / 1024, "delta_mb": (peak - start) / 1024,
+                  "seconds": seconds, "size": size, **split}))
 """
 
 
